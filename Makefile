@@ -1,0 +1,108 @@
+# sonde: zero-code latency and error tracer.
+#   make          build ./sonde
+#   make deps     install the Debian packages the build, tests and bench need
+#   make run      deps + build, then start the agent with its defaults
+#   make test     deps + build, then unit and end-to-end tests (as root)
+#   make bench    nginx + wrk: no agent vs empty BPF programs vs sonde
+#   make fmt      clang-format every C source in place
+
+VERSION := 0.1.0
+OUT := build
+
+MACHINE := $(shell uname -m)
+ifeq ($(MACHINE),x86_64)
+BPF_ARCH := x86
+else
+$(error sonde: unsupported architecture '$(MACHINE)': only x86_64 has a vmlinux/<arch>/vmlinux.h; see vmlinux/README.md to add one)
+endif
+
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+PYTHON ?= /usr/bin/python3
+
+DEPFLAGS := -MMD -MP
+CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-DSONDE_VERSION='"$(VERSION)"' -Iinclude -Iuser -I$(OUT)
+LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lpthread -lm
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Wextra \
+	-Werror -Wno-unused-parameter -Iinclude -Ibpf -Ivmlinux/$(BPF_ARCH)
+
+BPF_OBJS := $(OUT)/capture.bpf.o $(OUT)/floor.bpf.o
+SKELS := $(BPF_OBJS:.bpf.o=.skel.h)
+USER_SRCS := $(wildcard user/*.c)
+USER_OBJS := $(USER_SRCS:user/%.c=$(OUT)/user/%.o)
+LIB_OBJS := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
+TOOL_BINS := $(OUT)/tools/floor
+
+DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
+	zlib1g-dev libmicrohttpd-dev pkg-config nginx wrk prometheus curl \
+	python3 python3-pytest iproute2
+
+.PHONY: all deps run test unit e2e bench fmt clean
+# Keep BPF objects: bench and debugging load them directly.
+.SECONDARY:
+all: sonde
+
+sonde: $(USER_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/%.bpf.o: bpf/%.bpf.c | $(OUT)
+	$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(notdir $*)_bpf > $@.tmp && mv $@.tmp $@
+
+# Every userspace object may include a skeleton; generate them first.
+$(OUT)/user/%.o: user/%.c | $(SKELS) $(OUT)/user
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+$(OUT)/tools/%: tools/%.c | $(SKELS) $(OUT)/tools
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
+
+$(OUT) $(OUT)/user $(OUT)/tests $(OUT)/tools:
+	mkdir -p $@
+
+# Installs only what is missing, so a prepared machine pays one dpkg query.
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "sonde: installing Debian packages:" $$missing; \
+		[ "$$(id -u)" = 0 ] || { echo "sonde: make deps must run as root" >&2; exit 1; }; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+run: deps
+	$(MAKE) all
+	./sonde
+
+unit: $(UNIT_BINS)
+	@rc=0; for t in $(UNIT_BINS); do $$t || rc=1; done; exit $$rc
+
+e2e: all $(TOOL_BINS)
+	$(PYTHON) -m pytest -v tests/e2e
+
+test: deps
+	$(MAKE) all $(UNIT_BINS) $(TOOL_BINS)
+	$(MAKE) unit
+	$(MAKE) e2e
+
+bench: deps
+	$(MAKE) all $(TOOL_BINS)
+	$(PYTHON) tools/bench.py
+
+fmt:
+	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/unit/*.c tests/unit/*.h tools/*.c
+
+clean:
+	rm -rf $(OUT) sonde
+
+-include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d $(OUT)/tools/*.d)

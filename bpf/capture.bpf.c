@@ -1,0 +1,628 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Request/response capture on syscall tracepoints.
+ *
+ * A TCP connection is known per (process, fd). It becomes known when accept
+ * or connect returns it, or lazily the first time a traced syscall touches an
+ * fd that resolves to a TCP socket (connections opened before sonde started).
+ * Other fds (files, pipes, unix sockets) are remembered in skip_fds so the
+ * socket lookup runs once per fd, not once per syscall.
+ *
+ * Server side: an exchange starts when a read returns bytes that look like
+ * the start of an HTTP request line, and ends when a write starts with an
+ * HTTP status line. One ring-buffer event per exchange carries both
+ * timestamps and the first bytes of the request and of the response; the
+ * daemon parses them. Interim 1xx responses do not end an exchange.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "sonde_events.h"
+#include "capture.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the daemon before load. */
+const volatile __u32 self_tgid = 0;   /* sonde itself: never traced */
+const volatile __u32 filter_tgid = 0; /* 0: every process */
+const volatile __u16 filter_port = 0; /* 0: every port */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+/* fds that are not TCP sockets, or are filtered out: nothing to do. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, __u8);
+} skip_fds SEC(".maps");
+
+/* Arguments of a data syscall in flight, from sys_enter to sys_exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SONDE_MAX_THREADS);
+	__type(key, __u32);
+	__type(value, struct io_args);
+} io_args SEC(".maps");
+
+/* Processes that produced an exchange: their exit and exec are reported so
+ * the daemon can forget what it cached about them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SONDE_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, __u8);
+} procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SONDE_DROP_REASON_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SONDE_RINGBUF_BYTES);
+} events SEC(".maps");
+
+/* Template for a new connection: inserted, then filled in place, because a
+ * struct conn does not fit on the BPF stack. */
+static const struct conn zero_conn;
+
+static __always_inline void count_drop(__u32 reason)
+{
+	__u64 *n = bpf_map_lookup_elem(&drops, &reason);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline bool process_ignored(__u32 tgid)
+{
+	return tgid == self_tgid || (filter_tgid && tgid != filter_tgid);
+}
+
+/* The open file behind fd in the current process, or NULL. */
+static __always_inline struct file *file_of_fd(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return file;
+}
+
+/* The TCP (IPv4 or IPv6) socket behind file, or NULL for anything else. */
+static __always_inline struct sock *tcp_sock_of_file(struct file *file)
+{
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family, protocol;
+
+	if (!file)
+		return NULL;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = (struct socket *)BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return NULL;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	/* sk_protocol was an 8-bit bitfield before v5.6 (commit bf9765145b85
+	 * "sock: Make sk_protocol a 16-bit value"); the probed read handles
+	 * both shapes. */
+	protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	return protocol == IPPROTO_TCP ? sk : NULL;
+}
+
+static __always_inline void conn_set_socket(struct conn *c, struct file *file,
+					    struct sock *sk)
+{
+	__u32 a4;
+
+	c->file = (__u64)file;
+	c->sk = (__u64)sk;
+	c->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (c->family == AF_INET) {
+		a4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(c->saddr, &a4, sizeof(a4));
+		a4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(c->daddr, &a4, sizeof(a4));
+	} else {
+		BPF_CORE_READ_INTO(&c->saddr, sk,
+				   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&c->daddr, sk,
+				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+}
+
+static __always_inline bool port_ignored(struct sock *sk)
+{
+	if (!filter_port)
+		return false;
+	return BPF_CORE_READ(sk, __sk_common.skc_num) != filter_port &&
+	       bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) !=
+		       filter_port;
+}
+
+static __always_inline void skip_fd(struct conn_key *key)
+{
+	__u8 one = 1;
+
+	bpf_map_update_elem(&skip_fds, key, &one, BPF_ANY);
+}
+
+/* Starts tracking the connection on key->fd, replacing whatever was known
+ * about that fd. Returns the new state, or NULL when the fd is not a TCP
+ * socket we trace (it is then remembered in skip_fds). */
+static __always_inline struct conn *conn_track(struct conn_key *key,
+					       __u8 role)
+{
+	struct file *file = file_of_fd(key->fd);
+	struct sock *sk = tcp_sock_of_file(file);
+	struct conn *c;
+
+	if (!sk || port_ignored(sk)) {
+		bpf_map_delete_elem(&conns, key);
+		skip_fd(key);
+		return NULL;
+	}
+	bpf_map_delete_elem(&skip_fds, key);
+	if (bpf_map_update_elem(&conns, key, &zero_conn, BPF_ANY)) {
+		count_drop(SONDE_DROP_CONN_FULL);
+		return NULL;
+	}
+	c = bpf_map_lookup_elem(&conns, key);
+	if (!c)
+		return NULL;
+	c->role = role;
+	conn_set_socket(c, file, sk);
+	return c;
+}
+
+static __always_inline struct conn *conn_find(struct conn_key *key)
+{
+	struct conn *c = bpf_map_lookup_elem(&conns, key);
+
+	if (c || bpf_map_lookup_elem(&skip_fds, key))
+		return c;
+	return conn_track(key, ROLE_UNKNOWN);
+}
+
+/* An fd can be closed behind our back (dup2 onto it, close_range, exec with
+ * O_CLOEXEC) and reused. Checked once per exchange, not once per syscall:
+ * the open file behind the fd must still be the one we saw. */
+static __always_inline struct conn *conn_revalidate(struct conn_key *key,
+						    struct conn *c)
+{
+	if (c->file == (__u64)file_of_fd(key->fd))
+		return c;
+	return conn_track(key, ROLE_UNKNOWN);
+}
+
+/* "GET /x" or "PROPFIND /x": an RFC 9110 method token (here: upper-case
+ * letters, '-' or '_', at most 15) then a space. A read shorter than that
+ * ("GE") passes when every byte seen so far could start one, so a request
+ * line that arrives in pieces still starts an exchange. */
+static __always_inline bool looks_like_request(const char *p, __u32 n)
+{
+	for (__u32 i = 0; i < SONDE_PEEK; i++) {
+		char ch = p[i];
+
+		if (i >= n)
+			return i > 0;
+		if (ch == ' ')
+			return i > 0;
+		if (!((ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_'))
+			return false;
+	}
+	return false;
+}
+
+/* "HTTP/1.1 200 OK": only a status line starts a response. */
+static __always_inline bool looks_like_status_line(const char *p, __u32 n)
+{
+	return n >= 12 && p[0] == 'H' && p[1] == 'T' && p[2] == 'T' &&
+	       p[3] == 'P' && p[4] == '/' && p[5] == '1' && p[6] == '.' &&
+	       p[8] == ' ';
+}
+
+/* "HTTP/1.1 100 Continue", 102 Processing, 103 Early Hints: the final
+ * response is still to come. 101 Switching Protocols is final. */
+static __always_inline bool is_interim_status(const char *p)
+{
+	return p[9] == '1' && p[10] == '0' &&
+	       (p[11] == '0' || p[11] == '2' || p[11] == '3');
+}
+
+/* Copies up to SONDE_PEEK bytes from the start of a user buffer; returns
+ * how many. */
+static __always_inline __u32 peek_user(char *dst, const void *src, long n)
+{
+	__u32 len = n > SONDE_PEEK ? SONDE_PEEK : n;
+
+	barrier_var(len);
+	if (len > SONDE_PEEK || bpf_probe_read_user(dst, len, src))
+		return 0;
+	return len;
+}
+
+static __always_inline void req_append(struct conn *c, const void *buf,
+				       long n)
+{
+	__u32 off = c->req_len;
+	__u32 len = n > SONDE_REQ_CAP ? SONDE_REQ_CAP : n;
+
+	if (off >= SONDE_REQ_CAP)
+		return;
+	barrier_var(len);
+	if (len > SONDE_REQ_CAP)
+		return;
+	if (off + len > SONDE_REQ_CAP)
+		len = SONDE_REQ_CAP - off;
+	/* off < CAP and len <= CAP: the copy stays inside req[2 * CAP]. */
+	if (bpf_probe_read_user(&c->req[off], len, buf))
+		return;
+	c->req_len = off + len;
+}
+
+static __always_inline void remember_process(__u32 tgid)
+{
+	__u8 one = 1;
+
+	if (bpf_map_lookup_elem(&procs, &tgid))
+		return;
+	if (bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST) == -E2BIG)
+		count_drop(SONDE_DROP_PROC_FULL);
+}
+
+/* Offset just past the first "\r\n\r\n" in p[0..n), or 0. */
+static __always_inline __u32 head_end(const char *p, __u32 n)
+{
+	for (__u32 i = 3; i < SONDE_RESP_CAP; i++) {
+		if (i >= n)
+			return 0;
+		if (p[i] == '\n' && p[i - 1] == '\r' && p[i - 2] == '\n' &&
+		    p[i - 3] == '\r')
+			return i + 1;
+	}
+	return 0;
+}
+
+/* Sends the exchange whose response head is in buf[0..n). Returns false
+ * when buf held only an interim (1xx) head, so the exchange goes on. */
+static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
+					  const void *buf, long n, bool interim)
+{
+	struct sonde_http_event *ev;
+	__u32 len = n > SONDE_RESP_CAP ? SONDE_RESP_CAP : n;
+	__u32 end;
+	long fill;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_drop(SONDE_DROP_RINGBUF_FULL);
+		return true;
+	}
+	barrier_var(len);
+	if (len > SONDE_RESP_CAP || bpf_probe_read_user(ev->resp, len, buf))
+		len = 0;
+	if (interim) {
+		/* 100 Continue alone: the final head comes in a later write.
+		 * 100 Continue and the final head in one write: send it, the
+		 * daemon skips the interim head. */
+		end = head_end(ev->resp, len);
+		if (!end || end >= n) {
+			bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+			return false;
+		}
+	}
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.tgid = key->tgid;
+	ev->hdr.kind = SONDE_EV_HTTP_EXCHANGE;
+	ev->hdr.pad = 0;
+	ev->start_ns = c->start_ns;
+	ev->end_ns = ev->hdr.ts_ns;
+	ev->sock_cookie = c->sk;
+	__builtin_memcpy(ev->saddr, c->saddr, sizeof(ev->saddr));
+	__builtin_memcpy(ev->daddr, c->daddr, sizeof(ev->daddr));
+	ev->fd = key->fd;
+	ev->sport = c->sport;
+	ev->dport = c->dport;
+	ev->family = c->family;
+	ev->req_len = c->req_len;
+	ev->resp_len = len;
+	ev->pipeline_idx = c->pipeline_idx;
+	ev->pad = 0;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	__builtin_memcpy(ev->req, c->req, SONDE_REQ_CAP);
+	/* No wakeup per event: the daemon polls on a short timer, and is
+	 * woken only when the buffer starts to fill. */
+	fill = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(ev, fill > SONDE_RINGBUF_WAKE_BYTES ?
+				       BPF_RB_FORCE_WAKEUP :
+				       BPF_RB_NO_WAKEUP);
+	remember_process(key->tgid);
+	return true;
+}
+
+static __always_inline void on_server_read(struct conn_key *key,
+					   struct conn *c, const void *buf,
+					   long n)
+{
+	char peek[SONDE_PEEK];
+	__u32 got;
+
+	if (c->phase == PHASE_REQUEST) {
+		/* The rest of a head, pipelined requests or a body. */
+		req_append(c, buf, n);
+		return;
+	}
+	got = peek_user(peek, buf, n);
+	if (!looks_like_request(peek, got))
+		return;
+	c = conn_revalidate(key, c);
+	if (!c)
+		return;
+	c->role = ROLE_SERVER;
+	c->phase = PHASE_REQUEST;
+	c->start_ns = bpf_ktime_get_ns();
+	c->req_len = 0;
+	c->pipeline_idx = 0;
+	req_append(c, buf, n);
+}
+
+static __always_inline void on_server_write(struct conn_key *key,
+					    struct conn *c, const void *buf,
+					    long n)
+{
+	char peek[SONDE_PEEK];
+	__u32 got;
+
+	if (c->phase == PHASE_IDLE)
+		return;
+	got = peek_user(peek, buf, n);
+	if (!looks_like_status_line(peek, got))
+		return;
+	if (!emit_exchange(key, c, buf, n, is_interim_status(peek)))
+		return;
+	c->phase = PHASE_RESPONSE;
+	if (c->pipeline_idx < 255)
+		c->pipeline_idx++;
+}
+
+/* A connection whose first traced bytes are written, not read, and look
+ * like a request is the client side; it is left alone here. */
+static __always_inline void classify_by_write(struct conn *c, const void *buf,
+					      long n)
+{
+	char peek[SONDE_PEEK];
+
+	if (looks_like_request(peek, peek_user(peek, buf, n)))
+		c->role = ROLE_CLIENT;
+}
+
+/* sys_enter half: remember where the data goes, for sys_exit. */
+static __always_inline int io_enter(__u32 fd, __u64 buf, __u8 how)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = id >> 32, .fd = fd };
+	struct io_args args = { .buf = buf, .fd = fd, .how = how };
+	__u32 tid = (__u32)id;
+	struct conn *c;
+
+	if (process_ignored(key.tgid))
+		return 0;
+	c = conn_find(&key);
+	if (!c || c->role == ROLE_CLIENT)
+		return 0;
+	if (bpf_map_update_elem(&io_args, &tid, &args, BPF_ANY))
+		count_drop(SONDE_DROP_ARGS_FULL);
+	return 0;
+}
+
+/* The first data buffer of a read or write: plain, iovec or msghdr. */
+static __always_inline const void *io_first_buffer(struct io_args *a,
+						   long *n)
+{
+	struct user_msghdr msg;
+	struct iovec iov;
+	const void *iovp = (const void *)a->buf;
+
+	if (a->how == IO_PLAIN)
+		return (const void *)a->buf;
+	if (a->how == IO_MSGHDR) {
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf))
+			return NULL;
+		iovp = msg.msg_iov;
+	}
+	if (bpf_probe_read_user(&iov, sizeof(iov), iovp))
+		return NULL;
+	if ((__u64)*n > iov.iov_len)
+		*n = iov.iov_len;
+	return iov.iov_base;
+}
+
+static __always_inline int io_exit(long ret, bool is_read)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct conn_key key = { .tgid = id >> 32 };
+	struct io_args *ap, a;
+	const void *buf;
+	struct conn *c;
+
+	ap = bpf_map_lookup_elem(&io_args, &tid);
+	if (!ap)
+		return 0;
+	a = *ap;
+	bpf_map_delete_elem(&io_args, &tid);
+	if (ret <= 0)
+		return 0;
+	key.fd = a.fd;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	buf = io_first_buffer(&a, &ret);
+	if (!buf || ret <= 0)
+		return 0;
+	if (c->role == ROLE_UNKNOWN && !is_read)
+		classify_by_write(c, buf, ret);
+	if (c->role == ROLE_CLIENT)
+		return 0;
+	if (is_read)
+		on_server_read(&key, c, buf, ret);
+	else
+		on_server_write(&key, c, buf, ret);
+	return 0;
+}
+
+#define IO_PROGRAMS(name, how, is_read)                                        \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                            \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)                \
+	{                                                                      \
+		return io_enter(ctx->args[0], ctx->args[1], how);              \
+	}                                                                      \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                             \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)                  \
+	{                                                                      \
+		return io_exit(ctx->ret, is_read);                             \
+	}
+
+IO_PROGRAMS(read, IO_PLAIN, true)
+IO_PROGRAMS(readv, IO_IOVEC, true)
+IO_PROGRAMS(recvfrom, IO_PLAIN, true)
+IO_PROGRAMS(recvmsg, IO_MSGHDR, true)
+IO_PROGRAMS(write, IO_PLAIN, false)
+IO_PROGRAMS(writev, IO_IOVEC, false)
+IO_PROGRAMS(sendto, IO_PLAIN, false)
+IO_PROGRAMS(sendmsg, IO_MSGHDR, false)
+
+static __always_inline int accepted(long fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = id >> 32, .fd = fd };
+
+	if (fd < 0 || process_ignored(key.tgid))
+		return 0;
+	conn_track(&key, ROLE_SERVER);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return accepted(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return accepted(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct io_args args = { .fd = ctx->args[0], .how = IO_CONNECT };
+	__u32 tid = (__u32)id;
+
+	if (process_ignored(id >> 32))
+		return 0;
+	if (bpf_map_update_elem(&io_args, &tid, &args, BPF_ANY))
+		count_drop(SONDE_DROP_ARGS_FULL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct conn_key key = { .tgid = id >> 32 };
+	struct io_args *a = bpf_map_lookup_elem(&io_args, &tid);
+
+	if (!a)
+		return 0;
+	key.fd = a->fd;
+	bpf_map_delete_elem(&io_args, &tid);
+	/* Non-blocking connects return -EINPROGRESS and finish later. */
+	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+		conn_track(&key, ROLE_CLIENT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	struct conn_key key = {
+		.tgid = bpf_get_current_pid_tgid() >> 32,
+		.fd = ctx->args[0],
+	};
+
+	bpf_map_delete_elem(&conns, &key);
+	bpf_map_delete_elem(&skip_fds, &key);
+	return 0;
+}
+
+static __always_inline void report_process(__u32 tgid, __u16 kind)
+{
+	struct sonde_process_event *ev;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_drop(SONDE_DROP_RINGBUF_FULL);
+		return;
+	}
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.tgid = tgid;
+	ev->hdr.kind = kind;
+	ev->hdr.pad = 0;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int process_exit(struct trace_event_raw_sched_process_template *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, tgid = id >> 32;
+
+	/* A thread killed inside a traced syscall never reaches sys_exit. */
+	bpf_map_delete_elem(&io_args, &tid);
+	if (tid != tgid || !bpf_map_lookup_elem(&procs, &tgid))
+		return 0;
+	bpf_map_delete_elem(&procs, &tgid);
+	report_process(tgid, SONDE_EV_PROCESS_EXIT);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int process_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!bpf_map_lookup_elem(&procs, &tgid))
+		return 0;
+	report_process(tgid, SONDE_EV_PROCESS_EXEC);
+	return 0;
+}

@@ -1,0 +1,81 @@
+/* State private to capture.bpf.c: connection tracking and syscall
+ * arguments. Not shared with the daemon beyond map sizes. */
+#ifndef SONDE_CAPTURE_BPF_H
+#define SONDE_CAPTURE_BPF_H
+
+/* vmlinux.h carries types, not macros. */
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+#define E2BIG 7
+
+/* 32768 connections at ~600 bytes of state each is 20 MiB of kernel
+ * memory, enough for a busy front end; LRU evicts the idlest beyond it. */
+#define SONDE_MAX_CONNS 32768
+/* One in-flight syscall per thread. */
+#define SONDE_MAX_THREADS 16384
+#define SONDE_MAX_PROCS 16384
+/* 4 MiB holds ~8000 exchange events: 160 ms of 50k requests/s while the
+ * daemon polls every 20 ms. */
+#define SONDE_RINGBUF_BYTES (4 << 20)
+/* Wake the daemon early once a quarter of the buffer is waiting. */
+#define SONDE_RINGBUF_WAKE_BYTES (SONDE_RINGBUF_BYTES / 4)
+/* Bytes looked at to classify a buffer: a method token or a status line. */
+#define SONDE_PEEK 16
+
+enum conn_role {
+	ROLE_UNKNOWN = 0, /* found lazily, nothing seen yet */
+	ROLE_SERVER,
+	ROLE_CLIENT,
+};
+
+enum conn_phase {
+	PHASE_IDLE = 0,
+	PHASE_REQUEST,  /* request bytes read, no response head yet */
+	PHASE_RESPONSE, /* response head written */
+};
+
+enum io_how {
+	IO_PLAIN = 0, /* buf is the data */
+	IO_IOVEC,     /* buf is a struct iovec array */
+	IO_MSGHDR,    /* buf is a struct user_msghdr */
+	IO_CONNECT,   /* no buffer: connect's fd only */
+};
+
+struct conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+struct conn {
+	__u64 file;     /* struct file *: detects fd reuse */
+	__u64 sk;       /* struct sock *: identifies the connection */
+	__u64 start_ns; /* exchange start */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 req_len;
+	__u8 role;
+	__u8 phase;
+	__u8 pipeline_idx;
+	__u8 pad[5];
+	/* Only the first SONDE_REQ_CAP bytes are used. The second half lets
+	 * the verifier see that a copy of at most SONDE_REQ_CAP bytes at an
+	 * offset below SONDE_REQ_CAP stays in bounds. */
+	char req[2 * SONDE_REQ_CAP];
+};
+
+struct io_args {
+	__u64 buf;
+	__u32 fd;
+	__u8 how; /* enum io_how */
+	__u8 pad[3];
+};
+
+#endif

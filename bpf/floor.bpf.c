@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The floor for benchmarks: empty programs on exactly the tracepoints
+ * capture.bpf.c uses. What a workload loses with these attached is the cost
+ * any design built on these tracepoints pays; tools/bench.py compares
+ * sonde's loss against it. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define EMPTY_AT(tp, line) EMPTY_(tp, line)
+#define EMPTY_(tp, line)                                                       \
+	SEC("tracepoint/" tp)                                                  \
+	int floor_##line(void *ctx)                                            \
+	{                                                                      \
+		return 0;                                                      \
+	}
+#define FLOOR(tp) EMPTY_AT(tp, __LINE__)
+
+FLOOR("syscalls/sys_enter_read")
+FLOOR("syscalls/sys_exit_read")
+FLOOR("syscalls/sys_enter_readv")
+FLOOR("syscalls/sys_exit_readv")
+FLOOR("syscalls/sys_enter_recvfrom")
+FLOOR("syscalls/sys_exit_recvfrom")
+FLOOR("syscalls/sys_enter_recvmsg")
+FLOOR("syscalls/sys_exit_recvmsg")
+FLOOR("syscalls/sys_enter_write")
+FLOOR("syscalls/sys_exit_write")
+FLOOR("syscalls/sys_enter_writev")
+FLOOR("syscalls/sys_exit_writev")
+FLOOR("syscalls/sys_enter_sendto")
+FLOOR("syscalls/sys_exit_sendto")
+FLOOR("syscalls/sys_enter_sendmsg")
+FLOOR("syscalls/sys_exit_sendmsg")
+FLOOR("syscalls/sys_exit_accept")
+FLOOR("syscalls/sys_exit_accept4")
+FLOOR("syscalls/sys_enter_connect")
+FLOOR("syscalls/sys_exit_connect")
+FLOOR("syscalls/sys_enter_close")
+FLOOR("sched/sched_process_exit")
+FLOOR("sched/sched_process_exec")

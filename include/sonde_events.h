@@ -1,0 +1,77 @@
+/* Structures shared by the BPF programs (bpf/) and the daemon (user/).
+ * Only fixed-width kernel types and fixed arrays, largest fields first, so
+ * both compilers lay them out the same way; the daemon checks the sizes of
+ * the maps it reads against these at start-up. */
+#ifndef SONDE_EVENTS_H
+#define SONDE_EVENTS_H
+
+/* BPF objects get the __u* types from vmlinux.h. */
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+/* Bytes of the request kept per exchange. 256 holds a request line with a
+ * long path plus a few pipelined heads; a power of two so a mask bounds the
+ * copy for the verifier. */
+#define SONDE_REQ_CAP 256
+/* Bytes of the response head sent per exchange: the status line, or an
+ * interim "100 Continue" head followed by the final status line. */
+#define SONDE_RESP_CAP 128
+#define SONDE_COMM_LEN 16
+
+enum sonde_event_kind {
+	SONDE_EV_HTTP_EXCHANGE = 1,
+	SONDE_EV_PROCESS_EXIT = 2,
+	SONDE_EV_PROCESS_EXEC = 3,
+};
+
+/* Why an event or a piece of state was lost in the kernel. Indexes the
+ * per-CPU "drops" array; names in user/capture.c. */
+enum sonde_drop_reason {
+	SONDE_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed */
+	SONDE_DROP_ARGS_FULL,        /* per-thread syscall argument map full */
+	SONDE_DROP_CONN_FULL,        /* connection map insert failed */
+	SONDE_DROP_PROC_FULL,        /* process map insert failed */
+	SONDE_DROP_REASON_COUNT,
+};
+
+/* Every ring-buffer record starts with this header. */
+struct sonde_event_header {
+	__u64 ts_ns; /* bpf_ktime_get_ns() when the event was made */
+	__u32 tgid;
+	__u16 kind;  /* enum sonde_event_kind */
+	__u16 pad;
+};
+
+/* One request/response exchange seen on the server side of a connection.
+ * pipeline_idx is how many responses were already reported for the request
+ * bytes in req: pipelined requests share the capture, and the idx-th head
+ * in req belongs to this response. */
+struct sonde_http_event {
+	struct sonde_event_header hdr;
+	__u64 start_ns;       /* first request bytes returned by a read */
+	__u64 end_ns;         /* response head written */
+	__u64 sock_cookie;    /* kernel socket address: tells connections apart */
+	__u8 saddr[16];       /* local address (IPv4 in the first 4 bytes) */
+	__u8 daddr[16];       /* peer address */
+	__u32 fd;
+	__u16 sport;          /* local port, host order */
+	__u16 dport;          /* peer port, host order */
+	__u16 family;         /* AF_INET or AF_INET6 */
+	__u16 req_len;        /* bytes valid in req */
+	__u16 resp_len;       /* bytes valid in resp */
+	__u8 pipeline_idx;
+	__u8 pad;
+	char comm[SONDE_COMM_LEN];
+	char req[SONDE_REQ_CAP];
+	char resp[SONDE_RESP_CAP];
+};
+
+/* A traced process ended or replaced its image: whatever the daemon cached
+ * about it (service name) is stale. */
+struct sonde_process_event {
+	struct sonde_event_header hdr;
+	char comm[SONDE_COMM_LEN];
+};
+
+#endif

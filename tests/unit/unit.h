@@ -1,0 +1,68 @@
+/* Minimal unit-test harness: each test file defines tests with TEST() and
+ * lists them in a main() built from UNIT_MAIN(). A failing CHECK prints the
+ * file, line and expression, and the run ends with the plain closing line
+ * "N passed, N failed" that CI reads. */
+#ifndef SONDE_UNIT_H
+#define SONDE_UNIT_H
+
+#include <stdio.h>
+#include <string.h>
+
+static int unit_failed_checks;
+
+#define CHECK(expr)                                                            \
+	do {                                                                   \
+		if (!(expr)) {                                                 \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,   \
+				__LINE__, #expr);                              \
+			unit_failed_checks++;                                  \
+		}                                                              \
+	} while (0)
+
+#define CHECK_STR(got, want)                                                   \
+	do {                                                                   \
+		const char *g_ = (got), *w_ = (want);                          \
+		if (!g_ || strcmp(g_, w_) != 0) {                              \
+			fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n",     \
+				__FILE__, __LINE__, g_ ? g_ : "(null)", w_);   \
+			unit_failed_checks++;                                  \
+		}                                                              \
+	} while (0)
+
+#define TEST(name) static void name(void)
+
+struct unit_case {
+	const char *name;
+	void (*fn)(void);
+};
+
+static inline int unit_run(const char *suite, const struct unit_case *cases,
+			   int n)
+{
+	int passed = 0, failed = 0;
+
+	for (int i = 0; i < n; i++) {
+		int before = unit_failed_checks;
+
+		cases[i].fn();
+		if (unit_failed_checks == before) {
+			passed++;
+		} else {
+			failed++;
+			fprintf(stderr, "FAIL %s.%s\n", suite, cases[i].name);
+		}
+	}
+	printf("%s: %d passed, %d failed\n", suite, passed, failed);
+	return failed ? 1 : 0;
+}
+
+#define UNIT_CASE(fn) { #fn, fn }
+#define UNIT_MAIN(suite, ...)                                                  \
+	int main(void)                                                         \
+	{                                                                      \
+		static const struct unit_case cases[] = { __VA_ARGS__ };       \
+		return unit_run(suite, cases,                                  \
+				sizeof(cases) / sizeof(cases[0]));             \
+	}
+
+#endif

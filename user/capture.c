@@ -1,0 +1,204 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "capture.h"
+#include "capture.skel.h"
+#include "log.h"
+#include "prom.h"
+#include "sonde_events.h"
+
+#define MAX_PROGRAMS 64
+
+struct program_status {
+	const char *name;
+	struct bpf_link *link;
+	int err; /* 0 when attached */
+};
+
+static struct capture_bpf *skel;
+static struct ring_buffer *ring;
+static struct program_status programs[MAX_PROGRAMS];
+static int nprograms;
+
+static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
+	[SONDE_DROP_RINGBUF_FULL] = "ringbuf_full",
+	[SONDE_DROP_ARGS_FULL] = "args_map_full",
+	[SONDE_DROP_CONN_FULL] = "conn_map_full",
+	[SONDE_DROP_PROC_FULL] = "proc_map_full",
+};
+
+static int print_libbpf(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !log_verbose)
+		return 0;
+	fputs("sonde: libbpf: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+/* The daemon and the BPF object must agree on the shared structs. */
+static int check_map_layout(void)
+{
+	if (bpf_map__value_size(skel->maps.drops) != sizeof(__u64) ||
+	    bpf_map__max_entries(skel->maps.drops) != SONDE_DROP_REASON_COUNT) {
+		log_error("BPF object does not match this build of sonde "
+			  "(drops map layout): rebuild with make");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int attach_all(void)
+{
+	struct bpf_program *prog;
+	int attached = 0;
+
+	bpf_object__for_each_program(prog, skel->obj)
+	{
+		struct program_status *st;
+
+		if (nprograms == MAX_PROGRAMS)
+			break;
+		st = &programs[nprograms++];
+		st->name = bpf_program__name(prog);
+		st->link = bpf_program__attach(prog);
+		if (!st->link) {
+			st->err = -errno;
+			log_error("cannot attach %s (%s): %s", st->name,
+				  bpf_program__section_name(prog),
+				  strerror(-st->err));
+			continue;
+		}
+		attached++;
+	}
+	if (!attached) {
+		log_error("no BPF program could be attached");
+		return -ENOENT;
+	}
+	log_debug("%d of %d BPF programs attached", attached, nprograms);
+	return 0;
+}
+
+int capture_start(const struct capture_options *o, capture_event_fn fn,
+		  void *ctx)
+{
+	int err;
+
+	libbpf_set_print(print_libbpf);
+	skel = capture_bpf__open();
+	if (!skel) {
+		err = -errno;
+		log_error("cannot open the BPF object: %s", strerror(-err));
+		return err;
+	}
+	skel->rodata->self_tgid = o->self_pid;
+	skel->rodata->filter_tgid = o->filter_pid;
+	skel->rodata->filter_port = o->filter_port;
+	err = check_map_layout();
+	if (err)
+		goto fail;
+	err = capture_bpf__load(skel);
+	if (err) {
+		log_error("cannot load the BPF programs: %s (run with -v for "
+			  "the verifier log)",
+			  strerror(-err));
+		goto fail;
+	}
+	err = attach_all();
+	if (err)
+		goto fail;
+	ring = ring_buffer__new(bpf_map__fd(skel->maps.events),
+				(ring_buffer_sample_fn)fn, ctx, NULL);
+	if (!ring) {
+		err = -errno;
+		log_error("cannot open the ring buffer: %s", strerror(-err));
+		goto fail;
+	}
+	return 0;
+fail:
+	capture_stop();
+	return err;
+}
+
+int capture_poll(int timeout_ms)
+{
+	int n = ring_buffer__poll(ring, timeout_ms);
+
+	/* Records arrive without wakeups: drain after every timeout too. */
+	if (n >= 0) {
+		int more = ring_buffer__consume(ring);
+
+		n = more < 0 ? more : n + more;
+	}
+	return n;
+}
+
+bool capture_all_attached(void)
+{
+	if (!nprograms)
+		return false;
+	for (int i = 0; i < nprograms; i++)
+		if (programs[i].err)
+			return false;
+	return true;
+}
+
+static uint64_t kernel_drops(__u32 reason)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 *values, total = 0;
+
+	if (ncpus <= 0 || !skel)
+		return 0;
+	values = calloc(ncpus, sizeof(*values));
+	if (!values)
+		return 0;
+	if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.drops), &reason,
+				 values))
+		for (int i = 0; i < ncpus; i++)
+			total += values[i];
+	free(values);
+	return total;
+}
+
+static void write_drops(struct strbuf *sb, const char *reason, uint64_t n)
+{
+	struct prom_label label = { "reason", reason };
+
+	prom_write_u64(sb, "sonde_events_dropped_total", &label, 1, n);
+}
+
+void capture_render(struct strbuf *sb, uint64_t series_limit_drops)
+{
+	prom_write_family(sb, "sonde_program_attached", "gauge",
+			  "1 when the BPF program is attached to its hook.");
+	for (int i = 0; i < nprograms; i++) {
+		struct prom_label label = { "program", programs[i].name };
+
+		prom_write_u64(sb, "sonde_program_attached", &label, 1,
+			       programs[i].err == 0);
+	}
+	prom_write_family(sb, "sonde_events_dropped_total", "counter",
+			  "Events or state lost instead of slowing a traced "
+			  "process, by reason.");
+	for (__u32 r = 0; r < SONDE_DROP_REASON_COUNT; r++)
+		write_drops(sb, drop_names[r], kernel_drops(r));
+	write_drops(sb, "series_limit", series_limit_drops);
+}
+
+void capture_stop(void)
+{
+	ring_buffer__free(ring);
+	ring = NULL;
+	for (int i = 0; i < nprograms; i++)
+		bpf_link__destroy(programs[i].link);
+	nprograms = 0;
+	capture_bpf__destroy(skel);
+	skel = NULL;
+}

@@ -1,0 +1,44 @@
+/* Userspace side of bpf/capture.bpf.c: loads and attaches the programs,
+ * drains the ring buffer, and reports attach status and in-kernel drops. */
+#ifndef SONDE_CAPTURE_H
+#define SONDE_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strbuf.h"
+
+struct capture_options {
+	uint32_t self_pid;
+	uint32_t filter_pid;  /* 0: all processes */
+	uint16_t filter_port; /* 0: all ports */
+};
+
+/* Called for each ring-buffer record; returns 0 (non-zero stops the drain
+ * early, as with libbpf's ring_buffer_sample_fn). */
+typedef int (*capture_event_fn)(void *ctx, void *data, size_t size);
+
+/* Opens, configures, loads and attaches the BPF programs. A program that
+ * fails to attach is reported (log and sonde_program_attached) and the
+ * others go on; returns 0, or -errno when loading failed or nothing could
+ * be attached (a one-line reason was logged). */
+int capture_start(const struct capture_options *o, capture_event_fn fn,
+		  void *ctx);
+
+/* Waits up to timeout_ms for a wakeup, then drains whatever is in the ring
+ * buffer. Returns the number of records handled, or -errno (-EINTR on a
+ * signal). */
+int capture_poll(int timeout_ms);
+
+/* True when every program is attached. */
+bool capture_all_attached(void);
+
+/* Appends sonde_program_attached and sonde_events_dropped_total: the
+ * kernel's drop reasons plus the daemon's own "series_limit" count. */
+void capture_render(struct strbuf *sb, uint64_t series_limit_drops);
+
+/* Detaches and unloads everything; safe to call twice. */
+void capture_stop(void);
+
+#endif

@@ -1,0 +1,120 @@
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "events.h"
+#include "http1.h"
+#include "log.h"
+#include "procinfo.h"
+#include "prom.h"
+#include "registry.h"
+#include "route.h"
+#include "sonde_events.h"
+
+enum parse_error {
+	PARSE_ERROR_RESPONSE, /* no final status line in the response head */
+	PARSE_ERROR_RECORD,   /* a record of unknown kind or size */
+	PARSE_ERROR_COUNT,
+};
+
+static const char *const parse_error_names[PARSE_ERROR_COUNT] = {
+	[PARSE_ERROR_RESPONSE] = "response_status",
+	[PARSE_ERROR_RECORD] = "record",
+};
+
+static uint64_t received;
+static uint64_t parse_errors[PARSE_ERROR_COUNT];
+
+static void count(uint64_t *counter)
+{
+	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
+static uint64_t load(const uint64_t *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+/* Method and route of the request this response answers. A request whose
+ * head is not in the capture (a pipelined one beyond SONDE_REQ_CAP) or
+ * whose target is not a path is still counted, as _OTHER / ROUTE_UNKNOWN. */
+static void request_labels(const struct sonde_http_event *ev,
+			   enum http_method *method, char *route, size_t routesz)
+{
+	size_t len = ev->req_len < SONDE_REQ_CAP ? ev->req_len : SONDE_REQ_CAP;
+	struct http1_request req;
+
+	*method = HTTP_METHOD_OTHER;
+	strcpy(route, ROUTE_UNKNOWN);
+	if (http1_parse_request(ev->req, len, ev->pipeline_idx, &req))
+		return;
+	*method = req.method;
+	if (!route_template(req.target, req.target_len, route, routesz))
+		strcpy(route, ROUTE_UNKNOWN);
+}
+
+static void handle_exchange(const struct sonde_http_event *ev)
+{
+	size_t resp_len = ev->resp_len < SONDE_RESP_CAP ? ev->resp_len :
+							   SONDE_RESP_CAP;
+	struct http_server_observation o;
+	char route[ROUTE_MAX + 1];
+	char comm[SONDE_COMM_LEN + 1];
+
+	o.status = http1_parse_status(ev->resp, resp_len);
+	if (o.status < 0) {
+		count(&parse_errors[PARSE_ERROR_RESPONSE]);
+		return;
+	}
+	request_labels(ev, &o.method, route, sizeof(route));
+	memcpy(comm, ev->comm, SONDE_COMM_LEN);
+	comm[SONDE_COMM_LEN] = '\0';
+	o.service = procinfo_service(ev->hdr.tgid, comm);
+	o.route = route;
+	o.port = ev->sport;
+	o.duration_ns = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns :
+						    0;
+	registry_observe_http_server(&o);
+}
+
+int events_handle(void *ctx, void *data, size_t size)
+{
+	const struct sonde_event_header *hdr = data;
+
+	(void)ctx;
+	count(&received);
+	if (size < sizeof(*hdr)) {
+		count(&parse_errors[PARSE_ERROR_RECORD]);
+		return 0;
+	}
+	switch (hdr->kind) {
+	case SONDE_EV_HTTP_EXCHANGE:
+		if (size < sizeof(struct sonde_http_event))
+			break;
+		handle_exchange(data);
+		return 0;
+	case SONDE_EV_PROCESS_EXIT:
+	case SONDE_EV_PROCESS_EXEC:
+		procinfo_forget(hdr->tgid);
+		return 0;
+	}
+	count(&parse_errors[PARSE_ERROR_RECORD]);
+	return 0;
+}
+
+void events_render(struct strbuf *sb)
+{
+	prom_write_family(sb, "sonde_events_received_total", "counter",
+			  "Events read from the kernel's ring buffer.");
+	prom_write_u64(sb, "sonde_events_received_total", NULL, 0,
+		       load(&received));
+	prom_write_family(sb, "sonde_parse_errors_total", "counter",
+			  "Events the daemon could not turn into a "
+			  "measurement, by reason.");
+	for (int i = 0; i < PARSE_ERROR_COUNT; i++) {
+		struct prom_label label = { "reason", parse_error_names[i] };
+
+		prom_write_u64(sb, "sonde_parse_errors_total", &label, 1,
+			       load(&parse_errors[i]));
+	}
+}

@@ -1,0 +1,25 @@
+/* What sonde needs from the host, checked before anything is loaded, each
+ * failure reported as one line that says what to do. */
+#ifndef SONDE_HOST_H
+#define SONDE_HOST_H
+
+#define HOST_BTF_PATH "/sys/kernel/btf/vmlinux"
+#define HOST_TRACEFS "/sys/kernel/tracing"
+
+/* Returns 0 when the effective capabilities allow loading and attaching BPF
+ * tracing programs (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN); otherwise
+ * logs what is missing and returns -EPERM. */
+int host_check_privileges(void);
+
+/* Returns 0 when the kernel exposes its BTF; -ENOENT after logging. */
+int host_check_btf(void);
+
+/* Mounts tracefs at HOST_TRACEFS when it is not there (saying so).
+ * Returns 0, or -errno after logging. */
+int host_ensure_tracefs(void);
+
+/* Binds and listens on host:port. Returns the socket, or -errno after
+ * logging a line that names the address (in use, not local, ...). */
+int host_listen(const char *host, const char *port);
+
+#endif

@@ -1,0 +1,53 @@
+/* HTTP/1.0 and HTTP/1.1 message heads (RFC 9112), parsed from the first
+ * bytes of a request and of a response that the BPF side captured. Pure
+ * functions over caller-owned buffers: nothing is allocated, nothing is
+ * kept, and any byte sequence is safe input. */
+#ifndef SONDE_HTTP1_H
+#define SONDE_HTTP1_H
+
+#include <stddef.h>
+
+/* The methods OpenTelemetry's semantic conventions know; anything else is
+ * HTTP_METHOD_OTHER and is reported as "_OTHER". */
+enum http_method {
+	HTTP_METHOD_OTHER = 0,
+	HTTP_METHOD_GET,
+	HTTP_METHOD_HEAD,
+	HTTP_METHOD_POST,
+	HTTP_METHOD_PUT,
+	HTTP_METHOD_DELETE,
+	HTTP_METHOD_CONNECT,
+	HTTP_METHOD_OPTIONS,
+	HTTP_METHOD_TRACE,
+	HTTP_METHOD_PATCH,
+	HTTP_METHOD_COUNT,
+};
+
+struct http1_request {
+	enum http_method method;
+	/* The request-target as sent, pointing into the caller's buffer; it
+	 * may be cut short when the capture ended inside the request line
+	 * (target_complete is then 0). */
+	const char *target;
+	size_t target_len;
+	int target_complete;
+};
+
+/* Parses the idx-th request head (0 = first) of possibly pipelined requests
+ * in buf[0..len). Heads before idx must be complete; their bodies are
+ * skipped using Content-Length (a chunked or unknown-length body ends the
+ * walk). Returns 0 and fills *out when the idx-th request line was found
+ * (the method token and at least part of the target), -1 otherwise. */
+int http1_parse_request(const char *buf, size_t len, unsigned idx,
+			struct http1_request *out);
+
+/* Returns the status code (100..599) of the final response in buf[0..len),
+ * skipping complete 1xx interim heads (100, 102, 103) that precede it; 101
+ * is final. Returns -1 when buf does not start with a valid status line
+ * ("HTTP/1.x NNN"), or holds only interim heads. */
+int http1_parse_status(const char *buf, size_t len);
+
+/* Upper-case name of a method ("GET", ..., "_OTHER"). Never NULL. */
+const char *http1_method_name(enum http_method m);
+
+#endif

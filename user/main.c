@@ -1,0 +1,152 @@
+/* sonde: zero-code latency and error tracer. Wires the modules together:
+ * checks the host, loads the BPF programs, consumes their events on this
+ * thread and serves /metrics from libmicrohttpd's. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "events.h"
+#include "host.h"
+#include "httpd.h"
+#include "log.h"
+#include "options.h"
+#include "procinfo.h"
+#include "prom.h"
+#include "registry.h"
+
+/* Records arrive without a wakeup each: the consumer drains every 20 ms,
+ * or sooner when the kernel side sees the buffer filling up. */
+#define POLL_INTERVAL_MS 20
+/* /readyz fails when the consumer has not come round for this long. */
+#define READY_STALL_NS (5ULL * 1000000000ULL)
+
+static volatile sig_atomic_t stopping;
+static uint64_t last_poll_ns;
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void install_signal_handlers(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	/* No SA_RESTART: the consumer's poll returns at once. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void render_metrics(struct strbuf *sb)
+{
+	struct prom_label version = { "version", SONDE_VERSION };
+
+	registry_render(sb);
+	events_render(sb);
+	capture_render(sb, registry_dropped());
+	prom_write_family(sb, "sonde_build_info", "gauge",
+			  "Always 1; the version label says which sonde runs.");
+	prom_write_u64(sb, "sonde_build_info", &version, 1, 1);
+}
+
+static bool ready(const char **why)
+{
+	uint64_t last = __atomic_load_n(&last_poll_ns, __ATOMIC_RELAXED);
+
+	if (!capture_all_attached()) {
+		*why = "not every BPF program is attached (see "
+		       "sonde_program_attached)\n";
+		return false;
+	}
+	if (!last || monotonic_ns() - last > READY_STALL_NS) {
+		*why = "the event consumer is not running\n";
+		return false;
+	}
+	return true;
+}
+
+static int consume_until_signalled(void)
+{
+	while (!stopping) {
+		int n = capture_poll(POLL_INTERVAL_MS);
+
+		if (n < 0 && n != -EINTR) {
+			log_error("reading the ring buffer failed: %s",
+				  strerror(-n));
+			return -1;
+		}
+		__atomic_store_n(&last_poll_ns, monotonic_ns(),
+				 __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct httpd_hooks hooks = { render_metrics, ready };
+	struct sonde_options opts;
+	struct capture_options copts;
+	struct registry_limits limits;
+	char err[256];
+	int listen_fd, rc = 1;
+
+	switch (options_parse(argc, argv, &opts, err, sizeof(err))) {
+	case OPTIONS_EXIT:
+		return 0;
+	case OPTIONS_ERROR:
+		log_error("%s", err);
+		return 2;
+	case OPTIONS_RUN:
+		break;
+	}
+	log_verbose = opts.verbose;
+	if (host_check_privileges() || host_check_btf() ||
+	    host_ensure_tracefs())
+		return 1;
+	listen_fd = host_listen(opts.listen_host, opts.listen_port);
+	if (listen_fd < 0)
+		return 1;
+
+	limits.max_routes_per_service = opts.max_routes;
+	limits.max_series = opts.max_series;
+	registry_init(&opts.buckets, &limits);
+	install_signal_handlers();
+
+	copts.self_pid = getpid();
+	copts.filter_pid = opts.pid;
+	copts.filter_port = opts.port;
+	if (capture_start(&copts, events_handle, NULL))
+		goto out_close;
+	if (httpd_start(listen_fd, &hooks))
+		goto out_capture;
+	log_info("serving http://%s%s%s:%s/metrics",
+		 strchr(opts.listen_host, ':') ? "[" : "", opts.listen_host,
+		 strchr(opts.listen_host, ':') ? "]" : "", opts.listen_port);
+
+	rc = consume_until_signalled() ? 1 : 0;
+	if (!rc)
+		log_info("stopping: detaching BPF programs");
+	httpd_stop();
+out_capture:
+	capture_stop();
+out_close:
+	close(listen_fd);
+	registry_free();
+	procinfo_free();
+	return rc;
+}

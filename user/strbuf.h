@@ -1,0 +1,24 @@
+/* A growable byte buffer for building text (the /metrics exposition). */
+#ifndef SONDE_STRBUF_H
+#define SONDE_STRBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct strbuf {
+	char *data; /* NUL-terminated while not failed */
+	size_t len;
+	size_t cap;
+	bool failed; /* an allocation failed: contents are incomplete */
+};
+
+/* Appends; on allocation failure sets sb->failed and drops the text. */
+void strbuf_append(struct strbuf *sb, const char *s, size_t n);
+void strbuf_puts(struct strbuf *sb, const char *s);
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Hands the bytes to the caller (free() them) and empties sb. */
+char *strbuf_detach(struct strbuf *sb, size_t *len);
+void strbuf_release(struct strbuf *sb);
+
+#endif
