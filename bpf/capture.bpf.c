@@ -47,7 +47,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SONDE_MAX_THREADS);
 	__type(key, __u32);
-	__type(value, struct io_args);
+	__type(value, struct sonde_io_args);
 } io_args SEC(".maps");
 
 /* Processes that produced an exchange: their exit and exec are reported so
@@ -425,7 +425,7 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u8 how)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct conn_key key = { .tgid = id >> 32, .fd = fd };
-	struct io_args args = { .buf = buf, .fd = fd, .how = how };
+	struct sonde_io_args args = { .buf = buf, .fd = fd, .how = how };
 	__u32 tid = (__u32)id;
 	struct conn *c;
 
@@ -440,16 +440,16 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u8 how)
 }
 
 /* The first data buffer of a read or write: plain, iovec or msghdr. */
-static __always_inline const void *io_first_buffer(struct io_args *a,
+static __always_inline const void *io_first_buffer(struct sonde_io_args *a,
 						   long *n)
 {
 	struct user_msghdr msg;
 	struct iovec iov;
 	const void *iovp = (const void *)a->buf;
 
-	if (a->how == IO_PLAIN)
+	if (a->how == SONDE_IO_PLAIN)
 		return (const void *)a->buf;
-	if (a->how == IO_MSGHDR) {
+	if (a->how == SONDE_IO_MSGHDR) {
 		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf))
 			return NULL;
 		iovp = msg.msg_iov;
@@ -466,7 +466,7 @@ static __always_inline int io_exit(long ret, bool is_read)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
 	struct conn_key key = { .tgid = id >> 32 };
-	struct io_args *ap, a;
+	struct sonde_io_args *ap, a;
 	const void *buf;
 	struct conn *c;
 
@@ -478,7 +478,12 @@ static __always_inline int io_exit(long ret, bool is_read)
 	if (ret <= 0)
 		return 0;
 	key.fd = a.fd;
-	c = bpf_map_lookup_elem(&conns, &key);
+	if (a.how & SONDE_IO_SEEDED) {
+		a.how &= ~SONDE_IO_SEEDED;
+		c = conn_find(&key);
+	} else {
+		c = bpf_map_lookup_elem(&conns, &key);
+	}
 	if (!c)
 		return 0;
 	buf = io_first_buffer(&a, &ret);
@@ -507,14 +512,14 @@ static __always_inline int io_exit(long ret, bool is_read)
 		return io_exit(ctx->ret, is_read);                             \
 	}
 
-IO_PROGRAMS(read, IO_PLAIN, true)
-IO_PROGRAMS(readv, IO_IOVEC, true)
-IO_PROGRAMS(recvfrom, IO_PLAIN, true)
-IO_PROGRAMS(recvmsg, IO_MSGHDR, true)
-IO_PROGRAMS(write, IO_PLAIN, false)
-IO_PROGRAMS(writev, IO_IOVEC, false)
-IO_PROGRAMS(sendto, IO_PLAIN, false)
-IO_PROGRAMS(sendmsg, IO_MSGHDR, false)
+IO_PROGRAMS(read, SONDE_IO_PLAIN, true)
+IO_PROGRAMS(readv, SONDE_IO_IOVEC, true)
+IO_PROGRAMS(recvfrom, SONDE_IO_PLAIN, true)
+IO_PROGRAMS(recvmsg, SONDE_IO_MSGHDR, true)
+IO_PROGRAMS(write, SONDE_IO_PLAIN, false)
+IO_PROGRAMS(writev, SONDE_IO_IOVEC, false)
+IO_PROGRAMS(sendto, SONDE_IO_PLAIN, false)
+IO_PROGRAMS(sendmsg, SONDE_IO_MSGHDR, false)
 
 static __always_inline int accepted(long fd)
 {
@@ -543,7 +548,7 @@ SEC("tracepoint/syscalls/sys_enter_connect")
 int enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct io_args args = { .fd = ctx->args[0], .how = IO_CONNECT };
+	struct sonde_io_args args = { .fd = ctx->args[0], .how = SONDE_IO_CONNECT };
 	__u32 tid = (__u32)id;
 
 	if (process_ignored(id >> 32))
@@ -559,7 +564,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
 	struct conn_key key = { .tgid = id >> 32 };
-	struct io_args *a = bpf_map_lookup_elem(&io_args, &tid);
+	struct sonde_io_args *a = bpf_map_lookup_elem(&io_args, &tid);
 
 	if (!a)
 		return 0;

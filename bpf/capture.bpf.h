@@ -39,12 +39,6 @@ enum conn_phase {
 	PHASE_RESPONSE, /* response head written */
 };
 
-enum io_how {
-	IO_PLAIN = 0, /* buf is the data */
-	IO_IOVEC,     /* buf is a struct iovec array */
-	IO_MSGHDR,    /* buf is a struct user_msghdr */
-	IO_CONNECT,   /* no buffer: connect's fd only */
-};
 
 struct conn_key {
 	__u32 tgid;
@@ -71,11 +65,5 @@ struct conn {
 	char req[2 * SONDE_REQ_CAP];
 };
 
-struct io_args {
-	__u64 buf;
-	__u32 fd;
-	__u8 how; /* enum io_how */
-	__u8 pad[3];
-};
 
 #endif

@@ -1,0 +1,278 @@
+"""Shared fixtures for the end-to-end tests: a real sonde, real servers.
+
+Every process a test starts is stopped by that test (by pid). Ports are
+picked free on 127.0.0.1, so the tests do not collide with a sonde or a web
+server already running on the host; series are told apart by server_port.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SONDE = os.path.join(ROOT, "sonde")
+SERVERS = os.path.join(os.path.dirname(__file__), "servers")
+HISTOGRAM = "http_server_request_duration_seconds"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_port(port, timeout=10.0):
+    def connectable():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(connectable, timeout, what=f"port {port} to accept")
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=10):
+    """Stops a process we started; returns its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def parse_labels(text):
+    """Parses 'a="x",b="y\\"z"' into a dict, honouring escapes."""
+    labels, i = {}, 0
+    while i < len(text):
+        eq = text.index("=", i)
+        name = text[i:eq].strip().lstrip(",").strip()
+        assert text[eq + 1] == '"', text
+        j, value = eq + 2, []
+        while text[j] != '"':
+            if text[j] == "\\":
+                value.append({"n": "\n", "\\": "\\", '"': '"'}[text[j + 1]])
+                j += 2
+            else:
+                value.append(text[j])
+                j += 1
+        labels[name] = "".join(value)
+        i = j + 1
+        while i < len(text) and text[i] in ", ":
+            i += 1
+    return labels
+
+
+def parse_exposition(text):
+    """Returns [(name, labels, value)] for every sample line."""
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if "{" in line:
+            name, rest = line.split("{", 1)
+            labels_text, value = rest.rsplit("}", 1)
+            labels = parse_labels(labels_text)
+        else:
+            name, value = line.split(" ", 1)
+            labels = {}
+        samples.append((name, labels, float(value.strip())))
+    return samples
+
+
+class Sonde:
+    """A running ./sonde with its own --listen port."""
+
+    def __init__(self, *args):
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [SONDE, "--listen", f"127.0.0.1:{self.port}", *args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(self._ready, timeout=30, what="sonde /readyz")
+        except AssertionError:
+            self.stop()
+            raise AssertionError("sonde did not become ready:\n" + self.output())
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("sonde exited early:\n" + self.output())
+        try:
+            return self.get("/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def get(self, path, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def text(self):
+        status, _, body = self.get("/metrics")
+        assert status == 200
+        return body.decode()
+
+    def samples(self):
+        return parse_exposition(self.text())
+
+    def series(self, port, name=HISTOGRAM + "_count"):
+        """{(method, status, route): value} for one server port."""
+        out = {}
+        for n, labels, value in self.samples():
+            if n == name and labels.get("server_port") == str(port):
+                key = (labels["http_request_method"],
+                       labels["http_response_status_code"],
+                       labels["http_route"])
+                out[key] = value
+        return out
+
+    def settled_series(self, port, expect_total, timeout=10):
+        """Waits until the counts for port add up to expect_total and stay
+        there for a moment (events drain every 20 ms), then returns them."""
+        def total_reached():
+            s = self.series(port)
+            return s if sum(s.values()) >= expect_total else None
+
+        try:
+            wait_for(total_reached, timeout,
+                     what=f"{expect_total} requests on port {port}")
+        except AssertionError:
+            raise AssertionError(
+                f"expected {expect_total} requests on port {port}, "
+                f"got {self.series(port)}")
+        time.sleep(0.3)
+        return self.series(port)
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM):
+        code = stop_process(self.proc, sig)
+        return code
+
+
+@pytest.fixture
+def sonde():
+    s = Sonde()
+    yield s
+    code = s.stop()
+    assert code == 0, "sonde exited with %s:\n%s" % (code, s.output())
+
+
+class Server:
+    """A server process started by a test, stopped by pid."""
+
+    def __init__(self, argv, port, env=None, cwd=None):
+        self.port = port
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port)
+        except AssertionError:
+            self.stop()
+            raise
+
+    def stop(self):
+        return stop_process(self.proc)
+
+
+def python_server(port, env=None):
+    """tests/e2e/servers/app.py: keep-alive HTTP/1.1 with sleepy routes."""
+    return Server([sys.executable, os.path.join(SERVERS, "app.py"),
+                   str(port)], port, env=env)
+
+
+@pytest.fixture
+def app():
+    server = python_server(free_port())
+    yield server
+    server.stop()
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{port};
+        location = / {{ return 200 "ok\\n"; }}
+        location = /fail {{ return 503; }}
+        location /users/ {{ return 200 "user\\n"; }}
+        location / {{ return 404; }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=tmp_path, port=port))
+    server = Server(["nginx", "-c", str(conf), "-p", str(tmp_path)], port)
+    yield server
+    server.stop()
+
+
+def keepalive_requests(port, paths, connections=4, method="GET"):
+    """Sends every path once, spread round-robin over a few keep-alive
+    connections; returns the statuses in order."""
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+             for _ in range(connections)]
+    statuses = []
+    try:
+        for i, path in enumerate(paths):
+            c = conns[i % connections]
+            c.request(method, path)
+            resp = c.getresponse()
+            resp.read()
+            statuses.append(resp.status)
+    finally:
+        for c in conns:
+            c.close()
+    return statuses
+
+
+def bpftool_json(*args):
+    out = subprocess.run(["bpftool", "-j", *args], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out or "[]")

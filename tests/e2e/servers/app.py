@@ -1,0 +1,45 @@
+"""A keep-alive HTTP/1.1 server on python's http.server for the tests.
+
+    app.py PORT [ssl-cert ssl-key]
+
+GET /sleep/<ms>  sleeps that many milliseconds, then answers 200.
+GET /status/<n>  answers with status n.
+anything else    answers 200 with the path in the body.
+"""
+import http.server
+import sys
+import time
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "sleep" and parts[1].isdigit():
+            time.sleep(int(parts[1]) / 1000.0)
+            self.answer(200, b"slept\n")
+        elif len(parts) == 2 and parts[0] == "status" and parts[1].isdigit():
+            self.answer(int(parts[1]), b"status\n")
+        else:
+            self.answer(200, self.path.encode() + b"\n")
+
+    do_POST = do_GET
+
+def main():
+    port = int(sys.argv[1])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+if __name__ == "__main__":
+    main()
