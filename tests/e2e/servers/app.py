@@ -10,6 +10,7 @@ import http.server
 import sys
 import time
 
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -33,13 +34,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.answer(200, self.path.encode() + b"\n")
 
-    do_POST = do_GET
+    def do_POST(self):
+        # http.server answers "Expect: 100-continue" with an interim
+        # "100 Continue" head before this runs.
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        self.answer(201, b"got %d bytes\n" % len(body))
+
+
 
 def main():
     port = int(sys.argv[1])
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server.serve_forever()
+
 
 if __name__ == "__main__":
     main()

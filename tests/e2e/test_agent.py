@@ -1,0 +1,156 @@
+"""The agent as a program: flags, errors, filters, identity, clean exit."""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from conftest import (SONDE, Sonde, bpftool_json, free_port,
+                      keepalive_requests, python_server, stop_process)
+
+
+def run_sonde(*args, preexec=None):
+    return subprocess.run([SONDE, *args], capture_output=True, text=True,
+                          timeout=30, preexec_fn=preexec)
+
+
+def test_help_and_version():
+    r = run_sonde("--help")
+    assert r.returncode == 0
+    for flag in ("--listen", "--pid", "--port", "--buckets", "--max-routes",
+                 "--max-series", "--verbose", "--help", "--version"):
+        assert flag in r.stdout
+    r = run_sonde("--version")
+    assert r.returncode == 0 and r.stdout.startswith("sonde ")
+
+
+def test_bad_flags_are_rejected_with_a_reason():
+    cases = {
+        ("--bogus",): "unknown option '--bogus'",
+        ("--port", "70000"): "--port: '70000'",
+        ("--pid", "abc"): "--pid: 'abc'",
+        ("--listen", "localhost"): "--listen: 'localhost'",
+        ("--listen", "nohost:80"): "not a numeric IPv4 or IPv6",
+        ("--buckets", "0.1,0.05"): "not above the one before it",
+        ("--listen",): "missing value for '--listen'",
+        ("extra",): "unexpected argument 'extra'",
+    }
+    for args, message in cases.items():
+        r = run_sonde(*args)
+        assert r.returncode == 2, args
+        assert r.stderr.startswith("sonde: "), r.stderr
+        assert message in r.stderr, (args, r.stderr)
+        assert r.stderr.count("\n") == 1, r.stderr
+
+
+def test_listen_address_in_use_is_one_clear_line():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_sonde("--listen", f"127.0.0.1:{port}")
+    assert r.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" \
+        in r.stderr
+
+
+def test_missing_privileges_are_named():
+    def become_nobody():
+        os.setgid(65534)
+        os.setuid(65534)
+
+    r = run_sonde("--listen", f"127.0.0.1:{free_port()}",
+                  preexec=become_nobody)
+    assert r.returncode == 1
+    assert "missing privileges" in r.stderr and "CAP_BPF" in r.stderr
+
+
+def test_pid_filter_traces_only_that_process():
+    traced, other = python_server(free_port()), python_server(free_port())
+    s = Sonde("--pid", str(traced.proc.pid))
+    try:
+        keepalive_requests(other.port, ["/x"] * 5)
+        keepalive_requests(traced.port, ["/y"] * 5)
+        assert s.settled_series(traced.port, 5) == {("GET", "200", "/y"): 5}
+        assert s.series(other.port) == {}
+    finally:
+        traced.stop()
+        other.stop()
+        assert s.stop() == 0
+
+
+def test_port_filter_traces_only_that_port():
+    traced, other = python_server(free_port()), python_server(free_port())
+    s = Sonde("--port", str(traced.port))
+    try:
+        keepalive_requests(other.port, ["/x"] * 5)
+        keepalive_requests(traced.port, ["/y"] * 5)
+        assert s.settled_series(traced.port, 5) == {("GET", "200", "/y"): 5}
+        assert s.series(other.port) == {}
+    finally:
+        traced.stop()
+        other.stop()
+        assert s.stop() == 0
+
+
+def test_service_name_from_otel_env_else_executable(sonde):
+    named = python_server(free_port(),
+                          env=dict(os.environ, OTEL_SERVICE_NAME="checkout"))
+    plain = python_server(free_port())
+    try:
+        keepalive_requests(named.port, ["/a"] * 3)
+        keepalive_requests(plain.port, ["/a"] * 3)
+        sonde.settled_series(named.port, 3)
+        sonde.settled_series(plain.port, 3)
+        services = {}
+        for name, labels, _ in sonde.samples():
+            if name.endswith("_count") and "server_port" in labels:
+                services[int(labels["server_port"])] = labels["service_name"]
+        assert services[named.port] == "checkout"
+        assert services[plain.port].startswith("python3")
+    finally:
+        named.stop()
+        plain.stop()
+
+
+def test_expect_100_continue_counts_the_final_status(sonde, app):
+    body = b"x" * 100
+    with socket.create_connection(("127.0.0.1", app.port)) as conn:
+        conn.settimeout(5)
+        conn.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\n"
+                     b"Content-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        conn.sendall(body)
+        assert b" 201 " in conn.recv(4096)
+    assert sonde.settled_series(app.port, 1) == {
+        ("POST", "201", "/upload"): 1}
+
+
+def sonde_objects(pid):
+    """IDs of the BPF programs and links pid holds, from its fdinfo."""
+    progs, links = set(), set()
+    fdinfo = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key == "prog_id":
+                        progs.add(int(value))
+                    elif key == "link_id":
+                        links.add(int(value))
+        except OSError:
+            pass
+    return progs, links
+
+
+def test_sigterm_and_sigint_leave_nothing_in_the_kernel():
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        s = Sonde()
+        progs, links = sonde_objects(s.proc.pid)
+        assert len(progs) >= 20 and len(links) >= 20
+        assert s.stop(sig) == 0, s.output()
+        left_progs = {p["id"] for p in bpftool_json("prog", "show")}
+        left_links = {link["id"] for link in bpftool_json("link", "show")}
+        assert not progs & left_progs
+        assert not links & left_links
