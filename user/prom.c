@@ -5,8 +5,15 @@
 
 #include "prom.h"
 
+/* As Go's strconv.FormatFloat(v, 'g', -1, 64), which Prometheus' own
+ * clients use for le="...": the fewest digits that read back as v, in
+ * exponent form only when the decimal exponent is below -4 or at least 6
+ * ("0.075", "10", "100000", "1e+06", "1e-05"). */
 void prom_format_double(double v, char out[32])
 {
+	int digits, exp;
+	char *e;
+
 	if (isnan(v)) {
 		strcpy(out, "NaN");
 		return;
@@ -15,11 +22,18 @@ void prom_format_double(double v, char out[32])
 		strcpy(out, v > 0 ? "+Inf" : "-Inf");
 		return;
 	}
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(out, 32, "%.*g", prec, v);
+	for (digits = 1; digits < 17; digits++) {
+		snprintf(out, 32, "%.*e", digits - 1, v);
 		if (strtod(out, NULL) == v)
-			return;
+			break;
 	}
+	snprintf(out, 32, "%.*e", digits - 1, v);
+	e = strchr(out, 'e');
+	exp = e ? atoi(e + 1) : 0;
+	if (exp < -4 || exp >= 6)
+		return;
+	snprintf(out, 32, "%.*f", digits - 1 - exp > 0 ? digits - 1 - exp : 0,
+		 v);
 }
 
 /* Label values escape backslash, double quote and line feed. */

@@ -17,8 +17,8 @@ struct prom_label {
 	const char *value;
 };
 
-/* Shortest decimal text that reads back as exactly v ("0.075", "1e-05",
- * "+Inf"). out must hold 32 bytes. */
+/* Shortest decimal text that reads back as exactly v, formatted as Go's
+ * 'g' does ("0.075", "10", "1e-05", "+Inf"). out must hold 32 bytes. */
 void prom_format_double(double v, char out[32]);
 
 /* "# HELP name help\n# TYPE name type\n". */

@@ -1,0 +1,250 @@
+/* Histograms, the Prometheus writer and the series registry. */
+#include <stdlib.h>
+
+#include "histogram.h"
+#include "prom.h"
+#include "registry.h"
+#include "unit.h"
+
+static struct histogram *new_histogram(const struct histogram_bounds *b)
+{
+	return calloc(1, histogram_size(b));
+}
+
+TEST(default_bounds_are_the_opentelemetry_ones)
+{
+	struct histogram_bounds b;
+
+	histogram_bounds_default(&b);
+	CHECK(b.n == 14);
+	CHECK(b.ns[0] == 5000000);
+	CHECK(b.ns[4] == 75000000);
+	CHECK(b.ns[13] == 10000000000ULL);
+}
+
+TEST(observation_on_a_bound_counts_in_that_bucket)
+{
+	struct histogram_bounds b;
+	struct histogram *h;
+
+	histogram_bounds_default(&b);
+	h = new_histogram(&b);
+	histogram_observe(h, &b, 50000000);  /* exactly 0.05: le="0.05" */
+	histogram_observe(h, &b, 50000001);  /* just above: le="0.075" */
+	histogram_observe(h, &b, 1);	     /* le="0.005" */
+	histogram_observe(h, &b, 20000000000ULL); /* +Inf only */
+	CHECK(h->buckets[0] == 1);
+	CHECK(h->buckets[3] == 1);
+	CHECK(h->buckets[4] == 1);
+	CHECK(h->buckets[14] == 1);
+	CHECK(histogram_cumulative(h, 3) == 2);
+	CHECK(histogram_cumulative(h, 13) == 3);
+	CHECK(histogram_cumulative(h, 14) == 4);
+	CHECK(h->count == 4);
+	CHECK(h->sum_ns == 50000000ULL + 50000001ULL + 1 + 20000000000ULL);
+	free(h);
+}
+
+TEST(bounds_parse_accepts_increasing_positive_lists)
+{
+	struct histogram_bounds b;
+	char err[128];
+
+	CHECK(histogram_bounds_parse("0.001,0.5,2", &b, err, sizeof(err)) ==
+	      0);
+	CHECK(b.n == 3 && b.ns[0] == 1000000 && b.ns[2] == 2000000000ULL);
+	CHECK(histogram_bounds_parse("1", &b, err, sizeof(err)) == 0);
+	CHECK(b.n == 1);
+}
+
+TEST(bounds_parse_rejects_bad_lists_with_a_reason)
+{
+	struct histogram_bounds b;
+	char err[128];
+
+	CHECK(histogram_bounds_parse("", &b, err, sizeof(err)) == -1);
+	CHECK(histogram_bounds_parse("0.1,0.1", &b, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "not above") != NULL);
+	CHECK(histogram_bounds_parse("0.1,x", &b, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "not a number") != NULL);
+	CHECK(histogram_bounds_parse("-1", &b, err, sizeof(err)) == -1);
+	CHECK(histogram_bounds_parse("0", &b, err, sizeof(err)) == -1);
+	CHECK(histogram_bounds_parse("0.1,", &b, err, sizeof(err)) == -1);
+	CHECK(histogram_bounds_parse("nan", &b, err, sizeof(err)) == -1);
+	CHECK(histogram_bounds_parse("0.1 ,0.2", &b, err, sizeof(err)) == -1);
+}
+
+TEST(doubles_are_written_shortest_and_exact)
+{
+	char out[32];
+
+	prom_format_double(0.075, out);
+	CHECK_STR(out, "0.075");
+	prom_format_double(10, out);
+	CHECK_STR(out, "10");
+	prom_format_double(1e-5, out);
+	CHECK_STR(out, "1e-05");
+	prom_format_double(100000, out);
+	CHECK_STR(out, "100000");
+	prom_format_double(1e6, out);
+	CHECK_STR(out, "1e+06");
+	prom_format_double(1234.5, out);
+	CHECK_STR(out, "1234.5");
+	prom_format_double(0.0001, out);
+	CHECK_STR(out, "0.0001");
+	prom_format_double(0, out);
+	CHECK_STR(out, "0");
+	prom_format_double(0.1 + 0.2, out);
+	CHECK_STR(out, "0.30000000000000004");
+	prom_format_double(1.0 / 0.0, out);
+	CHECK_STR(out, "+Inf");
+}
+
+TEST(label_values_are_escaped)
+{
+	struct strbuf sb = { 0 };
+	struct prom_label l[] = { { "a", "x\"y\\z\nw" }, { "b", "" } };
+
+	prom_write_u64(&sb, "m", l, 2, 7);
+	CHECK_STR(sb.data, "m{a=\"x\\\"y\\\\z\\nw\",b=\"\"} 7\n");
+	strbuf_release(&sb);
+	prom_write_u64(&sb, "plain", NULL, 0, 0);
+	CHECK_STR(sb.data, "plain 0\n");
+	strbuf_release(&sb);
+}
+
+TEST(histogram_is_written_cumulative_with_inf_sum_and_count)
+{
+	struct histogram_bounds b;
+	struct histogram *h;
+	struct strbuf sb = { 0 };
+	struct prom_label l = { "r", "/" };
+	char err[64];
+
+	histogram_bounds_parse("0.01,0.1", &b, err, sizeof(err));
+	h = new_histogram(&b);
+	histogram_observe(h, &b, 5000000);
+	histogram_observe(h, &b, 50000000);
+	histogram_observe(h, &b, 50000000);
+	histogram_observe(h, &b, 3000000000ULL);
+	prom_write_histogram(&sb, "d", &l, 1, h, &b);
+	CHECK_STR(sb.data, "d_bucket{r=\"/\",le=\"0.01\"} 1\n"
+			   "d_bucket{r=\"/\",le=\"0.1\"} 3\n"
+			   "d_bucket{r=\"/\",le=\"+Inf\"} 4\n"
+			   "d_sum{r=\"/\"} 3.105\n"
+			   "d_count{r=\"/\"} 4\n");
+	strbuf_release(&sb);
+	free(h);
+}
+
+TEST(family_header_has_help_and_type)
+{
+	struct strbuf sb = { 0 };
+
+	prom_write_family(&sb, "x_total", "counter", "Things.");
+	CHECK_STR(sb.data, "# HELP x_total Things.\n# TYPE x_total counter\n");
+	strbuf_release(&sb);
+}
+
+static struct http_server_observation obs(const char *service,
+					  const char *route, int status)
+{
+	struct http_server_observation o = {
+		.service = service,
+		.route = route,
+		.method = HTTP_METHOD_GET,
+		.status = status,
+		.port = 8080,
+		.duration_ns = 1000000,
+	};
+	return o;
+}
+
+static size_t count_lines(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+TEST(registry_caps_routes_per_service_with_one_overflow_series)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { .max_routes_per_service = 3,
+				       .max_series = 100 };
+	struct strbuf sb = { 0 };
+	char route[32];
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	for (int i = 0; i < 10; i++) {
+		struct http_server_observation o;
+
+		snprintf(route, sizeof(route), "/r%d", i);
+		o = obs("svc", route, 200);
+		CHECK(registry_observe_http_server(&o) == 0);
+	}
+	/* Another service has its own cap; the fixed routes are exempt. */
+	for (int i = 0; i < 3; i++) {
+		struct http_server_observation o;
+
+		snprintf(route, sizeof(route), "/o%d", i);
+		o = obs("other", route, 200);
+		CHECK(registry_observe_http_server(&o) == 0);
+	}
+	{
+		struct http_server_observation o =
+			obs("other", ROUTE_UNKNOWN, 400);
+
+		CHECK(registry_observe_http_server(&o) == 0);
+	}
+	CHECK(registry_series_count() == 3 + 1 + 3 + 1);
+	registry_render(&sb);
+	CHECK(strstr(sb.data, "http_route=\"_overflow\",server_port=\"8080\"} "
+			      "7\n") != NULL);
+	CHECK(strstr(sb.data, "sonde_route_overflows_total{service_name="
+			      "\"svc\"} 7\n") != NULL);
+	CHECK(strstr(sb.data, "sonde_route_overflows_total{service_name="
+			      "\"other\"} 0\n") != NULL);
+	CHECK(count_lines(sb.data, "# TYPE http_server_request_duration_"
+				   "seconds histogram") == 1);
+	CHECK(strstr(sb.data, "sonde_series 8\n") != NULL);
+	strbuf_release(&sb);
+	registry_free();
+}
+
+TEST(registry_drops_and_counts_beyond_the_series_cap)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { .max_routes_per_service = 100,
+				       .max_series = 2 };
+	struct http_server_observation o;
+	uint64_t before = registry_dropped();
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	o = obs("s", "/a", 200);
+	CHECK(registry_observe_http_server(&o) == 0);
+	o = obs("s", "/a", 500);
+	CHECK(registry_observe_http_server(&o) == 0);
+	o = obs("s", "/b", 200);
+	CHECK(registry_observe_http_server(&o) == -1);
+	o = obs("s", "/a", 200); /* an existing series still counts */
+	CHECK(registry_observe_http_server(&o) == 0);
+	CHECK(registry_dropped() == before + 1);
+	CHECK(registry_series_count() == 2);
+	registry_free();
+}
+
+UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
+	  UNIT_CASE(observation_on_a_bound_counts_in_that_bucket),
+	  UNIT_CASE(bounds_parse_accepts_increasing_positive_lists),
+	  UNIT_CASE(bounds_parse_rejects_bad_lists_with_a_reason),
+	  UNIT_CASE(doubles_are_written_shortest_and_exact),
+	  UNIT_CASE(label_values_are_escaped),
+	  UNIT_CASE(histogram_is_written_cumulative_with_inf_sum_and_count),
+	  UNIT_CASE(family_header_has_help_and_type),
+	  UNIT_CASE(registry_caps_routes_per_service_with_one_overflow_series),
+	  UNIT_CASE(registry_drops_and_counts_beyond_the_series_cap))
