@@ -220,6 +220,7 @@ def app():
 
 NGINX_CONF = """
 worker_processes 1;
+user root;
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log;
@@ -237,6 +238,7 @@ http {{
         location = / {{ return 200 "ok\\n"; }}
         location = /fail {{ return 503; }}
         location /users/ {{ return 200 "user\\n"; }}
+        location /static/ {{ root {dir}; sendfile on; }}
         location / {{ return 404; }}
     }}
 }}
@@ -248,6 +250,8 @@ def nginx(tmp_path):
     port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=tmp_path, port=port))
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "page.html").write_text("<p>static</p>\n" * 100)
     server = Server(["nginx", "-c", str(conf), "-p", str(tmp_path)], port)
     yield server
     server.stop()

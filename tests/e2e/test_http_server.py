@@ -116,6 +116,20 @@ def test_pipelined_requests_are_each_counted(sonde, app):
     }
 
 
+def test_nginx_pipelining_and_sendfile_responses(sonde, nginx):
+    burst = b"".join(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % p for p in (
+        b"/users/1", b"/static/page.html", b"/fail", b"/nothing/here"))
+    with socket.create_connection(("127.0.0.1", nginx.port)) as conn:
+        conn.sendall(burst)
+        assert read_responses(conn, 4) == [200, 200, 503, 404]
+    assert sonde.settled_series(nginx.port, 4) == {
+        ("GET", "200", "/users/{id}"): 1,
+        ("GET", "200", "/static/page.html"): 1,
+        ("GET", "503", "/fail"): 1,
+        ("GET", "404", "/nothing/here"): 1,
+    }
+
+
 def test_query_strings_never_reach_a_label(sonde, app):
     keepalive_requests(app.port, ["/search?q=secret-value&user=42",
                                   "/search#frag-secret"], connections=1)
