@@ -17,6 +17,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 #include "sonde_events.h"
 #include "capture.bpf.h"
 
@@ -41,14 +42,6 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, __u8);
 } skip_fds SEC(".maps");
-
-/* Arguments of a data syscall in flight, from sys_enter to sys_exit. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SONDE_MAX_THREADS);
-	__type(key, __u32);
-	__type(value, struct sonde_io_args);
-} io_args SEC(".maps");
 
 /* Processes that produced an exchange: their exit and exec are reported so
  * the daemon can forget what it cached about them. */
@@ -420,37 +413,32 @@ static __always_inline void classify_by_write(struct conn *c, const void *buf,
 		c->role = ROLE_CLIENT;
 }
 
-/* sys_enter half: remember where the data goes, for sys_exit. */
-static __always_inline int io_enter(__u32 fd, __u64 buf, __u8 how)
+/* The fd and buffer of the syscall now returning. The kernel saved the
+ * user registers at syscall entry and leaves them alone until it returns
+ * to user space, so sys_exit can read the arguments there: no sys_enter
+ * program, no per-thread map, and a read that was already blocked when
+ * sonde attached is seen like any other. */
+static __always_inline void syscall_args(__u32 *fd, __u64 *arg2)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct conn_key key = { .tgid = id >> 32, .fd = fd };
-	struct sonde_io_args args = { .buf = buf, .fd = fd, .how = how };
-	__u32 tid = (__u32)id;
-	struct conn *c;
+	struct pt_regs *regs;
 
-	if (process_ignored(key.tgid))
-		return 0;
-	c = conn_find(&key);
-	if (!c || c->role == ROLE_CLIENT)
-		return 0;
-	if (bpf_map_update_elem(&io_args, &tid, &args, BPF_ANY))
-		count_drop(SONDE_DROP_ARGS_FULL);
-	return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	*fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	*arg2 = PT_REGS_PARM2_CORE_SYSCALL(regs);
 }
 
 /* The first data buffer of a read or write: plain, iovec or msghdr. */
-static __always_inline const void *io_first_buffer(struct sonde_io_args *a,
+static __always_inline const void *io_first_buffer(__u64 arg, __u8 how,
 						   long *n)
 {
 	struct user_msghdr msg;
 	struct iovec iov;
-	const void *iovp = (const void *)a->buf;
+	const void *iovp = (const void *)arg;
 
-	if (a->how == SONDE_IO_PLAIN)
-		return (const void *)a->buf;
-	if (a->how == SONDE_IO_MSGHDR) {
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a->buf))
+	if (how == IO_PLAIN)
+		return (const void *)arg;
+	if (how == IO_MSGHDR) {
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)arg))
 			return NULL;
 		iovp = msg.msg_iov;
 	}
@@ -461,32 +449,20 @@ static __always_inline const void *io_first_buffer(struct sonde_io_args *a,
 	return iov.iov_base;
 }
 
-static __always_inline int io_exit(long ret, bool is_read)
+static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct conn_key key = { .tgid = id >> 32 };
-	struct sonde_io_args *ap, a;
+	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
 	const void *buf;
 	struct conn *c;
+	__u64 arg2;
 
-	ap = bpf_map_lookup_elem(&io_args, &tid);
-	if (!ap)
+	if (ret <= 0 || process_ignored(key.tgid))
 		return 0;
-	a = *ap;
-	bpf_map_delete_elem(&io_args, &tid);
-	if (ret <= 0)
+	syscall_args(&key.fd, &arg2);
+	c = conn_find(&key);
+	if (!c || c->role == ROLE_CLIENT)
 		return 0;
-	key.fd = a.fd;
-	if (a.how & SONDE_IO_SEEDED) {
-		a.how &= ~SONDE_IO_SEEDED;
-		c = conn_find(&key);
-	} else {
-		c = bpf_map_lookup_elem(&conns, &key);
-	}
-	if (!c)
-		return 0;
-	buf = io_first_buffer(&a, &ret);
+	buf = io_first_buffer(arg2, how, &ret);
 	if (!buf || ret <= 0)
 		return 0;
 	if (c->role == ROLE_UNKNOWN && !is_read)
@@ -500,26 +476,21 @@ static __always_inline int io_exit(long ret, bool is_read)
 	return 0;
 }
 
-#define IO_PROGRAMS(name, how, is_read)                                        \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                            \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx)                \
-	{                                                                      \
-		return io_enter(ctx->args[0], ctx->args[1], how);              \
-	}                                                                      \
+#define IO_PROGRAM(name, how, is_read)                                         \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                             \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                  \
 	{                                                                      \
-		return io_exit(ctx->ret, is_read);                             \
+		return io_exit(ctx->ret, how, is_read);                        \
 	}
 
-IO_PROGRAMS(read, SONDE_IO_PLAIN, true)
-IO_PROGRAMS(readv, SONDE_IO_IOVEC, true)
-IO_PROGRAMS(recvfrom, SONDE_IO_PLAIN, true)
-IO_PROGRAMS(recvmsg, SONDE_IO_MSGHDR, true)
-IO_PROGRAMS(write, SONDE_IO_PLAIN, false)
-IO_PROGRAMS(writev, SONDE_IO_IOVEC, false)
-IO_PROGRAMS(sendto, SONDE_IO_PLAIN, false)
-IO_PROGRAMS(sendmsg, SONDE_IO_MSGHDR, false)
+IO_PROGRAM(read, IO_PLAIN, true)
+IO_PROGRAM(readv, IO_IOVEC, true)
+IO_PROGRAM(recvfrom, IO_PLAIN, true)
+IO_PROGRAM(recvmsg, IO_MSGHDR, true)
+IO_PROGRAM(write, IO_PLAIN, false)
+IO_PROGRAM(writev, IO_IOVEC, false)
+IO_PROGRAM(sendto, IO_PLAIN, false)
+IO_PROGRAM(sendmsg, IO_MSGHDR, false)
 
 static __always_inline int accepted(long fd)
 {
@@ -544,35 +515,18 @@ int exit_accept4(struct trace_event_raw_sys_exit *ctx)
 	return accepted(ctx->ret);
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct sonde_io_args args = { .fd = ctx->args[0], .how = SONDE_IO_CONNECT };
-	__u32 tid = (__u32)id;
-
-	if (process_ignored(id >> 32))
-		return 0;
-	if (bpf_map_update_elem(&io_args, &tid, &args, BPF_ANY))
-		count_drop(SONDE_DROP_ARGS_FULL);
-	return 0;
-}
-
 SEC("tracepoint/syscalls/sys_exit_connect")
 int exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct conn_key key = { .tgid = id >> 32 };
-	struct sonde_io_args *a = bpf_map_lookup_elem(&io_args, &tid);
+	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	__u64 unused;
 
-	if (!a)
-		return 0;
-	key.fd = a->fd;
-	bpf_map_delete_elem(&io_args, &tid);
 	/* Non-blocking connects return -EINPROGRESS and finish later. */
-	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
-		conn_track(&key, ROLE_CLIENT);
+	if (process_ignored(key.tgid) ||
+	    (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
+		return 0;
+	syscall_args(&key.fd, &unused);
+	conn_track(&key, ROLE_CLIENT);
 	return 0;
 }
 
@@ -612,8 +566,6 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id, tgid = id >> 32;
 
-	/* A thread killed inside a traced syscall never reaches sys_exit. */
-	bpf_map_delete_elem(&io_args, &tid);
 	if (tid != tgid || !bpf_map_lookup_elem(&procs, &tgid))
 		return 0;
 	bpf_map_delete_elem(&procs, &tgid);

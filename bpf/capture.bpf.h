@@ -16,8 +16,6 @@
 /* 32768 connections at ~600 bytes of state each is 20 MiB of kernel
  * memory, enough for a busy front end; LRU evicts the idlest beyond it. */
 #define SONDE_MAX_CONNS 32768
-/* One in-flight syscall per thread. */
-#define SONDE_MAX_THREADS 16384
 #define SONDE_MAX_PROCS 16384
 /* 4 MiB holds ~8000 exchange events: 160 ms of 50k requests/s while the
  * daemon polls every 20 ms. */
@@ -39,6 +37,12 @@ enum conn_phase {
 	PHASE_RESPONSE, /* response head written */
 };
 
+
+enum io_how {
+	IO_PLAIN = 0, /* the buffer argument is the data */
+	IO_IOVEC,     /* it is a struct iovec array */
+	IO_MSGHDR,    /* it is a struct user_msghdr */
+};
 
 struct conn_key {
 	__u32 tgid;

@@ -29,31 +29,9 @@ enum sonde_event_kind {
  * per-CPU "drops" array; names in user/capture.c. */
 enum sonde_drop_reason {
 	SONDE_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed */
-	SONDE_DROP_ARGS_FULL,        /* per-thread syscall argument map full */
 	SONDE_DROP_CONN_FULL,        /* connection map insert failed */
 	SONDE_DROP_PROC_FULL,        /* process map insert failed */
 	SONDE_DROP_REASON_COUNT,
-};
-
-enum sonde_io_how {
-	SONDE_IO_PLAIN = 0, /* buf is the data */
-	SONDE_IO_IOVEC,     /* buf is a struct iovec array */
-	SONDE_IO_MSGHDR,    /* buf is a struct user_msghdr */
-	SONDE_IO_CONNECT,   /* no buffer: connect's fd only */
-};
-
-/* Set in io_args.how by the daemon for a read that was already blocked
- * when sonde attached: its connection may not be known yet. */
-#define SONDE_IO_SEEDED 0x80
-
-/* Arguments of a data syscall in flight, from sys_enter to sys_exit, keyed
- * by thread id. The daemon writes some at start-up: reads that were
- * already blocked when the programs attached (see SONDE_IO_SEEDED). */
-struct sonde_io_args {
-	__u64 buf;
-	__u32 fd;
-	__u8 how; /* enum sonde_io_how */
-	__u8 pad[3];
 };
 
 /* Every ring-buffer record starts with this header. */

@@ -1,10 +1,8 @@
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -30,7 +28,6 @@ static int nprograms;
 
 static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
 	[SONDE_DROP_RINGBUF_FULL] = "ringbuf_full",
-	[SONDE_DROP_ARGS_FULL] = "args_map_full",
 	[SONDE_DROP_CONN_FULL] = "conn_map_full",
 	[SONDE_DROP_PROC_FULL] = "proc_map_full",
 };
@@ -87,97 +84,6 @@ static int attach_all(void)
 	return 0;
 }
 
-/* The io_args entry for a thread blocked in a read-family syscall on a
- * socket, from a /proc/<pid>/task/<tid>/syscall line ("0 0x5 0x7ff..."). */
-static bool blocked_read_args(uint32_t pid, const char *line,
-			      struct sonde_io_args *args)
-{
-	unsigned long long nr, fd, buf;
-	char path[64], target[32];
-	ssize_t n;
-
-	if (sscanf(line, "%llu %llx %llx", &nr, &fd, &buf) != 3)
-		return false;
-	switch (nr) {
-#ifdef __x86_64__
-	case 0:  /* read */
-	case 45: /* recvfrom */
-		args->how = SONDE_IO_PLAIN;
-		break;
-	case 19: /* readv */
-		args->how = SONDE_IO_IOVEC;
-		break;
-	case 47: /* recvmsg */
-		args->how = SONDE_IO_MSGHDR;
-		break;
-#endif
-	default:
-		return false;
-	}
-	snprintf(path, sizeof(path), "/proc/%u/fd/%llu", pid, fd);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 7 || memcmp(target, "socket:", 7) != 0)
-		return false;
-	args->how |= SONDE_IO_SEEDED;
-	args->fd = fd;
-	args->buf = buf;
-	return true;
-}
-
-static void seed_process(int map_fd, uint32_t pid)
-{
-	char path[64], line[256];
-	struct dirent *de;
-	DIR *tasks;
-
-	snprintf(path, sizeof(path), "/proc/%u/task", pid);
-	tasks = opendir(path);
-	if (!tasks)
-		return;
-	while ((de = readdir(tasks))) {
-		struct sonde_io_args args = { 0 };
-		uint32_t tid = strtoul(de->d_name, NULL, 10);
-		FILE *f;
-
-		if (!tid)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%u/task/%u/syscall", pid,
-			 tid);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (fgets(line, sizeof(line), f) &&
-		    blocked_read_args(pid, line, &args))
-			bpf_map_update_elem(map_fd, &tid, &args, BPF_NOEXIST);
-		fclose(f);
-	}
-	closedir(tasks);
-}
-
-/* A thread that was already blocked in recv() when the programs attached
- * returns through sys_exit without a sys_enter we saw: its request would
- * be lost, and with it the first request of every idle keep-alive
- * connection. Such reads are read from /proc and handed to the kernel side
- * as if their sys_enter had been seen. */
-static void seed_blocked_reads(const struct capture_options *o)
-{
-	int map_fd = bpf_map__fd(skel->maps.io_args);
-	struct dirent *de;
-	DIR *proc = opendir("/proc");
-
-	if (!proc)
-		return;
-	while ((de = readdir(proc))) {
-		uint32_t pid = strtoul(de->d_name, NULL, 10);
-
-		if (!pid || pid == o->self_pid ||
-		    (o->filter_pid && pid != o->filter_pid))
-			continue;
-		seed_process(map_fd, pid);
-	}
-	closedir(proc);
-}
-
 int capture_start(const struct capture_options *o, capture_event_fn fn,
 		  void *ctx)
 {
@@ -206,7 +112,6 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	err = attach_all();
 	if (err)
 		goto fail;
-	seed_blocked_reads(o);
 	ring = ring_buffer__new(bpf_map__fd(skel->maps.events),
 				(ring_buffer_sample_fn)fn, ctx, NULL);
 	if (!ring) {
