@@ -1,0 +1,601 @@
+#!/usr/bin/python3
+"""sonde benchmark: what does tracing cost the service it watches?
+
+Runs one nginx (1 worker, keepalive, `return 200 "ok\\n"`) and loads it with
+`wrk -t1 -c32` three ways, side by side in one run:
+
+  none    no agent: the service's own throughput
+  floor   ./build/tools/floor: empty BPF programs on exactly the tracepoints
+          sonde uses, i.e. what any design built on those hooks must pay
+  sonde   ./sonde --listen 127.0.0.1:<port>, ready (/readyz 200) before load
+
+Rounds are interleaved (none, floor, sonde) x N and each mode's median is
+kept, so slow drift on the host hits all three alike.
+
+How to read the report:
+  sonde/none        throughput kept with sonde running (target >= 95%)
+  floor/none        throughput kept with only the hooks attached
+  loss vs floor     (1 - sonde/none) / (1 - floor/none): how many times the
+                    hooks' own cost sonde's loss is (target <= 1.5x); n/a when
+                    the floor loss is under 0.5%, too small to divide by
+  CPU us/request    sonde's user+system CPU time (all threads, /proc/<pid>/stat)
+                    during the load, divided by wrk's completed requests; this
+                    is sonde's userspace process only, the BPF programs run in
+                    the traced processes' context (target < 1 us)
+  peak RSS          sonde's VmHWM, MiB (target < 30 MiB)
+  counted / wrk     nginx requests sonde counted (delta of
+                    http_server_request_duration_seconds_count over
+                    service_name="nginx") over the requests wrk completed;
+                    slightly above 1 is expected, requests in flight when wrk
+                    stops are served (and counted) but not reported by wrk
+
+Targets are reported as PASS/MISS; a miss does not fail the run. The exit
+status is 1 only when something broke (a process failed to start, wrk output
+could not be read). Results also go to build/bench.json.
+
+Usage: /usr/bin/python3 tools/bench.py [--rounds N] [--seconds S]
+       (or BENCH_ROUNDS / BENCH_SECONDS in the environment; as root)
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SONDE = os.path.join(ROOT, "sonde")
+FLOOR = os.path.join(ROOT, "build", "tools", "floor")
+RESULTS = os.path.join(ROOT, "build", "bench.json")
+
+MODES = ("none", "floor", "sonde")
+WRK_THREADS = 1
+WRK_CONNECTIONS = 32
+WARMUP_SECONDS = 2
+# sonde's consumer drains the ring buffer every 20 ms; give it ample time to
+# count the last exchanges before the CPU reading and the scrape.
+SETTLE_SECONDS = 0.5
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+TARGET_KEPT = 0.95  # sonde keeps >= 95% of the no-agent throughput
+TARGET_LOSS_VS_FLOOR = 1.5  # and loses <= 1.5x what the bare hooks lose
+FLOOR_LOSS_MIN = 0.005  # below 0.5% the floor loss is noise: no ratio
+TARGET_CPU_US = 1.0  # sonde's CPU per request, microseconds
+TARGET_RSS_MIB = 30.0  # sonde's peak resident memory
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+master_process on;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_timeout 65;
+    keepalive_requests 1000;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type text/plain;
+            return 200 "ok\\n";
+        }}
+    }}
+}}
+"""
+
+
+class BenchError(Exception):
+    """Something the bench needs did not work; the run cannot go on."""
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived; unwind so every finally block stops its process."""
+
+
+# --- processes ---------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_bench():
+    """In the child: get SIGTERM if the bench itself dies without cleaning."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(argv, log_path, stdout=None):
+    """Starts argv in its own session (a Ctrl-C reaches only the bench, which
+    then stops it), stderr (and stdout unless piped) to log_path."""
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen(
+            argv, cwd=ROOT, stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else log, stderr=log,
+            start_new_session=True, preexec_fn=_die_with_bench)
+    except OSError as e:
+        raise BenchError(f"cannot start {argv[0]}: {e}") from e
+    finally:
+        log.close()
+
+
+def stop(proc):
+    """Stops one process we started, by its pid: SIGTERM, then SIGKILL if it
+    has not exited after STOP_TIMEOUT. Returns its exit status."""
+    if proc is None or proc.poll() is not None:
+        return None if proc is None else proc.returncode
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        return proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        return proc.wait()
+    except ProcessLookupError:
+        return proc.wait()
+
+
+def log_tail(path, lines=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip()
+    except OSError:
+        return "(no log)"
+
+
+def exited(proc, what, log_path):
+    """Raises BenchError if proc has exited, quoting the end of its log."""
+    if proc.poll() is not None:
+        raise BenchError(f"{what} exited with status {proc.returncode} "
+                         f"while starting; its log ({log_path}):\n"
+                         f"{log_tail(log_path)}")
+
+
+def free_port():
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=2.0):
+    """(status, body) of a GET; status 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return 0, ""
+
+
+def wait_http_200(url, proc, what, log_path):
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        exited(proc, what, log_path)
+        if http_get(url)[0] == 200:
+            return
+        time.sleep(0.1)
+    raise BenchError(f"{what}: {url} did not return 200 within "
+                     f"{START_TIMEOUT:.0f} s; its log ({log_path}):\n"
+                     f"{log_tail(log_path)}")
+
+
+def start_nginx(tmp):
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(dir=tmp, port=port))
+    log = os.path.join(tmp, "nginx.log")
+    proc = spawn(["nginx", "-p", tmp, "-c", conf,
+                  "-e", os.path.join(tmp, "error.log")], log)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_http_200(url, proc, "nginx", os.path.join(tmp, "error.log"))
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
+
+
+def start_floor(tmp):
+    log = os.path.join(tmp, "floor.log")
+    proc = spawn([FLOOR], log, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline().decode(errors="replace")
+            if line.strip() == "floor: attached":
+                return proc
+        exited(proc, "floor", log)
+    stop(proc)
+    raise BenchError(f"floor did not attach within {START_TIMEOUT:.0f} s; "
+                     f"its log ({log}):\n{log_tail(log)}")
+
+
+def start_sonde(tmp):
+    port = free_port()
+    log = os.path.join(tmp, "sonde.log")
+    proc = spawn([SONDE, "--listen", f"127.0.0.1:{port}"], log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_200(base + "/readyz", proc, "sonde", log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, base
+
+
+# --- measurements ------------------------------------------------------------
+
+def run_wrk(url, seconds):
+    """Runs wrk against url; returns requests/s, requests and error counts."""
+    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}",
+            f"-d{seconds}s", url]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, preexec_fn=_die_with_bench)
+    try:
+        out, _ = proc.communicate(timeout=seconds + 30)
+    finally:
+        stop(proc)
+    out = out.decode(errors="replace")
+    return parse_wrk(out, proc.returncode)
+
+
+def parse_wrk(out, rc):
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    total = re.search(r"^\s*(\d+) requests in ", out, re.M)
+    if rc != 0 or not rps or not total:
+        raise BenchError(f"wrk failed (status {rc}); its output:\n{out}")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), "
+                     r"write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(rps.group(1)),
+        "requests": int(total.group(1)),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(map(int, sock.groups())) if sock else 0,
+    }
+
+
+def cpu_seconds(pid):
+    """utime + stime of the whole process (every thread), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is stat's 3rd field (state); utime and stime are 14th, 15th.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_kib(pid):
+    """{'VmHWM': kB, 'VmRSS': kB} from /proc/<pid>/status."""
+    mem = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                mem[key] = int(value.split()[0])
+    return mem
+
+
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)")
+
+
+def scrape(base):
+    """sonde's /metrics as a list of (name, {label: value}, float)."""
+    status, body = http_get(base + "/metrics", timeout=10.0)
+    if status != 200:
+        raise BenchError(f"scraping {base}/metrics failed (status {status})")
+    samples = []
+    for line in body.splitlines():
+        m = SAMPLE.match(line)
+        if m and not line.startswith("#"):
+            labels = dict(LABEL.findall(m.group(2) or ""))
+            samples.append((m.group(1), labels, float(m.group(3))))
+    return samples
+
+
+def nginx_count(samples):
+    return sum(v for name, labels, v in samples
+               if name == "http_server_request_duration_seconds_count"
+               and labels.get("service_name") == "nginx")
+
+
+def drops(samples):
+    return {labels.get("reason", ""): v for name, labels, v in samples
+            if name == "sonde_events_dropped_total"}
+
+
+def other_agents(ours):
+    """Processes that would skew the numbers and are not ours: other sonde
+    or floor instances (they trace our nginx too) and other wrk loads."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) in ours:
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm in ("sonde", "floor", "wrk"):
+            found.append(f"{comm}[{pid}]")
+    return found
+
+
+# --- one run of each mode ----------------------------------------------------
+
+def run_none(url, seconds, tmp):
+    return run_wrk(url, seconds)
+
+
+def run_floor(url, seconds, tmp):
+    proc = start_floor(tmp)
+    try:
+        result = run_wrk(url, seconds)
+        result["agent_pids"] = [proc.pid]
+        return result
+    finally:
+        stop(proc)
+
+
+def run_sonde(url, seconds, tmp):
+    proc, base = start_sonde(tmp)
+    try:
+        before = nginx_count(scrape(base))
+        cpu0 = cpu_seconds(proc.pid)
+        result = run_wrk(url, seconds)
+        time.sleep(SETTLE_SECONDS)
+        cpu1 = cpu_seconds(proc.pid)
+        samples = scrape(base)
+        mem = memory_kib(proc.pid)
+    finally:
+        rc = stop(proc)
+    if rc not in (0, None):
+        raise BenchError(f"sonde exited with status {rc} when stopped; its "
+                         f"log:\n{log_tail(os.path.join(tmp, 'sonde.log'))}")
+    counted = nginx_count(samples) - before
+    result.update({
+        "agent_pids": [proc.pid],
+        "cpu_seconds": cpu1 - cpu0,
+        "cpu_us_per_request": (cpu1 - cpu0) * 1e6 / result["requests"],
+        "hwm_kib": mem["VmHWM"],
+        "rss_kib": mem["VmRSS"],
+        "counted": counted,
+        "count_ratio": counted / result["requests"],
+        "drops": drops(samples),
+    })
+    return result
+
+
+RUNNERS = {"none": run_none, "floor": run_floor, "sonde": run_sonde}
+
+
+def run_rounds(url, rounds, seconds, tmp, pids):
+    """(none, floor, sonde) x rounds; returns {mode: [result, ...]} and the
+    warnings about other load seen on the host."""
+    results = {mode: [] for mode in MODES}
+    warnings = []
+    for r in range(1, rounds + 1):
+        for mode in MODES:
+            before = other_agents(pids)
+            res = RUNNERS[mode](url, seconds, tmp)
+            others = sorted(set(before) | set(other_agents(pids)))
+            if others:
+                warnings.append(f"round {r} {mode}: also running: "
+                                + ", ".join(others))
+            results[mode].append(res)
+            print(f"  round {r}/{rounds} {mode:<5} {res['rps']:>10.0f} req/s"
+                  + sonde_line(res), flush=True)
+    return results, warnings
+
+
+def sonde_line(res):
+    if "cpu_us_per_request" not in res:
+        return ""
+    return (f"  cpu {res['cpu_us_per_request']:.3f} us/req"
+            f"  peak {res['hwm_kib'] / 1024:.1f} MiB"
+            f"  counted {res['counted']:.0f}/{res['requests']}")
+
+
+# --- report ------------------------------------------------------------------
+
+def median(results, key):
+    return statistics.median(r[key] for r in results)
+
+
+def summarize(results):
+    none = median(results["none"], "rps")
+    floor = median(results["floor"], "rps")
+    sonde = median(results["sonde"], "rps")
+    floor_loss = 1 - floor / none
+    sonde_loss = 1 - sonde / none
+    runs = results["sonde"]
+    drop_totals = {}
+    for res in runs:
+        for reason, v in res["drops"].items():
+            drop_totals[reason] = drop_totals.get(reason, 0) + v
+    return {
+        "rps": {"none": none, "floor": floor, "sonde": sonde},
+        "rps_range": {m: (min(r["rps"] for r in results[m]),
+                          max(r["rps"] for r in results[m]))
+                      for m in MODES},
+        "sonde_over_none": sonde / none,
+        "floor_over_none": floor / none,
+        "floor_loss": floor_loss,
+        "sonde_loss": sonde_loss,
+        "loss_vs_floor": (sonde_loss / floor_loss
+                          if floor_loss >= FLOOR_LOSS_MIN else None),
+        "cpu_us_per_request": median(runs, "cpu_us_per_request"),
+        "peak_rss_mib": max(r["hwm_kib"] for r in runs) / 1024,
+        "end_rss_mib": runs[-1]["rss_kib"] / 1024,
+        "counted": sum(r["counted"] for r in runs),
+        "wrk_requests": sum(r["requests"] for r in runs),
+        "count_ratio": (sum(r["counted"] for r in runs)
+                        / sum(r["requests"] for r in runs)),
+        "drops": drop_totals,
+        "wrk_errors": sum(r["non_2xx"] + r["socket_errors"]
+                          for mode in MODES for r in results[mode]),
+    }
+
+
+def verdicts(s):
+    """[(target, passed or None for n/a, measured)]."""
+    lvf = s["loss_vs_floor"]
+    return [
+        (f"sonde >= {TARGET_KEPT:.0%} of none", s["sonde_over_none"]
+         >= TARGET_KEPT, f"{s['sonde_over_none']:.1%}"),
+        (f"loss <= {TARGET_LOSS_VS_FLOOR}x floor's",
+         None if lvf is None else lvf <= TARGET_LOSS_VS_FLOOR,
+         "n/a (floor loss < 0.5%)" if lvf is None else f"{lvf:.2f}x"),
+        (f"userspace CPU < {TARGET_CPU_US:g} us/request",
+         s["cpu_us_per_request"] < TARGET_CPU_US,
+         f"{s['cpu_us_per_request']:.3f} us"),
+        (f"resident < {TARGET_RSS_MIB:g} MiB",
+         s["peak_rss_mib"] < TARGET_RSS_MIB, f"{s['peak_rss_mib']:.1f} MiB"),
+    ]
+
+
+def print_report(cfg, s, warnings):
+    rps = s["rps"]
+    lvf = s["loss_vs_floor"]
+    print()
+    print(f"sonde bench: nginx (1 worker) + wrk -t{WRK_THREADS} "
+          f"-c{WRK_CONNECTIONS}, {cfg['rounds']} round(s) x "
+          f"{cfg['seconds']} s, medians; {cfg['cpus']} CPUs, "
+          f"kernel {cfg['kernel']}")
+    print(f"  requests/s   none {rps['none']:10.0f}   floor "
+          f"{rps['floor']:10.0f}   sonde {rps['sonde']:10.0f}")
+    if cfg["rounds"] > 1:
+        print("  spread       " + "   ".join(
+            f"{m} {lo:.0f}..{hi:.0f}" for m, (lo, hi)
+            in s["rps_range"].items()))
+    print(f"  floor/none   {s['floor_over_none']:7.1%}   "
+          f"(loss {s['floor_loss']:.1%})")
+    print(f"  sonde/none   {s['sonde_over_none']:7.1%}   "
+          f"(loss {s['sonde_loss']:.1%})")
+    print("  sonde loss vs floor loss   "
+          + ("n/a (floor loss < 0.5%)" if lvf is None else f"{lvf:.2f}x"))
+    print(f"  sonde CPU    {s['cpu_us_per_request']:.3f} us/request "
+          "(userspace process, median)")
+    print(f"  sonde RSS    peak {s['peak_rss_mib']:.1f} MiB, "
+          f"at end {s['end_rss_mib']:.1f} MiB")
+    print(f"  counted      sonde {s['counted']:.0f} nginx requests, wrk "
+          f"{s['wrk_requests']}, ratio {s['count_ratio']:.4f}")
+    print("  dropped      " + (", ".join(
+        f"{k}={v:.0f}" for k, v in sorted(s["drops"].items())) or "(none)"))
+    if s["wrk_errors"]:
+        print(f"  wrk errors   {s['wrk_errors']} (non-2xx or socket errors)")
+    print()
+    for target, ok, measured in verdicts(s):
+        mark = "n/a " if ok is None else ("PASS" if ok else "MISS")
+        print(f"  {mark}  {target:<34} {measured}")
+    for w in warnings:
+        print(f"  warning: {w}")
+
+
+def write_json(cfg, results, s, warnings):
+    doc = {
+        "config": cfg,
+        "runs": results,
+        "summary": s,
+        "targets": [{"target": t, "pass": ok, "measured": m}
+                    for t, ok, m in verdicts(s)],
+        "warnings": warnings,
+    }
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    print(f"\n  results written to {os.path.relpath(RESULTS, ROOT)}")
+
+
+# --- main --------------------------------------------------------------------
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rounds", type=int,
+                   default=int(os.environ.get("BENCH_ROUNDS", 7)),
+                   help="interleaved (none, floor, sonde) rounds "
+                   "(env BENCH_ROUNDS, default 7)")
+    p.add_argument("--seconds", type=int,
+                   default=int(os.environ.get("BENCH_SECONDS", 5)),
+                   help="wrk duration per run (env BENCH_SECONDS, default 5)")
+    args = p.parse_args()
+    if args.rounds < 1 or args.seconds < 1:
+        p.error("--rounds and --seconds must be at least 1")
+    return args
+
+
+def preflight():
+    if os.geteuid() != 0:
+        raise BenchError("run as root: loading BPF programs needs it")
+    for path, hint in ((SONDE, "make"), (FLOOR, "make build/tools/floor")):
+        if not os.access(path, os.X_OK):
+            raise BenchError(f"{path} missing: build it with `{hint}`")
+    for tool in ("nginx", "wrk"):
+        if not any(os.access(os.path.join(d, tool), os.X_OK)
+                   for d in os.environ.get("PATH", "").split(os.pathsep)):
+            raise BenchError(f"{tool} not found in PATH (make deps)")
+
+
+def bench_nginx(tmp, rounds, seconds):
+    """Starts nginx in tmp, warms it up, runs the rounds, stops nginx."""
+    os.chmod(tmp, 0o755)  # nginx's worker runs as nobody
+    nginx = None
+    try:
+        nginx, url = start_nginx(tmp)
+        print(f"bench: nginx[{nginx.pid}] on {url}; warming up "
+              f"{WARMUP_SECONDS} s", flush=True)
+        run_wrk(url, WARMUP_SECONDS)
+        return run_rounds(url, rounds, seconds, tmp,
+                          {nginx.pid, os.getpid()})
+    finally:
+        stop(nginx)
+
+
+def on_sigterm(signum, frame):
+    raise Interrupted()
+
+
+def main():
+    args = parse_args()
+    signal.signal(signal.SIGTERM, on_sigterm)
+    cfg = {"rounds": args.rounds, "seconds": args.seconds,
+           "wrk": f"-t{WRK_THREADS} -c{WRK_CONNECTIONS}",
+           "cpus": os.cpu_count(), "kernel": os.uname().release}
+    try:
+        preflight()
+        with tempfile.TemporaryDirectory(prefix="sonde-bench-") as tmp:
+            results, warnings = bench_nginx(tmp, args.rounds, args.seconds)
+        summary = summarize(results)
+        print_report(cfg, summary, warnings)
+        write_json(cfg, results, summary, warnings)
+        return 0
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Interrupted):
+        print("bench: interrupted; stopping what it started", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
