@@ -166,8 +166,7 @@ static __always_inline void skip_fd(struct conn_key *key)
 /* Starts tracking the connection on key->fd, replacing whatever was known
  * about that fd. Returns the new state, or NULL when the fd is not a TCP
  * socket we trace (it is then remembered in skip_fds). */
-static __always_inline struct conn *conn_track(struct conn_key *key,
-					       __u8 role)
+static __always_inline struct conn *conn_track(struct conn_key *key, __u8 role)
 {
 	struct file *file = file_of_fd(key->fd);
 	struct sock *sk = tcp_sock_of_file(file);
@@ -258,8 +257,7 @@ static __always_inline __u32 peek_user(char *dst, const void *src, long n)
 	return len;
 }
 
-static __always_inline void req_append(struct conn *c, const void *buf,
-				       long n)
+static __always_inline void req_append(struct conn *c, const void *buf, long n)
 {
 	__u32 off = c->req_len;
 	__u32 len = n > SONDE_REQ_CAP ? SONDE_REQ_CAP : n;
@@ -277,14 +275,20 @@ static __always_inline void req_append(struct conn *c, const void *buf,
 	c->req_len = off + len;
 }
 
-static __always_inline void remember_process(__u32 tgid)
+/* Once per connection, not per exchange: the process gets its exit and
+ * exec reported. */
+static __always_inline void note_process(__u32 tgid, struct conn *c)
 {
 	__u8 one = 1;
+	long err;
 
-	if (bpf_map_lookup_elem(&procs, &tgid))
+	if (c->process_noted)
 		return;
-	if (bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST) == -E2BIG)
+	err = bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST);
+	if (err == -E2BIG)
 		count_drop(SONDE_DROP_PROC_FULL);
+	else
+		c->process_noted = 1;
 }
 
 /* Offset just past the first "\r\n\r\n" in p[0..n), or 0. */
@@ -353,13 +357,12 @@ static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
 	bpf_ringbuf_submit(ev, fill > SONDE_RINGBUF_WAKE_BYTES ?
 				       BPF_RB_FORCE_WAKEUP :
 				       BPF_RB_NO_WAKEUP);
-	remember_process(key->tgid);
+	note_process(key->tgid, c);
 	return true;
 }
 
-static __always_inline void on_server_read(struct conn_key *key,
-					   struct conn *c, const void *buf,
-					   long n)
+static __always_inline void on_server_read(struct conn_key *key, struct conn *c,
+					   const void *buf, long n)
 {
 	char peek[SONDE_PEEK];
 	__u32 got;
@@ -383,9 +386,8 @@ static __always_inline void on_server_read(struct conn_key *key,
 	req_append(c, buf, n);
 }
 
-static __always_inline void on_server_write(struct conn_key *key,
-					    struct conn *c, const void *buf,
-					    long n)
+static __always_inline void
+on_server_write(struct conn_key *key, struct conn *c, const void *buf, long n)
 {
 	char peek[SONDE_PEEK];
 	__u32 got;
@@ -428,8 +430,7 @@ static __always_inline void syscall_args(__u32 *fd, __u64 *arg2)
 }
 
 /* The first data buffer of a read or write: plain, iovec or msghdr. */
-static __always_inline const void *io_first_buffer(__u64 arg, __u8 how,
-						   long *n)
+static __always_inline const void *io_first_buffer(__u64 arg, __u8 how, long *n)
 {
 	struct user_msghdr msg;
 	struct iovec iov;
@@ -476,11 +477,11 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 	return 0;
 }
 
-#define IO_PROGRAM(name, how, is_read)                                         \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                             \
-	int exit_##name(struct trace_event_raw_sys_exit *ctx)                  \
-	{                                                                      \
-		return io_exit(ctx->ret, how, is_read);                        \
+#define IO_PROGRAM(name, how, is_read)                        \
+	SEC("tracepoint/syscalls/sys_exit_" #name)            \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx) \
+	{                                                     \
+		return io_exit(ctx->ret, how, is_read);       \
 	}
 
 IO_PROGRAM(read, IO_PLAIN, true)

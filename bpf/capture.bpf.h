@@ -33,10 +33,9 @@ enum conn_role {
 
 enum conn_phase {
 	PHASE_IDLE = 0,
-	PHASE_REQUEST,  /* request bytes read, no response head yet */
+	PHASE_REQUEST,	/* request bytes read, no response head yet */
 	PHASE_RESPONSE, /* response head written */
 };
-
 
 enum io_how {
 	IO_PLAIN = 0, /* the buffer argument is the data */
@@ -50,8 +49,8 @@ struct conn_key {
 };
 
 struct conn {
-	__u64 file;     /* struct file *: detects fd reuse */
-	__u64 sk;       /* struct sock *: identifies the connection */
+	__u64 file;	/* struct file *: detects fd reuse */
+	__u64 sk;	/* struct sock *: identifies the connection */
 	__u64 start_ns; /* exchange start */
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -62,12 +61,12 @@ struct conn {
 	__u8 role;
 	__u8 phase;
 	__u8 pipeline_idx;
-	__u8 pad[5];
+	__u8 process_noted; /* its process is in the procs map */
+	__u8 pad[4];
 	/* Only the first SONDE_REQ_CAP bytes are used. The second half lets
 	 * the verifier see that a copy of at most SONDE_REQ_CAP bytes at an
 	 * offset below SONDE_REQ_CAP stays in bounds. */
 	char req[2 * SONDE_REQ_CAP];
 };
-
 
 #endif

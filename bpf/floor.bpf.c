@@ -9,11 +9,11 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define EMPTY_AT(tp, line) EMPTY_(tp, line)
-#define EMPTY_(tp, line)                                                       \
-	SEC("tracepoint/" tp)                                                  \
-	int floor_##line(void *ctx)                                            \
-	{                                                                      \
-		return 0;                                                      \
+#define EMPTY_(tp, line)            \
+	SEC("tracepoint/" tp)       \
+	int floor_##line(void *ctx) \
+	{                           \
+		return 0;           \
 	}
 #define FLOOR(tp) EMPTY_AT(tp, __LINE__)
 

@@ -29,8 +29,8 @@ enum sonde_event_kind {
  * per-CPU "drops" array; names in user/capture.c. */
 enum sonde_drop_reason {
 	SONDE_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed */
-	SONDE_DROP_CONN_FULL,        /* connection map insert failed */
-	SONDE_DROP_PROC_FULL,        /* process map insert failed */
+	SONDE_DROP_CONN_FULL,	     /* connection map insert failed */
+	SONDE_DROP_PROC_FULL,	     /* process map insert failed */
 	SONDE_DROP_REASON_COUNT,
 };
 
@@ -38,7 +38,7 @@ enum sonde_drop_reason {
 struct sonde_event_header {
 	__u64 ts_ns; /* bpf_ktime_get_ns() when the event was made */
 	__u32 tgid;
-	__u16 kind;  /* enum sonde_event_kind */
+	__u16 kind; /* enum sonde_event_kind */
 	__u16 pad;
 };
 
@@ -48,17 +48,17 @@ struct sonde_event_header {
  * in req belongs to this response. */
 struct sonde_http_event {
 	struct sonde_event_header hdr;
-	__u64 start_ns;       /* first request bytes returned by a read */
-	__u64 end_ns;         /* response head written */
-	__u64 sock_cookie;    /* kernel socket address: tells connections apart */
-	__u8 saddr[16];       /* local address (IPv4 in the first 4 bytes) */
-	__u8 daddr[16];       /* peer address */
+	__u64 start_ns;	   /* first request bytes returned by a read */
+	__u64 end_ns;	   /* response head written */
+	__u64 sock_cookie; /* kernel socket address: tells connections apart */
+	__u8 saddr[16];	   /* local address (IPv4 in the first 4 bytes) */
+	__u8 daddr[16];	   /* peer address */
 	__u32 fd;
-	__u16 sport;          /* local port, host order */
-	__u16 dport;          /* peer port, host order */
-	__u16 family;         /* AF_INET or AF_INET6 */
-	__u16 req_len;        /* bytes valid in req */
-	__u16 resp_len;       /* bytes valid in resp */
+	__u16 sport;	/* local port, host order */
+	__u16 dport;	/* peer port, host order */
+	__u16 family;	/* AF_INET or AF_INET6 */
+	__u16 req_len;	/* bytes valid in req */
+	__u16 resp_len; /* bytes valid in resp */
 	__u8 pipeline_idx;
 	__u8 pad;
 	char comm[SONDE_COMM_LEN];

@@ -58,8 +58,7 @@ static int attach_all(void)
 	struct bpf_program *prog;
 	int attached = 0;
 
-	bpf_object__for_each_program(prog, skel->obj)
-	{
+	bpf_object__for_each_program(prog, skel->obj) {
 		struct program_status *st;
 
 		if (nprograms == MAX_PROGRAMS)

@@ -39,7 +39,8 @@ static uint64_t load(const uint64_t *counter)
  * head is not in the capture (a pipelined one beyond SONDE_REQ_CAP) or
  * whose target is not a path is still counted, as _OTHER / ROUTE_UNKNOWN. */
 static void request_labels(const struct sonde_http_event *ev,
-			   enum http_method *method, char *route, size_t routesz)
+			   enum http_method *method, char *route,
+			   size_t routesz)
 {
 	size_t len = ev->req_len < SONDE_REQ_CAP ? ev->req_len : SONDE_REQ_CAP;
 	struct http1_request req;
@@ -55,8 +56,8 @@ static void request_labels(const struct sonde_http_event *ev,
 
 static void handle_exchange(const struct sonde_http_event *ev)
 {
-	size_t resp_len = ev->resp_len < SONDE_RESP_CAP ? ev->resp_len :
-							   SONDE_RESP_CAP;
+	size_t resp_len =
+		ev->resp_len < SONDE_RESP_CAP ? ev->resp_len : SONDE_RESP_CAP;
 	struct http_server_observation o;
 	char route[ROUTE_MAX + 1];
 	char comm[SONDE_COMM_LEN + 1];
@@ -72,8 +73,8 @@ static void handle_exchange(const struct sonde_http_event *ev)
 	o.service = procinfo_service(ev->hdr.tgid, comm);
 	o.route = route;
 	o.port = ev->sport;
-	o.duration_ns = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns :
-						    0;
+	o.duration_ns =
+		ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
 	registry_observe_http_server(&o);
 }
 

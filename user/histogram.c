@@ -54,8 +54,7 @@ int histogram_bounds_parse(const char *text, struct histogram_bounds *b,
 		}
 		if (b->n && seconds_to_ns(v) <= b->ns[b->n - 1]) {
 			snprintf(err, errsz,
-				 "bucket %g is not above the one before it",
-				 v);
+				 "bucket %g is not above the one before it", v);
 			return -1;
 		}
 		b->seconds[b->n] = v;

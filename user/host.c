@@ -49,13 +49,13 @@ int host_check_privileges(void)
 	return -EPERM;
 }
 
-int host_check_btf(void)
+int host_check_btf(const char *path)
 {
-	if (access(HOST_BTF_PATH, R_OK) == 0)
+	if (access(path, R_OK) == 0)
 		return 0;
 	log_error("kernel has no BTF at %s: sonde needs a kernel built with "
 		  "CONFIG_DEBUG_INFO_BTF=y",
-		  HOST_BTF_PATH);
+		  path);
 	return -ENOENT;
 }
 
@@ -67,10 +67,11 @@ int host_ensure_tracefs(void)
 	if (mount("tracefs", HOST_TRACEFS, "tracefs", 0, NULL)) {
 		int err = errno;
 
-		log_error("cannot mount tracefs at " HOST_TRACEFS ": %s "
-			  "(mount it with: mount -t tracefs tracefs "
-			  HOST_TRACEFS ")",
-			  strerror(err));
+		log_error(
+			"cannot mount tracefs at " HOST_TRACEFS ": %s "
+			"(mount it with: mount -t tracefs tracefs " HOST_TRACEFS
+			")",
+			strerror(err));
 		return -err;
 	}
 	return 0;

@@ -11,8 +11,9 @@
  * logs what is missing and returns -EPERM. */
 int host_check_privileges(void);
 
-/* Returns 0 when the kernel exposes its BTF; -ENOENT after logging. */
-int host_check_btf(void);
+/* Returns 0 when the kernel's BTF is readable at path (HOST_BTF_PATH);
+ * -ENOENT after logging. */
+int host_check_btf(const char *path);
 
 /* Mounts tracefs at HOST_TRACEFS when it is not there (saying so).
  * Returns 0, or -errno after logging. */

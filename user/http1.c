@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http1.h"
 
@@ -120,17 +121,7 @@ static size_t http1_next_line(const char *buf, size_t end, size_t pos)
  * name: "Content-Length" and "content-LENGTH" are "content-length". */
 static bool http1_field_name_is(const char *name, size_t n, const char *lower)
 {
-	if (strlen(lower) != n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c - 'A' + 'a');
-		if (c != lower[i])
-			return false;
-	}
-	return true;
+	return strlen(lower) == n && strncasecmp(name, lower, n) == 0;
 }
 
 /* Content-Length value, RFC 9110 section 8.6: "1*DIGIT" and nothing else.

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	log_verbose = opts.verbose;
-	if (host_check_privileges() || host_check_btf() ||
+	if (host_check_privileges() || host_check_btf(HOST_BTF_PATH) ||
 	    host_ensure_tracefs())
 		return 1;
 	listen_fd = host_listen(opts.listen_host, opts.listen_port);

@@ -122,6 +122,14 @@ static void set_defaults(struct sonde_options *o)
 	histogram_bounds_default(&o->buckets);
 }
 
+static const char *flag_name(int opt)
+{
+	for (const struct option *o = long_options; o->name; o++)
+		if (o->val == opt)
+			return o->name;
+	return "?";
+}
+
 static enum options_result apply(int opt, const char *arg,
 				 struct sonde_options *o, char *err,
 				 size_t errsz)
@@ -174,12 +182,8 @@ static enum options_result apply(int opt, const char *arg,
 	snprintf(err, errsz, "unknown option (see --help)");
 	return OPTIONS_ERROR;
 bad:
-	snprintf(err, errsz, "%s: '%s' is out of range or not a number",
-		 opt == 'p' ? "--pid" :
-		 opt == 'P' ? "--port" :
-		 opt == OPT_MAX_ROUTES ? "--max-routes" :
-					 "--max-series",
-		 arg);
+	snprintf(err, errsz, "--%s: '%s' is out of range or not a number",
+		 flag_name(opt), arg);
 	return OPTIONS_ERROR;
 }
 

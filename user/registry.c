@@ -108,8 +108,8 @@ static struct series *series_create(const char *key, struct service *svc,
 	return s;
 }
 
-static struct series *series_find_or_create(
-	const struct http_server_observation *o)
+static struct series *
+series_find_or_create(const struct http_server_observation *o)
 {
 	char key[512];
 	struct service *svc;

@@ -5,6 +5,7 @@
  */
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 #include "route.h"
 
@@ -119,17 +120,7 @@ static bool route_has_prefix_nocase(const char *s, size_t n, const char *lower)
 {
 	size_t k = strlen(lower);
 
-	if (n < k)
-		return false;
-	for (size_t i = 0; i < k; i++) {
-		char c = s[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c - 'A' + 'a');
-		if (c != lower[i])
-			return false;
-	}
-	return true;
+	return n >= k && strncasecmp(s, lower, k) == 0;
 }
 
 /* Where the path of an origin-form or absolute-form target is:

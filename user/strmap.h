@@ -23,7 +23,8 @@ const char *strmap_put(struct strmap *m, const char *key, void *value);
 void *strmap_remove(struct strmap *m, const char *key);
 /* Calls fn for every entry; fn must not change the map. */
 void strmap_each(const struct strmap *m,
-		 void (*fn)(const char *key, void *value, void *arg), void *arg);
+		 void (*fn)(const char *key, void *value, void *arg),
+		 void *arg);
 /* Frees the map's own memory (not the values). */
 void strmap_clear(struct strmap *m);
 

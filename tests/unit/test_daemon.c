@@ -1,7 +1,9 @@
 /* Flags, Accept-Encoding, service identity and the string map. */
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "host.h"
 #include "httpd.h"
 #include "options.h"
 #include "procinfo.h"
@@ -110,8 +112,7 @@ TEST(service_name_from_environment_block)
 
 	CHECK(procinfo_service_from_environ(env, sizeof(env) - 1, out) == 0);
 	CHECK_STR(out, "checkout");
-	CHECK(procinfo_service_from_environ(none, sizeof(none) - 1, out) ==
-	      -1);
+	CHECK(procinfo_service_from_environ(none, sizeof(none) - 1, out) == -1);
 	CHECK(procinfo_service_from_environ(empty, sizeof(empty) - 1, out) ==
 	      -1);
 	CHECK(procinfo_service_from_environ(odd, sizeof(odd) - 1, out) == 0);
@@ -164,9 +165,15 @@ TEST(strmap_put_get_remove_and_grow)
 	CHECK(m.count == 0 && strmap_get(&m, "k1") == NULL);
 }
 
-UNIT_MAIN("daemon", UNIT_CASE(defaults), UNIT_CASE(listen_forms),
-	  UNIT_CASE(filters_and_limits), UNIT_CASE(unknown_and_missing),
-	  UNIT_CASE(accept_encoding),
+TEST(btf_check)
+{
+	CHECK(host_check_btf("/nonexistent/btf/vmlinux") == -ENOENT);
+	CHECK(host_check_btf("/proc/self/status") == 0);
+}
+
+UNIT_MAIN("daemon", UNIT_CASE(btf_check), UNIT_CASE(defaults),
+	  UNIT_CASE(listen_forms), UNIT_CASE(filters_and_limits),
+	  UNIT_CASE(unknown_and_missing), UNIT_CASE(accept_encoding),
 	  UNIT_CASE(service_name_from_environment_block),
 	  UNIT_CASE(service_names_are_bounded),
 	  UNIT_CASE(service_of_this_process_is_its_executable),

@@ -46,9 +46,10 @@ static char *render(void)
 }
 
 #define SERIES(method, status, route)                                          \
-	"http_server_request_duration_seconds_count{service_name=\"unitsvc\","  \
-	"http_request_method=\"" method "\",http_response_status_code=\""      \
-	status "\",http_route=\"" route "\",server_port=\"8080\"} "
+	"http_server_request_duration_seconds_count{service_name=\"unitsvc\"," \
+	"http_request_method=\"" method                                        \
+	"\",http_response_status_code=\"" status "\",http_route=\"" route      \
+	"\",server_port=\"8080\"} "
 
 TEST(one_exchange_becomes_one_observation)
 {
@@ -68,8 +69,9 @@ TEST(one_exchange_becomes_one_observation)
 
 TEST(pipelined_responses_pick_their_own_request)
 {
-	const char *req = "GET /a HTTP/1.1\r\n\r\nPUT /b HTTP/1.1\r\n"
-			  "Content-Length: 2\r\n\r\nxyDELETE /c HTTP/1.1\r\n\r\n";
+	const char *req =
+		"GET /a HTTP/1.1\r\n\r\nPUT /b HTTP/1.1\r\n"
+		"Content-Length: 2\r\n\r\nxyDELETE /c HTTP/1.1\r\n\r\n";
 	char *text;
 
 	setup();

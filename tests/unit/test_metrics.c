@@ -29,9 +29,9 @@ TEST(observation_on_a_bound_counts_in_that_bucket)
 
 	histogram_bounds_default(&b);
 	h = new_histogram(&b);
-	histogram_observe(h, &b, 50000000);  /* exactly 0.05: le="0.05" */
-	histogram_observe(h, &b, 50000001);  /* just above: le="0.075" */
-	histogram_observe(h, &b, 1);	     /* le="0.005" */
+	histogram_observe(h, &b, 50000000);	  /* exactly 0.05: le="0.05" */
+	histogram_observe(h, &b, 50000001);	  /* just above: le="0.075" */
+	histogram_observe(h, &b, 1);		  /* le="0.005" */
 	histogram_observe(h, &b, 20000000000ULL); /* +Inf only */
 	CHECK(h->buckets[0] == 1);
 	CHECK(h->buckets[3] == 1);
@@ -50,8 +50,7 @@ TEST(bounds_parse_accepts_increasing_positive_lists)
 	struct histogram_bounds b;
 	char err[128];
 
-	CHECK(histogram_bounds_parse("0.001,0.5,2", &b, err, sizeof(err)) ==
-	      0);
+	CHECK(histogram_bounds_parse("0.001,0.5,2", &b, err, sizeof(err)) == 0);
 	CHECK(b.n == 3 && b.ns[0] == 1000000 && b.ns[2] == 2000000000ULL);
 	CHECK(histogram_bounds_parse("1", &b, err, sizeof(err)) == 0);
 	CHECK(b.n == 1);

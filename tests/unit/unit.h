@@ -5,6 +5,7 @@
 #ifndef SONDE_UNIT_H
 #define SONDE_UNIT_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,23 +14,33 @@ static int unit_failed_checks;
 #define CHECK(expr)                                                            \
 	do {                                                                   \
 		if (!(expr)) {                                                 \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,   \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
 				__LINE__, #expr);                              \
 			unit_failed_checks++;                                  \
 		}                                                              \
 	} while (0)
 
-#define CHECK_STR(got, want)                                                   \
-	do {                                                                   \
-		const char *g_ = (got), *w_ = (want);                          \
-		if (!g_ || strcmp(g_, w_) != 0) {                              \
-			fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n",     \
-				__FILE__, __LINE__, g_ ? g_ : "(null)", w_);   \
-			unit_failed_checks++;                                  \
-		}                                                              \
+#define CHECK_STR(got, want)                                                 \
+	do {                                                                 \
+		const char *g_ = (got), *w_ = (want);                        \
+		if (!g_ || strcmp(g_, w_) != 0) {                            \
+			fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n",  \
+				__FILE__, __LINE__, g_ ? g_ : "(null)", w_); \
+			unit_failed_checks++;                                \
+		}                                                            \
 	} while (0)
 
 #define TEST(name) static void name(void)
+
+/* xorshift32: pseudo-random numbers from a fixed seed, so fuzz-style tests
+ * feed the same inputs on every run. */
+static inline uint32_t unit_xorshift32(uint32_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 17;
+	*state ^= *state << 5;
+	return *state;
+}
 
 struct unit_case {
 	const char *name;
@@ -56,13 +67,16 @@ static inline int unit_run(const char *suite, const struct unit_case *cases,
 	return failed ? 1 : 0;
 }
 
-#define UNIT_CASE(fn) { #fn, fn }
-#define UNIT_MAIN(suite, ...)                                                  \
-	int main(void)                                                         \
-	{                                                                      \
-		static const struct unit_case cases[] = { __VA_ARGS__ };       \
-		return unit_run(suite, cases,                                  \
-				sizeof(cases) / sizeof(cases[0]));             \
+#define UNIT_CASE(fn)   \
+	{               \
+#fn, fn \
+	}
+#define UNIT_MAIN(suite, ...)                                            \
+	int main(void)                                                   \
+	{                                                                \
+		static const struct unit_case cases[] = { __VA_ARGS__ }; \
+		return unit_run(suite, cases,                            \
+				sizeof(cases) / sizeof(cases[0]));       \
 	}
 
 #endif
