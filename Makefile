@@ -24,7 +24,7 @@ PYTHON ?= /usr/bin/python3
 DEPFLAGS := -MMD -MP
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-DSONDE_VERSION='"$(VERSION)"' -Iinclude -Iuser -I$(OUT)
-LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lpthread -lm
+LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Wextra \
 	-Werror -Wno-unused-parameter -Iinclude -Ibpf -Ivmlinux/$(BPF_ARCH)
 
@@ -38,8 +38,9 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := $(OUT)/tools/floor
 
 DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
-	zlib1g-dev libmicrohttpd-dev pkg-config nginx wrk prometheus curl \
-	python3 python3-pytest iproute2
+	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
+	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
+	libcap2-bin systemd
 
 .PHONY: all deps run test unit e2e bench fmt clean
 # Keep BPF objects: bench and debugging load them directly.

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -188,6 +189,35 @@ void capture_render(struct strbuf *sb, uint64_t series_limit_drops)
 	for (__u32 r = 0; r < SONDE_DROP_REASON_COUNT; r++)
 		write_drops(sb, drop_names[r], kernel_drops(r));
 	write_drops(sb, "series_limit", series_limit_drops);
+}
+
+int capture_count_tracepoints(const char *tracefs_dir, int *total,
+			      int *present, char *missing, size_t n)
+{
+	struct capture_bpf *obj = capture_bpf__open();
+	struct bpf_program *prog;
+	char path[256];
+
+	if (!obj)
+		return -errno;
+	*total = *present = 0;
+	missing[0] = '\0';
+	bpf_object__for_each_program(prog, obj->obj)
+	{
+		/* "tracepoint/syscalls/sys_exit_read" */
+		const char *tp = strchr(bpf_program__section_name(prog), '/');
+
+		if (!tp)
+			continue;
+		(*total)++;
+		snprintf(path, sizeof(path), "%s/events%s", tracefs_dir, tp);
+		if (access(path, F_OK) == 0)
+			(*present)++;
+		else if (!missing[0])
+			snprintf(missing, n, "%s", tp + 1);
+	}
+	capture_bpf__destroy(obj);
+	return 0;
 }
 
 void capture_stop(void)

@@ -1,53 +1,13 @@
 #include <errno.h>
-#include <linux/capability.h>
 #include <netdb.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "host.h"
 #include "log.h"
-
-/* Older headers lack the capabilities split out of CAP_SYS_ADMIN in 5.8. */
-#ifndef CAP_PERFMON
-#define CAP_PERFMON 38
-#endif
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
-
-static bool has_cap(const struct __user_cap_data_struct *data, int cap)
-{
-	return data[cap / 32].effective & (1u << (cap % 32));
-}
-
-int host_check_privileges(void)
-{
-	struct __user_cap_header_struct hdr = {
-		.version = _LINUX_CAPABILITY_VERSION_3,
-	};
-	struct __user_cap_data_struct data[2] = { { 0 } };
-	bool admin, bpf, perfmon;
-
-	if (syscall(SYS_capget, &hdr, data)) {
-		log_error("cannot read this process's capabilities: %s",
-			  strerror(errno));
-		return -errno;
-	}
-	admin = has_cap(data, CAP_SYS_ADMIN);
-	bpf = admin || has_cap(data, CAP_BPF);
-	perfmon = admin || has_cap(data, CAP_PERFMON);
-	if (bpf && perfmon)
-		return 0;
-	log_error("missing privileges: need root, or CAP_BPF and CAP_PERFMON "
-		  "(missing:%s%s); run with sudo",
-		  bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON");
-	return -EPERM;
-}
 
 int host_check_btf(const char *path)
 {

@@ -6,11 +6,6 @@
 #define HOST_BTF_PATH "/sys/kernel/btf/vmlinux"
 #define HOST_TRACEFS "/sys/kernel/tracing"
 
-/* Returns 0 when the effective capabilities allow loading and attaching BPF
- * tracing programs (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN); otherwise
- * logs what is missing and returns -EPERM. */
-int host_check_privileges(void);
-
 /* Returns 0 when the kernel's BTF is readable at path (HOST_BTF_PATH);
  * -ENOENT after logging. */
 int host_check_btf(const char *path);

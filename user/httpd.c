@@ -5,14 +5,16 @@
 #include <microhttpd.h>
 #include <zlib.h>
 
+#include "auth.h"
 #include "httpd.h"
 #include "log.h"
+#include "privs.h"
 #include "prom.h"
 
-/* A scrape holds a connection for milliseconds; these bound what slow or
- * idle clients can hold. */
-#define HTTPD_CONNECTION_LIMIT 64
+/* A scrape holds a connection for milliseconds: one idle (or trickling)
+ * for 10 s is closed, so hoarded connections free up. */
 #define HTTPD_TIMEOUT_SECONDS 10
+#define HTTPD_REALM "sonde"
 
 static struct MHD_Daemon *daemon_handle;
 static struct httpd_hooks hooks;
@@ -163,6 +165,44 @@ static enum MHD_Result send_metrics(struct MHD_Connection *conn)
 	return ret;
 }
 
+static enum MHD_Result ask_for_credentials(struct MHD_Connection *conn)
+{
+	static const char body[] = "authentication required\n";
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+					       MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	ret = MHD_queue_basic_auth_fail_response(conn, HTTPD_REALM, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static bool authorized(struct MHD_Connection *conn)
+{
+	char *user, *password = NULL;
+	bool ok;
+
+	if (!auth_enabled())
+		return true;
+	user = MHD_basic_auth_get_username_password(conn, &password);
+	ok = auth_check(user, password);
+	MHD_free(user);
+	MHD_free(password);
+	return ok;
+}
+
+/* The server's thread serves text; it needs no capability. */
+static void drop_thread_privileges(void)
+{
+	static __thread bool dropped;
+
+	if (!dropped && privs_drop_thread() == 0)
+		dropped = true;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 			      const char *url, const char *method,
 			      const char *version, const char *upload_data,
@@ -174,13 +214,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	(void)version;
 	(void)upload_data;
 	(void)req_cls;
+	drop_thread_privileges();
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 				 "only GET and HEAD\n");
 	if (*upload_data_size)
 		return send_text(conn, MHD_HTTP_BAD_REQUEST, "no body\n");
 	if (strcmp(url, "/metrics") == 0)
-		return send_metrics(conn);
+		return authorized(conn) ? send_metrics(conn) :
+					  ask_for_credentials(conn);
 	if (strcmp(url, "/healthz") == 0)
 		return send_text(conn, MHD_HTTP_OK, "ok\n");
 	if (strcmp(url, "/readyz") == 0) {
@@ -194,17 +236,37 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	return send_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
-int httpd_start(int listen_fd, const struct httpd_hooks *h)
+int httpd_start(const struct httpd_config *cfg, const struct httpd_hooks *h)
 {
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD;
+	struct MHD_OptionItem opts[6];
+	int n = 0;
+
 	hooks = *h;
-	daemon_handle = MHD_start_daemon(
-		MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, handle, NULL,
-		MHD_OPTION_LISTEN_SOCKET, listen_fd,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_CONNECTION_LIMIT,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_TIMEOUT_SECONDS,
-		MHD_OPTION_END);
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET,
+					     cfg->listen_fd, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+					     cfg->max_connections, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+					     HTTPD_TIMEOUT_SECONDS, NULL };
+	if (cfg->tls_cert_pem) {
+		flags |= MHD_USE_TLS;
+		opts[n++] = (struct MHD_OptionItem){
+			MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem
+		};
+		opts[n++] = (struct MHD_OptionItem){
+			MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem
+		};
+	}
+	opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	daemon_handle = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL,
+					 MHD_OPTION_ARRAY, opts,
+					 MHD_OPTION_END);
 	if (!daemon_handle) {
-		log_error("cannot start the HTTP server (libmicrohttpd)");
+		log_error("cannot start the HTTP server (libmicrohttpd)%s",
+			  cfg->tls_cert_pem ? ": is --tls-key the private key "
+					      "of --tls-cert, both in PEM?" :
+					      "");
 		return -1;
 	}
 	return 0;

@@ -1,7 +1,8 @@
 /* The HTTP endpoint (libmicrohttpd, on its own thread): /metrics in the
  * Prometheus text format, gzip-compressed when the scraper accepts it,
  * /healthz (the process answers) and /readyz (programs attached and events
- * being consumed). */
+ * being consumed). Optional TLS and basic auth; connection limits and
+ * timeouts so a slow or abusive client cannot hold the endpoint. */
 #ifndef SONDE_HTTPD_H
 #define SONDE_HTTPD_H
 
@@ -16,9 +17,20 @@ struct httpd_hooks {
 	bool (*ready)(const char **why);
 };
 
-/* Serves on listen_fd, a socket already bound and listening (so address
- * errors are reported by the caller). Returns 0, or -1 after logging why. */
-int httpd_start(int listen_fd, const struct httpd_hooks *hooks);
+struct httpd_config {
+	int listen_fd; /* bound and listening, so the caller reports address
+			* errors */
+	unsigned max_connections;
+	const char *tls_cert_pem; /* NULL: plain HTTP */
+	const char *tls_key_pem;
+};
+
+/* Serves until httpd_stop(). /metrics asks for basic auth when auth.h has
+ * users; /healthz and /readyz never do (probes). The server's thread drops
+ * every capability before handling its first request. Returns 0, or -1
+ * after logging why. */
+int httpd_start(const struct httpd_config *cfg,
+		const struct httpd_hooks *hooks);
 
 void httpd_stop(void);
 

@@ -4,16 +4,21 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "capture.h"
+#include "check.h"
 #include "events.h"
 #include "host.h"
 #include "httpd.h"
 #include "log.h"
 #include "options.h"
+#include "privs.h"
 #include "procinfo.h"
 #include "prom.h"
 #include "registry.h"
@@ -96,10 +101,56 @@ static int consume_until_signalled(void)
 	return 0;
 }
 
+/* Reads a whole (small) file, NUL-terminated; NULL after logging. */
+static char *read_pem(const char *flag, const char *path)
+{
+	char *data = NULL;
+	size_t len = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f || getdelim(&data, &len, '\0', f) < 0) {
+		log_error("%s %s: %s", flag, path,
+			  f ? "empty or unreadable" : strerror(errno));
+		free(data);
+		data = NULL;
+	}
+	if (f)
+		fclose(f);
+	return data;
+}
+
+/* Each endpoint connection is an fd: allow as many as the hard limit. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int load_endpoint_security(const struct sonde_options *o,
+				  struct httpd_config *cfg)
+{
+	char err[512];
+
+	if (o->auth_file && auth_load(o->auth_file, err, sizeof(err))) {
+		log_error("--basic-auth-file %s", err);
+		return -1;
+	}
+	if (!o->tls_cert)
+		return 0;
+	cfg->tls_cert_pem = read_pem("--tls-cert", o->tls_cert);
+	cfg->tls_key_pem = read_pem("--tls-key", o->tls_key);
+	return cfg->tls_cert_pem && cfg->tls_key_pem ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
 	const struct httpd_hooks hooks = { render_metrics, ready };
 	struct sonde_options opts;
+	struct httpd_config hcfg = { 0 };
 	struct capture_options copts;
 	struct registry_limits limits;
 	char err[256];
@@ -115,12 +166,15 @@ int main(int argc, char **argv)
 		break;
 	}
 	log_verbose = opts.verbose;
-	if (host_check_privileges() || host_check_btf(HOST_BTF_PATH) ||
-	    host_ensure_tracefs())
-		return 1;
+	if (opts.check)
+		return check_host();
+	if (privs_check() || host_check_btf(HOST_BTF_PATH) ||
+	    host_ensure_tracefs() || load_endpoint_security(&opts, &hcfg))
+		goto out_free;
+	raise_fd_limit();
 	listen_fd = host_listen(opts.listen_host, opts.listen_port);
 	if (listen_fd < 0)
-		return 1;
+		goto out_free;
 
 	limits.max_routes_per_service = opts.max_routes;
 	limits.max_series = opts.max_series;
@@ -132,9 +186,15 @@ int main(int argc, char **argv)
 	copts.filter_port = opts.port;
 	if (capture_start(&copts, events_handle, NULL))
 		goto out_close;
-	if (httpd_start(listen_fd, &hooks))
+	/* Everything privileged is done; the HTTP thread starts after this
+	 * and inherits the reduced set. */
+	if (privs_drop_after_attach())
 		goto out_capture;
-	log_info("serving http://%s%s%s:%s/metrics",
+	hcfg.listen_fd = listen_fd;
+	hcfg.max_connections = opts.max_connections;
+	if (httpd_start(&hcfg, &hooks))
+		goto out_capture;
+	log_info("serving %s://%s%s%s:%s/metrics", hcfg.tls_cert_pem ? "https" : "http",
 		 strchr(opts.listen_host, ':') ? "[" : "", opts.listen_host,
 		 strchr(opts.listen_host, ':') ? "]" : "", opts.listen_port);
 
@@ -148,5 +208,9 @@ out_close:
 	close(listen_fd);
 	registry_free();
 	procinfo_free();
+out_free:
+	auth_free();
+	free((char *)hcfg.tls_cert_pem);
+	free((char *)hcfg.tls_key_pem);
 	return rc;
 }

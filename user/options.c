@@ -10,11 +10,20 @@
 #define DEFAULT_LISTEN "127.0.0.1:9464"
 #define DEFAULT_MAX_ROUTES 100
 #define DEFAULT_MAX_SERIES 10000
+/* Idle connections are closed after 10 s (httpd.c); 512 of them cost
+ * little with epoll and leave room for scrapes when a client hoards
+ * connections. */
+#define DEFAULT_MAX_CONNECTIONS 512
 
 enum long_only {
 	OPT_BUCKETS = 256,
 	OPT_MAX_ROUTES,
 	OPT_MAX_SERIES,
+	OPT_MAX_CONNECTIONS,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_BASIC_AUTH_FILE,
+	OPT_CHECK,
 };
 
 static const char usage[] =
@@ -39,12 +48,24 @@ static const char usage[] =
 	"      --max-series N      series kept in all; beyond it observations "
 	"are dropped\n"
 	"                          and counted (default 10000)\n"
+	"      --tls-cert FILE     serve the endpoint over TLS with this PEM "
+	"certificate\n"
+	"      --tls-key FILE      and this PEM private key (both or neither)\n"
+	"      --basic-auth-file FILE\n"
+	"                          require HTTP basic auth on /metrics; lines "
+	"user:hash,\n"
+	"                          hashes from `openssl passwd -6`\n"
+	"      --max-connections N connections to the endpoint at once "
+	"(default 512)\n"
+	"      --check             report what this host supports and exit "
+	"(0: can run)\n"
 	"  -v, --verbose           log attach details and libbpf debug output\n"
 	"  -h, --help              show this help and exit\n"
 	"  -V, --version           show the version and exit\n"
 	"\n"
 	"Needs root, or CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN to mount "
-	"tracefs).\n";
+	"tracefs,\nCAP_SYS_PTRACE to name other users' services); after "
+	"attaching it keeps only\nCAP_SYS_PTRACE.\n";
 
 static const struct option long_options[] = {
 	{ "listen", required_argument, NULL, 'l' },
@@ -53,6 +74,11 @@ static const struct option long_options[] = {
 	{ "buckets", required_argument, NULL, OPT_BUCKETS },
 	{ "max-routes", required_argument, NULL, OPT_MAX_ROUTES },
 	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "basic-auth-file", required_argument, NULL, OPT_BASIC_AUTH_FILE },
+	{ "check", no_argument, NULL, OPT_CHECK },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -119,6 +145,7 @@ static void set_defaults(struct sonde_options *o)
 	options_parse_listen(DEFAULT_LISTEN, o, ignored, sizeof(ignored));
 	o->max_routes = DEFAULT_MAX_ROUTES;
 	o->max_series = DEFAULT_MAX_SERIES;
+	o->max_connections = DEFAULT_MAX_CONNECTIONS;
 	histogram_bounds_default(&o->buckets);
 }
 
@@ -169,6 +196,23 @@ static enum options_result apply(int opt, const char *arg,
 			goto bad;
 		o->max_series = n;
 		return OPTIONS_RUN;
+	case OPT_MAX_CONNECTIONS:
+		if (parse_number(arg, 1, 65536, &n))
+			goto bad;
+		o->max_connections = n;
+		return OPTIONS_RUN;
+	case OPT_TLS_CERT:
+		o->tls_cert = arg;
+		return OPTIONS_RUN;
+	case OPT_TLS_KEY:
+		o->tls_key = arg;
+		return OPTIONS_RUN;
+	case OPT_BASIC_AUTH_FILE:
+		o->auth_file = arg;
+		return OPTIONS_RUN;
+	case OPT_CHECK:
+		o->check = true;
+		return OPTIONS_RUN;
 	case 'v':
 		o->verbose = true;
 		return OPTIONS_RUN;
@@ -215,6 +259,10 @@ enum options_result options_parse(int argc, char **argv,
 	if (optind < argc) {
 		snprintf(err, errsz, "unexpected argument '%s' (see --help)",
 			 argv[optind]);
+		return OPTIONS_ERROR;
+	}
+	if (!o->tls_cert != !o->tls_key) {
+		snprintf(err, errsz, "--tls-cert and --tls-key go together");
 		return OPTIONS_ERROR;
 	}
 	return OPTIONS_RUN;

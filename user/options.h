@@ -15,6 +15,11 @@ struct sonde_options {
 	uint16_t port; /* 0: every port */
 	unsigned max_routes;
 	unsigned max_series;
+	unsigned max_connections; /* to the HTTP endpoint */
+	const char *tls_cert;	  /* PEM files for TLS on the endpoint */
+	const char *tls_key;
+	const char *auth_file; /* basic auth users, see auth.h */
+	bool check;	       /* --check: report host support, exit */
 	struct histogram_bounds buckets;
 	bool verbose;
 };

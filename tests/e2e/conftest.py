@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -105,8 +106,9 @@ def parse_exposition(text):
 class Sonde:
     """A running ./sonde with its own --listen port."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, ready_tls=None):
         self.port = free_port()
+        self.cafile = ready_tls
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [SONDE, "--listen", f"127.0.0.1:{self.port}", *args],
@@ -126,7 +128,13 @@ class Sonde:
             return False
 
     def get(self, path, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        if self.cafile:
+            ctx = ssl.create_default_context(cafile=str(self.cafile))
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port,
+                                               context=ctx, timeout=10)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                              timeout=10)
         try:
             conn.request("GET", path, headers=headers or {})
             resp = conn.getresponse()

@@ -1,0 +1,152 @@
+#include <errno.h>
+#include <linux/capability.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "privs.h"
+
+/* Older headers lack the capabilities split out of CAP_SYS_ADMIN in 5.8. */
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+struct caps {
+	struct __user_cap_data_struct data[2];
+};
+
+static const struct {
+	int cap;
+	const char *name;
+} known[] = {
+	{ CAP_BPF, "CAP_BPF" },
+	{ CAP_PERFMON, "CAP_PERFMON" },
+	{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN" },
+	{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE" },
+};
+
+static int caps_get(struct caps *c)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+
+	memset(c, 0, sizeof(*c));
+	return syscall(SYS_capget, &hdr, c->data) ? -errno : 0;
+}
+
+static int caps_set(const struct caps *c)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+
+	return syscall(SYS_capset, &hdr, c->data) ? -errno : 0;
+}
+
+static bool effective(const struct caps *c, int cap)
+{
+	return c->data[cap / 32].effective & (1u << (cap % 32));
+}
+
+static bool can_attach(const struct caps *c, bool *bpf, bool *perfmon)
+{
+	bool admin = effective(c, CAP_SYS_ADMIN);
+
+	*bpf = admin || effective(c, CAP_BPF);
+	*perfmon = admin || effective(c, CAP_PERFMON);
+	return *bpf && *perfmon;
+}
+
+int privs_check(void)
+{
+	bool bpf, perfmon;
+	struct caps c;
+	int err = caps_get(&c);
+
+	if (err) {
+		log_error("cannot read this process's capabilities: %s",
+			  strerror(-err));
+		return err;
+	}
+	if (!can_attach(&c, &bpf, &perfmon)) {
+		log_error("missing privileges: need root, or CAP_BPF and "
+			  "CAP_PERFMON (missing:%s%s)",
+			  bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON");
+		return -EPERM;
+	}
+	if (!effective(&c, CAP_SYS_PTRACE))
+		log_info("no CAP_SYS_PTRACE: services of other users are named "
+			 "by their command, not OTEL_SERVICE_NAME or executable");
+	return 0;
+}
+
+int privs_drop_after_attach(void)
+{
+	struct caps c;
+	bool ptrace;
+	int err = caps_get(&c);
+
+	if (err)
+		goto fail;
+	ptrace = effective(&c, CAP_SYS_PTRACE);
+	/* The bounding set first: dropping from it needs CAP_SETPCAP, which
+	 * the capset below takes away. */
+	for (int cap = 0; prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
+		if (cap != CAP_SYS_PTRACE && prctl(PR_CAPBSET_DROP, cap) &&
+		    errno != EPERM && errno != EINVAL) {
+			err = -errno;
+			goto fail;
+		}
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	memset(&c, 0, sizeof(c));
+	if (ptrace) {
+		c.data[0].effective = c.data[0].permitted = 1u << CAP_SYS_PTRACE;
+	}
+	err = caps_set(&c);
+	if (err)
+		goto fail;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
+		err = -errno;
+		goto fail;
+	}
+	log_debug("capabilities dropped: keeping %s",
+		  ptrace ? "CAP_SYS_PTRACE" : "none");
+	return 0;
+fail:
+	log_error("cannot drop capabilities: %s", strerror(-err));
+	return err;
+}
+
+int privs_drop_thread(void)
+{
+	struct caps none;
+
+	memset(&none, 0, sizeof(none));
+	return caps_set(&none);
+}
+
+bool privs_describe(struct strbuf *sb)
+{
+	bool bpf, perfmon, first = true;
+	struct caps c;
+
+	if (caps_get(&c)) {
+		strbuf_puts(sb, "unreadable");
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		if (!effective(&c, known[i].cap))
+			continue;
+		strbuf_printf(sb, "%s%s", first ? "" : " ", known[i].name);
+		first = false;
+	}
+	if (first)
+		strbuf_puts(sb, "none");
+	return can_attach(&c, &bpf, &perfmon);
+}
