@@ -64,8 +64,8 @@ static const char usage[] =
 	"  -V, --version           show the version and exit\n"
 	"\n"
 	"Needs root, or CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN to mount "
-	"tracefs,\nCAP_SYS_PTRACE to name other users' services); after "
-	"attaching it keeps only\nCAP_SYS_PTRACE.\n";
+	"tracefs,\nCAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to name other users' "
+	"services); after\nattaching it keeps only the last two.\n";
 
 static const struct option long_options[] = {
 	{ "listen", required_argument, NULL, 'l' },

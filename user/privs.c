@@ -28,7 +28,19 @@ static const struct {
 	{ CAP_PERFMON, "CAP_PERFMON" },
 	{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN" },
 	{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE" },
+	{ CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH" },
 };
+
+/* What service naming needs after start: see privs.h. */
+static const int kept[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH };
+
+static bool is_kept(int cap)
+{
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		if (kept[i] == cap)
+			return true;
+	return false;
+}
 
 static int caps_get(struct caps *c)
 {
@@ -80,43 +92,48 @@ int privs_check(void)
 			  bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON");
 		return -EPERM;
 	}
-	if (!effective(&c, CAP_SYS_PTRACE))
-		log_info("no CAP_SYS_PTRACE: services of other users are named "
-			 "by their command, not OTEL_SERVICE_NAME or executable");
+	if (!effective(&c, CAP_SYS_PTRACE) ||
+	    !effective(&c, CAP_DAC_READ_SEARCH))
+		log_info("no CAP_SYS_PTRACE or CAP_DAC_READ_SEARCH: services of "
+			 "other users may be named by their command instead of "
+			 "OTEL_SERVICE_NAME");
 	return 0;
 }
 
 int privs_drop_after_attach(void)
 {
-	struct caps c;
-	bool ptrace;
-	int err = caps_get(&c);
+	struct caps held, keep;
+	int err = caps_get(&held);
 
 	if (err)
 		goto fail;
-	ptrace = effective(&c, CAP_SYS_PTRACE);
 	/* The bounding set first: dropping from it needs CAP_SETPCAP, which
 	 * the capset below takes away. */
 	for (int cap = 0; prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
-		if (cap != CAP_SYS_PTRACE && prctl(PR_CAPBSET_DROP, cap) &&
+		if (!is_kept(cap) && prctl(PR_CAPBSET_DROP, cap) &&
 		    errno != EPERM && errno != EINVAL) {
 			err = -errno;
 			goto fail;
 		}
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	memset(&c, 0, sizeof(c));
-	if (ptrace) {
-		c.data[0].effective = c.data[0].permitted = 1u << CAP_SYS_PTRACE;
+	memset(&keep, 0, sizeof(keep));
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		int cap = kept[i];
+
+		if (!effective(&held, cap))
+			continue;
+		keep.data[cap / 32].effective |= 1u << (cap % 32);
+		keep.data[cap / 32].permitted |= 1u << (cap % 32);
 	}
-	err = caps_set(&c);
+	err = caps_set(&keep);
 	if (err)
 		goto fail;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
 		err = -errno;
 		goto fail;
 	}
-	log_debug("capabilities dropped: keeping %s",
-		  ptrace ? "CAP_SYS_PTRACE" : "none");
+	log_debug("capabilities dropped: keeping CAP_SYS_PTRACE and "
+		  "CAP_DAC_READ_SEARCH where held");
 	return 0;
 fail:
 	log_error("cannot drop capabilities: %s", strerror(-err));

@@ -3,8 +3,11 @@
  *
  *   CAP_BPF, CAP_PERFMON   load programs, attach tracepoints (start only)
  *   CAP_SYS_ADMIN          mount tracefs when missing (start only)
- *   CAP_SYS_PTRACE         read /proc/<pid>/environ and exe of processes
- *                          of other users, for service names (kept)
+ *   CAP_SYS_PTRACE         pass the ptrace access check on
+ *                          /proc/<pid>/environ and exe of other users'
+ *                          processes, for service names (kept)
+ *   CAP_DAC_READ_SEARCH    open /proc/<pid>/environ, mode 0400 and owned
+ *                          by the process's user (kept)
  *
  * CAP_SYS_ADMIN also stands in for CAP_BPF and CAP_PERFMON on kernels
  * before 5.8 and wherever it is granted. */
@@ -17,12 +20,13 @@
 
 /* Returns 0 when the effective set allows loading and attaching (CAP_BPF
  * and CAP_PERFMON, or CAP_SYS_ADMIN); otherwise logs one line naming each
- * missing capability and returns -EPERM. Warns (no error) when
- * CAP_SYS_PTRACE is missing. */
+ * missing capability and returns -EPERM. Warns (no error) when one of the
+ * capabilities kept for service names is missing. */
 int privs_check(void);
 
-/* After attaching: drops every capability but CAP_SYS_PTRACE from the
- * effective, permitted, inheritable, ambient and bounding sets, and sets
+/* After attaching: drops every capability but CAP_SYS_PTRACE and
+ * CAP_DAC_READ_SEARCH (when held) from the effective, permitted,
+ * inheritable, ambient and bounding sets, and sets
  * no_new_privs. Must run before any other thread is started (capabilities
  * are per thread; threads inherit them). Returns 0, or -errno after
  * logging. */

@@ -6,15 +6,18 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import (SONDE, Sonde, free_port, keepalive_requests,
-                      python_server)
+from conftest import (SERVERS, SONDE, Server, Sonde, free_port,
+                      keepalive_requests)
 
 DROP_ATTACH_CAPS = "cap_bpf,cap_perfmon,cap_sys_admin"
+CAP_DAC_READ_SEARCH = 2
 CAP_SYS_PTRACE = 19
+KEPT = 1 << CAP_SYS_PTRACE | 1 << CAP_DAC_READ_SEARCH
 
 
 def capsh(*sonde_args, drop=DROP_ATTACH_CAPS):
@@ -57,9 +60,9 @@ def test_check_reports_what_the_host_supports():
 
 def test_capabilities_are_dropped_after_attach_and_metrics_flow(sonde, app):
     fields = status_fields(sonde.proc.pid)
-    assert int(fields["CapEff"], 16) == 1 << CAP_SYS_PTRACE
-    assert int(fields["CapPrm"], 16) == 1 << CAP_SYS_PTRACE
-    assert int(fields["CapBnd"], 16) == 1 << CAP_SYS_PTRACE
+    assert int(fields["CapEff"], 16) == KEPT
+    assert int(fields["CapPrm"], 16) == KEPT
+    assert int(fields["CapBnd"], 16) == KEPT
     assert int(fields["CapAmb"], 16) == 0
     assert fields["NoNewPrivs"] == "1"
     keepalive_requests(app.port, ["/after/drop"] * 7)
@@ -70,6 +73,26 @@ def test_capabilities_are_dropped_after_attach_and_metrics_flow(sonde, app):
     effective = {int(status_fields(f"{sonde.proc.pid}/task/{t}")["CapEff"],
                      16) for t in tasks}
     assert 0 in effective
+
+
+def test_services_of_other_users_are_named_after_the_drop(sonde):
+    """/proc/<pid>/environ is 0400 and owned by the process's user: naming
+    a www-data or nobody service needs the capabilities sonde keeps."""
+    port = free_port()
+    env = dict(os.environ, OTEL_SERVICE_NAME="nobody-svc")
+    server = Server(["setpriv", "--reuid=65534", "--regid=65534",
+                     "--clear-groups", sys.executable,
+                     os.path.join(SERVERS, "app.py"), str(port)], port,
+                    env=env)
+    try:
+        keepalive_requests(port, ["/who"] * 3)
+        sonde.settled_series(port, 3)
+        names = {labels["service_name"] for name, labels, _ in
+                 sonde.samples() if name.endswith("_count")
+                 and labels.get("server_port") == str(port)}
+        assert names == {"nobody-svc"}
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
