@@ -4,6 +4,7 @@
 #   make run      deps + build, then start the agent with its defaults
 #   make test     deps + build, then unit and end-to-end tests (as root)
 #   make bench    nginx + wrk: no agent vs empty BPF programs vs sonde
+#   make install  the binary, a hardened systemd unit, /etc/default/sonde
 #   make fmt      clang-format every C source in place
 
 VERSION := 0.1.0
@@ -20,6 +21,7 @@ CC ?= gcc
 CLANG ?= clang
 BPFTOOL ?= bpftool
 PYTHON ?= /usr/bin/python3
+PREFIX ?= /usr/local
 
 DEPFLAGS := -MMD -MP
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
@@ -42,7 +44,7 @@ DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
 	libcap2-bin systemd
 
-.PHONY: all deps run test unit e2e bench fmt clean
+.PHONY: all deps run test unit e2e bench fmt clean install uninstall
 # Keep BPF objects: bench and debugging load them directly.
 .SECONDARY:
 all: sonde
@@ -99,6 +101,38 @@ test: deps
 bench: deps
 	$(MAKE) all $(TOOL_BINS)
 	$(PYTHON) tools/bench.py
+
+# Installs the binary, the systemd unit and, unless one exists, an example
+# /etc/default/sonde. DESTDIR stages the files for a package; the unit's paths
+# follow PREFIX.
+install: sonde
+	install -D -m 0755 sonde $(DESTDIR)$(PREFIX)/bin/sonde
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/sonde/README.md
+	mkdir -p $(DESTDIR)/etc/systemd/system
+	sed -e 's|/usr/local/|$(PREFIX)/|g' deploy/systemd/sonde.service \
+		> $(DESTDIR)/etc/systemd/system/sonde.service
+	chmod 0644 $(DESTDIR)/etc/systemd/system/sonde.service
+	@if [ -e $(DESTDIR)/etc/default/sonde ]; then \
+		echo "sonde: keeping the existing $(DESTDIR)/etc/default/sonde"; \
+	else \
+		install -D -m 0644 deploy/systemd/sonde.default $(DESTDIR)/etc/default/sonde; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload; \
+		echo "sonde: start it with: systemctl enable --now sonde"; \
+	fi
+
+# Removes what install put in place but /etc/default/sonde, the admin's.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now sonde.service 2>/dev/null || true; \
+	fi
+	rm -f $(DESTDIR)$(PREFIX)/bin/sonde $(DESTDIR)/etc/systemd/system/sonde.service
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/sonde
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload; \
+	fi
+	@echo "sonde: $(DESTDIR)/etc/default/sonde is kept; delete it by hand if unwanted"
 
 fmt:
 	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/unit/*.c tests/unit/*.h tools/*.c
