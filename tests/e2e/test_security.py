@@ -115,23 +115,11 @@ def pki(tmp_path_factory):
     return d
 
 
-def https_get(port, cafile, path="/metrics", headers=None):
-    ctx = ssl.create_default_context(cafile=str(cafile))
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx,
-                                       timeout=10)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
-
-
 def test_tls_endpoint(pki):
     s = Sonde("--tls-cert", str(pki / "server.pem"),
               "--tls-key", str(pki / "server.key"), ready_tls=pki / "ca.pem")
     try:
-        status, headers, body = https_get(s.port, pki / "ca.pem")
+        status, headers, body = s.get("/metrics")  # trusting the test CA
         assert status == 200 and b"sonde_build_info" in body
         # curl, as a scraper would, trusting only the test CA.
         r = subprocess.run(["curl", "-sS", "--cacert", str(pki / "ca.pem"),
