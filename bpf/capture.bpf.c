@@ -130,7 +130,6 @@ static __always_inline void conn_set_socket(struct conn *c, struct file *file,
 	__u32 a4;
 
 	c->file = (__u64)file;
-	c->sk = (__u64)sk;
 	c->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
@@ -338,7 +337,6 @@ static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
 	ev->hdr.pad = 0;
 	ev->start_ns = c->start_ns;
 	ev->end_ns = ev->hdr.ts_ns;
-	ev->sock_cookie = c->sk;
 	__builtin_memcpy(ev->saddr, c->saddr, sizeof(ev->saddr));
 	__builtin_memcpy(ev->daddr, c->daddr, sizeof(ev->daddr));
 	ev->fd = key->fd;

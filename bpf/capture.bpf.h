@@ -50,7 +50,6 @@ struct conn_key {
 
 struct conn {
 	__u64 file;	/* struct file *: detects fd reuse */
-	__u64 sk;	/* struct sock *: identifies the connection */
 	__u64 start_ns; /* exchange start */
 	__u8 saddr[16];
 	__u8 daddr[16];

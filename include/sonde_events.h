@@ -50,7 +50,6 @@ struct sonde_http_event {
 	struct sonde_event_header hdr;
 	__u64 start_ns;	   /* first request bytes returned by a read */
 	__u64 end_ns;	   /* response head written */
-	__u64 sock_cookie; /* kernel socket address: tells connections apart */
 	__u8 saddr[16];	   /* local address (IPv4 in the first 4 bytes) */
 	__u8 daddr[16];	   /* peer address */
 	__u32 fd;
