@@ -60,22 +60,29 @@ def require_sonde():
         "(make test does)")
 
 
-# --- systemd -----------------------------------------------------------------
-
-def parse_unit(text):
-    """{section: {key: [value, ...]}} in file order, as systemd reads a unit:
-    comment lines (# or ;) skipped, backslash continuations joined."""
-    sections, current, pending = {}, None, ""
+def logical_lines(text, comment_prefixes):
+    """Non-empty lines with comment lines dropped and backslash
+    continuations joined, as both systemd and Docker read their files."""
+    pending = ""
     for raw in text.splitlines():
         line = raw.strip()
-        if line.startswith(("#", ";")):
+        if line.startswith(comment_prefixes):
             continue
         if line.endswith("\\"):
             pending += line[:-1] + " "
             continue
         line, pending = (pending + line).strip(), ""
-        if not line:
-            continue
+        if line:
+            yield line
+
+
+# --- systemd -----------------------------------------------------------------
+
+def parse_unit(text):
+    """{section: {key: [value, ...]}} in file order, as systemd reads a unit:
+    comment lines (# or ;) skipped, backslash continuations joined."""
+    sections, current = {}, None
+    for line in logical_lines(text, ("#", ";")):
         if line.startswith("[") and line.endswith("]"):
             current = sections.setdefault(line[1:-1], {})
             continue
@@ -299,17 +306,8 @@ def test_defaults_file_listens_on_loopback():
 def dockerfile_stages(text):
     """[{"from": [...], "name": str|None, "steps": [(INSTRUCTION, args)]}]
     with comments dropped and continuations joined, as Docker reads it."""
-    stages, pending = [], ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line, pending = (pending + line).strip(), ""
-        if not line:
-            continue
+    stages = []
+    for line in logical_lines(text, ("#",)):
         instruction, _, args = line.partition(" ")
         instruction, args = instruction.upper(), args.strip()
         if instruction == "FROM":
