@@ -48,10 +48,10 @@ struct sonde_event_header {
  * in req belongs to this response. */
 struct sonde_http_event {
 	struct sonde_event_header hdr;
-	__u64 start_ns;	   /* first request bytes returned by a read */
-	__u64 end_ns;	   /* response head written */
-	__u8 saddr[16];	   /* local address (IPv4 in the first 4 bytes) */
-	__u8 daddr[16];	   /* peer address */
+	__u64 start_ns; /* first request bytes returned by a read */
+	__u64 end_ns;	/* response head written */
+	__u8 saddr[16]; /* local address (IPv4 in the first 4 bytes) */
+	__u8 daddr[16]; /* peer address */
 	__u32 fd;
 	__u16 sport;	/* local port, host order */
 	__u16 dport;	/* peer port, host order */

@@ -191,8 +191,8 @@ void capture_render(struct strbuf *sb, uint64_t series_limit_drops)
 	write_drops(sb, "series_limit", series_limit_drops);
 }
 
-int capture_count_tracepoints(const char *tracefs_dir, int *total,
-			      int *present, char *missing, size_t n)
+int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
+			      char *missing, size_t n)
 {
 	struct capture_bpf *obj = capture_bpf__open();
 	struct bpf_program *prog;
@@ -202,8 +202,7 @@ int capture_count_tracepoints(const char *tracefs_dir, int *total,
 		return -errno;
 	*total = *present = 0;
 	missing[0] = '\0';
-	bpf_object__for_each_program(prog, obj->obj)
-	{
+	bpf_object__for_each_program(prog, obj->obj) {
 		/* "tracepoint/syscalls/sys_exit_read" */
 		const char *tp = strchr(bpf_program__section_name(prog), '/');
 

@@ -41,8 +41,8 @@ void capture_render(struct strbuf *sb, uint64_t series_limit_drops);
 /* For --check: counts the tracepoints the programs attach to and how many
  * of them exist under tracefs_dir; names the first missing one in
  * missing[0..n). Returns 0, or -errno when the object cannot be opened. */
-int capture_count_tracepoints(const char *tracefs_dir, int *total,
-			      int *present, char *missing, size_t n);
+int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
+			      char *missing, size_t n);
 
 /* Detaches and unloads everything; safe to call twice. */
 void capture_stop(void);

@@ -15,7 +15,10 @@
 static bool report(const char *what, bool ok, bool needed, const char *detail)
 {
 	printf("%-22s %-8s %s\n", what,
-	       ok ? "ok" : needed ? "MISSING" : "absent", detail);
+	       ok     ? "ok" :
+	       needed ? "MISSING" :
+			"absent",
+	       detail);
 	return ok || !needed;
 }
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "events.h"
+#include "families.h"
 #include "http1.h"
 #include "log.h"
 #include "procinfo.h"
@@ -58,24 +59,31 @@ static void handle_exchange(const struct sonde_http_event *ev)
 {
 	size_t resp_len =
 		ev->resp_len < SONDE_RESP_CAP ? ev->resp_len : SONDE_RESP_CAP;
-	struct http_server_observation o;
+	const char *values[HTTP_SERVER_NLABELS];
+	enum http_method method;
 	char route[ROUTE_MAX + 1];
 	char comm[SONDE_COMM_LEN + 1];
+	char status[12], port[8];
+	int code;
 
-	o.status = http1_parse_status(ev->resp, resp_len);
-	if (o.status < 0) {
+	code = http1_parse_status(ev->resp, resp_len);
+	if (code < 0) {
 		count(&parse_errors[PARSE_ERROR_RESPONSE]);
 		return;
 	}
-	request_labels(ev, &o.method, route, sizeof(route));
+	request_labels(ev, &method, route, sizeof(route));
 	memcpy(comm, ev->comm, SONDE_COMM_LEN);
 	comm[SONDE_COMM_LEN] = '\0';
-	o.service = procinfo_service(ev->hdr.tgid, comm);
-	o.route = route;
-	o.port = ev->sport;
-	o.duration_ns =
-		ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
-	registry_observe_http_server(&o);
+	snprintf(status, sizeof(status), "%d", code);
+	snprintf(port, sizeof(port), "%u", ev->sport);
+	values[0] = procinfo_service(ev->hdr.tgid, comm);
+	values[HTTP_SERVER_METHOD] = http1_method_name(method);
+	values[HTTP_SERVER_STATUS] = status;
+	values[HTTP_SERVER_ROUTE] = route;
+	values[HTTP_SERVER_PORT] = port;
+	registry_observe(&family_http_server, values,
+			 ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns :
+						     0);
 }
 
 int events_handle(void *ctx, void *data, size_t size)

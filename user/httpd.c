@@ -251,17 +251,17 @@ int httpd_start(const struct httpd_config *cfg, const struct httpd_hooks *h)
 					     HTTPD_TIMEOUT_SECONDS, NULL };
 	if (cfg->tls_cert_pem) {
 		flags |= MHD_USE_TLS;
-		opts[n++] = (struct MHD_OptionItem){
-			MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem
-		};
-		opts[n++] = (struct MHD_OptionItem){
-			MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem
-		};
+		opts[n++] =
+			(struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+						 (void *)cfg->tls_cert_pem };
+		opts[n++] =
+			(struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+						 (void *)cfg->tls_key_pem };
 	}
 	opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-	daemon_handle = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL,
-					 MHD_OPTION_ARRAY, opts,
-					 MHD_OPTION_END);
+	daemon_handle =
+		MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL,
+				 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!daemon_handle) {
 		log_error("cannot start the HTTP server (libmicrohttpd)%s",
 			  cfg->tls_cert_pem ? ": is --tls-key the private key "

@@ -177,6 +177,7 @@ int main(int argc, char **argv)
 		goto out_free;
 
 	limits.max_routes_per_service = opts.max_routes;
+	limits.max_peers_per_service = opts.max_peers;
 	limits.max_series = opts.max_series;
 	registry_init(&opts.buckets, &limits);
 	install_signal_handlers();
@@ -194,7 +195,8 @@ int main(int argc, char **argv)
 	hcfg.max_connections = opts.max_connections;
 	if (httpd_start(&hcfg, &hooks))
 		goto out_capture;
-	log_info("serving %s://%s%s%s:%s/metrics", hcfg.tls_cert_pem ? "https" : "http",
+	log_info("serving %s://%s%s%s:%s/metrics",
+		 hcfg.tls_cert_pem ? "https" : "http",
 		 strchr(opts.listen_host, ':') ? "[" : "", opts.listen_host,
 		 strchr(opts.listen_host, ':') ? "]" : "", opts.listen_port);
 

@@ -9,6 +9,7 @@
 
 #define DEFAULT_LISTEN "127.0.0.1:9464"
 #define DEFAULT_MAX_ROUTES 100
+#define DEFAULT_MAX_PEERS 100
 #define DEFAULT_MAX_SERIES 10000
 /* Idle connections are closed after 10 s (httpd.c); 512 of them cost
  * little with epoll and leave room for scrapes when a client hoards
@@ -18,6 +19,7 @@
 enum long_only {
 	OPT_BUCKETS = 256,
 	OPT_MAX_ROUTES,
+	OPT_MAX_PEERS,
 	OPT_MAX_SERIES,
 	OPT_MAX_CONNECTIONS,
 	OPT_TLS_CERT,
@@ -44,6 +46,9 @@ static const char usage[] =
 	"                          0.5,0.75,1,2.5,5,7.5,10)\n"
 	"      --max-routes N      distinct routes per service before "
 	"http_route=\"_overflow\"\n"
+	"                          (default 100)\n"
+	"      --max-peers N       distinct peer addresses per service before "
+	"server_address=\"_overflow\"\n"
 	"                          (default 100)\n"
 	"      --max-series N      series kept in all; beyond it observations "
 	"are dropped\n"
@@ -73,6 +78,7 @@ static const struct option long_options[] = {
 	{ "port", required_argument, NULL, 'P' },
 	{ "buckets", required_argument, NULL, OPT_BUCKETS },
 	{ "max-routes", required_argument, NULL, OPT_MAX_ROUTES },
+	{ "max-peers", required_argument, NULL, OPT_MAX_PEERS },
 	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
@@ -144,6 +150,7 @@ static void set_defaults(struct sonde_options *o)
 	memset(o, 0, sizeof(*o));
 	options_parse_listen(DEFAULT_LISTEN, o, ignored, sizeof(ignored));
 	o->max_routes = DEFAULT_MAX_ROUTES;
+	o->max_peers = DEFAULT_MAX_PEERS;
 	o->max_series = DEFAULT_MAX_SERIES;
 	o->max_connections = DEFAULT_MAX_CONNECTIONS;
 	histogram_bounds_default(&o->buckets);
@@ -190,6 +197,11 @@ static enum options_result apply(int opt, const char *arg,
 		if (parse_number(arg, 1, 1000000, &n))
 			goto bad;
 		o->max_routes = n;
+		return OPTIONS_RUN;
+	case OPT_MAX_PEERS:
+		if (parse_number(arg, 1, 1000000, &n))
+			goto bad;
+		o->max_peers = n;
 		return OPTIONS_RUN;
 	case OPT_MAX_SERIES:
 		if (parse_number(arg, 1, 10000000, &n))

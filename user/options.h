@@ -14,6 +14,7 @@ struct sonde_options {
 	uint32_t pid;  /* 0: every process */
 	uint16_t port; /* 0: every port */
 	unsigned max_routes;
+	unsigned max_peers;
 	unsigned max_series;
 	unsigned max_connections; /* to the HTTP endpoint */
 	const char *tls_cert;	  /* PEM files for TLS on the endpoint */

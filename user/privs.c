@@ -94,9 +94,10 @@ int privs_check(void)
 	}
 	if (!effective(&c, CAP_SYS_PTRACE) ||
 	    !effective(&c, CAP_DAC_READ_SEARCH))
-		log_info("no CAP_SYS_PTRACE or CAP_DAC_READ_SEARCH: services of "
-			 "other users may be named by their command instead of "
-			 "OTEL_SERVICE_NAME");
+		log_info(
+			"no CAP_SYS_PTRACE or CAP_DAC_READ_SEARCH: services of "
+			"other users may be named by their command instead of "
+			"OTEL_SERVICE_NAME");
 	return 0;
 }
 

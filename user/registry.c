@@ -1,26 +1,32 @@
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "prom.h"
 #include "registry.h"
 #include "strmap.h"
 
+/* Distinct values of one capped label within one service. */
+struct value_set {
+	struct strmap values; /* value -> (void *)1 */
+	unsigned n;	      /* distinct values, fixed ones excepted */
+	uint64_t overflows;   /* observations put under REGISTRY_OVERFLOW */
+};
+
 struct service {
-	struct strmap routes; /* route -> (void *)1 */
-	unsigned nroutes;     /* distinct routes, fixed ones excepted */
-	uint64_t overflows;   /* observations put under ROUTE_OVERFLOW */
-	const char *name;     /* owned by the services map */
+	struct value_set capped[REGISTRY_CAP_COUNT];
 };
 
 struct series {
-	const char *service; /* owned by the services map */
-	const char *route;   /* owned by the service's route map */
-	enum http_method method;
-	int status;
-	uint16_t port;
+	const struct metric_family *family;
+	const char *values[REGISTRY_MAX_LABELS]; /* copies, in text[] */
+	uint64_t start_unix_ns;
+	uint64_t last_unix_ns;
+	uint64_t counter;
+	int64_t gauge;
+	char *text;
 	struct histogram hist; /* last: flexible bucket array */
 };
 
@@ -33,12 +39,45 @@ static struct strmap series_by_key;
 static struct series **series;
 static unsigned nseries, series_cap;
 static uint64_t dropped_series_limit;
+/* Families with series, in the order their first series was created. */
+#define REGISTRY_MAX_FAMILIES 32
+static const struct metric_family *families[REGISTRY_MAX_FAMILIES];
+static unsigned nfamilies;
+
+static const char *const overflow_metric[REGISTRY_CAP_COUNT] = {
+	[REGISTRY_CAP_ROUTE] = "sonde_route_overflows_total",
+	[REGISTRY_CAP_PEER] = "sonde_peer_overflows_total",
+};
+
+static const char *const overflow_help[REGISTRY_CAP_COUNT] = {
+	[REGISTRY_CAP_ROUTE] =
+		"Requests filed under http_route=\"" ROUTE_OVERFLOW
+		"\" because their service reached its route "
+		"cap.",
+	[REGISTRY_CAP_PEER] =
+		"Measurements filed under server_address=\"" REGISTRY_OVERFLOW
+		"\" because their service reached its peer "
+		"cap.",
+};
 
 void registry_init(const struct histogram_bounds *b,
 		   const struct registry_limits *l)
 {
 	bounds = *b;
 	limits = *l;
+}
+
+const struct histogram_bounds *registry_bounds(void)
+{
+	return &bounds;
+}
+
+static uint64_t unix_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static struct service *service_get(const char *name)
@@ -50,36 +89,74 @@ static struct service *service_get(const char *name)
 	svc = calloc(1, sizeof(*svc));
 	if (!svc)
 		return NULL;
-	svc->name = strmap_put(&services, name, svc);
-	if (!svc->name) {
+	if (!strmap_put(&services, name, svc)) {
 		free(svc);
 		return NULL;
 	}
 	return svc;
 }
 
-/* The route the observation is filed under, interned in the service. The
- * two fixed routes do not count against the cap. */
-static const char *service_route(struct service *svc, const char *route)
+static unsigned cap_limit(enum registry_cap cap)
 {
-	bool fixed = strcmp(route, ROUTE_UNKNOWN) == 0 ||
-		     strcmp(route, ROUTE_OVERFLOW) == 0;
-
-	if (!fixed && !strmap_get(&svc->routes, route)) {
-		if (svc->nroutes >= limits.max_routes_per_service) {
-			svc->overflows++;
-			route = ROUTE_OVERFLOW;
-		} else if (strmap_put(&svc->routes, route, (void *)1)) {
-			svc->nroutes++;
-		}
-	}
-	return strmap_put(&svc->routes, route, (void *)1);
+	return cap == REGISTRY_CAP_ROUTE ? limits.max_routes_per_service :
+					   limits.max_peers_per_service;
 }
 
-static struct series *series_create(const char *key, struct service *svc,
-				    const char *route,
-				    const struct http_server_observation *o)
+/* The value a capped label is filed under: itself while the service is
+ * within its cap, REGISTRY_OVERFLOW beyond it. The two fixed values do not
+ * count against the cap. */
+static const char *capped_value(struct service *svc, enum registry_cap cap,
+				const char *value)
 {
+	struct value_set *set = &svc->capped[cap];
+
+	if (strcmp(value, ROUTE_UNKNOWN) == 0 ||
+	    strcmp(value, REGISTRY_OVERFLOW) == 0 ||
+	    strmap_get(&set->values, value))
+		return value;
+	if (set->n >= cap_limit(cap)) {
+		set->overflows++;
+		return REGISTRY_OVERFLOW;
+	}
+	if (!strmap_put(&set->values, value, (void *)1))
+		return NULL;
+	set->n++;
+	return value;
+}
+
+/* "family\x1fvalue\x1fvalue…" into key; returns -1 when it does not fit. */
+static int series_key(const struct metric_family *f, const char *const *values,
+		      char *key, size_t keysz)
+{
+	size_t off = 0;
+	int n = snprintf(key, keysz, "%s", f->name);
+
+	if (n < 0 || (size_t)n >= keysz)
+		return -1;
+	off = (size_t)n;
+	for (unsigned i = 0; i < f->nlabels; i++) {
+		n = snprintf(key + off, keysz - off, "\x1f%s", values[i]);
+		if (n < 0 || (size_t)n >= keysz - off)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static void family_note(const struct metric_family *f)
+{
+	for (unsigned i = 0; i < nfamilies; i++)
+		if (families[i] == f)
+			return;
+	if (nfamilies < REGISTRY_MAX_FAMILIES)
+		families[nfamilies++] = f;
+}
+
+static struct series *series_create(const char *key,
+				    const struct metric_family *f,
+				    const char *const *values)
+{
+	size_t textsz = 0, off = 0;
 	struct series *s, **grown;
 
 	if (nseries == series_cap) {
@@ -91,108 +168,208 @@ static struct series *series_create(const char *key, struct service *svc,
 		series = grown;
 		series_cap = cap;
 	}
+	for (unsigned i = 0; i < f->nlabels; i++)
+		textsz += strlen(values[i]) + 1;
 	s = calloc(1, sizeof(*s) + histogram_size(&bounds) -
 			      sizeof(struct histogram));
 	if (!s)
 		return NULL;
-	if (!strmap_put(&series_by_key, key, s)) {
+	s->text = malloc(textsz ? textsz : 1);
+	if (!s->text || !strmap_put(&series_by_key, key, s)) {
+		free(s->text);
 		free(s);
 		return NULL;
 	}
-	s->service = svc->name;
-	s->route = route;
-	s->method = o->method;
-	s->status = o->status;
-	s->port = o->port;
+	for (unsigned i = 0; i < f->nlabels; i++) {
+		size_t len = strlen(values[i]) + 1;
+
+		memcpy(s->text + off, values[i], len);
+		s->values[i] = s->text + off;
+		off += len;
+	}
+	s->family = f;
+	family_note(f);
+	s->start_unix_ns = unix_now_ns();
 	series[nseries++] = s;
 	return s;
 }
 
-static struct series *
-series_find_or_create(const struct http_server_observation *o)
+static struct series *series_find_or_create(const struct metric_family *f,
+					    const char *const *given)
 {
-	char key[512];
+	const char *values[REGISTRY_MAX_LABELS];
 	struct service *svc;
-	const char *route;
 	struct series *s;
+	char key[1024];
 
-	svc = service_get(o->service);
-	if (!svc)
+	if (f->nlabels == 0 || f->nlabels > REGISTRY_MAX_LABELS)
 		return NULL;
-	route = service_route(svc, o->route);
-	if (!route)
+	memcpy(values, given, f->nlabels * sizeof(*values));
+	if (f->capped_label > 0 && f->cap != REGISTRY_CAP_NONE) {
+		svc = service_get(values[0]);
+		if (!svc)
+			return NULL;
+		values[f->capped_label] =
+			capped_value(svc, f->cap, values[f->capped_label]);
+		if (!values[f->capped_label])
+			return NULL;
+	}
+	if (series_key(f, values, key, sizeof(key)))
 		return NULL;
-	snprintf(key, sizeof(key), "%s\x1f%d\x1f%d\x1f%u\x1f%s", svc->name,
-		 o->method, o->status, o->port, route);
 	s = strmap_get(&series_by_key, key);
 	if (s)
 		return s;
 	if (nseries >= limits.max_series)
 		return NULL;
-	return series_create(key, svc, route, o);
+	return series_create(key, f, values);
 }
 
-int registry_observe_http_server(const struct http_server_observation *o)
+/* Finds the series under the lock; the caller updates it and unlocks. */
+static struct series *lock_series(const struct metric_family *f,
+				  const char *const *values)
 {
 	struct series *s;
 
 	pthread_mutex_lock(&lock);
-	s = series_find_or_create(o);
-	if (s)
-		histogram_observe(&s->hist, &bounds, o->duration_ns);
-	else
+	s = series_find_or_create(f, values);
+	if (!s) {
 		dropped_series_limit++;
-	pthread_mutex_unlock(&lock);
-	return s ? 0 : -1;
+		pthread_mutex_unlock(&lock);
+		return NULL;
+	}
+	s->last_unix_ns = unix_now_ns();
+	return s;
 }
 
-static void render_http_server(struct strbuf *sb)
+int registry_observe(const struct metric_family *f, const char *const *values,
+		     uint64_t duration_ns)
 {
-	char status[8], port[8];
+	struct series *s = lock_series(f, values);
 
-	if (!nseries)
-		return;
-	prom_write_family(sb, "http_server_request_duration_seconds",
-			  "histogram",
-			  "Duration of HTTP server requests, from the first "
-			  "request bytes read to the response head written.");
-	for (unsigned i = 0; i < nseries; i++) {
-		const struct series *s = series[i];
-		struct prom_label labels[] = {
-			{ "service_name", s->service },
-			{ "http_request_method", http1_method_name(s->method) },
-			{ "http_response_status_code", status },
-			{ "http_route", s->route },
-			{ "server_port", port },
-		};
+	if (!s)
+		return -1;
+	histogram_observe(&s->hist, &bounds, duration_ns);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
 
-		snprintf(status, sizeof(status), "%d", s->status);
-		snprintf(port, sizeof(port), "%u", s->port);
-		prom_write_histogram(sb, "http_server_request_duration_seconds",
-				     labels, 5, &s->hist, &bounds);
+int registry_add(const struct metric_family *f, const char *const *values,
+		 uint64_t n)
+{
+	struct series *s = lock_series(f, values);
+
+	if (!s)
+		return -1;
+	s->counter += n;
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+int registry_gauge_add(const struct metric_family *f, const char *const *values,
+		       int64_t delta)
+{
+	struct series *s = lock_series(f, values);
+
+	if (!s)
+		return -1;
+	s->gauge += delta;
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+static const char *const kind_type[] = {
+	[METRIC_HISTOGRAM] = "histogram",
+	[METRIC_COUNTER] = "counter",
+	[METRIC_GAUGE] = "gauge",
+};
+
+static void render_series(struct strbuf *sb, const struct series *s)
+{
+	const struct metric_family *f = s->family;
+	struct prom_label labels[REGISTRY_MAX_LABELS];
+	char value[32];
+
+	for (unsigned i = 0; i < f->nlabels; i++) {
+		labels[i].name = f->labels[i];
+		labels[i].value = s->values[i];
+	}
+	switch (f->kind) {
+	case METRIC_HISTOGRAM:
+		prom_write_histogram(sb, f->name, labels, f->nlabels, &s->hist,
+				     &bounds);
+		break;
+	case METRIC_COUNTER:
+		prom_write_u64(sb, f->name, labels, f->nlabels, s->counter);
+		break;
+	case METRIC_GAUGE:
+		snprintf(value, sizeof(value), "%lld", (long long)s->gauge);
+		prom_write_sample(sb, f->name, labels, f->nlabels, value);
+		break;
 	}
 }
 
+static void render_families(struct strbuf *sb)
+{
+	for (unsigned i = 0; i < nfamilies; i++) {
+		const struct metric_family *f = families[i];
+
+		prom_write_family(sb, f->name, kind_type[f->kind], f->help);
+		for (unsigned j = 0; j < nseries; j++)
+			if (series[j]->family == f)
+				render_series(sb, series[j]);
+	}
+}
+
+struct overflow_walk {
+	struct strbuf *sb;
+	enum registry_cap cap;
+};
+
 static void render_service_overflows(const char *name, void *value, void *arg)
 {
+	const struct overflow_walk *w = arg;
 	const struct service *svc = value;
 	struct prom_label label = { "service_name", name };
 
-	prom_write_u64(arg, "sonde_route_overflows_total", &label, 1,
-		       svc->overflows);
+	prom_write_u64(w->sb, overflow_metric[w->cap], &label, 1,
+		       svc->capped[w->cap].overflows);
 }
 
 void registry_render(struct strbuf *sb)
 {
 	pthread_mutex_lock(&lock);
-	render_http_server(sb);
+	render_families(sb);
 	prom_write_family(sb, "sonde_series", "gauge",
-			  "Live series across all sonde histograms.");
+			  "Live series across all sonde families.");
 	prom_write_u64(sb, "sonde_series", NULL, 0, nseries);
-	prom_write_family(sb, "sonde_route_overflows_total", "counter",
-			  "Requests filed under http_route=\"" ROUTE_OVERFLOW
-			  "\" because their service reached its route cap.");
-	strmap_each(&services, render_service_overflows, sb);
+	for (int cap = REGISTRY_CAP_ROUTE; cap < REGISTRY_CAP_COUNT; cap++) {
+		struct overflow_walk w = { sb, cap };
+
+		prom_write_family(sb, overflow_metric[cap], "counter",
+				  overflow_help[cap]);
+		strmap_each(&services, render_service_overflows, &w);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
+		   void *arg)
+{
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < nseries; i++) {
+		const struct series *s = series[i];
+		struct registry_series view = {
+			.family = s->family,
+			.values = s->values,
+			.start_unix_ns = s->start_unix_ns,
+			.last_unix_ns = s->last_unix_ns,
+			.hist = &s->hist,
+			.counter = s->counter,
+			.gauge = s->gauge,
+		};
+
+		fn(&view, arg);
+	}
 	pthread_mutex_unlock(&lock);
 }
 
@@ -222,18 +399,22 @@ static void free_service(const char *name, void *value, void *arg)
 
 	(void)name;
 	(void)arg;
-	strmap_clear(&svc->routes);
+	for (int cap = 0; cap < REGISTRY_CAP_COUNT; cap++)
+		strmap_clear(&svc->capped[cap].values);
 	free(svc);
 }
 
 void registry_free(void)
 {
 	pthread_mutex_lock(&lock);
-	for (unsigned i = 0; i < nseries; i++)
+	for (unsigned i = 0; i < nseries; i++) {
+		free(series[i]->text);
 		free(series[i]);
+	}
 	free(series);
 	series = NULL;
 	nseries = series_cap = 0;
+	nfamilies = 0;
 	strmap_clear(&series_by_key);
 	strmap_each(&services, free_service, NULL);
 	strmap_clear(&services);

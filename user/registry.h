@@ -1,34 +1,74 @@
-/* The series registry: every measured exchange lands in one histogram,
- * chosen by its labels. Keeps the label set bounded: each service has a cap
- * on distinct routes (further routes share ROUTE_OVERFLOW), and the
- * registry a cap on series (further observations are dropped and counted).
- * Thread-safe: the event consumer observes, the HTTP server renders. */
+/* The series registry: every measurement lands in one series of a metric
+ * family (see families.h), chosen by its label values. Keeps the label set
+ * bounded: each service has a cap on the distinct values of a family's
+ * capped label (routes, peer addresses; further values share
+ * REGISTRY_OVERFLOW), and the registry a cap on series (further
+ * observations are dropped and counted).
+ * Thread-safe: the event consumer observes, the HTTP server renders and
+ * exporters walk the series under the same lock, without doing I/O. */
 #ifndef SONDE_REGISTRY_H
 #define SONDE_REGISTRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "histogram.h"
-#include "http1.h"
 #include "strbuf.h"
 
-/* Route of the series beyond a service's cap, and of requests whose target
- * is not a usable path. */
-#define ROUTE_OVERFLOW "_overflow"
+/* The value a capped label takes beyond its service's cap, and the route
+ * of requests whose target is not a usable path. Neither counts against
+ * the cap. */
+#define REGISTRY_OVERFLOW "_overflow"
+#define ROUTE_OVERFLOW REGISTRY_OVERFLOW
 #define ROUTE_UNKNOWN "_unknown"
+
+#define REGISTRY_MAX_LABELS 12
+
+enum metric_kind {
+	METRIC_HISTOGRAM, /* durations in ns, written in seconds */
+	METRIC_COUNTER,	  /* monotonic sum */
+	METRIC_GAUGE,	  /* up-down count (the OTLP non-monotonic sum) */
+};
+
+/* What a capped label's distinct values are counted against. */
+enum registry_cap {
+	REGISTRY_CAP_NONE,
+	REGISTRY_CAP_ROUTE, /* --max-routes per service */
+	REGISTRY_CAP_PEER,  /* --max-peers per service */
+	REGISTRY_CAP_COUNT,
+};
+
+/* A metric family: its names in both worlds and its label names. Label 0
+ * is always service_name. Families are defined in families.c; the label
+ * lists may be extended at start-up, before the first observation. */
+struct metric_family {
+	const char *name;      /* Prometheus name, unit suffix included */
+	const char *otel_name; /* OTLP instrument name */
+	const char *unit;      /* UCUM unit for OTLP: "s", "{connection}" */
+	const char *help;
+	enum metric_kind kind;
+	unsigned nlabels;
+	const char *labels[REGISTRY_MAX_LABELS];      /* Prometheus names */
+	const char *otel_labels[REGISTRY_MAX_LABELS]; /* OTLP attribute keys */
+	int capped_label; /* index into labels, or -1 */
+	enum registry_cap cap;
+};
 
 struct registry_limits {
 	unsigned max_routes_per_service;
+	unsigned max_peers_per_service;
 	unsigned max_series;
 };
 
-struct http_server_observation {
-	const char *service;
-	const char *route; /* a template from route_template() */
-	enum http_method method;
-	int status;
-	uint16_t port;
-	uint64_t duration_ns;
+/* A series as exporters see it, valid only inside the walk callback. */
+struct registry_series {
+	const struct metric_family *family;
+	const char *const *values;    /* family->nlabels label values */
+	uint64_t start_unix_ns;	      /* first observation, wall clock */
+	uint64_t last_unix_ns;	      /* latest observation, wall clock */
+	const struct histogram *hist; /* METRIC_HISTOGRAM */
+	uint64_t counter;	      /* METRIC_COUNTER */
+	int64_t gauge;		      /* METRIC_GAUGE */
 };
 
 /* Sets the buckets and limits; call once before anything else. The bounds
@@ -36,16 +76,35 @@ struct http_server_observation {
 void registry_init(const struct histogram_bounds *bounds,
 		   const struct registry_limits *limits);
 
-/* Records one exchange. Returns 0, or -1 when it could not be stored (the
- * series cap was reached, or memory ran out); such losses are counted, see
- * registry_dropped(). */
-int registry_observe_http_server(const struct http_server_observation *o);
+/* The histogram bounds every histogram family uses. */
+const struct histogram_bounds *registry_bounds(void);
 
-/* Appends the HTTP histograms and the registry's own metrics (live series,
- * route overflows) in the exposition format. */
+/* Records a duration in a histogram family's series. values holds
+ * f->nlabels strings (copied). Returns 0, or -1 when it could not be stored
+ * (the series cap was reached, or memory ran out); such losses are counted,
+ * see registry_dropped(). */
+int registry_observe(const struct metric_family *f, const char *const *values,
+		     uint64_t duration_ns);
+
+/* Adds n to a counter family's series. Same contract as registry_observe. */
+int registry_add(const struct metric_family *f, const char *const *values,
+		 uint64_t n);
+
+/* Adds delta (possibly negative) to a gauge family's series. Same contract
+ * as registry_observe. */
+int registry_gauge_add(const struct metric_family *f, const char *const *values,
+		       int64_t delta);
+
+/* Appends every family with series, then the registry's own metrics (live
+ * series, overflows per service), in the exposition format. */
 void registry_render(struct strbuf *sb);
 
-/* Exchanges that could not be stored since start. */
+/* Calls fn for every series, in creation order, holding the registry lock:
+ * fn must be quick and must not call back into the registry. */
+void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
+		   void *arg);
+
+/* Observations that could not be stored since start. */
 uint64_t registry_dropped(void);
 
 /* Live series. */

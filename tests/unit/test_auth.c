@@ -7,7 +7,7 @@
 
 /* openssl passwd -6 -salt saltsalt secret; openssl passwd -5 -salt abc
  * other */
-#define HASH_SECRET                                                            \
+#define HASH_SECRET                                                           \
 	"$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5kn" \
 	"V8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
 #define HASH_OTHER "$5$abc$dMzZpLNEBTUXNqfMMCjiwTv2sBMGc7Cv2T3ti4L/r2."
@@ -32,8 +32,7 @@ TEST(good_file_checks_passwords)
 {
 	char err[256];
 
-	CHECK(load("# scrapers\n\nprom:" HASH_SECRET "\r\nops:" HASH_OTHER
-		   "\n",
+	CHECK(load("# scrapers\n\nprom:" HASH_SECRET "\r\nops:" HASH_OTHER "\n",
 		   err) == 0);
 	CHECK(auth_enabled());
 	CHECK(auth_check("prom", "secret"));

@@ -10,6 +10,7 @@ static void setup(void)
 {
 	struct histogram_bounds b;
 	struct registry_limits lim = { .max_routes_per_service = 100,
+				       .max_peers_per_service = 100,
 				       .max_series = 100 };
 
 	registry_free();

@@ -1,6 +1,9 @@
 /* Histograms, the Prometheus writer and the series registry. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "families.h"
 #include "histogram.h"
 #include "prom.h"
 #include "registry.h"
@@ -145,18 +148,15 @@ TEST(family_header_has_help_and_type)
 	strbuf_release(&sb);
 }
 
-static struct http_server_observation obs(const char *service,
-					  const char *route, int status)
+/* One 1 ms GET on port 8080 for service, route and status. */
+static int observe(const char *service, const char *route, int status)
 {
-	struct http_server_observation o = {
-		.service = service,
-		.route = route,
-		.method = HTTP_METHOD_GET,
-		.status = status,
-		.port = 8080,
-		.duration_ns = 1000000,
-	};
-	return o;
+	char code[8];
+	const char *values[HTTP_SERVER_NLABELS] = { service, "GET", code, route,
+						    "8080" };
+
+	snprintf(code, sizeof(code), "%d", status);
+	return registry_observe(&family_http_server, values, 1000000);
 }
 
 static size_t count_lines(const char *text, const char *needle)
@@ -172,6 +172,7 @@ TEST(registry_caps_routes_per_service_with_one_overflow_series)
 {
 	struct histogram_bounds b;
 	struct registry_limits lim = { .max_routes_per_service = 3,
+				       .max_peers_per_service = 3,
 				       .max_series = 100 };
 	struct strbuf sb = { 0 };
 	char route[32];
@@ -179,26 +180,15 @@ TEST(registry_caps_routes_per_service_with_one_overflow_series)
 	histogram_bounds_default(&b);
 	registry_init(&b, &lim);
 	for (int i = 0; i < 10; i++) {
-		struct http_server_observation o;
-
 		snprintf(route, sizeof(route), "/r%d", i);
-		o = obs("svc", route, 200);
-		CHECK(registry_observe_http_server(&o) == 0);
+		CHECK(observe("svc", route, 200) == 0);
 	}
 	/* Another service has its own cap; the fixed routes are exempt. */
 	for (int i = 0; i < 3; i++) {
-		struct http_server_observation o;
-
 		snprintf(route, sizeof(route), "/o%d", i);
-		o = obs("other", route, 200);
-		CHECK(registry_observe_http_server(&o) == 0);
+		CHECK(observe("other", route, 200) == 0);
 	}
-	{
-		struct http_server_observation o =
-			obs("other", ROUTE_UNKNOWN, 400);
-
-		CHECK(registry_observe_http_server(&o) == 0);
-	}
+	CHECK(observe("other", ROUTE_UNKNOWN, 400) == 0);
 	CHECK(registry_series_count() == 3 + 1 + 3 + 1);
 	registry_render(&sb);
 	CHECK(strstr(sb.data, "http_route=\"_overflow\",server_port=\"8080\"} "
@@ -214,24 +204,104 @@ TEST(registry_caps_routes_per_service_with_one_overflow_series)
 	registry_free();
 }
 
+TEST(registry_caps_peers_apart_from_routes)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { .max_routes_per_service = 1,
+				       .max_peers_per_service = 2,
+				       .max_series = 100 };
+	struct strbuf sb = { 0 };
+	char addr[32];
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	CHECK(observe("svc", "/only", 200) == 0);
+	for (int i = 0; i < 5; i++) {
+		const char *v[TCP_CONNECTS_NLABELS] = { "svc", addr, "80",
+							"ok" };
+
+		snprintf(addr, sizeof(addr), "10.0.0.%d", i);
+		CHECK(registry_add(&family_tcp_connects, v, 2) == 0);
+	}
+	registry_render(&sb);
+	CHECK(strstr(sb.data, "sonde_tcp_connects_total{service_name=\"svc\","
+			      "server_address=\"10.0.0.1\",server_port=\"80\","
+			      "result=\"ok\"} 2\n") != NULL);
+	CHECK(strstr(sb.data, "server_address=\"10.0.0.2\"") == NULL);
+	CHECK(strstr(sb.data, "sonde_tcp_connects_total{service_name=\"svc\","
+			      "server_address=\"_overflow\",server_port=\"80\","
+			      "result=\"ok\"} 6\n") != NULL);
+	CHECK(strstr(sb.data, "sonde_peer_overflows_total{service_name="
+			      "\"svc\"} 3\n") != NULL);
+	CHECK(strstr(sb.data, "sonde_route_overflows_total{service_name="
+			      "\"svc\"} 0\n") != NULL);
+	CHECK(count_lines(sb.data, "# TYPE sonde_tcp_connects_total counter") ==
+	      1);
+	strbuf_release(&sb);
+	registry_free();
+}
+
+TEST(registry_gauges_go_up_and_down)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { 100, 100, 100 };
+	const char *v[TCP_ACTIVE_NLABELS] = { "svc", "client" };
+	struct strbuf sb = { 0 };
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	for (int i = 0; i < 5; i++)
+		CHECK(registry_gauge_add(&family_tcp_active, v, 1) == 0);
+	CHECK(registry_gauge_add(&family_tcp_active, v, -2) == 0);
+	registry_render(&sb);
+	CHECK(strstr(sb.data, "# TYPE sonde_tcp_active_connections gauge\n") !=
+	      NULL);
+	CHECK(strstr(sb.data, "sonde_tcp_active_connections{service_name="
+			      "\"svc\",role=\"client\"} 3\n") != NULL);
+	strbuf_release(&sb);
+	registry_free();
+}
+
+static void count_series(const struct registry_series *s, void *arg)
+{
+	unsigned *n = arg;
+
+	if (s->family == &family_http_server && s->hist->count == 1 &&
+	    strcmp(s->values[HTTP_SERVER_ROUTE], "/w") == 0 &&
+	    s->start_unix_ns > 0 && s->last_unix_ns >= s->start_unix_ns)
+		(*n)++;
+}
+
+TEST(registry_walk_sees_every_series_with_its_values)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { 100, 100, 100 };
+	unsigned n = 0;
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	CHECK(observe("a", "/w", 200) == 0);
+	CHECK(observe("b", "/w", 200) == 0);
+	CHECK(observe("b", "/x", 200) == 0);
+	registry_walk(count_series, &n);
+	CHECK(n == 2);
+	registry_free();
+}
+
 TEST(registry_drops_and_counts_beyond_the_series_cap)
 {
 	struct histogram_bounds b;
 	struct registry_limits lim = { .max_routes_per_service = 100,
+				       .max_peers_per_service = 100,
 				       .max_series = 2 };
-	struct http_server_observation o;
 	uint64_t before = registry_dropped();
 
 	histogram_bounds_default(&b);
 	registry_init(&b, &lim);
-	o = obs("s", "/a", 200);
-	CHECK(registry_observe_http_server(&o) == 0);
-	o = obs("s", "/a", 500);
-	CHECK(registry_observe_http_server(&o) == 0);
-	o = obs("s", "/b", 200);
-	CHECK(registry_observe_http_server(&o) == -1);
-	o = obs("s", "/a", 200); /* an existing series still counts */
-	CHECK(registry_observe_http_server(&o) == 0);
+	CHECK(observe("s", "/a", 200) == 0);
+	CHECK(observe("s", "/a", 500) == 0);
+	CHECK(observe("s", "/b", 200) == -1);
+	CHECK(observe("s", "/a", 200) == 0); /* an existing series counts */
 	CHECK(registry_dropped() == before + 1);
 	CHECK(registry_series_count() == 2);
 	registry_free();
@@ -246,4 +316,7 @@ UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(histogram_is_written_cumulative_with_inf_sum_and_count),
 	  UNIT_CASE(family_header_has_help_and_type),
 	  UNIT_CASE(registry_caps_routes_per_service_with_one_overflow_series),
+	  UNIT_CASE(registry_caps_peers_apart_from_routes),
+	  UNIT_CASE(registry_gauges_go_up_and_down),
+	  UNIT_CASE(registry_walk_sees_every_series_with_its_values),
 	  UNIT_CASE(registry_drops_and_counts_beyond_the_series_cap))
