@@ -9,9 +9,11 @@
  *
  * Server side: an exchange starts when a read returns bytes that look like
  * the start of an HTTP request line, and ends when a write starts with an
- * HTTP status line. One ring-buffer event per exchange carries both
- * timestamps and the first bytes of the request and of the response; the
- * daemon parses them. Interim 1xx responses do not end an exchange.
+ * HTTP status line. Client side, the other way round: it starts when a
+ * write sends a request line and ends when a read returns a status line.
+ * One ring-buffer event per exchange carries both timestamps and the first
+ * bytes of the request and of the response; the daemon parses them.
+ * Interim 1xx responses do not end an exchange.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -202,11 +204,11 @@ static __always_inline struct conn *conn_find(struct conn_key *key)
  * O_CLOEXEC) and reused. Checked once per exchange, not once per syscall:
  * the open file behind the fd must still be the one we saw. */
 static __always_inline struct conn *conn_revalidate(struct conn_key *key,
-						    struct conn *c)
+						    struct conn *c, __u8 role)
 {
 	if (c->file == (__u64)file_of_fd(key->fd))
 		return c;
-	return conn_track(key, ROLE_UNKNOWN);
+	return conn_track(key, role);
 }
 
 /* "GET /x" or "PROPFIND /x": an RFC 9110 method token (here: upper-case
@@ -346,7 +348,7 @@ static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
 	ev->req_len = c->req_len;
 	ev->resp_len = len;
 	ev->pipeline_idx = c->pipeline_idx;
-	ev->pad = 0;
+	ev->role = c->role;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	__builtin_memcpy(ev->req, c->req, SONDE_REQ_CAP);
 	/* No wakeup per event: the daemon polls on a short timer, and is
@@ -373,10 +375,9 @@ static __always_inline void on_server_read(struct conn_key *key, struct conn *c,
 	got = peek_user(peek, buf, n);
 	if (!looks_like_request(peek, got))
 		return;
-	c = conn_revalidate(key, c);
+	c = conn_revalidate(key, c, ROLE_SERVER);
 	if (!c)
 		return;
-	c->role = ROLE_SERVER;
 	c->phase = PHASE_REQUEST;
 	c->start_ns = bpf_ktime_get_ns();
 	c->req_len = 0;
@@ -402,15 +403,78 @@ on_server_write(struct conn_key *key, struct conn *c, const void *buf, long n)
 		c->pipeline_idx++;
 }
 
-/* A connection whose first traced bytes are written, not read, and look
- * like a request is the client side; it is left alone here. */
-static __always_inline void classify_by_write(struct conn *c, const void *buf,
-					      long n)
+/* Client side: a written request line starts an exchange; further writes
+ * before the response are the rest of the head or a body. */
+static __always_inline void
+on_client_write(struct conn_key *key, struct conn *c, const void *buf, long n)
+{
+	char peek[SONDE_PEEK];
+	__u32 got;
+
+	if (c->phase == PHASE_REQUEST) {
+		req_append(c, buf, n);
+		return;
+	}
+	got = peek_user(peek, buf, n);
+	if (!looks_like_request(peek, got))
+		return;
+	c = conn_revalidate(key, c, ROLE_CLIENT);
+	if (!c)
+		return;
+	c->phase = PHASE_REQUEST;
+	c->start_ns = bpf_ktime_get_ns();
+	c->req_len = 0;
+	c->pipeline_idx = 0;
+	req_append(c, buf, n);
+}
+
+/* Client side: the first read that returns a final status line ends the
+ * exchange; the body that follows is not looked at. */
+static __always_inline void on_client_read(struct conn_key *key, struct conn *c,
+					   const void *buf, long n)
+{
+	char peek[SONDE_PEEK];
+	__u32 got;
+
+	if (c->phase != PHASE_REQUEST)
+		return;
+	got = peek_user(peek, buf, n);
+	if (!looks_like_status_line(peek, got))
+		return;
+	if (emit_exchange(key, c, buf, n, is_interim_status(peek)))
+		c->phase = PHASE_RESPONSE;
+}
+
+/* A connection found lazily takes the role its first HTTP bytes show: a
+ * request read makes it the server side, a request written the client. */
+static __always_inline void classify(struct conn *c, const void *buf, long n,
+				     bool is_read)
 {
 	char peek[SONDE_PEEK];
 
 	if (looks_like_request(peek, peek_user(peek, buf, n)))
-		c->role = ROLE_CLIENT;
+		c->role = is_read ? ROLE_SERVER : ROLE_CLIENT;
+}
+
+/* n bytes at user address buf were read (is_read) or written on the
+ * connection key, which c tracks: the one entry to the HTTP state machine,
+ * for both roles. */
+static __always_inline void conn_data(struct conn_key *key, struct conn *c,
+				      const void *buf, long n, bool is_read)
+{
+	if (c->role == ROLE_UNKNOWN)
+		classify(c, buf, n, is_read);
+	if (c->role == ROLE_SERVER) {
+		if (is_read)
+			on_server_read(key, c, buf, n);
+		else
+			on_server_write(key, c, buf, n);
+	} else if (c->role == ROLE_CLIENT) {
+		if (is_read)
+			on_client_read(key, c, buf, n);
+		else
+			on_client_write(key, c, buf, n);
+	}
 }
 
 /* The fd and buffer of the syscall now returning. The kernel saved the
@@ -459,19 +523,12 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 		return 0;
 	syscall_args(&key.fd, &arg2);
 	c = conn_find(&key);
-	if (!c || c->role == ROLE_CLIENT)
+	if (!c)
 		return 0;
 	buf = io_first_buffer(arg2, how, &ret);
 	if (!buf || ret <= 0)
 		return 0;
-	if (c->role == ROLE_UNKNOWN && !is_read)
-		classify_by_write(c, buf, ret);
-	if (c->role == ROLE_CLIENT)
-		return 0;
-	if (is_read)
-		on_server_read(&key, c, buf, ret);
-	else
-		on_server_write(&key, c, buf, ret);
+	conn_data(&key, c, buf, ret, is_read);
 	return 0;
 }
 

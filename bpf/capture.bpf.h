@@ -25,16 +25,16 @@
 /* Bytes looked at to classify a buffer: a method token or a status line. */
 #define SONDE_PEEK 16
 
-enum conn_role {
-	ROLE_UNKNOWN = 0, /* found lazily, nothing seen yet */
-	ROLE_SERVER,
-	ROLE_CLIENT,
-};
+/* A connection's role is a sonde_role; ROLE_UNKNOWN: found lazily,
+ * nothing seen yet. */
+#define ROLE_UNKNOWN SONDE_ROLE_UNKNOWN
+#define ROLE_SERVER SONDE_ROLE_SERVER
+#define ROLE_CLIENT SONDE_ROLE_CLIENT
 
 enum conn_phase {
 	PHASE_IDLE = 0,
-	PHASE_REQUEST,	/* request bytes read, no response head yet */
-	PHASE_RESPONSE, /* response head written */
+	PHASE_REQUEST,	/* request bytes seen, no response head yet */
+	PHASE_RESPONSE, /* response head seen */
 };
 
 enum io_how {

@@ -42,14 +42,24 @@ struct sonde_event_header {
 	__u16 pad;
 };
 
-/* One request/response exchange seen on the server side of a connection.
- * pipeline_idx is how many responses were already reported for the request
- * bytes in req: pipelined requests share the capture, and the idx-th head
- * in req belongs to this response. */
+/* Which side of the connection the traced process is on. */
+enum sonde_role {
+	SONDE_ROLE_UNKNOWN = 0,
+	SONDE_ROLE_SERVER = 1, /* it accepted the connection */
+	SONDE_ROLE_CLIENT = 2, /* it connected */
+};
+
+/* One request/response exchange. On the server side it starts when the
+ * first request bytes are read and ends when the response head is written;
+ * on the client side it starts when the first request bytes are written
+ * and ends when the response head is read. pipeline_idx is how many
+ * responses were already reported for the request bytes in req: pipelined
+ * requests share the capture, and the idx-th head in req belongs to this
+ * response. */
 struct sonde_http_event {
 	struct sonde_event_header hdr;
-	__u64 start_ns; /* first request bytes returned by a read */
-	__u64 end_ns;	/* response head written */
+	__u64 start_ns; /* first request bytes read (server) or written */
+	__u64 end_ns;	/* response head written (server) or read */
 	__u8 saddr[16]; /* local address (IPv4 in the first 4 bytes) */
 	__u8 daddr[16]; /* peer address */
 	__u32 fd;
@@ -59,7 +69,7 @@ struct sonde_http_event {
 	__u16 req_len;	/* bytes valid in req */
 	__u16 resp_len; /* bytes valid in resp */
 	__u8 pipeline_idx;
-	__u8 pad;
+	__u8 role; /* enum sonde_role: server or client */
 	char comm[SONDE_COMM_LEN];
 	char req[SONDE_REQ_CAP];
 	char resp[SONDE_RESP_CAP];

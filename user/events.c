@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,15 +56,29 @@ static void request_labels(const struct sonde_http_event *ev,
 		strcpy(route, ROUTE_UNKNOWN);
 }
 
+int events_format_address(__u16 family, const __u8 addr[16], char *out,
+			  size_t outsz)
+{
+	static const __u8 v4_mapped[12] = { 0, 0, 0, 0, 0,    0,
+					    0, 0, 0, 0, 0xff, 0xff };
+
+	if (family == AF_INET6 && memcmp(addr, v4_mapped, 12) == 0)
+		return inet_ntop(AF_INET, addr + 12, out, outsz) ? 0 : -1;
+	if (family == AF_INET || family == AF_INET6)
+		return inet_ntop(family, addr, out, outsz) ? 0 : -1;
+	return -1;
+}
+
 static void handle_exchange(const struct sonde_http_event *ev)
 {
 	size_t resp_len =
 		ev->resp_len < SONDE_RESP_CAP ? ev->resp_len : SONDE_RESP_CAP;
-	const char *values[HTTP_SERVER_NLABELS];
+	const char *values[REGISTRY_MAX_LABELS];
 	enum http_method method;
 	char route[ROUTE_MAX + 1];
 	char comm[SONDE_COMM_LEN + 1];
-	char status[12], port[8];
+	char status[12], port[8], peer[INET6_ADDRSTRLEN];
+	uint64_t duration_ns;
 	int code;
 
 	code = http1_parse_status(ev->resp, resp_len);
@@ -75,15 +90,26 @@ static void handle_exchange(const struct sonde_http_event *ev)
 	memcpy(comm, ev->comm, SONDE_COMM_LEN);
 	comm[SONDE_COMM_LEN] = '\0';
 	snprintf(status, sizeof(status), "%d", code);
-	snprintf(port, sizeof(port), "%u", ev->sport);
 	values[0] = procinfo_service(ev->hdr.tgid, comm);
+	duration_ns = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
+	if (ev->role == SONDE_ROLE_CLIENT) {
+		if (events_format_address(ev->family, ev->daddr, peer,
+					  sizeof(peer)))
+			strcpy(peer, "_unknown");
+		snprintf(port, sizeof(port), "%u", ev->dport);
+		values[HTTP_CLIENT_METHOD] = http1_method_name(method);
+		values[HTTP_CLIENT_STATUS] = status;
+		values[HTTP_CLIENT_ADDRESS] = peer;
+		values[HTTP_CLIENT_PORT] = port;
+		registry_observe(&family_http_client, values, duration_ns);
+		return;
+	}
+	snprintf(port, sizeof(port), "%u", ev->sport);
 	values[HTTP_SERVER_METHOD] = http1_method_name(method);
 	values[HTTP_SERVER_STATUS] = status;
 	values[HTTP_SERVER_ROUTE] = route;
 	values[HTTP_SERVER_PORT] = port;
-	registry_observe(&family_http_server, values,
-			 ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns :
-						     0);
+	registry_observe(&family_http_server, values, duration_ns);
 }
 
 int events_handle(void *ctx, void *data, size_t size)

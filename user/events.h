@@ -6,10 +6,18 @@
 
 #include <stddef.h>
 
+#include <linux/types.h>
+
 #include "strbuf.h"
 
 /* capture_event_fn: handles one record. Always returns 0. */
 int events_handle(void *ctx, void *data, size_t size);
+
+/* Writes a peer address as label text: dotted IPv4 (also for IPv4-mapped
+ * IPv6 addresses) or IPv6. Returns 0, or -1 for an unknown family or a
+ * short buffer (INET6_ADDRSTRLEN is enough). */
+int events_format_address(__u16 family, const __u8 addr[16], char *out,
+			  size_t outsz);
 
 /* Appends sonde_events_received_total and sonde_parse_errors_total. */
 void events_render(struct strbuf *sb);
