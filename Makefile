@@ -42,7 +42,7 @@ TOOL_BINS := $(OUT)/tools/floor
 DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
-	libcap2-bin systemd
+	libcap2-bin systemd nftables
 
 .PHONY: all deps run test unit e2e bench fmt clean install uninstall
 # Keep BPF objects: bench and debugging load them directly.

@@ -54,6 +54,14 @@ struct {
 	__type(value, __u8);
 } procs SEC(".maps");
 
+/* struct sock * -> the process that connected or accepted it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, struct sock_owner);
+} socks SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SONDE_DROP_REASON_COUNT);
@@ -164,6 +172,79 @@ static __always_inline void skip_fd(struct conn_key *key)
 	bpf_map_update_elem(&skip_fds, key, &one, BPF_ANY);
 }
 
+static __always_inline void note_tgid(__u32 tgid)
+{
+	__u8 one = 1;
+
+	if (bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST) == -E2BIG)
+		count_drop(SONDE_DROP_PROC_FULL);
+}
+
+static __always_inline void *tcp_event_reserve(void)
+{
+	void *ev =
+		bpf_ringbuf_reserve(&events, sizeof(struct sonde_tcp_event), 0);
+
+	if (!ev)
+		count_drop(SONDE_DROP_RINGBUF_FULL);
+	return ev;
+}
+
+/* No wakeup per event: the daemon polls on a short timer, and is woken
+ * only when the buffer starts to fill. */
+static __always_inline void event_submit(void *ev)
+{
+	long fill = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(ev, fill > SONDE_RINGBUF_WAKE_BYTES ?
+				       BPF_RB_FORCE_WAKEUP :
+				       BPF_RB_NO_WAKEUP);
+}
+
+/* Sends a TCP event for the socket sk owned by o. */
+static __always_inline void tcp_event(__u64 sk, struct sock_owner *o, __u8 what,
+				      __u8 detail)
+{
+	struct sonde_tcp_event *ev = tcp_event_reserve();
+
+	if (!ev)
+		return;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.tgid = o->tgid;
+	ev->hdr.kind = SONDE_EV_TCP;
+	ev->sk = sk;
+	ev->what = what;
+	ev->detail = detail;
+	ev->role = o->role;
+	__builtin_memcpy(ev->comm, o->comm, sizeof(ev->comm));
+	event_submit(ev);
+}
+
+/* Remembers that the current process owns sk, unless a live owner is
+ * already known (a client is known from its SYN). An accepted connection
+ * that is established counts as active from here on. */
+static __always_inline void owner_note(__u32 tgid, struct sock *sk, __u8 role)
+{
+	struct sock_owner o = { .tgid = tgid, .role = role };
+	__u64 key = (__u64)sk;
+	struct sock_owner *known = bpf_map_lookup_elem(&socks, &key);
+
+	if (known && !known->closed)
+		return;
+	if (role == ROLE_SERVER &&
+	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_ESTABLISHED)
+		o.active = 1;
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	if (bpf_map_update_elem(&socks, &key, &o, BPF_ANY)) {
+		count_drop(SONDE_DROP_SOCK_FULL);
+		return;
+	}
+	note_tgid(tgid);
+	if (o.active)
+		tcp_event(key, &o, SONDE_TCP_OPEN, 0);
+}
+
 /* Starts tracking the connection on key->fd, replacing whatever was known
  * about that fd. Returns the new state, or NULL when the fd is not a TCP
  * socket we trace (it is then remembered in skip_fds). */
@@ -188,6 +269,7 @@ static __always_inline struct conn *conn_track(struct conn_key *key, __u8 role)
 		return NULL;
 	c->role = role;
 	conn_set_socket(c, file, sk);
+	owner_note(key->tgid, sk, role);
 	return c;
 }
 
@@ -313,7 +395,6 @@ static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
 	struct sonde_http_event *ev;
 	__u32 len = n > SONDE_RESP_CAP ? SONDE_RESP_CAP : n;
 	__u32 end;
-	long fill;
 
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
@@ -351,12 +432,7 @@ static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
 	ev->role = c->role;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	__builtin_memcpy(ev->req, c->req, SONDE_REQ_CAP);
-	/* No wakeup per event: the daemon polls on a short timer, and is
-	 * woken only when the buffer starts to fill. */
-	fill = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	bpf_ringbuf_submit(ev, fill > SONDE_RINGBUF_WAKE_BYTES ?
-				       BPF_RB_FORCE_WAKEUP :
-				       BPF_RB_NO_WAKEUP);
+	event_submit(ev);
 	note_process(key->tgid, c);
 	return true;
 }
@@ -638,4 +714,143 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 		return 0;
 	report_process(tgid, SONDE_EV_PROCESS_EXEC);
 	return 0;
+}
+
+/* A client's SYN is about to leave: the connecting process is current. */
+static __always_inline void
+client_connecting(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 key = (__u64)ctx->skaddr;
+	struct sock_owner o = {
+		.syn_ns = bpf_ktime_get_ns(),
+		.tgid = tgid,
+		.role = ROLE_CLIENT,
+	};
+
+	if (process_ignored(tgid) ||
+	    (filter_port && ctx->sport != filter_port &&
+	     ctx->dport != filter_port))
+		return;
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	if (bpf_map_update_elem(&socks, &key, &o, BPF_ANY)) {
+		count_drop(SONDE_DROP_SOCK_FULL);
+		return;
+	}
+	note_tgid(tgid);
+}
+
+/* The connect started by client_connecting() finished: established, or
+ * closed with the socket's error (0: the client closed it first). */
+static __always_inline void
+connect_done(struct trace_event_raw_inet_sock_set_state *ctx,
+	     struct sock_owner *o, bool established)
+{
+	struct sonde_tcp_event *ev = tcp_event_reserve();
+
+	if (!ev)
+		return;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.tgid = o->tgid;
+	ev->hdr.kind = SONDE_EV_TCP;
+	ev->sk = (__u64)ctx->skaddr;
+	ev->duration_ns = ev->hdr.ts_ns - o->syn_ns;
+	ev->err = established ?
+			  0 :
+			  BPF_CORE_READ((struct sock *)ctx->skaddr, sk_err);
+	ev->dport = ctx->dport;
+	ev->family = ctx->family;
+	/* The verifier refuses loads through an offset ctx pointer, which a
+	 * copy of an array field becomes; the helper reads it instead. */
+	if (ctx->family == AF_INET)
+		bpf_probe_read_kernel(ev->daddr, 4, ctx->daddr);
+	else
+		bpf_probe_read_kernel(ev->daddr, 16, ctx->daddr_v6);
+	ev->what = SONDE_TCP_CONNECT;
+	ev->detail = established ? SONDE_TCP_CONNECT_ESTABLISHED :
+				   SONDE_TCP_CONNECT_FAILED;
+	ev->role = ROLE_CLIENT;
+	__builtin_memcpy(ev->comm, o->comm, sizeof(ev->comm));
+	event_submit(ev);
+}
+
+/* Every TCP state change. Client connects are timed from SYN_SENT to
+ * ESTABLISHED or CLOSE; a counted connection stops being active when it
+ * leaves ESTABLISHED (either side closed); the owner is forgotten at
+ * CLOSE. Many of these run in softirq context, where the current task is
+ * unrelated: the owner comes from the socks map. */
+SEC("tracepoint/sock/inet_sock_set_state")
+int sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u64 key = (__u64)ctx->skaddr;
+	struct sock_owner *o;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (ctx->newstate == TCP_SYN_SENT) {
+		client_connecting(ctx);
+		return 0;
+	}
+	o = bpf_map_lookup_elem(&socks, &key);
+	if (!o)
+		return 0;
+	if (o->closed) {
+		/* A closed socket does not change state again: this is new
+		 * life in reused memory, not yet owned. */
+		bpf_map_delete_elem(&socks, &key);
+		return 0;
+	}
+	if (ctx->oldstate == TCP_SYN_SENT) {
+		connect_done(ctx, o, ctx->newstate == TCP_ESTABLISHED);
+		if (ctx->newstate == TCP_ESTABLISHED)
+			o->active = 1;
+	} else if (ctx->oldstate == TCP_ESTABLISHED && o->active) {
+		o->active = 0;
+		tcp_event(key, o, SONDE_TCP_CLOSE, 0);
+	}
+	/* Not forgotten at once: a close with SO_LINGER 0 moves to CLOSE
+	 * before it sends its reset. The entry is replaced when the socket
+	 * memory is reused, or evicted as the least recently used. */
+	if (ctx->newstate == TCP_CLOSE)
+		o->closed = 1;
+	return 0;
+}
+
+static __always_inline int sock_event(const void *sk, __u8 what, __u8 detail)
+{
+	__u64 key = (__u64)sk;
+	struct sock_owner *o;
+
+	if (!key)
+		return 0;
+	o = bpf_map_lookup_elem(&socks, &key);
+	/* Only a reset can follow the move to CLOSE. */
+	if (o && (!o->closed || what == SONDE_TCP_RESET))
+		tcp_event(key, o, what, detail);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tcp_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
+{
+	return sock_event(ctx->skaddr, SONDE_TCP_RETRANSMIT, 0);
+}
+
+/* skaddr is NULL for a reset answering a segment no socket wanted. */
+SEC("tracepoint/tcp/tcp_send_reset")
+int tcp_reset_sent(struct trace_event_raw_tcp_send_reset *ctx)
+{
+	return sock_event(ctx->skaddr, SONDE_TCP_RESET, SONDE_TCP_RESET_SENT);
+}
+
+/* A reset answering a SYN is a refused connect, counted as such. */
+SEC("tracepoint/tcp/tcp_receive_reset")
+int tcp_reset_received(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->skaddr;
+
+	if (sk && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT)
+		return 0;
+	return sock_event(sk, SONDE_TCP_RESET, SONDE_TCP_RESET_RECEIVED);
 }

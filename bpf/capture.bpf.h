@@ -12,6 +12,7 @@
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
 #define E2BIG 7
+#define EEXIST 17
 
 /* 32768 connections at ~600 bytes of state each is 20 MiB of kernel
  * memory, enough for a busy front end; LRU evicts the idlest beyond it. */
@@ -41,6 +42,18 @@ enum io_how {
 	IO_PLAIN = 0, /* the buffer argument is the data */
 	IO_IOVEC,     /* it is a struct iovec array */
 	IO_MSGHDR,    /* it is a struct user_msghdr */
+};
+
+/* Who owns a TCP socket, so that events raised in softirq context (a
+ * SYN-ACK or a reset arriving, a retransmit timer) can be attributed. */
+struct sock_owner {
+	__u64 syn_ns; /* SYN sent, while a client connects */
+	__u32 tgid;
+	__u8 role;   /* enum sonde_role */
+	__u8 active; /* counted as an active connection by the daemon */
+	__u8 closed; /* reached TCP_CLOSE: a reset may still follow */
+	__u8 pad;
+	char comm[SONDE_COMM_LEN];
 };
 
 struct conn_key {

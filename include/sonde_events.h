@@ -23,6 +23,7 @@ enum sonde_event_kind {
 	SONDE_EV_HTTP_EXCHANGE = 1,
 	SONDE_EV_PROCESS_EXIT = 2,
 	SONDE_EV_PROCESS_EXEC = 3,
+	SONDE_EV_TCP = 4,
 };
 
 /* Why an event or a piece of state was lost in the kernel. Indexes the
@@ -31,6 +32,7 @@ enum sonde_drop_reason {
 	SONDE_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed */
 	SONDE_DROP_CONN_FULL,	     /* connection map insert failed */
 	SONDE_DROP_PROC_FULL,	     /* process map insert failed */
+	SONDE_DROP_SOCK_FULL,	     /* socket owner map insert failed */
 	SONDE_DROP_REASON_COUNT,
 };
 
@@ -73,6 +75,38 @@ struct sonde_http_event {
 	char comm[SONDE_COMM_LEN];
 	char req[SONDE_REQ_CAP];
 	char resp[SONDE_RESP_CAP];
+};
+
+/* What happened to a TCP socket (sonde_tcp_event.what). */
+enum sonde_tcp_what {
+	SONDE_TCP_CONNECT = 1, /* a connect finished: err 0, or why it failed */
+	SONDE_TCP_OPEN,	       /* an accepted connection is established */
+	SONDE_TCP_CLOSE,       /* a counted connection left ESTABLISHED */
+	SONDE_TCP_RESET,       /* detail: SONDE_TCP_RESET_SENT or _RECEIVED */
+	SONDE_TCP_RETRANSMIT,  /* a segment was sent again */
+};
+
+#define SONDE_TCP_CONNECT_FAILED 0
+#define SONDE_TCP_CONNECT_ESTABLISHED 1
+#define SONDE_TCP_RESET_SENT 0
+#define SONDE_TCP_RESET_RECEIVED 1
+
+/* A TCP lifecycle event, attributed to the process that owns the socket
+ * (it connected or accepted it) even when the kernel raised it in softirq
+ * context: hdr.tgid and comm are the owner's. */
+struct sonde_tcp_event {
+	struct sonde_event_header hdr;
+	__u64 sk;	   /* struct sock *: pairs OPEN/CONNECT with CLOSE */
+	__u64 duration_ns; /* CONNECT: SYN sent to the connect's outcome */
+	__u8 daddr[16];	   /* peer address (IPv4 in the first 4 bytes) */
+	__s32 err;    /* CONNECT: the socket's error, 0 when it succeeded */
+	__u16 dport;  /* peer port, host order */
+	__u16 family; /* AF_INET or AF_INET6 */
+	__u8 what;    /* enum sonde_tcp_what */
+	__u8 detail;  /* CONNECT: outcome; RESET: direction */
+	__u8 role;    /* enum sonde_role of the owner */
+	__u8 pad[5];
+	char comm[SONDE_COMM_LEN];
 };
 
 /* A traced process ended or replaced its image: whatever the daemon cached

@@ -31,6 +31,7 @@ static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
 	[SONDE_DROP_RINGBUF_FULL] = "ringbuf_full",
 	[SONDE_DROP_CONN_FULL] = "conn_map_full",
 	[SONDE_DROP_PROC_FULL] = "proc_map_full",
+	[SONDE_DROP_SOCK_FULL] = "sock_map_full",
 };
 
 static int print_libbpf(enum libbpf_print_level level, const char *fmt,

@@ -12,6 +12,7 @@
 #include "registry.h"
 #include "route.h"
 #include "sonde_events.h"
+#include "tcp.h"
 
 enum parse_error {
 	PARSE_ERROR_RESPONSE, /* no final status line in the response head */
@@ -127,6 +128,11 @@ int events_handle(void *ctx, void *data, size_t size)
 		if (size < sizeof(struct sonde_http_event))
 			break;
 		handle_exchange(data);
+		return 0;
+	case SONDE_EV_TCP:
+		if (size < sizeof(struct sonde_tcp_event))
+			break;
+		tcp_handle(data);
 		return 0;
 	case SONDE_EV_PROCESS_EXIT:
 	case SONDE_EV_PROCESS_EXEC:

@@ -22,6 +22,7 @@
 #include "procinfo.h"
 #include "prom.h"
 #include "registry.h"
+#include "tcp.h"
 
 /* Records arrive without a wakeup each: the consumer drains every 20 ms,
  * or sooner when the kernel side sees the buffer filling up. */
@@ -208,6 +209,7 @@ out_capture:
 	capture_stop();
 out_close:
 	close(listen_fd);
+	tcp_free();
 	registry_free();
 	procinfo_free();
 out_free:

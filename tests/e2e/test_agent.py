@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import (SONDE, Sonde, bpftool_json, free_port,
+from conftest import (HISTOGRAM, SONDE, Sonde, bpftool_json, free_port,
                       keepalive_requests, python_server, stop_process)
 
 
@@ -94,7 +94,7 @@ def test_service_name_from_otel_env_else_executable(sonde):
         sonde.settled_series(plain.port, 3)
         services = {}
         for name, labels, _ in sonde.samples():
-            if name.endswith("_count") and "server_port" in labels:
+            if name == HISTOGRAM + "_count":
                 services[int(labels["server_port"])] = labels["service_name"]
         assert services[named.port] == "checkout"
         assert services[plain.port].startswith("python3")

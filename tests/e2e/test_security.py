@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (SERVERS, SONDE, Server, Sonde, free_port,
+from conftest import (HISTOGRAM, SERVERS, SONDE, Server, Sonde, free_port,
                       keepalive_requests)
 
 DROP_ATTACH_CAPS = "cap_bpf,cap_perfmon,cap_sys_admin"
@@ -88,7 +88,7 @@ def test_services_of_other_users_are_named_after_the_drop(sonde):
         keepalive_requests(port, ["/who"] * 3)
         sonde.settled_series(port, 3)
         names = {labels["service_name"] for name, labels, _ in
-                 sonde.samples() if name.endswith("_count")
+                 sonde.samples() if name == HISTOGRAM + "_count"
                  and labels.get("server_port") == str(port)}
         assert names == {"nobody-svc"}
     finally:

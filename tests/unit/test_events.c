@@ -4,6 +4,7 @@
 #include "events.h"
 #include "registry.h"
 #include "sonde_events.h"
+#include "tcp.h"
 #include "unit.h"
 
 static void setup(void)
@@ -13,6 +14,7 @@ static void setup(void)
 				       .max_peers_per_service = 100,
 				       .max_series = 100 };
 
+	tcp_free();
 	registry_free();
 	histogram_bounds_default(&b);
 	registry_init(&b, &lim);
@@ -134,8 +136,160 @@ TEST(unparsable_responses_and_records_are_counted_not_stored)
 	free(text);
 }
 
+TEST(client_exchanges_name_the_peer_not_the_route)
+{
+	struct sonde_http_event ev = { 0 };
+	const char *req = "POST /orders/12 HTTP/1.1\r\nHost: api\r\n\r\n";
+	const char *resp = "HTTP/1.1 502 Bad Gateway\r\n";
+	char *text;
+
+	setup();
+	ev.hdr.kind = SONDE_EV_HTTP_EXCHANGE;
+	ev.hdr.tgid = 0x7ffffff4; /* no such process, not seen before */
+	memcpy(ev.comm, "unitcli", 8);
+	ev.role = SONDE_ROLE_CLIENT;
+	ev.family = 10; /* AF_INET6, carrying ::ffff:10.1.2.3 */
+	ev.daddr[10] = ev.daddr[11] = 0xff;
+	ev.daddr[12] = 10, ev.daddr[13] = 1, ev.daddr[14] = 2, ev.daddr[15] = 3;
+	ev.sport = 40000;
+	ev.dport = 8443;
+	ev.start_ns = 1;
+	ev.end_ns = 1 + 20000000;
+	ev.req_len = strlen(req);
+	ev.resp_len = strlen(resp);
+	memcpy(ev.req, req, ev.req_len);
+	memcpy(ev.resp, resp, ev.resp_len);
+	events_handle(NULL, &ev, sizeof(ev));
+	text = render();
+	CHECK(strstr(text, "http_client_request_duration_seconds_count{"
+			   "service_name=\"unitcli\",http_request_method="
+			   "\"POST\",http_response_status_code=\"502\","
+			   "server_address=\"10.1.2.3\",server_port=\"8443\"} "
+			   "1\n"));
+	CHECK(strstr(text, "http_client_request_duration_seconds_bucket{"
+			   "service_name=\"unitcli\",http_request_method="
+			   "\"POST\",http_response_status_code=\"502\","
+			   "server_address=\"10.1.2.3\",server_port=\"8443\","
+			   "le=\"0.025\"} 1\n"));
+	CHECK(!strstr(text, "http_server_request_duration_seconds"));
+	CHECK(!strstr(text, "/orders"));
+	free(text);
+}
+
+TEST(addresses_are_written_as_ipv4_or_ipv6)
+{
+	__u8 v4[16] = { 127, 0, 0, 1 };
+	__u8 v6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+	__u8 mapped[16] = { [10] = 0xff, [11] = 0xff, 192, 168, 0, 9 };
+	char out[48];
+
+	CHECK(events_format_address(2, v4, out, sizeof(out)) == 0);
+	CHECK(strcmp(out, "127.0.0.1") == 0);
+	CHECK(events_format_address(10, v6, out, sizeof(out)) == 0);
+	CHECK(strcmp(out, "2001:db8::1") == 0);
+	CHECK(events_format_address(10, mapped, out, sizeof(out)) == 0);
+	CHECK(strcmp(out, "192.168.0.9") == 0);
+	CHECK(events_format_address(1, v4, out, sizeof(out)) == -1);
+}
+
+TEST(connect_results_come_from_the_socket_error)
+{
+	CHECK(strcmp(tcp_connect_result(0, 1), "ok") == 0);
+	CHECK(strcmp(tcp_connect_result(111, 0), "refused") == 0);
+	CHECK(strcmp(tcp_connect_result(110, 0), "timeout") == 0);
+	CHECK(strcmp(tcp_connect_result(113, 0), "unreachable") == 0);
+	CHECK(strcmp(tcp_connect_result(101, 0), "unreachable") == 0);
+	CHECK(strcmp(tcp_connect_result(0, 0), "aborted") == 0);
+	CHECK(strcmp(tcp_connect_result(13, 0), "other") == 0);
+}
+
+static void tcp(__u32 tgid, const char *comm, __u64 sk, __u8 what, __u8 detail,
+		__u8 role, int err)
+{
+	struct sonde_tcp_event ev = { 0 };
+
+	ev.hdr.kind = SONDE_EV_TCP;
+	ev.hdr.tgid = tgid;
+	memcpy(ev.comm, comm, strlen(comm));
+	ev.sk = sk;
+	ev.what = what;
+	ev.detail = detail;
+	ev.role = role;
+	ev.err = err;
+	ev.family = 2;
+	ev.daddr[0] = 10, ev.daddr[3] = 7;
+	ev.dport = 5432;
+	ev.duration_ns = 2000000;
+	events_handle(NULL, &ev, sizeof(ev));
+}
+
+#define ACTIVE(svc, role)                                                    \
+	"sonde_tcp_active_connections{service_name=\"" svc "\",role=\"" role \
+	"\"} "
+
+TEST(tcp_events_are_charged_to_the_socket_owner)
+{
+	char *text;
+
+	setup();
+	/* No such pids: the owner's comm names the service. */
+	tcp(0x7ffffff2, "api", 0x100, SONDE_TCP_CONNECT,
+	    SONDE_TCP_CONNECT_ESTABLISHED, SONDE_ROLE_CLIENT, 0);
+	tcp(0x7ffffff2, "api", 0x200, SONDE_TCP_CONNECT,
+	    SONDE_TCP_CONNECT_FAILED, SONDE_ROLE_CLIENT, 111);
+	tcp(0x7ffffff2, "api", 0x300, SONDE_TCP_CONNECT,
+	    SONDE_TCP_CONNECT_FAILED, SONDE_ROLE_CLIENT, 0);
+	tcp(0x7ffffff3, "web", 0x400, SONDE_TCP_OPEN, 0, SONDE_ROLE_SERVER, 0);
+	tcp(0x7ffffff3, "web", 0x500, SONDE_TCP_OPEN, 0, SONDE_ROLE_SERVER, 0);
+	/* A duplicate OPEN for one socket counts once. */
+	tcp(0x7ffffff3, "web", 0x500, SONDE_TCP_OPEN, 0, SONDE_ROLE_SERVER, 0);
+	tcp(0x7ffffff3, "web", 0x400, SONDE_TCP_RESET, SONDE_TCP_RESET_SENT,
+	    SONDE_ROLE_SERVER, 0);
+	tcp(0x7ffffff2, "api", 0x100, SONDE_TCP_RESET, SONDE_TCP_RESET_RECEIVED,
+	    SONDE_ROLE_CLIENT, 0);
+	tcp(0x7ffffff2, "api", 0x100, SONDE_TCP_RETRANSMIT, 0,
+	    SONDE_ROLE_CLIENT, 0);
+	tcp(0x7ffffff2, "api", 0x100, SONDE_TCP_RETRANSMIT, 0,
+	    SONDE_ROLE_CLIENT, 0);
+	text = render();
+	CHECK(strstr(text, "sonde_tcp_connects_total{service_name=\"api\","
+			   "server_address=\"10.0.0.7\",server_port=\"5432\","
+			   "result=\"ok\"} 1\n"));
+	CHECK(strstr(text, "result=\"refused\"} 1\n"));
+	CHECK(strstr(text, "result=\"aborted\"} 1\n"));
+	CHECK(strstr(text, "sonde_tcp_connect_duration_seconds_count{"
+			   "service_name=\"api\",server_address=\"10.0.0.7\","
+			   "server_port=\"5432\"} 1\n"));
+	CHECK(strstr(text, ACTIVE("api", "client") "1\n"));
+	CHECK(strstr(text, ACTIVE("web", "server") "2\n"));
+	CHECK(strstr(text, "sonde_tcp_resets_total{service_name=\"web\","
+			   "direction=\"sent\"} 1\n"));
+	CHECK(strstr(text, "sonde_tcp_resets_total{service_name=\"api\","
+			   "direction=\"received\"} 1\n"));
+	CHECK(strstr(text, "sonde_tcp_retransmits_total{service_name=\"api\"} "
+			   "2\n"));
+	free(text);
+	CHECK(tcp_active_tracked() == 3);
+
+	/* CLOSE comes with whatever comm the kernel had (here: none): the
+	 * gauge it lowers is the one its OPEN raised. */
+	tcp(0x7ffffff3, "", 0x400, SONDE_TCP_CLOSE, 0, SONDE_ROLE_SERVER, 0);
+	tcp(0x7ffffff2, "", 0x100, SONDE_TCP_CLOSE, 0, SONDE_ROLE_CLIENT, 0);
+	/* A socket never counted is not subtracted. */
+	tcp(0x7ffffff2, "", 0x999, SONDE_TCP_CLOSE, 0, SONDE_ROLE_CLIENT, 0);
+	text = render();
+	CHECK(strstr(text, ACTIVE("api", "client") "0\n"));
+	CHECK(strstr(text, ACTIVE("web", "server") "1\n"));
+	free(text);
+	CHECK(tcp_active_tracked() == 1);
+}
+
 UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(pipelined_responses_pick_their_own_request),
 	  UNIT_CASE(interim_head_before_final_one_in_the_same_write),
 	  UNIT_CASE(unknown_methods_and_targets_stay_bounded),
-	  UNIT_CASE(unparsable_responses_and_records_are_counted_not_stored))
+	  UNIT_CASE(unparsable_responses_and_records_are_counted_not_stored),
+	  UNIT_CASE(client_exchanges_name_the_peer_not_the_route),
+	  UNIT_CASE(addresses_are_written_as_ipv4_or_ipv6),
+	  UNIT_CASE(connect_results_come_from_the_socket_error),
+	  UNIT_CASE(tcp_events_are_charged_to_the_socket_owner))

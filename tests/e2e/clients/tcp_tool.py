@@ -1,0 +1,138 @@
+"""Small TCP clients and servers for the TCP lifecycle tests.
+
+    tcp_tool.py connect HOST PORT TIMEOUT   one connect; TIMEOUT 0 means
+                                            blocking with the kernel giving
+                                            up after one SYN retry
+    tcp_tool.py linger-server PORT          accepts one connection, reads a
+                                            line, closes with SO_LINGER 0
+    tcp_tool.py send HOST PORT BYTES        sends BYTES, waits for the peer
+                                            to close
+    tcp_tool.py sink HOST PORT              accepts one connection and reads
+                                            it to the end
+    tcp_tool.py hold PORT N                 opens N keep-alive HTTP
+                                            connections, one request each,
+                                            prints "held", closes them when
+                                            a line arrives on stdin
+
+Each prints one line saying what happened, and stays alive a moment at the
+end so the agent can still read its environment (the service name).
+"""
+import http.client
+import socket
+import struct
+import sys
+import time
+
+LINGER = 0.7
+
+
+def connect(host, port, timeout):
+    s = socket.socket()
+    if timeout == 0:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
+    else:
+        s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+        print("connected", flush=True)
+    except OSError as e:
+        print("failed", type(e).__name__, flush=True)
+    s.close()
+
+
+def linger_server(port):
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen()
+    print("listening", flush=True)
+    srv.settimeout(20)
+    conn, _ = srv.accept()
+    conn.settimeout(20)
+    conn.recv(100)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+    conn.close()
+    srv.close()
+    print("reset", flush=True)
+
+
+def linger_client(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(b"hello\n")
+    try:
+        data = s.recv(100)
+        print("closed" if not data else "data", flush=True)
+    except ConnectionResetError:
+        print("reset", flush=True)
+    s.close()
+
+
+def send(host, port, nbytes):
+    s = socket.create_connection((host, port), timeout=30)
+    chunk = b"x" * 65536
+    left = nbytes
+    while left > 0:
+        n = s.send(chunk[:left])
+        left -= n
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+    s.close()
+    print("sent", nbytes, flush=True)
+
+
+def sink(host, port):
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((host, port))
+    srv.listen()
+    print("listening", flush=True)
+    srv.settimeout(30)
+    conn, _ = srv.accept()
+    conn.settimeout(30)
+    total = 0
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        total += len(data)
+    conn.close()
+    srv.close()
+    print("received", total, flush=True)
+
+
+def hold(port, n):
+    conns = []
+    for _ in range(n):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/held")
+        c.getresponse().read()
+        conns.append(c)
+    print("held", flush=True)
+    sys.stdin.readline()
+    for c in conns:
+        c.close()
+    print("closed", flush=True)
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "connect":
+        connect(args[0], int(args[1]), float(args[2]))
+    elif cmd == "linger-server":
+        linger_server(int(args[0]))
+    elif cmd == "linger-client":
+        linger_client(int(args[0]))
+    elif cmd == "send":
+        send(args[0], int(args[1]), int(args[2]))
+    elif cmd == "sink":
+        sink(args[0], int(args[1]))
+    elif cmd == "hold":
+        hold(int(args[0]), int(args[1]))
+    else:
+        sys.exit("unknown command " + cmd)
+    time.sleep(LINGER)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""Outgoing calls and TCP-level errors: client-side HTTP series, connect
+results and durations, resets, retransmits and active connections, each
+attributed to the process that owns the socket."""
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from conftest import (Server, free_port, keepalive_requests, python_server,
+                      stop_process, wait_for, wait_port)
+
+TOOL = os.path.join(os.path.dirname(__file__), "clients", "tcp_tool.py")
+CLIENT = "http_client_request_duration_seconds"
+
+
+def total(sonde, name, **labels):
+    """Sum of the samples of name whose labels include labels."""
+    return sum(v for n, lab, v in sonde.samples()
+               if n == name and all(lab.get(k) == str(x)
+                                    for k, x in labels.items()))
+
+
+def settle(sonde, name, expect, timeout=15, **labels):
+    """Waits until the sum reaches expect, then checks it stays there."""
+    try:
+        wait_for(lambda: total(sonde, name, **labels) >= expect, timeout,
+                 what=f"{name} {labels} = {expect}")
+    except AssertionError:
+        raise AssertionError(f"{name} {labels}: expected {expect}, got "
+                             f"{total(sonde, name, **labels)}")
+    wait_for(lambda: True, 0.3)
+    return total(sonde, name, **labels)
+
+
+def unique_service(tag):
+    return f"{tag}-{os.getpid()}-{random.randrange(1 << 30):x}"
+
+
+def tool(service, *args, stdin=None, netns=None):
+    """Starts tcp_tool.py with its own service name."""
+    env = dict(os.environ, OTEL_SERVICE_NAME=service)
+    argv = [sys.executable, TOOL, *map(str, args)]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    return subprocess.Popen(argv, env=env, stdin=stdin,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=30):
+    """The tool's report line; the process is stopped either way."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        stop_process(proc)
+    return out.strip()
+
+
+def run(*argv):
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+class Netns:
+    """A network namespace joined to the host by a veth pair, with the
+    host at 10.213.N.1 and the namespace at 10.213.N.2."""
+
+    def __init__(self):
+        tag = f"{os.getpid() % 10000}{random.randrange(1000)}"
+        self.name = f"sonde{tag}"
+        self.host_if, self.ns_if = f"sh{tag}", f"sn{tag}"
+        n = random.randrange(1, 250)
+        self.host_ip, self.ns_ip = f"10.213.{n}.1", f"10.213.{n}.2"
+        run("ip", "netns", "add", self.name)
+        try:
+            run("ip", "link", "add", self.host_if, "type", "veth", "peer",
+                "name", self.ns_if)
+            run("ip", "link", "set", self.ns_if, "netns", self.name)
+            run("ip", "addr", "add", f"{self.host_ip}/24", "dev",
+                self.host_if)
+            run("ip", "link", "set", self.host_if, "up")
+            self.exec("ip", "addr", "add", f"{self.ns_ip}/24", "dev",
+                      self.ns_if)
+            self.exec("ip", "link", "set", self.ns_if, "up")
+            self.exec("ip", "link", "set", "lo", "up")
+        except Exception:
+            self.delete()
+            raise
+
+    def exec(self, *argv):
+        run("ip", "netns", "exec", self.name, *argv)
+
+    def drop_input(self, rule):
+        """Adds an nftables input rule inside the namespace."""
+        self.exec("nft", "add", "table", "inet", "sonde")
+        self.exec("nft", "add chain inet sonde in { type filter hook input "
+                  "priority 0; policy accept; }")
+        self.exec("nft", f"add rule inet sonde in {rule} drop")
+
+    def delete(self):
+        subprocess.run(["ip", "link", "del", self.host_if],
+                       capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+@pytest.fixture
+def netns():
+    ns = Netns()
+    yield ns
+    ns.delete()
+
+
+def test_curl_client_series_count_each_request_once(sonde, nginx):
+    url = f"http://127.0.0.1:{nginx.port}"
+    for _ in range(3):
+        # One connection, three requests: two 200s and a 503.
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "-o", "/dev/null",
+                        "-o", "/dev/null", f"{url}/", f"{url}/users/1",
+                        f"{url}/fail"], check=True)
+    subprocess.run(["curl", "-s", "-o", "/dev/null", "-I", f"{url}/"],
+                   check=True)
+    port = nginx.port
+    assert settle(sonde, CLIENT + "_count", 10, service_name="curl",
+                  server_port=port) == 10
+    series = {(lab["http_request_method"], lab["http_response_status_code"],
+               lab["server_address"]): v
+              for n, lab, v in sonde.samples()
+              if n == CLIENT + "_count" and lab["service_name"] == "curl"
+              and lab["server_port"] == str(port)}
+    assert series == {("GET", "200", "127.0.0.1"): 6,
+                      ("GET", "503", "127.0.0.1"): 3,
+                      ("HEAD", "200", "127.0.0.1"): 1}
+    # The server side saw the same requests, once each.
+    assert sum(sonde.series(port).values()) == 10
+    # Four connects, all established, each timed.
+    assert total(sonde, "sonde_tcp_connects_total", service_name="curl",
+                 server_port=port, result="ok") == 4
+    assert total(sonde, "sonde_tcp_connect_duration_seconds_count",
+                 service_name="curl", server_port=port) == 4
+
+
+PROXY_CONF = """
+worker_processes 1;
+user root;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://127.0.0.1:{backend}; }}
+    }}
+}}
+"""
+
+
+def test_reverse_proxy_counts_backend_proxy_and_upstream_call_once(
+        sonde, tmp_path):
+    backend = python_server(free_port())
+    try:
+        port = free_port()
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(PROXY_CONF.format(dir=tmp_path, port=port,
+                                          backend=backend.port))
+        proxy = Server(["nginx", "-c", str(conf), "-p", str(tmp_path)],
+                       port)
+        try:
+            paths = ["/users/1", "/status/404", "/users/2", "/"] * 3
+            statuses = keepalive_requests(port, paths, connections=2)
+            assert statuses == [200, 404, 200, 200] * 3
+            assert sum(sonde.settled_series(backend.port, 12).values()) == 12
+            assert sonde.settled_series(port, 12) == {
+                ("GET", "200", "/users/{id}"): 6,
+                ("GET", "404", "/status/{id}"): 3,
+                ("GET", "200", "/"): 3}
+            assert settle(sonde, CLIENT + "_count", 12,
+                          service_name="nginx",
+                          server_port=backend.port) == 12
+            assert total(sonde, CLIENT + "_count", service_name="nginx",
+                         server_port=backend.port,
+                         http_response_status_code=404) == 3
+        finally:
+            proxy.stop()
+    finally:
+        backend.stop()
+
+
+def test_connect_to_a_closed_port_is_refused(sonde):
+    service = unique_service("refused")
+    port = free_port()
+    out = finish(tool(service, "connect", "127.0.0.1", port, 5))
+    assert out == "failed ConnectionRefusedError"
+    assert settle(sonde, "sonde_tcp_connects_total", 1, service_name=service,
+                  result="refused") == 1
+    assert total(sonde, "sonde_tcp_connects_total",
+                 service_name=service) == 1
+    assert total(sonde, "sonde_tcp_connect_duration_seconds_count",
+                 service_name=service) == 0
+    # The reset that refused it is not also counted as a reset.
+    assert total(sonde, "sonde_tcp_resets_total", service_name=service) == 0
+
+
+def test_unanswered_connects_count_as_timeout_and_aborted(sonde, netns):
+    netns.drop_input("tcp dport 80")
+    kernel = unique_service("timeout")
+    gave_up = unique_service("aborted")
+    # The kernel gives up after one SYN retry (~3 s); the other client gives
+    # up by itself after 0.5 s and closes the socket.
+    p1 = tool(kernel, "connect", netns.ns_ip, 80, 0)
+    p2 = tool(gave_up, "connect", netns.ns_ip, 80, 0.5)
+    assert finish(p2) == "failed TimeoutError"
+    assert finish(p1) == "failed TimeoutError"
+    assert settle(sonde, "sonde_tcp_connects_total", 1, service_name=kernel,
+                  server_address=netns.ns_ip, server_port=80,
+                  result="timeout") == 1
+    assert settle(sonde, "sonde_tcp_connects_total", 1,
+                  service_name=gave_up, server_address=netns.ns_ip,
+                  server_port=80, result="aborted") == 1
+    for service in (kernel, gave_up):
+        assert total(sonde, "sonde_tcp_connects_total",
+                     service_name=service) == 1
+
+
+def test_linger_zero_close_counts_a_reset_on_each_side(sonde):
+    server, client = unique_service("rst-srv"), unique_service("rst-cli")
+    port = free_port()
+    srv = tool(server, "linger-server", port)
+    try:
+        assert srv.stdout.readline().strip() == "listening"
+        assert finish(tool(client, "linger-client", port)) == "reset"
+        assert finish(srv) == "reset"
+    finally:
+        stop_process(srv)
+    assert settle(sonde, "sonde_tcp_resets_total", 1, service_name=server,
+                  direction="sent") == 1
+    assert settle(sonde, "sonde_tcp_resets_total", 1, service_name=client,
+                  direction="received") == 1
+    assert total(sonde, "sonde_tcp_resets_total", service_name=server,
+                 direction="received") == 0
+    assert total(sonde, "sonde_tcp_resets_total", service_name=client,
+                 direction="sent") == 0
+
+
+def test_lossy_link_retransmits_are_charged_to_the_sender(sonde, netns):
+    # One incoming segment in five is dropped inside the namespace, so the
+    # host-side sender has to retransmit.
+    netns.drop_input("tcp dport 5001 numgen random mod 5 == 0")
+    sender, receiver = unique_service("sender"), unique_service("receiver")
+    sink = tool(receiver, "sink", netns.ns_ip, 5001, netns=netns.name)
+    try:
+        assert sink.stdout.readline().strip() == "listening"
+        assert finish(tool(sender, "send", netns.ns_ip, 5001, 1 << 20),
+                      timeout=60) == f"sent {1 << 20}"
+        assert finish(sink) == f"received {1 << 20}"
+    finally:
+        stop_process(sink)
+    wait_for(lambda: total(sonde, "sonde_tcp_retransmits_total",
+                           service_name=sender) > 0, 10,
+             what="retransmits for the sender")
+    assert total(sonde, "sonde_tcp_connects_total", service_name=sender,
+                 server_address=netns.ns_ip, result="ok") == 1
+
+
+def test_active_connections_follow_held_keepalive_connections(sonde, app):
+    service = unique_service("holder")
+    active = "sonde_tcp_active_connections"
+    before = total(sonde, active, service_name=service, role="client")
+    holder = tool(service, "hold", app.port, 20, stdin=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert settle(sonde, active, 20, service_name=service,
+                      role="client") == 20
+        holder.stdin.write("close\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "closed"
+        wait_for(lambda: total(sonde, active, service_name=service,
+                               role="client") == before, 10,
+                 what="active connections back to where they were")
+    finally:
+        stop_process(holder)
+    assert before == 0
+    assert total(sonde, "sonde_tcp_connects_total", service_name=service,
+                 result="ok") == 20
+    assert total(sonde, CLIENT + "_count", service_name=service,
+                 server_port=app.port) == 20
