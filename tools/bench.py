@@ -1,8 +1,17 @@
 #!/usr/bin/python3
 """sonde benchmark: what does tracing cost the service it watches?
 
-Runs one nginx (1 worker, keepalive, `return 200 "ok\\n"`) and loads it with
-`wrk -t1 -c32` three ways, side by side in one run:
+Runs one nginx (1 worker, keepalive) and loads it with `wrk -t1 -c32` in two
+scenarios:
+
+  direct  nginx answers `return 200 "ok\\n"` itself: one server exchange
+          (nginx) and one client exchange (wrk) per request
+  proxy   nginx proxies each request over keep-alive upstream connections to
+          a second server block of its own: per request two server exchanges
+          and two client exchanges (wrk's, and nginx's call upstream), the
+          client-heavy case
+
+and, in each scenario, three ways side by side:
 
   none    no agent: the service's own throughput
   floor   ./build/tools/floor: empty BPF programs on exactly the tracepoints
@@ -23,18 +32,22 @@ How to read the report:
                     is sonde's userspace process only, the BPF programs run in
                     the traced processes' context (target < 1 us)
   peak RSS          sonde's VmHWM, MiB (target < 30 MiB)
-  counted / wrk     nginx requests sonde counted (delta of
-                    http_server_request_duration_seconds_count over
+  counted / wrk     nginx requests sonde counted on the port wrk loads (delta
+                    of http_server_request_duration_seconds_count over
                     service_name="nginx") over the requests wrk completed;
                     slightly above 1 is expected, requests in flight when wrk
-                    stops are served (and counted) but not reported by wrk
+                    stops are served (and counted) but not reported by wrk.
+                    Likewise wrk's own client series, and in the proxy
+                    scenario nginx's client series towards its upstream
 
 Targets are reported as PASS/MISS; a miss does not fail the run. The exit
 status is 1 only when something broke (a process failed to start, wrk output
 could not be read). Results also go to build/bench.json.
 
 Usage: /usr/bin/python3 tools/bench.py [--rounds N] [--seconds S]
-       (or BENCH_ROUNDS / BENCH_SECONDS in the environment; as root)
+                                       [--scenario direct|proxy|all]
+       (or BENCH_ROUNDS / BENCH_SECONDS / BENCH_SCENARIO in the environment;
+       as root)
 """
 
 import argparse
@@ -90,15 +103,41 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
+{servers}
+}}
+"""
+
+DIRECT_SERVERS = """\
     server {{
         listen 127.0.0.1:{port};
         location / {{
             default_type text/plain;
             return 200 "ok\\n";
         }}
+    }}"""
+
+PROXY_SERVERS = """\
+    upstream backend {{
+        server 127.0.0.1:{backend};
+        keepalive 32;
     }}
-}}
-"""
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{backend};
+        location / {{
+            default_type text/plain;
+            return 200 "ok\\n";
+        }}
+    }}"""
+
+SCENARIOS = {"direct": DIRECT_SERVERS, "proxy": PROXY_SERVERS}
 
 
 class BenchError(Exception):
@@ -196,11 +235,12 @@ def wait_http_200(url, proc, what, log_path):
                      f"{log_tail(log_path)}")
 
 
-def start_nginx(tmp):
-    port = free_port()
+def start_nginx(tmp, scenario):
+    port, backend = free_port(), free_port()
+    servers = SCENARIOS[scenario].format(port=port, backend=backend)
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(dir=tmp, port=port))
+        f.write(NGINX_CONF.format(dir=tmp, servers=servers))
     log = os.path.join(tmp, "nginx.log")
     proc = spawn(["nginx", "-p", tmp, "-c", conf,
                   "-e", os.path.join(tmp, "error.log")], log)
@@ -312,10 +352,22 @@ def scrape(base):
     return samples
 
 
-def nginx_count(samples):
-    return sum(v for name, labels, v in samples
-               if name == "http_server_request_duration_seconds_count"
-               and labels.get("service_name") == "nginx")
+def counts(samples, port):
+    """Exchanges counted so far: nginx serving the loaded port, wrk calling
+    it, and nginx calling anything else (its upstream)."""
+    out = {"counted": 0.0, "client_counted": 0.0, "upstream_counted": 0.0}
+    for name, labels, v in samples:
+        service = labels.get("service_name")
+        on_port = labels.get("server_port") == str(port)
+        if name == "http_server_request_duration_seconds_count":
+            if service == "nginx" and on_port:
+                out["counted"] += v
+        elif name == "http_client_request_duration_seconds_count":
+            if service == "wrk" and on_port:
+                out["client_counted"] += v
+            elif service == "nginx" and not on_port:
+                out["upstream_counted"] += v
+    return out
 
 
 def drops(samples):
@@ -357,9 +409,10 @@ def run_floor(url, seconds, tmp):
 
 
 def run_sonde(url, seconds, tmp):
+    port = int(url.rsplit(":", 1)[1].strip("/"))
     proc, base = start_sonde(tmp)
     try:
-        before = nginx_count(scrape(base))
+        before = counts(scrape(base), port)
         cpu0 = cpu_seconds(proc.pid)
         result = run_wrk(url, seconds)
         time.sleep(SETTLE_SECONDS)
@@ -371,7 +424,10 @@ def run_sonde(url, seconds, tmp):
     if rc not in (0, None):
         raise BenchError(f"sonde exited with status {rc} when stopped; its "
                          f"log:\n{log_tail(os.path.join(tmp, 'sonde.log'))}")
-    counted = nginx_count(samples) - before
+    after = counts(samples, port)
+    for key in after:
+        result[key] = after[key] - before[key]
+    counted = result["counted"]
     result.update({
         "agent_pids": [proc.pid],
         "cpu_seconds": cpu1 - cpu0,
@@ -447,6 +503,8 @@ def summarize(results):
         "peak_rss_mib": max(r["hwm_kib"] for r in runs) / 1024,
         "end_rss_mib": runs[-1]["rss_kib"] / 1024,
         "counted": sum(r["counted"] for r in runs),
+        "client_counted": sum(r["client_counted"] for r in runs),
+        "upstream_counted": sum(r["upstream_counted"] for r in runs),
         "wrk_requests": sum(r["requests"] for r in runs),
         "count_ratio": (sum(r["counted"] for r in runs)
                         / sum(r["requests"] for r in runs)),
@@ -473,11 +531,11 @@ def verdicts(s):
     ]
 
 
-def print_report(cfg, s, warnings):
+def print_report(cfg, scenario, s, warnings):
     rps = s["rps"]
     lvf = s["loss_vs_floor"]
     print()
-    print(f"sonde bench: nginx (1 worker) + wrk -t{WRK_THREADS} "
+    print(f"sonde bench, {scenario}: nginx (1 worker) + wrk -t{WRK_THREADS} "
           f"-c{WRK_CONNECTIONS}, {cfg['rounds']} round(s) x "
           f"{cfg['seconds']} s, medians; {cfg['cpus']} CPUs, "
           f"kernel {cfg['kernel']}")
@@ -499,6 +557,9 @@ def print_report(cfg, s, warnings):
           f"at end {s['end_rss_mib']:.1f} MiB")
     print(f"  counted      sonde {s['counted']:.0f} nginx requests, wrk "
           f"{s['wrk_requests']}, ratio {s['count_ratio']:.4f}")
+    print(f"  client side  wrk's calls {s['client_counted']:.0f}"
+          + (f", nginx's upstream calls {s['upstream_counted']:.0f}"
+             if scenario == "proxy" else ""))
     print("  dropped      " + (", ".join(
         f"{k}={v:.0f}" for k, v in sorted(s["drops"].items())) or "(none)"))
     if s["wrk_errors"]:
@@ -511,15 +572,16 @@ def print_report(cfg, s, warnings):
         print(f"  warning: {w}")
 
 
-def write_json(cfg, results, s, warnings):
-    doc = {
-        "config": cfg,
-        "runs": results,
-        "summary": s,
-        "targets": [{"target": t, "pass": ok, "measured": m}
-                    for t, ok, m in verdicts(s)],
-        "warnings": warnings,
-    }
+def write_json(cfg, scenarios):
+    doc = {"config": cfg, "scenarios": {}}
+    for name, (results, s, warnings) in scenarios.items():
+        doc["scenarios"][name] = {
+            "runs": results,
+            "summary": s,
+            "targets": [{"target": t, "pass": ok, "measured": m}
+                        for t, ok, m in verdicts(s)],
+            "warnings": warnings,
+        }
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump(doc, f, indent=2)
@@ -538,6 +600,10 @@ def parse_args():
     p.add_argument("--seconds", type=int,
                    default=int(os.environ.get("BENCH_SECONDS", 5)),
                    help="wrk duration per run (env BENCH_SECONDS, default 5)")
+    p.add_argument("--scenario", choices=(*SCENARIOS, "all"),
+                   default=os.environ.get("BENCH_SCENARIO", "all"),
+                   help="direct, proxy (client-heavy) or all (env "
+                   "BENCH_SCENARIO, default all)")
     args = p.parse_args()
     if args.rounds < 1 or args.seconds < 1:
         p.error("--rounds and --seconds must be at least 1")
@@ -556,13 +622,13 @@ def preflight():
             raise BenchError(f"{tool} not found in PATH (make deps)")
 
 
-def bench_nginx(tmp, rounds, seconds):
+def bench_nginx(tmp, scenario, rounds, seconds):
     """Starts nginx in tmp, warms it up, runs the rounds, stops nginx."""
     os.chmod(tmp, 0o755)  # nginx's worker runs as nobody
     nginx = None
     try:
-        nginx, url = start_nginx(tmp)
-        print(f"bench: nginx[{nginx.pid}] on {url}; warming up "
+        nginx, url = start_nginx(tmp, scenario)
+        print(f"bench: {scenario}: nginx[{nginx.pid}] on {url}; warming up "
               f"{WARMUP_SECONDS} s", flush=True)
         run_wrk(url, WARMUP_SECONDS)
         return run_rounds(url, rounds, seconds, tmp,
@@ -581,13 +647,18 @@ def main():
     cfg = {"rounds": args.rounds, "seconds": args.seconds,
            "wrk": f"-t{WRK_THREADS} -c{WRK_CONNECTIONS}",
            "cpus": os.cpu_count(), "kernel": os.uname().release}
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    done = {}
     try:
         preflight()
-        with tempfile.TemporaryDirectory(prefix="sonde-bench-") as tmp:
-            results, warnings = bench_nginx(tmp, args.rounds, args.seconds)
-        summary = summarize(results)
-        print_report(cfg, summary, warnings)
-        write_json(cfg, results, summary, warnings)
+        for name in names:
+            with tempfile.TemporaryDirectory(prefix="sonde-bench-") as tmp:
+                results, warnings = bench_nginx(tmp, name, args.rounds,
+                                                args.seconds)
+            done[name] = (results, summarize(results), warnings)
+        for name, (_, summary, warnings) in done.items():
+            print_report(cfg, name, summary, warnings)
+        write_json(cfg, done)
         return 0
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
