@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from conftest import (Server, free_port, keepalive_requests, python_server,
-                      stop_process, wait_for, wait_port)
+from conftest import (Server, Sonde, free_port, keepalive_requests,
+                      python_server, stop_process, wait_for)
 
 TOOL = os.path.join(os.path.dirname(__file__), "clients", "tcp_tool.py")
 CLIENT = "http_client_request_duration_seconds"
@@ -290,3 +290,23 @@ def test_active_connections_follow_held_keepalive_connections(sonde, app):
                  result="ok") == 20
     assert total(sonde, CLIENT + "_count", service_name=service,
                  server_port=app.port) == 20
+
+
+def test_peer_addresses_are_capped_per_service():
+    capped = Sonde("--max-peers", "2")
+    try:
+        service = unique_service("peers")
+        port = free_port()
+        for host in range(2, 7):
+            out = finish(tool(service, "connect", f"127.0.0.{host}", port, 5))
+            assert out == "failed ConnectionRefusedError"
+        assert settle(capped, "sonde_tcp_connects_total", 5,
+                      service_name=service, result="refused") == 5
+        peers = {lab["server_address"]: v for n, lab, v in capped.samples()
+                 if n == "sonde_tcp_connects_total"
+                 and lab["service_name"] == service}
+        assert peers == {"127.0.0.2": 1, "127.0.0.3": 1, "_overflow": 3}
+        assert total(capped, "sonde_peer_overflows_total",
+                     service_name=service) == 3
+    finally:
+        assert capped.stop() == 0
