@@ -6,6 +6,7 @@
 #include "families.h"
 #include "http1.h"
 #include "log.h"
+#include "otlp.h"
 #include "procinfo.h"
 #include "prom.h"
 #include "registry.h"
@@ -77,6 +78,7 @@ static void handle_exchange(const struct sonde_http_event *ev)
 	snprintf(status, sizeof(status), "%d", code);
 	snprintf(port, sizeof(port), "%u", ev->sport);
 	values[0] = procinfo_service(ev->hdr.tgid, comm);
+	otlp_note_process(values[0], ev->hdr.tgid, comm);
 	values[HTTP_SERVER_METHOD] = http1_method_name(method);
 	values[HTTP_SERVER_STATUS] = status;
 	values[HTTP_SERVER_ROUTE] = route;
