@@ -10,7 +10,9 @@
 //                       order; once used up, requests get 200. An answer is
 //                       {"status": 503, "retryAfter": "2"}, {"hang": true}
 //                       (never answered) or {"status": 200, "partial":
-//                       {"rejected": 3, "message": "why"}}.
+//                       {"rejected": 3, "message": "why"}}. With "port": N
+//                       an answer waits for the first request that carries
+//                       a data point with server.port N (others get 200).
 'use strict';
 
 const http = require('http');
@@ -40,19 +42,27 @@ function decode(req, body) {
   };
 }
 
+function hasPort(request, port) {
+  return JSON.stringify(request || {}).includes(
+      `{"key":"server.port","value":{"intValue":"${port}"}}`);
+}
+
 function answerMetrics(req, res, body) {
-  const answer = script.length ? script.shift() : {status: 200};
   const record = {
     time: Date.now() / 1000,
     headers: req.headers,
     bytes: body.length,
-    answer,
   };
   try {
     Object.assign(record, decode(req, body));
   } catch (e) {
     record.error = String(e);
   }
+  let answer = {status: 200};
+  if (script.length &&
+      (script[0].port === undefined || hasPort(record.request, script[0].port)))
+    answer = script.shift();
+  record.answer = answer;
   received.push(record);
   if (answer.hang) {
     hung.push(res);  // held open until the client gives up
