@@ -15,6 +15,7 @@
 #include "histogram.h"
 #include "log.h"
 #include "otlp.h"
+#include "privs.h"
 #include "prom.h"
 #include "registry.h"
 #include "strmap.h"
@@ -1495,6 +1496,11 @@ static void *exporter_main(void *arg)
 	unsigned failures = 0;
 
 	(void)arg;
+	/* The code that talks to the network holds no capability: /proc's
+	 * cgroup files are world-readable. */
+	if (privs_drop_thread())
+		log_error("otlp: cannot drop the exporter thread's "
+			  "capabilities");
 	while (!is_stopping()) {
 		now = mono_ns();
 		if (now >= next_collect) {

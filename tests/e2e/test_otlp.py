@@ -487,3 +487,11 @@ def test_bad_endpoint_flag_exits_2():
     assert r.returncode == 2
     assert "--otlp-endpoint: 'collector:4318' is not an http:// or " \
         "https:// URL" in r.stderr
+
+
+def test_help_documents_the_otlp_flag():
+    r = subprocess.run([SONDE, "--help"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0
+    assert "--otlp-endpoint URL" in r.stdout
+    assert "OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT" in r.stdout
