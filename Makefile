@@ -26,7 +26,7 @@ PREFIX ?= /usr/local
 DEPFLAGS := -MMD -MP
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-DSONDE_VERSION='"$(VERSION)"' -Iinclude -Iuser -I$(OUT)
-LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lpthread -lm
+LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lcurl -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Wextra \
 	-Werror -Wno-unused-parameter -Iinclude -Ibpf -Ivmlinux/$(BPF_ARCH)
 
@@ -38,13 +38,17 @@ LIB_OBJS := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := $(OUT)/tools/floor
+# The OTLP test receiver's npm packages (tests/e2e/otlp, pinned by its
+# package-lock.json; node_modules stays out of git).
+OTLP_RECEIVER := tests/e2e/otlp/node_modules/.package-lock.json
 
 DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
-	libcap2-bin systemd nftables
+	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs
 
-.PHONY: all deps run test unit e2e bench fmt clean install uninstall
+.PHONY: all deps run test unit e2e bench fmt clean install uninstall \
+	otlp-receiver
 # Keep BPF objects: bench and debugging load them directly.
 .SECONDARY:
 all: sonde
@@ -76,6 +80,7 @@ deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q '^install ok installed' || echo $$p; done); \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "sonde: installing Debian packages:" $$missing; \
 		[ "$$(id -u)" = 0 ] || { echo "sonde: make deps must run as root" >&2; exit 1; }; \
@@ -90,11 +95,17 @@ run: deps
 unit: $(UNIT_BINS)
 	@rc=0; for t in $(UNIT_BINS); do $$t || rc=1; done; exit $$rc
 
-e2e: all $(TOOL_BINS)
+otlp-receiver: $(OTLP_RECEIVER)
+
+$(OTLP_RECEIVER): tests/e2e/otlp/package.json tests/e2e/otlp/package-lock.json
+	cd tests/e2e/otlp && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+e2e: all $(TOOL_BINS) $(OTLP_RECEIVER)
 	$(PYTHON) -m pytest -v tests/e2e
 
 test: deps
-	$(MAKE) all $(UNIT_BINS) $(TOOL_BINS)
+	$(MAKE) all $(UNIT_BINS) $(TOOL_BINS) $(OTLP_RECEIVER)
 	$(MAKE) unit
 	$(MAKE) e2e
 

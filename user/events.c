@@ -7,6 +7,7 @@
 #include "families.h"
 #include "http1.h"
 #include "log.h"
+#include "otlp.h"
 #include "procinfo.h"
 #include "prom.h"
 #include "registry.h"
@@ -92,6 +93,7 @@ static void handle_exchange(const struct sonde_http_event *ev)
 	comm[SONDE_COMM_LEN] = '\0';
 	snprintf(status, sizeof(status), "%d", code);
 	values[0] = procinfo_service(ev->hdr.tgid, comm);
+	otlp_note_process(values[0], ev->hdr.tgid, comm);
 	duration_ns = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
 	if (ev->role == SONDE_ROLE_CLIENT) {
 		if (events_format_address(ev->family, ev->daddr, peer,

@@ -18,6 +18,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "options.h"
+#include "otlp.h"
 #include "privs.h"
 #include "procinfo.h"
 #include "prom.h"
@@ -65,6 +66,7 @@ static void render_metrics(struct strbuf *sb)
 	registry_render(sb);
 	events_render(sb);
 	capture_render(sb, registry_dropped());
+	otlp_render(sb);
 	prom_write_family(sb, "sonde_build_info", "gauge",
 			  "Always 1; the version label says which sonde runs.");
 	prom_write_u64(sb, "sonde_build_info", &version, 1, 1);
@@ -152,6 +154,7 @@ int main(int argc, char **argv)
 	const struct httpd_hooks hooks = { render_metrics, ready };
 	struct sonde_options opts;
 	struct httpd_config hcfg = { 0 };
+	struct otlp_config ocfg = { 0 };
 	struct capture_options copts;
 	struct registry_limits limits;
 	char err[256];
@@ -169,6 +172,10 @@ int main(int argc, char **argv)
 	log_verbose = opts.verbose;
 	if (opts.check)
 		return check_host();
+	if (otlp_config_load(opts.otlp_endpoint, &ocfg, err, sizeof(err))) {
+		log_error("%s", err);
+		return 2;
+	}
 	if (privs_check() || host_check_btf(HOST_BTF_PATH) ||
 	    host_ensure_tracefs() || load_endpoint_security(&opts, &hcfg))
 		goto out_free;
@@ -181,6 +188,8 @@ int main(int argc, char **argv)
 	limits.max_peers_per_service = opts.max_peers;
 	limits.max_series = opts.max_series;
 	registry_init(&opts.buckets, &limits);
+	if (ocfg.exponential)
+		registry_enable_exphist();
 	install_signal_handlers();
 
 	copts.self_pid = getpid();
@@ -196,6 +205,11 @@ int main(int argc, char **argv)
 	hcfg.max_connections = opts.max_connections;
 	if (httpd_start(&hcfg, &hooks))
 		goto out_capture;
+	/* Runs with the reduced privileges; curl never sees the lock. */
+	if (ocfg.endpoint && otlp_start(&ocfg)) {
+		httpd_stop();
+		goto out_capture;
+	}
 	log_info("serving %s://%s%s%s:%s/metrics",
 		 hcfg.tls_cert_pem ? "https" : "http",
 		 strchr(opts.listen_host, ':') ? "[" : "", opts.listen_host,
@@ -205,6 +219,7 @@ int main(int argc, char **argv)
 	if (!rc)
 		log_info("stopping: detaching BPF programs");
 	httpd_stop();
+	otlp_stop();
 out_capture:
 	capture_stop();
 out_close:
@@ -213,6 +228,7 @@ out_close:
 	registry_free();
 	procinfo_free();
 out_free:
+	otlp_config_free(&ocfg);
 	auth_free();
 	free((char *)hcfg.tls_cert_pem);
 	free((char *)hcfg.tls_key_pem);

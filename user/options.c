@@ -26,6 +26,7 @@ enum long_only {
 	OPT_TLS_KEY,
 	OPT_BASIC_AUTH_FILE,
 	OPT_CHECK,
+	OPT_OTLP_ENDPOINT,
 };
 
 static const char usage[] =
@@ -62,6 +63,14 @@ static const char usage[] =
 	"                          hashes from `openssl passwd -6`\n"
 	"      --max-connections N connections to the endpoint at once "
 	"(default 512)\n"
+	"      --otlp-endpoint URL push metrics over OTLP/HTTP (protobuf) to "
+	"this collector;\n"
+	"                          /v1/metrics is appended when URL has no "
+	"path. Also set\n"
+	"                          by OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT; "
+	"the other\n"
+	"                          OTEL_EXPORTER_OTLP_* and "
+	"OTEL_METRIC_EXPORT_INTERVAL apply\n"
 	"      --check             report what this host supports and exit "
 	"(0: can run)\n"
 	"  -v, --verbose           log attach details and libbpf debug output\n"
@@ -85,6 +94,7 @@ static const struct option long_options[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "basic-auth-file", required_argument, NULL, OPT_BASIC_AUTH_FILE },
 	{ "check", no_argument, NULL, OPT_CHECK },
+	{ "otlp-endpoint", required_argument, NULL, OPT_OTLP_ENDPOINT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -221,6 +231,9 @@ static enum options_result apply(int opt, const char *arg,
 		return OPTIONS_RUN;
 	case OPT_BASIC_AUTH_FILE:
 		o->auth_file = arg;
+		return OPTIONS_RUN;
+	case OPT_OTLP_ENDPOINT:
+		o->otlp_endpoint = arg;
 		return OPTIONS_RUN;
 	case OPT_CHECK:
 		o->check = true;

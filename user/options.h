@@ -19,8 +19,9 @@ struct sonde_options {
 	unsigned max_connections; /* to the HTTP endpoint */
 	const char *tls_cert;	  /* PEM files for TLS on the endpoint */
 	const char *tls_key;
-	const char *auth_file; /* basic auth users, see auth.h */
-	bool check;	       /* --check: report host support, exit */
+	const char *auth_file;	   /* basic auth users, see auth.h */
+	const char *otlp_endpoint; /* --otlp-endpoint, or NULL */
+	bool check;		   /* --check: report host support, exit */
 	struct histogram_bounds buckets;
 	bool verbose;
 };

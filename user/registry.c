@@ -27,6 +27,7 @@ struct series {
 	uint64_t counter;
 	int64_t gauge;
 	char *text;
+	struct exphist *exp;   /* NULL unless registry_enable_exphist() */
 	struct histogram hist; /* last: flexible bucket array */
 };
 
@@ -39,6 +40,7 @@ static struct strmap series_by_key;
 static struct series **series;
 static unsigned nseries, series_cap;
 static uint64_t dropped_series_limit;
+static bool exphist_enabled;
 /* Families with series, in the order their first series was created. */
 #define REGISTRY_MAX_FAMILIES 32
 static const struct metric_family *families[REGISTRY_MAX_FAMILIES];
@@ -65,6 +67,11 @@ void registry_init(const struct histogram_bounds *b,
 {
 	bounds = *b;
 	limits = *l;
+}
+
+void registry_enable_exphist(void)
+{
+	exphist_enabled = true;
 }
 
 const struct histogram_bounds *registry_bounds(void)
@@ -175,7 +182,15 @@ static struct series *series_create(const char *key,
 	if (!s)
 		return NULL;
 	s->text = malloc(textsz ? textsz : 1);
-	if (!s->text || !strmap_put(&series_by_key, key, s)) {
+	if (exphist_enabled && f->kind == METRIC_HISTOGRAM) {
+		s->exp = malloc(sizeof(*s->exp));
+		if (s->exp)
+			exphist_init(s->exp);
+	}
+	if (!s->text ||
+	    (exphist_enabled && f->kind == METRIC_HISTOGRAM && !s->exp) ||
+	    !strmap_put(&series_by_key, key, s)) {
+		free(s->exp);
 		free(s->text);
 		free(s);
 		return NULL;
@@ -249,6 +264,8 @@ int registry_observe(const struct metric_family *f, const char *const *values,
 	if (!s)
 		return -1;
 	histogram_observe(&s->hist, &bounds, duration_ns);
+	if (s->exp)
+		exphist_observe(s->exp, duration_ns);
 	pthread_mutex_unlock(&lock);
 	return 0;
 }
@@ -364,6 +381,7 @@ void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
 			.start_unix_ns = s->start_unix_ns,
 			.last_unix_ns = s->last_unix_ns,
 			.hist = &s->hist,
+			.exp = s->exp,
 			.counter = s->counter,
 			.gauge = s->gauge,
 		};
@@ -408,6 +426,7 @@ void registry_free(void)
 {
 	pthread_mutex_lock(&lock);
 	for (unsigned i = 0; i < nseries; i++) {
+		free(series[i]->exp);
 		free(series[i]->text);
 		free(series[i]);
 	}

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "exphist.h"
 #include "histogram.h"
 #include "strbuf.h"
 
@@ -67,6 +68,7 @@ struct registry_series {
 	uint64_t start_unix_ns;	      /* first observation, wall clock */
 	uint64_t last_unix_ns;	      /* latest observation, wall clock */
 	const struct histogram *hist; /* METRIC_HISTOGRAM */
+	const struct exphist *exp;    /* METRIC_HISTOGRAM, when enabled */
 	uint64_t counter;	      /* METRIC_COUNTER */
 	int64_t gauge;		      /* METRIC_GAUGE */
 };
@@ -75,6 +77,11 @@ struct registry_series {
  * are copied. */
 void registry_init(const struct histogram_bounds *bounds,
 		   const struct registry_limits *limits);
+
+/* Also records every histogram observation in a base-2 exponential
+ * histogram per series (for OTLP). Call after registry_init, before the
+ * first observation. */
+void registry_enable_exphist(void);
 
 /* The histogram bounds every histogram family uses. */
 const struct histogram_bounds *registry_bounds(void);

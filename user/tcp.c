@@ -5,6 +5,7 @@
 
 #include "events.h"
 #include "families.h"
+#include "otlp.h"
 #include "procinfo.h"
 #include "registry.h"
 #include "strmap.h"
@@ -55,9 +56,13 @@ static const char *owner_service(const struct sonde_tcp_event *ev)
 {
 	char comm[SONDE_COMM_LEN + 1];
 
+	const char *service;
+
 	memcpy(comm, ev->comm, SONDE_COMM_LEN);
 	comm[SONDE_COMM_LEN] = '\0';
-	return procinfo_service(ev->hdr.tgid, comm);
+	service = procinfo_service(ev->hdr.tgid, comm);
+	otlp_note_process(service, ev->hdr.tgid, comm);
+	return service;
 }
 
 static void active_open(const struct sonde_tcp_event *ev, const char *service)

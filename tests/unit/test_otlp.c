@@ -1,0 +1,505 @@
+/* The OTLP encoder (field by field against opentelemetry-proto v1's
+ * metrics.proto, common.proto, resource.proto and metrics_service.proto),
+ * exponential histograms, configuration and the delivery helpers. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exphist.h"
+#include "families.h"
+#include "otlp.h"
+#include "pbdec.h"
+#include "registry.h"
+#include "unit.h"
+
+static void fresh_registry(bool exponential)
+{
+	struct histogram_bounds b;
+	struct registry_limits l = { 100, 100, 1000 };
+
+	registry_free();
+	otlp_reset();
+	histogram_bounds_default(&b);
+	registry_init(&b, &l);
+	if (exponential)
+		registry_enable_exphist();
+}
+
+static void observe(const char *service, const char *status, uint64_t ns)
+{
+	const char *v[] = { service, "GET", status, "/users/{id}", "8080" };
+
+	registry_observe(&family_http_server, v, ns);
+}
+
+/* The string value of the attribute named key in a list of KeyValue
+ * fields numbered field; NULL-span when absent. */
+static struct span attr(struct span m, unsigned field, const char *key,
+			struct span *any)
+{
+	for (unsigned i = 0; i < dec_count(m, field); i++) {
+		struct span kv = dec_msg(m, field, i);
+
+		if (dec_str_eq(dec_msg(kv, 1, 0), key)) {
+			*any = dec_msg(kv, 2, 0);
+			return dec_msg(*any, 1, 0);
+		}
+	}
+	any->p = NULL;
+	any->n = 0;
+	return *any;
+}
+
+/* The resource metrics for service, or an empty span. */
+static struct span resource_of(struct span req, const char *service)
+{
+	struct span any;
+
+	for (unsigned i = 0; i < dec_count(req, 1); i++) {
+		struct span rm = dec_msg(req, 1, i);
+
+		if (dec_str_eq(attr(dec_msg(rm, 1, 0), 1, "service.name", &any),
+			       service))
+			return rm;
+	}
+	return (struct span){ NULL, 0 };
+}
+
+/* The first metric of the service's scope metrics named name. */
+static struct span metric_named(struct span rm, const char *name)
+{
+	struct span sm = dec_msg(rm, 2, 0);
+
+	for (unsigned i = 0; i < dec_count(sm, 2); i++) {
+		struct span m = dec_msg(sm, 2, i);
+
+		if (dec_str_eq(dec_msg(m, 1, 0), name))
+			return m;
+	}
+	return (struct span){ NULL, 0 };
+}
+
+TEST(nothing_to_send_encodes_nothing)
+{
+	struct pb_buf b = { 0 };
+
+	fresh_registry(false);
+	CHECK(otlp_encode(&b, false, false, 1) == 0);
+	CHECK(b.len == 0);
+	pb_release(&b);
+}
+
+TEST(histogram_request_field_by_field)
+{
+	struct pb_buf b = { 0 };
+	struct span req, rm, res, sm, scope, m, h, dp, any, packed;
+	uint64_t now = 1700000000000000000ULL;
+
+	fresh_registry(false);
+	observe("shop", "200", 3000000);  /* 0.003 s: bucket 0 */
+	observe("shop", "200", 60000000); /* 0.06 s: bucket 4 (<= 0.075) */
+	observe("shop", "200", 20000000000ULL); /* 20 s: overflow bucket */
+	observe("cart", "503", 1000);
+	CHECK(otlp_encode(&b, false, false, now) == 2);
+	req = (struct span){ b.data, b.len };
+	CHECK(dec_count(req, 1) == 2); /* one ResourceMetrics per service */
+	rm = resource_of(req, "shop");
+	CHECK(rm.p != NULL);
+	res = dec_msg(rm, 1, 0);
+	CHECK(attr(res, 1, "host.name", &any).n > 0);
+	sm = dec_msg(rm, 2, 0);
+	scope = dec_msg(sm, 1, 0);
+	CHECK(dec_str_eq(dec_msg(scope, 1, 0), "sonde"));
+	CHECK(dec_str_eq(dec_msg(scope, 2, 0), SONDE_VERSION));
+	CHECK(dec_count(sm, 2) == 1);
+	m = metric_named(rm, "http.server.request.duration");
+	CHECK(dec_str_eq(dec_msg(m, 3, 0), "s"));
+	CHECK(dec_msg(m, 2, 0).n > 0); /* description */
+	h = dec_msg(m, 9, 0);	       /* Histogram */
+	CHECK(h.p != NULL);
+	CHECK(dec_u64(h, 2, 0) == 2); /* AGGREGATION_TEMPORALITY_CUMULATIVE */
+	CHECK(dec_count(h, 1) == 1);
+	dp = dec_msg(h, 1, 0);
+	CHECK(dec_u64(dp, 3, 0) == now);
+	/* start: the series' first observation, wall clock */
+	CHECK(dec_u64(dp, 2, 0) > 1600000000000000000ULL);
+	CHECK(dec_u64(dp, 4, 0) == 3);
+	CHECK(fabs(dec_double(dp, 5) - 20.063) < 1e-9);
+	packed = dec_msg(dp, 6, 0); /* bucket_counts: 15 fixed64 */
+	CHECK(packed.n == 15 * 8);
+	CHECK(packed.p[0] == 1 && packed.p[4 * 8] == 1 &&
+	      packed.p[14 * 8] == 1);
+	CHECK(packed.p[1 * 8] == 0 && packed.p[13 * 8] == 0);
+	packed = dec_msg(dp, 7, 0); /* explicit_bounds: 14 doubles */
+	CHECK(packed.n == 14 * 8);
+	/* Label 0 is the resource's; the rest are dotted attributes, with
+	 * status code and port as integers. */
+	CHECK(dec_count(dp, 9) == 4);
+	CHECK(attr(dp, 9, "service.name", &any).p == NULL);
+	CHECK(dec_str_eq(attr(dp, 9, "http.request.method", &any), "GET"));
+	CHECK(dec_str_eq(attr(dp, 9, "http.route", &any), "/users/{id}"));
+	attr(dp, 9, "http.response.status_code", &any);
+	CHECK(dec_u64(any, 3, 0) == 200);
+	attr(dp, 9, "server.port", &any);
+	CHECK(dec_u64(any, 3, 0) == 8080);
+	pb_release(&b);
+}
+
+TEST(start_time_is_stable_between_exports)
+{
+	struct pb_buf b1 = { 0 }, b2 = { 0 };
+	struct span dp1, dp2, rm;
+
+	fresh_registry(false);
+	observe("shop", "200", 1000);
+	otlp_encode(&b1, false, false, 1000);
+	observe("shop", "200", 1000);
+	otlp_encode(&b2, false, false, 2000);
+	rm = resource_of((struct span){ b1.data, b1.len }, "shop");
+	dp1 = dec_msg(
+		dec_msg(metric_named(rm, "http.server.request.duration"), 9, 0),
+		1, 0);
+	rm = resource_of((struct span){ b2.data, b2.len }, "shop");
+	dp2 = dec_msg(
+		dec_msg(metric_named(rm, "http.server.request.duration"), 9, 0),
+		1, 0);
+	CHECK(dec_u64(dp1, 2, 0) == dec_u64(dp2, 2, 0));
+	CHECK(dec_u64(dp1, 4, 0) == 1 && dec_u64(dp2, 4, 0) == 2);
+	pb_release(&b1);
+	pb_release(&b2);
+}
+
+static struct span first_point(struct pb_buf *b, const char *service,
+			       const char *metric, unsigned data_field)
+{
+	struct span rm = resource_of((struct span){ b->data, b->len }, service);
+
+	return dec_msg(dec_msg(metric_named(rm, metric), data_field, 0), 1, 0);
+}
+
+TEST(delta_sends_what_changed_and_skips_the_unchanged)
+{
+	struct pb_buf b1 = { 0 }, b2 = { 0 }, b3 = { 0 };
+	struct span dp1, dp2, h;
+
+	fresh_registry(false);
+	observe("shop", "200", 3000000);
+	observe("shop", "200", 3000000);
+	CHECK(otlp_encode(&b1, true, false, 1000) == 1);
+	observe("shop", "200", 60000000);
+	CHECK(otlp_encode(&b2, true, false, 2000) == 1);
+	CHECK(otlp_encode(&b3, true, false, 3000) == 0);
+	dp1 = first_point(&b1, "shop", "http.server.request.duration", 9);
+	dp2 = first_point(&b2, "shop", "http.server.request.duration", 9);
+	h = dec_msg(metric_named(resource_of((struct span){ b2.data, b2.len },
+					     "shop"),
+				 "http.server.request.duration"),
+		    9, 0);
+	CHECK(dec_u64(h, 2, 0) == 1); /* AGGREGATION_TEMPORALITY_DELTA */
+	CHECK(dec_u64(dp1, 4, 0) == 2 && dec_u64(dp2, 4, 0) == 1);
+	CHECK(fabs(dec_double(dp2, 5) - 0.06) < 1e-12);
+	CHECK(dec_msg(dp2, 6, 0).p[0] == 0 && dec_msg(dp2, 6, 0).p[4 * 8] == 1);
+	/* Each delta starts where the one before it ended. */
+	CHECK(dec_u64(dp2, 2, 0) == 1000 && dec_u64(dp2, 3, 0) == 2000);
+	pb_release(&b1);
+	pb_release(&b2);
+	pb_release(&b3);
+}
+
+TEST(counters_and_gauges_are_sums)
+{
+	struct pb_buf b = { 0 }, d = { 0 };
+	const char *retrans[] = { "db" };
+	const char *active[] = { "db", "server" };
+	struct span m, sum, dp, any;
+
+	fresh_registry(false);
+	registry_add(&family_tcp_retransmits, retrans, 5);
+	registry_gauge_add(&family_tcp_active, active, 3);
+	registry_gauge_add(&family_tcp_active, active, -1);
+	CHECK(otlp_encode(&b, false, false, 10) == 2);
+	m = metric_named(resource_of((struct span){ b.data, b.len }, "db"),
+			 "sonde.tcp.retransmits");
+	sum = dec_msg(m, 7, 0);
+	CHECK(dec_u64(sum, 3, 9) == 1); /* is_monotonic */
+	CHECK(dec_u64(sum, 2, 0) == 2);
+	dp = dec_msg(sum, 1, 0);
+	CHECK(dec_u64(dp, 6, 0) == 5); /* as_int */
+	m = metric_named(resource_of((struct span){ b.data, b.len }, "db"),
+			 "sonde.tcp.active_connections");
+	sum = dec_msg(m, 7, 0);
+	CHECK(dec_u64(sum, 3, 9) == 0);
+	dp = dec_msg(sum, 1, 0);
+	CHECK(dec_u64(dp, 6, 0) == 2);
+	CHECK(dec_str_eq(attr(dp, 7, "sonde.tcp.role", &any), "server"));
+	/* Under the delta preference an up-down sum stays cumulative. */
+	registry_add(&family_tcp_retransmits, retrans, 2);
+	otlp_encode(&d, true, false, 20);
+	otlp_encode(&d, true, false, 30);
+	m = metric_named(resource_of((struct span){ d.data, d.len }, "db"),
+			 "sonde.tcp.active_connections");
+	CHECK(dec_u64(dec_msg(m, 7, 0), 2, 0) == 2);
+	pb_release(&b);
+	pb_release(&d);
+}
+
+TEST(process_table_is_off_without_export)
+{
+	struct pb_buf b = { 0 };
+	struct span res, any;
+
+	fresh_registry(false);
+	/* The consumer pays nothing for it while export is off. */
+	otlp_note_process("shop", 4242, "nginx");
+	observe("shop", "200", 1000);
+	otlp_encode(&b, false, false, 1);
+	res = dec_msg(resource_of((struct span){ b.data, b.len }, "shop"), 1,
+		      0);
+	CHECK(attr(res, 1, "process.pid", &any).p == NULL);
+	CHECK(dec_str_eq(attr(res, 1, "service.name", &any), "shop"));
+	pb_release(&b);
+}
+
+TEST(exponential_index_follows_the_spec)
+{
+	/* Scale 0: (1, 2] is bucket 0, (2, 4] bucket 1, exact powers of two
+	 * close their bucket. */
+	CHECK(exphist_index(1.5, 0) == 0);
+	CHECK(exphist_index(2.0, 0) == 0);
+	CHECK(exphist_index(2.5, 0) == 1);
+	CHECK(exphist_index(1.0, 0) == -1);
+	CHECK(exphist_index(0.75, 0) == -1);
+	/* Scale 1: buckets of ratio sqrt(2). */
+	CHECK(exphist_index(1.2, 1) == 0);
+	CHECK(exphist_index(1.5, 1) == 1);
+	CHECK(exphist_index(2.0, 1) == 1);
+	CHECK(exphist_index(0.001, 3) == (int32_t)ceil(log2(0.001) * 8) - 1);
+	/* Negative scales: four powers of two per bucket at -2. */
+	CHECK(exphist_index(3.0, -2) == 0);
+	CHECK(exphist_index(16.0, -2) == 0);
+	CHECK(exphist_index(17.0, -2) == 1);
+	CHECK(exphist_index(0.5, -2) == -1);
+}
+
+TEST(exponential_histogram_rescales_to_fit)
+{
+	struct exphist h, later, d;
+	uint64_t total = 0;
+
+	exphist_init(&h);
+	exphist_observe(&h, 1000000); /* 1 ms */
+	CHECK(h.scale == EXPHIST_MAX_SCALE && h.len == 1);
+	exphist_observe(&h, 0);
+	exphist_observe(&h, 2000000000ULL); /* 2 s: 11 octaves up */
+	CHECK(h.len <= EXPHIST_MAX_BUCKETS);
+	/* 11 octaves in 160 buckets: at most 2^3 per octave. */
+	CHECK(h.scale == 3);
+	CHECK(h.count == 3 && h.zero_count == 1);
+	for (uint32_t i = 0; i < h.len; i++)
+		total += h.counts[i];
+	CHECK(total == 2);
+	CHECK(h.offset == exphist_index(0.001, 3));
+	CHECK(h.offset + (int32_t)h.len - 1 == exphist_index(2.0, 3));
+	CHECK(h.min_ns == 0 && h.max_ns == 2000000000ULL);
+	later = h;
+	exphist_observe(&later, 500000000ULL);
+	exphist_observe(&later, 100000ULL); /* lower: may rescale */
+	exphist_delta(&later, &h, &d);
+	CHECK(d.count == 2 && d.zero_count == 0);
+	CHECK(d.sum_ns == 500100000ULL);
+	total = 0;
+	for (uint32_t i = 0; i < d.len; i++)
+		total += d.counts[i];
+	CHECK(total == 2);
+	CHECK(d.counts[0] == 1 && d.counts[d.len - 1] == 1);
+	CHECK(d.offset == exphist_index(0.0001, d.scale));
+}
+
+TEST(exponential_request_carries_scale_and_buckets)
+{
+	struct pb_buf b = { 0 };
+	struct span dp, pos;
+
+	fresh_registry(true);
+	observe("shop", "200", 1000000);
+	observe("shop", "200", 1000000);
+	CHECK(otlp_encode(&b, false, true, 5) == 1);
+	dp = first_point(&b, "shop", "http.server.request.duration", 10);
+	CHECK(dec_u64(dp, 4, 0) == 2);
+	CHECK(dec_u64(dp, 6, 99) == 40); /* sint32 20, zigzag */
+	pos = dec_msg(dp, 8, 0);
+	CHECK(dec_msg(pos, 2, 0).n == 1 && dec_msg(pos, 2, 0).p[0] == 2);
+	CHECK(fabs(dec_double(dp, 12) - 0.001) < 1e-12);
+	CHECK(fabs(dec_double(dp, 13) - 0.001) < 1e-12);
+	pb_release(&b);
+	fresh_registry(false);
+}
+
+static void clear_env(void)
+{
+	static const char *const names[] = {
+		"OTEL_EXPORTER_OTLP_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+		"OTEL_METRIC_EXPORT_INTERVAL",
+		"OTEL_EXPORTER_OTLP_TIMEOUT",
+		"OTEL_EXPORTER_OTLP_COMPRESSION",
+		"OTEL_EXPORTER_OTLP_HEADERS",
+		"OTEL_EXPORTER_OTLP_CERTIFICATE",
+		"OTEL_EXPORTER_OTLP_PROTOCOL",
+		"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+		"OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unsetenv(names[i]);
+}
+
+TEST(config_endpoints)
+{
+	struct otlp_config c;
+	char err[256];
+
+	clear_env();
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == 0);
+	CHECK(c.endpoint == NULL);
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == 0);
+	CHECK_STR(c.endpoint, "http://collector:4318/v1/metrics");
+	CHECK(c.interval_ms == 60000 && c.timeout_ms == 10000);
+	CHECK(!c.gzip && !c.delta && !c.exponential);
+	otlp_config_free(&c);
+	setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "https://c/custom", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == 0);
+	CHECK_STR(c.endpoint, "https://c/custom");
+	otlp_config_free(&c);
+	CHECK(otlp_config_load("http://127.0.0.1:4318", &c, err, sizeof(err)) ==
+	      0);
+	CHECK_STR(c.endpoint, "http://127.0.0.1:4318/v1/metrics");
+	otlp_config_free(&c);
+	CHECK(otlp_config_load("http://h:1/otlp/metrics", &c, err,
+			       sizeof(err)) == 0);
+	CHECK_STR(c.endpoint, "http://h:1/otlp/metrics");
+	otlp_config_free(&c);
+	CHECK(otlp_config_load("collector:4318", &c, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "--otlp-endpoint: 'collector:4318'") != NULL);
+	clear_env();
+}
+
+TEST(config_values_and_their_errors)
+{
+	struct otlp_config c;
+	char err[256];
+
+	clear_env();
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", 1);
+	setenv("OTEL_METRIC_EXPORT_INTERVAL", "500", 1);
+	setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2500", 1);
+	setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", 1);
+	setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta", 1);
+	setenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+	       "base2_exponential_bucket_histogram", 1);
+	setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b, x-tenant = t1", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == 0);
+	CHECK(c.interval_ms == 500 && c.timeout_ms == 2500);
+	CHECK(c.gzip && c.delta && c.exponential);
+	CHECK(c.nheaders == 2);
+	CHECK_STR(c.headers[0], "api-key: a b");
+	CHECK_STR(c.headers[1], "x-tenant: t1");
+	otlp_config_free(&c);
+
+	setenv("OTEL_METRIC_EXPORT_INTERVAL", "0", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "OTEL_METRIC_EXPORT_INTERVAL: '0'") != NULL);
+	setenv("OTEL_METRIC_EXPORT_INTERVAL", "10s", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == -1);
+	unsetenv("OTEL_METRIC_EXPORT_INTERVAL");
+	setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "'zstd' is not one of none, gzip") != NULL);
+	unsetenv("OTEL_EXPORTER_OTLP_COMPRESSION");
+	setenv("OTEL_EXPORTER_OTLP_HEADERS", "novalue", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == -1);
+	setenv("OTEL_EXPORTER_OTLP_HEADERS", "k=a%0d%0aInjected: 1", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == -1);
+	setenv("OTEL_EXPORTER_OTLP_HEADERS", "k=%4", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == -1);
+	unsetenv("OTEL_EXPORTER_OTLP_HEADERS");
+	setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "/nonexistent/ca.pem") != NULL);
+	unsetenv("OTEL_EXPORTER_OTLP_CERTIFICATE");
+	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "http/protobuf") != NULL);
+	clear_env();
+}
+
+TEST(partial_success_response_is_read)
+{
+	/* ExportMetricsServiceResponse{partial_success{rejected_data_points:
+	 * 3, error_message: "bad"}} */
+	static const uint8_t partial[] = { 0x0a, 0x07, 0x08, 0x03, 0x12,
+					   0x03, 'b',  'a',  'd' };
+	static const uint8_t broken[] = { 0x0a, 0x09, 0x08 };
+	int64_t rejected;
+	char msg[32];
+
+	CHECK(otlp_parse_response(partial, sizeof(partial), &rejected, msg,
+				  sizeof(msg)) == 0);
+	CHECK(rejected == 3);
+	CHECK_STR(msg, "bad");
+	CHECK(otlp_parse_response(NULL, 0, &rejected, msg, sizeof(msg)) == 0);
+	CHECK(rejected == 0 && msg[0] == '\0');
+	CHECK(otlp_parse_response(broken, sizeof(broken), &rejected, msg,
+				  sizeof(msg)) == -1);
+}
+
+TEST(retry_after_and_backoff)
+{
+	CHECK(otlp_retry_after_ms("2", 0) == 2000);
+	CHECK(otlp_retry_after_ms(" 0 ", 0) == 0);
+	CHECK(otlp_retry_after_ms("99999", 0) == 300000);
+	CHECK(otlp_retry_after_ms("soon", 0) == -1);
+	/* Sun, 06 Nov 1994 08:49:37 GMT is 784111777. */
+	CHECK(otlp_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", 784111770) ==
+	      7000);
+	CHECK(otlp_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", 784111800) ==
+	      0);
+	CHECK(otlp_backoff_ms(1, 0) == 750 && otlp_backoff_ms(1, 1023) < 1000);
+	CHECK(otlp_backoff_ms(2, 0) == 1500);
+	CHECK(otlp_backoff_ms(3, 0) == 3000);
+	CHECK(otlp_backoff_ms(2, 0) > otlp_backoff_ms(1, 1023));
+	CHECK(otlp_backoff_ms(50, 1023) < 30000 &&
+	      otlp_backoff_ms(50, 0) == 22500);
+}
+
+TEST(container_id_from_cgroup)
+{
+	char id[65];
+	const char *hex = "0123456789abcdef0123456789abcdef"
+			  "0123456789abcdef0123456789abcdef";
+	char line[256];
+
+	snprintf(line, sizeof(line), "0::/system.slice/docker-%s.scope\n", hex);
+	CHECK(otlp_container_id(line, id) == 0);
+	CHECK_STR(id, hex);
+	snprintf(line, sizeof(line), "0::/kubepods/besteffort/pod1/%s", hex);
+	CHECK(otlp_container_id(line, id) == 0);
+	CHECK_STR(id, hex);
+	CHECK(otlp_container_id("0::/user.slice/session-2.scope\n", id) == -1);
+}
+
+UNIT_MAIN("otlp", UNIT_CASE(nothing_to_send_encodes_nothing),
+	  UNIT_CASE(histogram_request_field_by_field),
+	  UNIT_CASE(start_time_is_stable_between_exports),
+	  UNIT_CASE(delta_sends_what_changed_and_skips_the_unchanged),
+	  UNIT_CASE(counters_and_gauges_are_sums),
+	  UNIT_CASE(process_table_is_off_without_export),
+	  UNIT_CASE(exponential_index_follows_the_spec),
+	  UNIT_CASE(exponential_histogram_rescales_to_fit),
+	  UNIT_CASE(exponential_request_carries_scale_and_buckets),
+	  UNIT_CASE(config_endpoints),
+	  UNIT_CASE(config_values_and_their_errors),
+	  UNIT_CASE(partial_success_response_is_read),
+	  UNIT_CASE(retry_after_and_backoff),
+	  UNIT_CASE(container_id_from_cgroup))
