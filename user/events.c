@@ -4,12 +4,15 @@
 
 #include "events.h"
 #include "families.h"
+#include "capture.h"
 #include "http1.h"
+#include "labels.h"
 #include "log.h"
 #include "procinfo.h"
 #include "prom.h"
 #include "registry.h"
 #include "route.h"
+#include "selection.h"
 #include "sonde_events.h"
 
 enum parse_error {
@@ -59,31 +62,55 @@ static void handle_exchange(const struct sonde_http_event *ev)
 {
 	size_t resp_len =
 		ev->resp_len < SONDE_RESP_CAP ? ev->resp_len : SONDE_RESP_CAP;
-	const char *values[HTTP_SERVER_NLABELS];
+	size_t req_len =
+		ev->req_len < SONDE_REQ_CAP ? ev->req_len : SONDE_REQ_CAP;
+	const char *values[REGISTRY_MAX_LABELS];
+	char captured[LABELS_MAX_HEADERS][LABELS_VALUE_MAX + 1];
+	const struct procinfo *info;
 	enum http_method method;
 	char route[ROUTE_MAX + 1];
 	char comm[SONDE_COMM_LEN + 1];
 	char status[12], port[8];
 	int code;
 
+	memcpy(comm, ev->comm, SONDE_COMM_LEN);
+	comm[SONDE_COMM_LEN] = '\0';
+	info = procinfo_get(ev->hdr.tgid, comm);
+	/* The kernel filters by verdict; this catches a process's first
+	 * exchanges while the daemon was still deciding on it. */
+	if (!selection_conn_traced(info->verdict, ev->sport))
+		return;
 	code = http1_parse_status(ev->resp, resp_len);
 	if (code < 0) {
 		count(&parse_errors[PARSE_ERROR_RESPONSE]);
 		return;
 	}
 	request_labels(ev, &method, route, sizeof(route));
-	memcpy(comm, ev->comm, SONDE_COMM_LEN);
-	comm[SONDE_COMM_LEN] = '\0';
 	snprintf(status, sizeof(status), "%d", code);
 	snprintf(port, sizeof(port), "%u", ev->sport);
-	values[0] = procinfo_service(ev->hdr.tgid, comm);
+	values[0] = info->service;
 	values[HTTP_SERVER_METHOD] = http1_method_name(method);
 	values[HTTP_SERVER_STATUS] = status;
 	values[HTTP_SERVER_ROUTE] = route;
 	values[HTTP_SERVER_PORT] = port;
+	labels_fill(info, ev->req, req_len, ev->pipeline_idx,
+		    values + HTTP_SERVER_NLABELS, captured);
 	registry_observe(&family_http_server, values,
 			 ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns :
 						     0);
+}
+
+/* A process the kernel has no verdict for (new, or a new image): look at
+ * it afresh and tell the kernel. */
+static void decide(const struct sonde_process_event *ev)
+{
+	char comm[SONDE_COMM_LEN + 1];
+
+	memcpy(comm, ev->comm, SONDE_COMM_LEN);
+	comm[SONDE_COMM_LEN] = '\0';
+	procinfo_forget(ev->hdr.tgid);
+	capture_set_verdict(ev->hdr.tgid,
+			    procinfo_get(ev->hdr.tgid, comm)->verdict);
 }
 
 int events_handle(void *ctx, void *data, size_t size)
@@ -105,6 +132,11 @@ int events_handle(void *ctx, void *data, size_t size)
 	case SONDE_EV_PROCESS_EXIT:
 	case SONDE_EV_PROCESS_EXEC:
 		procinfo_forget(hdr->tgid);
+		return 0;
+	case SONDE_EV_PROCESS_SEEN:
+		if (size < sizeof(struct sonde_process_event))
+			break;
+		decide(data);
 		return 0;
 	}
 	count(&parse_errors[PARSE_ERROR_RECORD]);
