@@ -600,6 +600,25 @@ static void print_optional(FILE *out, const char *indent, const char *key,
 	}
 }
 
+/* In the largest unit that keeps it exact: 5m, 2s, 1500ms, 0. */
+static void print_duration(FILE *out, const char *key, uint64_t ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = { { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+
+	for (size_t i = 0; ms && i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms % units[i].ms == 0) {
+			fprintf(out, "%s: %llu%s\n", key,
+				(unsigned long long)(ms / units[i].ms),
+				units[i].unit);
+			return;
+		}
+	fprintf(out, "%s: %llu%s\n", key, (unsigned long long)ms,
+		ms ? "ms" : "");
+}
+
 void options_print_yaml(const struct sonde_options *o, FILE *out)
 {
 	bool v6 = strchr(o->listen_host, ':') != NULL;
@@ -627,8 +646,7 @@ void options_print_yaml(const struct sonde_options *o, FILE *out)
 	fprintf(out, "]\n");
 	fprintf(out, "max_routes: %u\nmax_peers: %u\nmax_series: %u\n",
 		o->max_routes, o->max_peers, o->max_series);
-	fprintf(out, "series_ttl: %llums\n",
-		(unsigned long long)o->series_ttl_ms);
+	print_duration(out, "series_ttl", o->series_ttl_ms);
 	fprintf(out, "verbose: %s\n", o->verbose ? "true" : "false");
 	fprintf(out, "endpoint:\n");
 	print_optional(out, "  ", "tls_cert", o->tls_cert);
