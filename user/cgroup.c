@@ -148,6 +148,7 @@ static bool component_unit(const char *c, size_t n)
 	if (!has_suffix(c, n, ".service") && !has_suffix(c, n, ".scope"))
 		return false;
 	return !has_prefix(c, n, "session-") && !has_prefix(c, n, "user@") &&
+	       !has_prefix(c, n, "crio-conmon-") &&
 	       !has_prefix(c, n, "user-runtime-dir@") &&
 	       !(n == 10 && memcmp(c, "init.scope", 10) == 0);
 }
@@ -211,7 +212,9 @@ void cgroup_parse_path(const char *path, struct cgroup_info *out)
 		}
 		p += n + (slash ? 1 : 0);
 	}
-	if (unit && !out->container_id[0])
+	/* Inside a pod, a scope that is not a container is the runtime's
+	 * (the pause container, conmon), not a service. */
+	if (unit && !out->container_id[0] && !out->pod_uid[0])
 		unit_unescape(unit, unit_len, out->unit, sizeof(out->unit));
 }
 

@@ -475,6 +475,22 @@ static void recount_capped_values(void)
 	}
 }
 
+/* A family whose series all expired is not written, not even its HELP. */
+static void forget_empty_families(void)
+{
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < nfamilies; i++) {
+		bool used = false;
+
+		for (unsigned j = 0; j < nseries && !used; j++)
+			used = series[j]->family == families[i];
+		if (used)
+			families[kept++] = families[i];
+	}
+	nfamilies = kept;
+}
+
 unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns)
 {
 	unsigned kept = 0, removed = 0;
@@ -495,8 +511,10 @@ unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns)
 		removed++;
 	}
 	nseries = kept;
-	if (removed)
+	if (removed) {
 		recount_capped_values();
+		forget_empty_families();
+	}
 	pthread_mutex_unlock(&lock);
 	return removed;
 }
