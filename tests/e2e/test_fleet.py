@@ -111,10 +111,6 @@ def test_missing_config_file_is_one_line():
 
 # --- process selection -----------------------------------------------------
 
-def counts(sonde, port):
-    return sonde.series(port)
-
-
 def python_exe():
     return os.path.basename(os.path.realpath(sys.executable))
 
@@ -202,8 +198,8 @@ def test_service_identity_chain(tmp_path):
         f"  - {{name: billing, namespace: money, exe: {exe}, "
         f"cgroup: '*'}}\n"
         "labels: [service_namespace]\n")
-    # The rule matches every python; only the first server is checked for
-    # it, the OTEL ones are named before the rule by nothing (rule wins).
+    # The rule matches every python process: the one with
+    # OTEL_SERVICE_NAME too, since a config rule comes first in the chain.
     s = Sonde("--config", str(conf))
     env_name = python_server(
         free_port(), env=dict(os.environ, OTEL_SERVICE_NAME="checkout"))
@@ -215,7 +211,6 @@ def test_service_identity_chain(tmp_path):
         s.settled_series(ruled.port, 2)
         name, labels = service_of(s, ruled.port)
         assert (name, labels["service_namespace"]) == ("billing", "money")
-        # A config rule comes first in the chain, even before the env.
         assert service_of(s, env_name.port)[0] == "billing"
     finally:
         env_name.stop()
