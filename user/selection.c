@@ -14,7 +14,6 @@ static struct rule_set includes, excludes;
 static struct selection_service *services;
 static unsigned nservices;
 static bool include_ports; /* some include rule is a port */
-static bool include_procs; /* some include rule matches processes */
 
 static const char *const kind_names[SELECTION_KIND_COUNT] = {
 	[SELECTION_EXE] = "exe",
@@ -328,12 +327,9 @@ int selection_init(char *const *include, unsigned ninclude,
 	if (load_rules(&includes, include, ninclude, err, errsz) ||
 	    load_rules(&excludes, exclude, nexclude, err, errsz))
 		return -1;
-	for (unsigned i = 0; i < includes.n; i++) {
+	for (unsigned i = 0; i < includes.n; i++)
 		if (includes.v[i].kind == SELECTION_PORT)
 			include_ports = true;
-		else
-			include_procs = true;
-	}
 	services =
 		calloc(nservice_texts ? nservice_texts : 1, sizeof(*services));
 	if (!services) {
@@ -415,5 +411,5 @@ void selection_free(void)
 	memset(&excludes, 0, sizeof(excludes));
 	services = NULL;
 	nservices = 0;
-	include_ports = include_procs = false;
+	include_ports = false;
 }
