@@ -26,7 +26,7 @@ PREFIX ?= /usr/local
 DEPFLAGS := -MMD -MP
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-DSONDE_VERSION='"$(VERSION)"' -Iinclude -Iuser -I$(OUT)
-LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lcurl -lpthread -lm
+LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lcurl -lyaml -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Wextra \
 	-Werror -Wno-unused-parameter -Iinclude -Ibpf -Ivmlinux/$(BPF_ARCH)
 
@@ -45,7 +45,7 @@ OTLP_RECEIVER := tests/e2e/otlp/node_modules/.package-lock.json
 DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
-	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs
+	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev
 
 .PHONY: all deps run test unit e2e bench fmt clean install uninstall \
 	otlp-receiver

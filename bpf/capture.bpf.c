@@ -29,6 +29,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 self_tgid = 0;   /* sonde itself: never traced */
 const volatile __u32 filter_tgid = 0; /* 0: every process */
 const volatile __u16 filter_port = 0; /* 0: every port */
+/* Process selection (user/selection.h): when on, each process is looked up
+ * in "verdicts"; one not decided yet is reported once and gets
+ * select_pending until the daemon writes its verdict. */
+const volatile bool select_enabled = false;
+const volatile __u8 select_pending = SONDE_VERDICT_TRACE;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -62,6 +67,23 @@ struct {
 	__type(value, struct sock_owner);
 } socks SEC(".maps");
 
+/* tgid -> enum sonde_verdict, written by the daemon. LRU: a process
+ * evicted is asked about again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_VERDICTS);
+	__type(key, __u32);
+	__type(value, __u8);
+} verdicts SEC(".maps");
+
+/* Local port -> enum sonde_port_rule, written by the daemon at start. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SONDE_MAX_PORT_RULES);
+	__type(key, __u16);
+	__type(value, __u8);
+} select_ports SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SONDE_DROP_REASON_COUNT);
@@ -86,9 +108,46 @@ static __always_inline void count_drop(__u32 reason)
 		__sync_fetch_and_add(n, 1);
 }
 
+static __always_inline void report_process(__u32 tgid, __u16 kind)
+{
+	struct sonde_process_event *ev;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_drop(SONDE_DROP_RINGBUF_FULL);
+		return;
+	}
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.tgid = tgid;
+	ev->hdr.kind = kind;
+	ev->hdr.pad = 0;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+}
+
+/* The selection's verdict on the current process. The first syscall of a
+ * process the daemon has not decided on reports it (once: the pending
+ * entry stops further reports). */
+static __always_inline __u8 process_verdict(__u32 tgid)
+{
+	__u8 pending = SONDE_VERDICT_PENDING;
+	__u8 *v;
+
+	if (!select_enabled)
+		return SONDE_VERDICT_TRACE;
+	v = bpf_map_lookup_elem(&verdicts, &tgid);
+	if (v)
+		return *v == SONDE_VERDICT_PENDING ? select_pending : *v;
+	if (!bpf_map_update_elem(&verdicts, &tgid, &pending, BPF_NOEXIST))
+		report_process(tgid, SONDE_EV_PROCESS_SEEN);
+	return select_pending;
+}
+
+/* Checked first in every program: an untraced process costs one lookup. */
 static __always_inline bool process_ignored(__u32 tgid)
 {
-	return tgid == self_tgid || (filter_tgid && tgid != filter_tgid);
+	return tgid == self_tgid || (filter_tgid && tgid != filter_tgid) ||
+	       process_verdict(tgid) == SONDE_VERDICT_IGNORE;
 }
 
 /* The open file behind fd in the current process, or NULL. */
@@ -156,13 +215,29 @@ static __always_inline void conn_set_socket(struct conn *c, struct file *file,
 	}
 }
 
-static __always_inline bool port_ignored(struct sock *sk)
+/* --port, then the selection's port rules on the local port: an excluded
+ * port is never traced; a process with verdict PORTS_ONLY is traced only on
+ * included ports. Runs once per connection. */
+static __always_inline bool port_ignored(__u32 tgid, struct sock *sk)
 {
-	if (!filter_port)
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u8 *rule, *verdict, v;
+
+	if (filter_port && lport != filter_port &&
+	    bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) != filter_port)
+		return true;
+	if (!select_enabled)
 		return false;
-	return BPF_CORE_READ(sk, __sk_common.skc_num) != filter_port &&
-	       bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) !=
-		       filter_port;
+	rule = bpf_map_lookup_elem(&select_ports, &lport);
+	if (rule && *rule == SONDE_PORT_EXCLUDE)
+		return true;
+	verdict = bpf_map_lookup_elem(&verdicts, &tgid);
+	v = verdict ? *verdict : SONDE_VERDICT_PENDING;
+	if (v == SONDE_VERDICT_PENDING)
+		v = select_pending;
+	if (v == SONDE_VERDICT_TRACE)
+		return false;
+	return !(rule && *rule == SONDE_PORT_INCLUDE);
 }
 
 static __always_inline void skip_fd(struct conn_key *key)
@@ -254,7 +329,7 @@ static __always_inline struct conn *conn_track(struct conn_key *key, __u8 role)
 	struct sock *sk = tcp_sock_of_file(file);
 	struct conn *c;
 
-	if (!sk || port_ignored(sk)) {
+	if (!sk || port_ignored(key->tgid, sk)) {
 		bpf_map_delete_elem(&conns, key);
 		skip_fd(key);
 		return NULL;
@@ -675,32 +750,20 @@ int enter_close(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-static __always_inline void report_process(__u32 tgid, __u16 kind)
-{
-	struct sonde_process_event *ev;
-
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		count_drop(SONDE_DROP_RINGBUF_FULL);
-		return;
-	}
-	ev->hdr.ts_ns = bpf_ktime_get_ns();
-	ev->hdr.tgid = tgid;
-	ev->hdr.kind = kind;
-	ev->hdr.pad = 0;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
-}
-
 SEC("tracepoint/sched/sched_process_exit")
 int process_exit(struct trace_event_raw_sched_process_template *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id, tgid = id >> 32;
 
-	if (tid != tgid || !bpf_map_lookup_elem(&procs, &tgid))
+	bool decided;
+
+	if (tid != tgid)
 		return 0;
-	bpf_map_delete_elem(&procs, &tgid);
+	/* A process the selection decided on is forgotten with it. */
+	decided = select_enabled && !bpf_map_delete_elem(&verdicts, &tgid);
+	if (bpf_map_delete_elem(&procs, &tgid) && !decided)
+		return 0;
 	report_process(tgid, SONDE_EV_PROCESS_EXIT);
 	return 0;
 }
@@ -710,6 +773,9 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
+	/* A new image is a new decision: its next syscall asks again. */
+	if (select_enabled)
+		bpf_map_delete_elem(&verdicts, &tgid);
 	if (!bpf_map_lookup_elem(&procs, &tgid))
 		return 0;
 	report_process(tgid, SONDE_EV_PROCESS_EXEC);

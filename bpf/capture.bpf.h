@@ -18,6 +18,10 @@
  * memory, enough for a busy front end; LRU evicts the idlest beyond it. */
 #define SONDE_MAX_CONNS 32768
 #define SONDE_MAX_PROCS 16384
+/* Selection verdicts, one byte per process: 64k live processes is more
+ * than hosts we know run; LRU beyond it. */
+#define SONDE_MAX_VERDICTS 65536
+#define SONDE_MAX_PORT_RULES 256
 /* 4 MiB holds ~8000 exchange events: 160 ms of 50k requests/s while the
  * daemon polls every 20 ms. */
 #define SONDE_RINGBUF_BYTES (4 << 20)

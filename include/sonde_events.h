@@ -24,6 +24,22 @@ enum sonde_event_kind {
 	SONDE_EV_PROCESS_EXIT = 2,
 	SONDE_EV_PROCESS_EXEC = 3,
 	SONDE_EV_TCP = 4,
+	SONDE_EV_PROCESS_SEEN = 5, /* first syscall of a process not decided */
+};
+
+/* Per-process verdicts of the process selection (user/selection.h), the
+ * values of the "verdicts" map; absent means not decided yet. */
+enum sonde_verdict {
+	SONDE_VERDICT_PENDING = 0, /* reported, the daemon is deciding */
+	SONDE_VERDICT_TRACE = 1,
+	SONDE_VERDICT_PORTS_ONLY = 2, /* only connections on included ports */
+	SONDE_VERDICT_IGNORE = 3,
+};
+
+/* Values of the "select_ports" map, keyed by local port. */
+enum sonde_port_rule {
+	SONDE_PORT_INCLUDE = 1,
+	SONDE_PORT_EXCLUDE = 2,
 };
 
 /* Why an event or a piece of state was lost in the kernel. Indexes the

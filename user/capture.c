@@ -23,6 +23,7 @@ struct program_status {
 };
 
 static struct capture_bpf *skel;
+static bool select_on;
 static struct ring_buffer *ring;
 static struct program_status programs[MAX_PROGRAMS];
 static int nprograms;
@@ -100,6 +101,9 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	skel->rodata->self_tgid = o->self_pid;
 	skel->rodata->filter_tgid = o->filter_pid;
 	skel->rodata->filter_port = o->filter_port;
+	skel->rodata->select_enabled = o->select_enabled;
+	skel->rodata->select_pending = o->select_pending;
+	select_on = o->select_enabled;
 	err = check_map_layout();
 	if (err)
 		goto fail;
@@ -137,6 +141,26 @@ int capture_poll(int timeout_ms)
 		n = more < 0 ? more : n + more;
 	}
 	return n;
+}
+
+int capture_set_verdict(uint32_t pid, uint8_t verdict)
+{
+	if (!skel || !select_on)
+		return 0;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.verdicts), &pid,
+				&verdict, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int capture_set_port_rule(uint16_t port, uint8_t how)
+{
+	if (!skel || !select_on)
+		return 0;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.select_ports), &port,
+				&how, BPF_ANY))
+		return -errno;
+	return 0;
 }
 
 bool capture_all_attached(void)

@@ -11,8 +11,10 @@
 
 struct capture_options {
 	uint32_t self_pid;
-	uint32_t filter_pid;  /* 0: all processes */
-	uint16_t filter_port; /* 0: all ports */
+	uint32_t filter_pid;	/* 0: all processes */
+	uint16_t filter_port;	/* 0: all ports */
+	bool select_enabled;	/* per-process verdicts (selection.h) */
+	uint8_t select_pending; /* verdict while a process is decided */
 };
 
 /* Called for each ring-buffer record; returns 0 (non-zero stops the drain
@@ -30,6 +32,12 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
  * buffer. Returns the number of records handled, or -errno (-EINTR on a
  * signal). */
 int capture_poll(int timeout_ms);
+
+/* Writes the selection verdict (SONDE_VERDICT_*) for pid into the kernel's
+ * map, and each port rule selection_each_port gives. Return 0 or -errno;
+ * 0 without doing anything when selection is off or nothing is loaded. */
+int capture_set_verdict(uint32_t pid, uint8_t verdict);
+int capture_set_port_rule(uint16_t port, uint8_t how);
 
 /* True when every program is attached. */
 bool capture_all_attached(void);

@@ -5,13 +5,16 @@
 
 #include "events.h"
 #include "families.h"
+#include "capture.h"
 #include "http1.h"
+#include "labels.h"
 #include "log.h"
 #include "otlp.h"
 #include "procinfo.h"
 #include "prom.h"
 #include "registry.h"
 #include "route.h"
+#include "selection.h"
 #include "sonde_events.h"
 #include "tcp.h"
 
@@ -75,7 +78,11 @@ static void handle_exchange(const struct sonde_http_event *ev)
 {
 	size_t resp_len =
 		ev->resp_len < SONDE_RESP_CAP ? ev->resp_len : SONDE_RESP_CAP;
+	size_t req_len =
+		ev->req_len < SONDE_REQ_CAP ? ev->req_len : SONDE_REQ_CAP;
 	const char *values[REGISTRY_MAX_LABELS];
+	char captured[LABELS_MAX_HEADERS][LABELS_VALUE_MAX + 1];
+	const struct procinfo *info;
 	enum http_method method;
 	char route[ROUTE_MAX + 1];
 	char comm[SONDE_COMM_LEN + 1];
@@ -83,16 +90,21 @@ static void handle_exchange(const struct sonde_http_event *ev)
 	uint64_t duration_ns;
 	int code;
 
+	memcpy(comm, ev->comm, SONDE_COMM_LEN);
+	comm[SONDE_COMM_LEN] = '\0';
+	info = procinfo_get(ev->hdr.tgid, comm);
+	/* The kernel filters by verdict; this catches a process's first
+	 * exchanges while the daemon was still deciding on it. */
+	if (!selection_conn_traced(info->verdict, ev->sport))
+		return;
 	code = http1_parse_status(ev->resp, resp_len);
 	if (code < 0) {
 		count(&parse_errors[PARSE_ERROR_RESPONSE]);
 		return;
 	}
 	request_labels(ev, &method, route, sizeof(route));
-	memcpy(comm, ev->comm, SONDE_COMM_LEN);
-	comm[SONDE_COMM_LEN] = '\0';
 	snprintf(status, sizeof(status), "%d", code);
-	values[0] = procinfo_service(ev->hdr.tgid, comm);
+	values[0] = info->service;
 	otlp_note_process(values[0], ev->hdr.tgid, comm);
 	duration_ns = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
 	if (ev->role == SONDE_ROLE_CLIENT) {
@@ -112,7 +124,22 @@ static void handle_exchange(const struct sonde_http_event *ev)
 	values[HTTP_SERVER_STATUS] = status;
 	values[HTTP_SERVER_ROUTE] = route;
 	values[HTTP_SERVER_PORT] = port;
+	labels_fill(info, ev->req, req_len, ev->pipeline_idx,
+		    values + HTTP_SERVER_NLABELS, captured);
 	registry_observe(&family_http_server, values, duration_ns);
+}
+
+/* A process the kernel has no verdict for (new, or a new image): look at
+ * it afresh and tell the kernel. */
+static void decide(const struct sonde_process_event *ev)
+{
+	char comm[SONDE_COMM_LEN + 1];
+
+	memcpy(comm, ev->comm, SONDE_COMM_LEN);
+	comm[SONDE_COMM_LEN] = '\0';
+	procinfo_forget(ev->hdr.tgid);
+	capture_set_verdict(ev->hdr.tgid,
+			    procinfo_get(ev->hdr.tgid, comm)->verdict);
 }
 
 int events_handle(void *ctx, void *data, size_t size)
@@ -139,6 +166,11 @@ int events_handle(void *ctx, void *data, size_t size)
 	case SONDE_EV_PROCESS_EXIT:
 	case SONDE_EV_PROCESS_EXEC:
 		procinfo_forget(hdr->tgid);
+		return 0;
+	case SONDE_EV_PROCESS_SEEN:
+		if (size < sizeof(struct sonde_process_event))
+			break;
+		decide(data);
 		return 0;
 	}
 	count(&parse_errors[PARSE_ERROR_RECORD]);

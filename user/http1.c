@@ -124,6 +124,12 @@ static bool http1_field_name_is(const char *name, size_t n, const char *lower)
 	return strlen(lower) == n && strncasecmp(name, lower, n) == 0;
 }
 
+/* Case-insensitive match against a name in any case ("X-Tenant-ID"). */
+static bool http1_field_name_is_ci(const char *name, size_t n, const char *want)
+{
+	return strlen(want) == n && strncasecmp(name, want, n) == 0;
+}
+
 /* Content-Length value, RFC 9110 section 8.6: "1*DIGIT" and nothing else.
  *   "42" -> 42;  "", "-1", "0x10", "5, 5", "1073741825" -> -1
  */
@@ -268,22 +274,80 @@ static int http1_skip_request(const char *buf, size_t len, size_t *pos)
 	return 0;
 }
 
-int http1_parse_request(const char *buf, size_t len, unsigned int idx,
-			struct http1_request *out)
+/* Offset of the idx-th request in buf[0..len), or -1. */
+static long http1_request_start(const char *buf, size_t len, unsigned idx)
 {
-	struct http1_request req;
 	size_t pos = 0;
 
-	if (!buf || !out)
-		return -1;
 	for (unsigned int i = 0; i < idx; i++) {
 		if (http1_skip_request(buf, len, &pos))
 			return -1;
 	}
-	if (http1_parse_request_line(buf + pos, len - pos, &req))
+	return (long)pos;
+}
+
+int http1_parse_request(const char *buf, size_t len, unsigned int idx,
+			struct http1_request *out)
+{
+	struct http1_request req;
+	long pos;
+
+	if (!buf || !out)
+		return -1;
+	pos = http1_request_start(buf, len, idx);
+	if (pos < 0 ||
+	    http1_parse_request_line(buf + pos, len - (size_t)pos, &req))
 		return -1;
 	*out = req;
 	return 0;
+}
+
+/* Only the named field is looked at: other header values are skipped
+ * without being copied or kept. A line the capture cut short is not a
+ * value: a truncated tenant id would be a wrong label. */
+int http1_find_header(const char *buf, size_t len, unsigned idx,
+		      const char *name, const char **value, size_t *value_len)
+{
+	size_t name_len = strlen(name), pos;
+	long start;
+
+	if (!buf || !name_len)
+		return -1;
+	start = http1_request_start(buf, len, idx);
+	if (start < 0)
+		return -1;
+	pos = (size_t)start;
+	while (pos < len && buf[pos] != '\n')
+		pos++;
+	pos++; /* past the request line */
+	while (pos < len) {
+		const char *line = buf + pos, *nl;
+		size_t line_len, v, v_end;
+
+		nl = memchr(line, '\n', len - pos);
+		if (!nl)
+			return -1;
+		line_len = (size_t)(nl - line);
+		pos += line_len + 1;
+		if (line_len && line[line_len - 1] == '\r')
+			line_len--;
+		if (line_len == 0)
+			return -1; /* end of the head */
+		if (line_len <= name_len || line[name_len] != ':' ||
+		    !http1_field_name_is_ci(line, name_len, name))
+			continue;
+		v = name_len + 1;
+		v_end = line_len;
+		while (v < v_end && (line[v] == ' ' || line[v] == '\t'))
+			v++;
+		while (v_end > v &&
+		       (line[v_end - 1] == ' ' || line[v_end - 1] == '\t'))
+			v_end--;
+		*value = line + v;
+		*value_len = v_end - v;
+		return 0;
+	}
+	return -1;
 }
 
 /* The code of the status line at buf[0..len), which may end right after

@@ -41,6 +41,13 @@ struct http1_request {
 int http1_parse_request(const char *buf, size_t len, unsigned idx,
 			struct http1_request *out);
 
+/* Finds the field called name (any case) in the idx-th request head in
+ * buf[0..len) and points *value at its value, surrounding whitespace
+ * trimmed. Returns 0, or -1 when the head has no such complete field line
+ * within the capture. */
+int http1_find_header(const char *buf, size_t len, unsigned idx,
+		      const char *name, const char **value, size_t *value_len);
+
 /* Returns the status code (100..599) of the final response in buf[0..len),
  * skipping complete 1xx interim heads (100, 102, 103) that precede it; 101
  * is final. Returns -1 when buf does not start with a valid status line

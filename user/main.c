@@ -1,6 +1,8 @@
 /* sonde: zero-code latency and error tracer. Wires the modules together:
  * checks the host, loads the BPF programs, consumes their events on this
  * thread and serves /metrics from libmicrohttpd's. */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,8 +16,10 @@
 #include "capture.h"
 #include "check.h"
 #include "events.h"
+#include "families.h"
 #include "host.h"
 #include "httpd.h"
+#include "labels.h"
 #include "log.h"
 #include "options.h"
 #include "otlp.h"
@@ -23,6 +27,7 @@
 #include "procinfo.h"
 #include "prom.h"
 #include "registry.h"
+#include "selection.h"
 #include "tcp.h"
 
 /* Records arrive without a wakeup each: the consumer drains every 20 ms,
@@ -30,6 +35,9 @@
 #define POLL_INTERVAL_MS 20
 /* /readyz fails when the consumer has not come round for this long. */
 #define READY_STALL_NS (5ULL * 1000000000ULL)
+
+/* Stale series are looked for at most this often. */
+#define EXPIRE_INTERVAL_NS (1000000000ULL)
 
 static volatile sig_atomic_t stopping;
 static uint64_t last_poll_ns;
@@ -88,7 +96,31 @@ static bool ready(const char **why)
 	return true;
 }
 
-static int consume_until_signalled(void)
+static uint64_t unix_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Drops series with no observation for ttl_ms, once a second or, for a
+ * short TTL, four times per TTL. */
+static void expire_series(uint64_t ttl_ms)
+{
+	static uint64_t last_ns;
+	uint64_t ttl_ns = ttl_ms * 1000000ULL;
+	uint64_t every = ttl_ns / 4 < EXPIRE_INTERVAL_NS ? ttl_ns / 4 :
+							   EXPIRE_INTERVAL_NS;
+	uint64_t now = monotonic_ns();
+
+	if (!ttl_ms || now - last_ns < every)
+		return;
+	last_ns = now;
+	registry_expire(unix_now_ns(), ttl_ns);
+}
+
+static int consume_until_signalled(uint64_t ttl_ms)
 {
 	while (!stopping) {
 		int n = capture_poll(POLL_INTERVAL_MS);
@@ -100,6 +132,7 @@ static int consume_until_signalled(void)
 		}
 		__atomic_store_n(&last_poll_ns, monotonic_ns(),
 				 __ATOMIC_RELAXED);
+		expire_series(ttl_ms);
 	}
 	return 0;
 }
@@ -149,6 +182,53 @@ static int load_endpoint_security(const struct sonde_options *o,
 	return cfg->tls_cert_pem && cfg->tls_key_pem ? 0 : -1;
 }
 
+static void set_port_rule(uint16_t port, uint8_t how, void *arg)
+{
+	(void)arg;
+	capture_set_port_rule(port, how);
+}
+
+/* Processes already running get their verdict before the first event, so
+ * an included server's next request is not lost while it is decided. */
+static void decide_running_processes(void)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *d;
+	unsigned n = 0;
+
+	selection_each_port(set_port_rule, NULL);
+	if (!proc)
+		return;
+	while ((d = readdir(proc)) != NULL) {
+		char *end;
+		unsigned long pid = strtoul(d->d_name, &end, 10);
+
+		if (!isdigit((unsigned char)d->d_name[0]) || *end || !pid)
+			continue;
+		capture_set_verdict(pid, procinfo_get(pid, "")->verdict);
+		n++;
+	}
+	closedir(proc);
+	log_debug("process selection: %u running processes decided", n);
+}
+
+/* Rules and labels from the options; a mistake here is a config error. */
+static int setup_rules(const struct sonde_options *o)
+{
+	char err[256];
+
+	if (selection_init(o->include.items, o->include.n, o->exclude.items,
+			   o->exclude.n, o->services.items, o->services.n, err,
+			   sizeof(err)) ||
+	    labels_init(&family_http_server, o->labels.items, o->labels.n,
+			o->capture_headers.items, o->capture_headers.n, err,
+			sizeof(err))) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const struct httpd_hooks hooks = { render_metrics, ready };
@@ -162,9 +242,11 @@ int main(int argc, char **argv)
 
 	switch (options_parse(argc, argv, &opts, err, sizeof(err))) {
 	case OPTIONS_EXIT:
+		options_free(&opts);
 		return 0;
 	case OPTIONS_ERROR:
 		log_error("%s", err);
+		options_free(&opts);
 		return 2;
 	case OPTIONS_RUN:
 		break;
@@ -190,13 +272,21 @@ int main(int argc, char **argv)
 	registry_init(&opts.buckets, &limits);
 	if (ocfg.exponential)
 		registry_enable_exphist();
+	if (setup_rules(&opts)) {
+		rc = 2;
+		goto out_close;
+	}
 	install_signal_handlers();
 
 	copts.self_pid = getpid();
 	copts.filter_pid = opts.pid;
 	copts.filter_port = opts.port;
+	copts.select_enabled = selection_enabled();
+	copts.select_pending = selection_pending_verdict();
 	if (capture_start(&copts, events_handle, NULL))
 		goto out_close;
+	if (copts.select_enabled)
+		decide_running_processes();
 	/* Everything privileged is done; the HTTP thread starts after this
 	 * and inherits the reduced set. */
 	if (privs_drop_after_attach())
@@ -215,7 +305,7 @@ int main(int argc, char **argv)
 		 strchr(opts.listen_host, ':') ? "[" : "", opts.listen_host,
 		 strchr(opts.listen_host, ':') ? "]" : "", opts.listen_port);
 
-	rc = consume_until_signalled() ? 1 : 0;
+	rc = consume_until_signalled(opts.series_ttl_ms) ? 1 : 0;
 	if (!rc)
 		log_info("stopping: detaching BPF programs");
 	httpd_stop();
@@ -227,10 +317,12 @@ out_close:
 	tcp_free();
 	registry_free();
 	procinfo_free();
+	selection_free();
 out_free:
 	otlp_config_free(&ocfg);
 	auth_free();
 	free((char *)hcfg.tls_cert_pem);
 	free((char *)hcfg.tls_key_pem);
+	options_free(&opts);
 	return rc;
 }

@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "labels.h"
 #include "options.h"
+#include "prom.h"
+#include "selection.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:9464"
 #define DEFAULT_MAX_ROUTES 100
@@ -15,6 +19,10 @@
  * little with epoll and leave room for scrapes when a client hoards
  * connections. */
 #define DEFAULT_MAX_CONNECTIONS 512
+/* A series with no observation for 5 minutes is gone from /metrics: long
+ * enough for a quiet service between two bursts, short enough that a
+ * restarted process's old series do not linger for hours. */
+#define DEFAULT_SERIES_TTL_MS (5 * 60 * 1000ULL)
 
 enum long_only {
 	OPT_BUCKETS = 256,
@@ -27,6 +35,14 @@ enum long_only {
 	OPT_BASIC_AUTH_FILE,
 	OPT_CHECK,
 	OPT_OTLP_ENDPOINT,
+	OPT_CONFIG,
+	OPT_PRINT_CONFIG,
+	OPT_INCLUDE,
+	OPT_EXCLUDE,
+	OPT_SERVICE,
+	OPT_CAPTURE_HEADER,
+	OPT_LABEL,
+	OPT_SERIES_TTL,
 };
 
 static const char usage[] =
@@ -71,6 +87,30 @@ static const char usage[] =
 	"the other\n"
 	"                          OTEL_EXPORTER_OTLP_* and "
 	"OTEL_METRIC_EXPORT_INTERVAL apply\n"
+	"      --series-ttl DURATION\n"
+	"                          drop series with no observation for this "
+	"long\n"
+	"                          (300s; 500ms, 2s, 5m, 1h; 0: never)\n"
+	"      --include RULE      trace only what a rule matches (repeatable): "
+	"exe=GLOB,\n"
+	"                          port=N, pid=N, cgroup=GLOB, container=ID\n"
+	"      --exclude RULE      never trace what the rule matches "
+	"(repeatable)\n"
+	"      --service RULE      name matching processes: name=NAME"
+	"[,namespace=NS],\n"
+	"                          then exe=, pid=, cgroup=, container= "
+	"(repeatable)\n"
+	"      --capture-header SPEC\n"
+	"                          label requests with a header: header=NAME"
+	"[,label=L]\n"
+	"                          [,max_values=N] (repeatable, at most 4)\n"
+	"      --label NAME        add service_namespace, container_id or "
+	"k8s_pod_uid\n"
+	"                          to the HTTP series (repeatable)\n"
+	"      --config FILE       read options from a YAML file; flags "
+	"override it\n"
+	"      --print-config      print the effective configuration as YAML "
+	"and exit\n"
 	"      --check             report what this host supports and exit "
 	"(0: can run)\n"
 	"  -v, --verbose           log attach details and libbpf debug output\n"
@@ -95,6 +135,14 @@ static const struct option long_options[] = {
 	{ "basic-auth-file", required_argument, NULL, OPT_BASIC_AUTH_FILE },
 	{ "check", no_argument, NULL, OPT_CHECK },
 	{ "otlp-endpoint", required_argument, NULL, OPT_OTLP_ENDPOINT },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
+	{ "include", required_argument, NULL, OPT_INCLUDE },
+	{ "exclude", required_argument, NULL, OPT_EXCLUDE },
+	{ "service", required_argument, NULL, OPT_SERVICE },
+	{ "capture-header", required_argument, NULL, OPT_CAPTURE_HEADER },
+	{ "label", required_argument, NULL, OPT_LABEL },
+	{ "series-ttl", required_argument, NULL, OPT_SERIES_TTL },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -163,6 +211,7 @@ static void set_defaults(struct sonde_options *o)
 	o->max_peers = DEFAULT_MAX_PEERS;
 	o->max_series = DEFAULT_MAX_SERIES;
 	o->max_connections = DEFAULT_MAX_CONNECTIONS;
+	o->series_ttl_ms = DEFAULT_SERIES_TTL_MS;
 	histogram_bounds_default(&o->buckets);
 }
 
@@ -172,6 +221,109 @@ static const char *flag_name(int opt)
 		if (o->val == opt)
 			return o->name;
 	return "?";
+}
+
+/* "300", "500ms", "30s", "5m", "1h": a duration in milliseconds; "0" is
+ * never. At most a week. */
+static int parse_duration_ms(const char *text, uint64_t *ms)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = { { "ms", 1 },
+		      { "s", 1000 },
+		      { "m", 60000 },
+		      { "h", 3600000 },
+		      { "", 1000 } };
+	unsigned long long v;
+	char *end;
+
+	if (*text < '0' || *text > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (v > 7ULL * 24 * 3600000 / units[i].ms)
+			return -1;
+		*ms = v * units[i].ms;
+		return 0;
+	}
+	return -1;
+}
+
+static struct options_list *list_of(struct sonde_options *o, int opt)
+{
+	switch (opt) {
+	case OPT_INCLUDE:
+		return &o->include;
+	case OPT_EXCLUDE:
+		return &o->exclude;
+	case OPT_SERVICE:
+		return &o->services;
+	case OPT_CAPTURE_HEADER:
+		return &o->capture_headers;
+	default:
+		return &o->labels;
+	}
+}
+
+static void list_clear(struct options_list *l)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+static int list_push(struct options_list *l, const char *item)
+{
+	char **grown, *copy;
+
+	grown = realloc(l->items, (l->n + 1) * sizeof(*l->items));
+	if (!grown)
+		return -1;
+	l->items = grown;
+	copy = strdup(item);
+	if (!copy)
+		return -1;
+	l->items[l->n++] = copy;
+	return 0;
+}
+
+/* Flags replace a list the config file set rather than add to it. */
+static int list_add(struct sonde_options *o, struct options_list *l,
+		    const char *item)
+{
+	if (o->from_flags && !l->from_flags) {
+		list_clear(l);
+		l->from_flags = true;
+	}
+	return list_push(l, item);
+}
+
+/* Validates one value of a repeatable option with its module's parser. */
+static int check_list_item(int opt, const char *arg, char *why, size_t n)
+{
+	struct selection_rule rule;
+	struct selection_service service;
+	struct labels_header header;
+
+	switch (opt) {
+	case OPT_INCLUDE:
+	case OPT_EXCLUDE:
+		return selection_parse_rule(arg, &rule, why, n);
+	case OPT_SERVICE:
+		return selection_parse_service(arg, &service, why, n);
+	case OPT_CAPTURE_HEADER:
+		return labels_parse_header(arg, &header, why, n);
+	default:
+		return labels_check_optional(arg, why, n);
+	}
 }
 
 static enum options_result apply(int opt, const char *arg,
@@ -238,6 +390,36 @@ static enum options_result apply(int opt, const char *arg,
 	case OPT_CHECK:
 		o->check = true;
 		return OPTIONS_RUN;
+	case OPT_CONFIG:
+		o->config_path = arg;
+		return OPTIONS_RUN;
+	case OPT_PRINT_CONFIG:
+		o->print_config = true;
+		return OPTIONS_RUN;
+	case OPT_SERIES_TTL:
+		if (parse_duration_ms(arg, &o->series_ttl_ms)) {
+			snprintf(err, errsz,
+				 "--series-ttl: '%s' is not a duration such "
+				 "as 500ms, 30s, 5m, 1h or 0",
+				 arg);
+			return OPTIONS_ERROR;
+		}
+		return OPTIONS_RUN;
+	case OPT_INCLUDE:
+	case OPT_EXCLUDE:
+	case OPT_SERVICE:
+	case OPT_CAPTURE_HEADER:
+	case OPT_LABEL:
+		if (check_list_item(opt, arg, why, sizeof(why))) {
+			snprintf(err, errsz, "--%s: %s", flag_name(opt), why);
+			return OPTIONS_ERROR;
+		}
+		if (list_add(o, list_of(o, opt), arg)) {
+			snprintf(err, errsz, "--%s: out of memory",
+				 flag_name(opt));
+			return OPTIONS_ERROR;
+		}
+		return OPTIONS_RUN;
 	case 'v':
 		o->verbose = true;
 		return OPTIONS_RUN;
@@ -256,14 +438,39 @@ bad:
 	return OPTIONS_ERROR;
 }
 
+/* Finds --config FILE before anything else is applied: the file sets the
+ * defaults the other flags then override. Errors are left for the real
+ * pass to report. */
+static const char *find_config(int argc, char **argv)
+{
+	const char *path = NULL;
+	int opt;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":l:p:P:vhV", long_options,
+				  NULL)) != -1)
+		if (opt == OPT_CONFIG)
+			path = optarg;
+	return path;
+}
+
 enum options_result options_parse(int argc, char **argv,
 				  struct sonde_options *o, char *err,
 				  size_t errsz)
 {
 	enum options_result r;
+	const char *config;
 	int opt;
 
 	set_defaults(o);
+	config = find_config(argc, argv);
+	if (config) {
+		o->config_path = config;
+		if (config_load(config, o, err, errsz))
+			return OPTIONS_ERROR;
+	}
+	o->from_flags = true;
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":l:p:P:vhV", long_options,
@@ -290,5 +497,196 @@ enum options_result options_parse(int argc, char **argv,
 		snprintf(err, errsz, "--tls-cert and --tls-key go together");
 		return OPTIONS_ERROR;
 	}
+	if (o->capture_headers.n > LABELS_MAX_HEADERS) {
+		snprintf(err, errsz, "--capture-header: at most %d headers",
+			 LABELS_MAX_HEADERS);
+		return OPTIONS_ERROR;
+	}
+	if (o->print_config) {
+		options_print_yaml(o, stdout);
+		return OPTIONS_EXIT;
+	}
 	return OPTIONS_RUN;
+}
+
+/* Options that are actions, not configuration: not settable from a file. */
+static bool is_action(int opt)
+{
+	return opt == 'h' || opt == 'V' || opt == OPT_CHECK ||
+	       opt == OPT_CONFIG || opt == OPT_PRINT_CONFIG;
+}
+
+int options_set(struct sonde_options *o, const char *flag, const char *value,
+		char *err, size_t errsz)
+{
+	const struct option *opt;
+	char *copy;
+
+	for (opt = long_options; opt->name; opt++)
+		if (strcmp(opt->name, flag) == 0)
+			break;
+	if (!opt->name || is_action(opt->val)) {
+		snprintf(err, errsz, "--%s: not a configurable option", flag);
+		return -1;
+	}
+	if (opt->has_arg == no_argument) {
+		if (strcmp(value, "true") == 0)
+			return apply(opt->val, NULL, o, err, errsz) ==
+					       OPTIONS_RUN ?
+				       0 :
+				       -1;
+		if (strcmp(value, "false") == 0) {
+			if (opt->val == 'v')
+				o->verbose = false;
+			return 0;
+		}
+		snprintf(err, errsz, "--%s: '%s' is not true or false", flag,
+			 value);
+		return -1;
+	}
+	/* The file's strings must outlive it, as argv's do. */
+	if (list_push(&o->owned, value)) {
+		snprintf(err, errsz, "--%s: out of memory", flag);
+		return -1;
+	}
+	copy = o->owned.items[o->owned.n - 1];
+	return apply(opt->val, copy, o, err, errsz) == OPTIONS_RUN ? 0 : -1;
+}
+
+/* A YAML double-quoted scalar: any byte string round-trips. */
+static void print_quoted(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(out, "\\x%02x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+/* "exe=/x,pid=3" as the flow mapping {exe: "/x", pid: "3"}. */
+static void print_kv_map(FILE *out, const char *text)
+{
+	char key[64], value[512];
+	const char *p = text;
+	bool first = true;
+
+	fputc('{', out);
+	while (selection_kv_next(&p, key, sizeof(key), value, sizeof(value)) ==
+	       1) {
+		fprintf(out, "%s%s: ", first ? "" : ", ", key);
+		print_quoted(out, value);
+		first = false;
+	}
+	fputc('}', out);
+}
+
+static void print_list(FILE *out, const char *indent, const char *key,
+		       const struct options_list *l, bool kv)
+{
+	fprintf(out, "%s%s:%s\n", indent, key, l->n ? "" : " []");
+	for (unsigned i = 0; i < l->n; i++) {
+		fprintf(out, "%s  - ", indent);
+		if (kv && strchr(l->items[i], '='))
+			print_kv_map(out, l->items[i]);
+		else
+			print_quoted(out, l->items[i]);
+		fputc('\n', out);
+	}
+}
+
+static void print_optional(FILE *out, const char *indent, const char *key,
+			   const char *value)
+{
+	if (value) {
+		fprintf(out, "%s%s: ", indent, key);
+		print_quoted(out, value);
+		fputc('\n', out);
+	} else {
+		fprintf(out, "%s# %s: (not set)\n", indent, key);
+	}
+}
+
+/* In the largest unit that keeps it exact: 5m, 2s, 1500ms, 0. */
+static void print_duration(FILE *out, const char *key, uint64_t ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = { { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+
+	for (size_t i = 0; ms && i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms % units[i].ms == 0) {
+			fprintf(out, "%s: %llu%s\n", key,
+				(unsigned long long)(ms / units[i].ms),
+				units[i].unit);
+			return;
+		}
+	fprintf(out, "%s: %llu%s\n", key, (unsigned long long)ms,
+		ms ? "ms" : "");
+}
+
+void options_print_yaml(const struct sonde_options *o, FILE *out)
+{
+	bool v6 = strchr(o->listen_host, ':') != NULL;
+	char num[32];
+
+	fprintf(out,
+		"# sonde %s: effective configuration (sonde "
+		"--print-config)\n",
+		SONDE_VERSION);
+	fprintf(out, "listen: \"%s%s%s:%s\"\n", v6 ? "[" : "", o->listen_host,
+		v6 ? "]" : "", o->listen_port);
+	if (o->pid)
+		fprintf(out, "pid: %u\n", o->pid);
+	else
+		fprintf(out, "# pid: (every process)\n");
+	if (o->port)
+		fprintf(out, "port: %u\n", o->port);
+	else
+		fprintf(out, "# port: (every port)\n");
+	fprintf(out, "buckets: [");
+	for (size_t i = 0; i < o->buckets.n; i++) {
+		prom_format_double(o->buckets.seconds[i], num);
+		fprintf(out, "%s%s", i ? ", " : "", num);
+	}
+	fprintf(out, "]\n");
+	fprintf(out, "max_routes: %u\nmax_peers: %u\nmax_series: %u\n",
+		o->max_routes, o->max_peers, o->max_series);
+	print_duration(out, "series_ttl", o->series_ttl_ms);
+	fprintf(out, "verbose: %s\n", o->verbose ? "true" : "false");
+	fprintf(out, "endpoint:\n");
+	print_optional(out, "  ", "tls_cert", o->tls_cert);
+	print_optional(out, "  ", "tls_key", o->tls_key);
+	print_optional(out, "  ", "basic_auth_file", o->auth_file);
+	fprintf(out, "  max_connections: %u\n", o->max_connections);
+	fprintf(out, "select:\n");
+	print_list(out, "  ", "include", &o->include, true);
+	print_list(out, "  ", "exclude", &o->exclude, true);
+	print_list(out, "", "services", &o->services, true);
+	print_list(out, "", "labels", &o->labels, false);
+	fprintf(out, "http:\n");
+	print_list(out, "  ", "capture_headers", &o->capture_headers, true);
+	if (o->otlp_endpoint) {
+		fprintf(out, "otlp:\n");
+		print_optional(out, "  ", "endpoint", o->otlp_endpoint);
+	} else {
+		fprintf(out, "# otlp:\n#   endpoint: (not set)\n");
+	}
+}
+
+void options_free(struct sonde_options *o)
+{
+	list_clear(&o->include);
+	list_clear(&o->exclude);
+	list_clear(&o->services);
+	list_clear(&o->capture_headers);
+	list_clear(&o->labels);
+	list_clear(&o->owned);
 }

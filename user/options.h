@@ -1,12 +1,22 @@
-/* Command-line flags. */
+/* Command-line flags and the config file (config.h) behind them: every
+ * flag has a key in the file, set through the same setter; flags given on
+ * the command line override the file. */
 #ifndef SONDE_OPTIONS_H
 #define SONDE_OPTIONS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "histogram.h"
+
+/* A repeatable flag's values (--include, --exclude, ...), owned. */
+struct options_list {
+	char **items;
+	unsigned n;
+	bool from_flags; /* the command line replaced the file's list */
+};
 
 struct sonde_options {
 	char listen_host[64]; /* numeric address, brackets removed */
@@ -24,6 +34,15 @@ struct sonde_options {
 	bool check;		   /* --check: report host support, exit */
 	struct histogram_bounds buckets;
 	bool verbose;
+	const char *config_path; /* --config FILE */
+	bool print_config;	 /* --print-config: print, exit */
+	bool from_flags;	 /* setting flags now, not the file */
+	struct options_list include, exclude; /* selection.h rules */
+	struct options_list services;	      /* selection.h service rules */
+	struct options_list capture_headers;  /* labels.h header specs */
+	struct options_list labels;	      /* optional labels on /metrics */
+	uint64_t series_ttl_ms;		      /* 0: series never expire */
+	struct options_list owned;	      /* strings the file set */
 };
 
 enum options_result {
@@ -37,6 +56,20 @@ enum options_result {
 enum options_result options_parse(int argc, char **argv,
 				  struct sonde_options *o, char *err,
 				  size_t errsz);
+
+/* Sets one option by its long flag name ("max-routes", "include"), from
+ * text, exactly as the flag would: the config file's entry point. A flag
+ * without argument takes "true" or "false". Returns 0, or -1 with a reason
+ * in err that starts with "--NAME: ". The value is copied. */
+int options_set(struct sonde_options *o, const char *flag, const char *value,
+		char *err, size_t errsz);
+
+/* Writes the effective options as a YAML config file that --config
+ * accepts again. */
+void options_print_yaml(const struct sonde_options *o, FILE *out);
+
+/* Frees what options_parse and options_set allocated. */
+void options_free(struct sonde_options *o);
 
 /* Splits "127.0.0.1:9464" or "[::1]:9464" into host and port. Returns 0,
  * or -1 with a reason in err. */

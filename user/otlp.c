@@ -162,17 +162,19 @@ static int resolve_endpoint(const char *flag, struct otlp_config *cfg,
 	const char *name, *url;
 	bool append;
 
-	if (flag && *flag) {
-		name = "--otlp-endpoint";
-		url = flag;
-		/* A bare collector address gets the signal path. */
-		append = !*url_path(url) || strcmp(url_path(url), "/") == 0;
-	} else if ((url = env2("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", NULL))) {
+	/* The OpenTelemetry variables win over the flag and the config file,
+	 * as they do for every SDK. */
+	if ((url = env2("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", NULL))) {
 		name = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 		append = false;
 	} else if ((url = env2("OTEL_EXPORTER_OTLP_ENDPOINT", NULL))) {
 		name = "OTEL_EXPORTER_OTLP_ENDPOINT";
 		append = true;
+	} else if (flag && *flag) {
+		name = "--otlp-endpoint";
+		url = flag;
+		/* A bare collector address gets the signal path. */
+		append = !*url_path(url) || strcmp(url_path(url), "/") == 0;
 	} else {
 		return 0;
 	}
@@ -529,11 +531,12 @@ static void free_process(const char *key, void *value, void *arg)
 
 /* ---- encoding --------------------------------------------------------- */
 
-/* What the previous delta export sent of one series. The registry never
- * removes a series, so a series keeps its position in the walk; values
- * (its label storage) identifies it. */
+/* What the previous delta export sent of one series, by the series' id.
+ * The walk visits series in increasing id order, and expired series just
+ * drop out of it, so prevs (sorted by id) and the walk are merged like two
+ * sorted lists. */
 struct prev {
-	const void *id;
+	uint64_t id;
 	bool sent;	  /* a delta went out: the fields below are its base */
 	uint64_t time_ns; /* end of the last delta sent */
 	uint64_t count, sum_ns, counter;
@@ -554,7 +557,9 @@ struct group {
 struct collect {
 	bool delta, exponential;
 	uint64_t now;
-	unsigned index; /* of the series in the walk */
+	unsigned cursor;   /* next entry of prevs not yet matched */
+	struct prev *next; /* prevs for the series walked so far */
+	unsigned nnext, next_cap;
 	unsigned points;
 	struct strmap group_of; /* "family\x1fservice" -> group index + 1 */
 	struct group *groups;
@@ -678,29 +683,43 @@ static void attributes(struct pb_buf *b, uint32_t field,
 	}
 }
 
+static void prev_free(struct prev *p)
+{
+	free(p->buckets);
+	free(p->exp);
+}
+
+/* The previous delta of s, carried over into c->next; a fresh one for a
+ * series not seen before. Entries of series that are gone are freed as
+ * the walk passes them. NULL when out of memory. */
 static struct prev *prev_for(struct collect *c, const struct registry_series *s)
 {
 	struct prev *p;
 
-	if (c->index >= nprevs) {
-		unsigned n = c->index + 64;
-		struct prev *grown = realloc(prevs, n * sizeof(*prevs));
-
-		if (!grown)
-			return NULL;
-		memset(grown + nprevs, 0, (n - nprevs) * sizeof(*prevs));
-		prevs = grown;
-		nprevs = n;
+	while (c->cursor < nprevs && prevs[c->cursor].id < s->id)
+		prev_free(&prevs[c->cursor++]);
+	if (!grow((void **)&c->next, &c->next_cap, c->nnext, sizeof(*c->next)))
+		return NULL;
+	p = &c->next[c->nnext++];
+	if (c->cursor < nprevs && prevs[c->cursor].id == s->id) {
+		*p = prevs[c->cursor++];
+		return p;
 	}
-	p = &prevs[c->index];
-	if (p->id != s->values) {
-		free(p->buckets);
-		free(p->exp);
-		memset(p, 0, sizeof(*p));
-		p->id = s->values;
-		p->time_ns = s->start_unix_ns;
-	}
+	memset(p, 0, sizeof(*p));
+	p->id = s->id;
+	p->time_ns = s->start_unix_ns;
 	return p;
+}
+
+/* After a walk: what was not carried over belongs to series that are
+ * gone. */
+static void prevs_replace(struct collect *c)
+{
+	while (c->cursor < nprevs)
+		prev_free(&prevs[c->cursor++]);
+	free(prevs);
+	prevs = c->next;
+	nprevs = c->nnext;
 }
 
 static void explicit_point(struct pb_buf *b, const struct registry_series *s,
@@ -815,10 +834,10 @@ static void collect_series(const struct registry_series *s, void *arg)
 		p = prev_for(c, s);
 		if (!p) {
 			c->failed = true;
-			goto next;
+			return;
 		}
 		if (p->sent && unchanged(s, p))
-			goto next;
+			return;
 		start = p->time_ns;
 		/* The first delta of a series subtracts nothing. */
 		if (p->sent && (f->kind != METRIC_HISTOGRAM || p->buckets))
@@ -827,7 +846,7 @@ static void collect_series(const struct registry_series *s, void *arg)
 	g = group_for(c, f, s->values[0]);
 	if (!g) {
 		c->failed = true;
-		goto next;
+		return;
 	}
 	switch (f->kind) {
 	case METRIC_HISTOGRAM:
@@ -848,8 +867,6 @@ static void collect_series(const struct registry_series *s, void *arg)
 	c->points++;
 	if (p)
 		prev_update(p, s, c->now);
-next:
-	c->index++;
 }
 
 static void resource(struct pb_buf *b, const char *service)
@@ -925,6 +942,8 @@ unsigned otlp_encode(struct pb_buf *out, bool delta, bool exponential,
 			     .now = now_ns };
 
 	registry_walk(collect_series, &c);
+	if (delta)
+		prevs_replace(&c);
 	for (unsigned i = 0; i < c.ngroups; i++)
 		c.failed |= c.groups[i].points.failed;
 	if (c.points)
@@ -945,10 +964,8 @@ unsigned otlp_encode(struct pb_buf *out, bool delta, bool exponential,
 
 void otlp_reset(void)
 {
-	for (unsigned i = 0; i < nprevs; i++) {
-		free(prevs[i].buckets);
-		free(prevs[i].exp);
-	}
+	for (unsigned i = 0; i < nprevs; i++)
+		prev_free(&prevs[i]);
 	free(prevs);
 	prevs = NULL;
 	nprevs = 0;

@@ -20,6 +20,7 @@ struct service {
 };
 
 struct series {
+	uint64_t id;
 	const struct metric_family *family;
 	const char *values[REGISTRY_MAX_LABELS]; /* copies, in text[] */
 	uint64_t start_unix_ns;
@@ -32,6 +33,7 @@ struct series {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t next_series_id = 1;
 static struct histogram_bounds bounds;
 static struct registry_limits limits;
 static struct strmap services; /* name -> struct service */
@@ -45,6 +47,18 @@ static bool exphist_enabled;
 #define REGISTRY_MAX_FAMILIES 32
 static const struct metric_family *families[REGISTRY_MAX_FAMILIES];
 static unsigned nfamilies;
+
+/* Caps on one label's distinct values across services (captured
+ * headers). */
+#define REGISTRY_MAX_LABEL_CAPS 8
+struct label_cap {
+	const struct metric_family *family;
+	unsigned label;
+	unsigned max_values;
+	struct value_set set;
+};
+static struct label_cap label_caps[REGISTRY_MAX_LABEL_CAPS];
+static unsigned nlabel_caps;
 
 static const char *const overflow_metric[REGISTRY_CAP_COUNT] = {
 	[REGISTRY_CAP_ROUTE] = "sonde_route_overflows_total",
@@ -131,6 +145,39 @@ static const char *capped_value(struct service *svc, enum registry_cap cap,
 	return value;
 }
 
+/* A captured label's value within its cap, or REGISTRY_OVERFLOW. */
+static const char *label_capped_value(struct label_cap *lc, const char *value)
+{
+	struct value_set *set = &lc->set;
+
+	if (!*value || strcmp(value, REGISTRY_OVERFLOW) == 0 ||
+	    strmap_get(&set->values, value))
+		return value;
+	if (set->n >= lc->max_values) {
+		set->overflows++;
+		return REGISTRY_OVERFLOW;
+	}
+	if (!strmap_put(&set->values, value, (void *)1))
+		return NULL;
+	set->n++;
+	return value;
+}
+
+void registry_cap_label(const struct metric_family *f, unsigned label,
+			unsigned max_values)
+{
+	pthread_mutex_lock(&lock);
+	if (nlabel_caps < REGISTRY_MAX_LABEL_CAPS) {
+		struct label_cap *lc = &label_caps[nlabel_caps++];
+
+		memset(lc, 0, sizeof(*lc));
+		lc->family = f;
+		lc->label = label;
+		lc->max_values = max_values;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
 /* "family\x1fvalue\x1fvalue…" into key; returns -1 when it does not fit. */
 static int series_key(const struct metric_family *f, const char *const *values,
 		      char *key, size_t keysz)
@@ -202,6 +249,7 @@ static struct series *series_create(const char *key,
 		s->values[i] = s->text + off;
 		off += len;
 	}
+	s->id = next_series_id++;
 	s->family = f;
 	family_note(f);
 	s->start_unix_ns = unix_now_ns();
@@ -227,6 +275,15 @@ static struct series *series_find_or_create(const struct metric_family *f,
 		values[f->capped_label] =
 			capped_value(svc, f->cap, values[f->capped_label]);
 		if (!values[f->capped_label])
+			return NULL;
+	}
+	for (unsigned i = 0; i < nlabel_caps; i++) {
+		struct label_cap *lc = &label_caps[i];
+
+		if (lc->family != f || lc->label >= f->nlabels)
+			continue;
+		values[lc->label] = label_capped_value(lc, values[lc->label]);
+		if (!values[lc->label])
 			return NULL;
 	}
 	if (series_key(f, values, key, sizeof(key)))
@@ -352,6 +409,24 @@ static void render_service_overflows(const char *name, void *value, void *arg)
 		       svc->capped[w->cap].overflows);
 }
 
+static void render_label_overflows(struct strbuf *sb)
+{
+	if (!nlabel_caps)
+		return;
+	prom_write_family(sb, "sonde_label_overflows_total", "counter",
+			  "Requests whose captured header value was filed "
+			  "under \"" REGISTRY_OVERFLOW "\" because the label "
+			  "reached its cap.");
+	for (unsigned i = 0; i < nlabel_caps; i++) {
+		const struct label_cap *lc = &label_caps[i];
+		struct prom_label label = { "label",
+					    lc->family->labels[lc->label] };
+
+		prom_write_u64(sb, "sonde_label_overflows_total", &label, 1,
+			       lc->set.overflows);
+	}
+}
+
 void registry_render(struct strbuf *sb)
 {
 	pthread_mutex_lock(&lock);
@@ -366,7 +441,103 @@ void registry_render(struct strbuf *sb)
 				  overflow_help[cap]);
 		strmap_each(&services, render_service_overflows, &w);
 	}
+	render_label_overflows(sb);
 	pthread_mutex_unlock(&lock);
+}
+
+static bool series_expired(const struct series *s, uint64_t now,
+			   uint64_t ttl_ns)
+{
+	if (s->family->kind == METRIC_GAUGE && s->gauge != 0)
+		return false;
+	return s->last_unix_ns + ttl_ns < now;
+}
+
+static void clear_values(const char *name, void *value, void *arg)
+{
+	struct service *svc = value;
+
+	(void)name;
+	(void)arg;
+	for (int cap = 0; cap < REGISTRY_CAP_COUNT; cap++) {
+		strmap_clear(&svc->capped[cap].values);
+		svc->capped[cap].n = 0;
+	}
+}
+
+/* Re-counts the capped values from the live series, after some expired:
+ * a value no live series holds no longer takes a place under its cap.
+ * Overflow counters are kept. */
+static void recount_capped_values(void)
+{
+	strmap_each(&services, clear_values, NULL);
+	for (unsigned i = 0; i < nlabel_caps; i++) {
+		strmap_clear(&label_caps[i].set.values);
+		label_caps[i].set.n = 0;
+	}
+	for (unsigned i = 0; i < nseries; i++) {
+		const struct series *s = series[i];
+		const struct metric_family *f = s->family;
+
+		if (f->capped_label > 0 && f->cap != REGISTRY_CAP_NONE) {
+			struct service *svc = service_get(s->values[0]);
+
+			if (svc)
+				capped_value(svc, f->cap,
+					     s->values[f->capped_label]);
+		}
+		for (unsigned j = 0; j < nlabel_caps; j++)
+			if (label_caps[j].family == f &&
+			    label_caps[j].label < f->nlabels)
+				label_capped_value(
+					&label_caps[j],
+					s->values[label_caps[j].label]);
+	}
+}
+
+/* A family whose series all expired is not written, not even its HELP. */
+static void forget_empty_families(void)
+{
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < nfamilies; i++) {
+		bool used = false;
+
+		for (unsigned j = 0; j < nseries && !used; j++)
+			used = series[j]->family == families[i];
+		if (used)
+			families[kept++] = families[i];
+	}
+	nfamilies = kept;
+}
+
+unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns)
+{
+	unsigned kept = 0, removed = 0;
+	char key[1024];
+
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < nseries; i++) {
+		struct series *s = series[i];
+
+		if (!series_expired(s, now_unix_ns, ttl_ns)) {
+			series[kept++] = s;
+			continue;
+		}
+		if (!series_key(s->family, s->values, key, sizeof(key)))
+			strmap_remove(&series_by_key, key);
+		free(s->text);
+		free(s->exp);
+		free(s);
+		removed++;
+	}
+	nseries = kept;
+	if (removed) {
+		recount_capped_values();
+		forget_empty_families();
+	}
+	pthread_mutex_unlock(&lock);
+	return removed;
 }
 
 void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
@@ -376,6 +547,7 @@ void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
 	for (unsigned i = 0; i < nseries; i++) {
 		const struct series *s = series[i];
 		struct registry_series view = {
+			.id = s->id,
 			.family = s->family,
 			.values = s->values,
 			.start_unix_ns = s->start_unix_ns,
@@ -437,5 +609,8 @@ void registry_free(void)
 	strmap_clear(&series_by_key);
 	strmap_each(&services, free_service, NULL);
 	strmap_clear(&services);
+	for (unsigned i = 0; i < nlabel_caps; i++)
+		strmap_clear(&label_caps[i].set.values);
+	nlabel_caps = 0;
 	pthread_mutex_unlock(&lock);
 }

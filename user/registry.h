@@ -63,6 +63,9 @@ struct registry_limits {
 
 /* A series as exporters see it, valid only inside the walk callback. */
 struct registry_series {
+	/* Unique for the registry's lifetime, increasing in walk order: a
+	 * series that expires and comes back gets a new one. */
+	uint64_t id;
 	const struct metric_family *family;
 	const char *const *values;    /* family->nlabels label values */
 	uint64_t start_unix_ns;	      /* first observation, wall clock */
@@ -110,6 +113,21 @@ void registry_render(struct strbuf *sb);
  * fn must be quick and must not call back into the registry. */
 void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
 		   void *arg);
+
+/* Caps the distinct values of label index label of family f at
+ * max_values across all services; further values are filed under
+ * REGISTRY_OVERFLOW and counted in sonde_label_overflows_total. The empty
+ * value (label absent) does not count. Call at start-up, before the first
+ * observation; at most 8 such caps. */
+void registry_cap_label(const struct metric_family *f, unsigned label,
+			unsigned max_values);
+
+/* Removes every series whose latest observation is older than ttl_ns at
+ * now_unix_ns (wall clock), except gauges holding a non-zero value (live
+ * connections). Their capped label values are released, so a route or
+ * tenant that went away frees its place under the cap. Returns how many
+ * series were removed. */
+unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns);
 
 /* Observations that could not be stored since start. */
 uint64_t registry_dropped(void);

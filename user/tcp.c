@@ -133,6 +133,8 @@ void tcp_handle(const struct sonde_tcp_event *ev)
 		return;
 	}
 	values[0] = owner_service(ev);
+	if (!values[0])
+		return;
 	switch (ev->what) {
 	case SONDE_TCP_CONNECT:
 		connect_done(ev, values[0]);

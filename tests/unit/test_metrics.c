@@ -1,6 +1,7 @@
 /* Histograms, the Prometheus writer and the series registry. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "families.h"
@@ -307,6 +308,101 @@ TEST(registry_drops_and_counts_beyond_the_series_cap)
 	registry_free();
 }
 
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+TEST(registry_expires_idle_series_but_not_live_gauges)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { .max_routes_per_service = 2,
+				       .max_peers_per_service = 2,
+				       .max_series = 100 };
+	const char *held[] = { "svc", "server" };
+	const char *closed[] = { "svc", "client" };
+	uint64_t hour = 3600ull * 1000000000ull;
+	struct strbuf sb = { 0 };
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	CHECK(observe("svc", "/a", 200) == 0);
+	CHECK(observe("svc", "/b", 200) == 0);
+	CHECK(observe("svc", "/c", 200) == 0); /* over the cap: _overflow */
+	CHECK(registry_gauge_add(&family_tcp_active, held, 1) == 0);
+	CHECK(registry_gauge_add(&family_tcp_active, closed, 1) == 0);
+	CHECK(registry_gauge_add(&family_tcp_active, closed, -1) == 0);
+	CHECK(registry_series_count() == 5);
+	/* Nothing is older than an hour yet. */
+	CHECK(registry_expire(wall_ns(), hour) == 0);
+	/* An hour later: the histograms and the zero gauge go; the gauge
+	 * counting a connection still held stays. */
+	CHECK(registry_expire(wall_ns() + 2 * hour, hour) == 4);
+	CHECK(registry_series_count() == 1);
+	registry_render(&sb);
+	CHECK(strstr(sb.data, "sonde_tcp_active_connections{service_name="
+			      "\"svc\",role=\"server\"} 1\n") != NULL);
+	CHECK(strstr(sb.data, "http_server") == NULL); /* not even HELP */
+	strbuf_release(&sb);
+	/* The expired routes gave their places under the cap back. */
+	CHECK(observe("svc", "/d", 200) == 0);
+	CHECK(observe("svc", "/e", 200) == 0);
+	registry_render(&sb);
+	CHECK(strstr(sb.data, "http_route=\"/e\"") != NULL);
+	CHECK(strstr(sb.data, "http_route=\"_overflow\",") == NULL);
+	/* The overflow count is history and is kept. */
+	CHECK(strstr(sb.data, "sonde_route_overflows_total{service_name="
+			      "\"svc\"} 1\n") != NULL);
+	strbuf_release(&sb);
+	registry_free();
+}
+
+TEST(registry_caps_a_captured_label_across_services)
+{
+	static struct metric_family f = {
+		.name = "t_seconds",
+		.kind = METRIC_HISTOGRAM,
+		.nlabels = 2,
+		.labels = { "service_name", "tenant_id" },
+		.capped_label = -1,
+	};
+	struct histogram_bounds b;
+	struct registry_limits lim = { .max_routes_per_service = 100,
+				       .max_peers_per_service = 100,
+				       .max_series = 100 };
+	struct strbuf sb = { 0 };
+	char tenant[16];
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	registry_cap_label(&f, 1, 3);
+	for (int i = 0; i < 50; i++) {
+		const char *v[] = { i % 2 ? "a" : "b", tenant };
+
+		snprintf(tenant, sizeof(tenant), "t%d", i);
+		CHECK(registry_observe(&f, v, 1) == 0);
+	}
+	{
+		const char *none[] = { "a", "" };
+
+		CHECK(registry_observe(&f, none, 1) == 0);
+	}
+	/* t0 t1 t2, then the overflow series of each service, and "". */
+	CHECK(registry_series_count() == 3 + 2 + 1);
+	registry_render(&sb);
+	CHECK(strstr(sb.data, "t_seconds_count{service_name=\"b\",tenant_id="
+			      "\"_overflow\"} 23\n") != NULL);
+	CHECK(strstr(sb.data, "t_seconds_count{service_name=\"a\",tenant_id="
+			      "\"_overflow\"} 24\n") != NULL);
+	CHECK(strstr(sb.data, "sonde_label_overflows_total{label="
+			      "\"tenant_id\"} 47\n") != NULL);
+	strbuf_release(&sb);
+	registry_free();
+}
+
 UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(observation_on_a_bound_counts_in_that_bucket),
 	  UNIT_CASE(bounds_parse_accepts_increasing_positive_lists),
@@ -319,4 +415,6 @@ UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(registry_caps_peers_apart_from_routes),
 	  UNIT_CASE(registry_gauges_go_up_and_down),
 	  UNIT_CASE(registry_walk_sees_every_series_with_its_values),
-	  UNIT_CASE(registry_drops_and_counts_beyond_the_series_cap))
+	  UNIT_CASE(registry_drops_and_counts_beyond_the_series_cap),
+	  UNIT_CASE(registry_expires_idle_series_but_not_live_gauges),
+	  UNIT_CASE(registry_caps_a_captured_label_across_services))

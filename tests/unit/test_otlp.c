@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "exphist.h"
 #include "families.h"
@@ -243,6 +244,55 @@ TEST(counters_and_gauges_are_sums)
 	pb_release(&d);
 }
 
+/* The as_int value of the first point of the retransmits sum of service in
+ * request b, or -1 when it has none. */
+static int64_t retransmits_in(struct pb_buf *b, const char *service)
+{
+	struct span m = metric_named(
+		resource_of((struct span){ b->data, b->len }, service),
+		"sonde.tcp.retransmits");
+
+	if (!m.p)
+		return -1;
+	return (int64_t)dec_u64(dec_msg(dec_msg(m, 7, 0), 1, 0), 6, 0);
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+TEST(delta_survives_series_expiring_around_it)
+{
+	struct pb_buf b1 = { 0 }, b2 = { 0 }, b3 = { 0 };
+	const char *a[] = { "a" }, *bsvc[] = { "b" };
+	struct timespec pause = { 0, 30000000 };
+
+	fresh_registry(false);
+	registry_add(&family_tcp_retransmits, a, 5);
+	registry_add(&family_tcp_retransmits, bsvc, 7);
+	CHECK(otlp_encode(&b1, true, false, 10) == 2);
+	nanosleep(&pause, NULL);
+	registry_add(&family_tcp_retransmits, bsvc, 1);
+	/* "a" was idle for 30 ms, "b" was just updated: only "a" goes, and
+	 * "b" moves to where "a" was in the walk. */
+	CHECK(registry_expire(wall_ns(), 15000000) == 1);
+	registry_add(&family_tcp_retransmits, bsvc, 2);
+	CHECK(otlp_encode(&b2, true, false, 20) == 1);
+	CHECK(retransmits_in(&b2, "b") == 3);
+	CHECK(retransmits_in(&b2, "a") == -1);
+	/* "a" comes back as a new series: its first delta is all of it. */
+	registry_add(&family_tcp_retransmits, a, 4);
+	CHECK(otlp_encode(&b3, true, false, 30) == 1);
+	CHECK(retransmits_in(&b3, "a") == 4);
+	pb_release(&b1);
+	pb_release(&b2);
+	pb_release(&b3);
+}
+
 TEST(process_table_is_off_without_export)
 {
 	struct pb_buf b = { 0 };
@@ -372,6 +422,11 @@ TEST(config_endpoints)
 	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == 0);
 	CHECK_STR(c.endpoint, "https://c/custom");
 	otlp_config_free(&c);
+	/* The environment overrides the flag (and the config file). */
+	CHECK(otlp_config_load("http://flag:4318", &c, err, sizeof(err)) == 0);
+	CHECK_STR(c.endpoint, "https://c/custom");
+	otlp_config_free(&c);
+	clear_env();
 	CHECK(otlp_config_load("http://127.0.0.1:4318", &c, err, sizeof(err)) ==
 	      0);
 	CHECK_STR(c.endpoint, "http://127.0.0.1:4318/v1/metrics");
@@ -494,6 +549,7 @@ UNIT_MAIN("otlp", UNIT_CASE(nothing_to_send_encodes_nothing),
 	  UNIT_CASE(start_time_is_stable_between_exports),
 	  UNIT_CASE(delta_sends_what_changed_and_skips_the_unchanged),
 	  UNIT_CASE(counters_and_gauges_are_sums),
+	  UNIT_CASE(delta_survives_series_expiring_around_it),
 	  UNIT_CASE(process_table_is_off_without_export),
 	  UNIT_CASE(exponential_index_follows_the_spec),
 	  UNIT_CASE(exponential_histogram_rescales_to_fit),
