@@ -29,6 +29,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 self_tgid = 0;   /* sonde itself: never traced */
 const volatile __u32 filter_tgid = 0; /* 0: every process */
 const volatile __u16 filter_port = 0; /* 0: every port */
+const volatile bool report_execs = false; /* every exec: uprobe discovery */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -710,7 +711,7 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if (!bpf_map_lookup_elem(&procs, &tgid))
+	if (!report_execs && !bpf_map_lookup_elem(&procs, &tgid))
 		return 0;
 	report_process(tgid, SONDE_EV_PROCESS_EXEC);
 	return 0;
@@ -854,3 +855,5 @@ int tcp_reset_received(struct trace_event_raw_tcp_event_sk *ctx)
 		return 0;
 	return sock_event(sk, SONDE_TCP_RESET, SONDE_TCP_RESET_RECEIVED);
 }
+
+#include "uprobe.bpf.h"

@@ -18,6 +18,8 @@
  * memory, enough for a busy front end; LRU evicts the idlest beyond it. */
 #define SONDE_MAX_CONNS 32768
 #define SONDE_MAX_PROCS 16384
+/* Threads inside a --uprobe function at once. */
+#define SONDE_MAX_FUNC_CALLS 16384
 /* 4 MiB holds ~8000 exchange events: 160 ms of 50k requests/s while the
  * daemon polls every 20 ms. */
 #define SONDE_RINGBUF_BYTES (4 << 20)

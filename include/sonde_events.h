@@ -24,6 +24,8 @@ enum sonde_event_kind {
 	SONDE_EV_PROCESS_EXIT = 2,
 	SONDE_EV_PROCESS_EXEC = 3,
 	SONDE_EV_TCP = 4,
+	/* Kinds from 16 on come from uprobes (bpf/uprobe.bpf.h). */
+	SONDE_EV_FUNC_CALL = 16,
 };
 
 /* Why an event or a piece of state was lost in the kernel. Indexes the
@@ -113,6 +115,16 @@ struct sonde_tcp_event {
  * about it (service name) is stale. */
 struct sonde_process_event {
 	struct sonde_event_header hdr;
+	char comm[SONDE_COMM_LEN];
+};
+
+/* One call of a --uprobe function: how long it took, and which of the
+ * --uprobe targets it was (the attach cookie: the flag's index). */
+struct sonde_func_event {
+	struct sonde_event_header hdr;
+	__u64 duration_ns;
+	__u32 func_id;
+	__u32 pad;
 	char comm[SONDE_COMM_LEN];
 };
 

@@ -55,6 +55,22 @@ static int check_map_layout(void)
 	return 0;
 }
 
+/* Uprobe programs are loaded only when something will attach them. */
+static void set_uprobe_autoload(const struct capture_options *o)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+
+		if (bpf_program__type(prog) != BPF_PROG_TYPE_KPROBE)
+			continue;
+		bpf_program__set_autoload(prog, strncmp(name, "func_", 5) ?
+							o->tls :
+							o->functions);
+	}
+}
+
 static int attach_all(void)
 {
 	struct bpf_program *prog;
@@ -65,6 +81,9 @@ static int attach_all(void)
 
 		if (nprograms == MAX_PROGRAMS)
 			break;
+		/* Uprobes have no fixed target: uprobes.c attaches them. */
+		if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
+			continue;
 		st = &programs[nprograms++];
 		st->name = bpf_program__name(prog);
 		st->link = bpf_program__attach(prog);
@@ -100,6 +119,8 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	skel->rodata->self_tgid = o->self_pid;
 	skel->rodata->filter_tgid = o->filter_pid;
 	skel->rodata->filter_port = o->filter_port;
+	skel->rodata->report_execs = o->tls;
+	set_uprobe_autoload(o);
 	err = check_map_layout();
 	if (err)
 		goto fail;
@@ -137,6 +158,11 @@ int capture_poll(int timeout_ms)
 		n = more < 0 ? more : n + more;
 	}
 	return n;
+}
+
+struct bpf_object *capture_object(void)
+{
+	return skel ? skel->obj : NULL;
 }
 
 bool capture_all_attached(void)

@@ -13,7 +13,11 @@ struct capture_options {
 	uint32_t self_pid;
 	uint32_t filter_pid;  /* 0: all processes */
 	uint16_t filter_port; /* 0: all ports */
+	bool tls;	      /* load the OpenSSL uprobes; report every exec */
+	bool functions;	      /* load the --uprobe function programs */
 };
+
+struct bpf_object;
 
 /* Called for each ring-buffer record; returns 0 (non-zero stops the drain
  * early, as with libbpf's ring_buffer_sample_fn). */
@@ -30,6 +34,10 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
  * buffer. Returns the number of records handled, or -errno (-EINTR on a
  * signal). */
 int capture_poll(int timeout_ms);
+
+/* The loaded BPF object, for attaching its uprobe programs (uprobes.c);
+ * NULL before capture_start. Owned by this module. */
+struct bpf_object *capture_object(void);
 
 /* True when every program is attached. */
 bool capture_all_attached(void);

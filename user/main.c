@@ -23,6 +23,7 @@
 #include "prom.h"
 #include "registry.h"
 #include "tcp.h"
+#include "uprobes.h"
 
 /* Records arrive without a wakeup each: the consumer drains every 20 ms,
  * or sooner when the kernel side sees the buffer filling up. */
@@ -65,6 +66,7 @@ static void render_metrics(struct strbuf *sb)
 	registry_render(sb);
 	events_render(sb);
 	capture_render(sb, registry_dropped());
+	uprobes_render(sb);
 	prom_write_family(sb, "sonde_build_info", "gauge",
 			  "Always 1; the version label says which sonde runs.");
 	prom_write_u64(sb, "sonde_build_info", &version, 1, 1);
@@ -169,6 +171,11 @@ int main(int argc, char **argv)
 	log_verbose = opts.verbose;
 	if (opts.check)
 		return check_host();
+	for (unsigned i = 0; i < opts.nuprobes; i++)
+		if (uprobes_add_function(opts.uprobes[i], err, sizeof(err))) {
+			log_error("%s", err);
+			return 2;
+		}
 	if (privs_check() || host_check_btf(HOST_BTF_PATH) ||
 	    host_ensure_tracefs() || load_endpoint_security(&opts, &hcfg))
 		goto out_free;
@@ -186,8 +193,13 @@ int main(int argc, char **argv)
 	copts.self_pid = getpid();
 	copts.filter_pid = opts.pid;
 	copts.filter_port = opts.port;
+	copts.tls = !opts.no_tls;
+	copts.functions = opts.nuprobes > 0;
 	if (capture_start(&copts, events_handle, NULL))
 		goto out_close;
+	/* Before the drop: its thread keeps what attaching needs. */
+	if (uprobes_start(capture_object(), !opts.no_tls))
+		goto out_capture;
 	/* Everything privileged is done; the HTTP thread starts after this
 	 * and inherits the reduced set. */
 	if (privs_drop_after_attach())
@@ -206,6 +218,7 @@ int main(int argc, char **argv)
 		log_info("stopping: detaching BPF programs");
 	httpd_stop();
 out_capture:
+	uprobes_stop();
 	capture_stop();
 out_close:
 	close(listen_fd);

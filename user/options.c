@@ -26,6 +26,8 @@ enum long_only {
 	OPT_TLS_KEY,
 	OPT_BASIC_AUTH_FILE,
 	OPT_CHECK,
+	OPT_UPROBE,
+	OPT_NO_TLS,
 };
 
 static const char usage[] =
@@ -62,6 +64,11 @@ static const char usage[] =
 	"                          hashes from `openssl passwd -6`\n"
 	"      --max-connections N connections to the endpoint at once "
 	"(default 512)\n"
+	"      --uprobe BINARY:SYMBOL\n"
+	"                          measure every call of this function "
+	"(repeatable)\n"
+	"                          into sonde_function_duration_seconds\n"
+	"      --no-tls            do not trace OpenSSL (no HTTPS plaintext)\n"
 	"      --check             report what this host supports and exit "
 	"(0: can run)\n"
 	"  -v, --verbose           log attach details and libbpf debug output\n"
@@ -85,6 +92,8 @@ static const struct option long_options[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "basic-auth-file", required_argument, NULL, OPT_BASIC_AUTH_FILE },
 	{ "check", no_argument, NULL, OPT_CHECK },
+	{ "uprobe", required_argument, NULL, OPT_UPROBE },
+	{ "no-tls", no_argument, NULL, OPT_NO_TLS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -224,6 +233,17 @@ static enum options_result apply(int opt, const char *arg,
 		return OPTIONS_RUN;
 	case OPT_CHECK:
 		o->check = true;
+		return OPTIONS_RUN;
+	case OPT_UPROBE:
+		if (o->nuprobes == OPTIONS_MAX_UPROBES) {
+			snprintf(err, errsz, "--uprobe: at most %d targets",
+				 OPTIONS_MAX_UPROBES);
+			return OPTIONS_ERROR;
+		}
+		o->uprobes[o->nuprobes++] = arg;
+		return OPTIONS_RUN;
+	case OPT_NO_TLS:
+		o->no_tls = true;
 		return OPTIONS_RUN;
 	case 'v':
 		o->verbose = true;

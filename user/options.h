@@ -8,6 +8,9 @@
 
 #include "histogram.h"
 
+/* --uprobe flags accepted at most. */
+#define OPTIONS_MAX_UPROBES 64
+
 struct sonde_options {
 	char listen_host[64]; /* numeric address, brackets removed */
 	char listen_port[8];
@@ -21,6 +24,9 @@ struct sonde_options {
 	const char *tls_key;
 	const char *auth_file; /* basic auth users, see auth.h */
 	bool check;	       /* --check: report host support, exit */
+	bool no_tls;	       /* --no-tls: leave OpenSSL alone */
+	const char *uprobes[OPTIONS_MAX_UPROBES]; /* BINARY:SYMBOL */
+	unsigned nuprobes;
 	struct histogram_bounds buckets;
 	bool verbose;
 };

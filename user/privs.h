@@ -32,6 +32,13 @@ int privs_check(void);
  * logging. */
 int privs_drop_after_attach(void);
 
+/* For the uprobe attacher thread, which attaches to libraries found in
+ * processes started later: drops every capability of the calling thread
+ * but CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, and
+ * sets no_new_privs. Call on that thread before privs_drop_after_attach
+ * runs on the main one. Returns 0, or -errno after logging. */
+int privs_keep_for_uprobes(void);
+
 /* Drops every capability of the calling thread (the HTTP server's thread
  * needs none). Returns 0 or -errno. */
 int privs_drop_thread(void);
