@@ -589,6 +589,8 @@ static __always_inline const void *io_first_buffer(__u64 arg, __u8 how, long *n)
 	return iov.iov_base;
 }
 
+#include "tls.bpf.h"
+
 static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 {
 	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
@@ -600,7 +602,7 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 		return 0;
 	syscall_args(&key.fd, &arg2);
 	c = conn_find(&key);
-	if (!c)
+	if (!c || tls_claim(&key, c))
 		return 0;
 	buf = io_first_buffer(arg2, how, &ret);
 	if (!buf || ret <= 0)

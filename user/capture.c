@@ -120,6 +120,7 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	skel->rodata->filter_tgid = o->filter_pid;
 	skel->rodata->filter_port = o->filter_port;
 	skel->rodata->report_execs = o->tls;
+	skel->rodata->tls_enabled = o->tls;
 	set_uprobe_autoload(o);
 	err = check_map_layout();
 	if (err)

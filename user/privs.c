@@ -33,9 +33,11 @@ static const struct {
 
 /* What service naming needs after start: see privs.h. */
 static const int kept[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH };
-/* What the uprobe attacher thread keeps: attaching as well. */
+/* What the uprobe discovery thread keeps: attaching as well. A uprobe
+ * perf event needs CAP_SYS_ADMIN, not only CAP_PERFMON (perf_event_open
+ * returns EACCES without it, kernel 6.18). */
 static const int kept_uprobes[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH,
-				    CAP_BPF, CAP_PERFMON };
+				    CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN };
 
 static bool in_list(int cap, const int *list, size_t n)
 {

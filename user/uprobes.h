@@ -33,8 +33,8 @@ int uprobes_add_function(const char *spec, char *err, size_t errsz);
 
 /* Attaches every function target, and, when tls is set and obj has the
  * OpenSSL programs, every OpenSSL file found in running processes; then
- * starts the discovery thread, which keeps CAP_BPF and CAP_PERFMON to
- * attach later (see privs_keep_for_uprobes). Call before capabilities are
+ * starts the discovery thread, which keeps CAP_BPF, CAP_PERFMON and
+ * CAP_SYS_ADMIN to attach later (see privs_keep_for_uprobes). Call before capabilities are
  * dropped. Returns 0, or -errno when the thread cannot start (logged). */
 int uprobes_start(struct bpf_object *obj, bool tls);
 
