@@ -3,7 +3,7 @@
 #   make deps     install the Debian packages the build, tests and bench need
 #   make run      deps + build, then start the agent with its defaults
 #   make test     deps + build, then unit and end-to-end tests (as root)
-#   make bench    nginx + wrk: no agent vs empty BPF programs vs sonde
+#   make bench    nginx + wrk: no agent vs empty BPF programs vs sonde; then over TLS
 #   make install  the binary, a hardened systemd unit, /etc/default/sonde
 #   make fmt      clang-format every C source in place
 

@@ -34,6 +34,7 @@ const volatile __u16 filter_port = 0; /* 0: every port */
  * select_pending until the daemon writes its verdict. */
 const volatile bool select_enabled = false;
 const volatile __u8 select_pending = SONDE_VERDICT_TRACE;
+const volatile bool report_execs = false; /* every exec: uprobe discovery */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -663,6 +664,8 @@ static __always_inline const void *io_first_buffer(__u64 arg, __u8 how, long *n)
 	return iov.iov_base;
 }
 
+#include "tls.bpf.h"
+
 static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 {
 	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
@@ -674,7 +677,7 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 		return 0;
 	syscall_args(&key.fd, &arg2);
 	c = conn_find(&key);
-	if (!c)
+	if (!c || tls_claim(&key, c))
 		return 0;
 	buf = io_first_buffer(arg2, how, &ret);
 	if (!buf || ret <= 0)
@@ -776,7 +779,7 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 	/* A new image is a new decision: its next syscall asks again. */
 	if (select_enabled)
 		bpf_map_delete_elem(&verdicts, &tgid);
-	if (!bpf_map_lookup_elem(&procs, &tgid))
+	if (!report_execs && !bpf_map_lookup_elem(&procs, &tgid))
 		return 0;
 	report_process(tgid, SONDE_EV_PROCESS_EXEC);
 	return 0;
@@ -920,3 +923,5 @@ int tcp_reset_received(struct trace_event_raw_tcp_event_sk *ctx)
 		return 0;
 	return sock_event(sk, SONDE_TCP_RESET, SONDE_TCP_RESET_RECEIVED);
 }
+
+#include "uprobe.bpf.h"

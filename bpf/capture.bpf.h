@@ -22,6 +22,12 @@
  * than hosts we know run; LRU beyond it. */
 #define SONDE_MAX_VERDICTS 65536
 #define SONDE_MAX_PORT_RULES 256
+/* Threads inside an OpenSSL read or write at once, and SSL objects whose
+ * socket is known. */
+#define SONDE_MAX_TLS_CALLS 16384
+#define SONDE_MAX_TLS_SESSIONS 32768
+/* Threads inside a --uprobe function at once. */
+#define SONDE_MAX_FUNC_CALLS 16384
 /* 4 MiB holds ~8000 exchange events: 160 ms of 50k requests/s while the
  * daemon polls every 20 ms. */
 #define SONDE_RINGBUF_BYTES (4 << 20)
@@ -78,7 +84,8 @@ struct conn {
 	__u8 phase;
 	__u8 pipeline_idx;
 	__u8 process_noted; /* its process is in the procs map */
-	__u8 pad[4];
+	__u8 tls; /* OpenSSL carries it: the syscalls see only ciphertext */
+	__u8 pad[3];
 	/* Only the first SONDE_REQ_CAP bytes are used. The second half lets
 	 * the verifier see that a copy of at most SONDE_REQ_CAP bytes at an
 	 * offset below SONDE_REQ_CAP stays in bounds. */

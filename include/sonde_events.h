@@ -25,6 +25,8 @@ enum sonde_event_kind {
 	SONDE_EV_PROCESS_EXEC = 3,
 	SONDE_EV_TCP = 4,
 	SONDE_EV_PROCESS_SEEN = 5, /* first syscall of a process not decided */
+	/* Kinds from 16 on come from uprobes (bpf/uprobe.bpf.h). */
+	SONDE_EV_FUNC_CALL = 16,
 };
 
 /* Per-process verdicts of the process selection (user/selection.h), the
@@ -129,6 +131,16 @@ struct sonde_tcp_event {
  * about it (service name) is stale. */
 struct sonde_process_event {
 	struct sonde_event_header hdr;
+	char comm[SONDE_COMM_LEN];
+};
+
+/* One call of a --uprobe function: how long it took, and which of the
+ * --uprobe targets it was (the attach cookie: the flag's index). */
+struct sonde_func_event {
+	struct sonde_event_header hdr;
+	__u64 duration_ns;
+	__u32 func_id;
+	__u32 pad;
 	char comm[SONDE_COMM_LEN];
 };
 

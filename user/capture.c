@@ -56,6 +56,22 @@ static int check_map_layout(void)
 	return 0;
 }
 
+/* Uprobe programs are loaded only when something will attach them. */
+static void set_uprobe_autoload(const struct capture_options *o)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+
+		if (bpf_program__type(prog) != BPF_PROG_TYPE_KPROBE)
+			continue;
+		bpf_program__set_autoload(prog, strncmp(name, "func_", 5) ?
+							o->tls :
+							o->functions);
+	}
+}
+
 static int attach_all(void)
 {
 	struct bpf_program *prog;
@@ -66,6 +82,9 @@ static int attach_all(void)
 
 		if (nprograms == MAX_PROGRAMS)
 			break;
+		/* Uprobes have no fixed target: uprobes.c attaches them. */
+		if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
+			continue;
 		st = &programs[nprograms++];
 		st->name = bpf_program__name(prog);
 		st->link = bpf_program__attach(prog);
@@ -104,6 +123,9 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	skel->rodata->select_enabled = o->select_enabled;
 	skel->rodata->select_pending = o->select_pending;
 	select_on = o->select_enabled;
+	skel->rodata->report_execs = o->tls;
+	skel->rodata->tls_enabled = o->tls;
+	set_uprobe_autoload(o);
 	err = check_map_layout();
 	if (err)
 		goto fail;
@@ -161,6 +183,11 @@ int capture_set_port_rule(uint16_t port, uint8_t how)
 				&how, BPF_ANY))
 		return -errno;
 	return 0;
+}
+
+struct bpf_object *capture_object(void)
+{
+	return skel ? skel->obj : NULL;
 }
 
 bool capture_all_attached(void)

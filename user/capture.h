@@ -15,7 +15,11 @@ struct capture_options {
 	uint16_t filter_port;	/* 0: all ports */
 	bool select_enabled;	/* per-process verdicts (selection.h) */
 	uint8_t select_pending; /* verdict while a process is decided */
+	bool tls;	/* load the OpenSSL uprobes; report every exec */
+	bool functions; /* load the --uprobe function programs */
 };
+
+struct bpf_object;
 
 /* Called for each ring-buffer record; returns 0 (non-zero stops the drain
  * early, as with libbpf's ring_buffer_sample_fn). */
@@ -38,6 +42,10 @@ int capture_poll(int timeout_ms);
  * 0 without doing anything when selection is off or nothing is loaded. */
 int capture_set_verdict(uint32_t pid, uint8_t verdict);
 int capture_set_port_rule(uint16_t port, uint8_t how);
+
+/* The loaded BPF object, for attaching its uprobe programs (uprobes.c);
+ * NULL before capture_start. Owned by this module. */
+struct bpf_object *capture_object(void);
 
 /* True when every program is attached. */
 bool capture_all_attached(void);

@@ -47,6 +47,8 @@ static const struct config_key config_keys[] = {
 	{ "labels", "label", CONFIG_LIST },
 	{ "http", NULL, CONFIG_SECTION },
 	{ "http.capture_headers", "capture-header", CONFIG_LIST },
+	{ "uprobes", "uprobe", CONFIG_LIST },
+	{ "no_tls", "no-tls", CONFIG_BOOL },
 	{ "otlp", NULL, CONFIG_SECTION },
 	{ "otlp.endpoint", "otlp-endpoint", CONFIG_SCALAR },
 };

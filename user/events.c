@@ -17,6 +17,7 @@
 #include "selection.h"
 #include "sonde_events.h"
 #include "tcp.h"
+#include "uprobes.h"
 
 enum parse_error {
 	PARSE_ERROR_RESPONSE, /* no final status line in the response head */
@@ -163,14 +164,21 @@ int events_handle(void *ctx, void *data, size_t size)
 			break;
 		tcp_handle(data);
 		return 0;
-	case SONDE_EV_PROCESS_EXIT:
 	case SONDE_EV_PROCESS_EXEC:
+		uprobes_note_exec(hdr->tgid);
+		/* fall through */
+	case SONDE_EV_PROCESS_EXIT:
 		procinfo_forget(hdr->tgid);
 		return 0;
 	case SONDE_EV_PROCESS_SEEN:
 		if (size < sizeof(struct sonde_process_event))
 			break;
 		decide(data);
+		return 0;
+	case SONDE_EV_FUNC_CALL:
+		if (size < sizeof(struct sonde_func_event))
+			break;
+		uprobes_handle_call(data);
 		return 0;
 	}
 	count(&parse_errors[PARSE_ERROR_RECORD]);

@@ -105,3 +105,17 @@ struct metric_family family_tcp_active = {
 	.otel_labels = { "service.name", "sonde.tcp.role" },
 	.capped_label = -1,
 };
+
+/* --uprobe BINARY:SYMBOL; the function label is SYMBOL. */
+struct metric_family family_function_duration = {
+	.name = "sonde_function_duration_seconds",
+	.otel_name = "sonde.function.duration",
+	.unit = "s",
+	.help = "Duration of calls to the functions named with --uprobe, "
+		"from entry to return.",
+	.kind = METRIC_HISTOGRAM,
+	.nlabels = FUNCTION_NLABELS,
+	.labels = { "service_name", "function" },
+	.otel_labels = { "service.name", "code.function.name" },
+	.capped_label = -1,
+};

@@ -26,6 +26,7 @@ enum { TCP_CONNECTS_RESULT = TCP_PEER_NLABELS, TCP_CONNECTS_NLABELS };
 enum { TCP_RESETS_DIRECTION = 1, TCP_RESETS_NLABELS };
 enum { TCP_RETRANSMITS_NLABELS = 1 };
 enum { TCP_ACTIVE_ROLE = 1, TCP_ACTIVE_NLABELS };
+enum { FUNCTION_NAME = 1, FUNCTION_NLABELS };
 
 extern struct metric_family family_http_server;
 extern struct metric_family family_http_client;
@@ -34,5 +35,6 @@ extern struct metric_family family_tcp_connects;
 extern struct metric_family family_tcp_resets;
 extern struct metric_family family_tcp_retransmits;
 extern struct metric_family family_tcp_active;
+extern struct metric_family family_function_duration;
 
 #endif

@@ -29,6 +29,7 @@
 #include "registry.h"
 #include "selection.h"
 #include "tcp.h"
+#include "uprobes.h"
 
 /* Records arrive without a wakeup each: the consumer drains every 20 ms,
  * or sooner when the kernel side sees the buffer filling up. */
@@ -75,6 +76,7 @@ static void render_metrics(struct strbuf *sb)
 	events_render(sb);
 	capture_render(sb, registry_dropped());
 	otlp_render(sb);
+	uprobes_render(sb);
 	prom_write_family(sb, "sonde_build_info", "gauge",
 			  "Always 1; the version label says which sonde runs.");
 	prom_write_u64(sb, "sonde_build_info", &version, 1, 1);
@@ -258,6 +260,12 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 2;
 	}
+	for (unsigned i = 0; i < opts.uprobes.n; i++)
+		if (uprobes_add_function(opts.uprobes.items[i], err,
+					 sizeof(err))) {
+			log_error("%s", err);
+			return 2;
+		}
 	if (privs_check() || host_check_btf(HOST_BTF_PATH) ||
 	    host_ensure_tracefs() || load_endpoint_security(&opts, &hcfg))
 		goto out_free;
@@ -283,10 +291,15 @@ int main(int argc, char **argv)
 	copts.filter_port = opts.port;
 	copts.select_enabled = selection_enabled();
 	copts.select_pending = selection_pending_verdict();
+	copts.tls = !opts.no_tls;
+	copts.functions = opts.uprobes.n > 0;
 	if (capture_start(&copts, events_handle, NULL))
 		goto out_close;
 	if (copts.select_enabled)
 		decide_running_processes();
+	/* Before the drop: its thread keeps what attaching needs. */
+	if (uprobes_start(capture_object(), !opts.no_tls))
+		goto out_capture;
 	/* Everything privileged is done; the HTTP thread starts after this
 	 * and inherits the reduced set. */
 	if (privs_drop_after_attach())
@@ -311,6 +324,7 @@ int main(int argc, char **argv)
 	httpd_stop();
 	otlp_stop();
 out_capture:
+	uprobes_stop();
 	capture_stop();
 out_close:
 	close(listen_fd);

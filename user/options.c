@@ -43,6 +43,8 @@ enum long_only {
 	OPT_CAPTURE_HEADER,
 	OPT_LABEL,
 	OPT_SERIES_TTL,
+	OPT_UPROBE,
+	OPT_NO_TLS,
 };
 
 static const char usage[] =
@@ -111,6 +113,11 @@ static const char usage[] =
 	"override it\n"
 	"      --print-config      print the effective configuration as YAML "
 	"and exit\n"
+	"      --uprobe BINARY:SYMBOL\n"
+	"                          measure every call of this function "
+	"(repeatable)\n"
+	"                          into sonde_function_duration_seconds\n"
+	"      --no-tls            do not trace OpenSSL (no HTTPS plaintext)\n"
 	"      --check             report what this host supports and exit "
 	"(0: can run)\n"
 	"  -v, --verbose           log attach details and libbpf debug output\n"
@@ -143,6 +150,8 @@ static const struct option long_options[] = {
 	{ "capture-header", required_argument, NULL, OPT_CAPTURE_HEADER },
 	{ "label", required_argument, NULL, OPT_LABEL },
 	{ "series-ttl", required_argument, NULL, OPT_SERIES_TTL },
+	{ "uprobe", required_argument, NULL, OPT_UPROBE },
+	{ "no-tls", no_argument, NULL, OPT_NO_TLS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -266,6 +275,8 @@ static struct options_list *list_of(struct sonde_options *o, int opt)
 		return &o->services;
 	case OPT_CAPTURE_HEADER:
 		return &o->capture_headers;
+	case OPT_UPROBE:
+		return &o->uprobes;
 	default:
 		return &o->labels;
 	}
@@ -321,6 +332,8 @@ static int check_list_item(int opt, const char *arg, char *why, size_t n)
 		return selection_parse_service(arg, &service, why, n);
 	case OPT_CAPTURE_HEADER:
 		return labels_parse_header(arg, &header, why, n);
+	case OPT_UPROBE: /* checked against the binary at start */
+		return 0;
 	default:
 		return labels_check_optional(arg, why, n);
 	}
@@ -410,6 +423,7 @@ static enum options_result apply(int opt, const char *arg,
 	case OPT_SERVICE:
 	case OPT_CAPTURE_HEADER:
 	case OPT_LABEL:
+	case OPT_UPROBE:
 		if (check_list_item(opt, arg, why, sizeof(why))) {
 			snprintf(err, errsz, "--%s: %s", flag_name(opt), why);
 			return OPTIONS_ERROR;
@@ -419,6 +433,9 @@ static enum options_result apply(int opt, const char *arg,
 				 flag_name(opt));
 			return OPTIONS_ERROR;
 		}
+		return OPTIONS_RUN;
+	case OPT_NO_TLS:
+		o->no_tls = true;
 		return OPTIONS_RUN;
 	case 'v':
 		o->verbose = true;
@@ -673,6 +690,8 @@ void options_print_yaml(const struct sonde_options *o, FILE *out)
 	print_list(out, "", "labels", &o->labels, false);
 	fprintf(out, "http:\n");
 	print_list(out, "  ", "capture_headers", &o->capture_headers, true);
+	print_list(out, "", "uprobes", &o->uprobes, false);
+	fprintf(out, "no_tls: %s\n", o->no_tls ? "true" : "false");
 	if (o->otlp_endpoint) {
 		fprintf(out, "otlp:\n");
 		print_optional(out, "  ", "endpoint", o->otlp_endpoint);
@@ -688,5 +707,6 @@ void options_free(struct sonde_options *o)
 	list_clear(&o->services);
 	list_clear(&o->capture_headers);
 	list_clear(&o->labels);
+	list_clear(&o->uprobes);
 	list_clear(&o->owned);
 }

@@ -32,6 +32,7 @@ struct sonde_options {
 	const char *auth_file;	   /* basic auth users, see auth.h */
 	const char *otlp_endpoint; /* --otlp-endpoint, or NULL */
 	bool check;		   /* --check: report host support, exit */
+	bool no_tls;		   /* --no-tls: leave OpenSSL alone */
 	struct histogram_bounds buckets;
 	bool verbose;
 	const char *config_path; /* --config FILE */
@@ -41,6 +42,7 @@ struct sonde_options {
 	struct options_list services;	      /* selection.h service rules */
 	struct options_list capture_headers;  /* labels.h header specs */
 	struct options_list labels;	      /* optional labels on /metrics */
+	struct options_list uprobes;	      /* --uprobe BINARY:SYMBOL */
 	uint64_t series_ttl_ms;		      /* 0: series never expire */
 	struct options_list owned;	      /* strings the file set */
 };

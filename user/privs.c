@@ -33,11 +33,16 @@ static const struct {
 
 /* What service naming needs after start: see privs.h. */
 static const int kept[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH };
+/* What the uprobe discovery thread keeps: attaching as well. A uprobe
+ * perf event needs CAP_SYS_ADMIN, not only CAP_PERFMON (perf_event_open
+ * returns EACCES without it, kernel 6.18). */
+static const int kept_uprobes[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH,
+				    CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN };
 
-static bool is_kept(int cap)
+static bool in_list(int cap, const int *list, size_t n)
 {
-	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
-		if (kept[i] == cap)
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == cap)
 			return true;
 	return false;
 }
@@ -101,25 +106,26 @@ int privs_check(void)
 	return 0;
 }
 
-int privs_drop_after_attach(void)
+/* Drops every capability of the calling thread but those in keep[]
+ * (when held), from all its sets, and sets no_new_privs. */
+static int drop_all_but(const int *keep_list, size_t n)
 {
 	struct caps held, keep;
 	int err = caps_get(&held);
 
 	if (err)
-		goto fail;
+		return err;
 	/* The bounding set first: dropping from it needs CAP_SETPCAP, which
 	 * the capset below takes away. */
 	for (int cap = 0; prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
-		if (!is_kept(cap) && prctl(PR_CAPBSET_DROP, cap) &&
-		    errno != EPERM && errno != EINVAL) {
-			err = -errno;
-			goto fail;
-		}
+		if (!in_list(cap, keep_list, n) &&
+		    prctl(PR_CAPBSET_DROP, cap) && errno != EPERM &&
+		    errno != EINVAL)
+			return -errno;
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	memset(&keep, 0, sizeof(keep));
-	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
-		int cap = kept[i];
+	for (size_t i = 0; i < n; i++) {
+		int cap = keep_list[i];
 
 		if (!effective(&held, cap))
 			continue;
@@ -128,16 +134,33 @@ int privs_drop_after_attach(void)
 	}
 	err = caps_set(&keep);
 	if (err)
-		goto fail;
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
-		err = -errno;
-		goto fail;
+		return err;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	return 0;
+}
+
+int privs_drop_after_attach(void)
+{
+	int err = drop_all_but(kept, sizeof(kept) / sizeof(kept[0]));
+
+	if (err) {
+		log_error("cannot drop capabilities: %s", strerror(-err));
+		return err;
 	}
 	log_debug("capabilities dropped: keeping CAP_SYS_PTRACE and "
 		  "CAP_DAC_READ_SEARCH where held");
 	return 0;
-fail:
-	log_error("cannot drop capabilities: %s", strerror(-err));
+}
+
+int privs_keep_for_uprobes(void)
+{
+	int err = drop_all_but(kept_uprobes,
+			       sizeof(kept_uprobes) / sizeof(kept_uprobes[0]));
+
+	if (err)
+		log_error("uprobe thread: cannot drop capabilities: %s",
+			  strerror(-err));
 	return err;
 }
 

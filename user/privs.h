@@ -10,7 +10,11 @@
  *                          by the process's user (kept)
  *
  * CAP_SYS_ADMIN also stands in for CAP_BPF and CAP_PERFMON on kernels
- * before 5.8 and wherever it is granted. */
+ * before 5.8 and wherever it is granted.
+ *
+ * With OpenSSL tracing on, one thread (uprobes.c) keeps CAP_BPF,
+ * CAP_PERFMON and CAP_SYS_ADMIN to attach to libraries that processes
+ * started later bring; the main and HTTP threads drop them as above. */
 #ifndef SONDE_PRIVS_H
 #define SONDE_PRIVS_H
 
@@ -31,6 +35,13 @@ int privs_check(void);
  * are per thread; threads inherit them). Returns 0, or -errno after
  * logging. */
 int privs_drop_after_attach(void);
+
+/* For the uprobe discovery thread, which attaches to libraries found in
+ * processes started later: drops every capability of the calling thread
+ * but CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN (uprobe perf events need it),
+ * CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, and sets no_new_privs. Call on that thread before privs_drop_after_attach
+ * runs on the main one. Returns 0, or -errno after logging. */
+int privs_keep_for_uprobes(void);
 
 /* Drops every capability of the calling thread (the HTTP server's thread
  * needs none). Returns 0 or -errno. */

@@ -160,7 +160,9 @@ def test_sigterm_and_sigint_leave_nothing_in_the_kernel():
             code = s.stop(sig)
         assert code == 0, s.output()
         assert len(attached) >= 10
-        assert len(progs) == len(links) == len(attached)
+        # Every tracepoint program has its link; the OpenSSL uprobe
+        # programs add one link per attached library and function.
+        assert len(progs) >= len(attached) and len(links) >= len(attached)
         left_progs = {p["id"] for p in bpftool_json("prog", "show")}
         left_links = {link["id"] for link in bpftool_json("link", "show")}
         assert not progs & left_progs

@@ -362,7 +362,36 @@ TEST(header_labels_are_appended_and_filled)
 	registry_free();
 }
 
+TEST(uprobes_and_otlp_keys_load_and_flags_replace_them)
+{
+	const char *file = write_file("uprobes:\n"
+				      "  - /bin/true:main\n"
+				      "  - sleep:nanosleep\n"
+				      "no_tls: true\n"
+				      "otlp:\n"
+				      "  endpoint: http://collector:4318\n");
+	struct sonde_options o;
+	char err[512];
+
+	CHECK(load(&o, err, file, NULL, NULL) == OPTIONS_RUN);
+	CHECK(o.uprobes.n == 2);
+	CHECK_STR(o.uprobes.items[1], "sleep:nanosleep");
+	CHECK(o.no_tls);
+	CHECK_STR(o.otlp_endpoint, "http://collector:4318");
+	options_free(&o);
+	/* A repeatable flag replaces the file's list. */
+	CHECK(load(&o, err, file, "--uprobe", "/bin/ls:main") == OPTIONS_RUN);
+	CHECK(o.uprobes.n == 1);
+	CHECK_STR(o.uprobes.items[0], "/bin/ls:main");
+	options_free(&o);
+	file = write_file("otlp:\n  endpoint: [a, b]\n");
+	CHECK(load(&o, err, file, NULL, NULL) == OPTIONS_ERROR);
+	CHECK(strstr(err, ":2: ") != NULL);
+	unlink(path);
+}
+
 UNIT_MAIN("config", UNIT_CASE(example_config_has_every_section),
+	  UNIT_CASE(uprobes_and_otlp_keys_load_and_flags_replace_them),
 	  UNIT_CASE(every_key_loads),
 	  UNIT_CASE(mistakes_name_file_line_and_reason),
 	  UNIT_CASE(flags_override_the_file),

@@ -1,0 +1,164 @@
+/* HTTPS plaintext from OpenSSL: uprobes on SSL_read, SSL_write,
+ * SSL_read_ex and SSL_write_ex (OpenSSL 1.1 and 3.x, shared libssl or
+ * linked into the executable). Included by capture.bpf.c before the
+ * syscall programs: the plaintext goes through the same state machine
+ * (conn_data) and connection map as plaintext HTTP, so an HTTPS exchange
+ * carries its socket's addresses and ports.
+ *
+ * Which socket an SSL object writes to is not in its arguments. The
+ * entry probe remembers the call per thread; the socket syscalls that the
+ * library makes on that thread while inside the call name the fd (and
+ * mark the connection as TLS, so its ciphertext is not parsed); the
+ * return probe feeds the plaintext to conn_data for (tgid, fd). A read
+ * served from OpenSSL's own buffer makes no syscall: the fd the SSL
+ * object used last is kept per (tgid, SSL *) for it.
+ *
+ * Signatures (OpenSSL manual, SSL_read(3)):
+ *   int SSL_read(SSL *ssl, void *buf, int num);             > 0: bytes
+ *   int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
+ *                                                           1: success
+ * and the same for SSL_write / SSL_write_ex. */
+#ifndef SONDE_TLS_BPF_H
+#define SONDE_TLS_BPF_H
+
+const volatile bool tls_enabled = false;
+
+/* An OpenSSL call in progress on a thread. */
+struct tls_call {
+	__u64 ssl;
+	__u64 buf;
+	__u64 size_ptr; /* *_ex: where the byte count is written */
+	__s32 fd;	/* -1 until a syscall inside the call names it */
+	__u8 is_read;
+	__u8 is_ex;
+	__u8 pad[2];
+};
+
+struct tls_session_key {
+	__u64 ssl;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* LRU: a thread that dies inside a call leaves its entry behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_TLS_CALLS);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct tls_call);
+} tls_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_TLS_SESSIONS);
+	__type(key, struct tls_session_key);
+	__type(value, __s32);
+} tls_fds SEC(".maps");
+
+/* Called by the syscall path for every read or write on a tracked TCP
+ * connection. Returns true when OpenSSL carries the connection: the bytes
+ * are ciphertext and must not reach the state machine. */
+static __always_inline bool tls_claim(struct conn_key *key, struct conn *c)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *call;
+
+	if (!tls_enabled)
+		return false;
+	call = bpf_map_lookup_elem(&tls_calls, &id);
+	if (call) {
+		call->fd = key->fd;
+		c->tls = 1;
+	}
+	return c->tls;
+}
+
+static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
+				     bool is_ex)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call call = {
+		.ssl = PT_REGS_PARM1(ctx),
+		.buf = PT_REGS_PARM2(ctx),
+		.size_ptr = is_ex ? PT_REGS_PARM4(ctx) : 0,
+		.fd = -1,
+		.is_read = is_read,
+		.is_ex = is_ex,
+	};
+
+	if (process_ignored(id >> 32))
+		return 0;
+	bpf_map_update_elem(&tls_calls, &id, &call, BPF_ANY);
+	return 0;
+}
+
+/* Bytes the call moved, from its return value (and *readbytes for the
+ * _ex forms); 0 when it failed or would block. */
+static __always_inline long tls_bytes(struct pt_regs *ctx,
+				      const struct tls_call *call)
+{
+	long ret = PT_REGS_RC(ctx);
+	__u64 n = 0;
+
+	if (!call->is_ex)
+		return (int)ret > 0 ? (int)ret : 0;
+	if ((int)ret != 1 ||
+	    bpf_probe_read_user(&n, sizeof(n), (void *)call->size_ptr))
+		return 0;
+	return n > 0x7fffffff ? 0x7fffffff : n;
+}
+
+static __always_inline int tls_exit(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_session_key skey = { .tgid = id >> 32 };
+	struct conn_key key = { .tgid = id >> 32 };
+	struct tls_call *callp, call;
+	struct conn *c;
+	__s32 *fdp;
+	long n;
+
+	callp = bpf_map_lookup_elem(&tls_calls, &id);
+	if (!callp)
+		return 0;
+	call = *callp;
+	bpf_map_delete_elem(&tls_calls, &id);
+	skey.ssl = call.ssl;
+	if (call.fd >= 0) {
+		bpf_map_update_elem(&tls_fds, &skey, &call.fd, BPF_ANY);
+	} else {
+		fdp = bpf_map_lookup_elem(&tls_fds, &skey);
+		if (!fdp)
+			return 0;
+		call.fd = *fdp;
+	}
+	n = tls_bytes(ctx, &call);
+	if (n <= 0)
+		return 0;
+	key.fd = call.fd;
+	c = conn_find(&key);
+	if (!c)
+		return 0;
+	c->tls = 1;
+	conn_data(&key, c, (const void *)call.buf, n, call.is_read);
+	return 0;
+}
+
+#define TLS_PROGRAMS(name, is_read, is_ex)             \
+	SEC("uprobe")                                  \
+	int name##_entry(struct pt_regs *ctx)          \
+	{                                              \
+		return tls_enter(ctx, is_read, is_ex); \
+	}                                              \
+	SEC("uretprobe")                               \
+	int name##_exit(struct pt_regs *ctx)           \
+	{                                              \
+		return tls_exit(ctx);                  \
+	}
+
+TLS_PROGRAMS(ssl_read, true, false)
+TLS_PROGRAMS(ssl_write, false, false)
+TLS_PROGRAMS(ssl_read_ex, true, true)
+TLS_PROGRAMS(ssl_write_ex, false, true)
+
+#endif
