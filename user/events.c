@@ -106,7 +106,7 @@ static void handle_exchange(const struct sonde_http_event *ev)
 	request_labels(ev, &method, route, sizeof(route));
 	snprintf(status, sizeof(status), "%d", code);
 	values[0] = info->service;
-	otlp_note_process(values[0], ev->hdr.tgid, comm);
+	otlp_note_process(info, ev->hdr.tgid, comm);
 	duration_ns = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
 	if (ev->role == SONDE_ROLE_CLIENT) {
 		if (events_format_address(ev->family, ev->daddr, peer,

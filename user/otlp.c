@@ -15,6 +15,7 @@
 #include "histogram.h"
 #include "log.h"
 #include "otlp.h"
+#include "procinfo.h"
 #include "privs.h"
 #include "prom.h"
 #include "registry.h"
@@ -428,14 +429,18 @@ struct process {
 	uint32_t pid;
 	char exe[24];
 	char container[65];
+	char namespace[SERVICE_NAME_MAX + 1];
+	char pod_uid[CGROUP_UID_LEN + 1];
 };
 
 static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct strmap processes; /* service -> struct process */
 static bool enabled;
 
-void otlp_note_process(const char *service, uint32_t pid, const char *exe)
+void otlp_note_process(const struct procinfo *info, uint32_t pid,
+		       const char *exe)
 {
+	const char *service = info->service;
 	struct process *p;
 
 	if (!__atomic_load_n(&enabled, __ATOMIC_RELAXED))
@@ -452,6 +457,12 @@ void otlp_note_process(const char *service, uint32_t pid, const char *exe)
 	if (p && p->pid != pid) {
 		p->pid = pid;
 		snprintf(p->exe, sizeof(p->exe), "%s", exe);
+		snprintf(p->namespace, sizeof(p->namespace), "%s",
+			 info->namespace);
+		snprintf(p->pod_uid, sizeof(p->pod_uid), "%s", info->pod_uid);
+		if (info->container_id[0])
+			snprintf(p->container, sizeof(p->container), "%s",
+				 info->container_id);
 	}
 	pthread_mutex_unlock(&proc_lock);
 }
@@ -885,6 +896,12 @@ static void resource(struct pb_buf *b, const char *service)
 		if (proc.container[0])
 			kv_string(b, RESOURCE_ATTRIBUTES, "container.id",
 				  proc.container);
+		if (proc.namespace[0])
+			kv_string(b, RESOURCE_ATTRIBUTES, "service.namespace",
+				  proc.namespace);
+		if (proc.pod_uid[0])
+			kv_string(b, RESOURCE_ATTRIBUTES, "k8s.pod.uid",
+				  proc.pod_uid);
 	}
 	pb_end(b, res);
 }

@@ -61,10 +61,13 @@ void otlp_stop(void);
 /* Appends the exporter's own metrics (nothing when export is off). */
 void otlp_render(struct strbuf *sb);
 
-/* Remembers which process and executable a service was last seen in, for
- * its resource attributes. Called by the event consumer; cheap when
+struct procinfo;
+
+/* Remembers which process and executable a service was last seen in, and
+ * its namespace, container and pod, for its resource attributes. Called by the event consumer; cheap when
  * nothing changed, and a no-op when export is off. The table is bounded. */
-void otlp_note_process(const char *service, uint32_t pid, const char *exe);
+void otlp_note_process(const struct procinfo *info, uint32_t pid,
+		       const char *exe);
 
 /* Encodes the registry's series as one ExportMetricsServiceRequest into
  * out, as of now_ns (wall clock). With delta, counters and histograms

@@ -52,17 +52,21 @@ const char *tcp_connect_result(int err, int established)
 	return "other";
 }
 
+/* The owner's service, or NULL when the process selection leaves it out
+ * (the kernel filters too; this catches a process's first events while
+ * the daemon was still deciding on it). */
 static const char *owner_service(const struct sonde_tcp_event *ev)
 {
 	char comm[SONDE_COMM_LEN + 1];
-
-	const char *service;
+	const struct procinfo *info;
 
 	memcpy(comm, ev->comm, SONDE_COMM_LEN);
 	comm[SONDE_COMM_LEN] = '\0';
-	service = procinfo_service(ev->hdr.tgid, comm);
-	otlp_note_process(service, ev->hdr.tgid, comm);
-	return service;
+	info = procinfo_get(ev->hdr.tgid, comm);
+	if (info->verdict == SONDE_VERDICT_IGNORE)
+		return NULL;
+	otlp_note_process(info, ev->hdr.tgid, comm);
+	return info->service;
 }
 
 static void active_open(const struct sonde_tcp_event *ev, const char *service)

@@ -10,6 +10,7 @@
 #include "families.h"
 #include "otlp.h"
 #include "pbdec.h"
+#include "procinfo.h"
 #include "registry.h"
 #include "unit.h"
 
@@ -297,10 +298,11 @@ TEST(process_table_is_off_without_export)
 {
 	struct pb_buf b = { 0 };
 	struct span res, any;
+	struct procinfo info = { .service = "shop", .namespace = "retail" };
 
 	fresh_registry(false);
 	/* The consumer pays nothing for it while export is off. */
-	otlp_note_process("shop", 4242, "nginx");
+	otlp_note_process(&info, 4242, "nginx");
 	observe("shop", "200", 1000);
 	otlp_encode(&b, false, false, 1);
 	res = dec_msg(resource_of((struct span){ b.data, b.len }, "shop"), 1,
