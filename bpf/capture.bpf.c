@@ -248,12 +248,17 @@ static __always_inline void skip_fd(struct conn_key *key)
 	bpf_map_update_elem(&skip_fds, key, &one, BPF_ANY);
 }
 
-static __always_inline void note_tgid(__u32 tgid)
+/* Puts tgid in the procs map, so its exit and exec get reported. Returns
+ * false when the map is full (counted). */
+static __always_inline bool note_tgid(__u32 tgid)
 {
 	__u8 one = 1;
 
-	if (bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST) == -E2BIG)
+	if (bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST) == -E2BIG) {
 		count_drop(SONDE_DROP_PROC_FULL);
+		return false;
+	}
+	return true;
 }
 
 static __always_inline void *tcp_event_reserve(void)
@@ -438,15 +443,7 @@ static __always_inline void req_append(struct conn *c, const void *buf, long n)
  * exec reported. */
 static __always_inline void note_process(__u32 tgid, struct conn *c)
 {
-	__u8 one = 1;
-	long err;
-
-	if (c->process_noted)
-		return;
-	err = bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST);
-	if (err == -E2BIG)
-		count_drop(SONDE_DROP_PROC_FULL);
-	else
+	if (!c->process_noted && note_tgid(tgid))
 		c->process_noted = 1;
 }
 
@@ -513,21 +510,23 @@ static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
 	return true;
 }
 
-static __always_inline void on_server_read(struct conn_key *key, struct conn *c,
-					   const void *buf, long n)
+/* Bytes going from client to server (read by a server, written by a
+ * client). Outside an exchange, a request line starts one; within it,
+ * they are the rest of the head, pipelined requests or a body. */
+static __always_inline void
+on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 {
 	char peek[SONDE_PEEK];
 	__u32 got;
 
 	if (c->phase == PHASE_REQUEST) {
-		/* The rest of a head, pipelined requests or a body. */
 		req_append(c, buf, n);
 		return;
 	}
 	got = peek_user(peek, buf, n);
 	if (!looks_like_request(peek, got))
 		return;
-	c = conn_revalidate(key, c, ROLE_SERVER);
+	c = conn_revalidate(key, c, c->role);
 	if (!c)
 		return;
 	c->phase = PHASE_REQUEST;
@@ -537,13 +536,19 @@ static __always_inline void on_server_read(struct conn_key *key, struct conn *c,
 	req_append(c, buf, n);
 }
 
+/* Bytes going from server to client (written by a server, read by a
+ * client). A final status line ends the exchange. A server may go on
+ * writing pipelined responses, each one the next request's; a client's
+ * exchange ends at its first one, and the body after it is not looked
+ * at. */
 static __always_inline void
-on_server_write(struct conn_key *key, struct conn *c, const void *buf, long n)
+on_response_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 {
 	char peek[SONDE_PEEK];
 	__u32 got;
 
-	if (c->phase == PHASE_IDLE)
+	if (c->phase == PHASE_IDLE ||
+	    (c->role == ROLE_CLIENT && c->phase == PHASE_RESPONSE))
 		return;
 	got = peek_user(peek, buf, n);
 	if (!looks_like_status_line(peek, got))
@@ -553,48 +558,6 @@ on_server_write(struct conn_key *key, struct conn *c, const void *buf, long n)
 	c->phase = PHASE_RESPONSE;
 	if (c->pipeline_idx < 255)
 		c->pipeline_idx++;
-}
-
-/* Client side: a written request line starts an exchange; further writes
- * before the response are the rest of the head or a body. */
-static __always_inline void
-on_client_write(struct conn_key *key, struct conn *c, const void *buf, long n)
-{
-	char peek[SONDE_PEEK];
-	__u32 got;
-
-	if (c->phase == PHASE_REQUEST) {
-		req_append(c, buf, n);
-		return;
-	}
-	got = peek_user(peek, buf, n);
-	if (!looks_like_request(peek, got))
-		return;
-	c = conn_revalidate(key, c, ROLE_CLIENT);
-	if (!c)
-		return;
-	c->phase = PHASE_REQUEST;
-	c->start_ns = bpf_ktime_get_ns();
-	c->req_len = 0;
-	c->pipeline_idx = 0;
-	req_append(c, buf, n);
-}
-
-/* Client side: the first read that returns a final status line ends the
- * exchange; the body that follows is not looked at. */
-static __always_inline void on_client_read(struct conn_key *key, struct conn *c,
-					   const void *buf, long n)
-{
-	char peek[SONDE_PEEK];
-	__u32 got;
-
-	if (c->phase != PHASE_REQUEST)
-		return;
-	got = peek_user(peek, buf, n);
-	if (!looks_like_status_line(peek, got))
-		return;
-	if (emit_exchange(key, c, buf, n, is_interim_status(peek)))
-		c->phase = PHASE_RESPONSE;
 }
 
 /* A connection found lazily takes the role its first HTTP bytes show: a
@@ -616,17 +579,12 @@ static __always_inline void conn_data(struct conn_key *key, struct conn *c,
 {
 	if (c->role == ROLE_UNKNOWN)
 		classify(c, buf, n, is_read);
-	if (c->role == ROLE_SERVER) {
-		if (is_read)
-			on_server_read(key, c, buf, n);
-		else
-			on_server_write(key, c, buf, n);
-	} else if (c->role == ROLE_CLIENT) {
-		if (is_read)
-			on_client_read(key, c, buf, n);
-		else
-			on_client_write(key, c, buf, n);
-	}
+	if (c->role == ROLE_UNKNOWN)
+		return;
+	if (is_read == (c->role == ROLE_SERVER))
+		on_request_bytes(key, c, buf, n);
+	else
+		on_response_bytes(key, c, buf, n);
 }
 
 /* The fd and buffer of the syscall now returning. The kernel saved the

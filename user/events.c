@@ -45,7 +45,8 @@ static uint64_t load(const uint64_t *counter)
 
 /* Method and route of the request this response answers. A request whose
  * head is not in the capture (a pipelined one beyond SONDE_REQ_CAP) or
- * whose target is not a path is still counted, as _OTHER / ROUTE_UNKNOWN. */
+ * whose target is not a path is still counted, as _OTHER / ROUTE_UNKNOWN.
+ * route may be NULL when only the method is wanted. */
 static void request_labels(const struct sonde_http_event *ev,
 			   enum http_method *method, char *route,
 			   size_t routesz)
@@ -54,11 +55,13 @@ static void request_labels(const struct sonde_http_event *ev,
 	struct http1_request req;
 
 	*method = HTTP_METHOD_OTHER;
-	strcpy(route, ROUTE_UNKNOWN);
+	if (route)
+		strcpy(route, ROUTE_UNKNOWN);
 	if (http1_parse_request(ev->req, len, ev->pipeline_idx, &req))
 		return;
 	*method = req.method;
-	if (!route_template(req.target, req.target_len, route, routesz))
+	if (route &&
+	    !route_template(req.target, req.target_len, route, routesz))
 		strcpy(route, ROUTE_UNKNOWN);
 }
 
@@ -103,7 +106,11 @@ static void handle_exchange(const struct sonde_http_event *ev)
 		count(&parse_errors[PARSE_ERROR_RESPONSE]);
 		return;
 	}
-	request_labels(ev, &method, route, sizeof(route));
+	/* Client series have no route: no template to work out. */
+	if (ev->role == SONDE_ROLE_CLIENT)
+		request_labels(ev, &method, NULL, 0);
+	else
+		request_labels(ev, &method, route, sizeof(route));
 	snprintf(status, sizeof(status), "%d", code);
 	values[0] = info->service;
 	otlp_note_process(info, ev->hdr.tgid, comm);
@@ -111,7 +118,7 @@ static void handle_exchange(const struct sonde_http_event *ev)
 	if (ev->role == SONDE_ROLE_CLIENT) {
 		if (events_format_address(ev->family, ev->daddr, peer,
 					  sizeof(peer)))
-			strcpy(peer, "_unknown");
+			strcpy(peer, ROUTE_UNKNOWN);
 		snprintf(port, sizeof(port), "%u", ev->dport);
 		values[HTTP_CLIENT_METHOD] = http1_method_name(method);
 		values[HTTP_CLIENT_STATUS] = status;
