@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
@@ -241,26 +240,42 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     keepalive_requests 100000;
+{servers}
+}}
+"""
+
+# The test site: / 200, /fail 503, /users/<n> 200, /static/ by sendfile.
+# {listen} may add "ssl" and the certificate lines.
+NGINX_SITE = """
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen};
         location = / {{ return 200 "ok\\n"; }}
         location = /fail {{ return 503; }}
         location /users/ {{ return 200 "user\\n"; }}
         location /static/ {{ root {dir}; sendfile on; }}
         location / {{ return 404; }}
-    }}
-}}
-"""
+    }}"""
+
+
+def nginx_server(tmp_path, port, servers):
+    """nginx with its files in tmp_path serving the given server blocks
+    (already formatted), stopped by the caller."""
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=tmp_path, servers=servers))
+    return Server(["nginx", "-c", str(conf), "-p", str(tmp_path)], port)
+
+
+def nginx_site(tmp_path, port, listen=""):
+    """nginx serving the test site on port."""
+    return nginx_server(tmp_path, port, NGINX_SITE.format(
+        dir=tmp_path, port=port, listen=listen))
 
 
 @pytest.fixture
 def nginx(tmp_path):
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=tmp_path, port=port))
     (tmp_path / "static").mkdir()
     (tmp_path / "static" / "page.html").write_text("<p>static</p>\n" * 100)
-    server = Server(["nginx", "-c", str(conf), "-p", str(tmp_path)], port)
+    server = nginx_site(tmp_path, free_port())
     yield server
     server.stop()
 

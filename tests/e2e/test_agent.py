@@ -3,12 +3,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
 from conftest import (HISTOGRAM, SONDE, Sonde, bpftool_json, free_port,
-                      keepalive_requests, python_server, stop_process)
+                      keepalive_requests, python_server)
 
 
 def run_sonde(*args, preexec=None):

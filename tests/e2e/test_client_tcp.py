@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import (Server, Sonde, free_port, keepalive_requests,
+from conftest import (Sonde, free_port, keepalive_requests, nginx_server,
                       python_server, stop_process, wait_for)
 
 TOOL = os.path.join(os.path.dirname(__file__), "clients", "tcp_tool.py")
@@ -139,26 +139,11 @@ def test_curl_client_series_count_each_request_once(sonde, nginx):
                  service_name="curl", server_port=port) == 4
 
 
-PROXY_CONF = """
-worker_processes 1;
-user root;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+PROXY_SERVER = """
     server {{
         listen 127.0.0.1:{port};
         location / {{ proxy_pass http://127.0.0.1:{backend}; }}
-    }}
-}}
-"""
+    }}"""
 
 
 def test_reverse_proxy_counts_backend_proxy_and_upstream_call_once(
@@ -166,11 +151,8 @@ def test_reverse_proxy_counts_backend_proxy_and_upstream_call_once(
     backend = python_server(free_port())
     try:
         port = free_port()
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(PROXY_CONF.format(dir=tmp_path, port=port,
-                                          backend=backend.port))
-        proxy = Server(["nginx", "-c", str(conf), "-p", str(tmp_path)],
-                       port)
+        proxy = nginx_server(tmp_path, port, PROXY_SERVER.format(
+            port=port, backend=backend.port))
         try:
             paths = ["/users/1", "/status/404", "/users/2", "/"] * 3
             statuses = keepalive_requests(port, paths, connections=2)

@@ -3,13 +3,12 @@ content type, and the histogram invariants."""
 import gzip
 import json
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections import defaultdict
 
 from conftest import (HISTOGRAM, Server, free_port, keepalive_requests,
-                      stop_process, wait_for)
+                      wait_for)
 
 
 def test_promtool_accepts_the_exposition(sonde, nginx, app):

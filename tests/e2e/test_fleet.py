@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import (HISTOGRAM, ROOT, SERVERS, SONDE, Server, Sonde,
+from conftest import (HISTOGRAM, ROOT, SERVERS, SONDE, Sonde,
                       free_port, keepalive_requests, python_server,
                       wait_for)
 import conftest
@@ -150,11 +150,8 @@ def test_processes_started_after_sonde_follow_the_rules(tmp_path, rules):
                  f"exe={python_exe()}"]
     s = Sonde(*args)
     nginx_port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(conftest.NGINX_CONF.format(dir=tmp_path, port=nginx_port))
-    (tmp_path / "static").mkdir()
     app = python_server(free_port())
-    ngx = Server(["nginx", "-c", str(conf), "-p", str(tmp_path)], nginx_port)
+    ngx = conftest.nginx_site(tmp_path, nginx_port)
     try:
         keepalive_requests(app.port, ["/py"] * 5)
         keepalive_requests(ngx.port, ["/"] * 3)

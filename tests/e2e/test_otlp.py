@@ -9,7 +9,6 @@ whole host, the receiver itself (service "node") included.
 """
 import json
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -19,7 +18,7 @@ import urllib.request
 import pytest
 
 from conftest import (HISTOGRAM, SONDE, Server, Sonde, free_port,
-                      keepalive_requests, stop_process, wait_for)
+                      keepalive_requests, wait_for)
 
 RECEIVER = os.path.join(os.path.dirname(__file__), "otlp", "receiver.js")
 METRIC = "http.server.request.duration"

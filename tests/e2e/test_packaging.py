@@ -86,7 +86,7 @@ def parse_unit(text):
         if line.startswith("[") and line.endswith("]"):
             current = sections.setdefault(line[1:-1], {})
             continue
-        assert current is not None and "=" in line, f"bad unit line: {raw!r}"
+        assert current is not None and "=" in line, f"bad unit line: {line!r}"
         key, value = line.split("=", 1)
         current.setdefault(key.strip(), []).append(value.strip())
     return sections

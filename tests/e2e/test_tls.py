@@ -13,36 +13,14 @@ import time
 
 import pytest
 
-from conftest import (HISTOGRAM, Server, Sonde, free_port, wait_for)
+from conftest import (HISTOGRAM, Server, Sonde, free_port, nginx_site,
+                      wait_for)
 
 CLIENT = "http_client_request_duration_seconds"
 
-NGINX_TLS_CONF = """
-worker_processes 1;
-user root;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    keepalive_requests 100000;
-    server {{
-        listen 127.0.0.1:{port} ssl;
+NGINX_TLS_LISTEN = """ ssl;
         ssl_certificate {dir}/cert.pem;
-        ssl_certificate_key {dir}/key.pem;
-        location = / {{ return 200 "ok\\n"; }}
-        location = /fail {{ return 503; }}
-        location /users/ {{ return 200 "user\\n"; }}
-        location / {{ return 404; }}
-    }}
-}}
-"""
+        ssl_certificate_key {dir}/key.pem"""
 
 # http.server behind ssl.SSLContext.wrap_socket: python's _ssl module
 # calls SSL_read_ex / SSL_write_ex in libssl.
@@ -97,10 +75,8 @@ def cert(tmp_path):
 
 @pytest.fixture
 def nginx_tls(tmp_path, cert):
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_TLS_CONF.format(dir=tmp_path, port=port))
-    server = Server(["nginx", "-c", str(conf), "-p", str(tmp_path)], port)
+    server = nginx_site(tmp_path, free_port(),
+                        NGINX_TLS_LISTEN.format(dir=tmp_path))
     yield server
     server.stop()
 
