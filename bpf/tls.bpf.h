@@ -55,6 +55,11 @@ struct {
 	__type(value, __s32);
 } tls_fds SEC(".maps");
 
+/* Entries in tls_calls, or more (an entry the LRU evicted is never
+ * subtracted): while it is 0, no thread is inside an OpenSSL call and the
+ * syscall path need not look. */
+__u64 tls_calls_open;
+
 /* Called by the syscall path for every read or write on a tracked TCP
  * connection. Returns true when OpenSSL carries the connection: the bytes
  * are ciphertext and must not reach the state machine. */
@@ -65,6 +70,8 @@ static __always_inline bool tls_claim(struct conn_key *key, struct conn *c)
 
 	if (!tls_enabled)
 		return false;
+	if (!*(volatile __u64 *)&tls_calls_open)
+		return c->tls;
 	call = bpf_map_lookup_elem(&tls_calls, &id);
 	if (call) {
 		call->fd = key->fd;
@@ -86,9 +93,15 @@ static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
 		.is_ex = is_ex,
 	};
 
+	struct tls_call *known;
+
 	if (process_ignored(id >> 32))
 		return 0;
-	bpf_map_update_elem(&tls_calls, &id, &call, BPF_ANY);
+	known = bpf_map_lookup_elem(&tls_calls, &id);
+	if (known)
+		*known = call;
+	else if (!bpf_map_update_elem(&tls_calls, &id, &call, BPF_NOEXIST))
+		__sync_fetch_and_add(&tls_calls_open, 1);
 	return 0;
 }
 
@@ -122,7 +135,8 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	if (!callp)
 		return 0;
 	call = *callp;
-	bpf_map_delete_elem(&tls_calls, &id);
+	if (!bpf_map_delete_elem(&tls_calls, &id))
+		__sync_fetch_and_add(&tls_calls_open, -1);
 	skey.ssl = call.ssl;
 	if (call.fd >= 0) {
 		bpf_map_update_elem(&tls_fds, &skey, &call.fd, BPF_ANY);

@@ -65,6 +65,27 @@ static void request_labels(const struct sonde_http_event *ev,
 		strcpy(route, ROUTE_UNKNOWN);
 }
 
+/* Dotted quad, as inet_ntop writes it, without its sprintf: one per
+ * client exchange. */
+static int format_ipv4(const __u8 a[4], char *out, size_t outsz)
+{
+	size_t off = 0;
+
+	if (outsz < INET_ADDRSTRLEN)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			out[off++] = '.';
+		if (a[i] >= 100)
+			out[off++] = (char)('0' + a[i] / 100);
+		if (a[i] >= 10)
+			out[off++] = (char)('0' + a[i] / 10 % 10);
+		out[off++] = (char)('0' + a[i] % 10);
+	}
+	out[off] = '\0';
+	return 0;
+}
+
 int events_format_address(__u16 family, const __u8 addr[16], char *out,
 			  size_t outsz)
 {
@@ -72,10 +93,29 @@ int events_format_address(__u16 family, const __u8 addr[16], char *out,
 					    0, 0, 0, 0, 0xff, 0xff };
 
 	if (family == AF_INET6 && memcmp(addr, v4_mapped, 12) == 0)
-		return inet_ntop(AF_INET, addr + 12, out, outsz) ? 0 : -1;
-	if (family == AF_INET || family == AF_INET6)
+		return format_ipv4(addr + 12, out, outsz);
+	if (family == AF_INET)
+		return format_ipv4(addr, out, outsz);
+	if (family == AF_INET6)
 		return inet_ntop(family, addr, out, outsz) ? 0 : -1;
 	return -1;
+}
+
+int events_format_uint(unsigned value, char *out, size_t outsz)
+{
+	char digits[10];
+	size_t n = 0;
+
+	do {
+		digits[n++] = (char)('0' + value % 10);
+		value /= 10;
+	} while (value);
+	if (n >= outsz)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = digits[n - 1 - i];
+	out[n] = '\0';
+	return 0;
 }
 
 static void handle_exchange(const struct sonde_http_event *ev)
@@ -111,7 +151,7 @@ static void handle_exchange(const struct sonde_http_event *ev)
 		request_labels(ev, &method, NULL, 0);
 	else
 		request_labels(ev, &method, route, sizeof(route));
-	snprintf(status, sizeof(status), "%d", code);
+	events_format_uint((unsigned)code, status, sizeof(status));
 	values[0] = info->service;
 	otlp_note_process(info, ev->hdr.tgid, comm);
 	duration_ns = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
@@ -119,7 +159,7 @@ static void handle_exchange(const struct sonde_http_event *ev)
 		if (events_format_address(ev->family, ev->daddr, peer,
 					  sizeof(peer)))
 			strcpy(peer, ROUTE_UNKNOWN);
-		snprintf(port, sizeof(port), "%u", ev->dport);
+		events_format_uint(ev->dport, port, sizeof(port));
 		values[HTTP_CLIENT_METHOD] = http1_method_name(method);
 		values[HTTP_CLIENT_STATUS] = status;
 		values[HTTP_CLIENT_ADDRESS] = peer;
@@ -127,7 +167,7 @@ static void handle_exchange(const struct sonde_http_event *ev)
 		registry_observe(&family_http_client, values, duration_ns);
 		return;
 	}
-	snprintf(port, sizeof(port), "%u", ev->sport);
+	events_format_uint(ev->sport, port, sizeof(port));
 	values[HTTP_SERVER_METHOD] = http1_method_name(method);
 	values[HTTP_SERVER_STATUS] = status;
 	values[HTTP_SERVER_ROUTE] = route;

@@ -19,6 +19,10 @@ int events_handle(void *ctx, void *data, size_t size);
 int events_format_address(__u16 family, const __u8 addr[16], char *out,
 			  size_t outsz);
 
+/* Writes value in decimal, as label text (a status code, a port). Returns
+ * 0, or -1 when out is too short. */
+int events_format_uint(unsigned value, char *out, size_t outsz);
+
 /* Appends sonde_events_received_total and sonde_parse_errors_total. */
 void events_render(struct strbuf *sb);
 

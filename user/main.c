@@ -33,7 +33,7 @@
 
 /* Records arrive without a wakeup each: the consumer drains every 20 ms,
  * or sooner when the kernel side sees the buffer filling up. */
-#define POLL_INTERVAL_MS 20
+#define POLL_INTERVAL_MS 5
 /* /readyz fails when the consumer has not come round for this long. */
 #define READY_STALL_NS (5ULL * 1000000000ULL)
 

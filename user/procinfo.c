@@ -316,25 +316,39 @@ static void procinfo_read(uint32_t pid, const char *comm, struct procinfo *out)
 	free(cgtext);
 }
 
+/* In front of the cache, by pid: every event asks for its process, and
+ * most come from a few busy ones. Emptied whenever an entry is forgotten. */
+#define RECENT_SLOTS 64
+
+static struct {
+	uint32_t pid;
+	struct procinfo *info;
+} recent[RECENT_SLOTS];
+
 const struct procinfo *procinfo_get(uint32_t pid, const char *comm)
 {
 	static struct procinfo unknown = { .service = "unknown",
 					   .verdict = SONDE_VERDICT_TRACE };
+	unsigned slot = pid % RECENT_SLOTS;
 	struct procinfo *info;
 	char key[16];
 
+	if (recent[slot].info && recent[slot].pid == pid)
+		return recent[slot].info;
 	snprintf(key, sizeof(key), "%u", pid);
 	info = strmap_get(&cache, key);
-	if (info)
-		return info;
-	info = malloc(sizeof(*info));
-	if (!info)
-		return &unknown;
-	procinfo_read(pid, comm, info);
-	if (!strmap_put(&cache, key, info)) {
-		free(info);
-		return &unknown;
+	if (!info) {
+		info = malloc(sizeof(*info));
+		if (!info)
+			return &unknown;
+		procinfo_read(pid, comm, info);
+		if (!strmap_put(&cache, key, info)) {
+			free(info);
+			return &unknown;
+		}
 	}
+	recent[slot].pid = pid;
+	recent[slot].info = info;
 	return info;
 }
 
@@ -348,6 +362,7 @@ void procinfo_forget(uint32_t pid)
 	char key[16];
 
 	snprintf(key, sizeof(key), "%u", pid);
+	memset(recent, 0, sizeof(recent));
 	free(strmap_remove(&cache, key));
 }
 
@@ -360,6 +375,7 @@ static void free_value(const char *key, void *value, void *arg)
 
 void procinfo_free(void)
 {
+	memset(recent, 0, sizeof(recent));
 	strmap_each(&cache, free_value, NULL);
 	strmap_clear(&cache);
 }

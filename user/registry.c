@@ -93,12 +93,17 @@ const struct histogram_bounds *registry_bounds(void)
 	return &bounds;
 }
 
-static uint64_t unix_now_ns(void)
+static uint64_t unix_ns(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t unix_now_ns(void)
+{
+	return unix_ns(CLOCK_REALTIME);
 }
 
 static struct service *service_get(const char *name)
@@ -178,22 +183,32 @@ void registry_cap_label(const struct metric_family *f, unsigned label,
 	pthread_mutex_unlock(&lock);
 }
 
-/* "family\x1fvalue\x1fvalue…" into key; returns -1 when it does not fit. */
+/* Appends len bytes of text at key[*off], keeping room for the NUL;
+ * returns -1 when they do not fit. */
+static int key_append(char *key, size_t keysz, size_t *off, const char *text,
+		      size_t len)
+{
+	if (len >= keysz - *off)
+		return -1;
+	memcpy(key + *off, text, len);
+	*off += len;
+	return 0;
+}
+
+/* "family\x1fvalue\x1fvalue…" into key; returns -1 when it does not fit.
+ * Built once per observation: memcpy, not snprintf. */
 static int series_key(const struct metric_family *f, const char *const *values,
 		      char *key, size_t keysz)
 {
 	size_t off = 0;
-	int n = snprintf(key, keysz, "%s", f->name);
 
-	if (n < 0 || (size_t)n >= keysz)
+	if (key_append(key, keysz, &off, f->name, strlen(f->name)))
 		return -1;
-	off = (size_t)n;
-	for (unsigned i = 0; i < f->nlabels; i++) {
-		n = snprintf(key + off, keysz - off, "\x1f%s", values[i]);
-		if (n < 0 || (size_t)n >= keysz - off)
+	for (unsigned i = 0; i < f->nlabels; i++)
+		if (key_append(key, keysz, &off, "\x1f", 1) ||
+		    key_append(key, keysz, &off, values[i], strlen(values[i])))
 			return -1;
-		off += (size_t)n;
-	}
+	key[off] = '\0';
 	return 0;
 }
 
@@ -253,6 +268,7 @@ static struct series *series_create(const char *key,
 	s->family = f;
 	family_note(f);
 	s->start_unix_ns = unix_now_ns();
+	s->last_unix_ns = s->start_unix_ns;
 	series[nseries++] = s;
 	return s;
 }
@@ -301,6 +317,7 @@ static struct series *lock_series(const struct metric_family *f,
 				  const char *const *values)
 {
 	struct series *s;
+	uint64_t now;
 
 	pthread_mutex_lock(&lock);
 	s = series_find_or_create(f, values);
@@ -309,7 +326,12 @@ static struct series *lock_series(const struct metric_family *f,
 		pthread_mutex_unlock(&lock);
 		return NULL;
 	}
-	s->last_unix_ns = unix_now_ns();
+	/* Only the TTL reads it: a tick's precision is plenty, and the
+	 * coarse clock is a plain read where the exact one may not be. It
+	 * may lag the exact start time of a new series by that tick. */
+	now = unix_ns(CLOCK_REALTIME_COARSE);
+	if (now > s->last_unix_ns)
+		s->last_unix_ns = now;
 	return s;
 }
 

@@ -11,14 +11,25 @@ struct strmap_entry {
 	char key[];
 };
 
-/* FNV-1a, 64-bit. */
+/* Eight bytes per step, then a final mix so that the low bits (the slot)
+ * depend on every byte: the series registry hashes a key of some 70 bytes
+ * for every event. */
 static uint64_t hash_string(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t len = strlen(s);
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ len, w;
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return h;
+	for (; len >= sizeof(w); s += sizeof(w), len -= sizeof(w)) {
+		memcpy(&w, s, sizeof(w));
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
+	}
+	w = 0;
+	memcpy(&w, s, len);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 33);
 }
 
 static struct strmap_entry **find_slot(const struct strmap *m, const char *key,

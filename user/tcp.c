@@ -116,7 +116,7 @@ static void connect_done(const struct sonde_tcp_event *ev, const char *service)
 
 	if (events_format_address(ev->family, ev->daddr, peer, sizeof(peer)))
 		strcpy(peer, ROUTE_UNKNOWN);
-	snprintf(port, sizeof(port), "%u", ev->dport);
+	events_format_uint(ev->dport, port, sizeof(port));
 	values[0] = service;
 	values[TCP_PEER_ADDRESS] = peer;
 	values[TCP_PEER_PORT] = port;

@@ -1,4 +1,5 @@
 /* The consumer: kernel records in, registry observations out. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 
 #include "events.h"
@@ -192,6 +193,40 @@ TEST(addresses_are_written_as_ipv4_or_ipv6)
 	CHECK(events_format_address(1, v4, out, sizeof(out)) == -1);
 }
 
+TEST(ipv4_addresses_match_inet_ntop_for_every_octet)
+{
+	__u8 v4[16] = { 0 };
+	char out[48], want[INET_ADDRSTRLEN];
+
+	for (unsigned i = 0; i < 256; i++) {
+		v4[0] = (__u8)i;
+		v4[1] = (__u8)(255 - i);
+		v4[2] = (__u8)(i * 7);
+		v4[3] = (__u8)(i / 3);
+		CHECK(events_format_address(2, v4, out, sizeof(out)) == 0);
+		inet_ntop(AF_INET, v4, want, sizeof(want));
+		CHECK(strcmp(out, want) == 0);
+	}
+	CHECK(events_format_address(2, v4, out, INET_ADDRSTRLEN - 1) == -1);
+}
+
+TEST(numbers_are_written_in_decimal_within_the_buffer)
+{
+	char out[12];
+
+	CHECK(events_format_uint(0, out, sizeof(out)) == 0);
+	CHECK(strcmp(out, "0") == 0);
+	CHECK(events_format_uint(503, out, sizeof(out)) == 0);
+	CHECK(strcmp(out, "503") == 0);
+	CHECK(events_format_uint(65535, out, sizeof(out)) == 0);
+	CHECK(strcmp(out, "65535") == 0);
+	CHECK(events_format_uint(4294967295u, out, sizeof(out)) == 0);
+	CHECK(strcmp(out, "4294967295") == 0);
+	CHECK(events_format_uint(8080, out, 4) == -1);
+	CHECK(events_format_uint(808, out, 4) == 0);
+	CHECK(strcmp(out, "808") == 0);
+}
+
 TEST(connect_results_come_from_the_socket_error)
 {
 	CHECK(strcmp(tcp_connect_result(0, 1), "ok") == 0);
@@ -291,5 +326,7 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(unparsable_responses_and_records_are_counted_not_stored),
 	  UNIT_CASE(client_exchanges_name_the_peer_not_the_route),
 	  UNIT_CASE(addresses_are_written_as_ipv4_or_ipv6),
+	  UNIT_CASE(ipv4_addresses_match_inet_ntop_for_every_octet),
+	  UNIT_CASE(numbers_are_written_in_decimal_within_the_buffer),
 	  UNIT_CASE(connect_results_come_from_the_socket_error),
 	  UNIT_CASE(tcp_events_are_charged_to_the_socket_owner))
