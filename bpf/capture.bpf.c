@@ -151,17 +151,24 @@ static __always_inline bool process_ignored(__u32 tgid)
 	       process_verdict(tgid) == SONDE_VERDICT_IGNORE;
 }
 
-/* The open file behind fd in the current process, or NULL. */
+/* The open file behind fd in the current process, or NULL. Checked at
+ * every exchange: the walk to the fd table is made of direct loads from
+ * the BTF-typed task (no helper call each); only the table slot, at a
+ * variable index, needs bpf_probe_read_kernel. */
 static __always_inline struct file *file_of_fd(__u32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = task->files;
+	struct fdtable *fdt;
 	struct file **fds;
 	struct file *file = NULL;
 
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!files)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
+	fdt = files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return NULL;
+	fds = fdt->fd;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
 		return NULL;
 	return file;
@@ -591,14 +598,15 @@ static __always_inline void conn_data(struct conn_key *key, struct conn *c,
  * user registers at syscall entry and leaves them alone until it returns
  * to user space, so sys_exit can read the arguments there: no sys_enter
  * program, no per-thread map, and a read that was already blocked when
- * sonde attached is seen like any other. */
+ * sonde attached is seen like any other. bpf_task_pt_regs gives a
+ * BTF-typed pointer: plain loads, not probe reads. */
 static __always_inline void syscall_args(__u32 *fd, __u64 *arg2)
 {
 	struct pt_regs *regs;
 
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	*fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	*arg2 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	*fd = PT_REGS_PARM1_SYSCALL(regs);
+	*arg2 = PT_REGS_PARM2_SYSCALL(regs);
 }
 
 /* The first data buffer of a read or write: plain, iovec or msghdr. */

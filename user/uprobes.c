@@ -249,10 +249,167 @@ static bool tls_programs_present(void)
 	return true;
 }
 
-/* Attaches the OpenSSL probes to the file at path; fills t->links. */
+/* x86-64 machine code, as far as choosing where a uprobe goes needs it.
+ * A uprobe on an instruction the kernel emulates (push, call, jumps, nops)
+ * costs one trap; on any other one (sub, mov, endbr64) the kernel also
+ * single-steps a copy of it, a second trap. Where traps are expensive
+ * (virtual machines: about 5 us against 19 us on the machines sonde is
+ * tested on) that decides what TLS tracing costs. */
+#define ENDBR64_LEN 4
+#if defined(__x86_64__)
+#define IS_X86_64 1
+#else
+#define IS_X86_64 0
+#endif
+
+static bool is_endbr64(const uint8_t *p, size_t n)
+{
+	return n >= ENDBR64_LEN && p[0] == 0xf3 && p[1] == 0x0f &&
+	       p[2] == 0x1e && p[3] == 0xfa;
+}
+
+/* push %r64: 50+r, or REX.B (41) 50+r. Returns its length, or 0. */
+static size_t push_len(const uint8_t *p, size_t n)
+{
+	if (n >= 1 && p[0] >= 0x50 && p[0] <= 0x57)
+		return 1;
+	if (n >= 2 && p[0] == 0x41 && p[1] >= 0x50 && p[1] <= 0x57)
+		return 2;
+	return 0;
+}
+
+/* The instructions a compiler puts before a wrapper's call: endbr64,
+ * push %r64, sub $imm,%rsp and mov %r64,%r64. Returns the length, or 0
+ * for anything else. */
+static size_t prologue_len(const uint8_t *p, size_t n)
+{
+	if (is_endbr64(p, n))
+		return ENDBR64_LEN;
+	if (push_len(p, n))
+		return push_len(p, n);
+	if (n >= 4 && p[0] == 0x48 && p[1] == 0x83 && p[2] == 0xec)
+		return 4; /* sub $imm8,%rsp */
+	if (n >= 7 && p[0] == 0x48 && p[1] == 0x81 && p[2] == 0xec)
+		return 7; /* sub $imm32,%rsp */
+	if (n >= 3 && (p[0] & 0xfa) == 0x48 && p[1] == 0x89 &&
+	    (p[2] & 0xc0) == 0xc0)
+		return 3; /* mov %r64,%r64 */
+	return 0;
+}
+
+static int64_t rel32_at(const uint8_t *p)
+{
+	int32_t rel;
+
+	memcpy(&rel, p, sizeof(rel));
+	return rel;
+}
+
+int uprobes_first_call(const uint8_t *code, size_t n, int64_t *target)
+{
+	size_t off = 0, len;
+
+	for (int i = 0; i < 4; i++) {
+		len = prologue_len(code + off, n - off);
+		if (!len)
+			break;
+		off += len;
+	}
+	if (off + 5 > n || code[off] != 0xe8)
+		return -1;
+	*target = (int64_t)(off + 5) + rel32_at(code + off + 1);
+	return 0;
+}
+
+bool uprobes_calls(const uint8_t *code, size_t n, int64_t target)
+{
+	for (size_t i = 0; i + 5 <= n; i++)
+		if (code[i] == 0xe8 &&
+		    (int64_t)(i + 5) + rel32_at(code + i + 1) == target)
+			return true;
+	return false;
+}
+
+int uprobes_cheap_entry(const uint8_t *code, size_t n, size_t *skip)
+{
+	size_t off = is_endbr64(code, n) ? ENDBR64_LEN : 0;
+
+	if (!push_len(code + off, n - off))
+		return -1;
+	*skip = off;
+	return 0;
+}
+
+static int read_code(const char *path, uint64_t offset, uint8_t *buf,
+		     size_t n)
+{
+	FILE *f = fopen(path, "re");
+	int rc = -1;
+
+	if (f && fseeko(f, (off_t)offset, SEEK_SET) == 0 &&
+	    fread(buf, 1, n, f) == n)
+		rc = 0;
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+/* OpenSSL's SSL_read and SSL_read_ex both call one internal function,
+ * ssl_read_internal(s, buf, num, &readbytes), which has SSL_read_ex's
+ * arguments and result (likewise for writes, since OpenSSL 1.1.1). It is
+ * not exported, but the wrapper SSL_read_ex calls it first thing. When
+ * that call is found, SSL_read calls the same function, and the function
+ * starts with a push, one probe there sees every read for a single trap,
+ * where SSL_read itself starts with sub $x,%rsp (two). Sets *inner to
+ * the probe's file offset and returns true; false leaves the exported
+ * functions to be probed. */
+static bool tls_internal_function(const char *path, uint64_t ex,
+				  uint64_t plain, uint64_t *inner)
+{
+	uint8_t wrapper[32], head[16], caller[128];
+	int64_t target;
+	size_t skip;
+
+	if (!IS_X86_64 || !ex || !plain || read_code(path, ex, wrapper, sizeof(wrapper)) ||
+	    uprobes_first_call(wrapper, sizeof(wrapper), &target))
+		return false;
+	target += (int64_t)ex;
+	if (target <= 0 || read_code(path, (uint64_t)target, head,
+				     sizeof(head)) ||
+	    uprobes_cheap_entry(head, sizeof(head), &skip) ||
+	    read_code(path, plain, caller, sizeof(caller)) ||
+	    !uprobes_calls(caller, sizeof(caller), target - (int64_t)plain))
+		return false;
+	*inner = (uint64_t)target + skip;
+	return true;
+}
+
+/* Entry and return probes of prog at offset (the return probe at the
+ * same offset shares the entry's trap); appended to t->links. */
+static int attach_tls_pair(struct tls_target *t, const char *path,
+			   enum tls_symbol prog, uint64_t offset)
+{
+	struct bpf_link *l;
+	int err;
+
+	l = attach_one(tls_entry_progs[prog], path, offset, false, 0, &err);
+	if (l)
+		t->links[t->nlinks++] = l;
+	l = err ? NULL :
+		  attach_one(tls_exit_progs[prog], path, offset, true, 0, &err);
+	if (l)
+		t->links[t->nlinks++] = l;
+	return err;
+}
+
+/* Attaches the OpenSSL probes to the file at path; fills t->links. Per
+ * direction: one pair on the internal function both wrappers call, or
+ * else a pair on each exported function. */
 static int attach_tls(struct tls_target *t, const char *path)
 {
-	uint64_t offs[SYM_COUNT];
+	static const enum tls_symbol ex_of[2] = { SYM_READ_EX, SYM_WRITE_EX };
+	static const enum tls_symbol plain_of[2] = { SYM_READ, SYM_WRITE };
+	uint64_t offs[SYM_COUNT], inner;
 	int found = elfsym_lookup(path, tls_symbols, SYM_COUNT, offs);
 	int err = 0;
 
@@ -260,20 +417,21 @@ static int attach_tls(struct tls_target *t, const char *path)
 		return found;
 	if (!offs[SYM_READ] || !offs[SYM_WRITE])
 		return -ENOENT;
-	for (int i = 0; i < SYM_COUNT && !err; i++) {
-		struct bpf_link *l;
+	for (int d = 0; d < 2 && !err; d++) {
+		enum tls_symbol ex = ex_of[d], plain = plain_of[d];
 
-		if (!offs[i])
+		if (tls_internal_function(path, offs[ex], offs[plain],
+					  &inner)) {
+			log_debug("%s: %s and %s probed where both go, at "
+				  "offset 0x%llx",
+				  path, tls_symbols[plain], tls_symbols[ex],
+				  (unsigned long long)inner);
+			err = attach_tls_pair(t, path, ex, inner);
 			continue;
-		l = attach_one(tls_entry_progs[i], path, offs[i], false, 0,
-			       &err);
-		if (l)
-			t->links[t->nlinks++] = l;
-		l = err ? NULL :
-			  attach_one(tls_exit_progs[i], path, offs[i], true, 0,
-				     &err);
-		if (l)
-			t->links[t->nlinks++] = l;
+		}
+		err = attach_tls_pair(t, path, plain, offs[plain]);
+		if (!err && offs[ex])
+			err = attach_tls_pair(t, path, ex, offs[ex]);
 	}
 	if (err) {
 		while (t->nlinks)
