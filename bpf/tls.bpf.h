@@ -115,7 +115,9 @@ static __always_inline long tls_bytes(struct pt_regs *ctx,
 
 	if (!call->is_ex)
 		return (int)ret > 0 ? (int)ret : 0;
-	if ((int)ret != 1 ||
+	/* _ex: 1 on success; the internal function they wrap may say so
+	 * with any positive value. */
+	if ((int)ret <= 0 ||
 	    bpf_probe_read_user(&n, sizeof(n), (void *)call->size_ptr))
 		return 0;
 	return n > 0x7fffffff ? 0x7fffffff : n;
