@@ -268,13 +268,23 @@ static __always_inline bool note_tgid(__u32 tgid)
 	return true;
 }
 
-static __always_inline void *tcp_event_reserve(void)
+/* A zeroed TCP event about socket sk, charged to tgid, with its header
+ * filled in; NULL (counted) when the ring is full. */
+static __always_inline struct sonde_tcp_event *tcp_event_reserve(__u32 tgid,
+								 __u64 sk)
 {
-	void *ev =
-		bpf_ringbuf_reserve(&events, sizeof(struct sonde_tcp_event), 0);
+	struct sonde_tcp_event *ev =
+		bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
-	if (!ev)
+	if (!ev) {
 		count_drop(SONDE_DROP_RINGBUF_FULL);
+		return NULL;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.tgid = tgid;
+	ev->hdr.kind = SONDE_EV_TCP;
+	ev->sk = sk;
 	return ev;
 }
 
@@ -293,15 +303,10 @@ static __always_inline void event_submit(void *ev)
 static __always_inline void tcp_event(__u64 sk, struct sock_owner *o, __u8 what,
 				      __u8 detail)
 {
-	struct sonde_tcp_event *ev = tcp_event_reserve();
+	struct sonde_tcp_event *ev = tcp_event_reserve(o->tgid, sk);
 
 	if (!ev)
 		return;
-	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->hdr.ts_ns = bpf_ktime_get_ns();
-	ev->hdr.tgid = o->tgid;
-	ev->hdr.kind = SONDE_EV_TCP;
-	ev->sk = sk;
 	ev->what = what;
 	ev->detail = detail;
 	ev->role = o->role;
@@ -781,15 +786,11 @@ static __always_inline void
 connect_done(struct trace_event_raw_inet_sock_set_state *ctx,
 	     struct sock_owner *o, bool established)
 {
-	struct sonde_tcp_event *ev = tcp_event_reserve();
+	struct sonde_tcp_event *ev =
+		tcp_event_reserve(o->tgid, (__u64)ctx->skaddr);
 
 	if (!ev)
 		return;
-	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->hdr.ts_ns = bpf_ktime_get_ns();
-	ev->hdr.tgid = o->tgid;
-	ev->hdr.kind = SONDE_EV_TCP;
-	ev->sk = (__u64)ctx->skaddr;
 	ev->duration_ns = ev->hdr.ts_ns - o->syn_ns;
 	ev->err = established ?
 			  0 :

@@ -280,11 +280,14 @@ def nginx(tmp_path):
     server.stop()
 
 
-def keepalive_requests(port, paths, connections=4, method="GET"):
+def keepalive_requests(port, paths, connections=4, method="GET",
+                       connect=None):
     """Sends every path once, spread round-robin over a few keep-alive
-    connections; returns the statuses in order."""
-    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-             for _ in range(connections)]
+    connections made by connect(port) (plain HTTP by default); returns the
+    statuses in order."""
+    connect = connect or (lambda p: http.client.HTTPConnection(
+        "127.0.0.1", p, timeout=10))
+    conns = [connect(port) for _ in range(connections)]
     statuses = []
     try:
         for i, path in enumerate(paths):

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from conftest import (HISTOGRAM, Server, Sonde, free_port, nginx_site,
-                      wait_for)
+from conftest import (HISTOGRAM, Server, Sonde, free_port, keepalive_requests,
+                      nginx_site, wait_for)
 
 CLIENT = "http_client_request_duration_seconds"
 
@@ -99,21 +99,10 @@ def https_requests(port, paths, connections=3):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    conns = [http.client.HTTPSConnection("127.0.0.1", port, context=ctx,
-                                         timeout=10)
-             for _ in range(connections)]
-    statuses = []
-    try:
-        for i, path in enumerate(paths):
-            c = conns[i % connections]
-            c.request("GET", path)
-            resp = c.getresponse()
-            resp.read()
-            statuses.append(resp.status)
-    finally:
-        for c in conns:
-            c.close()
-    return statuses
+    return keepalive_requests(
+        port, paths, connections,
+        connect=lambda p: http.client.HTTPSConnection(
+            "127.0.0.1", p, context=ctx, timeout=10))
 
 
 def client_series(sonde, port, service):
