@@ -13,6 +13,12 @@
  * served from OpenSSL's own buffer makes no syscall: the fd the SSL
  * object used last is kept per (tgid, SSL *) for it.
  *
+ * SSL_do_handshake (which SSL_accept and SSL_connect call) is probed the
+ * same way, for the fd alone. A server that reads ahead (nginx) takes a
+ * TLS 1.3 client's first request in with the client's Finished, and the
+ * SSL_read that returns it makes no syscall; and an SSL object allocated
+ * where a freed one was must not inherit the old object's fd.
+ *
  * Signatures (OpenSSL manual, SSL_read(3)):
  *   int SSL_read(SSL *ssl, void *buf, int num);             > 0: bytes
  *   int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
@@ -31,7 +37,8 @@ struct tls_call {
 	__s32 fd;	/* -1 until a syscall inside the call names it */
 	__u8 is_read;
 	__u8 is_ex;
-	__u8 pad[2];
+	__u8 is_handshake; /* no plaintext: the call only names the fd */
+	__u8 pad;
 };
 
 struct tls_session_key {
@@ -81,16 +88,17 @@ static __always_inline bool tls_claim(struct conn_key *key, struct conn *c)
 }
 
 static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
-				     bool is_ex)
+				     bool is_ex, bool is_handshake)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call call = {
 		.ssl = PT_REGS_PARM1(ctx),
-		.buf = PT_REGS_PARM2(ctx),
+		.buf = is_handshake ? 0 : PT_REGS_PARM2(ctx),
 		.size_ptr = is_ex ? PT_REGS_PARM4(ctx) : 0,
 		.fd = -1,
 		.is_read = is_read,
 		.is_ex = is_ex,
+		.is_handshake = is_handshake,
 	};
 
 	struct tls_call *known;
@@ -140,17 +148,22 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	if (!bpf_map_delete_elem(&tls_calls, &id))
 		__sync_fetch_and_add(&tls_calls_open, -1);
 	skey.ssl = call.ssl;
+	fdp = bpf_map_lookup_elem(&tls_fds, &skey);
 	if (call.fd >= 0) {
-		bpf_map_update_elem(&tls_fds, &skey, &call.fd, BPF_ANY);
-	} else {
-		fdp = bpf_map_lookup_elem(&tls_fds, &skey);
-		if (!fdp)
-			return 0;
+		if (!fdp || *fdp != call.fd)
+			bpf_map_update_elem(&tls_fds, &skey, &call.fd, BPF_ANY);
+	} else if (fdp) {
 		call.fd = *fdp;
 	}
+	if (call.is_handshake)
+		return 0;
 	n = tls_bytes(ctx, &call);
 	if (n <= 0)
 		return 0;
+	if (call.fd < 0) {
+		count_drop(SONDE_DROP_TLS_NO_SOCKET);
+		return 0;
+	}
 	key.fd = call.fd;
 	c = conn_find(&key);
 	if (!c)
@@ -160,21 +173,22 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	return 0;
 }
 
-#define TLS_PROGRAMS(name, is_read, is_ex)             \
-	SEC("uprobe")                                  \
-	int name##_entry(struct pt_regs *ctx)          \
-	{                                              \
-		return tls_enter(ctx, is_read, is_ex); \
-	}                                              \
-	SEC("uretprobe")                               \
-	int name##_exit(struct pt_regs *ctx)           \
-	{                                              \
-		return tls_exit(ctx);                  \
+#define TLS_PROGRAMS(name, is_read, is_ex, is_handshake)             \
+	SEC("uprobe")                                                \
+	int name##_entry(struct pt_regs *ctx)                        \
+	{                                                            \
+		return tls_enter(ctx, is_read, is_ex, is_handshake); \
+	}                                                            \
+	SEC("uretprobe")                                             \
+	int name##_exit(struct pt_regs *ctx)                         \
+	{                                                            \
+		return tls_exit(ctx);                                \
 	}
 
-TLS_PROGRAMS(ssl_read, true, false)
-TLS_PROGRAMS(ssl_write, false, false)
-TLS_PROGRAMS(ssl_read_ex, true, true)
-TLS_PROGRAMS(ssl_write_ex, false, true)
+TLS_PROGRAMS(ssl_read, true, false, false)
+TLS_PROGRAMS(ssl_write, false, false, false)
+TLS_PROGRAMS(ssl_read_ex, true, true, false)
+TLS_PROGRAMS(ssl_write_ex, false, true, false)
+TLS_PROGRAMS(ssl_handshake, false, false, true)
 
 #endif

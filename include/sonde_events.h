@@ -51,6 +51,7 @@ enum sonde_drop_reason {
 	SONDE_DROP_CONN_FULL,	     /* connection map insert failed */
 	SONDE_DROP_PROC_FULL,	     /* process map insert failed */
 	SONDE_DROP_SOCK_FULL,	     /* socket owner map insert failed */
+	SONDE_DROP_TLS_NO_SOCKET,    /* TLS plaintext, socket never seen */
 	SONDE_DROP_REASON_COUNT,
 };
 

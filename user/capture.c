@@ -33,6 +33,7 @@ static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
 	[SONDE_DROP_CONN_FULL] = "conn_map_full",
 	[SONDE_DROP_PROC_FULL] = "proc_map_full",
 	[SONDE_DROP_SOCK_FULL] = "sock_map_full",
+	[SONDE_DROP_TLS_NO_SOCKET] = "tls_no_socket",
 };
 
 static int print_libbpf(enum libbpf_print_level level, const char *fmt,

@@ -42,28 +42,39 @@
 /* Executables already checked for a static OpenSSL, by (dev, inode). */
 #define EXE_CACHE_LEN 4096
 
-enum tls_symbol { SYM_READ, SYM_WRITE, SYM_READ_EX, SYM_WRITE_EX, SYM_COUNT };
+enum tls_symbol {
+	SYM_READ,
+	SYM_WRITE,
+	SYM_READ_EX,
+	SYM_WRITE_EX,
+	SYM_HANDSHAKE,
+	SYM_COUNT
+};
 
 /* The OpenSSL functions and the programs that probe them (in
  * bpf/tls.bpf.h). SSL_read_ex and SSL_write_ex exist from OpenSSL 1.1.1
- * on; SSL_read and SSL_write are required. */
+ * on; SSL_read and SSL_write are required. SSL_do_handshake (every
+ * version has it) only tells which socket an SSL object uses. */
 static const char *const tls_symbols[SYM_COUNT] = {
 	[SYM_READ] = "SSL_read",
 	[SYM_WRITE] = "SSL_write",
 	[SYM_READ_EX] = "SSL_read_ex",
 	[SYM_WRITE_EX] = "SSL_write_ex",
+	[SYM_HANDSHAKE] = "SSL_do_handshake",
 };
 static const char *const tls_entry_progs[SYM_COUNT] = {
 	[SYM_READ] = "ssl_read_entry",
 	[SYM_WRITE] = "ssl_write_entry",
 	[SYM_READ_EX] = "ssl_read_ex_entry",
 	[SYM_WRITE_EX] = "ssl_write_ex_entry",
+	[SYM_HANDSHAKE] = "ssl_handshake_entry",
 };
 static const char *const tls_exit_progs[SYM_COUNT] = {
 	[SYM_READ] = "ssl_read_exit",
 	[SYM_WRITE] = "ssl_write_exit",
 	[SYM_READ_EX] = "ssl_read_ex_exit",
 	[SYM_WRITE_EX] = "ssl_write_ex_exit",
+	[SYM_HANDSHAKE] = "ssl_handshake_exit",
 };
 
 struct function_target {
@@ -404,7 +415,8 @@ static int attach_tls_pair(struct tls_target *t, const char *path,
 
 /* Attaches the OpenSSL probes to the file at path; fills t->links. Per
  * direction: one pair on the internal function both wrappers call, or
- * else a pair on each exported function. */
+ * else a pair on each exported function; and a pair on SSL_do_handshake
+ * when there is one. */
 static int attach_tls(struct tls_target *t, const char *path)
 {
 	static const enum tls_symbol ex_of[2] = { SYM_READ_EX, SYM_WRITE_EX };
@@ -433,6 +445,9 @@ static int attach_tls(struct tls_target *t, const char *path)
 		if (!err && offs[ex])
 			err = attach_tls_pair(t, path, ex, offs[ex]);
 	}
+	if (!err && offs[SYM_HANDSHAKE])
+		err = attach_tls_pair(t, path, SYM_HANDSHAKE,
+				      offs[SYM_HANDSHAKE]);
 	if (err) {
 		while (t->nlinks)
 			bpf_link__destroy(t->links[--t->nlinks]);

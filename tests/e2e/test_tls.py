@@ -5,6 +5,7 @@ and the ciphertext on the same sockets adds nothing."""
 import http.client
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -145,6 +146,70 @@ def test_nginx_https_server_and_curl_client(sonde, nginx_tls):
         ("GET", "200"): 50, ("GET", "503"): 10}, timeout=10,
         what="curl's client series")
     assert 1 in attached_targets(sonde).values()
+
+
+def request_with_finished(port, path):
+    """One TLS connection whose first request leaves in the same segment as
+    the handshake's last client message (what a fast client on a short
+    link looks like to the server): the handshake is run over memory BIOs,
+    and the client Finished and the encrypted request go out in one send.
+    nginx reads ahead, so OpenSSL takes the request in during the
+    handshake and the SSL_read that returns it makes no syscall. Returns
+    the status."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname="127.0.0.1")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(out.read())
+                data = sock.recv(65536)
+                assert data, "server closed during the handshake"
+                inc.write(data)
+        tls.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        sock.sendall(out.read())
+        reply = b""
+        while True:
+            try:
+                chunk = tls.read(65536)
+            except ssl.SSLWantReadError:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                inc.write(data)
+                continue
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+            if not chunk:
+                break
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_request_read_during_the_handshake_is_counted(sonde, cert, tmp_path):
+    """The SSL object learns its socket in the handshake: a request that
+    OpenSSL read together with the client Finished (TLS 1.3, where the
+    client speaks first after the handshake) is still counted, on the
+    right socket, for every connection."""
+    server = nginx_site(tmp_path, free_port(),
+                        NGINX_TLS_LISTEN.format(dir=tmp_path) +
+                        ";\n        ssl_protocols TLSv1.3")
+    try:
+        statuses = [request_with_finished(server.port, p)
+                    for p in ["/"] * 15 + ["/fail"] * 5]
+        assert statuses.count(200) == 15 and statuses.count(503) == 5
+        assert sonde.settled_series(server.port, 20) == {
+            ("GET", "200", "/"): 15,
+            ("GET", "503", "/fail"): 5,
+        }
+    finally:
+        server.stop()
 
 
 def test_without_tls_tracing_the_ciphertext_counts_nothing(nginx_tls):
