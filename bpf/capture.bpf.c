@@ -644,11 +644,21 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 	struct conn *c;
 	__u64 arg2;
 
-	if (ret <= 0 || process_ignored(key.tgid))
+	if (ret <= 0 && ret != -EAGAIN)
+		return 0;
+	if (process_ignored(key.tgid))
 		return 0;
 	syscall_args(&key.fd, &arg2);
+	if (ret <= 0) {
+		tls_note_blocked(&key);
+		return 0;
+	}
 	c = conn_find(&key);
-	if (!c || tls_claim(&key, c))
+	if (!c)
+		return 0;
+	if (is_read)
+		tls_note_read(&key);
+	if (tls_claim(&key, c))
 		return 0;
 	buf = io_first_buffer(arg2, how, &ret);
 	if (!buf || ret <= 0)

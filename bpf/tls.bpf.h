@@ -19,6 +19,15 @@
  * SSL_read that returns it makes no syscall; and an SSL object allocated
  * where a freed one was must not inherit the old object's fd.
  *
+ * Some programs feed OpenSSL through memory BIOs (node, python's
+ * SSLObject, event loops that do their own I/O): no call ever makes a
+ * syscall. The first such call marks the process; from then on, the
+ * last TCP socket each of its threads read from is remembered, and an
+ * SSL object with no syscall of its own takes that socket when it
+ * returns plaintext or finishes a handshake: such programs read the
+ * ciphertext and hand it to OpenSSL on the same thread, in the same
+ * callback. Writes keep the socket the object took last.
+ *
  * Signatures (OpenSSL manual, SSL_read(3)):
  *   int SSL_read(SSL *ssl, void *buf, int num);             > 0: bytes
  *   int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
@@ -47,6 +56,12 @@ struct tls_session_key {
 	__u32 pad;
 };
 
+struct tls_socket {
+	__s32 fd;
+	__u8 from_read; /* memory BIO: taken from the thread's last read */
+	__u8 pad[3];
+};
+
 /* LRU: a thread that dies inside a call leaves its entry behind. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -59,13 +74,46 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SONDE_MAX_TLS_SESSIONS);
 	__type(key, struct tls_session_key);
-	__type(value, __s32);
+	__type(value, struct tls_socket);
 } tls_fds SEC(".maps");
+
+/* Processes whose OpenSSL calls make no syscalls (memory BIOs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, __u8);
+} tls_bio_procs SEC(".maps");
+
+/* pid_tgid -> the TCP socket the thread read from last (those processes
+ * only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_TLS_CALLS);
+	__type(key, __u64);
+	__type(value, __s32);
+} tls_last_read SEC(".maps");
 
 /* Entries in tls_calls, or more (an entry the LRU evicted is never
  * subtracted): while it is 0, no thread is inside an OpenSSL call and the
  * syscall path need not look. */
 __u64 tls_calls_open;
+/* Set once a process has been put in tls_bio_procs: until then no read
+ * needs remembering. */
+__u32 tls_bio_seen;
+
+/* Called by the syscall path for every read on a tracked TCP connection,
+ * before the bytes are looked at. */
+static __always_inline void tls_note_read(const struct conn_key *key)
+{
+	__u64 id;
+
+	if (!tls_enabled || !*(volatile __u32 *)&tls_bio_seen ||
+	    !bpf_map_lookup_elem(&tls_bio_procs, &key->tgid))
+		return;
+	id = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&tls_last_read, &id, &key->fd, BPF_ANY);
+}
 
 /* Called by the syscall path for every read or write on a tracked TCP
  * connection. Returns true when OpenSSL carries the connection: the bytes
@@ -85,6 +133,26 @@ static __always_inline bool tls_claim(struct conn_key *key, struct conn *c)
 		c->tls = 1;
 	}
 	return c->tls;
+}
+
+/* A read or write that would block inside an OpenSSL call (a handshake
+ * waiting for the peer) still names the call's socket. */
+static __always_inline void tls_note_blocked(struct conn_key *key)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *call;
+	struct conn *c;
+
+	if (!tls_enabled || !*(volatile __u64 *)&tls_calls_open)
+		return;
+	call = bpf_map_lookup_elem(&tls_calls, &id);
+	if (!call)
+		return;
+	c = conn_find(key);
+	if (c) {
+		call->fd = key->fd;
+		c->tls = 1;
+	}
 }
 
 static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
@@ -131,14 +199,47 @@ static __always_inline long tls_bytes(struct pt_regs *ctx,
 	return n > 0x7fffffff ? 0x7fffffff : n;
 }
 
+/* The socket of a call that made no syscall: the one its SSL object is
+ * known to use, or, for a memory BIO, the thread's last read when the
+ * call returned plaintext or finished a handshake (a fresh SSL object
+ * takes it at once). -1 when there is none; the first such call marks
+ * the process. */
+static __always_inline __s32 tls_socket_of(const struct tls_session_key *skey,
+					   const struct tls_call *call,
+					   long ret, long n)
+{
+	struct tls_socket *known = bpf_map_lookup_elem(&tls_fds, skey);
+	struct tls_socket fresh = { .from_read = 1 };
+	__u64 id = bpf_get_current_pid_tgid();
+	__u8 yes = 1;
+	__s32 *last;
+
+	if (known && (!known->from_read ||
+		      !(call->is_handshake ? ret == 1 : call->is_read && n > 0)))
+		return known->fd;
+	last = bpf_map_lookup_elem(&tls_last_read, &id);
+	if (!last) {
+		if (!known && !bpf_map_lookup_elem(&tls_bio_procs, &skey->tgid)) {
+			bpf_map_update_elem(&tls_bio_procs, &skey->tgid, &yes,
+					    BPF_ANY);
+			tls_bio_seen = 1;
+		}
+		return known ? known->fd : -1;
+	}
+	fresh.fd = *last;
+	if (!known || known->fd != fresh.fd)
+		bpf_map_update_elem(&tls_fds, skey, &fresh, BPF_ANY);
+	return fresh.fd;
+}
+
 static __always_inline int tls_exit(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_session_key skey = { .tgid = id >> 32 };
 	struct conn_key key = { .tgid = id >> 32 };
 	struct tls_call *callp, call;
+	struct tls_socket *known;
 	struct conn *c;
-	__s32 *fdp;
 	long n;
 
 	callp = bpf_map_lookup_elem(&tls_calls, &id);
@@ -148,16 +249,16 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	if (!bpf_map_delete_elem(&tls_calls, &id))
 		__sync_fetch_and_add(&tls_calls_open, -1);
 	skey.ssl = call.ssl;
-	fdp = bpf_map_lookup_elem(&tls_fds, &skey);
+	n = call.is_handshake ? 0 : tls_bytes(ctx, &call);
 	if (call.fd >= 0) {
-		if (!fdp || *fdp != call.fd)
-			bpf_map_update_elem(&tls_fds, &skey, &call.fd, BPF_ANY);
-	} else if (fdp) {
-		call.fd = *fdp;
+		struct tls_socket seen = { .fd = call.fd };
+
+		known = bpf_map_lookup_elem(&tls_fds, &skey);
+		if (!known || known->fd != call.fd || known->from_read)
+			bpf_map_update_elem(&tls_fds, &skey, &seen, BPF_ANY);
+	} else {
+		call.fd = tls_socket_of(&skey, &call, PT_REGS_RC(ctx), n);
 	}
-	if (call.is_handshake)
-		return 0;
-	n = tls_bytes(ctx, &call);
 	if (n <= 0)
 		return 0;
 	if (call.fd < 0) {

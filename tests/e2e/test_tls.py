@@ -116,6 +116,12 @@ def client_series(sonde, port, service):
     return out
 
 
+def tls_no_socket(sonde):
+    return sum(v for n, labels, v in sonde.samples()
+               if n == "sonde_events_dropped_total"
+               and labels["reason"] == "tls_no_socket")
+
+
 def attached_targets(sonde):
     return {labels["target"]: v for n, labels, v in sonde.samples()
             if n == "sonde_uprobe_attached"}
@@ -208,6 +214,13 @@ def test_request_read_during_the_handshake_is_counted(sonde, cert, tmp_path):
             ("GET", "200", "/"): 15,
             ("GET", "503", "/fail"): 5,
         }
+        # The client ran OpenSSL over memory BIOs (no syscall inside any
+        # SSL call): its exchanges are tied to its socket all the same.
+        service = os.path.basename(os.path.realpath(sys.executable))
+        assert wait_for(lambda: client_series(sonde, server.port, service) ==
+                        {("GET", "200"): 15, ("GET", "503"): 5}, timeout=10,
+                        what="the memory-BIO client's series")
+        assert tls_no_socket(sonde) == 0
     finally:
         server.stop()
 
@@ -291,12 +304,12 @@ def ssl_library_path():
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="no node")
-def test_node_with_static_openssl_is_found_by_its_symbols(sonde, cert,
-                                                          tmp_path):
+def test_node_with_static_openssl_and_memory_bios(sonde, cert, tmp_path):
     """node carries OpenSSL in its executable (no libssl mapped): the exec
     scan finds SSL_read and SSL_write among its own symbols and attaches
-    there. (node feeds OpenSSL through memory BIOs, so its plaintext is
-    not tied to a socket yet: see README, known limits.)"""
+    there. node feeds OpenSSL through memory BIOs (libuv does the socket
+    I/O, outside any SSL call); the plaintext is still tied to the socket
+    the thread read the ciphertext from, and counted exactly."""
     node = os.path.realpath(shutil.which("node"))
     port = free_port()
     script = tmp_path / "server.js"
@@ -307,6 +320,17 @@ def test_node_with_static_openssl_is_found_by_its_symbols(sonde, cert,
         assert "libssl" not in open(f"/proc/{server.proc.pid}/maps").read()
         wait_for(lambda: attached_targets(sonde).get(node) == 1,
                  timeout=20, what=f"{node} attached")
-        assert https_requests(port, ["/n/1"] * 3) == [200] * 3
+        assert https_requests(port, ["/n/1"] * 6 + ["/boom"] * 2) == \
+            [200] * 6 + [500] * 2
+        assert curl(port, ["/n/2", "/n/3"]) == [200, 200]
+        series = sonde.settled_series(port, 10)
+        assert series == {
+            ("GET", "200", "/n/{id}"): 8,
+            ("GET", "500", "/boom"): 2,
+        }
+        assert {labels["service_name"] for n, labels, _ in sonde.samples()
+                if n == HISTOGRAM + "_count"
+                and labels["server_port"] == str(port)} == {"node"}
+        assert tls_no_socket(sonde) == 0
     finally:
         server.stop()
