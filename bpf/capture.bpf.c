@@ -650,14 +650,16 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 		return 0;
 	syscall_args(&key.fd, &arg2);
 	if (ret <= 0) {
-		tls_note_blocked(&key);
+		tls_note_fd(&key, NULL);
 		return 0;
 	}
 	c = conn_find(&key);
-	if (!c)
-		return 0;
 	if (is_read)
-		tls_note_read(&key);
+		tls_note_read(&key, c != NULL);
+	if (!c) {
+		tls_note_fd(&key, NULL);
+		return 0;
+	}
 	if (tls_claim(&key, c))
 		return 0;
 	buf = io_first_buffer(arg2, how, &ret);

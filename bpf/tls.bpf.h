@@ -43,7 +43,7 @@ struct tls_call {
 	__u64 ssl;
 	__u64 buf;
 	__u64 size_ptr; /* *_ex: where the byte count is written */
-	__s32 fd;	/* -1 until a syscall inside the call names it */
+	__s32 fd;	/* TLS_FD_NONE until a syscall inside the call names it */
 	__u8 is_read;
 	__u8 is_ex;
 	__u8 is_handshake; /* no plaintext: the call only names the fd */
@@ -102,17 +102,33 @@ __u64 tls_calls_open;
  * needs remembering. */
 __u32 tls_bio_seen;
 
-/* Called by the syscall path for every read on a tracked TCP connection,
- * before the bytes are looked at. */
-static __always_inline void tls_note_read(const struct conn_key *key)
-{
-	__u64 id;
+/* What a syscall inside an OpenSSL call says about the call's socket. */
+#define TLS_FD_NONE (-1)     /* no syscall yet */
+#define TLS_FD_UNTRACED (-2) /* an fd sonde does not trace (not TCP, or a
+			      * port filtered out): the call is not ours */
 
-	if (!tls_enabled || !*(volatile __u32 *)&tls_bio_seen ||
-	    !bpf_map_lookup_elem(&tls_bio_procs, &key->tgid))
+/* A read or write (or one that would block) on key->fd by this thread.
+ * Inside an OpenSSL call, it names the call's socket; c is its connection,
+ * NULL to look it up. A TCP connection is then marked TLS, so its
+ * ciphertext is not parsed. */
+static __always_inline void tls_note_fd(struct conn_key *key, struct conn *c)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *call;
+
+	if (!tls_enabled || !*(volatile __u64 *)&tls_calls_open)
 		return;
-	id = bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&tls_last_read, &id, &key->fd, BPF_ANY);
+	call = bpf_map_lookup_elem(&tls_calls, &id);
+	if (!call)
+		return;
+	if (!c)
+		c = conn_find(key);
+	if (c) {
+		call->fd = key->fd;
+		c->tls = 1;
+	} else if (call->fd == TLS_FD_NONE) {
+		call->fd = TLS_FD_UNTRACED;
+	}
 }
 
 /* Called by the syscall path for every read or write on a tracked TCP
@@ -120,39 +136,27 @@ static __always_inline void tls_note_read(const struct conn_key *key)
  * are ciphertext and must not reach the state machine. */
 static __always_inline bool tls_claim(struct conn_key *key, struct conn *c)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_call *call;
-
 	if (!tls_enabled)
 		return false;
-	if (!*(volatile __u64 *)&tls_calls_open)
-		return c->tls;
-	call = bpf_map_lookup_elem(&tls_calls, &id);
-	if (call) {
-		call->fd = key->fd;
-		c->tls = 1;
-	}
+	tls_note_fd(key, c);
 	return c->tls;
 }
 
-/* A read or write that would block inside an OpenSSL call (a handshake
- * waiting for the peer) still names the call's socket. */
-static __always_inline void tls_note_blocked(struct conn_key *key)
+/* Called by the syscall path for every read that returned bytes, before
+ * they are looked at; traced: key->fd is a connection sonde traces. A
+ * read on anything else is remembered as TLS_FD_UNTRACED, so plaintext
+ * decrypted after it is not tied to an older socket. */
+static __always_inline void tls_note_read(const struct conn_key *key,
+					  bool traced)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_call *call;
-	struct conn *c;
+	__s32 fd = traced ? (__s32)key->fd : TLS_FD_UNTRACED;
+	__u64 id;
 
-	if (!tls_enabled || !*(volatile __u64 *)&tls_calls_open)
+	if (!tls_enabled || !*(volatile __u32 *)&tls_bio_seen ||
+	    !bpf_map_lookup_elem(&tls_bio_procs, &key->tgid))
 		return;
-	call = bpf_map_lookup_elem(&tls_calls, &id);
-	if (!call)
-		return;
-	c = conn_find(key);
-	if (c) {
-		call->fd = key->fd;
-		c->tls = 1;
-	}
+	id = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&tls_last_read, &id, &fd, BPF_ANY);
 }
 
 static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
@@ -163,7 +167,7 @@ static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
 		.ssl = PT_REGS_PARM1(ctx),
 		.buf = is_handshake ? 0 : PT_REGS_PARM2(ctx),
 		.size_ptr = is_ex ? PT_REGS_PARM4(ctx) : 0,
-		.fd = -1,
+		.fd = TLS_FD_NONE,
 		.is_read = is_read,
 		.is_ex = is_ex,
 		.is_handshake = is_handshake,
@@ -202,8 +206,8 @@ static __always_inline long tls_bytes(struct pt_regs *ctx,
 /* The socket of a call that made no syscall: the one its SSL object is
  * known to use, or, for a memory BIO, the thread's last read when the
  * call returned plaintext or finished a handshake (a fresh SSL object
- * takes it at once). -1 when there is none; the first such call marks
- * the process. */
+ * takes it at once). TLS_FD_NONE when there is none; the first such call
+ * marks the process. */
 static __always_inline __s32 tls_socket_of(const struct tls_session_key *skey,
 					   const struct tls_call *call,
 					   long ret, long n)
@@ -224,7 +228,7 @@ static __always_inline __s32 tls_socket_of(const struct tls_session_key *skey,
 					    BPF_ANY);
 			tls_bio_seen = 1;
 		}
-		return known ? known->fd : -1;
+		return known ? known->fd : TLS_FD_NONE;
 	}
 	fresh.fd = *last;
 	if (!known || known->fd != fresh.fd)
@@ -250,7 +254,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 		__sync_fetch_and_add(&tls_calls_open, -1);
 	skey.ssl = call.ssl;
 	n = call.is_handshake ? 0 : tls_bytes(ctx, &call);
-	if (call.fd >= 0) {
+	if (call.fd != TLS_FD_NONE) {
 		struct tls_socket seen = { .fd = call.fd };
 
 		known = bpf_map_lookup_elem(&tls_fds, &skey);
@@ -259,7 +263,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	} else {
 		call.fd = tls_socket_of(&skey, &call, PT_REGS_RC(ctx), n);
 	}
-	if (n <= 0)
+	if (n <= 0 || call.fd == TLS_FD_UNTRACED)
 		return 0;
 	if (call.fd < 0) {
 		count_drop(SONDE_DROP_TLS_NO_SOCKET);

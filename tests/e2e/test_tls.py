@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from conftest import (HISTOGRAM, Server, Sonde, free_port, keepalive_requests,
-                      nginx_site, wait_for)
+from conftest import (HISTOGRAM, NGINX_SITE, Server, Sonde, free_port,
+                      keepalive_requests, nginx_server, nginx_site, wait_for)
 
 CLIENT = "http_client_request_duration_seconds"
 
@@ -223,6 +223,47 @@ def test_request_read_during_the_handshake_is_counted(sonde, cert, tmp_path):
         assert tls_no_socket(sonde) == 0
     finally:
         server.stop()
+
+
+def test_tls_on_an_excluded_port_is_not_tied_to_another_socket(cert,
+                                                               tmp_path):
+    """One nginx worker serves HTTPS on a port sonde excludes and plain
+    HTTP on one it traces; one client thread alternates between them,
+    its TLS over memory BIOs. nginx's OpenSSL syscalls name the excluded
+    socket, so its TLS plaintext is fed to no traced connection: the
+    plain port counts exactly its own requests. (A port rule matches the
+    local port: the client's side of the TLS connections is traced, and
+    tied to the right socket among the client's two.)"""
+    tls_port, plain_port = free_port(), free_port()
+    tls_site = NGINX_SITE.format(
+        dir=tmp_path, port=tls_port,
+        listen=NGINX_TLS_LISTEN.format(dir=tmp_path) +
+        ";\n        ssl_protocols TLSv1.3")
+    plain_site = NGINX_SITE.format(dir=tmp_path, port=plain_port, listen="")
+    server = nginx_server(tmp_path, tls_port, tls_site + plain_site)
+    s = Sonde("--exclude", f"port={tls_port}")
+    try:
+        plain = http.client.HTTPConnection("127.0.0.1", plain_port,
+                                           timeout=10)
+        statuses = []
+        for i in range(10):
+            statuses.append(request_with_finished(tls_port, "/fail"))
+            plain.request("GET", f"/users/{i}")
+            resp = plain.getresponse()
+            resp.read()
+            statuses.append(resp.status)
+        plain.close()
+        assert statuses == [503, 200] * 10
+        assert s.settled_series(plain_port, 10) == {
+            ("GET", "200", "/users/{id}"): 10}
+        service = os.path.basename(os.path.realpath(sys.executable))
+        assert client_series(s, plain_port, service) == {("GET", "200"): 10}
+        assert s.series(tls_port) == {}
+        assert client_series(s, tls_port, service) == {("GET", "503"): 10}
+        assert tls_no_socket(s) == 0
+    finally:
+        server.stop()
+        assert s.stop() == 0, s.output()
 
 
 def test_without_tls_tracing_the_ciphertext_counts_nothing(nginx_tls):
