@@ -644,23 +644,19 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 	struct conn *c;
 	__u64 arg2;
 
-	if (ret <= 0 && ret != -EAGAIN)
+	/* A read that would block carries no bytes, but inside an OpenSSL
+	 * call (a handshake waiting for the peer) it names the socket. */
+	if (ret <= 0 && (ret != -EAGAIN || !tls_calls_maybe_open()))
 		return 0;
 	if (process_ignored(key.tgid))
 		return 0;
 	syscall_args(&key.fd, &arg2);
-	if (ret <= 0) {
-		tls_note_fd(&key, NULL);
-		return 0;
-	}
 	c = conn_find(&key);
-	if (is_read)
+	if (is_read && ret > 0)
 		tls_note_read(&key, c != NULL);
-	if (!c) {
-		tls_note_fd(&key, NULL);
-		return 0;
-	}
-	if (tls_claim(&key, c))
+	tls_note_fd(&key, c);
+	/* On a connection OpenSSL carries, the bytes are ciphertext. */
+	if (ret <= 0 || !c || c->tls)
 		return 0;
 	buf = io_first_buffer(arg2, how, &ret);
 	if (!buf || ret <= 0)

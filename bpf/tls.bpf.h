@@ -107,39 +107,34 @@ __u32 tls_bio_seen;
 #define TLS_FD_UNTRACED (-2) /* an fd sonde does not trace (not TCP, or a
 			      * port filtered out): the call is not ours */
 
-/* A read or write (or one that would block) on key->fd by this thread.
- * Inside an OpenSSL call, it names the call's socket; c is its connection,
- * NULL to look it up. A TCP connection is then marked TLS, so its
- * ciphertext is not parsed. */
-static __always_inline void tls_note_fd(struct conn_key *key, struct conn *c)
+/* False while no thread is inside an OpenSSL call: the syscall path then
+ * has nothing to tell the TLS programs. */
+static __always_inline bool tls_calls_maybe_open(void)
+{
+	return tls_enabled && *(volatile __u64 *)&tls_calls_open;
+}
+
+/* A read or write (or one that would block) on key->fd by this thread;
+ * c is its connection, NULL when sonde does not trace the fd. Inside an
+ * OpenSSL call, it names the call's socket, and a traced connection is
+ * marked TLS so that its ciphertext is not parsed. */
+static __always_inline void tls_note_fd(const struct conn_key *key,
+					struct conn *c)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *call;
 
-	if (!tls_enabled || !*(volatile __u64 *)&tls_calls_open)
+	if (!tls_calls_maybe_open())
 		return;
 	call = bpf_map_lookup_elem(&tls_calls, &id);
 	if (!call)
 		return;
-	if (!c)
-		c = conn_find(key);
 	if (c) {
 		call->fd = key->fd;
 		c->tls = 1;
 	} else if (call->fd == TLS_FD_NONE) {
 		call->fd = TLS_FD_UNTRACED;
 	}
-}
-
-/* Called by the syscall path for every read or write on a tracked TCP
- * connection. Returns true when OpenSSL carries the connection: the bytes
- * are ciphertext and must not reach the state machine. */
-static __always_inline bool tls_claim(struct conn_key *key, struct conn *c)
-{
-	if (!tls_enabled)
-		return false;
-	tls_note_fd(key, c);
-	return c->tls;
 }
 
 /* Called by the syscall path for every read that returned bytes, before
@@ -203,37 +198,42 @@ static __always_inline long tls_bytes(struct pt_regs *ctx,
 	return n > 0x7fffffff ? 0x7fffffff : n;
 }
 
-/* The socket of a call that made no syscall: the one its SSL object is
- * known to use, or, for a memory BIO, the thread's last read when the
- * call returned plaintext or finished a handshake (a fresh SSL object
- * takes it at once). TLS_FD_NONE when there is none; the first such call
- * marks the process. */
-static __always_inline __s32 tls_socket_of(const struct tls_session_key *skey,
-					   const struct tls_call *call,
-					   long ret, long n)
+/* The socket the call's plaintext belongs to, kept per SSL object. A
+ * syscall inside the call named it; or else the object's known one; or,
+ * for a memory BIO, the thread's last read when the call returned
+ * plaintext or finished a handshake (a fresh SSL object takes it at
+ * once). TLS_FD_NONE when there is none; the first such call marks the
+ * process. */
+static __always_inline __s32 tls_socket(const struct tls_session_key *skey,
+					const struct tls_call *call, long ret,
+					long n)
 {
 	struct tls_socket *known = bpf_map_lookup_elem(&tls_fds, skey);
-	struct tls_socket fresh = { .from_read = 1 };
+	struct tls_socket seen = { .fd = call->fd };
 	__u64 id = bpf_get_current_pid_tgid();
+	bool fed = call->is_handshake ? ret == 1 : call->is_read && n > 0;
 	__u8 yes = 1;
 	__s32 *last;
 
-	if (known && (!known->from_read ||
-		      !(call->is_handshake ? ret == 1 : call->is_read && n > 0)))
-		return known->fd;
-	last = bpf_map_lookup_elem(&tls_last_read, &id);
-	if (!last) {
-		if (!known && !bpf_map_lookup_elem(&tls_bio_procs, &skey->tgid)) {
-			bpf_map_update_elem(&tls_bio_procs, &skey->tgid, &yes,
-					    BPF_ANY);
-			tls_bio_seen = 1;
+	if (call->fd == TLS_FD_NONE) {
+		if (known && (!known->from_read || !fed))
+			return known->fd;
+		last = bpf_map_lookup_elem(&tls_last_read, &id);
+		if (!last) {
+			if (!known &&
+			    !bpf_map_lookup_elem(&tls_bio_procs, &skey->tgid)) {
+				bpf_map_update_elem(&tls_bio_procs, &skey->tgid,
+						    &yes, BPF_ANY);
+				tls_bio_seen = 1;
+			}
+			return known ? known->fd : TLS_FD_NONE;
 		}
-		return known ? known->fd : TLS_FD_NONE;
+		seen.fd = *last;
+		seen.from_read = 1;
 	}
-	fresh.fd = *last;
-	if (!known || known->fd != fresh.fd)
-		bpf_map_update_elem(&tls_fds, skey, &fresh, BPF_ANY);
-	return fresh.fd;
+	if (!known || known->fd != seen.fd || known->from_read != seen.from_read)
+		bpf_map_update_elem(&tls_fds, skey, &seen, BPF_ANY);
+	return seen.fd;
 }
 
 static __always_inline int tls_exit(struct pt_regs *ctx)
@@ -242,7 +242,6 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	struct tls_session_key skey = { .tgid = id >> 32 };
 	struct conn_key key = { .tgid = id >> 32 };
 	struct tls_call *callp, call;
-	struct tls_socket *known;
 	struct conn *c;
 	long n;
 
@@ -254,15 +253,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 		__sync_fetch_and_add(&tls_calls_open, -1);
 	skey.ssl = call.ssl;
 	n = call.is_handshake ? 0 : tls_bytes(ctx, &call);
-	if (call.fd != TLS_FD_NONE) {
-		struct tls_socket seen = { .fd = call.fd };
-
-		known = bpf_map_lookup_elem(&tls_fds, &skey);
-		if (!known || known->fd != call.fd || known->from_read)
-			bpf_map_update_elem(&tls_fds, &skey, &seen, BPF_ANY);
-	} else {
-		call.fd = tls_socket_of(&skey, &call, PT_REGS_RC(ctx), n);
-	}
+	call.fd = tls_socket(&skey, &call, PT_REGS_RC(ctx), n);
 	if (n <= 0 || call.fd == TLS_FD_UNTRACED)
 		return 0;
 	if (call.fd < 0) {

@@ -22,6 +22,9 @@ CLIENT = "http_client_request_duration_seconds"
 NGINX_TLS_LISTEN = """ ssl;
         ssl_certificate {dir}/cert.pem;
         ssl_certificate_key {dir}/key.pem"""
+# TLS 1.3 only: the client's Finished and first request can share a segment.
+NGINX_TLS13_LISTEN = NGINX_TLS_LISTEN + """;
+        ssl_protocols TLSv1.3"""
 
 # http.server behind ssl.SSLContext.wrap_socket: python's _ssl module
 # calls SSL_read_ex / SSL_write_ex in libssl.
@@ -204,8 +207,7 @@ def test_request_read_during_the_handshake_is_counted(sonde, cert, tmp_path):
     client speaks first after the handshake) is still counted, on the
     right socket, for every connection."""
     server = nginx_site(tmp_path, free_port(),
-                        NGINX_TLS_LISTEN.format(dir=tmp_path) +
-                        ";\n        ssl_protocols TLSv1.3")
+                        NGINX_TLS13_LISTEN.format(dir=tmp_path))
     try:
         statuses = [request_with_finished(server.port, p)
                     for p in ["/"] * 15 + ["/fail"] * 5]
@@ -237,8 +239,7 @@ def test_tls_on_an_excluded_port_is_not_tied_to_another_socket(cert,
     tls_port, plain_port = free_port(), free_port()
     tls_site = NGINX_SITE.format(
         dir=tmp_path, port=tls_port,
-        listen=NGINX_TLS_LISTEN.format(dir=tmp_path) +
-        ";\n        ssl_protocols TLSv1.3")
+        listen=NGINX_TLS13_LISTEN.format(dir=tmp_path))
     plain_site = NGINX_SITE.format(dir=tmp_path, port=plain_port, listen="")
     server = nginx_server(tmp_path, tls_port, tls_site + plain_site)
     s = Sonde("--exclude", f"port={tls_port}")
