@@ -150,6 +150,22 @@ static int http1_parse_content_length(const char *p, size_t n, size_t *out)
 	return 0;
 }
 
+/* The value of the field line "name: value" (name_len bytes of name, then
+ * the colon) as line[*v..*v_end), without the optional whitespace around
+ * it (RFC 9112 section 5). */
+static void field_value(const char *line, size_t line_len, size_t name_len,
+			size_t *v, size_t *v_end)
+{
+	size_t b = name_len + 1, e = line_len;
+
+	while (b < e && (line[b] == ' ' || line[b] == '\t'))
+		b++;
+	while (e > b && (line[e - 1] == ' ' || line[e - 1] == '\t'))
+		e--;
+	*v = b;
+	*v_end = e;
+}
+
 /* Length of the body that follows the request head buf[start..end) (end
  * from http1_head_end), so that the next pipelined request can be found.
  * Returns -1 when it cannot be known from the head alone: any
@@ -182,14 +198,7 @@ static int http1_request_body_len(const char *buf, size_t start, size_t end,
 		    line[name_len] != ':')
 			return -1;
 
-		/* Trim the optional whitespace around the value. */
-		v = name_len + 1;
-		v_end = line_len;
-		while (v < v_end && (line[v] == ' ' || line[v] == '\t'))
-			v++;
-		while (v_end > v &&
-		       (line[v_end - 1] == ' ' || line[v_end - 1] == '\t'))
-			v_end--;
+		field_value(line, line_len, name_len, &v, &v_end);
 
 		if (http1_field_name_is(line, name_len, "transfer-encoding"))
 			return -1;
@@ -336,13 +345,7 @@ int http1_find_header(const char *buf, size_t len, unsigned idx,
 		if (line_len <= name_len || line[name_len] != ':' ||
 		    !http1_field_name_is_ci(line, name_len, name))
 			continue;
-		v = name_len + 1;
-		v_end = line_len;
-		while (v < v_end && (line[v] == ' ' || line[v] == '\t'))
-			v++;
-		while (v_end > v &&
-		       (line[v_end - 1] == ' ' || line[v_end - 1] == '\t'))
-			v_end--;
+		field_value(line, line_len, name_len, &v, &v_end);
 		*value = line + v;
 		*value_len = v_end - v;
 		return 0;
