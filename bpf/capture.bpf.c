@@ -97,6 +97,22 @@ struct {
 	__uint(max_entries, SONDE_RINGBUF_BYTES);
 } events SEC(".maps");
 
+struct cpu_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SONDE_CPU_RING_TEMPLATE_BYTES);
+};
+
+/* CPU number -> that CPU's ring, created and filled in by the daemon (the
+ * array is sized to the CPU count at load). A ring shared by all CPUs
+ * makes every exchange pay for its lock and positions bouncing between
+ * caches; per CPU, the producer finds them where it left them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct cpu_ring);
+} cpu_events SEC(".maps");
+
 /* Template for a new connection: inserted, then filled in place, because a
  * struct conn does not fit on the BPF stack. */
 static const struct conn zero_conn;
@@ -288,15 +304,28 @@ static __always_inline struct sonde_tcp_event *tcp_event_reserve(__u32 tgid,
 	return ev;
 }
 
-/* No wakeup per event: the daemon polls on a short timer, and is woken
- * only when the buffer starts to fill. */
-static __always_inline void event_submit(void *ev)
+/* The current CPU's ring, or the shared one when it has none. Events of
+ * one kind whose order matters (a connection's open before its close, a
+ * process's exit) stay on the shared ring; an exchange is complete in
+ * itself. The program may move to another CPU before it reserves: the
+ * ring's lock keeps that correct, only slower. */
+static __always_inline void *cpu_ring(void)
 {
-	long fill = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u32 cpu = bpf_get_smp_processor_id();
+	void *ring = bpf_map_lookup_elem(&cpu_events, &cpu);
 
-	bpf_ringbuf_submit(ev, fill > SONDE_RINGBUF_WAKE_BYTES ?
-				       BPF_RB_FORCE_WAKEUP :
-				       BPF_RB_NO_WAKEUP);
+	return ring ? ring : (void *)&events;
+}
+
+/* No wakeup per event: the daemon polls on a short timer, and is woken
+ * only when a quarter of the ring is waiting. */
+static __always_inline void event_submit(void *ring, void *ev)
+{
+	__u64 fill = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	__u64 size = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);
+
+	bpf_ringbuf_submit(ev, fill > size / 4 ? BPF_RB_FORCE_WAKEUP :
+						 BPF_RB_NO_WAKEUP);
 }
 
 /* Sends a TCP event for the socket sk owned by o. */
@@ -311,7 +340,7 @@ static __always_inline void tcp_event(__u64 sk, struct sock_owner *o, __u8 what,
 	ev->detail = detail;
 	ev->role = o->role;
 	__builtin_memcpy(ev->comm, o->comm, sizeof(ev->comm));
-	event_submit(ev);
+	event_submit(&events, ev);
 }
 
 /* Remembers that the current process owns sk, unless a live owner is
@@ -479,9 +508,10 @@ static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
 {
 	struct sonde_http_event *ev;
 	__u32 len = n > SONDE_RESP_CAP ? SONDE_RESP_CAP : n;
+	void *ring = cpu_ring();
 	__u32 end;
 
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	ev = bpf_ringbuf_reserve(ring, sizeof(*ev), 0);
 	if (!ev) {
 		count_drop(SONDE_DROP_RINGBUF_FULL);
 		return true;
@@ -517,7 +547,7 @@ static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
 	ev->role = c->role;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	__builtin_memcpy(ev->req, c->req, SONDE_REQ_CAP);
-	event_submit(ev);
+	event_submit(ring, ev);
 	note_process(key->tgid, c);
 	return true;
 }
@@ -816,7 +846,7 @@ connect_done(struct trace_event_raw_inet_sock_set_state *ctx,
 				   SONDE_TCP_CONNECT_FAILED;
 	ev->role = ROLE_CLIENT;
 	__builtin_memcpy(ev->comm, o->comm, sizeof(ev->comm));
-	event_submit(ev);
+	event_submit(&events, ev);
 }
 
 /* Every TCP state change. Client connects are timed from SYN_SENT to

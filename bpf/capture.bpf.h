@@ -29,11 +29,14 @@
 #define SONDE_MAX_TLS_SESSIONS 32768
 /* Threads inside a --uprobe function at once. */
 #define SONDE_MAX_FUNC_CALLS 16384
-/* 4 MiB holds ~8000 exchange events: 160 ms of 50k requests/s while the
- * daemon polls every 20 ms. */
-#define SONDE_RINGBUF_BYTES (4 << 20)
-/* Wake the daemon early once a quarter of the buffer is waiting. */
-#define SONDE_RINGBUF_WAKE_BYTES (SONDE_RINGBUF_BYTES / 4)
+/* The shared ring: TCP and process events, and exchanges when a CPU has no
+ * ring of its own. */
+#define SONDE_RINGBUF_BYTES (1 << 20)
+/* Exchanges go to a ring per CPU (the daemon sizes them: see
+ * capture_cpu_ring_bytes), so that producers on different CPUs do not
+ * contend for one ring's lock and positions. This size is only the
+ * template's. */
+#define SONDE_CPU_RING_TEMPLATE_BYTES (256 << 10)
 /* Bytes looked at to classify a buffer: a method token or a status line. */
 #define SONDE_PEEK 16
 

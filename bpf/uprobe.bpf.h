@@ -54,7 +54,7 @@ int func_exit(struct pt_regs *ctx)
 	if (!start)
 		return 0;
 	now = bpf_ktime_get_ns();
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	ev = bpf_ringbuf_reserve(cpu_ring(), sizeof(*ev), 0);
 	if (!ev) {
 		count_drop(SONDE_DROP_RINGBUF_FULL);
 		bpf_map_delete_elem(&func_starts, &key);

@@ -15,6 +15,9 @@
 #include "sonde_events.h"
 
 #define MAX_PROGRAMS 64
+#define CPU_RING_MAX (2u << 20)
+#define CPU_RING_MIN (256u << 10)
+#define CPU_RINGS_BUDGET (8u << 20)
 
 struct program_status {
 	const char *name;
@@ -25,6 +28,9 @@ struct program_status {
 static struct capture_bpf *skel;
 static bool select_on;
 static struct ring_buffer *ring;
+/* The per-CPU exchange rings (the cpu_events array's values). */
+static int *cpu_ring_fds;
+static int ncpu_rings;
 static struct program_status programs[MAX_PROGRAMS];
 static int nprograms;
 
@@ -106,9 +112,62 @@ static int attach_all(void)
 	return 0;
 }
 
+size_t capture_cpu_ring_bytes(int ncpus)
+{
+	size_t bytes = CPU_RING_MAX;
+
+	while (bytes > CPU_RING_MIN && bytes * (size_t)ncpus > CPU_RINGS_BUDGET)
+		bytes /= 2;
+	return bytes;
+}
+
+/* Creates a ring per CPU, puts it in cpu_events and has ring read it. A
+ * CPU left without one (out of memory) sends its exchanges through the
+ * shared ring: slower, nothing lost. */
+static void open_cpu_rings(capture_event_fn fn, void *ctx)
+{
+	int outer = bpf_map__fd(skel->maps.cpu_events);
+	int n = (int)bpf_map__max_entries(skel->maps.cpu_events);
+	size_t bytes = capture_cpu_ring_bytes(n);
+
+	cpu_ring_fds = calloc(n, sizeof(*cpu_ring_fds));
+	if (!cpu_ring_fds) {
+		log_error("no memory for per-CPU rings: using the shared one");
+		return;
+	}
+	for (__u32 cpu = 0; cpu < (__u32)n; cpu++) {
+		int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "sonde_cpu_ring",
+					0, 0, bytes, NULL);
+
+		if (fd < 0 || bpf_map_update_elem(outer, &cpu, &fd, BPF_ANY) ||
+		    ring_buffer__add(ring, fd, (ring_buffer_sample_fn)fn,
+				     ctx)) {
+			log_error("cannot set up the ring of CPU %u (%s): its "
+				  "exchanges go through the shared ring",
+				  cpu, strerror(errno));
+			bpf_map_delete_elem(outer, &cpu);
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		cpu_ring_fds[ncpu_rings++] = fd;
+	}
+	log_debug("%d per-CPU rings of %zu KiB", ncpu_rings, bytes >> 10);
+}
+
+static void close_cpu_rings(void)
+{
+	for (int i = 0; i < ncpu_rings; i++)
+		close(cpu_ring_fds[i]);
+	free(cpu_ring_fds);
+	cpu_ring_fds = NULL;
+	ncpu_rings = 0;
+}
+
 int capture_start(const struct capture_options *o, capture_event_fn fn,
 		  void *ctx)
 {
+	int ncpus = libbpf_num_possible_cpus();
 	int err;
 
 	libbpf_set_print(print_libbpf);
@@ -127,6 +186,8 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	skel->rodata->report_execs = o->tls;
 	skel->rodata->tls_enabled = o->tls;
 	set_uprobe_autoload(o);
+	if (ncpus > 0)
+		bpf_map__set_max_entries(skel->maps.cpu_events, ncpus);
 	err = check_map_layout();
 	if (err)
 		goto fail;
@@ -147,6 +208,7 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 		log_error("cannot open the ring buffer: %s", strerror(-err));
 		goto fail;
 	}
+	open_cpu_rings(fn, ctx);
 	return 0;
 fail:
 	capture_stop();
@@ -276,6 +338,7 @@ void capture_stop(void)
 {
 	ring_buffer__free(ring);
 	ring = NULL;
+	close_cpu_rings();
 	for (int i = 0; i < nprograms; i++)
 		bpf_link__destroy(programs[i].link);
 	nprograms = 0;

@@ -1,0 +1,35 @@
+/* The loader's sizing of the per-CPU exchange rings. */
+#include "capture.h"
+#include "unit.h"
+
+TEST(cpu_rings_are_2_mib_up_to_4_cpus)
+{
+	CHECK(capture_cpu_ring_bytes(1) == 2u << 20);
+	CHECK(capture_cpu_ring_bytes(2) == 2u << 20);
+	CHECK(capture_cpu_ring_bytes(4) == 2u << 20);
+}
+
+TEST(cpu_rings_shrink_to_keep_the_budget)
+{
+	CHECK(capture_cpu_ring_bytes(5) == 1u << 20);
+	CHECK(capture_cpu_ring_bytes(8) == 1u << 20);
+	CHECK(capture_cpu_ring_bytes(16) == 512u << 10);
+	CHECK(capture_cpu_ring_bytes(32) == 256u << 10);
+	/* Beyond 32 CPUs the floor holds: the total grows past the budget. */
+	CHECK(capture_cpu_ring_bytes(33) == 256u << 10);
+	CHECK(capture_cpu_ring_bytes(512) == 256u << 10);
+}
+
+TEST(cpu_ring_sizes_are_powers_of_two_in_pages)
+{
+	for (int n = 1; n <= 1024; n++) {
+		size_t b = capture_cpu_ring_bytes(n);
+
+		CHECK((b & (b - 1)) == 0);
+		CHECK(b % 4096 == 0);
+	}
+}
+
+UNIT_MAIN("capture", UNIT_CASE(cpu_rings_are_2_mib_up_to_4_cpus),
+	  UNIT_CASE(cpu_rings_shrink_to_keep_the_budget),
+	  UNIT_CASE(cpu_ring_sizes_are_powers_of_two_in_pages))
