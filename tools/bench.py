@@ -21,8 +21,14 @@ and, in each scenario, three ways side by side:
           sonde uses, i.e. what any design built on those hooks must pay
   sonde   ./sonde --listen 127.0.0.1:<port>, ready (/readyz 200) before load
 
-Rounds are interleaved (none, floor, sonde) x N and each mode's median is
-kept, so slow drift on the host hits all three alike.
+Rounds are interleaved: each round runs the three modes back to back, in
+an order that rotates from round to round (none floor sonde, floor sonde
+none, sonde none floor, ...), so no mode always follows another. The kept
+ratios are medians over rounds of each round's own ratio (sonde / none of
+the same round): the host's throughput drifts by tens of percent over a
+minute here, and a ratio of two runs seconds apart cancels most of that,
+where a ratio of medians taken over the whole run does not. Each mode's
+median requests/s is shown too.
 
 How to read the report:
   sonde/none        throughput kept with sonde running (target >= 95%)
@@ -486,7 +492,8 @@ def run_rounds(url, rounds, seconds, tmp, pids):
     results = {mode: [] for mode in MODES}
     warnings = []
     for r in range(1, rounds + 1):
-        for mode in MODES:
+        shift = (r - 1) % len(MODES)
+        for mode in MODES[shift:] + MODES[:shift]:
             before = other_agents(pids)
             res = RUNNERS[mode](url, seconds, tmp)
             others = sorted(set(before) | set(other_agents(pids)))
@@ -513,12 +520,20 @@ def median(results, key):
     return statistics.median(r[key] for r in results)
 
 
+def paired_ratio(results, mode):
+    """Median over rounds of mode's requests/s over none's in that round."""
+    return statistics.median(r["rps"] / n["rps"] for r, n
+                             in zip(results[mode], results["none"]))
+
+
 def summarize(results):
     none = median(results["none"], "rps")
     floor = median(results["floor"], "rps")
     sonde = median(results["sonde"], "rps")
-    floor_loss = 1 - floor / none
-    sonde_loss = 1 - sonde / none
+    floor_over_none = paired_ratio(results, "floor")
+    sonde_over_none = paired_ratio(results, "sonde")
+    floor_loss = 1 - floor_over_none
+    sonde_loss = 1 - sonde_over_none
     runs = results["sonde"]
     drop_totals = {}
     for res in runs:
@@ -529,8 +544,8 @@ def summarize(results):
         "rps_range": {m: (min(r["rps"] for r in results[m]),
                           max(r["rps"] for r in results[m]))
                       for m in MODES},
-        "sonde_over_none": sonde / none,
-        "floor_over_none": floor / none,
+        "sonde_over_none": sonde_over_none,
+        "floor_over_none": floor_over_none,
         "floor_loss": floor_loss,
         "sonde_loss": sonde_loss,
         "loss_vs_floor": (sonde_loss / floor_loss
@@ -583,7 +598,7 @@ def print_report(cfg, scenario, s, warnings):
             f"{m} {lo:.0f}..{hi:.0f}" for m, (lo, hi)
             in s["rps_range"].items()))
     print(f"  floor/none   {s['floor_over_none']:7.1%}   "
-          f"(loss {s['floor_loss']:.1%})")
+          f"(loss {s['floor_loss']:.1%}; median of the rounds' ratios)")
     print(f"  sonde/none   {s['sonde_over_none']:7.1%}   "
           f"(loss {s['sonde_loss']:.1%})")
     print("  sonde loss vs floor loss   "
