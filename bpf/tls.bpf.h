@@ -121,11 +121,12 @@ static __always_inline bool tls_calls_maybe_open(void)
 static __always_inline void tls_note_fd(const struct conn_key *key,
 					struct conn *c)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *call;
+	__u64 id;
 
 	if (!tls_calls_maybe_open())
 		return;
+	id = bpf_get_current_pid_tgid();
 	call = bpf_map_lookup_elem(&tls_calls, &id);
 	if (!call)
 		return;

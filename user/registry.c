@@ -128,19 +128,15 @@ static unsigned cap_limit(enum registry_cap cap)
 					   limits.max_peers_per_service;
 }
 
-/* The value a capped label is filed under: itself while the service is
- * within its cap, REGISTRY_OVERFLOW beyond it. The two fixed values do not
- * count against the cap. */
-static const char *capped_value(struct service *svc, enum registry_cap cap,
-				const char *value)
+/* value itself when set already holds it or has room for it (it is then
+ * added), REGISTRY_OVERFLOW once set holds limit values; NULL when out of
+ * memory. */
+static const char *value_set_admit(struct value_set *set, unsigned limit,
+				   const char *value)
 {
-	struct value_set *set = &svc->capped[cap];
-
-	if (strcmp(value, ROUTE_UNKNOWN) == 0 ||
-	    strcmp(value, REGISTRY_OVERFLOW) == 0 ||
-	    strmap_get(&set->values, value))
+	if (strmap_get(&set->values, value))
 		return value;
-	if (set->n >= cap_limit(cap)) {
+	if (set->n >= limit) {
 		set->overflows++;
 		return REGISTRY_OVERFLOW;
 	}
@@ -150,22 +146,24 @@ static const char *capped_value(struct service *svc, enum registry_cap cap,
 	return value;
 }
 
+/* The value a capped label is filed under: itself while the service is
+ * within its cap, REGISTRY_OVERFLOW beyond it. The two fixed values do not
+ * count against the cap. */
+static const char *capped_value(struct service *svc, enum registry_cap cap,
+				const char *value)
+{
+	if (strcmp(value, ROUTE_UNKNOWN) == 0 ||
+	    strcmp(value, REGISTRY_OVERFLOW) == 0)
+		return value;
+	return value_set_admit(&svc->capped[cap], cap_limit(cap), value);
+}
+
 /* A captured label's value within its cap, or REGISTRY_OVERFLOW. */
 static const char *label_capped_value(struct label_cap *lc, const char *value)
 {
-	struct value_set *set = &lc->set;
-
-	if (!*value || strcmp(value, REGISTRY_OVERFLOW) == 0 ||
-	    strmap_get(&set->values, value))
+	if (!*value || strcmp(value, REGISTRY_OVERFLOW) == 0)
 		return value;
-	if (set->n >= lc->max_values) {
-		set->overflows++;
-		return REGISTRY_OVERFLOW;
-	}
-	if (!strmap_put(&set->values, value, (void *)1))
-		return NULL;
-	set->n++;
-	return value;
+	return value_set_admit(&lc->set, lc->max_values, value);
 }
 
 void registry_cap_label(const struct metric_family *f, unsigned label,
