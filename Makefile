@@ -69,8 +69,10 @@ $(OUT)/user/%.o: user/%.c | $(SKELS) $(OUT)/user
 $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
 	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
+# The floor places its OpenSSL probes where sonde does.
+$(OUT)/tools/floor: $(OUT)/user/sslprobe.o $(OUT)/user/elfsym.o
 $(OUT)/tools/%: tools/%.c | $(SKELS) $(OUT)/tools
-	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
 $(OUT) $(OUT)/user $(OUT)/tests $(OUT)/tools:
 	mkdir -p $@

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The floor for benchmarks: empty programs on exactly the tracepoints
- * capture.bpf.c uses. What a workload loses with these attached is the cost
- * any design built on these tracepoints pays; tools/bench.py compares
- * sonde's loss against it. */
+ * capture.bpf.c uses, and on the OpenSSL functions sonde probes. What a
+ * workload loses with these attached is the cost any design built on these
+ * hooks pays; tools/bench.py compares sonde's loss against it. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
@@ -35,3 +35,17 @@ FLOOR("sock/inet_sock_set_state")
 FLOOR("tcp/tcp_retransmit_skb")
 FLOOR("tcp/tcp_send_reset")
 FLOOR("tcp/tcp_receive_reset")
+
+/* Placed by tools/floor.c with --tls, where sonde places its OpenSSL
+ * probes (user/sslprobe.c): the price of the uprobe traps alone. */
+SEC("uprobe")
+int floor_ssl_entry(void *ctx)
+{
+	return 0;
+}
+
+SEC("uretprobe")
+int floor_ssl_exit(void *ctx)
+{
+	return 0;
+}

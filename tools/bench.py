@@ -18,7 +18,9 @@ and, in each scenario, three ways side by side:
 
   none    no agent: the service's own throughput
   floor   ./build/tools/floor: empty BPF programs on exactly the tracepoints
-          sonde uses, i.e. what any design built on those hooks must pay
+          sonde uses and, at the same offsets, on the OpenSSL functions it
+          probes in the libssl that nginx and wrk load; i.e. what any design
+          built on those hooks must pay (in tls, mostly the uprobe traps)
   sonde   ./sonde --listen 127.0.0.1:<port>, ready (/readyz 200) before load
 
 Rounds are interleaved: each round runs the three modes back to back, in
@@ -65,6 +67,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import ssl
@@ -295,9 +298,28 @@ def start_nginx(tmp, scenario):
     return proc, url
 
 
+def libssl_files(programs=("nginx", "wrk")):
+    """The libssl files the programs load (by ldd), each once: the floor
+    probes them where sonde would."""
+    files = set()
+    for prog in programs:
+        try:
+            out = subprocess.run(["ldd", shutil.which(prog) or prog],
+                                 capture_output=True, text=True,
+                                 timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        for m in re.finditer(r"libssl\.so\S* => (\S+)", out):
+            files.add(os.path.realpath(m.group(1)))
+    return sorted(files)
+
+
 def start_floor(tmp):
     log = os.path.join(tmp, "floor.log")
-    proc = spawn([FLOOR], log, stdout=subprocess.PIPE)
+    argv = [FLOOR]
+    for path in libssl_files():
+        argv += ["--tls", path]
+    proc = spawn(argv, log, stdout=subprocess.PIPE)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 0.2)

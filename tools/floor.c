@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* floor: the benchmark's baseline agent. Loads bpf/floor.bpf.c, empty
- * programs on exactly the tracepoints sonde uses, prints "floor: attached"
- * and holds them until SIGINT or SIGTERM. What a workload loses with this
- * running is the price of the hooks alone; tools/bench.py compares sonde's
- * loss against it. */
+ * programs on exactly the tracepoints sonde uses and, for each
+ * --tls LIBRARY, an empty entry and return probe wherever sonde probes that
+ * OpenSSL file (user/sslprobe.c); prints "floor: attached" and holds them
+ * until SIGINT or SIGTERM. What a workload loses with this running is the
+ * price of the hooks alone; tools/bench.py compares sonde's loss against
+ * it. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,8 +17,16 @@
 #include <bpf/libbpf.h>
 
 #include "floor.skel.h"
+#include "sslprobe.h"
 
 #define TRACEFS "/sys/kernel/tracing"
+/* --tls flags accepted, each one OpenSSL file. */
+#define MAX_TLS_FILES 16
+/* Per file: an entry and a return probe per point. */
+#define MAX_LINKS (MAX_TLS_FILES * SSLPROBE_FNS * 2)
+
+static struct bpf_link *links[MAX_LINKS];
+static int nlinks;
 
 static volatile sig_atomic_t stopping;
 
@@ -71,12 +81,70 @@ static sigset_t install_signal_handlers(void)
 	return wait_mask;
 }
 
-int main(void)
+static int attach_at(struct bpf_program *prog, const char *path,
+		     uint64_t offset, bool retprobe)
 {
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe);
+	struct bpf_link *l =
+		bpf_program__attach_uprobe_opts(prog, -1, path, offset, &opts);
+
+	if (!l)
+		return -errno;
+	links[nlinks++] = l;
+	return 0;
+}
+
+/* Empty probes wherever sonde probes the OpenSSL file at path. */
+static int attach_tls(struct floor_bpf *skel, const char *path)
+{
+	struct sslprobe_point points[SSLPROBE_FNS];
+	int n = sslprobe_points(path, points), err = 0;
+
+	if (n < 0) {
+		fprintf(stderr, "floor: --tls %s: %s\n", path,
+			n == -ENOENT ? "no SSL_read and SSL_write there" :
+				       strerror(-n));
+		return n;
+	}
+	for (int i = 0; i < n && !err; i++) {
+		err = attach_at(skel->progs.floor_ssl_entry, path,
+				points[i].offset, false);
+		if (!err)
+			err = attach_at(skel->progs.floor_ssl_exit, path,
+					points[i].offset, true);
+	}
+	if (err)
+		fprintf(stderr, "floor: --tls %s: attaching failed: %s\n",
+			path, strerror(-err));
+	else
+		fprintf(stderr, "floor: %d probe pairs in %s\n", n, path);
+	return err;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: floor [--tls OPENSSL_FILE]...\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *tls_files[MAX_TLS_FILES];
 	struct floor_bpf *skel;
 	sigset_t wait_mask;
-	int err;
+	int ntls = 0, err;
 
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--tls") || i + 1 == argc) {
+			usage();
+			return 2;
+		}
+		if (ntls == MAX_TLS_FILES) {
+			fprintf(stderr, "floor: more than %d --tls files\n",
+				MAX_TLS_FILES);
+			return 2;
+		}
+		tls_files[ntls++] = argv[++i];
+	}
 	libbpf_set_print(print_libbpf);
 	wait_mask = install_signal_handlers();
 	if (ensure_tracefs())
@@ -96,12 +164,18 @@ int main(void)
 			strerror(-err));
 		goto out;
 	}
+	for (int i = 0; i < ntls && !err; i++)
+		err = attach_tls(skel, tls_files[i]);
+	if (err)
+		goto out;
 	printf("floor: attached\n");
 	fflush(stdout);
 
 	while (!stopping)
 		sigsuspend(&wait_mask);
 out:
+	while (nlinks)
+		bpf_link__destroy(links[--nlinks]);
 	floor_bpf__destroy(skel);
 	return err ? 1 : 0;
 }

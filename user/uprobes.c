@@ -21,6 +21,7 @@
 #include "procinfo.h"
 #include "prom.h"
 #include "registry.h"
+#include "sslprobe.h"
 #include "uprobes.h"
 
 /* Distinct OpenSSL files attached at once: one per libssl build and per
@@ -42,39 +43,20 @@
 /* Executables already checked for a static OpenSSL, by (dev, inode). */
 #define EXE_CACHE_LEN 4096
 
-enum tls_symbol {
-	SYM_READ,
-	SYM_WRITE,
-	SYM_READ_EX,
-	SYM_WRITE_EX,
-	SYM_HANDSHAKE,
-	SYM_COUNT
+/* The programs that probe each OpenSSL function (in bpf/tls.bpf.h). */
+static const char *const tls_entry_progs[SSLPROBE_FNS] = {
+	[SSLPROBE_READ] = "ssl_read_entry",
+	[SSLPROBE_WRITE] = "ssl_write_entry",
+	[SSLPROBE_READ_EX] = "ssl_read_ex_entry",
+	[SSLPROBE_WRITE_EX] = "ssl_write_ex_entry",
+	[SSLPROBE_HANDSHAKE] = "ssl_handshake_entry",
 };
-
-/* The OpenSSL functions and the programs that probe them (in
- * bpf/tls.bpf.h). SSL_read_ex and SSL_write_ex exist from OpenSSL 1.1.1
- * on; SSL_read and SSL_write are required. SSL_do_handshake (every
- * version has it) only tells which socket an SSL object uses. */
-static const char *const tls_symbols[SYM_COUNT] = {
-	[SYM_READ] = "SSL_read",
-	[SYM_WRITE] = "SSL_write",
-	[SYM_READ_EX] = "SSL_read_ex",
-	[SYM_WRITE_EX] = "SSL_write_ex",
-	[SYM_HANDSHAKE] = "SSL_do_handshake",
-};
-static const char *const tls_entry_progs[SYM_COUNT] = {
-	[SYM_READ] = "ssl_read_entry",
-	[SYM_WRITE] = "ssl_write_entry",
-	[SYM_READ_EX] = "ssl_read_ex_entry",
-	[SYM_WRITE_EX] = "ssl_write_ex_entry",
-	[SYM_HANDSHAKE] = "ssl_handshake_entry",
-};
-static const char *const tls_exit_progs[SYM_COUNT] = {
-	[SYM_READ] = "ssl_read_exit",
-	[SYM_WRITE] = "ssl_write_exit",
-	[SYM_READ_EX] = "ssl_read_ex_exit",
-	[SYM_WRITE_EX] = "ssl_write_ex_exit",
-	[SYM_HANDSHAKE] = "ssl_handshake_exit",
+static const char *const tls_exit_progs[SSLPROBE_FNS] = {
+	[SSLPROBE_READ] = "ssl_read_exit",
+	[SSLPROBE_WRITE] = "ssl_write_exit",
+	[SSLPROBE_READ_EX] = "ssl_read_ex_exit",
+	[SSLPROBE_WRITE_EX] = "ssl_write_ex_exit",
+	[SSLPROBE_HANDSHAKE] = "ssl_handshake_exit",
 };
 
 struct function_target {
@@ -92,7 +74,7 @@ struct tls_target {
 	dev_t dev;
 	ino_t ino;
 	char label[PATH_MAX];
-	struct bpf_link *links[2 * SYM_COUNT];
+	struct bpf_link *links[2 * SSLPROBE_FNS];
 	int nlinks;
 	int err;	/* 0: attached */
 	uint32_t *pids; /* processes seen mapping it */
@@ -253,152 +235,17 @@ static void attach_functions(void)
 
 static bool tls_programs_present(void)
 {
-	for (int i = 0; i < SYM_COUNT; i++)
+	for (int i = 0; i < SSLPROBE_FNS; i++)
 		if (!bpf_object__find_program_by_name(object,
 						      tls_entry_progs[i]))
 			return false;
 	return true;
 }
 
-/* x86-64 machine code, as far as choosing where a uprobe goes needs it.
- * A uprobe on an instruction the kernel emulates (push, call, jumps, nops)
- * costs one trap; on any other one (sub, mov, endbr64) the kernel also
- * single-steps a copy of it, a second trap. Where traps are expensive
- * (virtual machines: about 5 us against 19 us on the machines sonde is
- * tested on) that decides what TLS tracing costs. */
-#define ENDBR64_LEN 4
-#if defined(__x86_64__)
-#define IS_X86_64 1
-#else
-#define IS_X86_64 0
-#endif
-
-static bool is_endbr64(const uint8_t *p, size_t n)
-{
-	return n >= ENDBR64_LEN && p[0] == 0xf3 && p[1] == 0x0f &&
-	       p[2] == 0x1e && p[3] == 0xfa;
-}
-
-/* push %r64: 50+r, or REX.B (41) 50+r. Returns its length, or 0. */
-static size_t push_len(const uint8_t *p, size_t n)
-{
-	if (n >= 1 && p[0] >= 0x50 && p[0] <= 0x57)
-		return 1;
-	if (n >= 2 && p[0] == 0x41 && p[1] >= 0x50 && p[1] <= 0x57)
-		return 2;
-	return 0;
-}
-
-/* The instructions a compiler puts before a wrapper's call: endbr64,
- * push %r64, sub $imm,%rsp and mov %r64,%r64. Returns the length, or 0
- * for anything else. */
-static size_t prologue_len(const uint8_t *p, size_t n)
-{
-	if (is_endbr64(p, n))
-		return ENDBR64_LEN;
-	if (push_len(p, n))
-		return push_len(p, n);
-	if (n >= 4 && p[0] == 0x48 && p[1] == 0x83 && p[2] == 0xec)
-		return 4; /* sub $imm8,%rsp */
-	if (n >= 7 && p[0] == 0x48 && p[1] == 0x81 && p[2] == 0xec)
-		return 7; /* sub $imm32,%rsp */
-	if (n >= 3 && (p[0] & 0xfa) == 0x48 && p[1] == 0x89 &&
-	    (p[2] & 0xc0) == 0xc0)
-		return 3; /* mov %r64,%r64 */
-	return 0;
-}
-
-static int64_t rel32_at(const uint8_t *p)
-{
-	int32_t rel;
-
-	memcpy(&rel, p, sizeof(rel));
-	return rel;
-}
-
-int uprobes_first_call(const uint8_t *code, size_t n, int64_t *target)
-{
-	size_t off = 0, len;
-
-	for (int i = 0; i < 4; i++) {
-		len = prologue_len(code + off, n - off);
-		if (!len)
-			break;
-		off += len;
-	}
-	if (off + 5 > n || code[off] != 0xe8)
-		return -1;
-	*target = (int64_t)(off + 5) + rel32_at(code + off + 1);
-	return 0;
-}
-
-bool uprobes_calls(const uint8_t *code, size_t n, int64_t target)
-{
-	for (size_t i = 0; i + 5 <= n; i++)
-		if (code[i] == 0xe8 &&
-		    (int64_t)(i + 5) + rel32_at(code + i + 1) == target)
-			return true;
-	return false;
-}
-
-int uprobes_cheap_entry(const uint8_t *code, size_t n, size_t *skip)
-{
-	size_t off = is_endbr64(code, n) ? ENDBR64_LEN : 0;
-
-	if (!push_len(code + off, n - off))
-		return -1;
-	*skip = off;
-	return 0;
-}
-
-static int read_code(const char *path, uint64_t offset, uint8_t *buf,
-		     size_t n)
-{
-	FILE *f = fopen(path, "re");
-	int rc = -1;
-
-	if (f && fseeko(f, (off_t)offset, SEEK_SET) == 0 &&
-	    fread(buf, 1, n, f) == n)
-		rc = 0;
-	if (f)
-		fclose(f);
-	return rc;
-}
-
-/* OpenSSL's SSL_read and SSL_read_ex both call one internal function,
- * ssl_read_internal(s, buf, num, &readbytes), which has SSL_read_ex's
- * arguments and result (likewise for writes, since OpenSSL 1.1.1). It is
- * not exported, but the wrapper SSL_read_ex calls it first thing. When
- * that call is found, SSL_read calls the same function, and the function
- * starts with a push, one probe there sees every read for a single trap,
- * where SSL_read itself starts with sub $x,%rsp (two). Sets *inner to
- * the probe's file offset and returns true; false leaves the exported
- * functions to be probed. */
-static bool tls_internal_function(const char *path, uint64_t ex,
-				  uint64_t plain, uint64_t *inner)
-{
-	uint8_t wrapper[32], head[16], caller[128];
-	int64_t target;
-	size_t skip;
-
-	if (!IS_X86_64 || !ex || !plain || read_code(path, ex, wrapper, sizeof(wrapper)) ||
-	    uprobes_first_call(wrapper, sizeof(wrapper), &target))
-		return false;
-	target += (int64_t)ex;
-	if (target <= 0 || read_code(path, (uint64_t)target, head,
-				     sizeof(head)) ||
-	    uprobes_cheap_entry(head, sizeof(head), &skip) ||
-	    read_code(path, plain, caller, sizeof(caller)) ||
-	    !uprobes_calls(caller, sizeof(caller), target - (int64_t)plain))
-		return false;
-	*inner = (uint64_t)target + skip;
-	return true;
-}
-
 /* Entry and return probes of prog at offset (the return probe at the
  * same offset shares the entry's trap); appended to t->links. */
 static int attach_tls_pair(struct tls_target *t, const char *path,
-			   enum tls_symbol prog, uint64_t offset)
+			   enum sslprobe_fn prog, uint64_t offset)
 {
 	struct bpf_link *l;
 	int err;
@@ -413,41 +260,22 @@ static int attach_tls_pair(struct tls_target *t, const char *path,
 	return err;
 }
 
-/* Attaches the OpenSSL probes to the file at path; fills t->links. Per
- * direction: one pair on the internal function both wrappers call, or
- * else a pair on each exported function; and a pair on SSL_do_handshake
- * when there is one. */
+/* Attaches the OpenSSL probes to the file at path (see sslprobe_points);
+ * fills t->links, or leaves it empty on failure. */
 static int attach_tls(struct tls_target *t, const char *path)
 {
-	static const enum tls_symbol ex_of[2] = { SYM_READ_EX, SYM_WRITE_EX };
-	static const enum tls_symbol plain_of[2] = { SYM_READ, SYM_WRITE };
-	uint64_t offs[SYM_COUNT], inner;
-	int found = elfsym_lookup(path, tls_symbols, SYM_COUNT, offs);
-	int err = 0;
+	struct sslprobe_point points[SSLPROBE_FNS];
+	int n = sslprobe_points(path, points);
+	int err = n < 0 ? n : 0;
 
-	if (found < 0)
-		return found;
-	if (!offs[SYM_READ] || !offs[SYM_WRITE])
-		return -ENOENT;
-	for (int d = 0; d < 2 && !err; d++) {
-		enum tls_symbol ex = ex_of[d], plain = plain_of[d];
-
-		if (tls_internal_function(path, offs[ex], offs[plain],
-					  &inner)) {
-			log_debug("%s: %s and %s probed where both go, at "
-				  "offset 0x%llx",
-				  path, tls_symbols[plain], tls_symbols[ex],
-				  (unsigned long long)inner);
-			err = attach_tls_pair(t, path, ex, inner);
-			continue;
-		}
-		err = attach_tls_pair(t, path, plain, offs[plain]);
-		if (!err && offs[ex])
-			err = attach_tls_pair(t, path, ex, offs[ex]);
+	for (int i = 0; i < n && !err; i++) {
+		if (points[i].inner)
+			log_debug("%s: %s probed with its non-_ex form "
+				  "where both go, at offset 0x%llx",
+				  path, sslprobe_symbols[points[i].fn],
+				  (unsigned long long)points[i].offset);
+		err = attach_tls_pair(t, path, points[i].fn, points[i].offset);
 	}
-	if (!err && offs[SYM_HANDSHAKE])
-		err = attach_tls_pair(t, path, SYM_HANDSHAKE,
-				      offs[SYM_HANDSHAKE]);
 	if (err) {
 		while (t->nlinks)
 			bpf_link__destroy(t->links[--t->nlinks]);
@@ -608,7 +436,6 @@ static void tls_forget_pid(uint32_t pid)
 static void scan_exe(uint32_t pid)
 {
 	char path[64], label[PATH_MAX];
-	uint64_t offs[SYM_COUNT];
 	struct tls_target *t;
 	struct stat st;
 	ssize_t n;
@@ -623,8 +450,7 @@ static void scan_exe(uint32_t pid)
 	}
 	if (exe_seen_before(st.st_dev, st.st_ino))
 		return;
-	if (elfsym_lookup(path, tls_symbols, SYM_COUNT, offs) <= 0 ||
-	    !offs[SYM_READ] || !offs[SYM_WRITE])
+	if (!sslprobe_has_openssl(path))
 		return;
 	n = readlink(path, label, sizeof(label) - 1);
 	label[n > 0 ? n : 0] = '\0';

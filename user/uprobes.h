@@ -63,19 +63,4 @@ int uprobes_parse_maps_line(const char *line, uint64_t *dev, uint64_t *ino,
  * ("/usr/lib/x86_64-linux-gnu/libssl.so.3"). Exposed for tests. */
 bool uprobes_is_libssl(const char *path);
 
-/* x86-64 code at the start of a wrapper function: when it is only
- * prologue (endbr64, push, sub $imm,%rsp, mov between registers) and then
- * a call, sets *target to the callee's offset from the code's start and
- * returns 0; -1 otherwise. Exposed for tests. */
-int uprobes_first_call(const uint8_t *code, size_t n, int64_t *target);
-
-/* True when code holds a call to target (an offset from code's start).
- * Exposed for tests. */
-bool uprobes_calls(const uint8_t *code, size_t n, int64_t target);
-
-/* When a uprobe at the start of code costs one trap (a push, after an
- * optional endbr64 that *skip steps over), returns 0; -1 otherwise.
- * Exposed for tests. */
-int uprobes_cheap_entry(const uint8_t *code, size_t n, size_t *skip);
-
 #endif
