@@ -164,6 +164,7 @@ static void handle_exchange(const struct sonde_http_event *ev)
 		values[HTTP_CLIENT_STATUS] = status;
 		values[HTTP_CLIENT_ADDRESS] = peer;
 		values[HTTP_CLIENT_PORT] = port;
+		labels_fill_optional(info, values + HTTP_CLIENT_NLABELS);
 		registry_observe(&family_http_client, values, duration_ns);
 		return;
 	}

@@ -226,25 +226,39 @@ static void copy_value(const char *v, size_t n, char *out)
 	out[n] = '\0';
 }
 
+int labels_init_optional(struct metric_family *f, char *err, size_t errsz)
+{
+	for (unsigned i = 0; i < noptional; i++)
+		if (add_label(f, optional_names[optional[i]],
+			      optional_otel[optional[i]], err, errsz))
+			return -1;
+	return 0;
+}
+
+unsigned labels_fill_optional(const struct procinfo *pi, const char **values)
+{
+	for (unsigned i = 0; i < noptional; i++) {
+		switch (optional[i]) {
+		case LABEL_SERVICE_NAMESPACE:
+			values[i] = pi->namespace;
+			break;
+		case LABEL_CONTAINER_ID:
+			values[i] = pi->container_id;
+			break;
+		default:
+			values[i] = pi->pod_uid;
+			break;
+		}
+	}
+	return noptional;
+}
+
 unsigned labels_fill(const struct procinfo *pi, const char *req, size_t len,
 		     unsigned idx, const char **values,
 		     char (*buf)[LABELS_VALUE_MAX + 1])
 {
-	unsigned n = 0;
+	unsigned n = labels_fill_optional(pi, values);
 
-	for (unsigned i = 0; i < noptional; i++) {
-		switch (optional[i]) {
-		case LABEL_SERVICE_NAMESPACE:
-			values[n++] = pi->namespace;
-			break;
-		case LABEL_CONTAINER_ID:
-			values[n++] = pi->container_id;
-			break;
-		default:
-			values[n++] = pi->pod_uid;
-			break;
-		}
-	}
 	for (unsigned i = 0; i < nheaders; i++) {
 		const char *v;
 		size_t vlen;

@@ -1,8 +1,8 @@
-/* Labels beyond the fixed ones on http_server_request_duration_seconds:
- * the optional identity labels (service_namespace, container_id,
- * k8s_pod_uid; off by default for cardinality) and request headers an
- * operator chose to capture (http.capture_headers), each with a cap on its
- * distinct values. Set up once at start-up, before the first observation;
+/* Labels beyond the fixed ones on the HTTP series: the optional identity
+ * labels (service_namespace, container_id, k8s_pod_uid; off by default for
+ * cardinality), on server and client series, and request headers an
+ * operator chose to capture (http.capture_headers), on server series only,
+ * each with a cap on its distinct values. Set up once at start-up, before the first observation;
  * then read by the consumer thread. */
 #ifndef SONDE_LABELS_H
 #define SONDE_LABELS_H
@@ -43,6 +43,14 @@ int labels_check_optional(const char *name, char *err, size_t errsz);
 int labels_init(struct metric_family *f, char *const *optional,
 		unsigned noptional, char *const *headers, unsigned nheaders,
 		char *err, size_t errsz);
+
+/* Appends the optional labels that labels_init chose to another family
+ * (the client series). Returns 0, or -1 with a reason in err. */
+int labels_init_optional(struct metric_family *f, char *err, size_t errsz);
+
+/* Fills values[0..n) for the optional labels alone, from the process.
+ * Returns n. */
+unsigned labels_fill_optional(const struct procinfo *pi, const char **values);
 
 /* Fills values[0..n) for the extra labels, in labels_init's order, from the
  * process and the idx-th request head in req[0..len); buf holds the

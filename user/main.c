@@ -224,7 +224,8 @@ static int setup_rules(const struct sonde_options *o)
 			   sizeof(err)) ||
 	    labels_init(&family_http_server, o->labels.items, o->labels.n,
 			o->capture_headers.items, o->capture_headers.n, err,
-			sizeof(err))) {
+			sizeof(err)) ||
+	    labels_init_optional(&family_http_client, err, sizeof(err))) {
 		log_error("%s", err);
 		return -1;
 	}

@@ -186,6 +186,20 @@ def service_of(sonde, port):
     return None, None
 
 
+def client_labels(sonde, port):
+    for name, labels, _ in sonde.samples():
+        if name == "http_client_request_duration_seconds_count" and \
+                labels.get("server_port") == str(port):
+            return labels
+    return None
+
+
+def client_count(sonde, port):
+    return sum(v for name, labels, v in sonde.samples()
+               if name == "http_client_request_duration_seconds_count" and
+               labels.get("server_port") == str(port))
+
+
 def test_service_identity_chain(tmp_path):
     conf = tmp_path / "svc.yaml"
     exe = os.path.realpath(sys.executable)
@@ -209,6 +223,13 @@ def test_service_identity_chain(tmp_path):
         name, labels = service_of(s, ruled.port)
         assert (name, labels["service_namespace"]) == ("billing", "money")
         assert service_of(s, env_name.port)[0] == "billing"
+        # This test's own process made the calls, and the rule matches it
+        # too: its client series carry the same optional label.
+        client = wait_for(lambda: client_count(s, ruled.port) == 2 and
+                          client_labels(s, ruled.port),
+                          what="the test's client series")
+        assert (client["service_name"], client["service_namespace"]) == \
+            ("billing", "money")
     finally:
         env_name.stop()
         ruled.stop()

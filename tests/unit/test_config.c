@@ -323,6 +323,7 @@ TEST(captured_headers_are_found_in_their_request_only)
 TEST(header_labels_are_appended_and_filled)
 {
 	struct metric_family f = family_http_server;
+	struct metric_family client = family_http_client;
 	struct labels_header h;
 	struct procinfo pi = { .service = "s", .namespace = "shop" };
 	char *opt[] = { "service_namespace" };
@@ -351,6 +352,14 @@ TEST(header_labels_are_appended_and_filled)
 	CHECK_STR(values[0], "shop");
 	CHECK_STR(values[1], "t_1");
 	CHECK_STR(values[2], "");
+	/* The optional labels, and not the headers, go on client series. */
+	CHECK(labels_init_optional(&client, err, sizeof(err)) == 0);
+	CHECK(client.nlabels == HTTP_CLIENT_NLABELS + 1);
+	CHECK_STR(client.labels[HTTP_CLIENT_NLABELS], "service_namespace");
+	CHECK_STR(client.otel_labels[HTTP_CLIENT_NLABELS], "service.namespace");
+	values[0] = NULL;
+	CHECK(labels_fill_optional(&pi, values) == 1);
+	CHECK_STR(values[0], "shop");
 	/* A label twice is refused. */
 	f = family_http_server;
 	CHECK(labels_init(&f, opt, 1,
