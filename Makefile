@@ -115,12 +115,13 @@ bench: deps
 	$(MAKE) all $(TOOL_BINS)
 	$(PYTHON) tools/bench.py
 
-# Installs the binary, the systemd unit and, unless one exists, an example
-# /etc/default/sonde. DESTDIR stages the files for a package; the unit's paths
+# Installs the binary, the systemd unit, the README and the example config
+# file under share/doc/sonde and, unless one exists, /etc/default/sonde. DESTDIR stages the files for a package; the unit's paths
 # follow PREFIX.
 install: sonde
 	install -D -m 0755 sonde $(DESTDIR)$(PREFIX)/bin/sonde
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/sonde/README.md
+	install -D -m 0644 deploy/sonde.yaml $(DESTDIR)$(PREFIX)/share/doc/sonde/sonde.yaml
 	mkdir -p $(DESTDIR)/etc/systemd/system
 	sed -e 's|/usr/local/|$(PREFIX)/|g' deploy/systemd/sonde.service \
 		> $(DESTDIR)/etc/systemd/system/sonde.service

@@ -672,6 +672,12 @@ def test_make_install_and_uninstall(tmp_path):
     assert binary.read_bytes() == open(SONDE, "rb").read()
     assert unit.read_text() == read(UNIT)
     assert defaults.read_text() == read(DEFAULTS)
+    example = dest / "usr/local/share/doc/sonde/sonde.yaml"
+    assert example.read_text() == read(os.path.join(ROOT, "deploy/sonde.yaml"))
+    # The example is a config sonde accepts as it is.
+    check = subprocess.run([SONDE, "--config", str(example), "--print-config"],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
 
     # An existing /etc/default/sonde is the admin's: install keeps it.
     defaults.write_text('SONDE_ARGS="--listen 0.0.0.0:9464"\n')
@@ -689,5 +695,5 @@ def test_make_install_and_uninstall(tmp_path):
 
     result = make("uninstall", f"DESTDIR={dest}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert not binary.exists() and not unit.exists()
+    assert not binary.exists() and not unit.exists() and not example.exists()
     assert defaults.exists(), "uninstall removed the admin's /etc/default/sonde"
