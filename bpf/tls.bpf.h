@@ -47,7 +47,7 @@ struct tls_call {
 	__u8 is_read;
 	__u8 is_ex;
 	__u8 is_handshake; /* no plaintext: the call only names the fd */
-	__u8 pad;
+	__u8 open;	   /* 0: the thread's last call has returned */
 };
 
 struct tls_session_key {
@@ -62,7 +62,9 @@ struct tls_socket {
 	__u8 pad[3];
 };
 
-/* LRU: a thread that dies inside a call leaves its entry behind. */
+/* One entry per thread that has made an OpenSSL call, kept between calls
+ * (open says whether one is in progress): an insert and a delete per call
+ * cost more than a lookup. LRU: threads that are gone are evicted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SONDE_MAX_TLS_CALLS);
@@ -94,8 +96,8 @@ struct {
 	__type(value, __s32);
 } tls_last_read SEC(".maps");
 
-/* Entries in tls_calls, or more (an entry the LRU evicted is never
- * subtracted): while it is 0, no thread is inside an OpenSSL call and the
+/* Open entries in tls_calls, or more (an open entry the LRU evicted, a
+ * thread that died inside a call, is never subtracted): while it is 0, no thread is inside an OpenSSL call and the
  * syscall path need not look. */
 __u64 tls_calls_open;
 /* Set once a process has been put in tls_bio_procs: until then no read
@@ -128,7 +130,7 @@ static __always_inline void tls_note_fd(const struct conn_key *key,
 		return;
 	id = bpf_get_current_pid_tgid();
 	call = bpf_map_lookup_elem(&tls_calls, &id);
-	if (!call)
+	if (!call || !call->open)
 		return;
 	if (c) {
 		call->fd = key->fd;
@@ -167,6 +169,7 @@ static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
 		.is_read = is_read,
 		.is_ex = is_ex,
 		.is_handshake = is_handshake,
+		.open = 1,
 	};
 
 	struct tls_call *known;
@@ -174,10 +177,13 @@ static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
 	if (process_ignored(id >> 32))
 		return 0;
 	known = bpf_map_lookup_elem(&tls_calls, &id);
-	if (known)
+	if (known) {
+		if (!known->open)
+			__sync_fetch_and_add(&tls_calls_open, 1);
 		*known = call;
-	else if (!bpf_map_update_elem(&tls_calls, &id, &call, BPF_NOEXIST))
+	} else if (!bpf_map_update_elem(&tls_calls, &id, &call, BPF_NOEXIST)) {
 		__sync_fetch_and_add(&tls_calls_open, 1);
+	}
 	return 0;
 }
 
@@ -247,11 +253,11 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	long n;
 
 	callp = bpf_map_lookup_elem(&tls_calls, &id);
-	if (!callp)
+	if (!callp || !callp->open)
 		return 0;
 	call = *callp;
-	if (!bpf_map_delete_elem(&tls_calls, &id))
-		__sync_fetch_and_add(&tls_calls_open, -1);
+	callp->open = 0;
+	__sync_fetch_and_add(&tls_calls_open, -1);
 	skey.ssl = call.ssl;
 	n = call.is_handshake ? 0 : tls_bytes(ctx, &call);
 	call.fd = tls_socket(&skey, &call, PT_REGS_RC(ctx), n);
