@@ -97,8 +97,8 @@ struct {
 } tls_last_read SEC(".maps");
 
 /* Open entries in tls_calls, or more (an open entry the LRU evicted, a
- * thread that died inside a call, is never subtracted): while it is 0, no thread is inside an OpenSSL call and the
- * syscall path need not look. */
+ * thread that died inside a call, is never subtracted): while it is 0, no
+ * thread is inside an OpenSSL call and the syscall path need not look. */
 __u64 tls_calls_open;
 /* Set once a process has been put in tls_bio_procs: until then no read
  * needs remembering. */
@@ -171,7 +171,6 @@ static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
 		.is_handshake = is_handshake,
 		.open = 1,
 	};
-
 	struct tls_call *known;
 
 	if (process_ignored(id >> 32))
@@ -212,12 +211,11 @@ static __always_inline long tls_bytes(struct pt_regs *ctx,
  * once). TLS_FD_NONE when there is none; the first such call marks the
  * process. */
 static __always_inline __s32 tls_socket(const struct tls_session_key *skey,
-					const struct tls_call *call, long ret,
-					long n)
+					const struct tls_call *call, __u64 id,
+					long ret, long n)
 {
 	struct tls_socket *known = bpf_map_lookup_elem(&tls_fds, skey);
 	struct tls_socket seen = { .fd = call->fd };
-	__u64 id = bpf_get_current_pid_tgid();
 	bool fed = call->is_handshake ? ret == 1 : call->is_read && n > 0;
 	__u8 yes = 1;
 	__s32 *last;
@@ -260,7 +258,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	__sync_fetch_and_add(&tls_calls_open, -1);
 	skey.ssl = call.ssl;
 	n = call.is_handshake ? 0 : tls_bytes(ctx, &call);
-	call.fd = tls_socket(&skey, &call, PT_REGS_RC(ctx), n);
+	call.fd = tls_socket(&skey, &call, id, PT_REGS_RC(ctx), n);
 	if (n <= 0 || call.fd == TLS_FD_UNTRACED)
 		return 0;
 	if (call.fd < 0) {

@@ -114,8 +114,8 @@ static int attach_tls(struct floor_bpf *skel, const char *path)
 					points[i].offset, true);
 	}
 	if (err)
-		fprintf(stderr, "floor: --tls %s: attaching failed: %s\n",
-			path, strerror(-err));
+		fprintf(stderr, "floor: --tls %s: attaching failed: %s\n", path,
+			strerror(-err));
 	else
 		fprintf(stderr, "floor: %d probe pairs in %s\n", n, path);
 	return err;

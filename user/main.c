@@ -31,7 +31,7 @@
 #include "tcp.h"
 #include "uprobes.h"
 
-/* Records arrive without a wakeup each: the consumer drains every 20 ms,
+/* Records arrive without a wakeup each: the consumer drains every 5 ms,
  * or sooner when the kernel side sees the buffer filling up. */
 #define POLL_INTERVAL_MS 5
 /* /readyz fails when the consumer has not come round for this long. */

@@ -104,8 +104,7 @@ int sslprobe_cheap_entry(const uint8_t *code, size_t n, size_t *skip)
 	return 0;
 }
 
-static int read_code(const char *path, uint64_t offset, uint8_t *buf,
-		     size_t n)
+static int read_code(const char *path, uint64_t offset, uint8_t *buf, size_t n)
 {
 	FILE *f = fopen(path, "re");
 	int rc = -1;
@@ -127,19 +126,20 @@ static int read_code(const char *path, uint64_t offset, uint8_t *buf,
  * where SSL_read itself starts with sub $x,%rsp (two). Sets *inner to
  * the probe's file offset and returns true; false leaves the exported
  * functions to be probed. */
-static bool inner_function(const char *path, uint64_t ex,
-				  uint64_t plain, uint64_t *inner)
+static bool inner_function(const char *path, uint64_t ex, uint64_t plain,
+			   uint64_t *inner)
 {
 	uint8_t wrapper[32], head[16], caller[128];
 	int64_t target;
 	size_t skip;
 
-	if (!IS_X86_64 || !ex || !plain || read_code(path, ex, wrapper, sizeof(wrapper)) ||
+	if (!IS_X86_64 || !ex || !plain ||
+	    read_code(path, ex, wrapper, sizeof(wrapper)) ||
 	    sslprobe_first_call(wrapper, sizeof(wrapper), &target))
 		return false;
 	target += (int64_t)ex;
-	if (target <= 0 || read_code(path, (uint64_t)target, head,
-				     sizeof(head)) ||
+	if (target <= 0 ||
+	    read_code(path, (uint64_t)target, head, sizeof(head)) ||
 	    sslprobe_cheap_entry(head, sizeof(head), &skip) ||
 	    read_code(path, plain, caller, sizeof(caller)) ||
 	    !sslprobe_calls(caller, sizeof(caller), target - (int64_t)plain))
@@ -166,19 +166,20 @@ int sslprobe_points(const char *path, struct sslprobe_point *points)
 		enum sslprobe_fn ex = ex_of[d], plain = plain_of[d];
 
 		if (inner_function(path, offs[ex], offs[plain], &inner)) {
-			points[n++] = (struct sslprobe_point){ ex, inner, true };
+			points[n++] =
+				(struct sslprobe_point){ ex, inner, true };
 			continue;
 		}
-		points[n++] = (struct sslprobe_point){ plain, offs[plain],
-						       false };
+		points[n++] =
+			(struct sslprobe_point){ plain, offs[plain], false };
 		if (offs[ex])
-			points[n++] = (struct sslprobe_point){ ex, offs[ex],
-							       false };
+			points[n++] =
+				(struct sslprobe_point){ ex, offs[ex], false };
 	}
 	if (offs[SSLPROBE_HANDSHAKE])
-		points[n++] = (struct sslprobe_point){
-			SSLPROBE_HANDSHAKE, offs[SSLPROBE_HANDSHAKE], false
-		};
+		points[n++] = (struct sslprobe_point){ SSLPROBE_HANDSHAKE,
+						       offs[SSLPROBE_HANDSHAKE],
+						       false };
 	return n;
 }
 

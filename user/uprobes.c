@@ -43,20 +43,16 @@
 /* Executables already checked for a static OpenSSL, by (dev, inode). */
 #define EXE_CACHE_LEN 4096
 
-/* The programs that probe each OpenSSL function (in bpf/tls.bpf.h). */
-static const char *const tls_entry_progs[SSLPROBE_FNS] = {
-	[SSLPROBE_READ] = "ssl_read_entry",
-	[SSLPROBE_WRITE] = "ssl_write_entry",
-	[SSLPROBE_READ_EX] = "ssl_read_ex_entry",
-	[SSLPROBE_WRITE_EX] = "ssl_write_ex_entry",
-	[SSLPROBE_HANDSHAKE] = "ssl_handshake_entry",
-};
-static const char *const tls_exit_progs[SSLPROBE_FNS] = {
-	[SSLPROBE_READ] = "ssl_read_exit",
-	[SSLPROBE_WRITE] = "ssl_write_exit",
-	[SSLPROBE_READ_EX] = "ssl_read_ex_exit",
-	[SSLPROBE_WRITE_EX] = "ssl_write_ex_exit",
-	[SSLPROBE_HANDSHAKE] = "ssl_handshake_exit",
+/* The entry and return programs that probe each OpenSSL function (in
+ * bpf/tls.bpf.h). */
+static const struct {
+	const char *entry, *exit;
+} tls_progs[SSLPROBE_FNS] = {
+	[SSLPROBE_READ] = { "ssl_read_entry", "ssl_read_exit" },
+	[SSLPROBE_WRITE] = { "ssl_write_entry", "ssl_write_exit" },
+	[SSLPROBE_READ_EX] = { "ssl_read_ex_entry", "ssl_read_ex_exit" },
+	[SSLPROBE_WRITE_EX] = { "ssl_write_ex_entry", "ssl_write_ex_exit" },
+	[SSLPROBE_HANDSHAKE] = { "ssl_handshake_entry", "ssl_handshake_exit" },
 };
 
 struct function_target {
@@ -237,7 +233,7 @@ static bool tls_programs_present(void)
 {
 	for (int i = 0; i < SSLPROBE_FNS; i++)
 		if (!bpf_object__find_program_by_name(object,
-						      tls_entry_progs[i]))
+						      tls_progs[i].entry))
 			return false;
 	return true;
 }
@@ -250,11 +246,11 @@ static int attach_tls_pair(struct tls_target *t, const char *path,
 	struct bpf_link *l;
 	int err;
 
-	l = attach_one(tls_entry_progs[prog], path, offset, false, 0, &err);
+	l = attach_one(tls_progs[prog].entry, path, offset, false, 0, &err);
 	if (l)
 		t->links[t->nlinks++] = l;
 	l = err ? NULL :
-		  attach_one(tls_exit_progs[prog], path, offset, true, 0, &err);
+		  attach_one(tls_progs[prog].exit, path, offset, true, 0, &err);
 	if (l)
 		t->links[t->nlinks++] = l;
 	return err;

@@ -32,37 +32,39 @@ TEST(wrapper_call_leads_to_the_internal_function)
 	int64_t target = 0;
 
 	CHECK(sslprobe_first_call(read_ex_code, sizeof(read_ex_code),
-				 &target) == 0);
+				  &target) == 0);
 	CHECK(0x354c0 + target == 0x35290);
 	/* SSL_read calls the same function, further in. */
 	CHECK(sslprobe_calls(read_code_start, sizeof(read_code_start),
-			    0x35290 - 0x35430));
+			     0x35290 - 0x35430));
 	CHECK(!sslprobe_calls(read_code_start, sizeof(read_code_start),
-			     0x35290 - 0x35430 + 1));
+			      0x35290 - 0x35430 + 1));
 }
 
 TEST(first_call_needs_a_plain_prologue)
 {
 	static const uint8_t endbr_push_call[] = {
-		0xf3, 0x0f, 0x1e, 0xfa, 0x53, 0x48, 0x89, 0xfb,
-		0xe8, 0x10, 0x00, 0x00, 0x00,
+		0xf3, 0x0f, 0x1e, 0xfa, 0x53, 0x48, 0x89,
+		0xfb, 0xe8, 0x10, 0x00, 0x00, 0x00,
 	};
 	static const uint8_t load_then_call[] = {
 		0x48, 0x8b, 0x07, 0xe8, 0x10, 0x00, 0x00, 0x00,
 	};
-	static const uint8_t cut_call[] = { 0x48, 0x83, 0xec, 0x08, 0xe8, 0x01 };
+	static const uint8_t cut_call[] = {
+		0x48, 0x83, 0xec, 0x08, 0xe8, 0x01
+	};
 	int64_t target = 0;
 
 	CHECK(sslprobe_first_call(endbr_push_call, sizeof(endbr_push_call),
-				 &target) == 0);
+				  &target) == 0);
 	CHECK(target == 13 + 0x10);
 	/* A load from memory is not prologue: the call may not get the
 	 * wrapper's own arguments. */
 	CHECK(sslprobe_first_call(load_then_call, sizeof(load_then_call),
-				 &target) == -1);
+				  &target) == -1);
 	CHECK(sslprobe_first_call(cut_call, sizeof(cut_call), &target) == -1);
 	CHECK(sslprobe_first_call(read_code_start, sizeof(read_code_start),
-				 &target) == -1);
+				  &target) == -1);
 }
 
 TEST(cheap_entry_is_a_push_after_an_optional_endbr64)
@@ -73,13 +75,13 @@ TEST(cheap_entry_is_a_push_after_an_optional_endbr64)
 	size_t skip = 99;
 
 	CHECK(sslprobe_cheap_entry(internal_code, sizeof(internal_code),
-				  &skip) == 0);
+				   &skip) == 0);
 	CHECK(skip == 0);
 	CHECK(sslprobe_cheap_entry(endbr_push, sizeof(endbr_push), &skip) == 0);
 	CHECK(skip == 4);
 	CHECK(sslprobe_cheap_entry(endbr_sub, sizeof(endbr_sub), &skip) == -1);
-	CHECK(sslprobe_cheap_entry(read_ex_code, sizeof(read_ex_code),
-				  &skip) == -1);
+	CHECK(sslprobe_cheap_entry(read_ex_code, sizeof(read_ex_code), &skip) ==
+	      -1);
 }
 
 /* The host's libssl (Debian 12's 3.0 on the machines sonde is tested
