@@ -33,6 +33,15 @@ static const char *const parse_error_names[PARSE_ERROR_COUNT] = {
 static uint64_t received;
 static uint64_t parse_errors[PARSE_ERROR_COUNT];
 
+/* Processes that exited during this round of reading. An exit comes on
+ * the shared ring, the process's last exchanges and calls on the per-CPU
+ * rings, which are read after it: what is known of the process must
+ * outlive the round, or those would be named afresh from a /proc entry
+ * that is gone (its comm, without its environment's identity). */
+#define EXITS_MAX 1024
+static uint32_t exits[EXITS_MAX];
+static unsigned nexits;
+
 static void count(uint64_t *counter)
 {
 	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
@@ -213,10 +222,14 @@ int events_handle(void *ctx, void *data, size_t size)
 		tcp_handle(data);
 		return 0;
 	case SONDE_EV_PROCESS_EXEC:
+		/* A new image: what follows is the new program's. */
 		uprobes_note_exec(hdr->tgid);
-		/* fall through */
-	case SONDE_EV_PROCESS_EXIT:
 		procinfo_forget(hdr->tgid);
+		return 0;
+	case SONDE_EV_PROCESS_EXIT:
+		if (nexits == EXITS_MAX)
+			events_end_round();
+		exits[nexits++] = hdr->tgid;
 		return 0;
 	case SONDE_EV_PROCESS_SEEN:
 		if (size < sizeof(struct sonde_process_event))
@@ -231,6 +244,13 @@ int events_handle(void *ctx, void *data, size_t size)
 	}
 	count(&parse_errors[PARSE_ERROR_RECORD]);
 	return 0;
+}
+
+void events_end_round(void)
+{
+	for (unsigned i = 0; i < nexits; i++)
+		procinfo_forget(exits[i]);
+	nexits = 0;
 }
 
 void events_render(struct strbuf *sb)

@@ -13,6 +13,10 @@
 /* capture_event_fn: handles one record. Always returns 0. */
 int events_handle(void *ctx, void *data, size_t size);
 
+/* Called after each round of reading every ring: forgets the processes
+ * whose exit the round brought. */
+void events_end_round(void);
+
 /* Writes a peer address as label text: dotted IPv4 (also for IPv4-mapped
  * IPv6 addresses) or IPv6. Returns 0, or -1 for an unknown family or a
  * short buffer (INET6_ADDRSTRLEN is enough). */

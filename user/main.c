@@ -127,6 +127,7 @@ static int consume_until_signalled(uint64_t ttl_ms)
 	while (!stopping) {
 		int n = capture_poll(POLL_INTERVAL_MS);
 
+		events_end_round();
 		if (n < 0 && n != -EINTR) {
 			log_error("reading the ring buffer failed: %s",
 				  strerror(-n));

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "events.h"
+#include "procinfo.h"
 #include "registry.h"
 #include "sonde_events.h"
 #include "tcp.h"
@@ -319,6 +320,45 @@ TEST(tcp_events_are_charged_to_the_socket_owner)
 	CHECK(tcp_active_tracked() == 1);
 }
 
+static void process_exit(__u32 tgid)
+{
+	struct sonde_process_event ev = { 0 };
+
+	ev.hdr.kind = SONDE_EV_PROCESS_EXIT;
+	ev.hdr.tgid = tgid;
+	events_handle(NULL, &ev, sizeof(ev));
+}
+
+#define RETRANSMITS(svc) \
+	"sonde_tcp_retransmits_total{service_name=\"" svc "\"} "
+
+TEST(an_exit_is_applied_after_the_round_that_brought_it)
+{
+	char *text;
+
+	setup();
+	/* No such pid: the first event's comm names it, and stays. */
+	tcp(0x7ffffff7, "first", 0x100, SONDE_TCP_RETRANSMIT, 0,
+	    SONDE_ROLE_CLIENT, 0);
+	/* Its exit, then an event read later in the same round (from
+	 * another ring): still the process as it was known. */
+	process_exit(0x7ffffff7);
+	tcp(0x7ffffff7, "second", 0x100, SONDE_TCP_RETRANSMIT, 0,
+	    SONDE_ROLE_CLIENT, 0);
+	events_end_round();
+	/* After the round it is forgotten: a new process with that pid is
+	 * looked at afresh. */
+	tcp(0x7ffffff7, "third", 0x100, SONDE_TCP_RETRANSMIT, 0,
+	    SONDE_ROLE_CLIENT, 0);
+	text = render();
+	CHECK(strstr(text, RETRANSMITS("first") "2\n"));
+	CHECK(strstr(text, RETRANSMITS("third") "1\n"));
+	CHECK(!strstr(text, "\"second\""));
+	free(text);
+	events_end_round();
+	procinfo_forget(0x7ffffff7);
+}
+
 UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(pipelined_responses_pick_their_own_request),
 	  UNIT_CASE(interim_head_before_final_one_in_the_same_write),
@@ -329,4 +369,5 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(ipv4_addresses_match_inet_ntop_for_every_octet),
 	  UNIT_CASE(numbers_are_written_in_decimal_within_the_buffer),
 	  UNIT_CASE(connect_results_come_from_the_socket_error),
-	  UNIT_CASE(tcp_events_are_charged_to_the_socket_owner))
+	  UNIT_CASE(tcp_events_are_charged_to_the_socket_owner),
+	  UNIT_CASE(an_exit_is_applied_after_the_round_that_brought_it))
