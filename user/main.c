@@ -215,18 +215,33 @@ static void decide_running_processes(void)
 	log_debug("process selection: %u running processes decided", n);
 }
 
+/* Every family but the server one, which takes the captured headers too:
+ * the optional identity labels go on each. */
+static struct metric_family *const identity_families[] = {
+	&family_http_client,	   &family_tcp_connect_duration,
+	&family_tcp_connects,	   &family_tcp_resets,
+	&family_tcp_retransmits,   &family_tcp_active,
+	&family_function_duration,
+};
+
 /* Rules and labels from the options; a mistake here is a config error. */
 static int setup_rules(const struct sonde_options *o)
 {
+	size_t n = sizeof(identity_families) / sizeof(identity_families[0]);
 	char err[256];
+	int failed;
 
-	if (selection_init(o->include.items, o->include.n, o->exclude.items,
-			   o->exclude.n, o->services.items, o->services.n, err,
-			   sizeof(err)) ||
-	    labels_init(&family_http_server, o->labels.items, o->labels.n,
-			o->capture_headers.items, o->capture_headers.n, err,
-			sizeof(err)) ||
-	    labels_init_optional(&family_http_client, err, sizeof(err))) {
+	failed =
+		selection_init(o->include.items, o->include.n, o->exclude.items,
+			       o->exclude.n, o->services.items, o->services.n,
+			       err, sizeof(err)) ||
+		labels_init(&family_http_server, o->labels.items, o->labels.n,
+			    o->capture_headers.items, o->capture_headers.n, err,
+			    sizeof(err));
+	for (size_t i = 0; !failed && i < n; i++)
+		failed = labels_init_optional(identity_families[i], err,
+					      sizeof(err));
+	if (failed) {
 		log_error("%s", err);
 		return -1;
 	}

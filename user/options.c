@@ -108,7 +108,7 @@ static const char usage[] =
 	"                          [,max_values=N] (repeatable, at most 4)\n"
 	"      --label NAME        add service_namespace, container_id or "
 	"k8s_pod_uid\n"
-	"                          to the HTTP series (repeatable)\n"
+	"                          to every series (repeatable)\n"
 	"      --config FILE       read options from a YAML file; flags "
 	"override it\n"
 	"      --print-config      print the effective configuration as YAML "

@@ -5,6 +5,7 @@
 
 #include "events.h"
 #include "families.h"
+#include "labels.h"
 #include "otlp.h"
 #include "procinfo.h"
 #include "registry.h"
@@ -17,9 +18,14 @@
  * not counted at all, so the gauge never drifts upwards. */
 #define TCP_MAX_TRACKED 65536
 
+/* Room for a family's fixed labels and the optional identity ones. */
+#define TCP_MAX_VALUES (TCP_CONNECTS_NLABELS + LABELS_MAX_EXTRA)
+
+/* The gauge series a connection was counted in: its label values, copied
+ * into text. */
 struct active {
-	char service[SERVICE_NAME_MAX + 1];
-	const char *role;
+	const char *values[TCP_ACTIVE_NLABELS + LABELS_MAX_EXTRA];
+	char text[];
 };
 
 static struct strmap active; /* "%llx" of the sock -> struct active */
@@ -52,10 +58,10 @@ const char *tcp_connect_result(int err, int established)
 	return "other";
 }
 
-/* The owner's service, or NULL when the process selection leaves it out
- * (the kernel filters too; this catches a process's first events while
- * the daemon was still deciding on it). */
-static const char *owner_service(const struct sonde_tcp_event *ev)
+/* What sonde knows of the owner, or NULL when the process selection leaves
+ * it out (the kernel filters too; this catches a process's first events
+ * while the daemon was still deciding on it). */
+static const struct procinfo *owner_info(const struct sonde_tcp_event *ev)
 {
 	char comm[SONDE_COMM_LEN + 1];
 	const struct procinfo *info;
@@ -66,27 +72,33 @@ static const char *owner_service(const struct sonde_tcp_event *ev)
 	if (info->verdict == SONDE_VERDICT_IGNORE)
 		return NULL;
 	otlp_note_process(info, ev->hdr.tgid, comm);
-	return info->service;
+	return info;
 }
 
-static void active_open(const struct sonde_tcp_event *ev, const char *service)
+/* Counts ev's connection in the gauge series of values[0..n), and keeps
+ * a copy of them for its close. */
+static void active_open(const struct sonde_tcp_event *ev, const char **values,
+			unsigned n)
 {
-	const char *values[TCP_ACTIVE_NLABELS];
+	size_t len[TCP_ACTIVE_NLABELS + LABELS_MAX_EXTRA], total = 0;
 	struct active *a;
-	char key[24];
+	char key[24], *p;
 
 	snprintf(key, sizeof(key), "%llx", (unsigned long long)ev->sk);
 	if (strmap_get(&active, key) || active.count >= TCP_MAX_TRACKED)
 		return;
-	a = calloc(1, sizeof(*a));
+	for (unsigned i = 0; i < n; i++)
+		total += len[i] = strlen(values[i]) + 1;
+	a = malloc(sizeof(*a) + total);
 	if (!a)
 		return;
-	snprintf(a->service, sizeof(a->service), "%s", service);
-	a->role = role_name(ev->role);
-	values[0] = a->service;
-	values[TCP_ACTIVE_ROLE] = a->role;
+	p = a->text;
+	for (unsigned i = 0; i < n; i++) {
+		a->values[i] = memcpy(p, values[i], len[i]);
+		p += len[i];
+	}
 	if (!strmap_put(&active, key, a) ||
-	    registry_gauge_add(&family_tcp_active, values, 1)) {
+	    registry_gauge_add(&family_tcp_active, a->values, 1)) {
 		free(strmap_remove(&active, key));
 		return;
 	}
@@ -94,7 +106,6 @@ static void active_open(const struct sonde_tcp_event *ev, const char *service)
 
 static void active_close(const struct sonde_tcp_event *ev)
 {
-	const char *values[TCP_ACTIVE_NLABELS];
 	struct active *a;
 	char key[24];
 
@@ -102,57 +113,78 @@ static void active_close(const struct sonde_tcp_event *ev)
 	a = strmap_remove(&active, key);
 	if (!a)
 		return;
-	values[0] = a->service;
-	values[TCP_ACTIVE_ROLE] = a->role;
-	registry_gauge_add(&family_tcp_active, values, -1);
+	registry_gauge_add(&family_tcp_active, a->values, -1);
 	free(a);
 }
 
-static void connect_done(const struct sonde_tcp_event *ev, const char *service)
+/* Counts the owner's connection in the gauge, under its role. */
+static void owner_open(const struct sonde_tcp_event *ev,
+		       const struct procinfo *info)
 {
-	const char *values[TCP_CONNECTS_NLABELS];
+	const char *values[TCP_ACTIVE_NLABELS + LABELS_MAX_EXTRA];
+	unsigned n;
+
+	values[0] = info->service;
+	values[TCP_ACTIVE_ROLE] = role_name(ev->role);
+	n = labels_fill_optional(info, values + TCP_ACTIVE_NLABELS);
+	active_open(ev, values, TCP_ACTIVE_NLABELS + n);
+}
+
+static void connect_done(const struct sonde_tcp_event *ev,
+			 const struct procinfo *info)
+{
+	const char *values[TCP_MAX_VALUES], *peer_values[TCP_MAX_VALUES];
 	char peer[48], port[8];
 	int established = ev->detail == SONDE_TCP_CONNECT_ESTABLISHED;
 
 	if (events_format_address(ev->family, ev->daddr, peer, sizeof(peer)))
 		strcpy(peer, ROUTE_UNKNOWN);
 	events_format_uint(ev->dport, port, sizeof(port));
-	values[0] = service;
+	values[0] = info->service;
 	values[TCP_PEER_ADDRESS] = peer;
 	values[TCP_PEER_PORT] = port;
 	values[TCP_CONNECTS_RESULT] = tcp_connect_result(ev->err, established);
+	labels_fill_optional(info, values + TCP_CONNECTS_NLABELS);
 	registry_add(&family_tcp_connects, values, 1);
 	if (!established)
 		return;
-	registry_observe(&family_tcp_connect_duration, values, ev->duration_ns);
-	active_open(ev, service);
+	/* The duration has no result label: the optional ones move up. */
+	memcpy(peer_values, values, TCP_PEER_NLABELS * sizeof(*values));
+	labels_fill_optional(info, peer_values + TCP_PEER_NLABELS);
+	registry_observe(&family_tcp_connect_duration, peer_values,
+			 ev->duration_ns);
+	owner_open(ev, info);
 }
 
 void tcp_handle(const struct sonde_tcp_event *ev)
 {
-	const char *values[TCP_RESETS_NLABELS];
+	const char *values[TCP_MAX_VALUES];
+	const struct procinfo *info;
 
 	if (ev->what == SONDE_TCP_CLOSE) {
 		active_close(ev);
 		return;
 	}
-	values[0] = owner_service(ev);
-	if (!values[0])
+	info = owner_info(ev);
+	if (!info)
 		return;
+	values[0] = info->service;
 	switch (ev->what) {
 	case SONDE_TCP_CONNECT:
-		connect_done(ev, values[0]);
+		connect_done(ev, info);
 		break;
 	case SONDE_TCP_OPEN:
-		active_open(ev, values[0]);
+		owner_open(ev, info);
 		break;
 	case SONDE_TCP_RESET:
 		values[TCP_RESETS_DIRECTION] =
 			ev->detail == SONDE_TCP_RESET_RECEIVED ? "received" :
 								 "sent";
+		labels_fill_optional(info, values + TCP_RESETS_NLABELS);
 		registry_add(&family_tcp_resets, values, 1);
 		break;
 	case SONDE_TCP_RETRANSMIT:
+		labels_fill_optional(info, values + TCP_RETRANSMITS_NLABELS);
 		registry_add(&family_tcp_retransmits, values, 1);
 		break;
 	}

@@ -16,6 +16,7 @@
 
 #include "elfsym.h"
 #include "families.h"
+#include "labels.h"
 #include "log.h"
 #include "privs.h"
 #include "procinfo.h"
@@ -685,15 +686,18 @@ void uprobes_note_exec(uint32_t tgid)
 
 void uprobes_handle_call(const struct sonde_func_event *ev)
 {
-	const char *values[FUNCTION_NLABELS];
+	const char *values[FUNCTION_NLABELS + LABELS_MAX_EXTRA];
+	const struct procinfo *info;
 	char comm[SONDE_COMM_LEN + 1];
 
 	if (ev->func_id >= (uint32_t)nfuncs)
 		return;
 	memcpy(comm, ev->comm, SONDE_COMM_LEN);
 	comm[SONDE_COMM_LEN] = '\0';
-	values[0] = procinfo_service(ev->hdr.tgid, comm);
+	info = procinfo_get(ev->hdr.tgid, comm);
+	values[0] = info->service;
 	values[FUNCTION_NAME] = funcs[ev->func_id].symbol;
+	labels_fill_optional(info, values + FUNCTION_NLABELS);
 	registry_observe(&family_function_duration, values, ev->duration_ns);
 }
 

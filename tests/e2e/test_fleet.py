@@ -230,6 +230,15 @@ def test_service_identity_chain(tmp_path):
                           what="the test's client series")
         assert (client["service_name"], client["service_namespace"]) == \
             ("billing", "money")
+        # So do its TCP series: the connects it made to that server
+        # (readiness probes too, refused before it listened).
+        connects = wait_for(lambda: {
+            (labels["service_name"], labels["service_namespace"]):
+            labels["result"] for name, labels, v in s.samples()
+            if name == "sonde_tcp_connects_total" and v >= 1 and
+            labels["result"] == "ok" and
+            labels["server_port"] == str(ruled.port)}, what="the connect")
+        assert connects == {("billing", "money"): "ok"}
     finally:
         env_name.stop()
         ruled.stop()

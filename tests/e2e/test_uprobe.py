@@ -1,5 +1,6 @@
 """Function latency through uprobes: --uprobe BINARY:SYMBOL on programs
 built here with the system cc, counts and buckets read from a live scrape."""
+import os
 import subprocess
 
 import pytest
@@ -74,13 +75,20 @@ def test_every_call_lands_in_its_bucket(tmp_path, flags):
     name = "fnlat_" + flags[-1].strip("-").replace("-", "")
     exe = build(tmp_path, name, *flags)
     sonde = Sonde("--uprobe", f"{exe}:slow", "--uprobe", f"{exe}:quick",
-                  "--no-tls")
+                  "--no-tls", "--label", "service_namespace")
+    env = dict(os.environ, OTEL_RESOURCE_ATTRIBUTES="service.namespace=lab")
     try:
         attached = {labels["target"]: v for n, labels, v in sonde.samples()
                     if n == "sonde_uprobe_attached"}
         assert attached == {f"{exe}:slow": 1, f"{exe}:quick": 1}
-        subprocess.run([str(exe), "7", "5"], check=True, timeout=30)
+        subprocess.run([str(exe), "7", "5"], check=True, timeout=30,
+                       env=env)
         settled_counts(sonde, name, {"slow": 7, "quick": 5})
+        # The process's optional identity label is on its series.
+        assert {labels.get("service_namespace")
+                for n, labels, _ in sonde.samples()
+                if n == FAMILY + "_count" and
+                labels["service_name"] == name} == {"lab"}
         buckets = function_series(sonde, name, "_bucket")
         # 30 ms: above 0.025 s, at most 0.05 s; 2 ms: at most 0.005 s.
         assert buckets[("slow", "0.025")] == 0
@@ -89,7 +97,8 @@ def test_every_call_lands_in_its_bucket(tmp_path, flags):
         sums = function_series(sonde, name, "_sum")
         assert 7 * 0.030 <= sums["slow"] < 7 * 0.050
         # A second run adds exactly its calls.
-        subprocess.run([str(exe), "3", "0"], check=True, timeout=30)
+        subprocess.run([str(exe), "3", "0"], check=True, timeout=30,
+                       env=env)
         settled_counts(sonde, name, {"slow": 10, "quick": 5})
     finally:
         assert sonde.stop() == 0, sonde.output()

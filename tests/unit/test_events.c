@@ -1,10 +1,14 @@
 /* The consumer: kernel records in, registry observations out. */
 #include <arpa/inet.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "events.h"
+#include "families.h"
+#include "labels.h"
 #include "procinfo.h"
 #include "registry.h"
+#include "selection.h"
 #include "sonde_events.h"
 #include "tcp.h"
 #include "unit.h"
@@ -259,9 +263,10 @@ static void tcp(__u32 tgid, const char *comm, __u64 sk, __u8 what, __u8 detail,
 	events_handle(NULL, &ev, sizeof(ev));
 }
 
-#define ACTIVE(svc, role)                                                    \
+#define ACTIVE(svc, role, extra)                                             \
 	"sonde_tcp_active_connections{service_name=\"" svc "\",role=\"" role \
-	"\"} "
+	"\"" extra "} "
+#define NAMESPACE_MONEY ",service_namespace=\"money\""
 
 TEST(tcp_events_are_charged_to_the_socket_owner)
 {
@@ -296,8 +301,8 @@ TEST(tcp_events_are_charged_to_the_socket_owner)
 	CHECK(strstr(text, "sonde_tcp_connect_duration_seconds_count{"
 			   "service_name=\"api\",server_address=\"10.0.0.7\","
 			   "server_port=\"5432\"} 1\n"));
-	CHECK(strstr(text, ACTIVE("api", "client") "1\n"));
-	CHECK(strstr(text, ACTIVE("web", "server") "2\n"));
+	CHECK(strstr(text, ACTIVE("api", "client", "") "1\n"));
+	CHECK(strstr(text, ACTIVE("web", "server", "") "2\n"));
 	CHECK(strstr(text, "sonde_tcp_resets_total{service_name=\"web\","
 			   "direction=\"sent\"} 1\n"));
 	CHECK(strstr(text, "sonde_tcp_resets_total{service_name=\"api\","
@@ -314,8 +319,8 @@ TEST(tcp_events_are_charged_to_the_socket_owner)
 	/* A socket never counted is not subtracted. */
 	tcp(0x7ffffff2, "", 0x999, SONDE_TCP_CLOSE, 0, SONDE_ROLE_CLIENT, 0);
 	text = render();
-	CHECK(strstr(text, ACTIVE("api", "client") "0\n"));
-	CHECK(strstr(text, ACTIVE("web", "server") "1\n"));
+	CHECK(strstr(text, ACTIVE("api", "client", "") "0\n"));
+	CHECK(strstr(text, ACTIVE("web", "server", "") "1\n"));
 	free(text);
 	CHECK(tcp_active_tracked() == 1);
 }
@@ -359,6 +364,85 @@ TEST(an_exit_is_applied_after_the_round_that_brought_it)
 	procinfo_forget(0x7ffffff7);
 }
 
+/* Names the unit-test process: a services rule on its executable. */
+static void name_self(const char *rule_namespace)
+{
+	char exe[256], rule[400], *services[] = { rule };
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char err[256];
+
+	CHECK(n > 0);
+	exe[n > 0 ? n : 0] = '\0';
+	snprintf(rule, sizeof(rule), "name=unitself,namespace=%s,exe=%s",
+		 rule_namespace, exe);
+	selection_free();
+	CHECK(selection_init(NULL, 0, NULL, 0, services, 1, err, sizeof(err)) ==
+	      0);
+	procinfo_forget(getpid());
+}
+
+TEST(tcp_series_carry_the_optional_labels)
+{
+	struct metric_family server = family_http_server;
+	struct metric_family *fams[] = {
+		&family_tcp_connect_duration, &family_tcp_connects,
+		&family_tcp_resets, &family_tcp_retransmits, &family_tcp_active
+	};
+	struct metric_family saved[5];
+	char *opt[] = { "service_namespace" }, err[256], *text;
+	__u32 self = getpid();
+
+	setup();
+	CHECK(labels_init(&server, opt, 1, NULL, 0, err, sizeof(err)) == 0);
+	for (int i = 0; i < 5; i++) {
+		saved[i] = *fams[i];
+		CHECK(labels_init_optional(fams[i], err, sizeof(err)) == 0);
+	}
+	name_self("money");
+	tcp(self, "x", 0x100, SONDE_TCP_CONNECT, SONDE_TCP_CONNECT_ESTABLISHED,
+	    SONDE_ROLE_CLIENT, 0);
+	tcp(self, "x", 0x100, SONDE_TCP_RESET, SONDE_TCP_RESET_RECEIVED,
+	    SONDE_ROLE_CLIENT, 0);
+	tcp(self, "x", 0x100, SONDE_TCP_RETRANSMIT, 0, SONDE_ROLE_CLIENT, 0);
+	tcp(self, "x", 0x200, SONDE_TCP_OPEN, 0, SONDE_ROLE_SERVER, 0);
+	text = render();
+	CHECK(strstr(text, "sonde_tcp_connects_total{service_name=\"unitself\","
+			   "server_address=\"10.0.0.7\",server_port=\"5432\","
+			   "result=\"ok\",service_namespace=\"money\"} 1\n"));
+	CHECK(strstr(text, "sonde_tcp_connect_duration_seconds_count{"
+			   "service_name=\"unitself\",server_address="
+			   "\"10.0.0.7\",server_port=\"5432\","
+			   "service_namespace=\"money\"} 1\n"));
+	CHECK(strstr(text, "sonde_tcp_resets_total{service_name=\"unitself\","
+			   "direction=\"received\",service_namespace="
+			   "\"money\"} 1\n"));
+	CHECK(strstr(text, "sonde_tcp_retransmits_total{service_name="
+			   "\"unitself\",service_namespace=\"money\"} 1\n"));
+	CHECK(strstr(text,
+		     ACTIVE("unitself", "client", NAMESPACE_MONEY) "1\n"));
+	CHECK(strstr(text,
+		     ACTIVE("unitself", "server", NAMESPACE_MONEY) "1\n"));
+	free(text);
+	/* The process now has another namespace: the closes still lower the
+	 * series their opens raised, and raise no other. */
+	name_self("other");
+	tcp(self, "", 0x100, SONDE_TCP_CLOSE, 0, SONDE_ROLE_CLIENT, 0);
+	tcp(self, "", 0x200, SONDE_TCP_CLOSE, 0, SONDE_ROLE_SERVER, 0);
+	text = render();
+	CHECK(strstr(text,
+		     ACTIVE("unitself", "client", NAMESPACE_MONEY) "0\n"));
+	CHECK(strstr(text,
+		     ACTIVE("unitself", "server", NAMESPACE_MONEY) "0\n"));
+	CHECK(!strstr(text, "\"other\""));
+	free(text);
+	CHECK(tcp_active_tracked() == 0);
+	for (int i = 0; i < 5; i++)
+		*fams[i] = saved[i];
+	selection_free();
+	procinfo_forget(self);
+	labels_reset();
+}
+
 UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(pipelined_responses_pick_their_own_request),
 	  UNIT_CASE(interim_head_before_final_one_in_the_same_write),
@@ -370,4 +454,5 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(numbers_are_written_in_decimal_within_the_buffer),
 	  UNIT_CASE(connect_results_come_from_the_socket_error),
 	  UNIT_CASE(tcp_events_are_charged_to_the_socket_owner),
-	  UNIT_CASE(an_exit_is_applied_after_the_round_that_brought_it))
+	  UNIT_CASE(an_exit_is_applied_after_the_round_that_brought_it),
+	  UNIT_CASE(tcp_series_carry_the_optional_labels))
