@@ -1,9 +1,9 @@
-/* Labels beyond the fixed ones on the HTTP series: the optional identity
- * labels (service_namespace, container_id, k8s_pod_uid; off by default for
- * cardinality), on server and client series, and request headers an
- * operator chose to capture (http.capture_headers), on server series only,
- * each with a cap on its distinct values. Set up once at start-up, before the first observation;
- * then read by the consumer thread. */
+/* Labels beyond each family's fixed ones: the optional identity labels
+ * (service_namespace, container_id, k8s_pod_uid; off by default for
+ * cardinality), on every family, and request headers an operator chose to
+ * capture (http.capture_headers), on the server series only, each with a
+ * cap on its distinct values. Set up once at start-up, before the first
+ * observation; then read by the consumer thread. */
 #ifndef SONDE_LABELS_H
 #define SONDE_LABELS_H
 
@@ -45,7 +45,7 @@ int labels_init(struct metric_family *f, char *const *optional,
 		char *err, size_t errsz);
 
 /* Appends the optional labels that labels_init chose to another family
- * (the client series). Returns 0, or -1 with a reason in err. */
+ * (client, TCP, function). Returns 0, or -1 with a reason in err. */
 int labels_init_optional(struct metric_family *f, char *err, size_t errsz);
 
 /* Fills values[0..n) for the optional labels alone, from the process.
