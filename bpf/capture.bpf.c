@@ -462,22 +462,32 @@ static __always_inline __u32 peek_user(char *dst, const void *src, long n)
 	return len;
 }
 
-static __always_inline void req_append(struct conn *c, const void *buf, long n)
+/* Appends the bytes at buf to the request captured on c, up to cap
+ * (SONDE_REQ_CAP at most) in all. */
+static __always_inline void req_append(struct conn *c, const void *buf, long n,
+				       __u32 cap)
 {
 	__u32 off = c->req_len;
 	__u32 len = n > SONDE_REQ_CAP ? SONDE_REQ_CAP : n;
 
-	if (off >= SONDE_REQ_CAP)
+	if (off >= cap || cap > SONDE_REQ_CAP)
 		return;
 	barrier_var(len);
 	if (len > SONDE_REQ_CAP)
 		return;
-	if (off + len > SONDE_REQ_CAP)
-		len = SONDE_REQ_CAP - off;
+	if (off + len > cap)
+		len = cap - off;
 	/* off < CAP and len <= CAP: the copy stays inside req[2 * CAP]. */
 	if (bpf_probe_read_user(&c->req[off], len, buf))
 		return;
 	c->req_len = off + len;
+}
+
+/* How much of the request a connection keeps: a client's series need
+ * only its method. */
+static __always_inline __u32 req_cap(const struct conn *c)
+{
+	return c->role == ROLE_CLIENT ? SONDE_CLIENT_REQ_CAP : SONDE_REQ_CAP;
 }
 
 /* Once per connection, not per exchange: the process gets its exit and
@@ -491,7 +501,7 @@ static __always_inline void note_process(__u32 tgid, struct conn *c)
 /* Offset just past the first "\r\n\r\n" in p[0..n), or 0. */
 static __always_inline __u32 head_end(const char *p, __u32 n)
 {
-	for (__u32 i = 3; i < SONDE_RESP_CAP; i++) {
+	for (__u32 i = 3; i < SONDE_HEAD_PEEK; i++) {
 		if (i >= n)
 			return 0;
 		if (p[i] == '\n' && p[i - 1] == '\r' && p[i - 2] == '\n' &&
@@ -501,33 +511,71 @@ static __always_inline __u32 head_end(const char *p, __u32 n)
 	return 0;
 }
 
-/* Sends the exchange whose response head is in buf[0..n). Returns false
- * when buf held only an interim (1xx) head, so the exchange goes on. */
-static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
-					  const void *buf, long n, bool interim)
+/* buf[0..n) starts with an interim head ("HTTP/1.1 100 Continue"): finds
+ * the final status line after it, and puts its first bytes in status.
+ * Returns how many, or 0 when buf holds the interim head only and the final
+ * one comes in a later write. Rare: looked for only after a 1xx. */
+static __always_inline __u32 final_status_line(const char *buf, long n,
+					       char *status)
 {
-	struct sonde_http_event *ev;
-	__u32 len = n > SONDE_RESP_CAP ? SONDE_RESP_CAP : n;
-	void *ring = cpu_ring();
-	__u32 end;
+	char head[SONDE_HEAD_PEEK] = {};
+	__u32 len, end;
+	long pos = 0;
 
-	ev = bpf_ringbuf_reserve(ring, sizeof(*ev), 0);
+	for (int k = 0; k < SONDE_MAX_HEADS; k++) {
+		len = n - pos > SONDE_HEAD_PEEK ? SONDE_HEAD_PEEK : n - pos;
+		barrier_var(len);
+		if (len > SONDE_HEAD_PEEK ||
+		    bpf_probe_read_user(head, len, buf + pos) ||
+		    !looks_like_status_line(head, len))
+			return 0;
+		if (!is_interim_status(head)) {
+			__builtin_memcpy(status, head, SONDE_RESP_CAP);
+			return len < SONDE_RESP_CAP ? len : SONDE_RESP_CAP;
+		}
+		if (k == SONDE_MAX_HEADS - 1)
+			return 0;
+		end = head_end(head, len);
+		if (!end || pos + end >= n)
+			return 0;
+		pos += end;
+	}
+	return 0;
+}
+
+/* Reserves an exchange record with room for req_room bytes of request
+ * and copies them from c. */
+#define EXCHANGE_RESERVE(ring, c, req_room)                                  \
+	({                                                                     \
+		struct sonde_http_event *e_ = bpf_ringbuf_reserve(             \
+			ring, SONDE_EXCHANGE_BYTES(req_room), 0);              \
+		if (e_)                                                        \
+			__builtin_memcpy(e_->req, (c)->req, req_room);         \
+		e_;                                                            \
+	})
+
+/* Sends the exchange on c, whose final status line is status[0..len).
+ * The record is only as long as the request bytes need, in four sizes:
+ * a 40-byte GET travels in 176 bytes, where the longest record is 368. */
+static __always_inline void emit_exchange(struct conn_key *key,
+					  struct conn *c, const char *status,
+					  __u32 len)
+{
+	void *ring = cpu_ring();
+	struct sonde_http_event *ev;
+	__u16 req_len = c->req_len;
+
+	if (req_len <= SONDE_CLIENT_REQ_CAP)
+		ev = EXCHANGE_RESERVE(ring, c, SONDE_CLIENT_REQ_CAP);
+	else if (req_len <= SONDE_REQ_CAP / 4)
+		ev = EXCHANGE_RESERVE(ring, c, SONDE_REQ_CAP / 4);
+	else if (req_len <= SONDE_REQ_CAP / 2)
+		ev = EXCHANGE_RESERVE(ring, c, SONDE_REQ_CAP / 2);
+	else
+		ev = EXCHANGE_RESERVE(ring, c, SONDE_REQ_CAP);
 	if (!ev) {
 		count_drop(SONDE_DROP_RINGBUF_FULL);
-		return true;
-	}
-	barrier_var(len);
-	if (len > SONDE_RESP_CAP || bpf_probe_read_user(ev->resp, len, buf))
-		len = 0;
-	if (interim) {
-		/* 100 Continue alone: the final head comes in a later write.
-		 * 100 Continue and the final head in one write: send it, the
-		 * daemon skips the interim head. */
-		end = head_end(ev->resp, len);
-		if (!end || end >= n) {
-			bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
-			return false;
-		}
+		return;
 	}
 	ev->hdr.ts_ns = bpf_ktime_get_ns();
 	ev->hdr.tgid = key->tgid;
@@ -541,15 +589,14 @@ static __always_inline bool emit_exchange(struct conn_key *key, struct conn *c,
 	ev->sport = c->sport;
 	ev->dport = c->dport;
 	ev->family = c->family;
-	ev->req_len = c->req_len;
+	ev->req_len = req_len;
 	ev->resp_len = len;
 	ev->pipeline_idx = c->pipeline_idx;
 	ev->role = c->role;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	__builtin_memcpy(ev->req, c->req, SONDE_REQ_CAP);
+	__builtin_memcpy(ev->resp, status, SONDE_RESP_CAP);
 	event_submit(ring, ev);
 	note_process(key->tgid, c);
-	return true;
 }
 
 /* Bytes going from client to server (read by a server, written by a
@@ -562,7 +609,7 @@ on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 	__u32 got;
 
 	if (c->phase == PHASE_REQUEST) {
-		req_append(c, buf, n);
+		req_append(c, buf, n, req_cap(c));
 		return;
 	}
 	got = peek_user(peek, buf, n);
@@ -573,9 +620,15 @@ on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 		return;
 	c->phase = PHASE_REQUEST;
 	c->start_ns = bpf_ktime_get_ns();
-	c->req_len = 0;
 	c->pipeline_idx = 0;
-	req_append(c, buf, n);
+	/* What was peeked is a client's whole capture: no second read. */
+	if (c->role == ROLE_CLIENT) {
+		__builtin_memcpy(c->req, peek, SONDE_PEEK);
+		c->req_len = got;
+		return;
+	}
+	c->req_len = 0;
+	req_append(c, buf, n, SONDE_REQ_CAP);
 }
 
 /* Bytes going from server to client (written by a server, read by a
@@ -595,8 +648,13 @@ on_response_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 	got = peek_user(peek, buf, n);
 	if (!looks_like_status_line(peek, got))
 		return;
-	if (!emit_exchange(key, c, buf, n, is_interim_status(peek)))
-		return;
+	/* 100 Continue alone: the final head comes in a later write. */
+	if (is_interim_status(peek)) {
+		got = final_status_line(buf, n, peek);
+		if (!got)
+			return;
+	}
+	emit_exchange(key, c, peek, got);
 	c->phase = PHASE_RESPONSE;
 	if (c->pipeline_idx < 255)
 		c->pipeline_idx++;

@@ -37,8 +37,14 @@
  * contend for one ring's lock and positions. This size is only the
  * template's. */
 #define SONDE_CPU_RING_TEMPLATE_BYTES (256 << 10)
-/* Bytes looked at to classify a buffer: a method token or a status line. */
+/* Bytes looked at to classify a buffer: a method token or a status line.
+ * A client's capture (SONDE_CLIENT_REQ_CAP) and a status line
+ * (SONDE_RESP_CAP) are one peek. */
 #define SONDE_PEEK 16
+/* Bytes searched for the end of an interim (1xx) head, and how many heads
+ * (interim ones, then the final one) are looked at in one write. */
+#define SONDE_HEAD_PEEK 128
+#define SONDE_MAX_HEADS 2
 
 /* A connection's role is a sonde_role; ROLE_UNKNOWN: found lazily,
  * nothing seen yet. */

@@ -10,13 +10,16 @@
 #include <linux/types.h>
 #endif
 
-/* Bytes of the request kept per exchange. 256 holds a request line with a
- * long path plus a few pipelined heads; a power of two so a mask bounds the
- * copy for the verifier. */
+/* Bytes of the request kept per server exchange. 256 holds a request line
+ * with a long path plus a few pipelined heads; a power of two so a mask
+ * bounds the copy for the verifier. */
 #define SONDE_REQ_CAP 256
-/* Bytes of the response head sent per exchange: the status line, or an
- * interim "100 Continue" head followed by the final status line. */
-#define SONDE_RESP_CAP 128
+/* A client's series need only the method: the first bytes of what it
+ * wrote. */
+#define SONDE_CLIENT_REQ_CAP 16
+/* Bytes of the final status line sent per exchange ("HTTP/1.1 200 OK"):
+ * the daemon reads the code. Interim 1xx heads are skipped in BPF. */
+#define SONDE_RESP_CAP 16
 #define SONDE_COMM_LEN 16
 
 enum sonde_event_kind {
@@ -76,7 +79,12 @@ enum sonde_role {
  * and ends when the response head is read. pipeline_idx is how many
  * responses were already reported for the request bytes in req: pipelined
  * requests share the capture, and the idx-th head in req belongs to this
- * response. */
+ * response.
+ *
+ * The record ends with req and is only as long as req_len needs, rounded
+ * up to one of a few sizes (SONDE_EXCHANGE_BYTES): a short request does not
+ * carry 256 bytes of nothing through the ring. The bytes of req beyond the
+ * record's end are not there. */
 struct sonde_http_event {
 	struct sonde_event_header hdr;
 	__u64 start_ns; /* first request bytes read (server) or written */
@@ -92,9 +100,13 @@ struct sonde_http_event {
 	__u8 pipeline_idx;
 	__u8 role; /* enum sonde_role: server or client */
 	char comm[SONDE_COMM_LEN];
+	char resp[SONDE_RESP_CAP]; /* the final status line */
 	char req[SONDE_REQ_CAP];
-	char resp[SONDE_RESP_CAP];
 };
+
+/* Size of an exchange record whose req holds req_room bytes. */
+#define SONDE_EXCHANGE_BYTES(req_room) \
+	(__builtin_offsetof(struct sonde_http_event, req) + (req_room))
 
 /* What happened to a TCP socket (sonde_tcp_event.what). */
 enum sonde_tcp_what {

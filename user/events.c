@@ -56,11 +56,10 @@ static uint64_t load(const uint64_t *counter)
  * head is not in the capture (a pipelined one beyond SONDE_REQ_CAP) or
  * whose target is not a path is still counted, as _OTHER / ROUTE_UNKNOWN.
  * route may be NULL when only the method is wanted. */
-static void request_labels(const struct sonde_http_event *ev,
+static void request_labels(const struct sonde_http_event *ev, size_t len,
 			   enum http_method *method, char *route,
 			   size_t routesz)
 {
-	size_t len = ev->req_len < SONDE_REQ_CAP ? ev->req_len : SONDE_REQ_CAP;
 	struct http1_request req;
 
 	*method = HTTP_METHOD_OTHER;
@@ -127,12 +126,21 @@ int events_format_uint(unsigned value, char *out, size_t outsz)
 	return 0;
 }
 
-static void handle_exchange(const struct sonde_http_event *ev)
+/* The request bytes of an exchange record size bytes long: no more than
+ * it says it holds, nor than it holds. */
+static size_t exchange_req_len(const struct sonde_http_event *ev, size_t size)
+{
+	size_t room = size - SONDE_EXCHANGE_BYTES(0);
+	size_t len = ev->req_len < SONDE_REQ_CAP ? ev->req_len : SONDE_REQ_CAP;
+
+	return len < room ? len : room;
+}
+
+static void handle_exchange(const struct sonde_http_event *ev, size_t size)
 {
 	size_t resp_len =
 		ev->resp_len < SONDE_RESP_CAP ? ev->resp_len : SONDE_RESP_CAP;
-	size_t req_len =
-		ev->req_len < SONDE_REQ_CAP ? ev->req_len : SONDE_REQ_CAP;
+	size_t req_len = exchange_req_len(ev, size);
 	const char *values[REGISTRY_MAX_LABELS];
 	char captured[LABELS_MAX_HEADERS][LABELS_VALUE_MAX + 1];
 	const struct procinfo *info;
@@ -157,9 +165,9 @@ static void handle_exchange(const struct sonde_http_event *ev)
 	}
 	/* Client series have no route: no template to work out. */
 	if (ev->role == SONDE_ROLE_CLIENT)
-		request_labels(ev, &method, NULL, 0);
+		request_labels(ev, req_len, &method, NULL, 0);
 	else
-		request_labels(ev, &method, route, sizeof(route));
+		request_labels(ev, req_len, &method, route, sizeof(route));
 	events_format_uint((unsigned)code, status, sizeof(status));
 	values[0] = info->service;
 	otlp_note_process(info, ev->hdr.tgid, comm);
@@ -212,9 +220,9 @@ int events_handle(void *ctx, void *data, size_t size)
 	}
 	switch (hdr->kind) {
 	case SONDE_EV_HTTP_EXCHANGE:
-		if (size < sizeof(struct sonde_http_event))
+		if (size < SONDE_EXCHANGE_BYTES(0))
 			break;
-		handle_exchange(data);
+		handle_exchange(data, size);
 		return 0;
 	case SONDE_EV_TCP:
 		if (size < sizeof(struct sonde_tcp_event))

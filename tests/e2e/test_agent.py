@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from conftest import (HISTOGRAM, SONDE, Sonde, bpftool_json, free_port,
-                      keepalive_requests, python_server)
+                      keepalive_requests, python_server, wait_for)
 
 
 def run_sonde(*args, preexec=None):
@@ -113,6 +113,32 @@ def test_expect_100_continue_counts_the_final_status(sonde, app):
         assert b" 201 " in conn.recv(4096)
     assert sonde.settled_series(app.port, 1) == {
         ("POST", "201", "/upload"): 1}
+
+
+def test_interim_and_final_heads_in_one_write_count_the_final_status(
+        sonde, app):
+    """The server sends "103 Early Hints" and its 200 in one send: the
+    exchange is the 200, on the server's side and on curl's."""
+    url = f"http://127.0.0.1:{app.port}/early-hints"
+    for _ in range(3):
+        out = subprocess.run(["curl", "-s", url], check=True,
+                             capture_output=True, text=True).stdout
+        assert out == "hints\n"
+    assert sonde.settled_series(app.port, 3) == {
+        ("GET", "200", "/early-hints"): 3}
+    wait_for(lambda: sum(client_calls(sonde, app.port).values()) >= 3,
+             what="curl's client series")
+    clients = client_calls(sonde, app.port)
+    assert clients == {("GET", "200"): 3}
+
+
+def client_calls(sonde, port):
+    """curl's client series towards port: (method, status) -> count."""
+    return {(lab["http_request_method"], lab["http_response_status_code"]): v
+            for name, lab, v in sonde.samples()
+            if name == "http_client_request_duration_seconds_count"
+            and lab["service_name"] == "curl"
+            and lab["server_port"] == str(port)}
 
 
 def test_tracefs_is_mounted_when_missing():

@@ -4,6 +4,7 @@
 
 GET /sleep/<ms>  sleeps that many milliseconds, then answers 200.
 GET /status/<n>  answers with status n.
+GET /early-hints answers "103 Early Hints" and the final 200 in one write.
 anything else    answers 200 with the path in the body.
 """
 import http.server
@@ -31,6 +32,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(200, b"slept\n")
         elif len(parts) == 2 and parts[0] == "status" and parts[1].isdigit():
             self.answer(int(parts[1]), b"status\n")
+        elif parts == ["early-hints"]:
+            # The interim and the final head leave in one send.
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\n"
+                             b"Link: </style.css>; rel=preload\r\n\r\n"
+                             b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n"
+                             b"\r\nhints\n")
         else:
             self.answer(200, self.path.encode() + b"\n")
 
