@@ -545,21 +545,20 @@ static __always_inline __u32 final_status_line(const char *buf, long n,
 
 /* Reserves an exchange record with room for req_room bytes of request
  * and copies them from c. */
-#define EXCHANGE_RESERVE(ring, c, req_room)                                  \
-	({                                                                     \
-		struct sonde_http_event *e_ = bpf_ringbuf_reserve(             \
-			ring, SONDE_EXCHANGE_BYTES(req_room), 0);              \
-		if (e_)                                                        \
-			__builtin_memcpy(e_->req, (c)->req, req_room);         \
-		e_;                                                            \
+#define EXCHANGE_RESERVE(ring, c, req_room)                            \
+	({                                                             \
+		struct sonde_http_event *e_ = bpf_ringbuf_reserve(     \
+			ring, SONDE_EXCHANGE_BYTES(req_room), 0);      \
+		if (e_)                                                \
+			__builtin_memcpy(e_->req, (c)->req, req_room); \
+		e_;                                                    \
 	})
 
 /* Sends the exchange on c, whose final status line is status[0..len).
  * The record is only as long as the request bytes need, in four sizes:
  * a 40-byte GET travels in 176 bytes, where the longest record is 368. */
-static __always_inline void emit_exchange(struct conn_key *key,
-					  struct conn *c, const char *status,
-					  __u32 len)
+static __always_inline void emit_exchange(struct conn_key *key, struct conn *c,
+					  const char *status, __u32 len)
 {
 	void *ring = cpu_ring();
 	struct sonde_http_event *ev;
