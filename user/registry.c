@@ -21,6 +21,8 @@ struct service {
 
 struct series {
 	uint64_t id;
+	struct series *next; /* in its index slot */
+	uint64_t hash;	     /* series_hash() of family and values */
 	const struct metric_family *family;
 	const char *values[REGISTRY_MAX_LABELS]; /* copies, in text[] */
 	uint64_t start_unix_ns;
@@ -37,7 +39,10 @@ static uint64_t next_series_id = 1;
 static struct histogram_bounds bounds;
 static struct registry_limits limits;
 static struct strmap services; /* name -> struct service */
-static struct strmap series_by_key;
+/* Series by family and label values, chained on series_hash(): an
+ * observation finds its series without building a key string. */
+static struct series **index_slots;
+static size_t index_nslots; /* power of two */
 /* Series in creation order, so the exposition is stable between scrapes. */
 static struct series **series;
 static unsigned nseries, series_cap;
@@ -181,33 +186,77 @@ void registry_cap_label(const struct metric_family *f, unsigned label,
 	pthread_mutex_unlock(&lock);
 }
 
-/* Appends len bytes of text at key[*off], keeping room for the NUL;
- * returns -1 when they do not fit. */
-static int key_append(char *key, size_t keysz, size_t *off, const char *text,
-		      size_t len)
+static uint64_t series_hash(const struct metric_family *f,
+			    const char *const *values)
 {
-	if (len >= keysz - *off)
-		return -1;
-	memcpy(key + *off, text, len);
-	*off += len;
+	uint64_t h =
+		strmap_hash_bytes(STRMAP_HASH_SEED, f->name, strlen(f->name));
+
+	for (unsigned i = 0; i < f->nlabels; i++)
+		h = strmap_hash_bytes(h, values[i], strlen(values[i]));
+	return strmap_hash_finish(h);
+}
+
+static struct series **index_slot(uint64_t hash)
+{
+	return &index_slots[hash & (index_nslots - 1)];
+}
+
+static struct series *index_find(const struct metric_family *f,
+				 const char *const *values, uint64_t hash)
+{
+	struct series *s;
+	unsigned i;
+
+	if (!index_nslots)
+		return NULL;
+	for (s = *index_slot(hash); s; s = s->next) {
+		if (s->hash != hash || s->family != f)
+			continue;
+		for (i = 0; i < f->nlabels; i++)
+			if (strcmp(s->values[i], values[i]) != 0)
+				break;
+		if (i == f->nlabels)
+			return s;
+	}
+	return NULL;
+}
+
+/* Puts s in the index, which grows to keep chains about one long; -1
+ * when out of memory. */
+static int index_add(struct series *s)
+{
+	struct series **slots, *e, *next;
+	size_t n = index_nslots;
+
+	if (nseries >= n) {
+		n = n ? n * 2 : 64;
+		slots = calloc(n, sizeof(*slots));
+		if (!slots)
+			return -1;
+		for (size_t i = 0; i < index_nslots; i++)
+			for (e = index_slots[i]; e; e = next) {
+				next = e->next;
+				e->next = slots[e->hash & (n - 1)];
+				slots[e->hash & (n - 1)] = e;
+			}
+		free(index_slots);
+		index_slots = slots;
+		index_nslots = n;
+	}
+	s->next = *index_slot(s->hash);
+	*index_slot(s->hash) = s;
 	return 0;
 }
 
-/* "family\x1fvalue\x1fvalue…" into key; returns -1 when it does not fit.
- * Built once per observation: memcpy, not snprintf. */
-static int series_key(const struct metric_family *f, const char *const *values,
-		      char *key, size_t keysz)
+static void index_remove(const struct series *s)
 {
-	size_t off = 0;
+	struct series **e = index_slot(s->hash);
 
-	if (key_append(key, keysz, &off, f->name, strlen(f->name)))
-		return -1;
-	for (unsigned i = 0; i < f->nlabels; i++)
-		if (key_append(key, keysz, &off, "\x1f", 1) ||
-		    key_append(key, keysz, &off, values[i], strlen(values[i])))
-			return -1;
-	key[off] = '\0';
-	return 0;
+	while (*e && *e != s)
+		e = &(*e)->next;
+	if (*e)
+		*e = s->next;
 }
 
 static void family_note(const struct metric_family *f)
@@ -219,7 +268,7 @@ static void family_note(const struct metric_family *f)
 		families[nfamilies++] = f;
 }
 
-static struct series *series_create(const char *key,
+static struct series *series_create(uint64_t hash,
 				    const struct metric_family *f,
 				    const char *const *values)
 {
@@ -247,9 +296,10 @@ static struct series *series_create(const char *key,
 		if (s->exp)
 			exphist_init(s->exp);
 	}
+	s->hash = hash;
 	if (!s->text ||
 	    (exphist_enabled && f->kind == METRIC_HISTOGRAM && !s->exp) ||
-	    !strmap_put(&series_by_key, key, s)) {
+	    index_add(s)) {
 		free(s->exp);
 		free(s->text);
 		free(s);
@@ -271,16 +321,24 @@ static struct series *series_create(const char *key,
 	return s;
 }
 
+/* The series for the given label values, created if new. A series
+ * found under the values as given needs no capping: every value a series
+ * holds is admitted to its cap's set, or is one of the fixed ones, which
+ * capping leaves alone. */
 static struct series *series_find_or_create(const struct metric_family *f,
 					    const char *const *given)
 {
 	const char *values[REGISTRY_MAX_LABELS];
 	struct service *svc;
 	struct series *s;
-	char key[1024];
+	uint64_t hash;
 
 	if (f->nlabels == 0 || f->nlabels > REGISTRY_MAX_LABELS)
 		return NULL;
+	hash = series_hash(f, given);
+	s = index_find(f, given, hash);
+	if (s)
+		return s;
 	memcpy(values, given, f->nlabels * sizeof(*values));
 	if (f->capped_label > 0 && f->cap != REGISTRY_CAP_NONE) {
 		svc = service_get(values[0]);
@@ -300,14 +358,13 @@ static struct series *series_find_or_create(const struct metric_family *f,
 		if (!values[lc->label])
 			return NULL;
 	}
-	if (series_key(f, values, key, sizeof(key)))
-		return NULL;
-	s = strmap_get(&series_by_key, key);
+	hash = series_hash(f, values);
+	s = index_find(f, values, hash);
 	if (s)
 		return s;
 	if (nseries >= limits.max_series)
 		return NULL;
-	return series_create(key, f, values);
+	return series_create(hash, f, values);
 }
 
 /* Finds the series under the lock; the caller updates it and unlocks. */
@@ -534,7 +591,6 @@ static void forget_empty_families(void)
 unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns)
 {
 	unsigned kept = 0, removed = 0;
-	char key[1024];
 
 	pthread_mutex_lock(&lock);
 	for (unsigned i = 0; i < nseries; i++) {
@@ -544,8 +600,7 @@ unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns)
 			series[kept++] = s;
 			continue;
 		}
-		if (!series_key(s->family, s->values, key, sizeof(key)))
-			strmap_remove(&series_by_key, key);
+		index_remove(s);
 		free(s->text);
 		free(s->exp);
 		free(s);
@@ -626,7 +681,9 @@ void registry_free(void)
 	series = NULL;
 	nseries = series_cap = 0;
 	nfamilies = 0;
-	strmap_clear(&series_by_key);
+	free(index_slots);
+	index_slots = NULL;
+	index_nslots = 0;
 	strmap_each(&services, free_service, NULL);
 	strmap_clear(&services);
 	for (unsigned i = 0; i < nlabel_caps; i++)

@@ -12,24 +12,51 @@ struct strmap_entry {
 };
 
 /* Eight bytes per step, then a final mix so that the low bits (the slot)
- * depend on every byte: the series registry hashes a key of some 70 bytes
- * for every event. */
-static uint64_t hash_string(const char *s)
+ * depend on every byte: the series registry hashes some 70 bytes of label
+ * values for every event. */
+uint64_t strmap_hash_bytes(uint64_t h, const char *s, size_t len)
 {
-	size_t len = strlen(s);
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ len, w;
+	uint64_t w;
 
+	h ^= len;
 	for (; len >= sizeof(w); s += sizeof(w), len -= sizeof(w)) {
 		memcpy(&w, s, sizeof(w));
 		h = (h ^ w) * 0xff51afd7ed558ccdULL;
 		h ^= h >> 32;
 	}
+	/* The last 0 to 7 bytes, in fixed-size loads: a variable-length copy
+	 * into w is a byte loop whose result the load of w must wait for. */
 	w = 0;
-	memcpy(&w, s, len);
-	h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+	if (len & 4) {
+		uint32_t x;
+
+		memcpy(&x, s, sizeof(x));
+		w = x;
+		s += sizeof(x);
+	}
+	if (len & 2) {
+		uint16_t x;
+
+		memcpy(&x, s, sizeof(x));
+		w |= (uint64_t)x << (len & 4) * 8;
+		s += sizeof(x);
+	}
+	if (len & 1)
+		w |= (uint64_t)(unsigned char)*s << (len & 6) * 8;
+	return (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+}
+
+uint64_t strmap_hash_finish(uint64_t h)
+{
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	return h ^ (h >> 33);
+}
+
+static uint64_t hash_string(const char *s)
+{
+	return strmap_hash_finish(
+		strmap_hash_bytes(STRMAP_HASH_SEED, s, strlen(s)));
 }
 
 static struct strmap_entry **find_slot(const struct strmap *m, const char *key,

@@ -4,6 +4,7 @@
 #define SONDE_STRMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct strmap_entry;
 
@@ -27,5 +28,12 @@ void strmap_each(const struct strmap *m,
 		 void *arg);
 /* Frees the map's own memory (not the values). */
 void strmap_clear(struct strmap *m);
+
+/* The map's hash, for keys made of several pieces: start from
+ * STRMAP_HASH_SEED, add each piece with strmap_hash_bytes, and mix the
+ * result with strmap_hash_finish before taking low bits from it. */
+#define STRMAP_HASH_SEED 0x9e3779b97f4a7c15ULL
+uint64_t strmap_hash_bytes(uint64_t h, const char *s, size_t len);
+uint64_t strmap_hash_finish(uint64_t h);
 
 #endif

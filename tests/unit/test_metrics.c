@@ -360,6 +360,47 @@ TEST(registry_expires_idle_series_but_not_live_gauges)
 	registry_free();
 }
 
+TEST(registry_finds_each_series_among_many_and_after_expiry)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { .max_routes_per_service = 1000,
+				       .max_peers_per_service = 1000,
+				       .max_series = 1000 };
+	uint64_t hour = 3600ull * 1000000000ull;
+	struct strbuf sb = { 0 };
+	char route[32];
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	/* Enough series to make the index grow several times. */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < 300; i++) {
+			snprintf(route, sizeof(route), "/r%d", i);
+			CHECK(observe("svc", route, 200) == 0);
+		}
+	/* The same bytes split differently between labels. */
+	CHECK(observe("svc/", "r1", 200) == 0);
+	CHECK(registry_series_count() == 301);
+	registry_render(&sb);
+	CHECK(strstr(sb.data,
+		     "http_route=\"/r299\",server_port=\"8080\"} 2\n"));
+	CHECK(strstr(sb.data, "{service_name=\"svc/\",http_request_method="
+			      "\"GET\",http_response_status_code=\"200\","
+			      "http_route=\"r1\",server_port=\"8080\"} 1\n"));
+	strbuf_release(&sb);
+	/* Expired series leave the index: observed again, each is new. */
+	CHECK(registry_expire(wall_ns() + 2 * hour, hour) == 301);
+	for (int i = 0; i < 300; i++) {
+		snprintf(route, sizeof(route), "/r%d", i);
+		CHECK(observe("svc", route, 200) == 0);
+	}
+	CHECK(registry_series_count() == 300);
+	registry_render(&sb);
+	CHECK(strstr(sb.data, "http_route=\"/r0\",server_port=\"8080\"} 1\n"));
+	strbuf_release(&sb);
+	registry_free();
+}
+
 TEST(registry_caps_a_captured_label_across_services)
 {
 	static struct metric_family f = {
@@ -417,4 +458,5 @@ UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(registry_walk_sees_every_series_with_its_values),
 	  UNIT_CASE(registry_drops_and_counts_beyond_the_series_cap),
 	  UNIT_CASE(registry_expires_idle_series_but_not_live_gauges),
+	  UNIT_CASE(registry_finds_each_series_among_many_and_after_expiry),
 	  UNIT_CASE(registry_caps_a_captured_label_across_services))
