@@ -41,6 +41,9 @@
  * A client's capture (SONDE_CLIENT_REQ_CAP) and a status line
  * (SONDE_RESP_CAP) are one peek. */
 #define SONDE_PEEK 16
+_Static_assert(SONDE_CLIENT_REQ_CAP <= SONDE_PEEK &&
+		       SONDE_RESP_CAP <= SONDE_PEEK,
+	       "a client's request and a status line are copied from a peek");
 /* Bytes searched for the end of an interim (1xx) head, and how many heads
  * (interim ones, then the final one) are looked at in one write. */
 #define SONDE_HEAD_PEEK 128
