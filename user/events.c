@@ -20,14 +20,16 @@
 #include "uprobes.h"
 
 enum parse_error {
-	PARSE_ERROR_RESPONSE, /* no final status line in the response head */
-	PARSE_ERROR_RECORD,   /* a record of unknown kind or size */
+	PARSE_ERROR_RESPONSE,	/* no final status line in the response head */
+	PARSE_ERROR_RECORD,	/* a record of unknown kind or size */
+	PARSE_ERROR_NO_REQUEST, /* a server's status line no request asked for */
 	PARSE_ERROR_COUNT,
 };
 
 static const char *const parse_error_names[PARSE_ERROR_COUNT] = {
 	[PARSE_ERROR_RESPONSE] = "response_status",
 	[PARSE_ERROR_RECORD] = "record",
+	[PARSE_ERROR_NO_REQUEST] = "no_request",
 };
 
 static uint64_t received;
@@ -161,6 +163,19 @@ static void handle_exchange(const struct sonde_http_event *ev, size_t size)
 	code = http1_parse_status(ev->resp, resp_len);
 	if (code < 0) {
 		count(&parse_errors[PARSE_ERROR_RESPONSE]);
+		return;
+	}
+	/* A server's later write that starts like a status line answers
+	 * the next pipelined request, or is a body that happens to look like
+	 * one (an HTTP message served as content). The capture holds every
+	 * byte read before the first response unless it filled up; when it
+	 * did not, and its requests are whole and already answered, there
+	 * is no request for this one: counting it would add a request
+	 * nobody made. */
+	if (ev->role != SONDE_ROLE_CLIENT && ev->pipeline_idx > 0 &&
+	    ev->req_len < SONDE_REQ_CAP && req_len == ev->req_len &&
+	    http1_requests_end_before(ev->req, req_len, ev->pipeline_idx)) {
+		count(&parse_errors[PARSE_ERROR_NO_REQUEST]);
 		return;
 	}
 	/* Client series have no route: no template to work out. */

@@ -311,6 +311,24 @@ int http1_parse_request(const char *buf, size_t len, unsigned int idx,
 	return 0;
 }
 
+/* The walk of http1_request_start, asking instead whether the requests
+ * run out: true when every request in buf[0..len) is whole (its head,
+ * and a body of known length) and there are at most idx of them. */
+bool http1_requests_end_before(const char *buf, size_t len, unsigned idx)
+{
+	size_t pos = 0;
+
+	if (!buf)
+		return false;
+	for (unsigned int i = 0; i <= idx; i++) {
+		if (pos == len)
+			return true;
+		if (http1_skip_request(buf, len, &pos))
+			return false;
+	}
+	return false;
+}
+
 /* Only the named field is looked at: other header values are skipped
  * without being copied or kept. A line the capture cut short is not a
  * value: a truncated tenant id would be a wrong label. */

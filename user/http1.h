@@ -5,6 +5,7 @@
 #ifndef SONDE_HTTP1_H
 #define SONDE_HTTP1_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The methods OpenTelemetry's semantic conventions know; anything else is
@@ -40,6 +41,12 @@ struct http1_request {
  * (the method token and at least part of the target), -1 otherwise. */
 int http1_parse_request(const char *buf, size_t len, unsigned idx,
 			struct http1_request *out);
+
+/* True when buf[0..len), taken as every request byte read, proves there
+ * is no idx-th request (0 = first): the requests in it are all whole and
+ * fewer than idx + 1. False when there is one, or when a head cut short
+ * or a body of unknown length leaves it open. */
+bool http1_requests_end_before(const char *buf, size_t len, unsigned idx);
 
 /* Finds the field called name (any case) in the idx-th request head in
  * buf[0..len) and points *value at its value, surrounding whitespace

@@ -117,6 +117,24 @@ def test_pipelined_requests_are_each_counted(sonde, app):
     }
 
 
+def test_a_body_that_starts_like_a_status_line_is_not_a_request(sonde, app):
+    def no_request():
+        return sum(v for n, lab, v in sonde.samples()
+                   if n == "sonde_parse_errors_total"
+                   and lab["reason"] == "no_request")
+
+    before = no_request()
+    paths = ["/message", "/x", "/message", "/message", "/x"]
+    assert keepalive_requests(app.port, paths, connections=2) == [200] * 5
+    # Each /message body, written after its head, begins with
+    # "HTTP/1.1 404": it is seen, and set aside as no request's answer.
+    assert sonde.settled_series(app.port, 5) == {
+        ("GET", "200", "/message"): 3,
+        ("GET", "200", "/x"): 2,
+    }
+    assert no_request() - before == 3
+
+
 def test_nginx_pipelining_and_sendfile_responses(sonde, nginx):
     burst = b"".join(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % p for p in (
         b"/users/1", b"/static/page.html", b"/fail", b"/nothing/here"))

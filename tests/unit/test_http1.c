@@ -507,6 +507,43 @@ TEST(pipeline_huge_index)
 	CHECK(parse_req("GET /a HTTP/1.1\r\n\r\n", 1000, &r) == -1);
 }
 
+TEST(requests_end_before_counts_whole_requests)
+{
+	static const char two[] = "GET /a HTTP/1.1\r\n\r\n"
+				  "POST /b HTTP/1.1\r\nContent-Length: 2\r\n"
+				  "\r\nhi\r\n";
+
+	CHECK(!http1_requests_end_before(two, strlen(two), 0));
+	CHECK(!http1_requests_end_before(two, strlen(two), 1));
+	/* The "\r\n" after the body is not a third request. */
+	CHECK(http1_requests_end_before(two, strlen(two), 2));
+	CHECK(http1_requests_end_before(two, strlen(two), 7));
+	CHECK(http1_requests_end_before(two, strlen(two), UINT_MAX));
+	CHECK(http1_requests_end_before("", 0, 0));
+	CHECK(!http1_requests_end_before(NULL, 0, 1));
+}
+
+TEST(requests_end_before_is_false_when_it_cannot_tell)
+{
+	static const char *const open_ended[] = {
+		/* The next request line has begun. */
+		"GET /a HTTP/1.1\r\n\r\nGE",
+		/* The head is cut short. */
+		"GET /a HTTP/1.1\r\nHost: x\r\n",
+		/* The body goes on past the capture. */
+		"POST /a HTTP/1.1\r\nContent-Length: 100\r\n\r\nhello",
+		/* A chunked body has no length to skip. */
+		"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		"0\r\n\r\n",
+		/* Not a request at all. */
+		"{\"a\": 1}\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(open_ended) / sizeof(open_ended[0]); i++)
+		CHECK(!http1_requests_end_before(open_ended[i],
+						 strlen(open_ended[i]), 1));
+}
+
 /* ---- status line ---- */
 
 TEST(status_simple)
@@ -851,10 +888,12 @@ UNIT_MAIN("http1", UNIT_CASE(request_get_with_headers),
 	  UNIT_CASE(pipeline_previous_head_incomplete),
 	  UNIT_CASE(pipeline_previous_head_not_a_request),
 	  UNIT_CASE(pipeline_next_head_cut_short),
-	  UNIT_CASE(pipeline_huge_index), UNIT_CASE(status_simple),
-	  UNIT_CASE(status_cut_after_code), UNIT_CASE(status_without_reason),
-	  UNIT_CASE(status_bad_code), UNIT_CASE(status_bad_version),
-	  UNIT_CASE(status_continue_then_ok),
+	  UNIT_CASE(pipeline_huge_index),
+	  UNIT_CASE(requests_end_before_counts_whole_requests),
+	  UNIT_CASE(requests_end_before_is_false_when_it_cannot_tell),
+	  UNIT_CASE(status_simple), UNIT_CASE(status_cut_after_code),
+	  UNIT_CASE(status_without_reason), UNIT_CASE(status_bad_code),
+	  UNIT_CASE(status_bad_version), UNIT_CASE(status_continue_then_ok),
 	  UNIT_CASE(status_early_hints_then_ok),
 	  UNIT_CASE(status_several_interim_heads),
 	  UNIT_CASE(status_unassigned_1xx_is_interim),

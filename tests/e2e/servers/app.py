@@ -5,6 +5,8 @@
 GET /sleep/<ms>  sleeps that many milliseconds, then answers 200.
 GET /status/<n>  answers with status n.
 GET /early-hints answers "103 Early Hints" and the final 200 in one write.
+GET /message     answers 200 with an HTTP response as its body
+                 (message/http), written after the head.
 anything else    answers 200 with the path in the body.
 """
 import http.server
@@ -18,9 +20,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def answer(self, status, body):
+    def answer(self, status, body, content_type="text/plain"):
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -38,6 +40,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                              b"Link: </style.css>; rel=preload\r\n\r\n"
                              b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n"
                              b"\r\nhints\n")
+        elif parts == ["message"]:
+            # The head and the body leave in two writes, and the body
+            # starts like a status line.
+            self.answer(200, b"HTTP/1.1 404 Not Found\r\n"
+                        b"Content-Length: 0\r\n\r\n", "message/http")
         else:
             self.answer(200, self.path.encode() + b"\n")
 
