@@ -139,6 +139,24 @@ def test_curl_client_series_count_each_request_once(sonde, nginx):
                  service_name="curl", server_port=port) == 4
 
 
+def test_urllib_client_series_one_connection_per_request(sonde, app):
+    service = unique_service("urllib")
+    out = finish(tool(service, "urllib", app.port, 7))
+    assert out == " ".join(["200"] * 7 + ["404", "201"])
+    assert settle(sonde, CLIENT + "_count", 9, service_name=service) == 9
+    series = {(lab["http_request_method"], lab["http_response_status_code"],
+               lab["server_address"], lab["server_port"]): v
+              for n, lab, v in sonde.samples()
+              if n == CLIENT + "_count" and lab["service_name"] == service}
+    port = str(app.port)
+    assert series == {("GET", "200", "127.0.0.1", port): 7,
+                      ("GET", "404", "127.0.0.1", port): 1,
+                      ("POST", "201", "127.0.0.1", port): 1}
+    # urllib sends "Connection: close": a connect per request.
+    assert total(sonde, "sonde_tcp_connects_total", service_name=service,
+                 result="ok") == 9
+
+
 PROXY_SERVER = """
     server {{
         listen 127.0.0.1:{port};

@@ -13,6 +13,11 @@
                                             connections, one request each,
                                             prints "held", closes them when
                                             a line arrives on stdin
+    tcp_tool.py urllib PORT N               with urllib.request, one
+                                            connection per request: N GETs
+                                            of /users/N, a GET answered
+                                            404 and a POST; prints the
+                                            statuses
 
 Each prints one line saying what happened, and stays alive a moment at the
 end so the agent can still read its environment (the service name).
@@ -22,6 +27,8 @@ import socket
 import struct
 import sys
 import time
+import urllib.error
+import urllib.request
 
 LINGER = 0.7
 
@@ -115,6 +122,25 @@ def hold(port, n):
     print("closed", flush=True)
 
 
+def fetch_with_urllib(port, n):
+    base = f"http://127.0.0.1:{port}"
+    requests = [urllib.request.Request(f"{base}/users/{i}")
+                for i in range(n)]
+    requests.append(urllib.request.Request(f"{base}/status/404"))
+    requests.append(urllib.request.Request(f"{base}/upload", data=b"x" * 64,
+                                           method="POST"))
+    statuses = []
+    for req in requests:
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                resp.read()
+                statuses.append(resp.status)
+        except urllib.error.HTTPError as e:
+            e.read()
+            statuses.append(e.code)
+    print(*statuses, flush=True)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "connect":
@@ -129,6 +155,8 @@ def main():
         sink(args[0], int(args[1]))
     elif cmd == "hold":
         hold(int(args[0]), int(args[1]))
+    elif cmd == "urllib":
+        fetch_with_urllib(int(args[0]), int(args[1]))
     else:
         sys.exit("unknown command " + cmd)
     time.sleep(LINGER)
