@@ -41,7 +41,7 @@
 #define FULL_RESCAN_NS (30ULL * 1000000000ULL)
 /* Libraries whose last user exited are detached within this. */
 #define SWEEP_NS (2ULL * 1000000000ULL)
-/* Executables already checked for a static OpenSSL, by (dev, inode). */
+/* Executables known to carry no OpenSSL, by (dev, inode). */
 #define EXE_CACHE_LEN 4096
 
 /* The entry and return programs that probe each OpenSSL function (in
@@ -391,9 +391,12 @@ bool uprobes_is_libssl(const char *path)
 	       !strstr(base, " (deleted)");
 }
 
-/* Executables checked for static OpenSSL: a small open-addressed table,
- * emptied when full. Returns true when (dev, ino) was already there. */
-static bool exe_seen_before(dev_t dev, ino_t ino)
+/* Executables found to carry no OpenSSL: a small open-addressed table,
+ * emptied when full. One that does carry it is not kept here: after its
+ * last process exits and its probes are released, the next process that
+ * runs it must be attached again. Returns true when (dev, ino) is there;
+ * with add, puts it there. */
+static bool exe_without_openssl(dev_t dev, ino_t ino, bool add)
 {
 	size_t h = ((size_t)ino * 2654435761u) ^ (size_t)dev;
 
@@ -401,16 +404,20 @@ static bool exe_seen_before(dev_t dev, ino_t ino)
 		struct exe_seen *e = &exes[(h + n) % EXE_CACHE_LEN];
 
 		if (!e->used) {
-			e->used = true;
-			e->dev = dev;
-			e->ino = ino;
+			if (add) {
+				e->used = true;
+				e->dev = dev;
+				e->ino = ino;
+			}
 			return false;
 		}
 		if (e->dev == dev && e->ino == ino)
 			return true;
 	}
+	if (!add)
+		return false;
 	memset(exes, 0, sizeof(exes));
-	return exe_seen_before(dev, ino);
+	return exe_without_openssl(dev, ino, add);
 }
 
 static void tls_forget_pid(uint32_t pid)
@@ -445,10 +452,12 @@ static void scan_exe(uint32_t pid)
 		tls_add_pid(t, pid);
 		return;
 	}
-	if (exe_seen_before(st.st_dev, st.st_ino))
+	if (exe_without_openssl(st.st_dev, st.st_ino, false))
 		return;
-	if (!sslprobe_has_openssl(path))
+	if (!sslprobe_has_openssl(path)) {
+		exe_without_openssl(st.st_dev, st.st_ino, true);
 		return;
+	}
 	n = readlink(path, label, sizeof(label) - 1);
 	label[n > 0 ? n : 0] = '\0';
 	tls_ensure(pid, st.st_dev, st.st_ino, path, n > 0 ? label : path,

@@ -376,3 +376,29 @@ def test_node_with_static_openssl_and_memory_bios(sonde, cert, tmp_path):
         assert tls_no_socket(sonde) == 0
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+def test_node_started_again_after_its_probes_were_released(sonde, cert,
+                                                           tmp_path):
+    """A service restarted: its executable's probes are released when the
+    last process running it exits, and the next process that runs it is
+    attached again."""
+    node = os.path.realpath(shutil.which("node"))
+    script = tmp_path / "server.js"
+    script.write_text(NODE_TLS_SERVER)
+    for run, path in enumerate(["/first/1", "/second/2"]):
+        port = free_port()
+        server = Server([node, str(script), str(port), str(cert[0]),
+                         str(cert[1])], port)
+        try:
+            wait_for(lambda: attached_targets(sonde).get(node) == 1,
+                     timeout=20, what=f"{node} attached, run {run + 1}")
+            assert https_requests(port, [path] * 4) == [200] * 4
+            assert sonde.settled_series(port, 4) == {
+                ("GET", "200", path.rsplit("/", 1)[0] + "/{id}"): 4}
+        finally:
+            server.stop()
+        # Released (within the 2 s sweep) once no process runs it.
+        wait_for(lambda: node not in attached_targets(sonde), timeout=20,
+                 what=f"{node} released, run {run + 1}")
