@@ -43,7 +43,8 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps");
 
-/* fds that are not TCP sockets, or are filtered out: nothing to do. */
+/* fds that are not TCP sockets, or are filtered out: nothing to do. The
+ * value says whether the fd is a socket at all (enum skip_why). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SONDE_MAX_CONNS);
@@ -190,6 +191,12 @@ static __always_inline struct file *file_of_fd(__u32 fd)
 	return file;
 }
 
+static __always_inline bool is_socket(struct file *file)
+{
+	return file &&
+	       (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) == S_IFSOCK;
+}
+
 /* The TCP (IPv4 or IPv6) socket behind file, or NULL for anything else. */
 static __always_inline struct sock *tcp_sock_of_file(struct file *file)
 {
@@ -197,9 +204,7 @@ static __always_inline struct sock *tcp_sock_of_file(struct file *file)
 	struct sock *sk;
 	__u16 family, protocol;
 
-	if (!file)
-		return NULL;
-	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+	if (!is_socket(file))
 		return NULL;
 	sock = (struct socket *)BPF_CORE_READ(file, private_data);
 	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
@@ -264,11 +269,18 @@ static __always_inline bool port_ignored(__u32 tgid, struct sock *sk)
 	return !(rule && *rule == SONDE_PORT_INCLUDE);
 }
 
-static __always_inline void skip_fd(struct conn_key *key)
-{
-	__u8 one = 1;
+/* Why an fd is in skip_fds. The TLS programs care: a syscall inside an
+ * OpenSSL call on a socket sonde does not trace says the call is not
+ * ours; one on a file, pipe or eventfd (a key log, the time zone file,
+ * an event loop's wakeup) says nothing about the call's socket. */
+enum skip_why {
+	SKIP_NOT_SOCKET = 1,
+	SKIP_SOCKET = 2, /* not TCP, or filtered out */
+};
 
-	bpf_map_update_elem(&skip_fds, key, &one, BPF_ANY);
+static __always_inline void skip_fd(struct conn_key *key, __u8 why)
+{
+	bpf_map_update_elem(&skip_fds, key, &why, BPF_ANY);
 }
 
 /* Puts tgid in the procs map, so its exit and exec get reported. Returns
@@ -378,7 +390,8 @@ static __always_inline struct conn *conn_track(struct conn_key *key, __u8 role)
 
 	if (!sk || port_ignored(key->tgid, sk)) {
 		bpf_map_delete_elem(&conns, key);
-		skip_fd(key);
+		skip_fd(key,
+			sk || is_socket(file) ? SKIP_SOCKET : SKIP_NOT_SOCKET);
 		return NULL;
 	}
 	bpf_map_delete_elem(&skip_fds, key);
@@ -395,13 +408,29 @@ static __always_inline struct conn *conn_track(struct conn_key *key, __u8 role)
 	return c;
 }
 
-static __always_inline struct conn *conn_find(struct conn_key *key)
+/* The connection on key, tracking it if it is new; NULL for an fd sonde
+ * does not trace, with *skipped saying whether it is a socket (enum
+ * skip_why; 0 when a connection is returned). */
+static __always_inline struct conn *conn_find(struct conn_key *key,
+					      __u8 *skipped)
 {
 	struct conn *c = bpf_map_lookup_elem(&conns, key);
+	__u8 *why;
 
-	if (c || bpf_map_lookup_elem(&skip_fds, key))
+	*skipped = 0;
+	if (c)
 		return c;
-	return conn_track(key, ROLE_UNKNOWN);
+	why = bpf_map_lookup_elem(&skip_fds, key);
+	if (!why) {
+		c = conn_track(key, ROLE_UNKNOWN);
+		if (c)
+			return c;
+		why = bpf_map_lookup_elem(&skip_fds, key);
+	}
+	/* Not in skip_fds after conn_track: a TCP socket the connection
+	 * map had no room for. */
+	*skipped = why ? *why : SKIP_SOCKET;
+	return NULL;
 }
 
 /* An fd can be closed behind our back (dup2 onto it, close_range, exec with
@@ -729,6 +758,7 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
 	const void *buf;
 	struct conn *c;
+	__u8 skipped;
 	__u64 arg2;
 
 	/* A read that would block carries no bytes, but inside an OpenSSL
@@ -738,7 +768,10 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 	if (process_ignored(key.tgid))
 		return 0;
 	syscall_args(&key.fd, &arg2);
-	c = conn_find(&key);
+	c = conn_find(&key, &skipped);
+	/* Only sockets say where OpenSSL's bytes go. */
+	if (skipped == SKIP_NOT_SOCKET)
+		return 0;
 	if (is_read && ret > 0)
 		tls_note_read(&key, c != NULL);
 	tls_note_fd(&key, c);

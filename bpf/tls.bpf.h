@@ -43,7 +43,7 @@ struct tls_call {
 	__u64 ssl;
 	__u64 buf;
 	__u64 size_ptr; /* *_ex: where the byte count is written */
-	__s32 fd;	/* TLS_FD_NONE until a syscall inside the call names it */
+	__s32 fd; /* TLS_FD_NONE until a syscall inside the call names it */
 	__u8 is_read;
 	__u8 is_ex;
 	__u8 is_handshake; /* no plaintext: the call only names the fd */
@@ -105,9 +105,11 @@ __u64 tls_calls_open;
 __u32 tls_bio_seen;
 
 /* What a syscall inside an OpenSSL call says about the call's socket. */
-#define TLS_FD_NONE (-1)     /* no syscall yet */
-#define TLS_FD_UNTRACED (-2) /* an fd sonde does not trace (not TCP, or a
-			      * port filtered out): the call is not ours */
+#define TLS_FD_NONE (-1) /* no syscall yet */
+#define TLS_FD_UNTRACED \
+	(-2) /* a socket sonde does not trace (not TCP,
+			      * or a port filtered out): the call is not
+			      * ours */
 
 /* False while no thread is inside an OpenSSL call: the syscall path then
  * has nothing to tell the TLS programs. */
@@ -116,8 +118,8 @@ static __always_inline bool tls_calls_maybe_open(void)
 	return tls_enabled && *(volatile __u64 *)&tls_calls_open;
 }
 
-/* A read or write (or one that would block) on key->fd by this thread;
- * c is its connection, NULL when sonde does not trace the fd. Inside an
+/* A read or write (or one that would block) on the socket key->fd by this
+ * thread; c is its connection, NULL when sonde does not trace it. Inside an
  * OpenSSL call, it names the call's socket, and a traced connection is
  * marked TLS so that its ciphertext is not parsed. */
 static __always_inline void tls_note_fd(const struct conn_key *key,
@@ -140,10 +142,11 @@ static __always_inline void tls_note_fd(const struct conn_key *key,
 	}
 }
 
-/* Called by the syscall path for every read that returned bytes, before
- * they are looked at; traced: key->fd is a connection sonde traces. A
- * read on anything else is remembered as TLS_FD_UNTRACED, so plaintext
- * decrypted after it is not tied to an older socket. */
+/* Called by the syscall path for every read from a socket that returned
+ * bytes, before they are looked at; traced: key->fd is a connection
+ * sonde traces. A read on another socket is remembered as
+ * TLS_FD_UNTRACED, so plaintext decrypted after it is not tied to an
+ * older one. Reads of files, pipes and eventfds never get here. */
 static __always_inline void tls_note_read(const struct conn_key *key,
 					  bool traced)
 {
@@ -236,7 +239,8 @@ static __always_inline __s32 tls_socket(const struct tls_session_key *skey,
 		seen.fd = *last;
 		seen.from_read = 1;
 	}
-	if (!known || known->fd != seen.fd || known->from_read != seen.from_read)
+	if (!known || known->fd != seen.fd ||
+	    known->from_read != seen.from_read)
 		bpf_map_update_elem(&tls_fds, skey, &seen, BPF_ANY);
 	return seen.fd;
 }
@@ -248,6 +252,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	struct conn_key key = { .tgid = id >> 32 };
 	struct tls_call *callp, call;
 	struct conn *c;
+	__u8 skipped;
 	long n;
 
 	callp = bpf_map_lookup_elem(&tls_calls, &id);
@@ -266,7 +271,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 		return 0;
 	}
 	key.fd = call.fd;
-	c = conn_find(&key);
+	c = conn_find(&key, &skipped);
 	if (!c)
 		return 0;
 	c->tls = 1;

@@ -402,3 +402,57 @@ def test_node_started_again_after_its_probes_were_released(sonde, cert,
         # Released (within the 2 s sweep) once no process runs it.
         wait_for(lambda: node not in attached_targets(sonde), timeout=20,
                  what=f"{node} released, run {run + 1}")
+
+
+# asyncio's TLS goes through memory BIOs (ssl.SSLObject): OpenSSL makes no
+# syscall of its own. With key logging on (SSLKEYLOGFILE does the same),
+# OpenSSL writes to a file from inside the handshake.
+ASYNCIO_KEYLOG_SERVER = textwrap.dedent("""
+    import asyncio, ssl, sys
+
+    async def handle(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\\r\\n\\r\\n")
+                path = head.split(b" ", 2)[1]
+                writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d"
+                             b"\\r\\n\\r\\n%s" % (len(path), path))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    async def main():
+        port, cert, key, keylog = sys.argv[1:]
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        ctx.keylog_filename = keylog
+        server = await asyncio.start_server(handle, "127.0.0.1", int(port),
+                                            ssl=ctx)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+""")
+
+
+def test_memory_bio_server_writing_a_key_log_inside_openssl(sonde, cert,
+                                                            tmp_path):
+    """A file written from inside an OpenSSL call says nothing about the
+    call's socket: the plaintext is still tied to the connection."""
+    port = free_port()
+    script = tmp_path / "asyncio_server.py"
+    script.write_text(ASYNCIO_KEYLOG_SERVER)
+    keylog = tmp_path / "keys.log"
+    before = tls_no_socket(sonde)
+    server = Server([sys.executable, str(script), str(port), str(cert[0]),
+                     str(cert[1]), str(keylog)], port)
+    try:
+        paths = [f"/keyed/{n}" for n in range(9)]
+        assert https_requests(port, paths) == [200] * 9
+        assert keylog.stat().st_size > 0
+        assert sonde.settled_series(port, 9) == {
+            ("GET", "200", "/keyed/{id}"): 9}
+        assert tls_no_socket(sonde) == before
+    finally:
+        server.stop()
