@@ -445,18 +445,26 @@ static __always_inline struct conn *conn_revalidate(struct conn_key *key,
 }
 
 /* "GET /x" or "PROPFIND /x": an RFC 9110 method token (here: upper-case
- * letters, '-' or '_', at most 15) then a space. A read shorter than that
- * ("GE") passes when every byte seen so far could start one, so a request
- * line that arrives in pieces still starts an exchange. */
+ * letters, '-' or '_', at most 15) then a space, after at most one empty
+ * line ("\r\n", which a client may send after a body; RFC 9112 section
+ * 2.2). A read shorter than that ("GE") passes when every byte seen so
+ * far could start one, so a request line that arrives in pieces still
+ * starts an exchange. */
 static __always_inline bool looks_like_request(const char *p, __u32 n)
 {
+	__u32 start = 0;
+
 	for (__u32 i = 0; i < SONDE_PEEK; i++) {
 		char ch = p[i];
 
 		if (i >= n)
-			return i > 0;
+			return i > start;
+		if (i == start && i < 2 && (ch == '\r' || ch == '\n')) {
+			start++;
+			continue;
+		}
 		if (ch == ' ')
-			return i > 0;
+			return i > start;
 		if (!((ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_'))
 			return false;
 	}

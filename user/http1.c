@@ -286,7 +286,7 @@ static int http1_skip_request(const char *buf, size_t len, size_t *pos)
 /* Offset of the idx-th request in buf[0..len), or -1. */
 static long http1_request_start(const char *buf, size_t len, unsigned idx)
 {
-	size_t pos = 0;
+	size_t pos = http1_skip_empty_lines(buf, len, 0);
 
 	for (unsigned int i = 0; i < idx; i++) {
 		if (http1_skip_request(buf, len, &pos))
@@ -316,10 +316,11 @@ int http1_parse_request(const char *buf, size_t len, unsigned int idx,
  * and a body of known length) and there are at most idx of them. */
 bool http1_requests_end_before(const char *buf, size_t len, unsigned idx)
 {
-	size_t pos = 0;
+	size_t pos;
 
 	if (!buf)
 		return false;
+	pos = http1_skip_empty_lines(buf, len, 0);
 	for (unsigned int i = 0; i <= idx; i++) {
 		if (pos == len)
 			return true;

@@ -219,3 +219,18 @@ def test_garbage_neither_crashes_sonde_nor_makes_labels(sonde, nginx):
         assert route in ("_unknown", "_overflow") or re.fullmatch(
             r"/[\x21-\x7e]*", route), route
         assert len(route) <= 96
+
+
+def test_a_request_after_an_empty_line_is_counted(sonde, nginx):
+    """RFC 9112 section 2.2: a client may send "\\r\\n" after a body; the
+    server skips it before the next request line."""
+    with socket.create_connection(("127.0.0.1", nginx.port)) as conn:
+        conn.sendall(b"POST /users/1 HTTP/1.1\r\nHost: t\r\n"
+                     b"Content-Length: 2\r\n\r\nhi")
+        assert read_responses(conn, 1) == [200]
+        conn.sendall(b"\r\nGET /users/2 HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_responses(conn, 1) == [200]
+    assert sonde.settled_series(nginx.port, 2) == {
+        ("POST", "200", "/users/{id}"): 1,
+        ("GET", "200", "/users/{id}"): 1,
+    }

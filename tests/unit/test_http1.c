@@ -181,10 +181,22 @@ TEST(request_malformed_lines)
 	CHECK(parse_req("GET\t/ HTTP/1.1\r\n", 0, &r) == -1);
 	CHECK(parse_req("GET \r\n", 0, &r) == -1);
 	CHECK(parse_req("GET\r\n", 0, &r) == -1);
-	CHECK(parse_req("\r\nGET / HTTP/1.1\r\n", 0, &r) == -1);
+	CHECK(parse_req("\r\n", 0, &r) == -1);
 	CHECK(parse_req("GE(T / HTTP/1.1\r\n", 0, &r) == -1);
 	CHECK(parse_req("{\"a\":1}", 0, &r) == -1);
 	CHECK(parse_req("/index.html", 0, &r) == -1);
+}
+
+/* RFC 9112 section 2.2: empty lines before a request line are ignored. */
+TEST(request_after_empty_lines)
+{
+	struct http1_request r = { 0 };
+
+	CHECK(parse_req("\r\nGET /a HTTP/1.1\r\n\r\n", 0, &r) == 0);
+	CHECK_STR(target_of(&r), "/a");
+	CHECK(parse_req("\nPUT /b HTTP/1.1\r\n\r\n", 0, &r) == 0);
+	CHECK(r.method == HTTP_METHOD_PUT);
+	CHECK(http1_requests_end_before("\r\nGET /a HTTP/1.1\r\n\r\n", 21, 1));
 }
 
 TEST(request_garbage_bytes)
@@ -865,9 +877,10 @@ UNIT_MAIN("http1", UNIT_CASE(request_get_with_headers),
 	  UNIT_CASE(request_target_ends_at_line_end),
 	  UNIT_CASE(request_target_points_into_buffer),
 	  UNIT_CASE(request_cut_before_target),
-	  UNIT_CASE(request_malformed_lines), UNIT_CASE(request_garbage_bytes),
-	  UNIT_CASE(request_nul_bytes), UNIT_CASE(request_len_is_honoured),
-	  UNIT_CASE(request_null_arguments),
+	  UNIT_CASE(request_malformed_lines),
+	  UNIT_CASE(request_after_empty_lines),
+	  UNIT_CASE(request_garbage_bytes), UNIT_CASE(request_nul_bytes),
+	  UNIT_CASE(request_len_is_honoured), UNIT_CASE(request_null_arguments),
 	  UNIT_CASE(request_out_untouched_on_failure),
 	  UNIT_CASE(pipeline_two_gets),
 	  UNIT_CASE(pipeline_three_heads_mixed_methods),
