@@ -54,10 +54,21 @@ static uint64_t load(const uint64_t *counter)
 	return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
+/* True when the path of req's target is whole: the capture did not cut
+ * it, or cut it only after its query or fragment had begun. A path cut
+ * short would make up a route ("/users/prof") for every length. */
+static bool path_complete(const struct http1_request *req)
+{
+	return req->target_complete ||
+	       memchr(req->target, '?', req->target_len) ||
+	       memchr(req->target, '#', req->target_len);
+}
+
 /* Method and route of the request this response answers. A request whose
- * head is not in the capture (a pipelined one beyond SONDE_REQ_CAP) or
- * whose target is not a path is still counted, as _OTHER / ROUTE_UNKNOWN.
- * route may be NULL when only the method is wanted. */
+ * head is not in the capture (a pipelined one beyond SONDE_REQ_CAP), whose
+ * path the capture cut short, or whose target is not a path is still
+ * counted, as _OTHER / ROUTE_UNKNOWN. route may be NULL when only the
+ * method is wanted. */
 static void request_labels(const struct sonde_http_event *ev, size_t len,
 			   enum http_method *method, char *route,
 			   size_t routesz)
@@ -71,7 +82,8 @@ static void request_labels(const struct sonde_http_event *ev, size_t len,
 		return;
 	*method = req.method;
 	if (route &&
-	    !route_template(req.target, req.target_len, route, routesz))
+	    (!path_complete(&req) ||
+	     !route_template(req.target, req.target_len, route, routesz)))
 		strcpy(route, ROUTE_UNKNOWN);
 }
 

@@ -168,9 +168,15 @@ TEST(request_bytes_beyond_the_record_are_not_read)
 		    "HTTP/1.1 200 OK\r\n", 0, 1);
 	exchange_in(SONDE_REQ_CAP, "GET /abcdefghijk/zz HTTP/1.1\r\n\r\n",
 		    "HTTP/1.1 200 OK\r\n", 0, 1);
+	/* Cut in its query, a path is whole. */
+	exchange_in(16, "GET /abc?q=zzzzzzzzz HTTP/1.1\r\n\r\n",
+		    "HTTP/1.1 200 OK\r\n", 0, 1);
 	text = render();
-	CHECK(strstr(text, SERIES("GET", "200", "/abcdefghijk") "1\n"));
+	/* A path cut short is no route: "/abcdefghijk" was made up. */
+	CHECK(!strstr(text, "/abcdefghijk\""));
+	CHECK(strstr(text, SERIES("GET", "200", "_unknown") "1\n"));
 	CHECK(strstr(text, SERIES("GET", "200", "/abcdefghijk/zz") "1\n"));
+	CHECK(strstr(text, SERIES("GET", "200", "/abc") "1\n"));
 	free(text);
 }
 
