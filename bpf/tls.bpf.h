@@ -106,10 +106,9 @@ __u32 tls_bio_seen;
 
 /* What a syscall inside an OpenSSL call says about the call's socket. */
 #define TLS_FD_NONE (-1) /* no syscall yet */
-#define TLS_FD_UNTRACED \
-	(-2) /* a socket sonde does not trace (not TCP,
-			      * or a port filtered out): the call is not
-			      * ours */
+/* A socket sonde does not trace (not TCP, or a port filtered out): the
+ * call is not ours. */
+#define TLS_FD_UNTRACED (-2)
 
 /* False while no thread is inside an OpenSSL call: the syscall path then
  * has nothing to tell the TLS programs. */

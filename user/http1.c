@@ -283,15 +283,27 @@ static int http1_skip_request(const char *buf, size_t len, size_t *pos)
 	return 0;
 }
 
+/* Walks over up to idx whole requests from the start of buf[0..len),
+ * stopping early at one cut short or with a body of unknown length.
+ * Returns how many it walked over; *pos is where it stopped. */
+static unsigned http1_walk_requests(const char *buf, size_t len, unsigned idx,
+				    size_t *pos)
+{
+	unsigned int n = 0;
+
+	*pos = http1_skip_empty_lines(buf, len, 0);
+	while (n < idx && !http1_skip_request(buf, len, pos))
+		n++;
+	return n;
+}
+
 /* Offset of the idx-th request in buf[0..len), or -1. */
 static long http1_request_start(const char *buf, size_t len, unsigned idx)
 {
-	size_t pos = http1_skip_empty_lines(buf, len, 0);
+	size_t pos;
 
-	for (unsigned int i = 0; i < idx; i++) {
-		if (http1_skip_request(buf, len, &pos))
-			return -1;
-	}
+	if (http1_walk_requests(buf, len, idx, &pos) < idx)
+		return -1;
 	return (long)pos;
 }
 
@@ -311,23 +323,16 @@ int http1_parse_request(const char *buf, size_t len, unsigned int idx,
 	return 0;
 }
 
-/* The walk of http1_request_start, asking instead whether the requests
- * run out: true when every request in buf[0..len) is whole (its head,
- * and a body of known length) and there are at most idx of them. */
+/* Wherever the walk stops (after idx requests, or at one it cannot step
+ * over), nothing may follow. */
 bool http1_requests_end_before(const char *buf, size_t len, unsigned idx)
 {
 	size_t pos;
 
 	if (!buf)
 		return false;
-	pos = http1_skip_empty_lines(buf, len, 0);
-	for (unsigned int i = 0; i <= idx; i++) {
-		if (pos == len)
-			return true;
-		if (http1_skip_request(buf, len, &pos))
-			return false;
-	}
-	return false;
+	http1_walk_requests(buf, len, idx, &pos);
+	return pos == len;
 }
 
 /* Only the named field is looked at: other header values are skipped
