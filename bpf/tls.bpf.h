@@ -14,10 +14,10 @@
  * object used last is kept per (tgid, SSL *) for it.
  *
  * SSL_do_handshake (which SSL_accept and SSL_connect call) is probed the
- * same way, for the fd alone. A server that reads ahead (nginx) takes a
+ * same way, for the fd alone: a server that reads ahead (nginx) takes a
  * TLS 1.3 client's first request in with the client's Finished, and the
- * SSL_read that returns it makes no syscall; and an SSL object allocated
- * where a freed one was must not inherit the old object's fd.
+ * SSL_read that returns it makes no syscall. SSL_free's entry forgets the
+ * object's fd, so that one allocated where it was starts afresh.
  *
  * Some programs feed OpenSSL through memory BIOs (node, python's
  * SSLObject, event loops that do their own I/O): no call ever makes a
@@ -209,9 +209,9 @@ static __always_inline long tls_bytes(struct pt_regs *ctx,
 /* The socket the call's plaintext belongs to, kept per SSL object. A
  * syscall inside the call named it; or else the object's known one; or,
  * for a memory BIO, the thread's last read when the call returned
- * plaintext or finished a handshake (a fresh SSL object takes it at
- * once). TLS_FD_NONE when there is none; the first such call marks the
- * process. */
+ * plaintext or finished a handshake (a fresh SSL object takes it at its
+ * first call that moves plaintext). TLS_FD_NONE when there is none; the
+ * first such call marks the process. */
 static __always_inline __s32 tls_socket(const struct tls_session_key *skey,
 					const struct tls_call *call, __u64 id,
 					long ret, long n)
@@ -235,6 +235,12 @@ static __always_inline __s32 tls_socket(const struct tls_session_key *skey,
 			}
 			return known ? known->fd : TLS_FD_NONE;
 		}
+		/* A call that moved no plaintext and finished no handshake
+		 * says nothing about a fresh object's socket: a client's
+		 * first calls come before it has read anything from its new
+		 * connection, when the thread's last read was another's. */
+		if (!known && !fed && n <= 0)
+			return TLS_FD_NONE;
 		seen.fd = *last;
 		seen.from_read = 1;
 	}
@@ -295,5 +301,19 @@ TLS_PROGRAMS(ssl_write, false, false, false)
 TLS_PROGRAMS(ssl_read_ex, true, true, false)
 TLS_PROGRAMS(ssl_write_ex, false, true, false)
 TLS_PROGRAMS(ssl_handshake, false, false, true)
+
+/* SSL_free(ssl): the object's socket is forgotten, so that one allocated
+ * at the same address starts afresh. */
+SEC("uprobe")
+int ssl_free_entry(struct pt_regs *ctx)
+{
+	struct tls_session_key skey = {
+		.ssl = PT_REGS_PARM1(ctx),
+		.tgid = bpf_get_current_pid_tgid() >> 32,
+	};
+
+	bpf_map_delete_elem(&tls_fds, &skey);
+	return 0;
+}
 
 #endif

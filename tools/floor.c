@@ -109,7 +109,7 @@ static int attach_tls(struct floor_bpf *skel, const char *path)
 	for (int i = 0; i < n && !err; i++) {
 		err = attach_at(skel->progs.floor_ssl_entry, path,
 				points[i].offset, false);
-		if (!err)
+		if (!err && !points[i].entry_only)
 			err = attach_at(skel->progs.floor_ssl_exit, path,
 					points[i].offset, true);
 	}
@@ -117,7 +117,7 @@ static int attach_tls(struct floor_bpf *skel, const char *path)
 		fprintf(stderr, "floor: --tls %s: attaching failed: %s\n", path,
 			strerror(-err));
 	else
-		fprintf(stderr, "floor: %d probe pairs in %s\n", n, path);
+		fprintf(stderr, "floor: %d probe points in %s\n", n, path);
 	return err;
 }
 

@@ -11,6 +11,7 @@ const char *const sslprobe_symbols[SSLPROBE_FNS] = {
 	[SSLPROBE_READ_EX] = "SSL_read_ex",
 	[SSLPROBE_WRITE_EX] = "SSL_write_ex",
 	[SSLPROBE_HANDSHAKE] = "SSL_do_handshake",
+	[SSLPROBE_FREE] = "SSL_free",
 };
 
 /* x86-64 machine code, as far as choosing where a uprobe goes needs it.
@@ -94,10 +95,32 @@ bool sslprobe_calls(const uint8_t *code, size_t n, int64_t target)
 	return false;
 }
 
-int sslprobe_cheap_entry(const uint8_t *code, size_t n, size_t *skip)
+/* test %rdi,%rdi: sets flags, changes no register. */
+static bool is_test_rdi(const uint8_t *p, size_t n)
+{
+	return n >= 3 && p[0] == 0x48 && p[1] == 0x85 && p[2] == 0xff;
+}
+
+/* A conditional jump, rel8 (70+cc) or rel32 (0f 80+cc). */
+static bool is_jcc(const uint8_t *p, size_t n)
+{
+	return (n >= 2 && p[0] >= 0x70 && p[0] <= 0x7f) ||
+	       (n >= 6 && p[0] == 0x0f && p[1] >= 0x80 && p[1] <= 0x8f);
+}
+
+int sslprobe_cheap_entry(const uint8_t *code, size_t n, bool entry_only,
+			 size_t *skip)
 {
 	size_t off = is_endbr64(code, n) ? ENDBR64_LEN : 0;
 
+	/* With no return probe, the stack may be anything: the probe can
+	 * sit on the jump after a NULL check of the first argument, which
+	 * every call runs with its arguments untouched. */
+	if (entry_only && is_test_rdi(code + off, n - off) &&
+	    is_jcc(code + off + 3, n - off - 3)) {
+		*skip = off + 3;
+		return 0;
+	}
 	if (!push_len(code + off, n - off))
 		return -1;
 	*skip = off;
@@ -140,12 +163,26 @@ static bool inner_function(const char *path, uint64_t ex, uint64_t plain,
 	target += (int64_t)ex;
 	if (target <= 0 ||
 	    read_code(path, (uint64_t)target, head, sizeof(head)) ||
-	    sslprobe_cheap_entry(head, sizeof(head), &skip) ||
+	    sslprobe_cheap_entry(head, sizeof(head), false, &skip) ||
 	    read_code(path, plain, caller, sizeof(caller)) ||
 	    !sslprobe_calls(caller, sizeof(caller), target - (int64_t)plain))
 		return false;
 	*inner = (uint64_t)target + skip;
 	return true;
+}
+
+/* Where an entry probe alone goes on the function at offset fn: past
+ * what sslprobe_cheap_entry skips when the kernel emulates what follows,
+ * or else on the function's first instruction. */
+static uint64_t entry_only_offset(const char *path, uint64_t fn)
+{
+	uint8_t head[16];
+	size_t skip;
+
+	if (IS_X86_64 && !read_code(path, fn, head, sizeof(head)) &&
+	    !sslprobe_cheap_entry(head, sizeof(head), true, &skip))
+		return fn + skip;
+	return fn;
 }
 
 int sslprobe_points(const char *path, struct sslprobe_point *points)
@@ -166,20 +203,26 @@ int sslprobe_points(const char *path, struct sslprobe_point *points)
 		enum sslprobe_fn ex = ex_of[d], plain = plain_of[d];
 
 		if (inner_function(path, offs[ex], offs[plain], &inner)) {
-			points[n++] =
-				(struct sslprobe_point){ ex, inner, true };
+			points[n++] = (struct sslprobe_point){ ex, inner, true,
+							       false };
 			continue;
 		}
-		points[n++] =
-			(struct sslprobe_point){ plain, offs[plain], false };
+		points[n++] = (struct sslprobe_point){ plain, offs[plain],
+						       false, false };
 		if (offs[ex])
-			points[n++] =
-				(struct sslprobe_point){ ex, offs[ex], false };
+			points[n++] = (struct sslprobe_point){ ex, offs[ex],
+							       false, false };
 	}
 	if (offs[SSLPROBE_HANDSHAKE])
 		points[n++] = (struct sslprobe_point){ SSLPROBE_HANDSHAKE,
 						       offs[SSLPROBE_HANDSHAKE],
-						       false };
+						       false, false };
+	if (offs[SSLPROBE_FREE])
+		points[n++] = (struct sslprobe_point){
+			SSLPROBE_FREE,
+			entry_only_offset(path, offs[SSLPROBE_FREE]), false,
+			true
+		};
 	return n;
 }
 

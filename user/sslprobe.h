@@ -12,13 +12,15 @@
 /* The OpenSSL functions sonde probes. SSL_read_ex and SSL_write_ex exist
  * from OpenSSL 1.1.1 on; SSL_read and SSL_write are required.
  * SSL_do_handshake (every version has it) only tells which socket an SSL
- * object uses. */
+ * object uses; SSL_free (entry only) that the object is gone, so one
+ * allocated at its address does not inherit that socket. */
 enum sslprobe_fn {
 	SSLPROBE_READ,
 	SSLPROBE_WRITE,
 	SSLPROBE_READ_EX,
 	SSLPROBE_WRITE_EX,
 	SSLPROBE_HANDSHAKE,
+	SSLPROBE_FREE,
 	SSLPROBE_FNS
 };
 
@@ -32,12 +34,13 @@ struct sslprobe_point {
 	enum sslprobe_fn fn;
 	uint64_t offset;
 	bool inner;
+	bool entry_only; /* no return probe (SSL_free) */
 };
 
 /* Fills points (room for SSLPROBE_FNS) with where to probe path: per
  * direction one pair where SSL_read and SSL_read_ex both go (see
- * sslprobe.c), or else a pair on each exported function; and a pair on
- * SSL_do_handshake when there is one. Returns how many, -ENOENT when
+ * sslprobe.c), or else a pair on each exported function; a pair on
+ * SSL_do_handshake and an entry probe on SSL_free when there are. Returns how many, -ENOENT when
  * path does not define SSL_read and SSL_write, or -errno as
  * elfsym_lookup. */
 int sslprobe_points(const char *path, struct sslprobe_point *points);
@@ -55,9 +58,11 @@ int sslprobe_first_call(const uint8_t *code, size_t n, int64_t *target);
  * Exposed for tests. */
 bool sslprobe_calls(const uint8_t *code, size_t n, int64_t target);
 
-/* When a uprobe at the start of code costs one trap (a push, after an
- * optional endbr64 that *skip steps over), returns 0; -1 otherwise.
- * Exposed for tests. */
-int sslprobe_cheap_entry(const uint8_t *code, size_t n, size_t *skip);
+/* When a uprobe *skip bytes into code costs one trap, returns 0; -1
+ * otherwise. The probe goes on a push, after an optional endbr64; one
+ * with no return probe (entry_only) may also go on the conditional jump
+ * after "test %rdi,%rdi". Exposed for tests. */
+int sslprobe_cheap_entry(const uint8_t *code, size_t n, bool entry_only,
+			 size_t *skip);
 
 #endif

@@ -54,6 +54,7 @@ static const struct {
 	[SSLPROBE_READ_EX] = { "ssl_read_ex_entry", "ssl_read_ex_exit" },
 	[SSLPROBE_WRITE_EX] = { "ssl_write_ex_entry", "ssl_write_ex_exit" },
 	[SSLPROBE_HANDSHAKE] = { "ssl_handshake_entry", "ssl_handshake_exit" },
+	[SSLPROBE_FREE] = { "ssl_free_entry", NULL },
 };
 
 struct function_target {
@@ -239,19 +240,20 @@ static bool tls_programs_present(void)
 	return true;
 }
 
-/* Entry and return probes of prog at offset (the return probe at the
- * same offset shares the entry's trap); appended to t->links. */
-static int attach_tls_pair(struct tls_target *t, const char *path,
-			   enum sslprobe_fn prog, uint64_t offset)
+/* The entry probe at p, and its return probe (which shares the entry's
+ * trap) unless p has none; appended to t->links. */
+static int attach_tls_point(struct tls_target *t, const char *path,
+			    const struct sslprobe_point *p)
 {
 	struct bpf_link *l;
 	int err;
 
-	l = attach_one(tls_progs[prog].entry, path, offset, false, 0, &err);
+	l = attach_one(tls_progs[p->fn].entry, path, p->offset, false, 0, &err);
 	if (l)
 		t->links[t->nlinks++] = l;
-	l = err ? NULL :
-		  attach_one(tls_progs[prog].exit, path, offset, true, 0, &err);
+	if (err || p->entry_only)
+		return err;
+	l = attach_one(tls_progs[p->fn].exit, path, p->offset, true, 0, &err);
 	if (l)
 		t->links[t->nlinks++] = l;
 	return err;
@@ -271,7 +273,7 @@ static int attach_tls(struct tls_target *t, const char *path)
 				  "where both go, at offset 0x%llx",
 				  path, sslprobe_symbols[points[i].fn],
 				  (unsigned long long)points[i].offset);
-		err = attach_tls_pair(t, path, points[i].fn, points[i].offset);
+		err = attach_tls_point(t, path, &points[i]);
 	}
 	if (err) {
 		while (t->nlinks)

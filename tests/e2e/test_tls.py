@@ -404,6 +404,88 @@ def test_node_started_again_after_its_probes_were_released(sonde, cert,
                  what=f"{node} released, run {run + 1}")
 
 
+# node as an HTTPS client, started paused (it waits for a line on stdin so
+# that its probes are in place first): keep-alive calls to one server
+# alternate with calls on a new connection each to another, then several
+# loops open new connections at once. node's SSL objects have no socket
+# of their own (memory BIOs), and each new one makes calls before it has
+# read anything from its connection.
+NODE_TLS_CLIENT = textwrap.dedent("""
+    const https = require('https');
+    const [pa, pb, rounds, loops] = process.argv.slice(2).map(Number);
+    const opts = {rejectUnauthorized: false};
+    const kept = new https.Agent({keepAlive: true, maxSockets: 1, ...opts});
+    const fresh = new https.Agent({keepAlive: false, ...opts});
+    const get = (port, path, agent) => new Promise((ok, ko) => {
+      https.get({host: '127.0.0.1', port, path, agent}, res => {
+        res.resume();
+        res.on('end', () => ok(res.statusCode));
+      }).on('error', ko);
+    });
+    process.stdin.once('data', async () => {
+      const codes = [];
+      for (let i = 0; i < rounds; i++) {
+        codes.push(await get(pa, '/', kept));
+        codes.push(await get(pb, '/boom', fresh));
+      }
+      codes.push(await get(pa, '/', kept));
+      const all = [];
+      for (let l = 0; l < loops; l++)
+        all.push((async () => {
+          for (let i = 0; i < rounds; i++)
+            codes.push(await get(pb, '/boom', fresh));
+        })());
+      await Promise.all(all);
+      kept.destroy();
+      console.log(codes.join(' '));
+      process.exit(0);
+    });
+""")
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+def test_node_client_calls_on_new_and_kept_connections(sonde, nginx_tls,
+                                                       cert, tmp_path):
+    """Every call of a node HTTPS client is counted once, against the
+    server it went to: a new SSL object does not take the socket the
+    thread read last before it has read from its own, nor the socket of
+    a freed object whose address it reuses."""
+    node = os.path.realpath(shutil.which("node"))
+    pa, pb = nginx_tls.port, free_port()
+    (tmp_path / "client.js").write_text(NODE_TLS_CLIENT)
+    (tmp_path / "server.py").write_text(PY_TLS_SERVER)
+    server = Server([sys.executable, str(tmp_path / "server.py"), str(pb),
+                     str(cert[0]), str(cert[1])], pb)
+    rounds, loops = 10, 8
+    client = subprocess.Popen([node, str(tmp_path / "client.js"), str(pa),
+                               str(pb), str(rounds), str(loops)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        wait_for(lambda: attached_targets(sonde).get(node) == 1,
+                 timeout=20, what=f"{node} attached")
+        out, _ = client.communicate("go\n", timeout=60)
+        codes = [int(c) for c in out.split()]
+        calls_b = rounds + loops * rounds
+        assert codes.count(200) == rounds + 1
+        assert codes.count(500) == calls_b
+        expected_a = {("GET", "200"): rounds + 1}
+        expected_b = {("GET", "500"): calls_b}
+        wait_for(lambda: client_series(sonde, pa, "node") == expected_a and
+                 client_series(sonde, pb, "node") == expected_b,
+                 timeout=10, what="node's client series")
+        # And they stay so: nothing late, nothing to another port.
+        time.sleep(0.3)
+        assert client_series(sonde, pa, "node") == expected_a
+        assert client_series(sonde, pb, "node") == expected_b
+        assert tls_no_socket(sonde) == 0
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+        server.stop()
+
+
 # asyncio's TLS goes through memory BIOs (ssl.SSLObject): OpenSSL makes no
 # syscall of its own. With key logging on (SSLKEYLOGFILE does the same),
 # OpenSSL writes to a file from inside the handshake.

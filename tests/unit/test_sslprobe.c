@@ -74,20 +74,54 @@ TEST(cheap_entry_is_a_push_after_an_optional_endbr64)
 					     0x48, 0x83, 0xec, 0x08 };
 	size_t skip = 99;
 
-	CHECK(sslprobe_cheap_entry(internal_code, sizeof(internal_code),
+	CHECK(sslprobe_cheap_entry(internal_code, sizeof(internal_code), false,
 				   &skip) == 0);
 	CHECK(skip == 0);
-	CHECK(sslprobe_cheap_entry(endbr_push, sizeof(endbr_push), &skip) == 0);
+	CHECK(sslprobe_cheap_entry(endbr_push, sizeof(endbr_push), false,
+				   &skip) == 0);
 	CHECK(skip == 4);
-	CHECK(sslprobe_cheap_entry(endbr_sub, sizeof(endbr_sub), &skip) == -1);
-	CHECK(sslprobe_cheap_entry(read_ex_code, sizeof(read_ex_code), &skip) ==
-	      -1);
+	CHECK(sslprobe_cheap_entry(endbr_sub, sizeof(endbr_sub), false,
+				   &skip) == -1);
+	CHECK(sslprobe_cheap_entry(read_ex_code, sizeof(read_ex_code), false,
+				   &skip) == -1);
+}
+
+/* SSL_free in Debian 12's libssl.so.3 and in node 20 (OpenSSL linked
+ * in): a NULL check of its argument, then a jump. */
+TEST(entry_only_probe_may_sit_on_the_jump_after_a_null_check)
+{
+	static const uint8_t free_libssl[] = {
+		0x48, 0x85, 0xff,		    /* test %rdi,%rdi */
+		0x0f, 0x84, 0x97, 0x03, 0x00, 0x00, /* je rel32 */
+		0x41, 0x55,			    /* push %r13 */
+	};
+	static const uint8_t endbr_test_je8[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x48,
+						  0x85, 0xff, 0x74, 0x16 };
+	static const uint8_t test_then_mov[] = { 0x48, 0x85, 0xff, 0xb8,
+						 0xff, 0xff, 0xff, 0xff };
+	size_t skip = 99;
+
+	CHECK(sslprobe_cheap_entry(free_libssl, sizeof(free_libssl), true,
+				   &skip) == 0);
+	CHECK(skip == 3);
+	CHECK(sslprobe_cheap_entry(endbr_test_je8, sizeof(endbr_test_je8), true,
+				   &skip) == 0);
+	CHECK(skip == 7);
+	/* With a return probe the stack must be as the call left it, so
+	 * only the function's start will do. */
+	CHECK(sslprobe_cheap_entry(free_libssl, sizeof(free_libssl), false,
+				   &skip) == -1);
+	CHECK(sslprobe_cheap_entry(test_then_mov, sizeof(test_then_mov), true,
+				   &skip) == -1);
+	/* A jump cut short by the end of the code read is not one. */
+	CHECK(sslprobe_cheap_entry(free_libssl, 6, true, &skip) == -1);
 }
 
 /* The host's libssl (Debian 12's 3.0 on the machines sonde is tested
  * on): reads and writes are each probed once, where SSL_read and
  * SSL_read_ex (SSL_write and SSL_write_ex) both go, and the probe sits
- * on a push; the handshake on its own symbol. */
+ * on a push; the handshake on its own symbol; SSL_free, entry only, on
+ * the jump after its NULL check. */
 #define HOST_LIBSSL "/lib/x86_64-linux-gnu/libssl.so.3"
 
 static void read_at(const char *path, uint64_t off, uint8_t *buf, size_t n)
@@ -105,23 +139,31 @@ static void read_at(const char *path, uint64_t off, uint8_t *buf, size_t n)
 TEST(host_libssl_is_probed_where_the_wrappers_go)
 {
 	struct sslprobe_point p[SSLPROBE_FNS];
-	uint8_t code[8];
+	uint8_t code[16];
 	size_t skip;
 	int n = sslprobe_points(HOST_LIBSSL, p);
 
 	CHECK(sslprobe_has_openssl(HOST_LIBSSL));
-	CHECK(n == 3);
-	if (n != 3)
+	CHECK(n == 4);
+	if (n != 4)
 		return;
 	CHECK(p[0].fn == SSLPROBE_READ_EX && p[0].inner);
 	CHECK(p[1].fn == SSLPROBE_WRITE_EX && p[1].inner);
 	CHECK(p[2].fn == SSLPROBE_HANDSHAKE && !p[2].inner);
+	CHECK(p[3].fn == SSLPROBE_FREE && p[3].entry_only);
+	for (int i = 0; i < 3; i++)
+		CHECK(!p[i].entry_only);
 	CHECK(p[0].offset != p[1].offset);
 	for (int i = 0; i < 2; i++) {
 		read_at(HOST_LIBSSL, p[i].offset, code, sizeof(code));
-		CHECK(sslprobe_cheap_entry(code, sizeof(code), &skip) == 0);
+		CHECK(sslprobe_cheap_entry(code, sizeof(code), false, &skip) ==
+		      0);
 		CHECK(skip == 0);
 	}
+	/* On the je, 3 bytes past SSL_free's test %rdi,%rdi. */
+	read_at(HOST_LIBSSL, p[3].offset - 3, code, sizeof(code));
+	CHECK(sslprobe_cheap_entry(code, sizeof(code), true, &skip) == 0);
+	CHECK(skip == 3);
 }
 
 TEST(files_without_openssl_have_no_points)
@@ -137,5 +179,6 @@ TEST(files_without_openssl_have_no_points)
 UNIT_MAIN("sslprobe", UNIT_CASE(wrapper_call_leads_to_the_internal_function),
 	  UNIT_CASE(first_call_needs_a_plain_prologue),
 	  UNIT_CASE(cheap_entry_is_a_push_after_an_optional_endbr64),
+	  UNIT_CASE(entry_only_probe_may_sit_on_the_jump_after_a_null_check),
 	  UNIT_CASE(host_libssl_is_probed_where_the_wrappers_go),
 	  UNIT_CASE(files_without_openssl_have_no_points))
