@@ -28,9 +28,10 @@
 /* Distinct OpenSSL files attached at once: one per libssl build and per
  * executable that carries OpenSSL, host and containers together. */
 #define MAX_TLS_TARGETS 256
-/* An exec'd process is looked at twice: once its dynamic loader has
- * mapped the libraries it links, and once more for libraries it loads
- * with dlopen while starting up (python's ssl module). */
+/* An exec'd process is looked at three times: at once, for OpenSSL in
+ * the executable itself (node), mapped by the exec; once its dynamic
+ * loader has mapped the libraries it links; and once more for libraries
+ * it loads with dlopen while starting up (python's ssl module). */
 #define EXEC_SCAN_EARLY_NS (100ULL * 1000000ULL)
 #define EXEC_SCAN_LATE_NS (2000ULL * 1000000ULL)
 /* Execs waiting for their scans; beyond it they wait for the next full
@@ -684,14 +685,17 @@ void uprobes_note_exec(uint32_t tgid)
 		return;
 	now = now_ns();
 	pthread_mutex_lock(&lock);
-	if (nqueue + 2 > EXEC_QUEUE_LEN) {
+	if (nqueue + 3 > EXEC_QUEUE_LEN) {
 		queue_dropped++;
 	} else {
+		queue[nqueue++] = (struct pending_scan){ tgid, now };
 		queue[nqueue++] =
 			(struct pending_scan){ tgid, now + EXEC_SCAN_EARLY_NS };
 		queue[nqueue++] =
 			(struct pending_scan){ tgid, now + EXEC_SCAN_LATE_NS };
 	}
+	/* The thread may be asleep until its next sweep, 2 s away. */
+	pthread_cond_signal(&wake);
 	pthread_mutex_unlock(&lock);
 }
 

@@ -404,15 +404,15 @@ def test_node_started_again_after_its_probes_were_released(sonde, cert,
                  what=f"{node} released, run {run + 1}")
 
 
-# node as an HTTPS client, started paused (it waits for a line on stdin so
-# that its probes are in place first): keep-alive calls to one server
-# alternate with calls on a new connection each to another, then several
-# loops open new connections at once. node's SSL objects have no socket
-# of their own (memory BIOs), and each new one makes calls before it has
-# read anything from its connection.
+# node as an HTTPS client: keep-alive calls to one server alternate with
+# calls on a new connection each to another, then several loops open new
+# connections at once. It starts when a line arrives on stdin, or after
+# the given milliseconds. node's SSL objects have no socket of their own
+# (memory BIOs), and each new one makes calls before it has read anything
+# from its connection.
 NODE_TLS_CLIENT = textwrap.dedent("""
     const https = require('https');
-    const [pa, pb, rounds, loops] = process.argv.slice(2).map(Number);
+    const [pa, pb, rounds, loops] = process.argv.slice(2, 6).map(Number);
     const opts = {rejectUnauthorized: false};
     const kept = new https.Agent({keepAlive: true, maxSockets: 1, ...opts});
     const fresh = new https.Agent({keepAlive: false, ...opts});
@@ -422,7 +422,7 @@ NODE_TLS_CLIENT = textwrap.dedent("""
         res.on('end', () => ok(res.statusCode));
       }).on('error', ko);
     });
-    process.stdin.once('data', async () => {
+    async function run() {
       const codes = [];
       for (let i = 0; i < rounds; i++) {
         codes.push(await get(pa, '/', kept));
@@ -439,31 +439,31 @@ NODE_TLS_CLIENT = textwrap.dedent("""
       kept.destroy();
       console.log(codes.join(' '));
       process.exit(0);
-    });
+    }
+    const start = process.argv[6];
+    if (start === 'stdin') process.stdin.once('data', run);
+    else setTimeout(run, Number(start));
 """)
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
-def test_node_client_calls_on_new_and_kept_connections(sonde, nginx_tls,
-                                                       cert, tmp_path):
-    """Every call of a node HTTPS client is counted once, against the
-    server it went to: a new SSL object does not take the socket the
-    thread read last before it has read from its own, nor the socket of
-    a freed object whose address it reuses."""
+def node_client_counted(sonde, tmp_path, cert, pa, rounds, loops, start):
+    """Runs NODE_TLS_CLIENT against pa (nginx) and a python HTTPS server
+    it starts; asserts that node's client series count every call once,
+    against the port it went to. start "stdin": once node is attached."""
     node = os.path.realpath(shutil.which("node"))
-    pa, pb = nginx_tls.port, free_port()
+    pb = free_port()
     (tmp_path / "client.js").write_text(NODE_TLS_CLIENT)
     (tmp_path / "server.py").write_text(PY_TLS_SERVER)
     server = Server([sys.executable, str(tmp_path / "server.py"), str(pb),
                      str(cert[0]), str(cert[1])], pb)
-    rounds, loops = 10, 8
     client = subprocess.Popen([node, str(tmp_path / "client.js"), str(pa),
-                               str(pb), str(rounds), str(loops)],
+                               str(pb), str(rounds), str(loops), start],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
     try:
-        wait_for(lambda: attached_targets(sonde).get(node) == 1,
-                 timeout=20, what=f"{node} attached")
+        if start == "stdin":
+            wait_for(lambda: attached_targets(sonde).get(node) == 1,
+                     timeout=20, what=f"{node} attached")
         out, _ = client.communicate("go\n", timeout=60)
         codes = [int(c) for c in out.split()]
         calls_b = rounds + loops * rounds
@@ -484,6 +484,29 @@ def test_node_client_calls_on_new_and_kept_connections(sonde, nginx_tls,
             client.kill()
             client.wait()
         server.stop()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+def test_node_client_calls_on_new_and_kept_connections(sonde, nginx_tls,
+                                                       cert, tmp_path):
+    """Every call of a node HTTPS client is counted once, against the
+    server it went to: a new SSL object does not take the socket the
+    thread read last before it has read from its own, nor the socket of
+    a freed object whose address it reuses."""
+    node_client_counted(sonde, tmp_path, cert, nginx_tls.port, rounds=10,
+                        loops=8, start="stdin")
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+def test_node_client_calling_soon_after_it_starts(sonde, nginx_tls, cert,
+                                                  tmp_path):
+    """A short-lived client (a script, a job) is attached as soon as sonde
+    sees its exec: node's OpenSSL is in its executable, there from the
+    exec on. Its calls 400 ms after it starts are all counted (the
+    discovery thread used to sleep through the exec until its next 2 s
+    sweep)."""
+    node_client_counted(sonde, tmp_path, cert, nginx_tls.port, rounds=3,
+                        loops=0, start="400")
 
 
 # asyncio's TLS goes through memory BIOs (ssl.SSLObject): OpenSSL makes no
