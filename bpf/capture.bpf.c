@@ -729,13 +729,25 @@ static __always_inline void conn_data(struct conn_key *key, struct conn *c,
  * program, no per-thread map, and a read that was already blocked when
  * sonde attached is seen like any other. bpf_task_pt_regs gives a
  * BTF-typed pointer: plain loads, not probe reads. */
-static __always_inline void syscall_args(__u32 *fd, __u64 *arg2)
+static __always_inline struct pt_regs *syscall_args(__u32 *fd, __u64 *arg2)
 {
 	struct pt_regs *regs;
 
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	*fd = PT_REGS_PARM1_SYSCALL(regs);
 	*arg2 = PT_REGS_PARM2_SYSCALL(regs);
+	return regs;
+}
+
+/* A receive's flags: argument flags_at (recvfrom's 4th, recvmsg's 3rd), or
+ * 0 when the syscall has none (flags_at 0). */
+static __always_inline __u32 recv_flags(struct pt_regs *regs, __u8 flags_at)
+{
+	if (flags_at == 3)
+		return PT_REGS_PARM3_SYSCALL(regs);
+	if (flags_at == 4)
+		return PT_REGS_PARM4_SYSCALL(regs);
+	return 0;
 }
 
 /* The first data buffer of a read or write: plain, iovec or msghdr. */
@@ -761,9 +773,13 @@ static __always_inline const void *io_first_buffer(__u64 arg, __u8 how, long *n)
 
 #include "tls.bpf.h"
 
-static __always_inline int io_exit(long ret, __u8 how, bool is_read)
+/* flags_at: which argument holds the flags (recvfrom's 4th, recvmsg's
+ * 3rd), 0 for none. */
+static __always_inline int io_exit(long ret, __u8 how, bool is_read,
+				   __u8 flags_at)
 {
 	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct pt_regs *regs;
 	const void *buf;
 	struct conn *c;
 	__u8 skipped;
@@ -775,7 +791,11 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 		return 0;
 	if (process_ignored(key.tgid))
 		return 0;
-	syscall_args(&key.fd, &arg2);
+	regs = syscall_args(&key.fd, &arg2);
+	/* A peek leaves the bytes for the read that follows (a server
+	 * sniffing for TLS): they are taken in once, there. */
+	if (recv_flags(regs, flags_at) & MSG_PEEK)
+		return 0;
 	c = conn_find(&key, &skipped);
 	/* Only sockets say where OpenSSL's bytes go. */
 	if (skipped == SKIP_NOT_SOCKET)
@@ -793,21 +813,21 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read)
 	return 0;
 }
 
-#define IO_PROGRAM(name, how, is_read)                        \
-	SEC("tracepoint/syscalls/sys_exit_" #name)            \
-	int exit_##name(struct trace_event_raw_sys_exit *ctx) \
-	{                                                     \
-		return io_exit(ctx->ret, how, is_read);       \
+#define IO_PROGRAM(name, how, is_read, flags_at)                  \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)     \
+	{                                                         \
+		return io_exit(ctx->ret, how, is_read, flags_at); \
 	}
 
-IO_PROGRAM(read, IO_PLAIN, true)
-IO_PROGRAM(readv, IO_IOVEC, true)
-IO_PROGRAM(recvfrom, IO_PLAIN, true)
-IO_PROGRAM(recvmsg, IO_MSGHDR, true)
-IO_PROGRAM(write, IO_PLAIN, false)
-IO_PROGRAM(writev, IO_IOVEC, false)
-IO_PROGRAM(sendto, IO_PLAIN, false)
-IO_PROGRAM(sendmsg, IO_MSGHDR, false)
+IO_PROGRAM(read, IO_PLAIN, true, 0)
+IO_PROGRAM(readv, IO_IOVEC, true, 0)
+IO_PROGRAM(recvfrom, IO_PLAIN, true, 4)
+IO_PROGRAM(recvmsg, IO_MSGHDR, true, 3)
+IO_PROGRAM(write, IO_PLAIN, false, 0)
+IO_PROGRAM(writev, IO_IOVEC, false, 0)
+IO_PROGRAM(sendto, IO_PLAIN, false, 0)
+IO_PROGRAM(sendmsg, IO_MSGHDR, false, 0)
 
 static __always_inline int accepted(long fd)
 {

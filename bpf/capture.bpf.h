@@ -14,6 +14,7 @@
 #define E2BIG 7
 #define EEXIST 17
 #define EAGAIN 11
+#define MSG_PEEK 2
 
 /* 32768 connections at ~600 bytes of state each is 20 MiB of kernel
  * memory, enough for a busy front end; LRU evicts the idlest beyond it. */

@@ -5,10 +5,12 @@ import random
 import re
 import socket
 import string
+import sys
+import textwrap
 import time
 
-from conftest import (HISTOGRAM, Sonde, keepalive_requests, python_server,
-                      free_port)
+from conftest import (HISTOGRAM, Server, Sonde, keepalive_requests,
+                      python_server, free_port)
 
 KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT",
                  "OPTIONS", "TRACE", "PATCH", "_OTHER"}
@@ -233,4 +235,47 @@ def test_a_request_after_an_empty_line_is_counted(sonde, nginx):
     assert sonde.settled_series(nginx.port, 2) == {
         ("POST", "200", "/users/{id}"): 1,
         ("GET", "200", "/users/{id}"): 1,
+    }
+
+
+# Before each read, peeks at the first bytes (as a server that sniffs for
+# TLS on a shared port does), 1, 5 or 64 of them in turn, with
+# recv(MSG_PEEK) and recvmsg(MSG_PEEK) by turns. One connection at a time.
+PEEKING_SERVER = textwrap.dedent("""
+    import socket, sys
+
+    srv = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+    sizes = [1, 5, 64]
+    n = 0
+    while True:
+        conn, _ = srv.accept()
+        with conn:
+            while True:
+                size = sizes[n % len(sizes)]
+                if n % 2:
+                    head = conn.recvmsg(size, 0, socket.MSG_PEEK)[0]
+                else:
+                    head = conn.recv(size, socket.MSG_PEEK)
+                n += 1
+                if not head:
+                    break
+                path = conn.recv(65536).split(b" ", 2)[1]
+                conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d"
+                             b"\\r\\n\\r\\n%s" % (len(path), path))
+""")
+
+
+def test_bytes_peeked_before_the_read_are_taken_in_once(sonde, tmp_path):
+    script = tmp_path / "peek.py"
+    script.write_text(PEEKING_SERVER)
+    port = free_port()
+    server = Server([sys.executable, str(script), str(port)], port)
+    try:
+        paths = ["/users/1", "/orders/2", "/users/3"] * 3
+        assert keepalive_requests(port, paths, connections=1) == [200] * 9
+    finally:
+        server.stop()
+    assert sonde.settled_series(port, 9) == {
+        ("GET", "200", "/users/{id}"): 6,
+        ("GET", "200", "/orders/{id}"): 3,
     }
