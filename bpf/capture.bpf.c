@@ -474,9 +474,22 @@ static __always_inline bool looks_like_request(const char *p, __u32 n)
 /* "HTTP/1.1 200 OK": only a status line starts a response. */
 static __always_inline bool looks_like_status_line(const char *p, __u32 n)
 {
-	return n >= 12 && p[0] == 'H' && p[1] == 'T' && p[2] == 'T' &&
-	       p[3] == 'P' && p[4] == '/' && p[5] == '1' && p[6] == '.' &&
-	       p[8] == ' ';
+	return n >= SONDE_STATUS_LEN && p[0] == 'H' && p[1] == 'T' &&
+	       p[2] == 'T' && p[3] == 'P' && p[4] == '/' && p[5] == '1' &&
+	       p[6] == '.' && p[8] == ' ';
+}
+
+/* p[0..n), shorter than a status line, could be the start of one. */
+static __always_inline bool could_start_status_line(const char *p, __u32 n)
+{
+	const char head[] = "HTTP/1.";
+
+	if (n == 0 || n >= SONDE_STATUS_LEN)
+		return false;
+	for (__u32 i = 0; i < sizeof(head) - 1; i++)
+		if (i < n && p[i] != head[i])
+			return false;
+	return n <= 8 || p[8] == ' ';
 }
 
 /* "HTTP/1.1 100 Continue", 102 Processing, 103 Early Hints: the final
@@ -657,6 +670,7 @@ on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 	c->phase = PHASE_REQUEST;
 	c->start_ns = bpf_ktime_get_ns();
 	c->pipeline_idx = 0;
+	c->resp_part_len = 0;
 	/* What was peeked is a client's whole capture: no second read. */
 	if (c->role == ROLE_CLIENT) {
 		__builtin_memcpy(c->req, peek, SONDE_PEEK);
@@ -667,30 +681,59 @@ on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 	req_append(c, buf, n, SONDE_REQ_CAP);
 }
 
+/* The first bytes of a response that continues the status line begun
+ * in c->resp_part: that start, then what buf adds, in peek (room for two
+ * peeks: the start is shorter than a status line, and the verifier sees
+ * the copy in bounds). Returns how many; the part is used up. */
+static __always_inline __u32 resume_status_line(struct conn *c, const void *buf,
+						long n, char *peek)
+{
+	__u32 have = c->resp_part_len, more = n > SONDE_PEEK ? SONDE_PEEK : n;
+
+	c->resp_part_len = 0;
+	__builtin_memcpy(peek, c->resp_part, SONDE_STATUS_LEN);
+	if (have >= SONDE_STATUS_LEN)
+		return 0;
+	barrier_var(more);
+	if (more > SONDE_PEEK || bpf_probe_read_user(peek + have, more, buf))
+		return have;
+	return have + more;
+}
+
 /* Bytes going from server to client (written by a server, read by a
  * client). A final status line ends the exchange. A server may go on
  * writing pipelined responses, each one the next request's; a client's
  * exchange ends at its first one, and the body after it is not looked
- * at. */
+ * at. A status line that comes shorter than SONDE_STATUS_LEN bytes (read
+ * a byte at a time: curl reading a proxy's answer to CONNECT) is put
+ * together across calls. */
 static __always_inline void
 on_response_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 {
-	char peek[SONDE_PEEK];
+	char peek[2 * SONDE_PEEK];
+	bool resumed = c->resp_part_len;
 	__u32 got;
 
 	if (c->phase == PHASE_IDLE ||
 	    (c->role == ROLE_CLIENT && c->phase == PHASE_RESPONSE))
 		return;
-	got = peek_user(peek, buf, n);
-	if (!looks_like_status_line(peek, got))
+	got = resumed ? resume_status_line(c, buf, n, peek) :
+			peek_user(peek, buf, n);
+	if (!looks_like_status_line(peek, got)) {
+		if (could_start_status_line(peek, got)) {
+			__builtin_memcpy(c->resp_part, peek, SONDE_STATUS_LEN);
+			c->resp_part_len = got;
+		}
 		return;
-	/* 100 Continue alone: the final head comes in a later write. */
+	}
+	/* 100 Continue alone: the final head comes in a later write. One
+	 * that came in pieces is passed over; the final one follows. */
 	if (is_interim_status(peek)) {
-		got = final_status_line(buf, n, peek);
+		got = resumed ? 0 : final_status_line(buf, n, peek);
 		if (!got)
 			return;
 	}
-	emit_exchange(key, c, peek, got);
+	emit_exchange(key, c, peek, got > SONDE_PEEK ? SONDE_PEEK : got);
 	c->phase = PHASE_RESPONSE;
 	if (c->pipeline_idx < 255)
 		c->pipeline_idx++;

@@ -42,6 +42,8 @@
  * A client's capture (SONDE_CLIENT_REQ_CAP) and a status line
  * (SONDE_RESP_CAP) are one peek. */
 #define SONDE_PEEK 16
+/* "HTTP/1.1 200": what a status line needs to be recognised. */
+#define SONDE_STATUS_LEN 12
 _Static_assert(SONDE_CLIENT_REQ_CAP <= SONDE_PEEK &&
 		       SONDE_RESP_CAP <= SONDE_PEEK,
 	       "a client's request and a status line are copied from a peek");
@@ -99,7 +101,11 @@ struct conn {
 	__u8 pipeline_idx;
 	__u8 process_noted; /* its process is in the procs map */
 	__u8 tls; /* OpenSSL carries it: the syscalls see only ciphertext */
-	__u8 pad[3];
+	__u8 resp_part_len; /* bytes in resp_part */
+	__u8 pad[2];
+	/* The start of a status line that came in pieces shorter than one
+	 * ("HTTP/1.1 2"), or read a byte at a time: kept until it is whole. */
+	char resp_part[SONDE_STATUS_LEN];
 	/* Only the first SONDE_REQ_CAP bytes are used. The second half lets
 	 * the verifier see that a copy of at most SONDE_REQ_CAP bytes at an
 	 * offset below SONDE_REQ_CAP stays in bounds. */

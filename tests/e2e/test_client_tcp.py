@@ -5,11 +5,12 @@ import os
 import random
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
-from conftest import (Sonde, free_port, keepalive_requests, nginx_server,
-                      python_server, stop_process, wait_for)
+from conftest import (Server, Sonde, free_port, keepalive_requests,
+                      nginx_server, python_server, stop_process, wait_for)
 
 TOOL = os.path.join(os.path.dirname(__file__), "clients", "tcp_tool.py")
 CLIENT = "http_client_request_duration_seconds"
@@ -155,6 +156,59 @@ def test_urllib_client_series_one_connection_per_request(sonde, app):
     # urllib sends "Connection: close": a connect per request.
     assert total(sonde, "sonde_tcp_connects_total", service_name=service,
                  result="ok") == 9
+
+
+# Answers every request with its status line in two writes 50 ms apart,
+# "HTTP/1.1 2" then the rest: the client's first read gets 10 bytes.
+SPLIT_STATUS_SERVER = textwrap.dedent("""
+    import socket, sys, threading, time
+
+    def serve(conn):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = b""
+        with conn:
+            while True:
+                while b"\\r\\n\\r\\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                buf = buf.split(b"\\r\\n\\r\\n", 1)[1]
+                conn.sendall(b"HTTP/1.1 2")
+                time.sleep(0.05)
+                conn.sendall(b"01 Created\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+
+    srv = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+""")
+
+
+def test_status_line_in_pieces_is_put_together(sonde, tmp_path):
+    """A status line shorter than 12 bytes in a read (or a write) is kept
+    until the rest comes: both sides count each exchange, with its
+    status."""
+    script = tmp_path / "split.py"
+    script.write_text(SPLIT_STATUS_SERVER)
+    port = free_port()
+    server = Server([sys.executable, str(script), str(port)], port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        out = subprocess.run(
+            ["curl", "-s", "-w", "%{http_code}\n", "-o", "/dev/null",
+             "-o", "/dev/null", "-o", "/dev/null", f"{url}/a/1",
+             f"{url}/a/2", f"{url}/b"],
+            check=True, capture_output=True, text=True, timeout=30).stdout
+        assert out.split() == ["201"] * 3
+        assert settle(sonde, CLIENT + "_count", 3, service_name="curl",
+                      server_port=port) == 3
+        assert total(sonde, CLIENT + "_count", service_name="curl",
+                     server_port=port, http_response_status_code=201) == 3
+        assert sonde.settled_series(port, 3) == {
+            ("GET", "201", "/a/{id}"): 2, ("GET", "201", "/b"): 1}
+    finally:
+        server.stop()
 
 
 PROXY_SERVER = """

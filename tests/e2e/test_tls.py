@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from conftest import (HISTOGRAM, NGINX_SITE, Server, Sonde, free_port,
-                      keepalive_requests, nginx_server, nginx_site, wait_for)
+from conftest import (HISTOGRAM, NGINX_SITE, SERVERS, Server, Sonde,
+                      free_port, keepalive_requests, nginx_server, nginx_site,
+                      wait_for)
 
 CLIENT = "http_client_request_duration_seconds"
 
@@ -155,6 +156,34 @@ def test_nginx_https_server_and_curl_client(sonde, nginx_tls):
         ("GET", "200"): 50, ("GET", "503"): 10}, timeout=10,
         what="curl's client series")
     assert 1 in attached_targets(sonde).values()
+
+
+def test_curl_through_a_connect_proxy(sonde, nginx_tls):
+    """curl reads a proxy's answer to CONNECT one byte at a time (so as
+    not to read into the TLS that follows): the status line is put
+    together across reads. The tunnel's CONNECT is counted once, and each
+    HTTPS request through it once, with its own method."""
+    proxy_port = free_port()
+    proxy = Server([sys.executable, os.path.join(SERVERS, "connect_proxy.py"),
+                    str(proxy_port)], proxy_port)
+    try:
+        url = f"https://127.0.0.1:{nginx_tls.port}"
+        out = subprocess.run(
+            ["curl", "-sk", "--http1.1", "-x", f"http://127.0.0.1:{proxy_port}",
+             "-w", "%{http_code}\n", "-o", "/dev/null", "-o", "/dev/null",
+             f"{url}/", f"{url}/fail"],
+            check=True, capture_output=True, text=True, timeout=60).stdout
+        assert out.split() == ["200", "503"]
+        expected = {("CONNECT", "200"): 1, ("GET", "200"): 1,
+                    ("GET", "503"): 1}
+        wait_for(lambda: client_series(sonde, proxy_port, "curl") == expected,
+                 timeout=10, what="curl's client series through the proxy")
+        time.sleep(0.3)
+        assert client_series(sonde, proxy_port, "curl") == expected
+        assert sonde.settled_series(nginx_tls.port, 2) == {
+            ("GET", "200", "/"): 1, ("GET", "503", "/fail"): 1}
+    finally:
+        proxy.stop()
 
 
 def request_with_finished(port, path):
