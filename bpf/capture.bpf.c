@@ -684,7 +684,8 @@ on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 /* The first bytes of a response that continues the status line begun
  * in c->resp_part: that start, then what buf adds, in peek (room for two
  * peeks: the start is shorter than a status line, and the verifier sees
- * the copy in bounds). Returns how many; the part is used up. */
+ * the copy in bounds). Returns how many, at most SONDE_PEEK, like
+ * peek_user; the part is used up. */
 static __always_inline __u32 resume_status_line(struct conn *c, const void *buf,
 						long n, char *peek)
 {
@@ -697,7 +698,7 @@ static __always_inline __u32 resume_status_line(struct conn *c, const void *buf,
 	barrier_var(more);
 	if (more > SONDE_PEEK || bpf_probe_read_user(peek + have, more, buf))
 		return have;
-	return have + more;
+	return have + more > SONDE_PEEK ? SONDE_PEEK : have + more;
 }
 
 /* Bytes going from server to client (written by a server, read by a
@@ -733,7 +734,7 @@ on_response_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 		if (!got)
 			return;
 	}
-	emit_exchange(key, c, peek, got > SONDE_PEEK ? SONDE_PEEK : got);
+	emit_exchange(key, c, peek, got);
 	c->phase = PHASE_RESPONSE;
 	if (c->pipeline_idx < 255)
 		c->pipeline_idx++;
@@ -816,8 +817,7 @@ static __always_inline const void *io_first_buffer(__u64 arg, __u8 how, long *n)
 
 #include "tls.bpf.h"
 
-/* flags_at: which argument holds the flags (recvfrom's 4th, recvmsg's
- * 3rd), 0 for none. */
+/* flags_at: as recv_flags. */
 static __always_inline int io_exit(long ret, __u8 how, bool is_read,
 				   __u8 flags_at)
 {

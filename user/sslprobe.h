@@ -40,9 +40,9 @@ struct sslprobe_point {
 /* Fills points (room for SSLPROBE_FNS) with where to probe path: per
  * direction one pair where SSL_read and SSL_read_ex both go (see
  * sslprobe.c), or else a pair on each exported function; a pair on
- * SSL_do_handshake and an entry probe on SSL_free when there are. Returns how many, -ENOENT when
- * path does not define SSL_read and SSL_write, or -errno as
- * elfsym_lookup. */
+ * SSL_do_handshake and an entry probe on SSL_free when there are.
+ * Returns how many, -ENOENT when path does not define SSL_read and
+ * SSL_write, or -errno as elfsym_lookup. */
 int sslprobe_points(const char *path, struct sslprobe_point *points);
 
 /* True when path defines SSL_read and SSL_write. */
