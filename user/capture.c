@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -33,6 +34,23 @@ static int *cpu_ring_fds;
 static int ncpu_rings;
 static struct program_status programs[MAX_PROGRAMS];
 static int nprograms;
+/* Held while the kernel counts every BPF program's runs (--bpf-stats). */
+static int stats_fd = -1;
+
+/* A hash map's fill, counted key by key (a full 32768-entry map takes
+ * tens of milliseconds), so at most once per MAP_FILL_TTL_NS. */
+#define MAP_FILL_TTL_NS 5000000000ull
+#define MAX_HASH_MAPS 16
+
+struct map_fill {
+	const char *name;
+	uint32_t entries;
+	uint32_t max_entries;
+};
+
+static struct map_fill fills[MAX_HASH_MAPS];
+static int nfills;
+static uint64_t fills_at_ns;
 
 static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
 	[SONDE_DROP_RINGBUF_FULL] = "ringbuf_full",
@@ -164,6 +182,19 @@ static void close_cpu_rings(void)
 	ncpu_rings = 0;
 }
 
+/* Has the kernel count runs and run time of every BPF program for as
+ * long as sonde holds the returned fd; never fatal. */
+static void enable_run_stats(void)
+{
+	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (stats_fd < 0)
+		log_error("cannot turn on BPF run statistics (--bpf-stats): "
+			  "%s; sonde_program_runs_total stays 0",
+			  strerror(errno));
+	else
+		log_debug("BPF run statistics on");
+}
+
 int capture_start(const struct capture_options *o, capture_event_fn fn,
 		  void *ctx)
 {
@@ -201,6 +232,8 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	err = attach_all();
 	if (err)
 		goto fail;
+	if (o->bpf_stats)
+		enable_run_stats();
 	ring = ring_buffer__new(bpf_map__fd(skel->maps.events),
 				(ring_buffer_sample_fn)fn, ctx, NULL);
 	if (!ring) {
@@ -288,6 +321,148 @@ static void write_drops(struct strbuf *sb, const char *reason, uint64_t n)
 	prom_write_u64(sb, "sonde_events_dropped_total", &label, 1, n);
 }
 
+/* A loaded program's counters: runs and run time (kept by the kernel only
+ * while BPF stats are on) and recursion misses (always kept). False for a
+ * program not loaded (an unused uprobe) or when the kernel says nothing. */
+static bool program_info(const struct bpf_program *prog,
+			 struct bpf_prog_info *info)
+{
+	__u32 len = sizeof(*info);
+	int fd = bpf_program__fd(prog);
+
+	memset(info, 0, sizeof(*info));
+	return fd >= 0 && !bpf_obj_get_info_by_fd(fd, info, &len);
+}
+
+static void render_program_counters(struct strbuf *sb)
+{
+	struct bpf_prog_info info[MAX_PROGRAMS];
+	struct prom_label label[MAX_PROGRAMS];
+	struct bpf_program *prog;
+	char seconds[32];
+	int n = 0;
+
+	if (!skel)
+		return;
+	bpf_object__for_each_program(prog, skel->obj) {
+		if (n == MAX_PROGRAMS)
+			break;
+		if (program_info(prog, &info[n]))
+			label[n++] =
+				(struct prom_label){ "program",
+						     bpf_program__name(prog) };
+	}
+	prom_write_family(sb, "sonde_program_runs_total", "counter",
+			  "Times the BPF program ran; counted only while BPF "
+			  "stats are on (--bpf-stats).");
+	for (int i = 0; i < n; i++)
+		prom_write_u64(sb, "sonde_program_runs_total", &label[i], 1,
+			       info[i].run_cnt);
+	prom_write_family(sb, "sonde_program_run_seconds_total", "counter",
+			  "Time the BPF program ran, in the traced processes; "
+			  "counted only while BPF stats are on (--bpf-stats).");
+	for (int i = 0; i < n; i++) {
+		prom_format_double(info[i].run_time_ns / 1e9, seconds);
+		prom_write_sample(sb, "sonde_program_run_seconds_total",
+				  &label[i], 1, seconds);
+	}
+	prom_write_family(
+		sb, "sonde_program_recursion_misses_total", "counter",
+		"Times the kernel skipped the BPF program because "
+		"another BPF program was running on that CPU: what it "
+		"would have seen is not counted.");
+	for (int i = 0; i < n; i++)
+		prom_write_u64(sb, "sonde_program_recursion_misses_total",
+			       &label[i], 1, info[i].recursion_misses);
+}
+
+static bool is_hash_map(const struct bpf_map *map)
+{
+	switch (bpf_map__type(map)) {
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_LRU_HASH:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Keys in the map behind fd, walked one by one; at most max. */
+static uint32_t count_keys(int fd, uint32_t key_size, uint32_t max)
+{
+	char a[64], b[64];
+	char *cur = NULL, *next = a;
+	uint32_t n = 0;
+
+	if (key_size > sizeof(a))
+		return 0;
+	while (n < max && !bpf_map_get_next_key(fd, cur, next)) {
+		n++;
+		cur = next;
+		next = next == a ? b : a;
+	}
+	return n;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void count_map_fills(void)
+{
+	struct bpf_map *map;
+
+	nfills = 0;
+	bpf_object__for_each_map(map, skel->obj)
+	{
+		struct map_fill *f;
+		int fd = bpf_map__fd(map);
+
+		if (nfills == MAX_HASH_MAPS)
+			break;
+		if (fd < 0 || !is_hash_map(map))
+			continue;
+		f = &fills[nfills++];
+		f->name = bpf_map__name(map);
+		f->max_entries = bpf_map__max_entries(map);
+		f->entries =
+			count_keys(fd, bpf_map__key_size(map), f->max_entries);
+	}
+	fills_at_ns = now_ns();
+}
+
+static void render_map_fills(struct strbuf *sb)
+{
+	if (!skel)
+		return;
+	if (!fills_at_ns || now_ns() - fills_at_ns >= MAP_FILL_TTL_NS)
+		count_map_fills();
+	prom_write_family(sb, "sonde_map_entries", "gauge",
+			  "Entries in sonde's BPF hash map (counted at most "
+			  "every 5 s); an LRU map at its size forgets its "
+			  "oldest entries.");
+	for (int i = 0; i < nfills; i++) {
+		struct prom_label label = { "map", fills[i].name };
+
+		prom_write_u64(sb, "sonde_map_entries", &label, 1,
+			       fills[i].entries);
+	}
+	prom_write_family(sb, "sonde_map_max_entries", "gauge",
+			  "Size of sonde's BPF hash map.");
+	for (int i = 0; i < nfills; i++) {
+		struct prom_label label = { "map", fills[i].name };
+
+		prom_write_u64(sb, "sonde_map_max_entries", &label, 1,
+			       fills[i].max_entries);
+	}
+}
+
 void capture_render(struct strbuf *sb, uint64_t series_limit_drops)
 {
 	prom_write_family(sb, "sonde_program_attached", "gauge",
@@ -304,6 +479,8 @@ void capture_render(struct strbuf *sb, uint64_t series_limit_drops)
 	for (__u32 r = 0; r < SONDE_DROP_REASON_COUNT; r++)
 		write_drops(sb, drop_names[r], kernel_drops(r));
 	write_drops(sb, "series_limit", series_limit_drops);
+	render_program_counters(sb);
+	render_map_fills(sb);
 }
 
 int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
@@ -342,6 +519,11 @@ void capture_stop(void)
 	for (int i = 0; i < nprograms; i++)
 		bpf_link__destroy(programs[i].link);
 	nprograms = 0;
+	if (stats_fd >= 0)
+		close(stats_fd);
+	stats_fd = -1;
+	nfills = 0;
+	fills_at_ns = 0;
 	capture_bpf__destroy(skel);
 	skel = NULL;
 }

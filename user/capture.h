@@ -17,6 +17,7 @@ struct capture_options {
 	uint8_t select_pending; /* verdict while a process is decided */
 	bool tls;	/* load the OpenSSL uprobes; report every exec */
 	bool functions; /* load the --uprobe function programs */
+	bool bpf_stats; /* have the kernel count runs and run time */
 };
 
 struct bpf_object;
@@ -55,8 +56,10 @@ struct bpf_object *capture_object(void);
 /* True when every program is attached. */
 bool capture_all_attached(void);
 
-/* Appends sonde_program_attached and sonde_events_dropped_total: the
- * kernel's drop reasons plus the daemon's own "series_limit" count. */
+/* Appends sonde_program_attached, sonde_events_dropped_total (the
+ * kernel's drop reasons plus the daemon's own "series_limit" count), each
+ * loaded program's runs, run time and recursion misses, and the fill of
+ * each BPF hash map. */
 void capture_render(struct strbuf *sb, uint64_t series_limit_drops);
 
 /* For --check: counts the tracepoints the programs attach to and how many

@@ -49,6 +49,7 @@ static const struct config_key config_keys[] = {
 	{ "http.capture_headers", "capture-header", CONFIG_LIST },
 	{ "uprobes", "uprobe", CONFIG_LIST },
 	{ "no_tls", "no-tls", CONFIG_BOOL },
+	{ "bpf_stats", "bpf-stats", CONFIG_BOOL },
 	{ "otlp", NULL, CONFIG_SECTION },
 	{ "otlp.endpoint", "otlp-endpoint", CONFIG_SCALAR },
 };

@@ -310,6 +310,7 @@ int main(int argc, char **argv)
 	copts.select_pending = selection_pending_verdict();
 	copts.tls = !opts.no_tls;
 	copts.functions = opts.uprobes.n > 0;
+	copts.bpf_stats = opts.bpf_stats;
 	if (capture_start(&copts, events_handle, NULL))
 		goto out_close;
 	if (copts.select_enabled)

@@ -45,6 +45,7 @@ enum long_only {
 	OPT_SERIES_TTL,
 	OPT_UPROBE,
 	OPT_NO_TLS,
+	OPT_BPF_STATS,
 };
 
 static const char usage[] =
@@ -118,6 +119,10 @@ static const char usage[] =
 	"(repeatable)\n"
 	"                          into sonde_function_duration_seconds\n"
 	"      --no-tls            do not trace OpenSSL (no HTTPS plaintext)\n"
+	"      --bpf-stats         count each BPF program's runs and run time\n"
+	"                          (sonde_program_runs_total; every BPF program "
+	"on\n"
+	"                          the host pays two clock reads a run while on)\n"
 	"      --check             report what this host supports and exit "
 	"(0: can run)\n"
 	"  -v, --verbose           log attach details and libbpf debug output\n"
@@ -152,6 +157,7 @@ static const struct option long_options[] = {
 	{ "series-ttl", required_argument, NULL, OPT_SERIES_TTL },
 	{ "uprobe", required_argument, NULL, OPT_UPROBE },
 	{ "no-tls", no_argument, NULL, OPT_NO_TLS },
+	{ "bpf-stats", no_argument, NULL, OPT_BPF_STATS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -437,6 +443,9 @@ static enum options_result apply(int opt, const char *arg,
 	case OPT_NO_TLS:
 		o->no_tls = true;
 		return OPTIONS_RUN;
+	case OPT_BPF_STATS:
+		o->bpf_stats = true;
+		return OPTIONS_RUN;
 	case 'v':
 		o->verbose = true;
 		return OPTIONS_RUN;
@@ -692,6 +701,7 @@ void options_print_yaml(const struct sonde_options *o, FILE *out)
 	print_list(out, "  ", "capture_headers", &o->capture_headers, true);
 	print_list(out, "", "uprobes", &o->uprobes, false);
 	fprintf(out, "no_tls: %s\n", o->no_tls ? "true" : "false");
+	fprintf(out, "bpf_stats: %s\n", o->bpf_stats ? "true" : "false");
 	if (o->otlp_endpoint) {
 		fprintf(out, "otlp:\n");
 		print_optional(out, "  ", "endpoint", o->otlp_endpoint);

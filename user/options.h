@@ -33,6 +33,7 @@ struct sonde_options {
 	const char *otlp_endpoint; /* --otlp-endpoint, or NULL */
 	bool check;		   /* --check: report host support, exit */
 	bool no_tls;		   /* --no-tls: leave OpenSSL alone */
+	bool bpf_stats;		   /* --bpf-stats: count program runs */
 	struct histogram_bounds buckets;
 	bool verbose;
 	const char *config_path; /* --config FILE */

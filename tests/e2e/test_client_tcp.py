@@ -58,59 +58,6 @@ def finish(proc, timeout=30):
     return out.strip()
 
 
-def run(*argv):
-    subprocess.run(argv, check=True, capture_output=True)
-
-
-class Netns:
-    """A network namespace joined to the host by a veth pair, with the
-    host at 10.213.N.1 and the namespace at 10.213.N.2."""
-
-    def __init__(self):
-        tag = f"{os.getpid() % 10000}{random.randrange(1000)}"
-        self.name = f"sonde{tag}"
-        self.host_if, self.ns_if = f"sh{tag}", f"sn{tag}"
-        n = random.randrange(1, 250)
-        self.host_ip, self.ns_ip = f"10.213.{n}.1", f"10.213.{n}.2"
-        run("ip", "netns", "add", self.name)
-        try:
-            run("ip", "link", "add", self.host_if, "type", "veth", "peer",
-                "name", self.ns_if)
-            run("ip", "link", "set", self.ns_if, "netns", self.name)
-            run("ip", "addr", "add", f"{self.host_ip}/24", "dev",
-                self.host_if)
-            run("ip", "link", "set", self.host_if, "up")
-            self.exec("ip", "addr", "add", f"{self.ns_ip}/24", "dev",
-                      self.ns_if)
-            self.exec("ip", "link", "set", self.ns_if, "up")
-            self.exec("ip", "link", "set", "lo", "up")
-        except Exception:
-            self.delete()
-            raise
-
-    def exec(self, *argv):
-        run("ip", "netns", "exec", self.name, *argv)
-
-    def drop_input(self, rule):
-        """Adds an nftables input rule inside the namespace."""
-        self.exec("nft", "add", "table", "inet", "sonde")
-        self.exec("nft", "add chain inet sonde in { type filter hook input "
-                  "priority 0; policy accept; }")
-        self.exec("nft", f"add rule inet sonde in {rule} drop")
-
-    def delete(self):
-        subprocess.run(["ip", "link", "del", self.host_if],
-                       capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
-
-
-@pytest.fixture
-def netns():
-    ns = Netns()
-    yield ns
-    ns.delete()
-
-
 def test_curl_client_series_count_each_request_once(sonde, nginx):
     url = f"http://127.0.0.1:{nginx.port}"
     for _ in range(3):

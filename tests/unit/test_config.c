@@ -190,9 +190,10 @@ TEST(print_config_round_trips)
 			 "--listen",
 			 "[::]:1",
 			 "-v",
+			 "--bpf-stats",
 			 NULL };
 
-	CHECK(options_parse(12, argv, &o, err, sizeof(err)) == OPTIONS_RUN);
+	CHECK(options_parse(13, argv, &o, err, sizeof(err)) == OPTIONS_RUN);
 	f = open_memstream(&first, &n1);
 	options_print_yaml(&o, f);
 	fclose(f);
@@ -206,6 +207,7 @@ TEST(print_config_round_trips)
 	CHECK(strstr(first, "listen: \"[::]:1\"\n") != NULL);
 	CHECK_STR(again.include.items[0], "exe=/opt/app \"x\"/*");
 	CHECK(again.verbose && again.series_ttl_ms == 90000);
+	CHECK(again.bpf_stats && strstr(first, "bpf_stats: true\n"));
 	free(first);
 	free(second);
 	options_free(&o);
@@ -377,6 +379,7 @@ TEST(uprobes_and_otlp_keys_load_and_flags_replace_them)
 				      "  - /bin/true:main\n"
 				      "  - sleep:nanosleep\n"
 				      "no_tls: true\n"
+				      "bpf_stats: true\n"
 				      "otlp:\n"
 				      "  endpoint: http://collector:4318\n");
 	struct sonde_options o;
@@ -386,6 +389,7 @@ TEST(uprobes_and_otlp_keys_load_and_flags_replace_them)
 	CHECK(o.uprobes.n == 2);
 	CHECK_STR(o.uprobes.items[1], "sleep:nanosleep");
 	CHECK(o.no_tls);
+	CHECK(o.bpf_stats);
 	CHECK_STR(o.otlp_endpoint, "http://collector:4318");
 	options_free(&o);
 	/* A repeatable flag replaces the file's list. */

@@ -1,0 +1,154 @@
+"""sonde watching itself: each BPF program's runs, run time and recursion
+misses, and how full its BPF hash maps are, read from a live scrape and
+checked against what the kernel says."""
+import os
+import subprocess
+import sys
+
+from conftest import (ROOT, Sonde, bpftool_json, free_port,
+                      keepalive_requests, python_server, stop_process,
+                      wait_for)
+
+CLIENTS = os.path.join(os.path.dirname(__file__), "clients")
+TCP_TOOL = os.path.join(CLIENTS, "tcp_tool.py")
+
+
+def value(sonde, name, **labels):
+    """Sum of the samples of name whose labels include labels."""
+    return sum(v for n, lab, v in sonde.samples()
+               if n == name and all(lab.get(k) == str(x)
+                                    for k, x in labels.items()))
+
+
+def per_program(sonde, name):
+    return {lab["program"]: v for n, lab, v in sonde.samples() if n == name}
+
+
+def bpf_stats_sysctl_on():
+    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+        return f.read().strip() != "0"
+
+
+def test_program_runs_are_counted_with_bpf_stats_only(nginx):
+    paths = ["/"] * 30
+    plain = Sonde()
+    try:
+        keepalive_requests(nginx.port, paths, connections=3)
+        runs = per_program(plain, "sonde_program_runs_total")
+        seconds = per_program(plain, "sonde_program_run_seconds_total")
+    finally:
+        assert plain.stop() == 0
+    # Every loaded program is listed, tracepoints and OpenSSL probes.
+    assert {"exit_recvfrom", "exit_accept4", "tcp_retransmit",
+            "ssl_read_entry"} <= set(runs)
+    assert set(seconds) == set(runs)
+    if not bpf_stats_sysctl_on():
+        # Counting costs every BPF program on the host: off by default.
+        assert set(runs.values()) == {0}
+        assert set(seconds.values()) == {0}
+
+    counted = Sonde("--bpf-stats")
+    try:
+        before = per_program(counted, "sonde_program_runs_total")
+        keepalive_requests(nginx.port, paths, connections=3)
+        runs = per_program(counted, "sonde_program_runs_total")
+        seconds = per_program(counted, "sonde_program_run_seconds_total")
+        kernel = [p.get("run_cnt", 0) for p in bpftool_json("prog", "show")
+                  if p.get("name") == "exit_recvfrom"]
+    finally:
+        assert counted.stop() == 0
+    # nginx read 30 requests with recv() and accepted 3 connections.
+    assert runs["exit_recvfrom"] - before["exit_recvfrom"] >= 30
+    assert runs["exit_accept4"] - before["exit_accept4"] >= 3
+    assert seconds["exit_recvfrom"] > 0
+    # The scrape came before bpftool looked: the kernel's count can only
+    # have grown since.
+    assert any(0 < runs["exit_recvfrom"] <= k for k in kernel)
+    # The statistics end with the sonde that asked for them.
+    if not bpf_stats_sysctl_on():
+        again = Sonde()
+        try:
+            keepalive_requests(nginx.port, paths, connections=3)
+            assert set(per_program(again, "sonde_program_runs_total")
+                       .values()) == {0}
+        finally:
+            assert again.stop() == 0
+
+
+def build_busy_bpf(tmp_path):
+    """Compiles the long-running neighbour program and its loader."""
+    obj, exe = tmp_path / "busy_bpf.bpf.o", tmp_path / "busy_bpf"
+    subprocess.run(["clang", "-g", "-O2", "-target", "bpf",
+                    "-I", os.path.join(ROOT, "vmlinux", "x86"),
+                    "-c", os.path.join(CLIENTS, "busy_bpf.bpf.c"),
+                    "-o", str(obj)], check=True)
+    subprocess.run(["cc", "-O1", "-o", str(exe),
+                    os.path.join(CLIENTS, "busy_bpf.c"), "-lbpf"],
+                   check=True)
+    return exe, obj
+
+
+def test_programs_skipped_under_another_bpf_program_are_counted(
+        sonde, tmp_path, netns_drop_syn):
+    ns_ip = netns_drop_syn
+    exe, obj = build_busy_bpf(tmp_path)
+    assert per_program(sonde, "sonde_program_recursion_misses_total")[
+        "tcp_retransmit"] == 0
+    busy = subprocess.Popen([str(exe), str(obj), "6"], stdout=subprocess.PIPE,
+                            text=True)
+    connects = []
+    try:
+        assert busy.stdout.readline().strip() == "busy"
+        # Four connects nobody answers: their SYNs are sent again from the
+        # retransmit timer (after 1 s and 3 s), in softirq context, most
+        # likely while a CPU is inside busy_bpf's program. Each client
+        # gives up after 3.5 s.
+        connects = [subprocess.Popen(
+            [sys.executable, TCP_TOOL, "connect", ns_ip, "80", "3.5"],
+            stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        for c in connects:
+            out, _ = c.communicate(timeout=30)
+            assert out.strip() == "failed TimeoutError"
+        out, _ = busy.communicate(timeout=30)
+    finally:
+        for c in connects:
+            stop_process(c)
+        stop_process(busy)
+    misses = per_program(sonde, "sonde_program_recursion_misses_total")
+    assert misses["tcp_retransmit"] > 0, out
+    # The same count the kernel keeps for the program (another sonde on
+    # the host would have its own tcp_retransmit).
+    kernel = [p.get("recursion_misses", 0)
+              for p in bpftool_json("prog", "show")
+              if p.get("name") == "tcp_retransmit"]
+    assert misses["tcp_retransmit"] in kernel
+
+
+def test_map_fill_follows_connections(sonde):
+    app = python_server(free_port())
+    holder = None
+    try:
+        conns = {"map": "conns"}
+        assert value(sonde, "sonde_map_max_entries", **conns) == 32768
+        assert value(sonde, "sonde_map_max_entries", map="socks") == 32768
+        # A fresh sonde: the scrape's own connection, little else.
+        assert value(sonde, "sonde_map_entries", **conns) < 40
+        holder = subprocess.Popen(
+            [sys.executable, TCP_TOOL, "hold", str(app.port), "20"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        # 20 connections on each side; the count is refreshed every 5 s.
+        wait_for(lambda: value(sonde, "sonde_map_entries", **conns)
+                 >= 40, 15, what="40 tracked connections")
+        held = value(sonde, "sonde_map_entries", **conns)
+        assert value(sonde, "sonde_map_entries", map="socks") >= 40
+        holder.stdin.write("close\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "closed"
+        # close() forgets a connection at once.
+        wait_for(lambda: value(sonde, "sonde_map_entries", **conns)
+                 <= held - 40, 15, what="the closed connections forgotten")
+    finally:
+        if holder:
+            stop_process(holder)
+        app.stop()
