@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -11,6 +10,7 @@
 
 #include "capture.h"
 #include "capture.skel.h"
+#include "clock.h"
 #include "log.h"
 #include "prom.h"
 #include "sonde_events.h"
@@ -389,7 +389,9 @@ static bool is_hash_map(const struct bpf_map *map)
 	}
 }
 
-/* Keys in the map behind fd, walked one by one; at most max. */
+/* Keys in the map behind fd, walked one by one; at most max. A key the
+ * BPF side deletes meanwhile restarts the walk (the kernel's rule), so
+ * under churn the count is approximate, never more than max. */
 static uint32_t count_keys(int fd, uint32_t key_size, uint32_t max)
 {
 	char a[64], b[64];
@@ -406,21 +408,12 @@ static uint32_t count_keys(int fd, uint32_t key_size, uint32_t max)
 	return n;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 static void count_map_fills(void)
 {
 	struct bpf_map *map;
 
 	nfills = 0;
-	bpf_object__for_each_map(map, skel->obj)
-	{
+	bpf_object__for_each_map(map, skel->obj) {
 		struct map_fill *f;
 		int fd = bpf_map__fd(map);
 
@@ -434,14 +427,15 @@ static void count_map_fills(void)
 		f->entries =
 			count_keys(fd, bpf_map__key_size(map), f->max_entries);
 	}
-	fills_at_ns = now_ns();
+	fills_at_ns = clock_monotonic_ns();
 }
 
 static void render_map_fills(struct strbuf *sb)
 {
 	if (!skel)
 		return;
-	if (!fills_at_ns || now_ns() - fills_at_ns >= MAP_FILL_TTL_NS)
+	if (!fills_at_ns ||
+	    clock_monotonic_ns() - fills_at_ns >= MAP_FILL_TTL_NS)
 		count_map_fills();
 	prom_write_family(sb, "sonde_map_entries", "gauge",
 			  "Entries in sonde's BPF hash map (counted at most "

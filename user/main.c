@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "capture.h"
 #include "check.h"
+#include "clock.h"
 #include "events.h"
 #include "families.h"
 #include "host.h"
@@ -42,14 +43,6 @@
 
 static volatile sig_atomic_t stopping;
 static uint64_t last_poll_ns;
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 static void on_signal(int sig)
 {
@@ -91,7 +84,7 @@ static bool ready(const char **why)
 		       "sonde_program_attached)\n";
 		return false;
 	}
-	if (!last || monotonic_ns() - last > READY_STALL_NS) {
+	if (!last || clock_monotonic_ns() - last > READY_STALL_NS) {
 		*why = "the event consumer is not running\n";
 		return false;
 	}
@@ -114,7 +107,7 @@ static void expire_series(uint64_t ttl_ms)
 	uint64_t ttl_ns = ttl_ms * 1000000ULL;
 	uint64_t every = ttl_ns / 4 < EXPIRE_INTERVAL_NS ? ttl_ns / 4 :
 							   EXPIRE_INTERVAL_NS;
-	uint64_t now = monotonic_ns();
+	uint64_t now = clock_monotonic_ns();
 
 	if (!ttl_ms || now - last_ns < every)
 		return;
@@ -133,7 +126,7 @@ static int consume_until_signalled(uint64_t ttl_ms)
 				  strerror(-n));
 			return -1;
 		}
-		__atomic_store_n(&last_poll_ns, monotonic_ns(),
+		__atomic_store_n(&last_poll_ns, clock_monotonic_ns(),
 				 __ATOMIC_RELAXED);
 		expire_series(ttl_ms);
 	}

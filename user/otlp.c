@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "clock.h"
 #include "histogram.h"
 #include "log.h"
 #include "otlp.h"
@@ -1177,14 +1178,6 @@ static uint64_t results[RESULT_COUNT];
 static struct histogram_bounds duration_bounds;
 static struct histogram *durations;
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t unix_ns(void)
 {
 	struct timespec ts;
@@ -1249,7 +1242,7 @@ static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
 	pthread_mutex_lock(&lock);
 	deadline = flush_deadline_ns;
 	pthread_mutex_unlock(&lock);
-	return !deadline || mono_ns() > deadline;
+	return !deadline || clock_monotonic_ns() > deadline;
 }
 
 static int curl_setup(void)
@@ -1442,7 +1435,7 @@ static void sleep_until(uint64_t deadline_ns)
 			       .tv_nsec = (long)(deadline_ns % 1000000000ull) };
 
 	pthread_mutex_lock(&lock);
-	while (!stopping && mono_ns() < deadline_ns)
+	while (!stopping && clock_monotonic_ns() < deadline_ns)
 		if (pthread_cond_timedwait(&wake, &lock, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&lock);
@@ -1453,7 +1446,7 @@ static uint32_t random_u32(void)
 	uint32_t r;
 
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-		r = (uint32_t)mono_ns();
+		r = (uint32_t)clock_monotonic_ns();
 	return r;
 }
 
@@ -1462,12 +1455,12 @@ static uint32_t random_u32(void)
 static bool deliver_head(unsigned *failures, uint64_t *retry_at)
 {
 	struct outcome o;
-	uint64_t t0 = mono_ns(), delay_ms;
+	uint64_t t0 = clock_monotonic_ns(), delay_ms;
 
 	send_once(&queue[qhead], &o);
 	if (o.aborted)
 		return false;
-	count_result(o.result, mono_ns() - t0);
+	count_result(o.result, clock_monotonic_ns() - t0);
 	switch (o.result) {
 	case RESULT_SUCCESS:
 	case RESULT_PARTIAL:
@@ -1491,7 +1484,7 @@ static bool deliver_head(unsigned *failures, uint64_t *retry_at)
 				  cfg.endpoint, o.why);
 		log_debug("otlp: retry %u in %" PRIu64 " ms (%s)", *failures,
 			  delay_ms, o.why);
-		*retry_at = mono_ns() + delay_ms * 1000000ull;
+		*retry_at = clock_monotonic_ns() + delay_ms * 1000000ull;
 		return false;
 	default:
 		log_error("otlp: export to %s rejected (%s); not retried",
@@ -1507,16 +1500,16 @@ static void final_flush(void)
 	struct outcome o;
 
 	pthread_mutex_lock(&lock);
-	flush_deadline_ns = mono_ns() + FLUSH_BUDGET_MS * 1000000ull;
+	flush_deadline_ns = clock_monotonic_ns() + FLUSH_BUDGET_MS * 1000000ull;
 	pthread_mutex_unlock(&lock);
 	collect();
-	while (qlen && mono_ns() < flush_deadline_ns) {
-		uint64_t t0 = mono_ns();
+	while (qlen && clock_monotonic_ns() < flush_deadline_ns) {
+		uint64_t t0 = clock_monotonic_ns();
 
 		send_once(&queue[qhead], &o);
 		if (o.aborted)
 			break;
-		count_result(o.result, mono_ns() - t0);
+		count_result(o.result, clock_monotonic_ns() - t0);
 		if (o.result == RESULT_RETRIED)
 			break;
 		queue_pop();
@@ -1526,7 +1519,8 @@ static void final_flush(void)
 static void *exporter_main(void *arg)
 {
 	uint64_t interval_ns = (uint64_t)cfg.interval_ms * 1000000ull;
-	uint64_t next_collect = mono_ns() + interval_ns, retry_at = 0, now;
+	uint64_t next_collect = clock_monotonic_ns() + interval_ns,
+		 retry_at = 0, now;
 	unsigned failures = 0;
 
 	(void)arg;
@@ -1536,15 +1530,15 @@ static void *exporter_main(void *arg)
 		log_error("otlp: cannot drop the exporter thread's "
 			  "capabilities");
 	while (!is_stopping()) {
-		now = mono_ns();
+		now = clock_monotonic_ns();
 		if (now >= next_collect) {
 			collect();
 			next_collect += interval_ns;
 			if (next_collect <= now)
 				next_collect = now + interval_ns;
 		}
-		while (qlen && mono_ns() >= retry_at && !is_stopping() &&
-		       deliver_head(&failures, &retry_at))
+		while (qlen && clock_monotonic_ns() >= retry_at &&
+		       !is_stopping() && deliver_head(&failures, &retry_at))
 			;
 		sleep_until(qlen && retry_at < next_collect ? retry_at :
 							      next_collect);

@@ -14,6 +14,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "clock.h"
 #include "elfsym.h"
 #include "families.h"
 #include "labels.h"
@@ -107,14 +108,6 @@ static size_t nqueue;
 static uint64_t queue_dropped, attach_failures;
 static struct exe_seen exes[EXE_CACHE_LEN];
 static uint32_t self_pid;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 /* "nginx" -> "/usr/sbin/nginx" through PATH; a name with a slash is
  * taken as is. */
@@ -601,14 +594,14 @@ static size_t take_due(uint64_t now, uint32_t *pids, size_t max, uint64_t *next)
 
 static void *discovery_main(void *arg)
 {
-	uint64_t next_sweep = now_ns() + SWEEP_NS;
-	uint64_t next_full = now_ns() + FULL_RESCAN_NS;
+	uint64_t next_sweep = clock_monotonic_ns() + SWEEP_NS;
+	uint64_t next_full = clock_monotonic_ns() + FULL_RESCAN_NS;
 	uint32_t due[256];
 
 	(void)arg;
 	pthread_mutex_lock(&lock);
 	while (!stopping) {
-		uint64_t now = now_ns(), next = next_sweep;
+		uint64_t now = clock_monotonic_ns(), next = next_sweep;
 		struct timespec ts;
 		size_t n;
 
@@ -630,7 +623,7 @@ static void *discovery_main(void *arg)
 		}
 		if (now >= next_full) {
 			scan_all();
-			next_full = now_ns() + FULL_RESCAN_NS;
+			next_full = clock_monotonic_ns() + FULL_RESCAN_NS;
 		}
 		pthread_mutex_lock(&lock);
 	}
@@ -683,7 +676,7 @@ void uprobes_note_exec(uint32_t tgid)
 
 	if (!thread_running)
 		return;
-	now = now_ns();
+	now = clock_monotonic_ns();
 	pthread_mutex_lock(&lock);
 	if (nqueue + 3 > EXEC_QUEUE_LEN) {
 		queue_dropped++;
