@@ -305,6 +305,8 @@ REQUIRED_PANELS = {
     "Events dropped by reason": "timeseries",
     "Live series": "timeseries",
     "Programs attached": "table",
+    "Programs skipped by the kernel": "timeseries",
+    "BPF map fill": "timeseries",
 }
 
 
@@ -343,6 +345,9 @@ def test_dashboard_panels():
     assert "sonde_tcp_connects_total" in \
         first_expr("TCP connect failures by service and result")
     assert "sonde_events_received_total" in first_expr("Events received rate")
+    assert "sonde_program_recursion_misses_total" in \
+        first_expr("Programs skipped by the kernel")
+    assert "sonde_map_entries" in first_expr("BPF map fill")
     assert "sonde_events_dropped_total" in first_expr("Events dropped by reason")
     assert "by (instance, reason)" in first_expr("Events dropped by reason")
     assert "sonde_series" in first_expr("Live series")
