@@ -203,25 +203,28 @@ int sslprobe_points(const char *path, struct sslprobe_point *points)
 		enum sslprobe_fn ex = ex_of[d], plain = plain_of[d];
 
 		if (inner_function(path, offs[ex], offs[plain], &inner)) {
-			points[n++] = (struct sslprobe_point){ ex, inner, true,
-							       false };
+			points[n++] = (struct sslprobe_point){ .fn = ex,
+							       .offset = inner,
+							       .inner = true };
 			continue;
 		}
-		points[n++] = (struct sslprobe_point){ plain, offs[plain],
-						       false, false };
+		points[n++] = (struct sslprobe_point){ .fn = plain,
+						       .offset = offs[plain] };
 		if (offs[ex])
-			points[n++] = (struct sslprobe_point){ ex, offs[ex],
-							       false, false };
+			points[n++] =
+				(struct sslprobe_point){ .fn = ex,
+							 .offset = offs[ex] };
 	}
 	if (offs[SSLPROBE_HANDSHAKE])
-		points[n++] = (struct sslprobe_point){ SSLPROBE_HANDSHAKE,
-						       offs[SSLPROBE_HANDSHAKE],
-						       false, false };
+		points[n++] = (struct sslprobe_point){
+			.fn = SSLPROBE_HANDSHAKE,
+			.offset = offs[SSLPROBE_HANDSHAKE]
+		};
 	if (offs[SSLPROBE_FREE])
 		points[n++] = (struct sslprobe_point){
-			SSLPROBE_FREE,
-			entry_only_offset(path, offs[SSLPROBE_FREE]), false,
-			true
+			.fn = SSLPROBE_FREE,
+			.offset = entry_only_offset(path, offs[SSLPROBE_FREE]),
+			.entry_only = true
 		};
 	return n;
 }

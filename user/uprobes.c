@@ -390,30 +390,38 @@ bool uprobes_is_libssl(const char *path)
 /* Executables found to carry no OpenSSL: a small open-addressed table,
  * emptied when full. One that does carry it is not kept here: after its
  * last process exits and its probes are released, the next process that
- * runs it must be attached again. Returns true when (dev, ino) is there;
- * with add, puts it there. */
-static bool exe_without_openssl(dev_t dev, ino_t ino, bool add)
+ * runs it must be attached again. exe_slot returns the entry of (dev,
+ * ino), or else the free one where it would go; NULL when the table is
+ * full. */
+static struct exe_seen *exe_slot(dev_t dev, ino_t ino)
 {
 	size_t h = ((size_t)ino * 2654435761u) ^ (size_t)dev;
 
 	for (size_t n = 0; n < EXE_CACHE_LEN; n++) {
 		struct exe_seen *e = &exes[(h + n) % EXE_CACHE_LEN];
 
-		if (!e->used) {
-			if (add) {
-				e->used = true;
-				e->dev = dev;
-				e->ino = ino;
-			}
-			return false;
-		}
-		if (e->dev == dev && e->ino == ino)
-			return true;
+		if (!e->used || (e->dev == dev && e->ino == ino))
+			return e;
 	}
-	if (!add)
-		return false;
-	memset(exes, 0, sizeof(exes));
-	return exe_without_openssl(dev, ino, add);
+	return NULL;
+}
+
+static bool exe_without_openssl(dev_t dev, ino_t ino)
+{
+	struct exe_seen *e = exe_slot(dev, ino);
+
+	return e && e->used;
+}
+
+static void exe_note_without_openssl(dev_t dev, ino_t ino)
+{
+	struct exe_seen *e = exe_slot(dev, ino);
+
+	if (!e) {
+		memset(exes, 0, sizeof(exes));
+		e = exe_slot(dev, ino);
+	}
+	*e = (struct exe_seen){ .used = true, .dev = dev, .ino = ino };
 }
 
 static void tls_forget_pid(uint32_t pid)
@@ -448,10 +456,10 @@ static void scan_exe(uint32_t pid)
 		tls_add_pid(t, pid);
 		return;
 	}
-	if (exe_without_openssl(st.st_dev, st.st_ino, false))
+	if (exe_without_openssl(st.st_dev, st.st_ino))
 		return;
 	if (!sslprobe_has_openssl(path)) {
-		exe_without_openssl(st.st_dev, st.st_ino, true);
+		exe_note_without_openssl(st.st_dev, st.st_ino);
 		return;
 	}
 	n = readlink(path, label, sizeof(label) - 1);

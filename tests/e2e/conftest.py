@@ -195,6 +195,13 @@ def sonde():
     assert code == 0, "sonde exited with %s:\n%s" % (code, s.output())
 
 
+def total(sonde, name, **labels):
+    """Sum of the samples of name whose labels include labels."""
+    return sum(v for n, lab, v in sonde.samples()
+               if n == name and all(lab.get(k) == str(x)
+                                    for k, x in labels.items()))
+
+
 class Server:
     """A server process started by a test, stopped by pid."""
 

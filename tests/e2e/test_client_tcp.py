@@ -10,17 +10,11 @@ import textwrap
 import pytest
 
 from conftest import (Server, Sonde, free_port, keepalive_requests,
-                      nginx_server, python_server, stop_process, wait_for)
+                      nginx_server, python_server, stop_process, total,
+                      wait_for)
 
 TOOL = os.path.join(os.path.dirname(__file__), "clients", "tcp_tool.py")
 CLIENT = "http_client_request_duration_seconds"
-
-
-def total(sonde, name, **labels):
-    """Sum of the samples of name whose labels include labels."""
-    return sum(v for n, lab, v in sonde.samples()
-               if n == name and all(lab.get(k) == str(x)
-                                    for k, x in labels.items()))
 
 
 def settle(sonde, name, expect, timeout=15, **labels):

@@ -6,18 +6,11 @@ import subprocess
 import sys
 
 from conftest import (ROOT, Sonde, bpftool_json, free_port,
-                      keepalive_requests, python_server, stop_process,
+                      keepalive_requests, python_server, stop_process, total,
                       wait_for)
 
 CLIENTS = os.path.join(os.path.dirname(__file__), "clients")
 TCP_TOOL = os.path.join(CLIENTS, "tcp_tool.py")
-
-
-def value(sonde, name, **labels):
-    """Sum of the samples of name whose labels include labels."""
-    return sum(v for n, lab, v in sonde.samples()
-               if n == name and all(lab.get(k) == str(x)
-                                    for k, x in labels.items()))
 
 
 def per_program(sonde, name):
@@ -129,24 +122,24 @@ def test_map_fill_follows_connections(sonde):
     holder = None
     try:
         conns = {"map": "conns"}
-        assert value(sonde, "sonde_map_max_entries", **conns) == 32768
-        assert value(sonde, "sonde_map_max_entries", map="socks") == 32768
+        assert total(sonde, "sonde_map_max_entries", **conns) == 32768
+        assert total(sonde, "sonde_map_max_entries", map="socks") == 32768
         # A fresh sonde: the scrape's own connection, little else.
-        assert value(sonde, "sonde_map_entries", **conns) < 40
+        assert total(sonde, "sonde_map_entries", **conns) < 40
         holder = subprocess.Popen(
             [sys.executable, TCP_TOOL, "hold", str(app.port), "20"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert holder.stdout.readline().strip() == "held"
         # 20 connections on each side; the count is refreshed every 5 s.
-        wait_for(lambda: value(sonde, "sonde_map_entries", **conns)
+        wait_for(lambda: total(sonde, "sonde_map_entries", **conns)
                  >= 40, 15, what="40 tracked connections")
-        held = value(sonde, "sonde_map_entries", **conns)
-        assert value(sonde, "sonde_map_entries", map="socks") >= 40
+        held = total(sonde, "sonde_map_entries", **conns)
+        assert total(sonde, "sonde_map_entries", map="socks") >= 40
         holder.stdin.write("close\n")
         holder.stdin.flush()
         assert holder.stdout.readline().strip() == "closed"
         # close() forgets a connection at once.
-        wait_for(lambda: value(sonde, "sonde_map_entries", **conns)
+        wait_for(lambda: total(sonde, "sonde_map_entries", **conns)
                  <= held - 40, 15, what="the closed connections forgotten")
     finally:
         if holder:
