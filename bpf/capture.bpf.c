@@ -61,7 +61,8 @@ struct {
 	__type(value, __u8);
 } procs SEC(".maps");
 
-/* struct sock * -> the process that connected or accepted it. */
+/* struct sock * -> the process that connected or accepted it, until the
+ * kernel destroys the socket. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SONDE_MAX_CONNS);
@@ -1012,8 +1013,8 @@ connect_done(struct trace_event_raw_inet_sock_set_state *ctx,
 
 /* Every TCP state change. Client connects are timed from SYN_SENT to
  * ESTABLISHED or CLOSE; a counted connection stops being active when it
- * leaves ESTABLISHED (either side closed); the owner is forgotten at
- * CLOSE. Many of these run in softirq context, where the current task is
+ * leaves ESTABLISHED (either side closed); the owner is forgotten when
+ * the socket is destroyed. Many of these run in softirq context, where the current task is
  * unrelated: the owner comes from the socks map. */
 SEC("tracepoint/sock/inet_sock_set_state")
 int sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
@@ -1045,8 +1046,8 @@ int sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		tcp_event(key, o, SONDE_TCP_CLOSE, 0);
 	}
 	/* Not forgotten at once: a close with SO_LINGER 0 moves to CLOSE
-	 * before it sends its reset. The entry is replaced when the socket
-	 * memory is reused, or evicted as the least recently used. */
+	 * before it sends its reset. The entry goes when the kernel destroys
+	 * the socket (tcp_destroy below). */
 	if (ctx->newstate == TCP_CLOSE)
 		o->closed = 1;
 	return 0;
@@ -1088,6 +1089,18 @@ int tcp_reset_received(struct trace_event_raw_tcp_event_sk *ctx)
 	if (sk && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT)
 		return 0;
 	return sock_event(sk, SONDE_TCP_RESET, SONDE_TCP_RESET_RECEIVED);
+}
+
+/* The last the kernel does with a TCP socket (nothing, a reset included,
+ * follows): its owner is forgotten, so that socks holds only live
+ * sockets. */
+SEC("tracepoint/tcp/tcp_destroy_sock")
+int tcp_destroy(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	__u64 key = (__u64)ctx->skaddr;
+
+	bpf_map_delete_elem(&socks, &key);
+	return 0;
 }
 
 #include "uprobe.bpf.h"

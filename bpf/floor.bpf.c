@@ -35,6 +35,7 @@ FLOOR("sock/inet_sock_set_state")
 FLOOR("tcp/tcp_retransmit_skb")
 FLOOR("tcp/tcp_send_reset")
 FLOOR("tcp/tcp_receive_reset")
+FLOOR("tcp/tcp_destroy_sock")
 
 /* Placed by tools/floor.c with --tls, where sonde places its OpenSSL
  * probes (user/sslprobe.c): the price of the uprobe traps alone. */

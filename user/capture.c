@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "capture.skel.h"
 #include "clock.h"
 #include "log.h"
+#include "mapsweep.h"
 #include "prom.h"
 #include "sonde_events.h"
 
@@ -37,20 +39,53 @@ static int nprograms;
 /* Held while the kernel counts every BPF program's runs (--bpf-stats). */
 static int stats_fd = -1;
 
-/* A hash map's fill, counted key by key (a full 32768-entry map takes
- * tens of milliseconds), so at most once per MAP_FILL_TTL_NS. */
-#define MAP_FILL_TTL_NS 5000000000ull
+/* Sonde's BPF hash maps are walked every MAP_SWEEP_NS by the consumer
+ * thread (capture_sweep_maps): counted for sonde_map_entries, and cleared
+ * of what exited processes and threads left behind. A full 32768-entry
+ * map of connections (600-byte values) takes about 10 ms, 0.2% of a CPU
+ * at this pace; an empty one, microseconds. */
+#define MAP_SWEEP_NS 5000000000ull
 #define MAX_HASH_MAPS 16
 
 struct map_fill {
 	const char *name;
 	uint32_t entries;
 	uint32_t max_entries;
+	uint64_t removed; /* since start */
+	int owner_offset; /* of the owning task's id in the key; -1: none */
 };
 
+/* Written by the consumer thread, read by the /metrics thread. */
+static pthread_mutex_t fills_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct map_fill fills[MAX_HASH_MAPS];
 static int nfills;
-static uint64_t fills_at_ns;
+static uint64_t swept_at_ns;
+
+/* bpf_get_current_pid_tgid(): the thread id is the low half. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PID_TGID_TID 0
+#else
+#define PID_TGID_TID 4
+#endif
+
+/* The maps whose keys name the task that owns each entry, as the BPF side
+ * lays them out (bpf/capture.bpf.h, tls.bpf.h, uprobe.bpf.h). socks is
+ * not here: it is keyed by socket and forgets one when it is destroyed. */
+static const struct map_owner {
+	const char *map;
+	uint32_t key_size;
+	int offset;
+} map_owners[] = {
+	{ "conns", 8, 0 },    /* struct conn_key: tgid, fd */
+	{ "skip_fds", 8, 0 }, /* struct conn_key */
+	{ "procs", 4, 0 },    /* the tgid */
+	{ "verdicts", 4, 0 },
+	{ "tls_bio_procs", 4, 0 },
+	{ "tls_fds", 16, 8 }, /* struct tls_session_key: ssl, tgid */
+	{ "tls_calls", 8, PID_TGID_TID },
+	{ "tls_last_read", 8, PID_TGID_TID },
+	{ "func_starts", 8, 0 }, /* struct func_key: tid, func_id */
+};
 
 static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
 	[SONDE_DROP_RINGBUF_FULL] = "ringbuf_full",
@@ -182,6 +217,114 @@ static void close_cpu_rings(void)
 	ncpu_rings = 0;
 }
 
+/* Where the owning task's id lies in map's keys; -1 for a map not
+ * swept, or one whose keys are not the size the table expects (counted
+ * only, and said once). */
+static int owner_offset(const struct bpf_map *map)
+{
+	const char *name = bpf_map__name(map);
+
+	for (size_t i = 0; i < sizeof(map_owners) / sizeof(map_owners[0]);
+	     i++) {
+		if (strcmp(name, map_owners[i].map))
+			continue;
+		if (bpf_map__key_size(map) == map_owners[i].key_size)
+			return map_owners[i].offset;
+		log_error("BPF map %s has %u-byte keys, not %u: entries of "
+			  "exited processes stay in it (rebuild with make)",
+			  name, bpf_map__key_size(map), map_owners[i].key_size);
+		return -1;
+	}
+	return -1;
+}
+
+/* The plain hash maps, the ones mapsweep can walk. */
+static void list_hash_maps(void)
+{
+	struct bpf_map *map;
+
+	nfills = 0;
+	bpf_object__for_each_map(map, skel->obj) {
+		enum bpf_map_type t = bpf_map__type(map);
+		struct map_fill *f;
+
+		if (nfills == MAX_HASH_MAPS)
+			break;
+		if (bpf_map__fd(map) < 0 ||
+		    (t != BPF_MAP_TYPE_HASH && t != BPF_MAP_TYPE_LRU_HASH))
+			continue;
+		f = &fills[nfills++];
+		f->name = bpf_map__name(map);
+		f->max_entries = bpf_map__max_entries(map);
+		f->owner_offset = owner_offset(map);
+	}
+}
+
+static void sweep_maps(void)
+{
+	for (int i = 0; i < nfills; i++) {
+		struct bpf_map *map =
+			bpf_object__find_map_by_name(skel->obj, fills[i].name);
+		struct mapsweep_result r;
+		int err = mapsweep_walk(bpf_map__fd(map), fills[i].owner_offset,
+					mapsweep_task_gone, &r);
+
+		if (err)
+			log_debug("cannot walk BPF map %s: %s", fills[i].name,
+				  strerror(-err));
+		pthread_mutex_lock(&fills_lock);
+		fills[i].entries = r.entries;
+		fills[i].removed += r.removed;
+		pthread_mutex_unlock(&fills_lock);
+	}
+	swept_at_ns = clock_monotonic_ns();
+}
+
+void capture_sweep_maps(void)
+{
+	if (skel && clock_monotonic_ns() - swept_at_ns >= MAP_SWEEP_NS)
+		sweep_maps();
+}
+
+static void render_map_fills(struct strbuf *sb)
+{
+	struct map_fill copy[MAX_HASH_MAPS];
+	int n;
+
+	pthread_mutex_lock(&fills_lock);
+	n = nfills;
+	memcpy(copy, fills, sizeof(copy[0]) * (size_t)n);
+	pthread_mutex_unlock(&fills_lock);
+	prom_write_family(sb, "sonde_map_entries", "gauge",
+			  "Entries in sonde's BPF hash map (counted every "
+			  "5 s); an LRU map at its size forgets its oldest "
+			  "entries.");
+	for (int i = 0; i < n; i++) {
+		struct prom_label label = { "map", copy[i].name };
+
+		prom_write_u64(sb, "sonde_map_entries", &label, 1,
+			       copy[i].entries);
+	}
+	prom_write_family(sb, "sonde_map_max_entries", "gauge",
+			  "Size of sonde's BPF hash map.");
+	for (int i = 0; i < n; i++) {
+		struct prom_label label = { "map", copy[i].name };
+
+		prom_write_u64(sb, "sonde_map_max_entries", &label, 1,
+			       copy[i].max_entries);
+	}
+	prom_write_family(sb, "sonde_map_entries_removed_total", "counter",
+			  "Entries sonde removed from its BPF hash map "
+			  "because the process or thread that owned them had "
+			  "exited without closing them.");
+	for (int i = 0; i < n; i++) {
+		struct prom_label label = { "map", copy[i].name };
+
+		prom_write_u64(sb, "sonde_map_entries_removed_total", &label, 1,
+			       copy[i].removed);
+	}
+}
+
 /* Has the kernel count runs and run time of every BPF program for as
  * long as sonde holds the returned fd; never fatal. */
 static void enable_run_stats(void)
@@ -242,6 +385,8 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 		goto fail;
 	}
 	open_cpu_rings(fn, ctx);
+	list_hash_maps();
+	sweep_maps();
 	return 0;
 fail:
 	capture_stop();
@@ -376,87 +521,6 @@ static void render_program_counters(struct strbuf *sb)
 			       &label[i], 1, info[i].recursion_misses);
 }
 
-static bool is_hash_map(const struct bpf_map *map)
-{
-	switch (bpf_map__type(map)) {
-	case BPF_MAP_TYPE_HASH:
-	case BPF_MAP_TYPE_LRU_HASH:
-	case BPF_MAP_TYPE_PERCPU_HASH:
-	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* Keys in the map behind fd, walked one by one; at most max. A key the
- * BPF side deletes meanwhile restarts the walk (the kernel's rule), so
- * under churn the count is approximate, never more than max. */
-static uint32_t count_keys(int fd, uint32_t key_size, uint32_t max)
-{
-	char a[64], b[64];
-	char *cur = NULL, *next = a;
-	uint32_t n = 0;
-
-	if (key_size > sizeof(a))
-		return 0;
-	while (n < max && !bpf_map_get_next_key(fd, cur, next)) {
-		n++;
-		cur = next;
-		next = next == a ? b : a;
-	}
-	return n;
-}
-
-static void count_map_fills(void)
-{
-	struct bpf_map *map;
-
-	nfills = 0;
-	bpf_object__for_each_map(map, skel->obj) {
-		struct map_fill *f;
-		int fd = bpf_map__fd(map);
-
-		if (nfills == MAX_HASH_MAPS)
-			break;
-		if (fd < 0 || !is_hash_map(map))
-			continue;
-		f = &fills[nfills++];
-		f->name = bpf_map__name(map);
-		f->max_entries = bpf_map__max_entries(map);
-		f->entries =
-			count_keys(fd, bpf_map__key_size(map), f->max_entries);
-	}
-	fills_at_ns = clock_monotonic_ns();
-}
-
-static void render_map_fills(struct strbuf *sb)
-{
-	if (!skel)
-		return;
-	if (!fills_at_ns ||
-	    clock_monotonic_ns() - fills_at_ns >= MAP_FILL_TTL_NS)
-		count_map_fills();
-	prom_write_family(sb, "sonde_map_entries", "gauge",
-			  "Entries in sonde's BPF hash map (counted at most "
-			  "every 5 s); an LRU map at its size forgets its "
-			  "oldest entries.");
-	for (int i = 0; i < nfills; i++) {
-		struct prom_label label = { "map", fills[i].name };
-
-		prom_write_u64(sb, "sonde_map_entries", &label, 1,
-			       fills[i].entries);
-	}
-	prom_write_family(sb, "sonde_map_max_entries", "gauge",
-			  "Size of sonde's BPF hash map.");
-	for (int i = 0; i < nfills; i++) {
-		struct prom_label label = { "map", fills[i].name };
-
-		prom_write_u64(sb, "sonde_map_max_entries", &label, 1,
-			       fills[i].max_entries);
-	}
-}
-
 void capture_render(struct strbuf *sb, uint64_t series_limit_drops)
 {
 	prom_write_family(sb, "sonde_program_attached", "gauge",
@@ -516,8 +580,10 @@ void capture_stop(void)
 	if (stats_fd >= 0)
 		close(stats_fd);
 	stats_fd = -1;
+	pthread_mutex_lock(&fills_lock);
 	nfills = 0;
-	fills_at_ns = 0;
+	pthread_mutex_unlock(&fills_lock);
+	swept_at_ns = 0;
 	capture_bpf__destroy(skel);
 	skel = NULL;
 }

@@ -43,6 +43,11 @@ size_t capture_cpu_ring_bytes(int ncpus);
  * signal). */
 int capture_poll(int timeout_ms);
 
+/* Every 5 s (a no-op between): walks sonde's BPF hash maps, counting
+ * their entries and removing those of processes and threads that have
+ * exited. Call from the thread that calls capture_poll. */
+void capture_sweep_maps(void);
+
 /* Writes the selection verdict (SONDE_VERDICT_*) for pid into the kernel's
  * map, and each port rule selection_each_port gives. Return 0 or -errno;
  * 0 without doing anything when selection is off or nothing is loaded. */
@@ -59,7 +64,7 @@ bool capture_all_attached(void);
 /* Appends sonde_program_attached, sonde_events_dropped_total (the
  * kernel's drop reasons plus the daemon's own "series_limit" count), each
  * loaded program's runs, run time and recursion misses, and the fill of
- * each BPF hash map. */
+ * each BPF hash map with the entries of exited tasks removed from it. */
 void capture_render(struct strbuf *sb, uint64_t series_limit_drops);
 
 /* For --check: counts the tracepoints the programs attach to and how many

@@ -129,6 +129,7 @@ static int consume_until_signalled(uint64_t ttl_ms)
 		__atomic_store_n(&last_poll_ns, clock_monotonic_ns(),
 				 __ATOMIC_RELAXED);
 		expire_series(ttl_ms);
+		capture_sweep_maps();
 	}
 	return 0;
 }

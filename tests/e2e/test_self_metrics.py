@@ -145,3 +145,60 @@ def test_map_fill_follows_connections(sonde):
         if holder:
             stop_process(holder)
         app.stop()
+
+
+def owners(map_name, part, field):
+    """How many entries of a BPF map each task owns, from bpftool's dump
+    (part is "key" or "value": where field holds the task id)."""
+    counts = {}
+    for entry in bpftool_json("map", "dump", "name", map_name):
+        task = entry["formatted"][part][field]
+        counts[task] = counts.get(task, 0) + 1
+    return counts
+
+
+def test_entries_of_a_killed_process_are_removed(sonde):
+    """A process killed with its connections open never calls close():
+    sonde's sweep removes its (process, fd) entries, and the kernel's
+    destruction of its sockets removes their owners."""
+    app = python_server(free_port())
+    holder = None
+    try:
+        removed = {m: total(sonde, "sonde_map_entries_removed_total", map=m)
+                   for m in ("conns", "skip_fds")}
+        holder = subprocess.Popen(
+            [sys.executable, TCP_TOOL, "hold", str(app.port), "20"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        pid = holder.pid
+        # The holder's 20 connections and its stdin and stdout are known.
+        assert owners("conns", "key", "tgid").get(pid, 0) >= 20
+        assert owners("skip_fds", "key", "tgid").get(pid, 0) >= 1
+        assert owners("socks", "value", "tgid").get(pid, 0) >= 20
+        held = wait_for(lambda: total(sonde, "sonde_map_entries",
+                                      map="conns") >= 20 and
+                        total(sonde, "sonde_map_entries", map="conns"),
+                        10, what="the connections in the count")
+
+        holder.kill()
+        holder.wait()
+        # The sweep runs every 5 s; the sockets go once the server closes
+        # its ends.
+        wait_for(lambda: pid not in owners("conns", "key", "tgid")
+                 and pid not in owners("skip_fds", "key", "tgid")
+                 and pid not in owners("socks", "value", "tgid"),
+                 15, what="the killed process's entries removed")
+        wait_for(lambda: total(sonde, "sonde_map_entries_removed_total",
+                               map="conns") >= removed["conns"] + 20,
+                 10, what="the removals counted")
+        assert total(sonde, "sonde_map_entries_removed_total",
+                     map="skip_fds") >= removed["skip_fds"] + 1
+        # The gauge follows: the 20 connections are gone from it.
+        wait_for(lambda: total(sonde, "sonde_map_entries", map="conns")
+                 <= held - 20, 10, what="the map's count to fall")
+        # The server, alive, kept nothing of the closed connections.
+        assert owners("conns", "key", "tgid").get(app.proc.pid, 0) < 20
+    finally:
+        if holder:
+            stop_process(holder)
+        app.stop()
