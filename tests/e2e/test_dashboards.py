@@ -106,7 +106,7 @@ def test_every_alert_has_severity_summary_description():
     found = alerts()
     for name in ["HighErrorRate", "HighLatency", "TCPConnectFailures",
                  "SondeEventsDropped", "SondeEventsMissed",
-                 "SondeProgramDetached", "SondeDown"]:
+                 "SondeMapNearlyFull", "SondeProgramDetached", "SondeDown"]:
         assert name in found, f"alert {name} missing from rules.yml"
     for name, rule in found.items():
         assert rule.get("labels", {}).get("severity") in ("critical", "warning"), name
@@ -149,6 +149,9 @@ def test_alert_thresholds_from_the_issue():
         found["SondeEventsDropped"]["expr"]
     assert "increase(sonde_program_recursion_misses_total[10m])" in \
         found["SondeEventsMissed"]["expr"]
+    full = found["SondeMapNearlyFull"]
+    assert full["for"] == "10m"
+    assert thresholds(full["expr"]) == [0.9], full["expr"]
     assert found["SondeProgramDetached"]["for"] == "5m"
     down = found["SondeDown"]
     assert down["for"] == "5m"
@@ -174,6 +177,12 @@ MUTATIONS = [
                          ("for 4m", "4m"), ("for 6m", "6m"),
                          ("guard x0.4", _scale(GUARD, 0.4))]
 ] + [("HighErrorRate", "guard x1.3", _scale(GUARD, 1.3)),
+     ("SondeMapNearlyFull", "threshold x1.06", _scale(THRESHOLD, 1.06)),
+     ("SondeMapNearlyFull", "threshold x0.94", _scale(THRESHOLD, 0.94)),
+     ("SondeMapNearlyFull", "for 9m", "9m"),
+     ("SondeMapNearlyFull", "for 11m", "11m"),
+     ("SondeMapNearlyFull", "every map",
+      lambda e: e.replace('{map=~"conns|socks|tls_fds"}', "", 1)),
      ("SondeProgramDetached", "for 4m", "4m"),
      ("SondeDown", "for 6m", "6m")]
 
