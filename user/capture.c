@@ -49,6 +49,7 @@ static int stats_fd = -1;
 
 struct map_fill {
 	const char *name;
+	int fd;
 	uint32_t entries;
 	uint32_t max_entries;
 	uint64_t removed; /* since start */
@@ -255,6 +256,7 @@ static void list_hash_maps(void)
 			continue;
 		f = &fills[nfills++];
 		f->name = bpf_map__name(map);
+		f->fd = bpf_map__fd(map);
 		f->max_entries = bpf_map__max_entries(map);
 		f->owner_offset = owner_offset(map);
 	}
@@ -263,10 +265,8 @@ static void list_hash_maps(void)
 static void sweep_maps(void)
 {
 	for (int i = 0; i < nfills; i++) {
-		struct bpf_map *map =
-			bpf_object__find_map_by_name(skel->obj, fills[i].name);
 		struct mapsweep_result r;
-		int err = mapsweep_walk(bpf_map__fd(map), fills[i].owner_offset,
+		int err = mapsweep_walk(fills[i].fd, fills[i].owner_offset,
 					mapsweep_task_gone, &r);
 
 		if (err)
@@ -286,6 +286,34 @@ void capture_sweep_maps(void)
 		sweep_maps();
 }
 
+static uint64_t fill_entries(const struct map_fill *f)
+{
+	return f->entries;
+}
+
+static uint64_t fill_max_entries(const struct map_fill *f)
+{
+	return f->max_entries;
+}
+
+static uint64_t fill_removed(const struct map_fill *f)
+{
+	return f->removed;
+}
+
+/* One family with a sample per map, its value read by value(). */
+static void write_per_map(struct strbuf *sb, const char *name, const char *type,
+			  const char *help, const struct map_fill *maps, int n,
+			  uint64_t (*value)(const struct map_fill *))
+{
+	prom_write_family(sb, name, type, help);
+	for (int i = 0; i < n; i++) {
+		struct prom_label label = { "map", maps[i].name };
+
+		prom_write_u64(sb, name, &label, 1, value(&maps[i]));
+	}
+}
+
 static void render_map_fills(struct strbuf *sb)
 {
 	struct map_fill copy[MAX_HASH_MAPS];
@@ -295,34 +323,18 @@ static void render_map_fills(struct strbuf *sb)
 	n = nfills;
 	memcpy(copy, fills, sizeof(copy[0]) * (size_t)n);
 	pthread_mutex_unlock(&fills_lock);
-	prom_write_family(sb, "sonde_map_entries", "gauge",
-			  "Entries in sonde's BPF hash map (counted every "
-			  "5 s); an LRU map at its size forgets its oldest "
-			  "entries.");
-	for (int i = 0; i < n; i++) {
-		struct prom_label label = { "map", copy[i].name };
-
-		prom_write_u64(sb, "sonde_map_entries", &label, 1,
-			       copy[i].entries);
-	}
-	prom_write_family(sb, "sonde_map_max_entries", "gauge",
-			  "Size of sonde's BPF hash map.");
-	for (int i = 0; i < n; i++) {
-		struct prom_label label = { "map", copy[i].name };
-
-		prom_write_u64(sb, "sonde_map_max_entries", &label, 1,
-			       copy[i].max_entries);
-	}
-	prom_write_family(sb, "sonde_map_entries_removed_total", "counter",
-			  "Entries sonde removed from its BPF hash map "
-			  "because the process or thread that owned them had "
-			  "exited without closing them.");
-	for (int i = 0; i < n; i++) {
-		struct prom_label label = { "map", copy[i].name };
-
-		prom_write_u64(sb, "sonde_map_entries_removed_total", &label, 1,
-			       copy[i].removed);
-	}
+	write_per_map(sb, "sonde_map_entries", "gauge",
+		      "Entries in sonde's BPF hash map (counted every 5 s); "
+		      "an LRU map at its size forgets its oldest entries.",
+		      copy, n, fill_entries);
+	write_per_map(sb, "sonde_map_max_entries", "gauge",
+		      "Size of sonde's BPF hash map.", copy, n,
+		      fill_max_entries);
+	write_per_map(sb, "sonde_map_entries_removed_total", "counter",
+		      "Entries sonde removed from its BPF hash map because "
+		      "the process or thread that owned them had exited "
+		      "without closing them.",
+		      copy, n, fill_removed);
 }
 
 /* Has the kernel count runs and run time of every BPF program for as
