@@ -337,6 +337,16 @@ static void render_map_fills(struct strbuf *sb)
 		      copy, n, fill_removed);
 }
 
+/* The maps with an entry per connection: the socket-level state, the
+ * socket's owner, and an OpenSSL session's socket. skip_fds and the
+ * per-process maps keep their built-in sizes. */
+static void size_connection_maps(uint32_t n)
+{
+	bpf_map__set_max_entries(skel->maps.conns, n);
+	bpf_map__set_max_entries(skel->maps.socks, n);
+	bpf_map__set_max_entries(skel->maps.tls_fds, n);
+}
+
 /* Has the kernel count runs and run time of every BPF program for as
  * long as sonde holds the returned fd; never fatal. */
 static void enable_run_stats(void)
@@ -374,6 +384,8 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	set_uprobe_autoload(o);
 	if (ncpus > 0)
 		bpf_map__set_max_entries(skel->maps.cpu_events, ncpus);
+	if (o->max_tracked)
+		size_connection_maps(o->max_tracked);
 	err = check_map_layout();
 	if (err)
 		goto fail;

@@ -15,9 +15,10 @@ struct capture_options {
 	uint16_t filter_port;	/* 0: all ports */
 	bool select_enabled;	/* per-process verdicts (selection.h) */
 	uint8_t select_pending; /* verdict while a process is decided */
-	bool tls;	/* load the OpenSSL uprobes; report every exec */
-	bool functions; /* load the --uprobe function programs */
-	bool bpf_stats; /* have the kernel count runs and run time */
+	bool tls;	      /* load the OpenSSL uprobes; report every exec */
+	bool functions;	      /* load the --uprobe function programs */
+	bool bpf_stats;	      /* have the kernel count runs and run time */
+	uint32_t max_tracked; /* entries of the connection maps; 0: built in */
 };
 
 struct bpf_object;

@@ -33,6 +33,7 @@ static const struct config_key config_keys[] = {
 	{ "max_routes", "max-routes", CONFIG_SCALAR },
 	{ "max_peers", "max-peers", CONFIG_SCALAR },
 	{ "max_series", "max-series", CONFIG_SCALAR },
+	{ "max_tracked_connections", "max-tracked-connections", CONFIG_SCALAR },
 	{ "series_ttl", "series-ttl", CONFIG_SCALAR },
 	{ "verbose", "verbose", CONFIG_BOOL },
 	{ "endpoint", NULL, CONFIG_SECTION },

@@ -19,6 +19,11 @@
  * little with epoll and leave room for scrapes when a client hoards
  * connections. */
 #define DEFAULT_MAX_CONNECTIONS 512
+/* The BPF maps' built-in size (SONDE_MAX_CONNS in bpf/capture.bpf.h):
+ * 32768 connections at about 700 bytes of kernel memory each, 22 MiB. */
+#define DEFAULT_MAX_TRACKED 32768
+#define MAX_TRACKED_MIN 1024
+#define MAX_TRACKED_MAX (1 << 20)
 /* A series with no observation for 5 minutes is gone from /metrics: long
  * enough for a quiet service between two bursts, short enough that a
  * restarted process's old series do not linger for hours. */
@@ -30,6 +35,7 @@ enum long_only {
 	OPT_MAX_PEERS,
 	OPT_MAX_SERIES,
 	OPT_MAX_CONNECTIONS,
+	OPT_MAX_TRACKED,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_BASIC_AUTH_FILE,
@@ -73,6 +79,11 @@ static const char usage[] =
 	"      --max-series N      series kept in all; beyond it observations "
 	"are dropped\n"
 	"                          and counted (default 10000)\n"
+	"      --max-tracked-connections N\n"
+	"                          connections the BPF maps hold at once "
+	"(1024 to 1048576;\n"
+	"                          default 32768, about 700 bytes of kernel "
+	"memory each)\n"
 	"      --tls-cert FILE     serve the endpoint over TLS with this PEM "
 	"certificate\n"
 	"      --tls-key FILE      and this PEM private key (both or neither)\n"
@@ -142,6 +153,7 @@ static const struct option long_options[] = {
 	{ "max-peers", required_argument, NULL, OPT_MAX_PEERS },
 	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "max-tracked-connections", required_argument, NULL, OPT_MAX_TRACKED },
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "basic-auth-file", required_argument, NULL, OPT_BASIC_AUTH_FILE },
@@ -226,6 +238,7 @@ static void set_defaults(struct sonde_options *o)
 	o->max_peers = DEFAULT_MAX_PEERS;
 	o->max_series = DEFAULT_MAX_SERIES;
 	o->max_connections = DEFAULT_MAX_CONNECTIONS;
+	o->max_tracked = DEFAULT_MAX_TRACKED;
 	o->series_ttl_ms = DEFAULT_SERIES_TTL_MS;
 	histogram_bounds_default(&o->buckets);
 }
@@ -393,6 +406,16 @@ static enum options_result apply(int opt, const char *arg,
 		if (parse_number(arg, 1, 65536, &n))
 			goto bad;
 		o->max_connections = n;
+		return OPTIONS_RUN;
+	case OPT_MAX_TRACKED:
+		if (parse_number(arg, MAX_TRACKED_MIN, MAX_TRACKED_MAX, &n)) {
+			snprintf(err, errsz,
+				 "--max-tracked-connections: '%s' is not a "
+				 "number from %u to %u",
+				 arg, MAX_TRACKED_MIN, MAX_TRACKED_MAX);
+			return OPTIONS_ERROR;
+		}
+		o->max_tracked = n;
 		return OPTIONS_RUN;
 	case OPT_TLS_CERT:
 		o->tls_cert = arg;
@@ -685,6 +708,7 @@ void options_print_yaml(const struct sonde_options *o, FILE *out)
 	fprintf(out, "]\n");
 	fprintf(out, "max_routes: %u\nmax_peers: %u\nmax_series: %u\n",
 		o->max_routes, o->max_peers, o->max_series);
+	fprintf(out, "max_tracked_connections: %u\n", o->max_tracked);
 	print_duration(out, "series_ttl", o->series_ttl_ms);
 	fprintf(out, "verbose: %s\n", o->verbose ? "true" : "false");
 	fprintf(out, "endpoint:\n");

@@ -27,6 +27,7 @@ struct sonde_options {
 	unsigned max_peers;
 	unsigned max_series;
 	unsigned max_connections; /* to the HTTP endpoint */
+	unsigned max_tracked;	  /* size of the BPF connection maps */
 	const char *tls_cert;	  /* PEM files for TLS on the endpoint */
 	const char *tls_key;
 	const char *auth_file;	   /* basic auth users, see auth.h */

@@ -202,3 +202,25 @@ def test_entries_of_a_killed_process_are_removed(sonde):
         if holder:
             stop_process(holder)
         app.stop()
+
+
+def test_connection_maps_take_their_size_from_the_flag(nginx):
+    sized = Sonde("--max-tracked-connections", "4096")
+    try:
+        statuses = keepalive_requests(nginx.port, ["/"] * 12, connections=3)
+        assert statuses == [200] * 12
+        # The maps still work at their new size: every request counted.
+        assert sum(sized.settled_series(nginx.port, 12).values()) == 12
+        sizes = {lab["map"]: v for n, lab, v in sized.samples()
+                 if n == "sonde_map_max_entries"}
+        kernel = {m["name"]: m["max_entries"]
+                  for m in bpftool_json("map", "show")
+                  if m.get("name") in sizes}
+    finally:
+        assert sized.stop() == 0
+    for name in ("conns", "socks", "tls_fds"):
+        assert sizes[name] == 4096, name
+        assert kernel[name] == 4096, name
+    # Maps keyed by fd or process keep their built-in sizes.
+    assert sizes["skip_fds"] == kernel["skip_fds"] == 32768
+    assert sizes["procs"] == 16384

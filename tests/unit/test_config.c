@@ -49,6 +49,7 @@ TEST(example_config_has_every_section)
 	CHECK(o.buckets.n == 14 && o.max_routes == 100);
 	CHECK(o.series_ttl_ms == 300000);
 	CHECK(o.max_connections == 512 && !o.verbose);
+	CHECK(o.max_tracked == 32768);
 	CHECK(o.include.n == 0 && o.exclude.n == 3);
 	CHECK_STR(o.exclude.items[1], "port=22");
 	CHECK(o.services.n == 1);
@@ -67,7 +68,8 @@ TEST(every_key_loads)
 	const char *file = write_file(
 		"listen: '[::1]:9000'\npid: 77\nport: 8080\n"
 		"buckets: 0.1,0.2\nmax_routes: 3\nmax_peers: 4\n"
-		"max_series: 5\nseries_ttl: 1500ms\nverbose: yes\n"
+		"max_series: 5\nmax_tracked_connections: 2048\n"
+		"series_ttl: 1500ms\nverbose: yes\n"
 		"endpoint:\n  tls_cert: /c.pem\n  tls_key: /k.pem\n"
 		"  basic_auth_file: /users\n  max_connections: 9\n"
 		"select:\n  include:\n    - exe: nginx\n    - 'pid=5'\n"
@@ -82,6 +84,7 @@ TEST(every_key_loads)
 	CHECK_STR(o.listen_port, "9000");
 	CHECK(o.pid == 77 && o.port == 8080 && o.buckets.n == 2);
 	CHECK(o.max_routes == 3 && o.max_peers == 4 && o.max_series == 5);
+	CHECK(o.max_tracked == 2048);
 	CHECK(o.series_ttl_ms == 1500 && o.verbose);
 	CHECK_STR(o.tls_cert, "/c.pem");
 	CHECK_STR(o.tls_key, "/k.pem");
@@ -111,6 +114,9 @@ TEST(mistakes_name_file_line_and_reason)
 		{ "select:\n  include: exe=nginx\n", 2,
 		  "select.include: expected a list, got a single value" },
 		{ "verbose: 2\n", 1, "verbose: '2' is not true or false" },
+		{ "max_tracked_connections: 1023\n", 1,
+		  "max_tracked_connections: '1023' is not a number from 1024 "
+		  "to 1048576" },
 		{ "select:\n  exclude:\n    - exe: 'a\\'\n", 3,
 		  "select.exclude: bad glob 'a\\' for exe: it ends with a "
 		  "backslash" },
@@ -191,9 +197,11 @@ TEST(print_config_round_trips)
 			 "[::]:1",
 			 "-v",
 			 "--bpf-stats",
+			 "--max-tracked-connections",
+			 "1048576",
 			 NULL };
 
-	CHECK(options_parse(13, argv, &o, err, sizeof(err)) == OPTIONS_RUN);
+	CHECK(options_parse(15, argv, &o, err, sizeof(err)) == OPTIONS_RUN);
 	f = open_memstream(&first, &n1);
 	options_print_yaml(&o, f);
 	fclose(f);
@@ -208,6 +216,8 @@ TEST(print_config_round_trips)
 	CHECK_STR(again.include.items[0], "exe=/opt/app \"x\"/*");
 	CHECK(again.verbose && again.series_ttl_ms == 90000);
 	CHECK(again.bpf_stats && strstr(first, "bpf_stats: true\n"));
+	CHECK(again.max_tracked == 1048576 &&
+	      strstr(first, "max_tracked_connections: 1048576\n"));
 	free(first);
 	free(second);
 	options_free(&o);
@@ -220,6 +230,7 @@ TEST(flag_forms_of_the_new_options)
 	char err[512];
 	char *bad_ttl[] = { "sonde", "--series-ttl", "5 m", NULL };
 	char *bad_rule[] = { "sonde", "--include", "exe", NULL };
+	char *big[] = { "sonde", "--max-tracked-connections", "1048577", NULL };
 	char *many[] = { "sonde", "--capture-header", "A", "--capture-header",
 			 "B",	  "--capture-header", "C", "--capture-header",
 			 "D",	  "--capture-header", "E", NULL };
@@ -229,6 +240,9 @@ TEST(flag_forms_of_the_new_options)
 	CHECK(options_parse(3, bad_rule, &o, err, sizeof(err)) ==
 	      OPTIONS_ERROR);
 	CHECK(strstr(err, "--include: rule 'exe' is not KIND=VALUE") == err);
+	CHECK(options_parse(3, big, &o, err, sizeof(err)) == OPTIONS_ERROR);
+	CHECK_STR(err, "--max-tracked-connections: '1048577' is not a number "
+		       "from 1024 to 1048576");
 	CHECK(options_parse(11, many, &o, err, sizeof(err)) == OPTIONS_ERROR);
 	CHECK_STR(err, "--capture-header: at most 4 headers");
 	options_free(&o);
