@@ -1014,8 +1014,8 @@ connect_done(struct trace_event_raw_inet_sock_set_state *ctx,
 /* Every TCP state change. Client connects are timed from SYN_SENT to
  * ESTABLISHED or CLOSE; a counted connection stops being active when it
  * leaves ESTABLISHED (either side closed); the owner is forgotten when
- * the socket is destroyed. Many of these run in softirq context, where the current task is
- * unrelated: the owner comes from the socks map. */
+ * the socket is destroyed. Many of these run in softirq context, where
+ * the current task is unrelated: the owner comes from the socks map. */
 SEC("tracepoint/sock/inet_sock_set_state")
 int sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
