@@ -91,14 +91,6 @@ static bool ready(const char **why)
 	return true;
 }
 
-static uint64_t unix_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 /* Drops series with no observation for ttl_ms, once a second or, for a
  * short TTL, four times per TTL. */
 static void expire_series(uint64_t ttl_ms)
@@ -112,7 +104,7 @@ static void expire_series(uint64_t ttl_ms)
 	if (!ttl_ms || now - last_ns < every)
 		return;
 	last_ns = now;
-	registry_expire(unix_now_ns(), ttl_ns);
+	registry_expire(clock_realtime_ns(), ttl_ns);
 }
 
 static int consume_until_signalled(uint64_t ttl_ms)

@@ -1178,14 +1178,6 @@ static uint64_t results[RESULT_COUNT];
 static struct histogram_bounds duration_bounds;
 static struct histogram *durations;
 
-static uint64_t unix_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void count_result(enum result r, uint64_t duration_ns)
 {
 	pthread_mutex_lock(&stats_lock);
@@ -1408,8 +1400,8 @@ static void collect(void)
 {
 	struct pb_buf b = { 0 };
 	struct request r;
-	unsigned points =
-		otlp_encode(&b, cfg.delta, cfg.exponential, unix_ns());
+	unsigned points = otlp_encode(&b, cfg.delta, cfg.exponential,
+				      clock_realtime_ns());
 
 	if (!points || b.failed) {
 		if (b.failed)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "prom.h"
 #include "registry.h"
 #include "strmap.h"
@@ -96,19 +97,6 @@ void registry_enable_exphist(void)
 const struct histogram_bounds *registry_bounds(void)
 {
 	return &bounds;
-}
-
-static uint64_t unix_ns(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t unix_now_ns(void)
-{
-	return unix_ns(CLOCK_REALTIME);
 }
 
 static struct service *service_get(const char *name)
@@ -316,7 +304,7 @@ static struct series *series_create(uint64_t hash,
 	s->id = next_series_id++;
 	s->family = f;
 	family_note(f);
-	s->start_unix_ns = unix_now_ns();
+	s->start_unix_ns = clock_realtime_ns();
 	s->last_unix_ns = s->start_unix_ns;
 	series[nseries++] = s;
 	return s;
@@ -385,7 +373,7 @@ static struct series *lock_series(const struct metric_family *f,
 	/* Only the TTL reads it: a tick's precision is plenty, and the
 	 * coarse clock is a plain read where the exact one may not be. It
 	 * may lag the exact start time of a new series by that tick. */
-	now = unix_ns(CLOCK_REALTIME_COARSE);
+	now = clock_ns(CLOCK_REALTIME_COARSE);
 	if (now > s->last_unix_ns)
 		s->last_unix_ns = now;
 	return s;

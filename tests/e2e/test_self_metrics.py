@@ -13,8 +13,27 @@ CLIENTS = os.path.join(os.path.dirname(__file__), "clients")
 TCP_TOOL = os.path.join(CLIENTS, "tcp_tool.py")
 
 
+def by_label(sonde, name, key):
+    """{value of label key: sample} for the samples of name."""
+    return {lab[key]: v for n, lab, v in sonde.samples() if n == name}
+
+
 def per_program(sonde, name):
-    return {lab["program"]: v for n, lab, v in sonde.samples() if n == name}
+    return by_label(sonde, name, "program")
+
+
+def hold_connections(port, n):
+    """tcp_tool.py holding n keep-alive connections to port; they close
+    when a line is written to its stdin."""
+    holder = subprocess.Popen(
+        [sys.executable, TCP_TOOL, "hold", str(port), str(n)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+    except BaseException:
+        stop_process(holder)
+        raise
+    return holder
 
 
 def bpf_stats_sysctl_on():
@@ -126,10 +145,7 @@ def test_map_fill_follows_connections(sonde):
         assert total(sonde, "sonde_map_max_entries", map="socks") == 32768
         # A fresh sonde: the scrape's own connection, little else.
         assert total(sonde, "sonde_map_entries", **conns) < 40
-        holder = subprocess.Popen(
-            [sys.executable, TCP_TOOL, "hold", str(app.port), "20"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert holder.stdout.readline().strip() == "held"
+        holder = hold_connections(app.port, 20)
         # 20 connections on each side; the count is refreshed every 5 s.
         wait_for(lambda: total(sonde, "sonde_map_entries", **conns)
                  >= 40, 15, what="40 tracked connections")
@@ -166,10 +182,7 @@ def test_entries_of_a_killed_process_are_removed(sonde):
     try:
         removed = {m: total(sonde, "sonde_map_entries_removed_total", map=m)
                    for m in ("conns", "skip_fds")}
-        holder = subprocess.Popen(
-            [sys.executable, TCP_TOOL, "hold", str(app.port), "20"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert holder.stdout.readline().strip() == "held"
+        holder = hold_connections(app.port, 20)
         pid = holder.pid
         # The holder's 20 connections and its stdin and stdout are known.
         assert owners("conns", "key", "tgid").get(pid, 0) >= 20
@@ -211,8 +224,7 @@ def test_connection_maps_take_their_size_from_the_flag(nginx):
         assert statuses == [200] * 12
         # The maps still work at their new size: every request counted.
         assert sum(sized.settled_series(nginx.port, 12).values()) == 12
-        sizes = {lab["map"]: v for n, lab, v in sized.samples()
-                 if n == "sonde_map_max_entries"}
+        sizes = by_label(sized, "sonde_map_max_entries", "map")
         kernel = {m["name"]: m["max_entries"]
                   for m in bpftool_json("map", "show")
                   if m.get("name") in sizes}
