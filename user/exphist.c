@@ -22,8 +22,11 @@ int32_t exphist_index(double v, int32_t scale)
 
 	/* Exact powers of two sit on a bucket's (inclusive) upper bound. */
 	if (frac == 0.5) {
+		/* Multiplied, not shifted: exp - 1 is negative below 1. */
+		int64_t per_octave = (int64_t)1 << (scale > 0 ? scale : 0);
+
 		if (scale > 0)
-			return (int32_t)(((int64_t)(exp - 1) << scale) - 1);
+			return (int32_t)((exp - 1) * per_octave - 1);
 		return shift_down(exp - 2, -scale);
 	}
 	if (scale > 0)
