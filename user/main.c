@@ -257,18 +257,22 @@ int main(int argc, char **argv)
 		break;
 	}
 	log_verbose = opts.verbose;
-	if (opts.check)
-		return check_host();
+	if (opts.check) {
+		rc = check_host();
+		goto out_free;
+	}
+	rc = 2;
 	if (otlp_config_load(opts.otlp_endpoint, &ocfg, err, sizeof(err))) {
 		log_error("%s", err);
-		return 2;
+		goto out_free;
 	}
 	for (unsigned i = 0; i < opts.uprobes.n; i++)
 		if (uprobes_add_function(opts.uprobes.items[i], err,
 					 sizeof(err))) {
 			log_error("%s", err);
-			return 2;
+			goto out_free;
 		}
+	rc = 1;
 	if (privs_check() || host_check_btf(HOST_BTF_PATH) ||
 	    host_ensure_tracefs() || load_endpoint_security(&opts, &hcfg))
 		goto out_free;
