@@ -19,7 +19,13 @@ import time
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SONDE = os.path.join(ROOT, "sonde")
+# SONDE_BIN: run the tests against another build (make e2e-sanitize).
+SONDE = os.environ.get("SONDE_BIN") or os.path.join(ROOT, "sonde")
+# A sanitizer build holds freed memory back and links libasan: tests of
+# sonde's memory or of the packaged ./sonde do not apply to it.
+not_sanitized = pytest.mark.skipif(
+    bool(os.environ.get("SONDE_SANITIZED")),
+    reason="sonde is a sanitizer build (make e2e-sanitize)")
 SERVERS = os.path.join(os.path.dirname(__file__), "servers")
 HISTOGRAM = "http_server_request_duration_seconds"
 

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 from conftest import (HISTOGRAM, SONDE, Server, Sonde, free_port,
-                      keepalive_requests, wait_for)
+                      keepalive_requests, not_sanitized, wait_for)
 
 RECEIVER = os.path.join(os.path.dirname(__file__), "otlp", "receiver.js")
 METRIC = "http.server.request.duration"
@@ -394,6 +394,7 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
+@not_sanitized
 def test_down_collector_backs_off_and_memory_stays_flat(monkeypatch, nginx):
     down = free_port()  # nothing listens here
     s = start_sonde(
