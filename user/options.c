@@ -56,8 +56,10 @@ enum long_only {
 
 static const char usage[] =
 	"Usage: sonde [OPTION]...\n"
-	"Measures the rate, errors and duration of every HTTP/1.x server on "
-	"this host\nfrom syscall tracepoints, and serves them at /metrics.\n"
+	"Measures the rate, errors and duration of every HTTP/1.x server and "
+	"client\non this host (HTTPS through OpenSSL too), and each process's "
+	"TCP connects,\nresets and retransmits, from tracepoints and uprobes; "
+	"serves them at /metrics.\n"
 	"\n"
 	"  -l, --listen ADDR:PORT  serve /metrics, /healthz, /readyz here\n"
 	"                          (default " DEFAULT_LISTEN
