@@ -60,7 +60,8 @@ OTLP_RECEIVER := tests/e2e/otlp/node_modules/.package-lock.json
 DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
-	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev
+	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev \
+	golang-go
 
 .PHONY: all deps run test unit unit-sanitize e2e e2e-sanitize bench fmt \
 	clean install uninstall otlp-receiver
