@@ -16,11 +16,6 @@
 #define EAGAIN 11
 #define MSG_PEEK 2
 
-/* 32768 connections at ~600 bytes of state each is 20 MiB of kernel
- * memory, enough for a busy front end; LRU evicts the idlest beyond it.
- * The daemon sizes conns, socks and tls_fds from --max-tracked-connections
- * (this is its default). */
-#define SONDE_MAX_CONNS 32768
 #define SONDE_MAX_PROCS 16384
 /* Selection verdicts, one byte per process: 64k live processes is more
  * than hosts we know run; LRU beyond it. */

@@ -21,6 +21,11 @@
  * the daemon reads the code. Interim 1xx heads are skipped in BPF. */
 #define SONDE_RESP_CAP 16
 #define SONDE_COMM_LEN 16
+/* Connections the maps hold by default: 32768 at about 700 bytes of
+ * kernel memory each is 22 MiB, enough for a busy front end; LRU evicts
+ * the idlest beyond it. The daemon sizes conns, socks and tls_fds from
+ * --max-tracked-connections, whose default this is. */
+#define SONDE_MAX_CONNS 32768
 
 enum sonde_event_kind {
 	SONDE_EV_HTTP_EXCHANGE = 1,

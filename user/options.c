@@ -9,6 +9,7 @@
 #include "labels.h"
 #include "options.h"
 #include "prom.h"
+#include "sonde_events.h"
 #include "selection.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:9464"
@@ -19,9 +20,6 @@
  * little with epoll and leave room for scrapes when a client hoards
  * connections. */
 #define DEFAULT_MAX_CONNECTIONS 512
-/* The BPF maps' built-in size (SONDE_MAX_CONNS in bpf/capture.bpf.h):
- * 32768 connections at about 700 bytes of kernel memory each, 22 MiB. */
-#define DEFAULT_MAX_TRACKED 32768
 #define MAX_TRACKED_MIN 1024
 #define MAX_TRACKED_MAX (1 << 20)
 /* A series with no observation for 5 minutes is gone from /metrics: long
@@ -240,7 +238,7 @@ static void set_defaults(struct sonde_options *o)
 	o->max_peers = DEFAULT_MAX_PEERS;
 	o->max_series = DEFAULT_MAX_SERIES;
 	o->max_connections = DEFAULT_MAX_CONNECTIONS;
-	o->max_tracked = DEFAULT_MAX_TRACKED;
+	o->max_tracked = SONDE_MAX_CONNS;
 	o->series_ttl_ms = DEFAULT_SERIES_TTL_MS;
 	histogram_bounds_default(&o->buckets);
 }
