@@ -22,12 +22,13 @@ int32_t exphist_index(double v, int32_t scale)
 
 	/* Exact powers of two sit on a bucket's (inclusive) upper bound. */
 	if (frac == 0.5) {
-		/* Multiplied, not shifted: exp - 1 is negative below 1. */
-		int64_t per_octave = (int64_t)1 << (scale > 0 ? scale : 0);
+		int64_t per_octave;
 
-		if (scale > 0)
-			return (int32_t)((exp - 1) * per_octave - 1);
-		return shift_down(exp - 2, -scale);
+		if (scale <= 0)
+			return shift_down(exp - 2, -scale);
+		/* Multiplied, not shifted: exp - 1 is negative below 1. */
+		per_octave = (int64_t)1 << scale;
+		return (int32_t)((exp - 1) * per_octave - 1);
 	}
 	if (scale > 0)
 		return (int32_t)ceil(log2(v) * ldexp(1.0, scale)) - 1;

@@ -9,8 +9,8 @@
 #include "labels.h"
 #include "options.h"
 #include "prom.h"
-#include "sonde_events.h"
 #include "selection.h"
+#include "sonde_events.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:9464"
 #define DEFAULT_MAX_ROUTES 100
