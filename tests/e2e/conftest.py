@@ -28,6 +28,7 @@ not_sanitized = pytest.mark.skipif(
     reason="sonde is a sanitizer build (make e2e-sanitize)")
 SERVERS = os.path.join(os.path.dirname(__file__), "servers")
 HISTOGRAM = "http_server_request_duration_seconds"
+CLIENT = "http_client_request_duration_seconds"
 
 
 def free_port():
@@ -206,6 +207,29 @@ def total(sonde, name, **labels):
     return sum(v for n, lab, v in sonde.samples()
                if n == name and all(lab.get(k) == str(x)
                                     for k, x in labels.items()))
+
+
+def settle(sonde, name, expect, timeout=15, **labels):
+    """Waits until the sum reaches expect, then checks it stays there."""
+    try:
+        wait_for(lambda: total(sonde, name, **labels) >= expect, timeout,
+                 what=f"{name} {labels} = {expect}")
+    except AssertionError:
+        raise AssertionError(f"{name} {labels}: expected {expect}, got "
+                             f"{total(sonde, name, **labels)}")
+    wait_for(lambda: True, 0.3)
+    return total(sonde, name, **labels)
+
+
+def client_series(sonde, port, service):
+    """{(method, status): count} of service's calls to port."""
+    out = {}
+    for n, labels, value in sonde.samples():
+        if (n == CLIENT + "_count" and labels["server_port"] == str(port)
+                and labels["service_name"] == service):
+            out[(labels["http_request_method"],
+                 labels["http_response_status_code"])] = value
+    return out
 
 
 class Server:

@@ -9,24 +9,11 @@ import textwrap
 
 import pytest
 
-from conftest import (Server, Sonde, free_port, keepalive_requests,
-                      nginx_server, python_server, stop_process, total,
-                      wait_for)
+from conftest import (CLIENT, Server, Sonde, free_port, keepalive_requests,
+                      nginx_server, python_server, settle, stop_process,
+                      total, wait_for)
 
 TOOL = os.path.join(os.path.dirname(__file__), "clients", "tcp_tool.py")
-CLIENT = "http_client_request_duration_seconds"
-
-
-def settle(sonde, name, expect, timeout=15, **labels):
-    """Waits until the sum reaches expect, then checks it stays there."""
-    try:
-        wait_for(lambda: total(sonde, name, **labels) >= expect, timeout,
-                 what=f"{name} {labels} = {expect}")
-    except AssertionError:
-        raise AssertionError(f"{name} {labels}: expected {expect}, got "
-                             f"{total(sonde, name, **labels)}")
-    wait_for(lambda: True, 0.3)
-    return total(sonde, name, **labels)
 
 
 def unique_service(tag):

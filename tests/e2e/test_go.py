@@ -9,10 +9,8 @@ import subprocess
 
 import pytest
 
-from conftest import SERVERS, Server, free_port, total, wait_for
-
-CLIENT = "http_client_request_duration_seconds"
-SERVER = "http_server_request_duration_seconds"
+from conftest import (CLIENT, HISTOGRAM, SERVERS, Server, client_series,
+                      free_port, settle, total)
 
 
 @pytest.fixture(scope="module")
@@ -30,58 +28,41 @@ def goapp(tmp_path_factory):
     return str(binary)
 
 
-def counts(sonde, name, service):
-    """{(method, status, route or address:port): value} of one service."""
-    out = {}
-    for n, labels, value in sonde.samples():
-        if n == name + "_count" and labels["service_name"] == service:
-            where = labels.get("http_route") or "%s:%s" % (
-                labels["server_address"], labels["server_port"])
-            out[(labels["http_request_method"],
-                 labels["http_response_status_code"], where)] = value
-    return out
-
-
 def test_go_server_and_client_count_every_request_once(sonde, goapp):
     tag = f"{os.getpid()}-{random.randrange(1 << 30):x}"
+    server, client = f"go-srv-{tag}", f"go-cli-{tag}"
     port = free_port()
-    server = Server([goapp, "serve", f"127.0.0.1:{port}"], port,
-                    env=dict(os.environ, OTEL_SERVICE_NAME=f"go-srv-{tag}"))
+    proc = Server([goapp, "serve", f"127.0.0.1:{port}"], port,
+                  env=dict(os.environ, OTEL_SERVICE_NAME=server))
     try:
         goroutines, n = 16, 60
         load = subprocess.run(
             [goapp, "load", f"http://127.0.0.1:{port}", str(goroutines),
-             str(n)], env=dict(os.environ, OTEL_SERVICE_NAME=f"go-cli-{tag}"),
+             str(n)], env=dict(os.environ, OTEL_SERVICE_NAME=client),
             capture_output=True, text=True, timeout=60)
         assert load.returncode == 0, load.stderr
         dials = int(re.search(r"dials=(\d+)", load.stdout).group(1))
         calls = goroutines * (n + 1) + 1
 
-        def both_sides():
-            return (counts(sonde, SERVER, f"go-srv-{tag}"),
-                    counts(sonde, CLIENT, f"go-cli-{tag}"))
-
-        try:
-            wait_for(lambda: min(sum(c.values()) for c in both_sides())
-                     >= calls, timeout=15, what="calls on each side")
-        except AssertionError:
-            raise AssertionError(f"expected {calls} calls on each side, "
-                                 f"got {both_sides()}")
-        wait_for(lambda: True, 0.3)
-        assert counts(sonde, SERVER, f"go-srv-{tag}") == {
+        assert settle(sonde, HISTOGRAM + "_count", calls,
+                      service_name=server) == calls
+        assert settle(sonde, CLIENT + "_count", calls,
+                      service_name=client) == calls
+        assert sonde.series(port) == {
             ("GET", "200", "/items/{id}"): goroutines * n,
             ("POST", "201", "/items/{id}"): goroutines,
             ("GET", "500", "/fail"): 1,
         }
-        peer = f"127.0.0.1:{port}"
-        assert counts(sonde, CLIENT, f"go-cli-{tag}") == {
-            ("GET", "200", peer): goroutines * n,
-            ("POST", "201", peer): goroutines,
-            ("GET", "500", peer): 1,
+        assert client_series(sonde, port, client) == {
+            ("GET", "200"): goroutines * n,
+            ("POST", "201"): goroutines,
+            ("GET", "500"): 1,
         }
+        assert total(sonde, CLIENT + "_count", service_name=client,
+                     server_address="127.0.0.1", server_port=port) == calls
         # Each connection the client dialled, once: connects are seen on
         # the socket, not on the thread that made them.
-        assert total(sonde, "sonde_tcp_connects_total",
-                     service_name=f"go-cli-{tag}", result="ok") == dials
+        assert total(sonde, "sonde_tcp_connects_total", service_name=client,
+                     result="ok") == dials
     finally:
-        server.stop()
+        proc.stop()

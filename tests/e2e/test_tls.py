@@ -15,10 +15,9 @@ import time
 import pytest
 
 from conftest import (HISTOGRAM, NGINX_SITE, SERVERS, Server, Sonde,
-                      free_port, keepalive_requests, nginx_server, nginx_site,
-                      wait_for)
+                      client_series, free_port, keepalive_requests,
+                      nginx_server, nginx_site, wait_for)
 
-CLIENT = "http_client_request_duration_seconds"
 
 NGINX_TLS_LISTEN = """ ssl;
         ssl_certificate {dir}/cert.pem;
@@ -108,16 +107,6 @@ def https_requests(port, paths, connections=3):
         port, paths, connections,
         connect=lambda p: http.client.HTTPSConnection(
             "127.0.0.1", p, context=ctx, timeout=10))
-
-
-def client_series(sonde, port, service):
-    out = {}
-    for n, labels, value in sonde.samples():
-        if (n == CLIENT + "_count" and labels["server_port"] == str(port)
-                and labels["service_name"] == service):
-            out[(labels["http_request_method"],
-                 labels["http_response_status_code"])] = value
-    return out
 
 
 def tls_no_socket(sonde):
