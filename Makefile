@@ -41,7 +41,7 @@ ifdef SANITIZE
 CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 endif
-LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lcurl -lyaml -lpthread -lm
+LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lcurl -lyaml -lnghttp2 -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Wextra \
 	-Werror -Wno-unused-parameter -Iinclude -Ibpf -Ivmlinux/$(BPF_ARCH)
 
@@ -61,7 +61,7 @@ DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
 	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev \
-	golang-go
+	golang-go libnghttp2-dev
 
 .PHONY: all deps run test unit unit-sanitize e2e e2e-sanitize bench fmt \
 	clean install uninstall otlp-receiver

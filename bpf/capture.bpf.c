@@ -649,6 +649,193 @@ static __always_inline void emit_exchange(struct conn_key *key, struct conn *c,
 	note_process(key->tgid, c);
 }
 
+/* HTTP/2 (RFC 9113). After the client's preface, a connection carries
+ * frames: a 9-byte header (24-bit payload length, type, flags, 31-bit
+ * stream id) and the payload. Each direction's frames are followed across
+ * reads or writes of any size; the payloads of header blocks (HEADERS,
+ * CONTINUATION, PUSH_PROMISE) and of RST_STREAM go to the daemon, everything else (DATA above all) is only
+ * counted past. A connection whose frames cannot be followed any more is
+ * given up, counted: the daemon cannot decode its header blocks without
+ * every byte of them. */
+struct h2_walk {
+	struct conn_key *key;
+	struct conn *c;
+	const char *buf;
+	long n;
+	__u32 dir; /* 0: sent by the client, 1: by the server */
+};
+
+static __always_inline bool h2_forwarded(__u8 type)
+{
+	return type == SONDE_H2_HEADERS || type == SONDE_H2_CONTINUATION ||
+	       type == SONDE_H2_PUSH_PROMISE || type == SONDE_H2_RST_STREAM;
+}
+
+static __always_inline void h2_unfollow(struct conn *c)
+{
+	c->h2 = H2_UNFOLLOWED;
+	count_drop(SONDE_DROP_HTTP2_UNFOLLOWED);
+}
+
+/* Sends the next len bytes of direction d's frame, at w->buf + c->h2_pos.
+ * False when the record was lost. */
+static __always_inline bool h2_send(struct h2_walk *w, struct conn *c, __u32 d,
+				    __u64 len)
+{
+	struct sonde_h2_event *ev =
+		bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count_drop(SONDE_DROP_RINGBUF_FULL);
+		return false;
+	}
+	barrier_var(len);
+	if (len > SONDE_H2_DATA_CAP ||
+	    (len && bpf_probe_read_user(ev->data, len, w->buf + c->h2_pos))) {
+		bpf_ringbuf_discard(ev, 0);
+		return false;
+	}
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.tgid = w->key->tgid;
+	ev->hdr.kind = SONDE_EV_HTTP2;
+	ev->hdr.pad = 0;
+	ev->file = c->file;
+	__builtin_memcpy(ev->saddr, c->saddr, sizeof(ev->saddr));
+	__builtin_memcpy(ev->daddr, c->daddr, sizeof(ev->daddr));
+	ev->fd = w->key->fd;
+	ev->since = c->h2_since;
+	ev->seq = c->h2_seq[d]++;
+	ev->stream_id = c->h2_stream[d];
+	ev->frame_len = c->h2_len[d];
+	ev->offset = c->h2_len[d] - c->h2_left[d];
+	ev->sport = c->sport;
+	ev->dport = c->dport;
+	ev->family = c->family;
+	ev->len = len;
+	ev->type = c->h2_type[d];
+	ev->flags = c->h2_flags[d];
+	ev->to_client = d;
+	ev->role = c->role;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	event_submit(&events, ev);
+	return true;
+}
+
+/* One step through w's buffer: a piece of the current frame's payload,
+ * or (some of) the next frame's header. bpf_loop's callback: 1 stops. */
+static long h2_step(__u32 i, void *ctx)
+{
+	struct h2_walk *w = ctx;
+	struct conn *c = w->c;
+	__u32 d = w->dir & 1, left, take, have, want;
+	long rest = w->n - c->h2_pos;
+	const __u8 *f;
+
+	if (rest <= 0 || c->h2 != H2_FOLLOWED)
+		return 1;
+	left = c->h2_left[d];
+	if (left) {
+		take = left < rest ? left : rest;
+		if (h2_forwarded(c->h2_type[d])) {
+			if (take > SONDE_H2_DATA_CAP)
+				take = SONDE_H2_DATA_CAP;
+			if (!h2_send(w, c, d, take)) {
+				h2_unfollow(c);
+				return 1;
+			}
+		}
+		c->h2_left[d] = left - take;
+		c->h2_pos += take;
+		return 0;
+	}
+	have = c->h2_part_len[d];
+	if (have >= H2_FRAME_HEADER)
+		have = 0;
+	want = H2_FRAME_HEADER - have;
+	if (want > rest)
+		want = rest;
+	barrier_var(want);
+	barrier_var(have);
+	if (want > H2_FRAME_HEADER || have >= H2_FRAME_HEADER ||
+	    bpf_probe_read_user(&c->h2_part[d][have], want,
+				w->buf + c->h2_pos)) {
+		h2_unfollow(c);
+		return 1;
+	}
+	c->h2_pos += want;
+	have += want;
+	if (have < H2_FRAME_HEADER) {
+		c->h2_part_len[d] = have;
+		return 1;
+	}
+	c->h2_part_len[d] = 0;
+	f = (const __u8 *)c->h2_part[d];
+	c->h2_len[d] = (__u32)f[0] << 16 | (__u32)f[1] << 8 | f[2];
+	c->h2_left[d] = c->h2_len[d];
+	c->h2_type[d] = f[3];
+	c->h2_flags[d] = f[4];
+	c->h2_stream[d] = ((__u32)f[5] & 0x7f) << 24 | (__u32)f[6] << 16 |
+			  (__u32)f[7] << 8 | f[8];
+	/* An empty piece of a header block may still end the block. */
+	if (!c->h2_len[d] && h2_forwarded(c->h2_type[d]) &&
+	    !h2_send(w, c, d, 0)) {
+		h2_unfollow(c);
+		return 1;
+	}
+	return 0;
+}
+
+/* n bytes at buf went in direction to_client on the HTTP/2 connection c. */
+static __always_inline void h2_data(struct conn_key *key, struct conn *c,
+				    const void *buf, long n, __u32 to_client)
+{
+	struct h2_walk w = {
+		.key = key,
+		.c = c,
+		.buf = buf,
+		.n = n,
+		.dir = to_client,
+	};
+
+	c->h2_pos = 0;
+	bpf_loop(H2_MAX_STEPS, h2_step, &w, 0);
+	if (c->h2 == H2_FOLLOWED && c->h2_pos < n)
+		h2_unfollow(c);
+}
+
+/* The client's preface in peek[0..got): the first 16 bytes of it. */
+static __always_inline bool is_h2_preface(const char *p, __u32 got)
+{
+	const char preface[] = "PRI * HTTP/2.0\r\n";
+
+	if (got < sizeof(preface) - 1)
+		return false;
+	for (__u32 i = 0; i < sizeof(preface) - 1; i++)
+		if (p[i] != preface[i])
+			return false;
+	return true;
+}
+
+/* The client's preface starts buf: from here on c carries frames. The
+ * preface is skipped like the payload of a frame nobody forwards. */
+static __always_inline void h2_start(struct conn_key *key, struct conn *c,
+				     const void *buf, long n)
+{
+	c->h2 = H2_FOLLOWED;
+	c->phase = PHASE_IDLE;
+	c->h2_since = bpf_ktime_get_ns();
+	c->h2_seq[0] = 0;
+	c->h2_seq[1] = 0;
+	c->h2_len[0] = H2_PREFACE_LEN;
+	c->h2_left[0] = H2_PREFACE_LEN;
+	c->h2_type[0] = 0;
+	c->h2_left[1] = 0;
+	c->h2_part_len[0] = 0;
+	c->h2_part_len[1] = 0;
+	note_process(key->tgid, c);
+	h2_data(key, c, buf, n, 0);
+}
+
 /* Bytes going from client to server (read by a server, written by a
  * client). Outside an exchange, a request line starts one; within it,
  * they are the rest of the head, pipelined requests or a body. */
@@ -668,6 +855,10 @@ on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 	c = conn_revalidate(key, c, c->role);
 	if (!c)
 		return;
+	if (is_h2_preface(peek, got)) {
+		h2_start(key, c, buf, n);
+		return;
+	}
 	c->phase = PHASE_REQUEST;
 	c->start_ns = bpf_ktime_get_ns();
 	c->pipeline_idx = 0;
@@ -758,6 +949,12 @@ static __always_inline void classify(struct conn *c, const void *buf, long n,
 static __always_inline void conn_data(struct conn_key *key, struct conn *c,
 				      const void *buf, long n, bool is_read)
 {
+	if (c->h2) {
+		if (c->h2 == H2_FOLLOWED)
+			h2_data(key, c, buf, n,
+				is_read != (c->role == ROLE_SERVER));
+		return;
+	}
 	if (c->role == ROLE_UNKNOWN)
 		classify(c, buf, n, is_read);
 	if (c->role == ROLE_UNKNOWN)
@@ -816,6 +1013,46 @@ static __always_inline const void *io_first_buffer(__u64 arg, __u8 how, long *n)
 	return iov.iov_base;
 }
 
+/* Every buffer of a readv, writev, recvmsg or sendmsg that carried some
+ * of its ret bytes, in order, on an HTTP/2 connection: frames are cut
+ * anywhere (nginx writes a frame's header and its payload from two
+ * buffers). */
+static __always_inline void h2_vector(struct conn_key *key, struct conn *c,
+				      struct pt_regs *regs, __u64 arg, __u8 how,
+				      long ret, bool is_read)
+{
+	const struct iovec *iovp = (const struct iovec *)arg;
+	__u32 to_client = is_read != (c->role == ROLE_SERVER);
+	struct user_msghdr msg;
+	struct iovec iov;
+	__u64 count;
+
+	if (how == IO_MSGHDR) {
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)arg)) {
+			h2_unfollow(c);
+			return;
+		}
+		iovp = msg.msg_iov;
+		count = msg.msg_iovlen;
+	} else {
+		count = PT_REGS_PARM3_SYSCALL(regs);
+	}
+	for (__u32 i = 0; i < H2_MAX_IOVECS; i++) {
+		if (ret <= 0 || i >= count)
+			return;
+		if (bpf_probe_read_user(&iov, sizeof(iov), &iovp[i]))
+			break;
+		if ((__u64)ret < iov.iov_len)
+			iov.iov_len = ret;
+		h2_data(key, c, iov.iov_base, iov.iov_len, to_client);
+		ret -= iov.iov_len;
+		if (c->h2 != H2_FOLLOWED)
+			return;
+	}
+	if (ret > 0)
+		h2_unfollow(c);
+}
+
 #include "tls.bpf.h"
 
 /* flags_at: as recv_flags. */
@@ -850,6 +1087,10 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read,
 	/* On a connection OpenSSL carries, the bytes are ciphertext. */
 	if (ret <= 0 || !c || c->tls)
 		return 0;
+	if (c->h2 && how != IO_PLAIN) {
+		h2_vector(&key, c, regs, arg2, how, ret, is_read);
+		return 0;
+	}
 	buf = io_first_buffer(arg2, how, &ret);
 	if (!buf || ret <= 0)
 		return 0;

@@ -61,6 +61,26 @@ enum conn_phase {
 	PHASE_RESPONSE, /* response head seen */
 };
 
+enum h2_state {
+	H2_NO = 0,     /* HTTP/1, or nothing seen yet */
+	H2_FOLLOWED,   /* began with the preface; frames followed */
+	H2_UNFOLLOWED, /* a frame or a record was lost: ignored */
+};
+
+/* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (RFC 9113 section 3.4); its first
+ * 16 bytes fill a peek. */
+#define H2_PREFACE_LEN 24
+#define H2_FRAME_HEADER 9
+/* Room for a frame header's bytes: at most 8 kept from before, then at
+ * most 8 more; a power of two the verifier can bound. */
+#define H2_FRAME_HEADER_ROOM 16
+/* Steps (a frame header, a payload piece forwarded or skipped) one read or
+ * write may take; a buffer holding more frames than that loses the
+ * connection, counted. */
+#define H2_MAX_STEPS 512
+/* Buffers of one readv or writev followed; more lose the connection. */
+#define H2_MAX_IOVECS 16
+
 enum io_how {
 	IO_PLAIN = 0, /* the buffer argument is the data */
 	IO_IOVEC,     /* it is a struct iovec array */
@@ -99,7 +119,24 @@ struct conn {
 	__u8 process_noted; /* its process is in the procs map */
 	__u8 tls; /* OpenSSL carries it: the syscalls see only ciphertext */
 	__u8 resp_part_len; /* bytes in resp_part */
-	__u8 pad[2];
+	__u8 h2;	    /* enum h2_state */
+	__u8 pad;
+	/* HTTP/2, per direction (index 0: bytes the client sends): the
+	 * frame being read, how much of its payload is still to come, and a
+	 * frame header cut short by the end of a read or write. */
+	__u64 h2_since;	 /* sonde_h2_event.since */
+	__u32 h2_seq[2]; /* records sent (sonde_h2_event.seq) */
+	/* Bytes of the current read or write walked so far: kept here, not
+	 * on the stack, so that the verifier sees bpf_loop's steps alike. */
+	__u32 h2_pos;
+	__u32 h2_left[2];
+	__u32 h2_len[2];
+	__u32 h2_stream[2];
+	__u8 h2_type[2];
+	__u8 h2_flags[2];
+	__u8 h2_part_len[2];
+	__u8 h2_pad[2];
+	char h2_part[2][H2_FRAME_HEADER_ROOM];
 	/* The start of a status line that came in pieces shorter than one
 	 * ("HTTP/1.1 2"), or read a byte at a time: kept until it is whole. */
 	char resp_part[SONDE_STATUS_LEN];

@@ -33,6 +33,7 @@ enum sonde_event_kind {
 	SONDE_EV_PROCESS_EXEC = 3,
 	SONDE_EV_TCP = 4,
 	SONDE_EV_PROCESS_SEEN = 5, /* first syscall of a process not decided */
+	SONDE_EV_HTTP2 = 6,	   /* a piece of an HTTP/2 header block */
 	/* Kinds from 16 on come from uprobes (bpf/uprobe.bpf.h). */
 	SONDE_EV_FUNC_CALL = 16,
 };
@@ -60,6 +61,7 @@ enum sonde_drop_reason {
 	SONDE_DROP_PROC_FULL,	     /* process map insert failed */
 	SONDE_DROP_SOCK_FULL,	     /* socket owner map insert failed */
 	SONDE_DROP_TLS_NO_SOCKET,    /* TLS plaintext, socket never seen */
+	SONDE_DROP_HTTP2_UNFOLLOWED, /* an HTTP/2 connection's frames lost */
 	SONDE_DROP_REASON_COUNT,
 };
 
@@ -145,6 +147,47 @@ struct sonde_tcp_event {
 	char comm[SONDE_COMM_LEN];
 };
 
+/* HTTP/2 (RFC 9113) on a connection that began with the client's
+ * preface: the BPF side follows the frames in each direction and sends
+ * the payloads of HEADERS and CONTINUATION frames (the header blocks the
+ * daemon's HPACK decoder needs, in order; PUSH_PROMISE frames carry one
+ * too) and of RST_STREAM frames. One
+ * record per piece of such a frame that one read or write carried, at
+ * most SONDE_H2_DATA_CAP bytes; a longer piece takes several. All go
+ * through the shared ring, whose order is the order they were made in,
+ * and seq numbers them per connection and direction: a gap means one was
+ * lost. (A reader and a writer thread may send at once: each direction
+ * has its own numbers, and its own HPACK table.) */
+#define SONDE_H2_DATA_CAP 512
+#define SONDE_H2_HEADERS 0x1
+#define SONDE_H2_RST_STREAM 0x3
+#define SONDE_H2_PUSH_PROMISE 0x5
+#define SONDE_H2_CONTINUATION 0x9
+#define SONDE_H2_FLAG_END_HEADERS 0x4
+#define SONDE_H2_FLAG_PADDED 0x8
+#define SONDE_H2_FLAG_PRIORITY 0x20
+struct sonde_h2_event {
+	struct sonde_event_header hdr;
+	__u64 file;  /* struct file * of the connection's fd */
+	__u64 since; /* when its preface went: with tgid and fd, names it */
+	__u8 saddr[16]; /* local address (IPv4 in the first 4 bytes) */
+	__u8 daddr[16]; /* peer address */
+	__u32 fd;
+	__u32 seq; /* records sent before this one, this direction */
+	__u32 stream_id;
+	__u32 frame_len; /* the frame's payload length */
+	__u32 offset;	 /* of data[0] in the frame's payload */
+	__u16 sport;	 /* local port, host order */
+	__u16 dport;	 /* peer port, host order */
+	__u16 family;	 /* AF_INET or AF_INET6 */
+	__u16 len;	 /* bytes valid in data */
+	__u8 type;	 /* SONDE_H2_HEADERS, _CONTINUATION or _RST_STREAM */
+	__u8 flags;	 /* the frame's flags */
+	__u8 to_client;	 /* 0: sent by the client, 1: by the server */
+	__u8 role;	 /* enum sonde_role of the traced process */
+	char comm[SONDE_COMM_LEN];
+	char data[SONDE_H2_DATA_CAP];
+};
 /* A traced process ended or replaced its image: whatever the daemon cached
  * about it (service name) is stale. */
 struct sonde_process_event {

@@ -94,6 +94,7 @@ static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
 	[SONDE_DROP_PROC_FULL] = "proc_map_full",
 	[SONDE_DROP_SOCK_FULL] = "sock_map_full",
 	[SONDE_DROP_TLS_NO_SOCKET] = "tls_no_socket",
+	[SONDE_DROP_HTTP2_UNFOLLOWED] = "http2_unfollowed",
 };
 
 static int print_libbpf(enum libbpf_print_level level, const char *fmt,
@@ -280,10 +281,27 @@ static void sweep_maps(void)
 	swept_at_ns = clock_monotonic_ns();
 }
 
-void capture_sweep_maps(void)
+bool capture_sweep_maps(void)
 {
-	if (skel && clock_monotonic_ns() - swept_at_ns >= MAP_SWEEP_NS)
-		sweep_maps();
+	if (!skel || clock_monotonic_ns() - swept_at_ns < MAP_SWEEP_NS)
+		return false;
+	sweep_maps();
+	return true;
+}
+
+bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t file)
+{
+	struct {
+		__u32 tgid, fd;
+	} key = { tgid, fd };
+	/* struct conn (bpf/capture.bpf.h) starts with its struct file *. */
+	uint64_t value[1024 / sizeof(uint64_t)];
+
+	if (!skel || bpf_map__value_size(skel->maps.conns) > sizeof(value))
+		return true;
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.conns), &key, value))
+		return false;
+	return value[0] == file;
 }
 
 static uint64_t fill_entries(const struct map_fill *f)

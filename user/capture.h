@@ -46,8 +46,13 @@ int capture_poll(int timeout_ms);
 
 /* Every 5 s (a no-op between): walks sonde's BPF hash maps, counting
  * their entries and removing those of processes and threads that have
- * exited. Call from the thread that calls capture_poll. */
-void capture_sweep_maps(void);
+ * exited. Call from the thread that calls capture_poll. True when it
+ * walked them this time. */
+bool capture_sweep_maps(void);
+
+/* Whether the kernel still tracks the connection on fd in process tgid,
+ * opened on the struct file at address file. */
+bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t file);
 
 /* Writes the selection verdict (SONDE_VERDICT_*) for pid into the kernel's
  * map, and each port rule selection_each_port gives. Return 0 or -errno;

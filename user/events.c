@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "families.h"
 #include "capture.h"
 #include "http1.h"
+#include "http2.h"
 #include "labels.h"
 #include "log.h"
 #include "otlp.h"
@@ -23,6 +25,7 @@ enum parse_error {
 	PARSE_ERROR_RESPONSE,	/* no final status line in the response head */
 	PARSE_ERROR_RECORD,	/* a record of unknown kind or size */
 	PARSE_ERROR_NO_REQUEST, /* a server's status line no request asked for */
+	PARSE_ERROR_HTTP2_LOST, /* an HTTP/2 connection no longer decoded */
 	PARSE_ERROR_COUNT,
 };
 
@@ -30,6 +33,7 @@ static const char *const parse_error_names[PARSE_ERROR_COUNT] = {
 	[PARSE_ERROR_RESPONSE] = "response_status",
 	[PARSE_ERROR_RECORD] = "record",
 	[PARSE_ERROR_NO_REQUEST] = "no_request",
+	[PARSE_ERROR_HTTP2_LOST] = "http2_lost",
 };
 
 static uint64_t received;
@@ -222,6 +226,28 @@ static void handle_exchange(const struct sonde_http_event *ev, size_t size)
 	registry_observe(&family_http_server, values, duration_ns);
 }
 
+static void handle_http2(const struct sonde_h2_event *ev, size_t size)
+{
+	static union {
+		struct sonde_http_event ev;
+		char bytes[SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP)];
+	} out;
+
+	switch (http2_handle(ev, size, &out.ev)) {
+	case HTTP2_EXCHANGE:
+		handle_exchange(&out.ev, sizeof(out.bytes));
+		break;
+	case HTTP2_LOST:
+		count(&parse_errors[PARSE_ERROR_HTTP2_LOST]);
+		break;
+	case HTTP2_NO_REQUEST:
+		count(&parse_errors[PARSE_ERROR_NO_REQUEST]);
+		break;
+	case HTTP2_NOTHING:
+		break;
+	}
+}
+
 /* A process the kernel has no verdict for (new, or a new image): look at
  * it afresh and tell the kernel. */
 static void decide(const struct sonde_process_event *ev)
@@ -250,6 +276,11 @@ int events_handle(void *ctx, void *data, size_t size)
 		if (size < SONDE_EXCHANGE_BYTES(0))
 			break;
 		handle_exchange(data, size);
+		return 0;
+	case SONDE_EV_HTTP2:
+		if (size < offsetof(struct sonde_h2_event, data))
+			break;
+		handle_http2(data, size);
 		return 0;
 	case SONDE_EV_TCP:
 		if (size < sizeof(struct sonde_tcp_event))

@@ -19,6 +19,7 @@
 #include "events.h"
 #include "families.h"
 #include "host.h"
+#include "http2.h"
 #include "httpd.h"
 #include "labels.h"
 #include "log.h"
@@ -121,7 +122,8 @@ static int consume_until_signalled(uint64_t ttl_ms)
 		__atomic_store_n(&last_poll_ns, clock_monotonic_ns(),
 				 __ATOMIC_RELAXED);
 		expire_series(ttl_ms);
-		capture_sweep_maps();
+		if (capture_sweep_maps())
+			http2_sweep(capture_conn_open);
 	}
 	return 0;
 }

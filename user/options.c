@@ -54,10 +54,10 @@ enum long_only {
 
 static const char usage[] =
 	"Usage: sonde [OPTION]...\n"
-	"Measures the rate, errors and duration of every HTTP/1.x server and "
-	"client\non this host (HTTPS through OpenSSL too), and each process's "
-	"TCP connects,\nresets and retransmits, from tracepoints and uprobes; "
-	"serves them at /metrics.\n"
+	"Measures the rate, errors and duration of every HTTP/1.x and HTTP/2 "
+	"server\nand client on this host (HTTPS through OpenSSL too), and each "
+	"process's TCP\nconnects, resets and retransmits, from tracepoints and "
+	"uprobes; serves them\nat /metrics.\n"
 	"\n"
 	"  -l, --listen ADDR:PORT  serve /metrics, /healthz, /readyz here\n"
 	"                          (default " DEFAULT_LISTEN

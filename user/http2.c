@@ -1,0 +1,596 @@
+#include <nghttp2/nghttp2.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http2.h"
+
+/* The largest dynamic table a peer may have announced in its SETTINGS,
+ * which sonde does not read: the decoder accepts size updates up to it.
+ * The table starts at the protocol's 4096 either way. */
+#define DECODER_TABLE_MAX 65536
+#define NBUCKETS 256
+
+/* One direction of a connection (0: what the client sends). */
+struct direction {
+	nghttp2_hd_inflater *decoder;
+	uint8_t *block; /* the header block being put together */
+	size_t block_len, block_room;
+	uint32_t stream;       /* the request or response it is */
+	uint32_t frame_stream; /* the stream its frames are sent on */
+	uint64_t block_ns;     /* when its first piece went */
+	bool in_block;	       /* a HEADERS came; pieces until END_HEADERS */
+	bool promise; /* a PUSH_PROMISE: the request of a pushed stream */
+	/* The frame being received: bytes before the block (pad length,
+	 * priority) and padding after it. */
+	uint8_t frame_flags;
+	uint32_t front, pad;
+};
+
+/* A stream with one half seen. Usually its request, waiting for the
+ * response. A client's reader thread can take the response in before
+ * the writer thread's syscall has returned from sending the request:
+ * the response then waits for its request (answered). */
+struct pending {
+	uint32_t stream;
+	uint16_t head_len;
+	bool answered;
+	int status;  /* answered: the response's code */
+	uint64_t ns; /* the request's time, or the response's */
+	char head[SONDE_REQ_CAP];
+};
+
+struct conn {
+	uint32_t tgid, fd;
+	uint64_t since, file;
+	uint32_t next_seq[2];
+	bool lost;
+	bool given_up; /* no room when it began: never decoded */
+	struct direction dir[2];
+	struct pending *pending; /* grown up to HTTP2_MAX_PENDING */
+	unsigned npending, pending_room;
+	struct conn *next; /* hash chain */
+};
+
+static struct conn *buckets[NBUCKETS];
+static size_t nconns;
+/* Connections given up at their first record for want of room: kept, as
+ * small entries without decoders, so they are counted once. */
+static size_t ngiven_up;
+
+/* Every connection a process has had on one fd is in one bucket. */
+static unsigned bucket_of(uint32_t tgid, uint32_t fd)
+{
+	uint64_t h = (uint64_t)tgid << 32 | fd;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return (unsigned)(h & (NBUCKETS - 1));
+}
+
+static struct conn **find(uint32_t tgid, uint32_t fd, uint64_t since)
+{
+	struct conn **p = &buckets[bucket_of(tgid, fd)];
+
+	while (*p &&
+	       ((*p)->tgid != tgid || (*p)->fd != fd || (*p)->since != since))
+		p = &(*p)->next;
+	return p;
+}
+
+static void conn_free(struct conn *c)
+{
+	for (int d = 0; d < 2; d++) {
+		if (c->dir[d].decoder)
+			nghttp2_hd_inflate_del(c->dir[d].decoder);
+		free(c->dir[d].block);
+	}
+	free(c->pending);
+	if (c->given_up)
+		ngiven_up--;
+	else
+		nconns--;
+	free(c);
+}
+
+/* A new connection, or one given up at once when there is no room for
+ * it (or none for that either: NULL). */
+static struct conn *conn_new(const struct sonde_h2_event *ev)
+{
+	bool room = nconns < HTTP2_MAX_CONNS;
+	struct conn *c;
+
+	if (!room && ngiven_up >= HTTP2_MAX_CONNS)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->tgid = ev->hdr.tgid;
+	c->fd = ev->fd;
+	c->since = ev->since;
+	c->file = ev->file;
+	for (int d = 0; room && d < 2; d++)
+		if (nghttp2_hd_inflate_new(&c->dir[d].decoder) ||
+		    nghttp2_hd_inflate_change_table_size(c->dir[d].decoder,
+							 DECODER_TABLE_MAX))
+			room = false;
+	if (!room) {
+		for (int d = 0; d < 2; d++)
+			if (c->dir[d].decoder)
+				nghttp2_hd_inflate_del(c->dir[d].decoder);
+		memset(c->dir, 0, sizeof(c->dir));
+		c->given_up = c->lost = true;
+		ngiven_up++;
+		return c;
+	}
+	nconns++;
+	return c;
+}
+
+static struct pending *pending_find(struct conn *c, uint32_t stream)
+{
+	for (unsigned i = 0; i < c->npending; i++)
+		if (c->pending[i].stream == stream)
+			return &c->pending[i];
+	return NULL;
+}
+
+static void pending_remove(struct conn *c, struct pending *p)
+{
+	size_t i = (size_t)(p - c->pending);
+
+	memmove(p, p + 1, (c->npending - i - 1) * sizeof(*p));
+	c->npending--;
+}
+
+/* Appends "s" (len bytes) to the request head being written, as far as
+ * SONDE_REQ_CAP allows: beyond it the capture is cut, as HTTP/1's is. */
+static void head_put(struct pending *p, const void *s, size_t len)
+{
+	size_t room = SONDE_REQ_CAP - p->head_len;
+
+	if (len > room)
+		len = room;
+	memcpy(p->head + p->head_len, s, len);
+	p->head_len = (uint16_t)(p->head_len + len);
+}
+
+/* What a header block says, as far as sonde uses it: copied as each
+ * field is decoded, since the decoder reuses its buffers. */
+struct block_fields {
+	char method[32], path[SONDE_REQ_CAP], authority[SONDE_REQ_CAP];
+	size_t method_len, path_len, authority_len;
+	bool has_method, has_path, has_authority;
+	int status; /* -1: none, 0: not a status code */
+	/* Regular fields as "name: value\r\n" lines, as far as they fit. */
+	char fields[SONDE_REQ_CAP];
+	size_t fields_len;
+};
+
+static bool name_is(const nghttp2_nv *nv, const char *name)
+{
+	size_t len = strlen(name);
+
+	return nv->namelen == len && memcmp(nv->name, name, len) == 0;
+}
+
+/* A field value that a request head could carry: no CR, LF or NUL. */
+static bool clean(const uint8_t *v, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+			return false;
+	return true;
+}
+
+/* Copies a pseudo-header's value, cut to room; false when unusable. */
+static bool take_value(const nghttp2_nv *nv, char *dst, size_t room,
+		       size_t *len)
+{
+	if (!clean(nv->value, nv->valuelen))
+		return false;
+	*len = nv->valuelen < room ? nv->valuelen : room;
+	memcpy(dst, nv->value, *len);
+	return true;
+}
+
+static void fields_put(struct block_fields *f, const void *s, size_t len)
+{
+	size_t room = sizeof(f->fields) - f->fields_len;
+
+	if (len > room)
+		len = room;
+	memcpy(f->fields + f->fields_len, s, len);
+	f->fields_len += len;
+}
+
+/* The status code in a :status value: three digits, 100 to 599; 0 for
+ * anything else. */
+static int status_code(const nghttp2_nv *nv)
+{
+	const uint8_t *v = nv->value;
+
+	if (nv->valuelen != 3 || v[0] < '1' || v[0] > '5' || v[1] < '0' ||
+	    v[1] > '9' || v[2] < '0' || v[2] > '9')
+		return 0;
+	return (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+}
+
+static void field(struct block_fields *f, const nghttp2_nv *nv)
+{
+	if (name_is(nv, ":method"))
+		f->has_method = take_value(nv, f->method, sizeof(f->method),
+					   &f->method_len);
+	else if (name_is(nv, ":path"))
+		f->has_path =
+			take_value(nv, f->path, sizeof(f->path), &f->path_len);
+	else if (name_is(nv, ":authority"))
+		f->has_authority =
+			take_value(nv, f->authority, sizeof(f->authority),
+				   &f->authority_len);
+	else if (name_is(nv, ":status"))
+		f->status = status_code(nv);
+	else if (nv->namelen && nv->name[0] != ':' &&
+		 clean(nv->name, nv->namelen) &&
+		 clean(nv->value, nv->valuelen)) {
+		fields_put(f, nv->name, nv->namelen);
+		fields_put(f, ": ", 2);
+		fields_put(f, nv->value, nv->valuelen);
+		fields_put(f, "\r\n", 2);
+	}
+}
+
+/* Decodes d's finished header block into f. False when it does not
+ * decode: the table is then out of step with the peer's. */
+static bool decode(struct direction *d, struct block_fields *f)
+{
+	const uint8_t *in = d->block;
+	size_t rest = d->block_len;
+
+	f->status = -1;
+	for (;;) {
+		nghttp2_nv nv;
+		int flags = 0;
+		ssize_t n = nghttp2_hd_inflate_hd2(d->decoder, &nv, &flags, in,
+						   rest, 1);
+
+		if (n < 0)
+			return false;
+		in += n;
+		rest -= (size_t)n;
+		if (flags & NGHTTP2_HD_INFLATE_EMIT)
+			field(f, &nv);
+		if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+			nghttp2_hd_inflate_end_headers(d->decoder);
+			return true;
+		}
+		if (!(flags & NGHTTP2_HD_INFLATE_EMIT) && rest == 0)
+			return false;
+	}
+}
+
+/* Writes into p the request head HTTP/1.1 would have sent. */
+static void request_head(struct pending *p, const struct block_fields *f)
+{
+	p->head_len = 0;
+	head_put(p, f->method, f->method_len);
+	head_put(p, " ", 1);
+	/* CONNECT has no :path: its target is the authority. */
+	if (f->has_path && f->path_len)
+		head_put(p, f->path, f->path_len);
+	else if (f->has_authority && f->authority_len)
+		head_put(p, f->authority, f->authority_len);
+	else
+		head_put(p, "*", 1);
+	head_put(p, " HTTP/1.1\r\n", 11);
+	if (f->has_authority) {
+		head_put(p, "host: ", 6);
+		head_put(p, f->authority, f->authority_len);
+		head_put(p, "\r\n", 2);
+	}
+	head_put(p, f->fields, f->fields_len);
+	head_put(p, "\r\n", 2);
+}
+
+static void fill_exchange(const struct sonde_h2_event *ev,
+			  const struct pending *p, int code, uint64_t end_ns,
+			  struct sonde_http_event *out)
+{
+	memset(out, 0, SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP));
+	out->hdr.ts_ns = ev->hdr.ts_ns;
+	out->hdr.tgid = ev->hdr.tgid;
+	out->hdr.kind = SONDE_EV_HTTP_EXCHANGE;
+	out->start_ns = p->ns;
+	out->end_ns = end_ns;
+	memcpy(out->saddr, ev->saddr, sizeof(out->saddr));
+	memcpy(out->daddr, ev->daddr, sizeof(out->daddr));
+	out->fd = ev->fd;
+	out->sport = ev->sport;
+	out->dport = ev->dport;
+	out->family = ev->family;
+	out->role = ev->role;
+	memcpy(out->comm, ev->comm, sizeof(out->comm));
+	/* The status line the daemon's HTTP/1 parser reads: only its code
+	 * is used. A :status that is no code gives none, and the parser
+	 * counts a response it could not read. */
+	memcpy(out->resp, "HTTP/1.1 ", 9);
+	out->resp[9] = (char)('0' + code / 100);
+	out->resp[10] = (char)('0' + code / 10 % 10);
+	out->resp[11] = (char)('0' + code % 10);
+	out->resp_len = code ? 12 : 0;
+	memcpy(out->req, p->head, p->head_len);
+	out->req_len = p->head_len;
+}
+
+/* A new pending stream at the end, for stream: when the table is full,
+ * the oldest goes, and *unanswered says whether that was a response
+ * whose request never came. NULL when out of memory. */
+static struct pending *pending_add(struct conn *c, uint32_t stream,
+				   bool *unanswered)
+{
+	struct pending *p;
+
+	*unanswered = false;
+	if (c->npending == c->pending_room &&
+	    c->pending_room < HTTP2_MAX_PENDING) {
+		unsigned n = c->pending_room ? 2 * c->pending_room : 8;
+
+		p = realloc(c->pending, n * sizeof(*p));
+		if (p) {
+			c->pending = p;
+			c->pending_room = n;
+		}
+	}
+	if (c->npending == c->pending_room) {
+		if (!c->npending)
+			return NULL;
+		*unanswered = c->pending[0].answered;
+		pending_remove(c, &c->pending[0]);
+	}
+	p = &c->pending[c->npending++];
+	memset(p, 0, offsetof(struct pending, head));
+	p->stream = stream;
+	return p;
+}
+
+/* Acts on d's finished header block: a request (or a server's promise)
+ * opens its stream, a final response closes it. Trailers and interim
+ * responses change nothing. */
+static enum http2_result block_done(struct conn *c, struct direction *d,
+				    const struct sonde_h2_event *ev,
+				    struct sonde_http_event *out)
+{
+	struct block_fields f;
+	struct pending *p;
+	bool dropped;
+
+	d->in_block = false;
+	memset(&f, 0, sizeof(f));
+	if (!decode(d, &f))
+		return HTTP2_LOST;
+	p = pending_find(c, d->stream);
+	if (!ev->to_client || d->promise) {
+		if (!f.has_method || (p && !p->answered))
+			return HTTP2_NOTHING;
+		if (p) {
+			/* Its response came first. */
+			struct pending req = *p;
+
+			req.ns = d->block_ns;
+			request_head(&req, &f);
+			fill_exchange(ev, &req, p->status, p->ns, out);
+			pending_remove(c, p);
+			return HTTP2_EXCHANGE;
+		}
+		p = pending_add(c, d->stream, &dropped);
+		if (!p)
+			return HTTP2_LOST;
+		p->ns = d->block_ns;
+		request_head(p, &f);
+		return dropped ? HTTP2_NO_REQUEST : HTTP2_NOTHING;
+	}
+	if (f.status < 0 || (f.status >= 100 && f.status < 200))
+		return HTTP2_NOTHING;
+	if (!p || p->answered) {
+		if (p)
+			return HTTP2_NO_REQUEST;
+		p = pending_add(c, d->stream, &dropped);
+		if (!p)
+			return HTTP2_LOST;
+		p->answered = true;
+		p->status = f.status;
+		p->ns = d->block_ns;
+		return dropped ? HTTP2_NO_REQUEST : HTTP2_NOTHING;
+	}
+	fill_exchange(ev, p, f.status, d->block_ns, out);
+	pending_remove(c, p);
+	return HTTP2_EXCHANGE;
+}
+
+/* Takes in the piece [offset, offset + len) of a HEADERS or CONTINUATION
+ * frame's payload. */
+static enum http2_result block_piece(struct conn *c,
+				     const struct sonde_h2_event *ev,
+				     size_t len, struct sonde_http_event *out)
+{
+	struct direction *d = &c->dir[ev->to_client ? 1 : 0];
+	size_t lo, hi, end = (size_t)ev->offset + len;
+
+	if (ev->offset == 0) {
+		bool padded = ev->type != SONDE_H2_CONTINUATION &&
+			      (ev->flags & SONDE_H2_FLAG_PADDED);
+
+		d->front = padded ? 1 : 0;
+		if (ev->type == SONDE_H2_CONTINUATION) {
+			if (!d->in_block || ev->stream_id != d->frame_stream)
+				return HTTP2_LOST;
+		} else {
+			if (d->in_block)
+				return HTTP2_LOST;
+			d->in_block = true;
+			d->block_len = 0;
+			d->frame_stream = ev->stream_id;
+			d->stream = ev->stream_id;
+			d->block_ns = ev->hdr.ts_ns;
+			d->promise = ev->type == SONDE_H2_PUSH_PROMISE;
+			if (ev->type == SONDE_H2_HEADERS &&
+			    (ev->flags & SONDE_H2_FLAG_PRIORITY))
+				d->front += 5;
+		}
+		/* A promise names its stream ahead of the block. */
+		if (d->promise && ev->type == SONDE_H2_PUSH_PROMISE) {
+			const uint8_t *id =
+				(const uint8_t *)ev->data + d->front;
+
+			if (len < (size_t)d->front + 4)
+				return HTTP2_LOST;
+			d->stream = ((uint32_t)id[0] & 0x7f) << 24 |
+				    (uint32_t)id[1] << 16 |
+				    (uint32_t)id[2] << 8 | id[3];
+			d->front += 4;
+		}
+		d->frame_flags = ev->flags;
+		d->pad = padded && len ? (uint8_t)ev->data[0] : 0;
+		if ((size_t)d->front + d->pad > ev->frame_len)
+			return HTTP2_LOST;
+	} else if (!d->in_block || ev->stream_id != d->frame_stream) {
+		return HTTP2_LOST;
+	}
+	lo = ev->offset > d->front ? ev->offset : d->front;
+	hi = ev->frame_len - d->pad;
+	if (end < hi)
+		hi = end;
+	if (hi > lo) {
+		size_t need = d->block_len + (hi - lo);
+
+		if (need > HTTP2_MAX_BLOCK)
+			return HTTP2_LOST;
+		if (need > d->block_room) {
+			size_t room = d->block_room ? d->block_room : 1024;
+			uint8_t *b;
+
+			while (room < need)
+				room *= 2;
+			b = realloc(d->block, room);
+			if (!b)
+				return HTTP2_LOST;
+			d->block = b;
+			d->block_room = room;
+		}
+		memcpy(d->block + d->block_len, ev->data + (lo - ev->offset),
+		       hi - lo);
+		d->block_len = need;
+	}
+	if (end == ev->frame_len &&
+	    (d->frame_flags & SONDE_H2_FLAG_END_HEADERS))
+		return block_done(c, d, ev, out);
+	return HTTP2_NOTHING;
+}
+
+/* Forgets the connections process tgid had on fd before the one that
+ * began at since: an fd holds one connection at a time. */
+static void forget_earlier(uint32_t tgid, uint32_t fd, uint64_t since)
+{
+	struct conn **p = &buckets[bucket_of(tgid, fd)];
+
+	while (*p) {
+		struct conn *c = *p;
+
+		if (c->tgid == tgid && c->fd == fd && c->since != since) {
+			*p = c->next;
+			conn_free(c);
+		} else {
+			p = &c->next;
+		}
+	}
+}
+
+enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
+			       struct sonde_http_event *out)
+{
+	size_t len = ev->len,
+	       room = size - offsetof(struct sonde_h2_event, data);
+	unsigned dir = ev->to_client ? 1 : 0;
+	struct conn **slot = find(ev->hdr.tgid, ev->fd, ev->since);
+	struct conn *c = *slot;
+	enum http2_result r;
+
+	if (len > room)
+		len = room;
+	if (len > SONDE_H2_DATA_CAP)
+		len = SONDE_H2_DATA_CAP;
+	if (!c) {
+		/* The rest of a connection already given up, or swept. */
+		if (ev->seq != 0)
+			return HTTP2_NOTHING;
+		forget_earlier(ev->hdr.tgid, ev->fd, ev->since);
+		c = conn_new(ev);
+		if (!c)
+			return HTTP2_LOST;
+		slot = find(ev->hdr.tgid, ev->fd, ev->since);
+		*slot = c;
+		if (c->given_up)
+			return HTTP2_LOST;
+	}
+	if (c->lost)
+		return HTTP2_NOTHING;
+	if (ev->seq != c->next_seq[dir] ||
+	    (size_t)ev->offset + len > ev->frame_len)
+		r = HTTP2_LOST;
+	else if (ev->type == SONDE_H2_RST_STREAM) {
+		struct pending *p = pending_find(c, ev->stream_id);
+
+		/* The stream was cancelled: no response will close it. */
+		if (p)
+			pending_remove(c, p);
+		r = HTTP2_NOTHING;
+	} else if (ev->type == SONDE_H2_HEADERS ||
+		   ev->type == SONDE_H2_CONTINUATION ||
+		   ev->type == SONDE_H2_PUSH_PROMISE)
+		r = block_piece(c, ev, len, out);
+	else
+		r = HTTP2_LOST;
+	c->next_seq[dir] = ev->seq + 1;
+	if (r == HTTP2_LOST) {
+		/* Keep the entry, marked, so the rest of its records are
+		 * passed over: until it is swept. */
+		c->lost = true;
+		c->npending = 0;
+	}
+	return r;
+}
+
+void http2_sweep(http2_open_fn open)
+{
+	for (unsigned b = 0; b < NBUCKETS; b++) {
+		struct conn **p = &buckets[b];
+
+		while (*p) {
+			struct conn *c = *p;
+
+			if (open(c->tgid, c->fd, c->file)) {
+				p = &c->next;
+				continue;
+			}
+			*p = c->next;
+			conn_free(c);
+		}
+	}
+}
+
+size_t http2_connections(void)
+{
+	return nconns;
+}
+
+void http2_clear(void)
+{
+	for (unsigned b = 0; b < NBUCKETS; b++)
+		while (buckets[b]) {
+			struct conn *c = buckets[b];
+
+			buckets[b] = c->next;
+			conn_free(c);
+		}
+}

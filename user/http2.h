@@ -1,0 +1,63 @@
+/* HTTP/2 exchanges (RFC 9113) from the pieces of header blocks the BPF
+ * side sends (struct sonde_h2_event).
+ *
+ * Per connection, the pieces are put back together into header blocks
+ * and decoded with HPACK (RFC 7541: libnghttp2's decoder, one per
+ * direction, since each direction has its own dynamic table). A
+ * request's HEADERS (or a server's PUSH_PROMISE) opens its stream; the
+ * stream's final response HEADERS (not 1xx) closes it, and the pair is
+ * handed back as the
+ * exchange record an HTTP/1.1 exchange would have made: the request
+ * head as text ("GET /path HTTP/1.1", then "host" from :authority and
+ * the request's fields), the status as a status line. The daemon then
+ * labels and counts both protocols with the same code.
+ *
+ * Used from the one thread that reads the ring buffers. */
+#ifndef SONDE_HTTP2_H
+#define SONDE_HTTP2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sonde_events.h"
+
+/* Connections followed at once; one beyond is not measured (counted as
+ * lost). Streams waiting for their other half, per connection: the
+ * oldest is forgotten to make room (a stream the peer dropped without a
+ * RST_STREAM sonde saw); a response that waited for its request in vain
+ * is then counted as HTTP2_NO_REQUEST. */
+#define HTTP2_MAX_CONNS 1024
+#define HTTP2_MAX_PENDING 256
+/* A header block longer than this loses its connection. */
+#define HTTP2_MAX_BLOCK 65536
+
+enum http2_result {
+	HTTP2_NOTHING = 0, /* taken in; no exchange finished */
+	HTTP2_EXCHANGE,	   /* *out holds a finished exchange */
+	/* The connection's header blocks cannot be decoded from here on (a
+	 * record missing, a block that does not decode, no room): its
+	 * requests are not measured. Returned once per connection. */
+	HTTP2_LOST,
+	/* A response whose request never came was forgotten. */
+	HTTP2_NO_REQUEST,
+};
+
+/* Takes in one record, size bytes long. *out must have room for
+ * SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP) bytes. */
+enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
+			       struct sonde_http_event *out);
+
+/* Whether the connection (tgid, fd), opened on file, is still open. */
+typedef bool (*http2_open_fn)(uint32_t tgid, uint32_t fd, uint64_t file);
+
+/* Forgets the connections open() says are closed. */
+void http2_sweep(http2_open_fn open);
+
+/* Connections followed now. */
+size_t http2_connections(void);
+
+/* Forgets every connection. */
+void http2_clear(void);
+
+#endif
