@@ -1,0 +1,557 @@
+/* HTTP/2 header blocks to exchanges: the records the BPF side sends,
+ * with header blocks made by libnghttp2's HPACK encoder (one per
+ * direction, as a real peer's), cut into frames and pieces. */
+#include <nghttp2/nghttp2.h>
+#include <stdlib.h>
+
+#include "http1.h"
+#include "http2.h"
+#include "sonde_events.h"
+#include "unit.h"
+
+/* One connection as the kernel sees it, with each side's encoder. */
+struct peer {
+	uint32_t tgid, fd;
+	uint64_t file, since;
+	uint32_t seq[2]; /* per direction */
+	uint8_t role;
+	nghttp2_hd_deflater *enc[2]; /* 0: the client's, 1: the server's */
+};
+
+static union {
+	struct sonde_http_event ev;
+	char bytes[SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP)];
+} out;
+
+static void peer_init(struct peer *p, uint32_t fd)
+{
+	static uint64_t prefaces;
+
+	memset(p, 0, sizeof(*p));
+	p->since = ++prefaces * 1000000;
+	p->tgid = 0x7ffffff2;
+	p->fd = fd;
+	p->file = 0xffff888000001000ULL + fd * 64;
+	p->role = SONDE_ROLE_SERVER;
+	nghttp2_hd_deflate_new(&p->enc[0], 4096);
+	nghttp2_hd_deflate_new(&p->enc[1], 4096);
+}
+
+static void peer_free(struct peer *p)
+{
+	nghttp2_hd_deflate_del(p->enc[0]);
+	nghttp2_hd_deflate_del(p->enc[1]);
+}
+
+/* One record: the piece [offset, offset + len) of a frame's payload. */
+static enum http2_result piece(struct peer *p, int to_client, uint8_t type,
+			       uint8_t flags, uint32_t stream,
+			       const uint8_t *payload, uint32_t frame_len,
+			       uint32_t offset, uint32_t len, uint64_t ts)
+{
+	struct sonde_h2_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.hdr.ts_ns = ts;
+	ev.hdr.tgid = p->tgid;
+	ev.hdr.kind = SONDE_EV_HTTP2;
+	ev.file = p->file;
+	ev.since = p->since;
+	ev.fd = p->fd;
+	ev.seq = p->seq[to_client]++;
+	ev.stream_id = stream;
+	ev.frame_len = frame_len;
+	ev.offset = offset;
+	ev.sport = 8443;
+	ev.dport = 50000;
+	ev.family = 2;
+	ev.len = (uint16_t)len;
+	ev.type = type;
+	ev.flags = flags;
+	ev.to_client = (uint8_t)to_client;
+	ev.role = p->role;
+	memcpy(ev.comm, "h2svc", 6);
+	memcpy(ev.data, payload + offset, len);
+	return http2_handle(&ev, sizeof(ev), &out.ev);
+}
+
+/* How a header block travels. */
+struct framing {
+	size_t piece;	 /* bytes per record (at most SONDE_H2_DATA_CAP) */
+	size_t cont_at;	 /* block bytes in the HEADERS frame; the rest in
+			  * CONTINUATION frames this long (0: one frame) */
+	uint8_t padding; /* PADDED with this many bytes (0: not padded) */
+	bool priority;
+};
+
+static const struct framing plain = { SONDE_H2_DATA_CAP, 0, 0, false };
+
+/* Sends one frame in pieces; returns the result of its last piece. */
+static enum http2_result frame(struct peer *p, int to_client, uint8_t type,
+			       uint8_t flags, uint32_t stream,
+			       const uint8_t *payload, uint32_t len,
+			       size_t piece_len, uint64_t ts)
+{
+	enum http2_result r = HTTP2_NOTHING;
+	uint32_t off = 0;
+
+	do {
+		uint32_t n =
+			len - off < piece_len ? len - off : (uint32_t)piece_len;
+
+		r = piece(p, to_client, type, flags, stream, payload, len, off,
+			  n, ts);
+		off += n;
+	} while (off < len);
+	return r;
+}
+
+/* Encodes fields (name, value, name, value, ..., NULL) with the sender's
+ * encoder and sends them as one header block. */
+static enum http2_result block(struct peer *p, int to_client, uint32_t stream,
+			       const struct framing *fr, uint64_t ts,
+			       const char *const *fields)
+{
+	nghttp2_nv nv[32];
+	uint8_t blk[8192], payload[9000];
+	size_t n = 0, front, blen, first, off;
+	enum http2_result r;
+	uint8_t flags = 0;
+	ssize_t len;
+
+	for (; fields[2 * n]; n++) {
+		nv[n].name = (uint8_t *)fields[2 * n];
+		nv[n].namelen = strlen(fields[2 * n]);
+		nv[n].value = (uint8_t *)fields[2 * n + 1];
+		nv[n].valuelen = strlen(fields[2 * n + 1]);
+		nv[n].flags = NGHTTP2_NV_FLAG_NONE;
+	}
+	len = nghttp2_hd_deflate_hd(p->enc[to_client], blk, sizeof(blk), nv, n);
+	CHECK(len > 0);
+	blen = (size_t)len;
+	first = fr->cont_at && fr->cont_at < blen ? fr->cont_at : blen;
+	front = 0;
+	if (fr->padding) {
+		flags |= SONDE_H2_FLAG_PADDED;
+		payload[front++] = fr->padding;
+	}
+	if (fr->priority) {
+		flags |= SONDE_H2_FLAG_PRIORITY;
+		memcpy(payload + front, "\x00\x00\x00\x03\x10", 5);
+		front += 5;
+	}
+	memcpy(payload + front, blk, first);
+	memset(payload + front + first, 0, fr->padding);
+	if (first == blen)
+		flags |= SONDE_H2_FLAG_END_HEADERS;
+	r = frame(p, to_client, SONDE_H2_HEADERS, flags, stream, payload,
+		  (uint32_t)(front + first + fr->padding), fr->piece, ts);
+	for (off = first; off < blen; off += fr->cont_at) {
+		size_t m = blen - off < fr->cont_at ? blen - off : fr->cont_at;
+
+		r = frame(p, to_client, SONDE_H2_CONTINUATION,
+			  off + m == blen ? SONDE_H2_FLAG_END_HEADERS : 0,
+			  stream, blk + off, (uint32_t)m, fr->piece, ts);
+	}
+	return r;
+}
+
+static enum http2_result request(struct peer *p, uint32_t stream,
+				 const char *method, const char *path,
+				 uint64_t ts)
+{
+	const char *f[] = { ":method",	  method,	  ":scheme",  "https",
+			    ":authority", "example.test", ":path",    path,
+			    "user-agent", "unit/1",	  "x-tenant", "acme",
+			    NULL };
+
+	return block(p, 0, stream, &plain, ts, f);
+}
+
+static enum http2_result response(struct peer *p, uint32_t stream,
+				  const char *status, uint64_t ts)
+{
+	const char *f[] = { ":status", status, "content-type", "text/plain",
+			    NULL };
+
+	return block(p, 1, stream, &plain, ts, f);
+}
+
+/* The exchange in out: its method, target and status. */
+static void check_exchange(const char *method, const char *target, int status)
+{
+	struct http1_request req;
+
+	CHECK(http1_parse_request(out.ev.req, out.ev.req_len, 0, &req) == 0);
+	CHECK_STR(http1_method_name(req.method), method);
+	CHECK(req.target_len == strlen(target) &&
+	      memcmp(req.target, target, req.target_len) == 0);
+	CHECK(http1_parse_status(out.ev.resp, out.ev.resp_len) == status);
+}
+
+TEST(request_and_response_make_one_exchange)
+{
+	struct peer p;
+	const char *value;
+	size_t value_len;
+
+	peer_init(&p, 5);
+	CHECK(request(&p, 1, "GET", "/users/7?x=1", 1000) == HTTP2_NOTHING);
+	CHECK(response(&p, 1, "200", 4000) == HTTP2_EXCHANGE);
+	check_exchange("GET", "/users/7?x=1", 200);
+	CHECK(out.ev.start_ns == 1000 && out.ev.end_ns == 4000);
+	CHECK(out.ev.role == SONDE_ROLE_SERVER && out.ev.sport == 8443);
+	CHECK(out.ev.hdr.tgid == p.tgid && out.ev.fd == 5);
+	CHECK(memcmp(out.ev.comm, "h2svc", 6) == 0);
+	/* The request's fields are in the head, for captured headers. */
+	CHECK(http1_find_header(out.ev.req, out.ev.req_len, 0, "X-Tenant",
+				&value, &value_len) == 0);
+	CHECK(value_len == 4 && memcmp(value, "acme", 4) == 0);
+	CHECK(http1_find_header(out.ev.req, out.ev.req_len, 0, "host", &value,
+				&value_len) == 0);
+	CHECK(value_len == 12 && memcmp(value, "example.test", 12) == 0);
+	CHECK(http2_connections() == 1);
+	http2_clear();
+	CHECK(http2_connections() == 0);
+	peer_free(&p);
+}
+
+/* The encoders put repeated fields (a 503, the same path) in their
+ * dynamic tables and send later ones as an index: the decoder must have
+ * seen every block before. */
+TEST(dynamic_table_entries_are_followed_across_blocks)
+{
+	static const char *const statuses[] = { "503", "201", "503", "418" };
+	struct peer p;
+
+	peer_init(&p, 6);
+	for (unsigned i = 0; i < 40; i++) {
+		uint32_t stream = 2 * i + 1;
+		const char *status = statuses[i % 4];
+
+		CHECK(request(&p, stream, i % 3 ? "POST" : "DELETE",
+			      "/orders/12", 100 * i) == HTTP2_NOTHING);
+		CHECK(response(&p, stream, status, 100 * i + 50) ==
+		      HTTP2_EXCHANGE);
+		check_exchange(i % 3 ? "POST" : "DELETE", "/orders/12",
+			       atoi(status));
+	}
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(blocks_in_small_pieces_padded_and_continued)
+{
+	static const struct framing framings[] = {
+		{ 1, 0, 0, false },  { 3, 5, 0, false }, { 7, 0, 9, true },
+		{ 512, 2, 0, true }, { 2, 3, 4, false }, { 9, 0, 0, true },
+	};
+	struct peer p;
+	uint32_t stream = 1;
+
+	peer_init(&p, 7);
+	for (size_t i = 0; i < sizeof(framings) / sizeof(framings[0]); i++) {
+		const struct framing *fr = &framings[i];
+		const char *req[] = { ":method", "PUT",	 ":path", "/a/b/c",
+				      ":scheme", "http", NULL };
+		const char *resp[] = { ":status", "204", "server", "unit",
+				       NULL };
+
+		CHECK(block(&p, 0, stream, fr, 10, req) == HTTP2_NOTHING);
+		CHECK(block(&p, 1, stream, fr, 20, resp) == HTTP2_EXCHANGE);
+		check_exchange("PUT", "/a/b/c", 204);
+		stream += 2;
+	}
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(interleaved_streams_pair_by_stream_id)
+{
+	struct peer p;
+
+	peer_init(&p, 8);
+	CHECK(request(&p, 1, "GET", "/one", 10) == HTTP2_NOTHING);
+	CHECK(request(&p, 3, "GET", "/three", 20) == HTTP2_NOTHING);
+	CHECK(request(&p, 5, "POST", "/five", 30) == HTTP2_NOTHING);
+	CHECK(response(&p, 5, "201", 35) == HTTP2_EXCHANGE);
+	check_exchange("POST", "/five", 201);
+	CHECK(out.ev.start_ns == 30 && out.ev.end_ns == 35);
+	CHECK(response(&p, 1, "404", 40) == HTTP2_EXCHANGE);
+	check_exchange("GET", "/one", 404);
+	CHECK(response(&p, 3, "200", 50) == HTTP2_EXCHANGE);
+	check_exchange("GET", "/three", 200);
+	CHECK(out.ev.start_ns == 20 && out.ev.end_ns == 50);
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(interim_responses_and_trailers_end_nothing)
+{
+	const char *early[] = { ":status", "103", "link", "</a.css>", NULL };
+	const char *trailer[] = { "grpc-status", "0", NULL };
+	struct peer p;
+
+	peer_init(&p, 9);
+	CHECK(request(&p, 1, "POST", "/upload", 10) == HTTP2_NOTHING);
+	/* Request trailers: no :method, no new request. */
+	CHECK(block(&p, 0, 1, &plain, 15, trailer) == HTTP2_NOTHING);
+	CHECK(block(&p, 1, 1, &plain, 20, early) == HTTP2_NOTHING);
+	CHECK(response(&p, 1, "200", 30) == HTTP2_EXCHANGE);
+	check_exchange("POST", "/upload", 200);
+	CHECK(out.ev.end_ns == 30);
+	/* Response trailers after the final head. */
+	CHECK(block(&p, 1, 1, &plain, 40, trailer) == HTTP2_NOTHING);
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(a_reset_stream_is_forgotten)
+{
+	const uint8_t code[4] = { 0, 0, 0, 8 }; /* CANCEL */
+	struct peer p;
+
+	peer_init(&p, 10);
+	CHECK(request(&p, 1, "GET", "/slow", 10) == HTTP2_NOTHING);
+	CHECK(frame(&p, 0, SONDE_H2_RST_STREAM, 0, 1, code, 4, 512, 20) ==
+	      HTTP2_NOTHING);
+	CHECK(response(&p, 1, "200", 30) == HTTP2_NOTHING);
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(a_missing_record_loses_the_connection_once)
+{
+	struct peer p;
+
+	peer_init(&p, 11);
+	CHECK(request(&p, 1, "GET", "/", 10) == HTTP2_NOTHING);
+	p.seq[1]++; /* one record lost in the kernel */
+	CHECK(response(&p, 1, "200", 20) == HTTP2_LOST);
+	CHECK(request(&p, 3, "GET", "/", 30) == HTTP2_NOTHING);
+	CHECK(response(&p, 3, "200", 40) == HTTP2_NOTHING);
+	/* A new connection on the same fd and file starts afresh, and the
+	 * old one is forgotten. */
+	peer_free(&p);
+	peer_init(&p, 11);
+	CHECK(request(&p, 1, "GET", "/again", 50) == HTTP2_NOTHING);
+	CHECK(response(&p, 1, "200", 60) == HTTP2_EXCHANGE);
+	check_exchange("GET", "/again", 200);
+	CHECK(http2_connections() == 1);
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(garbage_blocks_lose_the_connection)
+{
+	/* An index past both tables, a literal longer than the block, a
+	 * CONTINUATION with no HEADERS before it. */
+	static const uint8_t bad_index[] = { 0xff, 0x7f };
+	static const uint8_t short_literal[] = { 0x40, 0x7f, 'a' };
+	uint32_t seed = 7;
+	struct peer p;
+
+	peer_init(&p, 12);
+	CHECK(frame(&p, 0, SONDE_H2_HEADERS, SONDE_H2_FLAG_END_HEADERS, 1,
+		    bad_index, 2, 512, 10) == HTTP2_LOST);
+	peer_free(&p);
+	peer_init(&p, 13);
+	CHECK(frame(&p, 0, SONDE_H2_HEADERS, SONDE_H2_FLAG_END_HEADERS, 1,
+		    short_literal, 3, 512, 10) == HTTP2_LOST);
+	peer_free(&p);
+	peer_init(&p, 14);
+	CHECK(frame(&p, 1, SONDE_H2_CONTINUATION, SONDE_H2_FLAG_END_HEADERS, 1,
+		    bad_index, 2, 512, 10) == HTTP2_LOST);
+	peer_free(&p);
+	/* Random blocks: never an exchange, never a crash. */
+	for (uint32_t fd = 100; fd < 400; fd++) {
+		uint8_t junk[64];
+		uint32_t len = unit_xorshift32(&seed) % sizeof(junk) + 1;
+
+		for (uint32_t i = 0; i < len; i++)
+			junk[i] = (uint8_t)unit_xorshift32(&seed);
+		peer_init(&p, fd);
+		CHECK(frame(&p, 0, SONDE_H2_HEADERS, SONDE_H2_FLAG_END_HEADERS,
+			    1, junk, len, 5, 10) != HTTP2_EXCHANGE);
+		CHECK(frame(&p, 1, SONDE_H2_HEADERS, SONDE_H2_FLAG_END_HEADERS,
+			    1, junk, len, 64, 20) != HTTP2_EXCHANGE);
+		peer_free(&p);
+	}
+	http2_clear();
+}
+
+TEST(padding_longer_than_its_frame_loses_the_connection)
+{
+	const uint8_t payload[3] = { 200, 0x82, 0x84 };
+	struct peer p;
+
+	peer_init(&p, 15);
+	CHECK(frame(&p, 0, SONDE_H2_HEADERS,
+		    SONDE_H2_FLAG_END_HEADERS | SONDE_H2_FLAG_PADDED, 1,
+		    payload, 3, 512, 10) == HTTP2_LOST);
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(long_heads_are_cut_like_http1_captures)
+{
+	char path[600];
+	const char *req[] = { ":method", "GET", ":path", path, NULL };
+	const char *evil[] = { ":method", "GET",   ":path",
+			       "/ok",	  "x-bad", "a\r\nX-Tenant: forged",
+			       NULL };
+	struct http1_request parsed;
+	const char *value;
+	size_t value_len;
+	struct peer p;
+
+	memset(path, 'a', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	peer_init(&p, 16);
+	CHECK(block(&p, 0, 1, &plain, 10, req) == HTTP2_NOTHING);
+	CHECK(response(&p, 1, "200", 20) == HTTP2_EXCHANGE);
+	CHECK(out.ev.req_len == SONDE_REQ_CAP);
+	CHECK(http1_parse_request(out.ev.req, out.ev.req_len, 0, &parsed) == 0);
+	CHECK(!parsed.target_complete);
+	/* A value with CR LF in it would forge a field: it is left out. */
+	CHECK(block(&p, 0, 3, &plain, 30, evil) == HTTP2_NOTHING);
+	CHECK(response(&p, 3, "200", 40) == HTTP2_EXCHANGE);
+	CHECK(http1_find_header(out.ev.req, out.ev.req_len, 0, "x-tenant",
+				&value, &value_len) != 0);
+	http2_clear();
+	peer_free(&p);
+}
+
+/* A client's reader thread can take a response in before the writer's
+ * syscall returns: the response waits for its request. One whose
+ * request never comes is counted when it is pushed out. */
+TEST(a_response_before_its_request_waits_for_it)
+{
+	struct peer p;
+
+	peer_init(&p, 18);
+	p.role = SONDE_ROLE_CLIENT;
+	CHECK(response(&p, 1, "201", 100) == HTTP2_NOTHING);
+	CHECK(request(&p, 1, "PUT", "/k/1", 101) == HTTP2_EXCHANGE);
+	check_exchange("PUT", "/k/1", 201);
+	CHECK(out.ev.role == SONDE_ROLE_CLIENT);
+	CHECK(out.ev.start_ns == 101 && out.ev.end_ns == 100);
+	CHECK(response(&p, 3, "200", 200) == HTTP2_NOTHING);
+	for (uint32_t i = 0; i < HTTP2_MAX_PENDING - 1; i++)
+		CHECK(request(&p, 5 + 2 * i, "GET", "/", 300) == HTTP2_NOTHING);
+	CHECK(request(&p, 5 + 2 * HTTP2_MAX_PENDING, "GET", "/", 400) ==
+	      HTTP2_NO_REQUEST);
+	http2_clear();
+	peer_free(&p);
+}
+
+/* A server's PUSH_PROMISE carries the request of the stream it pushes,
+ * encoded with the server's table: decoded in turn, and counted when its
+ * response comes. */
+TEST(pushed_streams_are_requests_promised_by_the_server)
+{
+	const char *promise[] = { ":method", "GET",   ":path", "/style.css",
+				  ":scheme", "https", NULL };
+	nghttp2_nv nv[3];
+	uint8_t payload[512];
+	ssize_t len;
+	struct peer p;
+
+	peer_init(&p, 19);
+	for (int i = 0; i < 3; i++) {
+		nv[i].name = (uint8_t *)promise[2 * i];
+		nv[i].namelen = strlen(promise[2 * i]);
+		nv[i].value = (uint8_t *)promise[2 * i + 1];
+		nv[i].valuelen = strlen(promise[2 * i + 1]);
+		nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+	}
+	CHECK(request(&p, 1, "GET", "/page", 10) == HTTP2_NOTHING);
+	/* Padded, promising stream 2, on stream 1. */
+	payload[0] = 3;
+	memcpy(payload + 1, "\x00\x00\x00\x02", 4);
+	len = nghttp2_hd_deflate_hd(p.enc[1], payload + 5, 400, nv, 3);
+	CHECK(len > 0);
+	memset(payload + 5 + len, 0, 3);
+	CHECK(frame(&p, 1, SONDE_H2_PUSH_PROMISE,
+		    SONDE_H2_FLAG_END_HEADERS | SONDE_H2_FLAG_PADDED, 1,
+		    payload, (uint32_t)(len + 8), 512, 15) == HTTP2_NOTHING);
+	CHECK(response(&p, 1, "200", 20) == HTTP2_EXCHANGE);
+	check_exchange("GET", "/page", 200);
+	CHECK(response(&p, 2, "200", 30) == HTTP2_EXCHANGE);
+	check_exchange("GET", "/style.css", 200);
+	CHECK(out.ev.start_ns == 15 && out.ev.end_ns == 30);
+	http2_clear();
+	peer_free(&p);
+}
+
+static bool only_even_fds(uint32_t tgid, uint32_t fd, uint64_t file)
+{
+	(void)tgid;
+	(void)file;
+	return fd % 2 == 0;
+}
+
+TEST(sweep_forgets_closed_connections)
+{
+	struct peer p;
+
+	for (uint32_t fd = 20; fd < 30; fd++) {
+		peer_init(&p, fd);
+		CHECK(request(&p, 1, "GET", "/", 10) == HTTP2_NOTHING);
+		peer_free(&p);
+	}
+	CHECK(http2_connections() == 10);
+	http2_sweep(only_even_fds);
+	CHECK(http2_connections() == 5);
+	http2_clear();
+}
+
+TEST(connections_beyond_the_limit_are_lost)
+{
+	struct peer p;
+
+	for (uint32_t fd = 0; fd < HTTP2_MAX_CONNS; fd++) {
+		peer_init(&p, 1000 + fd);
+		CHECK(request(&p, 1, "GET", "/", 10) == HTTP2_NOTHING);
+		peer_free(&p);
+	}
+	peer_init(&p, 99999);
+	CHECK(request(&p, 1, "GET", "/", 10) == HTTP2_LOST);
+	CHECK(response(&p, 1, "200", 20) == HTTP2_NOTHING);
+	CHECK(http2_connections() == HTTP2_MAX_CONNS);
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(too_many_waiting_streams_forget_the_oldest)
+{
+	struct peer p;
+
+	peer_init(&p, 17);
+	for (uint32_t i = 0; i <= HTTP2_MAX_PENDING; i++)
+		CHECK(request(&p, 2 * i + 1, "GET", "/w", i) == HTTP2_NOTHING);
+	CHECK(response(&p, 3, "200", 1000) == HTTP2_EXCHANGE);
+	CHECK(response(&p, 2 * HTTP2_MAX_PENDING + 1, "200", 1000) ==
+	      HTTP2_EXCHANGE);
+	/* Stream 1's request was forgotten: its response waits. */
+	CHECK(response(&p, 1, "200", 1000) == HTTP2_NOTHING);
+	http2_clear();
+	peer_free(&p);
+}
+
+UNIT_MAIN("http2", UNIT_CASE(request_and_response_make_one_exchange),
+	  UNIT_CASE(dynamic_table_entries_are_followed_across_blocks),
+	  UNIT_CASE(blocks_in_small_pieces_padded_and_continued),
+	  UNIT_CASE(interleaved_streams_pair_by_stream_id),
+	  UNIT_CASE(interim_responses_and_trailers_end_nothing),
+	  UNIT_CASE(a_reset_stream_is_forgotten),
+	  UNIT_CASE(a_missing_record_loses_the_connection_once),
+	  UNIT_CASE(garbage_blocks_lose_the_connection),
+	  UNIT_CASE(padding_longer_than_its_frame_loses_the_connection),
+	  UNIT_CASE(long_heads_are_cut_like_http1_captures),
+	  UNIT_CASE(a_response_before_its_request_waits_for_it),
+	  UNIT_CASE(pushed_streams_are_requests_promised_by_the_server),
+	  UNIT_CASE(sweep_forgets_closed_connections),
+	  UNIT_CASE(connections_beyond_the_limit_are_lost),
+	  UNIT_CASE(too_many_waiting_streams_forget_the_oldest))
