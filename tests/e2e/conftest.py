@@ -295,6 +295,23 @@ NGINX_SITE = """
     }}"""
 
 
+# NGINX_SITE's {listen} for HTTPS, with the cert fixture's files.
+NGINX_TLS_LISTEN = """ ssl;
+        ssl_certificate {dir}/cert.pem;
+        ssl_certificate_key {dir}/key.pem"""
+
+
+@pytest.fixture
+def cert(tmp_path):
+    """A self-signed certificate for 127.0.0.1: (cert.pem, key.pem)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem"), "-days", "1",
+                    "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    return tmp_path / "cert.pem", tmp_path / "key.pem"
+
+
 def nginx_server(tmp_path, port, servers):
     """nginx with its files in tmp_path serving the given server blocks
     (already formatted), stopped by the caller."""

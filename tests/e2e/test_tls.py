@@ -14,14 +14,11 @@ import time
 
 import pytest
 
-from conftest import (HISTOGRAM, NGINX_SITE, SERVERS, Server, Sonde,
-                      client_series, free_port, keepalive_requests,
-                      nginx_server, nginx_site, wait_for)
+from conftest import (HISTOGRAM, NGINX_SITE, NGINX_TLS_LISTEN, SERVERS,
+                      Server, Sonde, client_series, free_port,
+                      keepalive_requests, nginx_server, nginx_site, wait_for)
 
 
-NGINX_TLS_LISTEN = """ ssl;
-        ssl_certificate {dir}/cert.pem;
-        ssl_certificate_key {dir}/key.pem"""
 # TLS 1.3 only: the client's Finished and first request can share a segment.
 NGINX_TLS13_LISTEN = NGINX_TLS_LISTEN + """;
         ssl_protocols TLSv1.3"""
@@ -65,16 +62,6 @@ NODE_TLS_SERVER = textwrap.dedent("""
         res.end('hello\\n');
       }).listen(Number(port), '127.0.0.1');
 """)
-
-
-@pytest.fixture
-def cert(tmp_path):
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-keyout", str(tmp_path / "key.pem"),
-                    "-out", str(tmp_path / "cert.pem"), "-days", "1",
-                    "-subj", "/CN=127.0.0.1"],
-                   check=True, capture_output=True)
-    return tmp_path / "cert.pem", tmp_path / "key.pem"
 
 
 @pytest.fixture
