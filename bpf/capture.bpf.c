@@ -649,12 +649,19 @@ static __always_inline void emit_exchange(struct conn_key *key, struct conn *c,
 	note_process(key->tgid, c);
 }
 
+/* Whether bytes read (is_read) or written on c go from server to client:
+ * a server writes them, a client reads them. */
+static __always_inline __u32 to_client(const struct conn *c, bool is_read)
+{
+	return is_read != (c->role == ROLE_SERVER);
+}
+
 /* HTTP/2 (RFC 9113). After the client's preface, a connection carries
  * frames: a 9-byte header (24-bit payload length, type, flags, 31-bit
  * stream id) and the payload. Each direction's frames are followed across
  * reads or writes of any size; the payloads of header blocks (HEADERS,
- * CONTINUATION, PUSH_PROMISE) and of RST_STREAM go to the daemon, everything else (DATA above all) is only
- * counted past. A connection whose frames cannot be followed any more is
+ * CONTINUATION, PUSH_PROMISE) and of RST_STREAM go to the daemon,
+ * everything else (DATA above all) is only counted past. A connection whose frames cannot be followed any more is
  * given up, counted: the daemon cannot decode its header blocks without
  * every byte of them. */
 struct h2_walk {
@@ -785,16 +792,17 @@ static long h2_step(__u32 i, void *ctx)
 	return 0;
 }
 
-/* n bytes at buf went in direction to_client on the HTTP/2 connection c. */
+/* n bytes at buf went in direction dir (as to_client gives it) on the
+ * HTTP/2 connection c. */
 static __always_inline void h2_data(struct conn_key *key, struct conn *c,
-				    const void *buf, long n, __u32 to_client)
+				    const void *buf, long n, __u32 dir)
 {
 	struct h2_walk w = {
 		.key = key,
 		.c = c,
 		.buf = buf,
 		.n = n,
-		.dir = to_client,
+		.dir = dir,
 	};
 
 	c->h2_pos = 0;
@@ -817,21 +825,17 @@ static __always_inline bool is_h2_preface(const char *p, __u32 got)
 }
 
 /* The client's preface starts buf: from here on c carries frames. The
- * preface is skipped like the payload of a frame nobody forwards. */
+ * preface is skipped like the payload of a frame nobody forwards (type
+ * 0). A connection starts HTTP/2 once, from the zeroed entry conn_track
+ * made: the other h2 fields are still 0, and the HTTP/1 state is not
+ * looked at again. */
 static __always_inline void h2_start(struct conn_key *key, struct conn *c,
 				     const void *buf, long n)
 {
 	c->h2 = H2_FOLLOWED;
-	c->phase = PHASE_IDLE;
 	c->h2_since = bpf_ktime_get_ns();
-	c->h2_seq[0] = 0;
-	c->h2_seq[1] = 0;
 	c->h2_len[0] = H2_PREFACE_LEN;
 	c->h2_left[0] = H2_PREFACE_LEN;
-	c->h2_type[0] = 0;
-	c->h2_left[1] = 0;
-	c->h2_part_len[0] = 0;
-	c->h2_part_len[1] = 0;
 	note_process(key->tgid, c);
 	h2_data(key, c, buf, n, 0);
 }
@@ -951,15 +955,14 @@ static __always_inline void conn_data(struct conn_key *key, struct conn *c,
 {
 	if (c->h2) {
 		if (c->h2 == H2_FOLLOWED)
-			h2_data(key, c, buf, n,
-				is_read != (c->role == ROLE_SERVER));
+			h2_data(key, c, buf, n, to_client(c, is_read));
 		return;
 	}
 	if (c->role == ROLE_UNKNOWN)
 		classify(c, buf, n, is_read);
 	if (c->role == ROLE_UNKNOWN)
 		return;
-	if (is_read == (c->role == ROLE_SERVER))
+	if (!to_client(c, is_read))
 		on_request_bytes(key, c, buf, n);
 	else
 		on_response_bytes(key, c, buf, n);
@@ -992,21 +995,33 @@ static __always_inline __u32 recv_flags(struct pt_regs *regs, __u8 flags_at)
 	return 0;
 }
 
+/* The iovec array of a vector read or write (IO_IOVEC or IO_MSGHDR), or
+ * NULL when the msghdr cannot be read. A msghdr also gives the array's
+ * length in *count; readv and writev pass it as their third argument. */
+static __always_inline const struct iovec *io_iovecs(__u64 arg, __u8 how,
+						     __u64 *count)
+{
+	struct user_msghdr msg;
+
+	if (how != IO_MSGHDR)
+		return (const struct iovec *)arg;
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)arg))
+		return NULL;
+	*count = msg.msg_iovlen;
+	return msg.msg_iov;
+}
+
 /* The first data buffer of a read or write: plain, iovec or msghdr. */
 static __always_inline const void *io_first_buffer(__u64 arg, __u8 how, long *n)
 {
-	struct user_msghdr msg;
+	const struct iovec *iovp;
 	struct iovec iov;
-	const void *iovp = (const void *)arg;
+	__u64 count;
 
 	if (how == IO_PLAIN)
 		return (const void *)arg;
-	if (how == IO_MSGHDR) {
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)arg))
-			return NULL;
-		iovp = msg.msg_iov;
-	}
-	if (bpf_probe_read_user(&iov, sizeof(iov), iovp))
+	iovp = io_iovecs(arg, how, &count);
+	if (!iovp || bpf_probe_read_user(&iov, sizeof(iov), iovp))
 		return NULL;
 	if ((__u64)*n > iov.iov_len)
 		*n = iov.iov_len;
@@ -1021,21 +1036,14 @@ static __always_inline void h2_vector(struct conn_key *key, struct conn *c,
 				      struct pt_regs *regs, __u64 arg, __u8 how,
 				      long ret, bool is_read)
 {
-	const struct iovec *iovp = (const struct iovec *)arg;
-	__u32 to_client = is_read != (c->role == ROLE_SERVER);
-	struct user_msghdr msg;
+	__u64 count = PT_REGS_PARM3_SYSCALL(regs);
+	const struct iovec *iovp = io_iovecs(arg, how, &count);
+	__u32 dir = to_client(c, is_read);
 	struct iovec iov;
-	__u64 count;
 
-	if (how == IO_MSGHDR) {
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)arg)) {
-			h2_unfollow(c);
-			return;
-		}
-		iovp = msg.msg_iov;
-		count = msg.msg_iovlen;
-	} else {
-		count = PT_REGS_PARM3_SYSCALL(regs);
+	if (!iovp) {
+		h2_unfollow(c);
+		return;
 	}
 	for (__u32 i = 0; i < H2_MAX_IOVECS; i++) {
 		if (ret <= 0 || i >= count)
@@ -1044,7 +1052,7 @@ static __always_inline void h2_vector(struct conn_key *key, struct conn *c,
 			break;
 		if ((__u64)ret < iov.iov_len)
 			iov.iov_len = ret;
-		h2_data(key, c, iov.iov_base, iov.iov_len, to_client);
+		h2_data(key, c, iov.iov_base, iov.iov_len, dir);
 		ret -= iov.iov_len;
 		if (c->h2 != H2_FOLLOWED)
 			return;

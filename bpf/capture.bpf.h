@@ -121,9 +121,10 @@ struct conn {
 	__u8 resp_part_len; /* bytes in resp_part */
 	__u8 h2;	    /* enum h2_state */
 	__u8 pad;
-	/* HTTP/2, per direction (index 0: bytes the client sends): the
-	 * frame being read, how much of its payload is still to come, and a
-	 * frame header cut short by the end of a read or write. */
+	/* HTTP/2. Arrays are per direction (index 0: bytes the client
+	 * sends): records sent, the frame being read, how much of its
+	 * payload is still to come, and a frame header cut short by the end
+	 * of a read or write. */
 	__u64 h2_since;	 /* sonde_h2_event.since */
 	__u32 h2_seq[2]; /* records sent (sonde_h2_event.seq) */
 	/* Bytes of the current read or write walked so far: kept here, not

@@ -149,11 +149,11 @@ struct sonde_tcp_event {
 
 /* HTTP/2 (RFC 9113) on a connection that began with the client's
  * preface: the BPF side follows the frames in each direction and sends
- * the payloads of HEADERS and CONTINUATION frames (the header blocks the
- * daemon's HPACK decoder needs, in order; PUSH_PROMISE frames carry one
- * too) and of RST_STREAM frames. One
- * record per piece of such a frame that one read or write carried, at
- * most SONDE_H2_DATA_CAP bytes; a longer piece takes several. All go
+ * the payloads of HEADERS, CONTINUATION and PUSH_PROMISE frames (the
+ * header blocks the daemon's HPACK decoder needs, in order) and of
+ * RST_STREAM frames. One record per piece of such a frame that one read
+ * or write carried, at most SONDE_H2_DATA_CAP bytes; a longer piece takes
+ * several. All go
  * through the shared ring, whose order is the order they were made in,
  * and seq numbers them per connection and direction: a gap means one was
  * lost. (A reader and a writer thread may send at once: each direction
@@ -168,8 +168,8 @@ struct sonde_tcp_event {
 #define SONDE_H2_FLAG_PRIORITY 0x20
 struct sonde_h2_event {
 	struct sonde_event_header hdr;
-	__u64 file;  /* struct file * of the connection's fd */
-	__u64 since; /* when its preface went: with tgid and fd, names it */
+	__u64 file;	/* struct file * of the connection's fd */
+	__u64 since;	/* when its preface went: with tgid and fd, names it */
 	__u8 saddr[16]; /* local address (IPv4 in the first 4 bytes) */
 	__u8 daddr[16]; /* peer address */
 	__u32 fd;
@@ -181,7 +181,8 @@ struct sonde_h2_event {
 	__u16 dport;	 /* peer port, host order */
 	__u16 family;	 /* AF_INET or AF_INET6 */
 	__u16 len;	 /* bytes valid in data */
-	__u8 type;	 /* SONDE_H2_HEADERS, _CONTINUATION or _RST_STREAM */
+	__u8 type;	 /* SONDE_H2_HEADERS, _CONTINUATION, _PUSH_PROMISE or
+			  * _RST_STREAM */
 	__u8 flags;	 /* the frame's flags */
 	__u8 to_client;	 /* 0: sent by the client, 1: by the server */
 	__u8 role;	 /* enum sonde_role of the traced process */

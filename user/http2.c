@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "http2.h"
+#include "strmap.h"
 
 /* The largest dynamic table a peer may have announced in its SETTINGS,
  * which sonde does not read: the decoder accepts size updates up to it.
@@ -33,7 +34,7 @@ struct direction {
  * the response then waits for its request (answered). */
 struct pending {
 	uint32_t stream;
-	uint16_t head_len;
+	size_t head_len;
 	bool answered;
 	int status;  /* answered: the response's code */
 	uint64_t ns; /* the request's time, or the response's */
@@ -61,12 +62,8 @@ static size_t ngiven_up;
 /* Every connection a process has had on one fd is in one bucket. */
 static unsigned bucket_of(uint32_t tgid, uint32_t fd)
 {
-	uint64_t h = (uint64_t)tgid << 32 | fd;
-
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return (unsigned)(h & (NBUCKETS - 1));
+	return (unsigned)(strmap_hash_finish((uint64_t)tgid << 32 | fd) &
+			  (NBUCKETS - 1));
 }
 
 static struct conn **find(uint32_t tgid, uint32_t fd, uint64_t since)
@@ -79,13 +76,20 @@ static struct conn **find(uint32_t tgid, uint32_t fd, uint64_t since)
 	return p;
 }
 
-static void conn_free(struct conn *c)
+static void decoders_free(struct conn *c)
 {
 	for (int d = 0; d < 2; d++) {
 		if (c->dir[d].decoder)
 			nghttp2_hd_inflate_del(c->dir[d].decoder);
-		free(c->dir[d].block);
+		c->dir[d].decoder = NULL;
 	}
+}
+
+static void conn_free(struct conn *c)
+{
+	decoders_free(c);
+	for (int d = 0; d < 2; d++)
+		free(c->dir[d].block);
 	free(c->pending);
 	if (c->given_up)
 		ngiven_up--;
@@ -116,10 +120,7 @@ static struct conn *conn_new(const struct sonde_h2_event *ev)
 							 DECODER_TABLE_MAX))
 			room = false;
 	if (!room) {
-		for (int d = 0; d < 2; d++)
-			if (c->dir[d].decoder)
-				nghttp2_hd_inflate_del(c->dir[d].decoder);
-		memset(c->dir, 0, sizeof(c->dir));
+		decoders_free(c);
 		c->given_up = c->lost = true;
 		ngiven_up++;
 		return c;
@@ -144,16 +145,20 @@ static void pending_remove(struct conn *c, struct pending *p)
 	c->npending--;
 }
 
-/* Appends "s" (len bytes) to the request head being written, as far as
- * SONDE_REQ_CAP allows: beyond it the capture is cut, as HTTP/1's is. */
+/* Appends len bytes at s to dst, which holds *used of its cap bytes, as
+ * far as they fit: beyond cap the text is cut, as HTTP/1's capture is. */
+static void put(char *dst, size_t cap, size_t *used, const void *s, size_t len)
+{
+	if (len > cap - *used)
+		len = cap - *used;
+	memcpy(dst + *used, s, len);
+	*used += len;
+}
+
+/* Appends to the request head being written in p. */
 static void head_put(struct pending *p, const void *s, size_t len)
 {
-	size_t room = SONDE_REQ_CAP - p->head_len;
-
-	if (len > room)
-		len = room;
-	memcpy(p->head + p->head_len, s, len);
-	p->head_len = (uint16_t)(p->head_len + len);
+	put(p->head, sizeof(p->head), &p->head_len, s, len);
 }
 
 /* What a header block says, as far as sonde uses it: copied as each
@@ -197,12 +202,7 @@ static bool take_value(const nghttp2_nv *nv, char *dst, size_t room,
 
 static void fields_put(struct block_fields *f, const void *s, size_t len)
 {
-	size_t room = sizeof(f->fields) - f->fields_len;
-
-	if (len > room)
-		len = room;
-	memcpy(f->fields + f->fields_len, s, len);
-	f->fields_len += len;
+	put(f->fields, sizeof(f->fields), &f->fields_len, s, len);
 }
 
 /* The status code in a :status value: three digits, 100 to 599; 0 for

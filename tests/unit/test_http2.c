@@ -106,17 +106,13 @@ static enum http2_result frame(struct peer *p, int to_client, uint8_t type,
 	return r;
 }
 
-/* Encodes fields (name, value, name, value, ..., NULL) with the sender's
- * encoder and sends them as one header block. */
-static enum http2_result block(struct peer *p, int to_client, uint32_t stream,
-			       const struct framing *fr, uint64_t ts,
-			       const char *const *fields)
+/* Encodes fields (name, value, name, value, ..., NULL) with the
+ * sender's encoder into dst; returns the block's length. */
+static size_t encode(struct peer *p, int to_client, const char *const *fields,
+		     uint8_t *dst, size_t room)
 {
 	nghttp2_nv nv[32];
-	uint8_t blk[8192], payload[9000];
-	size_t n = 0, front, blen, first, off;
-	enum http2_result r;
-	uint8_t flags = 0;
+	size_t n = 0;
 	ssize_t len;
 
 	for (; fields[2 * n]; n++) {
@@ -126,9 +122,23 @@ static enum http2_result block(struct peer *p, int to_client, uint32_t stream,
 		nv[n].valuelen = strlen(fields[2 * n + 1]);
 		nv[n].flags = NGHTTP2_NV_FLAG_NONE;
 	}
-	len = nghttp2_hd_deflate_hd(p->enc[to_client], blk, sizeof(blk), nv, n);
+	len = nghttp2_hd_deflate_hd(p->enc[to_client], dst, room, nv, n);
 	CHECK(len > 0);
-	blen = (size_t)len;
+	return len > 0 ? (size_t)len : 0;
+}
+
+/* Encodes fields with the sender's encoder and sends them as one header
+ * block. */
+static enum http2_result block(struct peer *p, int to_client, uint32_t stream,
+			       const struct framing *fr, uint64_t ts,
+			       const char *const *fields)
+{
+	uint8_t blk[8192], payload[9000];
+	size_t blen = encode(p, to_client, fields, blk, sizeof(blk));
+	size_t front, first, off;
+	enum http2_result r;
+	uint8_t flags = 0;
+
 	first = fr->cont_at && fr->cont_at < blen ? fr->cont_at : blen;
 	front = 0;
 	if (fr->padding) {
@@ -453,25 +463,16 @@ TEST(pushed_streams_are_requests_promised_by_the_server)
 {
 	const char *promise[] = { ":method", "GET",   ":path", "/style.css",
 				  ":scheme", "https", NULL };
-	nghttp2_nv nv[3];
 	uint8_t payload[512];
-	ssize_t len;
+	size_t len;
 	struct peer p;
 
 	peer_init(&p, 19);
-	for (int i = 0; i < 3; i++) {
-		nv[i].name = (uint8_t *)promise[2 * i];
-		nv[i].namelen = strlen(promise[2 * i]);
-		nv[i].value = (uint8_t *)promise[2 * i + 1];
-		nv[i].valuelen = strlen(promise[2 * i + 1]);
-		nv[i].flags = NGHTTP2_NV_FLAG_NONE;
-	}
 	CHECK(request(&p, 1, "GET", "/page", 10) == HTTP2_NOTHING);
 	/* Padded, promising stream 2, on stream 1. */
 	payload[0] = 3;
 	memcpy(payload + 1, "\x00\x00\x00\x02", 4);
-	len = nghttp2_hd_deflate_hd(p.enc[1], payload + 5, 400, nv, 3);
-	CHECK(len > 0);
+	len = encode(&p, 1, promise, payload + 5, 400);
 	memset(payload + 5 + len, 0, 3);
 	CHECK(frame(&p, 1, SONDE_H2_PUSH_PROMISE,
 		    SONDE_H2_FLAG_END_HEADERS | SONDE_H2_FLAG_PADDED, 1,
