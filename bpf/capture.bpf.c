@@ -1028,36 +1028,55 @@ static __always_inline const void *io_first_buffer(__u64 arg, __u8 how, long *n)
 	return iov.iov_base;
 }
 
-/* Every buffer of a readv, writev, recvmsg or sendmsg that carried some
- * of its ret bytes, in order, on an HTTP/2 connection: frames are cut
- * anywhere (nginx writes a frame's header and its payload from two
- * buffers). */
-static __always_inline void h2_vector(struct conn_key *key, struct conn *c,
-				      struct pt_regs *regs, __u64 arg, __u8 how,
-				      long ret, bool is_read)
+struct h2_iov_walk {
+	struct conn_key *key;
+	struct conn *c;
+	const struct iovec *iovp;
+	__u64 count;
+	long ret;    /* bytes still to walk */
+	__u32 first; /* the buffer to start from */
+	__u32 dir;
+};
+
+/* The next buffer of a vector call. bpf_loop's callback: 1 stops. */
+static long h2_iov_step(__u32 i, void *ctx)
 {
-	__u64 count = PT_REGS_PARM3_SYSCALL(regs);
-	const struct iovec *iovp = io_iovecs(arg, how, &count);
-	__u32 dir = to_client(c, is_read);
+	struct h2_iov_walk *v = ctx;
+	__u64 at = (__u64)v->first + i;
 	struct iovec iov;
 
-	if (!iovp) {
-		h2_unfollow(c);
-		return;
-	}
-	for (__u32 i = 0; i < H2_MAX_IOVECS; i++) {
-		if (ret <= 0 || i >= count)
-			return;
-		if (bpf_probe_read_user(&iov, sizeof(iov), &iovp[i]))
-			break;
-		if ((__u64)ret < iov.iov_len)
-			iov.iov_len = ret;
-		h2_data(key, c, iov.iov_base, iov.iov_len, dir);
-		ret -= iov.iov_len;
-		if (c->h2 != H2_FOLLOWED)
-			return;
-	}
-	if (ret > 0)
+	if (v->ret <= 0 || at >= v->count ||
+	    bpf_probe_read_user(&iov, sizeof(iov), &v->iovp[at]))
+		return 1;
+	if ((__u64)v->ret < iov.iov_len)
+		iov.iov_len = v->ret;
+	h2_data(v->key, v->c, iov.iov_base, iov.iov_len, v->dir);
+	v->ret -= iov.iov_len;
+	return v->c->h2 != H2_FOLLOWED;
+}
+
+/* The buffers of a readv, writev, recvmsg or sendmsg from the first-th
+ * on, which carried ret bytes, in order, on an HTTP/2 connection: frames
+ * are cut anywhere (nginx writes a frame's header and its payload from
+ * two buffers; node writes each frame's parts from their own, a hundred
+ * buffers in one writev). */
+static __always_inline void h2_vector(struct conn_key *key, struct conn *c,
+				      struct pt_regs *regs, __u64 arg, __u8 how,
+				      long ret, bool is_read, __u32 first)
+{
+	struct h2_iov_walk v = {
+		.key = key,
+		.c = c,
+		.count = PT_REGS_PARM3_SYSCALL(regs),
+		.ret = ret,
+		.first = first,
+		.dir = to_client(c, is_read),
+	};
+
+	v.iovp = io_iovecs(arg, how, &v.count);
+	if (v.iovp)
+		bpf_loop(H2_MAX_IOVECS, h2_iov_step, &v, 0);
+	if (c->h2 == H2_FOLLOWED && v.ret > 0)
 		h2_unfollow(c);
 }
 
@@ -1073,6 +1092,7 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read,
 	struct conn *c;
 	__u8 skipped;
 	__u64 arg2;
+	long first;
 
 	/* A read that would block carries no bytes, but inside an OpenSSL
 	 * call (a handshake waiting for the peer) it names the socket. */
@@ -1096,13 +1116,18 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read,
 	if (ret <= 0 || !c || c->tls)
 		return 0;
 	if (c->h2 && how != IO_PLAIN) {
-		h2_vector(&key, c, regs, arg2, how, ret, is_read);
+		h2_vector(&key, c, regs, arg2, how, ret, is_read, 0);
 		return 0;
 	}
-	buf = io_first_buffer(arg2, how, &ret);
-	if (!buf || ret <= 0)
+	first = ret;
+	buf = io_first_buffer(arg2, how, &first);
+	if (!buf || first <= 0)
 		return 0;
-	conn_data(&key, c, buf, ret, is_read);
+	conn_data(&key, c, buf, first, is_read);
+	/* The preface filled the first buffer: the other buffers hold
+	 * frames (node writes the preface and its SETTINGS from two). */
+	if (c->h2 == H2_FOLLOWED && ret > first)
+		h2_vector(&key, c, regs, arg2, how, ret - first, is_read, 1);
 	return 0;
 }
 

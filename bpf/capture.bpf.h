@@ -78,8 +78,9 @@ enum h2_state {
  * write may take; a buffer holding more frames than that loses the
  * connection, counted. */
 #define H2_MAX_STEPS 512
-/* Buffers of one readv or writev followed; more lose the connection. */
-#define H2_MAX_IOVECS 16
+/* Buffers of one readv or writev followed: the kernel's own limit
+ * (UIO_MAXIOV), so none is too many. */
+#define H2_MAX_IOVECS 1024
 
 enum io_how {
 	IO_PLAIN = 0, /* the buffer argument is the data */
