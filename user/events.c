@@ -6,6 +6,7 @@
 
 #include "events.h"
 #include "families.h"
+#include "grpc.h"
 #include "capture.h"
 #include "http1.h"
 #include "http2.h"
@@ -154,6 +155,40 @@ static size_t exchange_req_len(const struct sonde_http_event *ev, size_t size)
 	return len < room ? len : room;
 }
 
+/* The process that made exchange ev, or NULL when it is not traced;
+ * comm receives the name the kernel gave. */
+static const struct procinfo *
+exchange_process(const struct sonde_http_event *ev,
+		 char comm[SONDE_COMM_LEN + 1])
+{
+	const struct procinfo *info;
+
+	memcpy(comm, ev->comm, SONDE_COMM_LEN);
+	comm[SONDE_COMM_LEN] = '\0';
+	info = procinfo_get(ev->hdr.tgid, comm);
+	/* The kernel filters by verdict; this catches a process's first
+	 * exchanges while the daemon was still deciding on it. */
+	if (!selection_conn_traced(info->verdict, ev->sport))
+		return NULL;
+	otlp_note_process(info, ev->hdr.tgid, comm);
+	return info;
+}
+
+static uint64_t exchange_duration(const struct sonde_http_event *ev)
+{
+	return ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
+}
+
+/* The client side's server_address and server_port labels. */
+static void peer_labels(const struct sonde_http_event *ev,
+			char peer[INET6_ADDRSTRLEN], char port[8])
+{
+	if (events_format_address(ev->family, ev->daddr, peer,
+				  INET6_ADDRSTRLEN))
+		strcpy(peer, ROUTE_UNKNOWN);
+	events_format_uint(ev->dport, port, 8);
+}
+
 static void handle_exchange(const struct sonde_http_event *ev, size_t size)
 {
 	size_t resp_len =
@@ -166,15 +201,10 @@ static void handle_exchange(const struct sonde_http_event *ev, size_t size)
 	char route[ROUTE_MAX + 1];
 	char comm[SONDE_COMM_LEN + 1];
 	char status[12], port[8], peer[INET6_ADDRSTRLEN];
-	uint64_t duration_ns;
 	int code;
 
-	memcpy(comm, ev->comm, SONDE_COMM_LEN);
-	comm[SONDE_COMM_LEN] = '\0';
-	info = procinfo_get(ev->hdr.tgid, comm);
-	/* The kernel filters by verdict; this catches a process's first
-	 * exchanges while the daemon was still deciding on it. */
-	if (!selection_conn_traced(info->verdict, ev->sport))
+	info = exchange_process(ev, comm);
+	if (!info)
 		return;
 	code = http1_parse_status(ev->resp, resp_len);
 	if (code < 0) {
@@ -201,19 +231,15 @@ static void handle_exchange(const struct sonde_http_event *ev, size_t size)
 		request_labels(ev, req_len, &method, route, sizeof(route));
 	events_format_uint((unsigned)code, status, sizeof(status));
 	values[0] = info->service;
-	otlp_note_process(info, ev->hdr.tgid, comm);
-	duration_ns = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
 	if (ev->role == SONDE_ROLE_CLIENT) {
-		if (events_format_address(ev->family, ev->daddr, peer,
-					  sizeof(peer)))
-			strcpy(peer, ROUTE_UNKNOWN);
-		events_format_uint(ev->dport, port, sizeof(port));
+		peer_labels(ev, peer, port);
 		values[HTTP_CLIENT_METHOD] = http1_method_name(method);
 		values[HTTP_CLIENT_STATUS] = status;
 		values[HTTP_CLIENT_ADDRESS] = peer;
 		values[HTTP_CLIENT_PORT] = port;
 		labels_fill_optional(info, values + HTTP_CLIENT_NLABELS);
-		registry_observe(&family_http_client, values, duration_ns);
+		registry_observe(&family_http_client, values,
+				 exchange_duration(ev));
 		return;
 	}
 	events_format_uint(ev->sport, port, sizeof(port));
@@ -223,7 +249,45 @@ static void handle_exchange(const struct sonde_http_event *ev, size_t size)
 	values[HTTP_SERVER_PORT] = port;
 	labels_fill(info, ev->req, req_len, ev->pipeline_idx,
 		    values + HTTP_SERVER_NLABELS, captured);
-	registry_observe(&family_http_server, values, duration_ns);
+	registry_observe(&family_http_server, values, exchange_duration(ev));
+}
+
+/* A gRPC call, as http2_handle hands it back: the exchange record of its
+ * request, and its status. */
+static void handle_grpc(const struct sonde_http_event *ev, size_t size,
+			int grpc_status)
+{
+	size_t req_len = exchange_req_len(ev, size);
+	const char *values[REGISTRY_MAX_LABELS];
+	const struct procinfo *info;
+	struct http1_request req;
+	char comm[SONDE_COMM_LEN + 1];
+	char method[ROUTE_MAX + 1], port[8], peer[INET6_ADDRSTRLEN];
+
+	info = exchange_process(ev, comm);
+	if (!info)
+		return;
+	if (http1_parse_request(ev->req, req_len, 0, &req) ||
+	    !path_complete(&req) ||
+	    !grpc_method(req.target, req.target_len, method, sizeof(method)))
+		strcpy(method, METHOD_OTHER);
+	values[0] = info->service;
+	values[RPC_SYSTEM] = "grpc";
+	values[RPC_METHOD] = method;
+	values[RPC_STATUS] = grpc_status_name(grpc_status);
+	if (ev->role == SONDE_ROLE_CLIENT) {
+		peer_labels(ev, peer, port);
+		values[RPC_CLIENT_ADDRESS] = peer;
+		values[RPC_CLIENT_PORT] = port;
+		labels_fill_optional(info, values + RPC_CLIENT_NLABELS);
+		registry_observe(&family_rpc_client, values,
+				 exchange_duration(ev));
+		return;
+	}
+	events_format_uint(ev->sport, port, sizeof(port));
+	values[RPC_SERVER_PORT] = port;
+	labels_fill_optional(info, values + RPC_SERVER_NLABELS);
+	registry_observe(&family_rpc_server, values, exchange_duration(ev));
 }
 
 static void handle_http2(const struct sonde_h2_event *ev, size_t size)
@@ -233,9 +297,14 @@ static void handle_http2(const struct sonde_h2_event *ev, size_t size)
 		char bytes[SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP)];
 	} out;
 
-	switch (http2_handle(ev, size, &out.ev)) {
+	int grpc_status;
+
+	switch (http2_handle(ev, size, &out.ev, &grpc_status)) {
 	case HTTP2_EXCHANGE:
-		handle_exchange(&out.ev, sizeof(out.bytes));
+		if (grpc_status >= 0)
+			handle_grpc(&out.ev, sizeof(out.bytes), grpc_status);
+		else
+			handle_exchange(&out.ev, sizeof(out.bytes));
 		break;
 	case HTTP2_LOST:
 		count(&parse_errors[PARSE_ERROR_HTTP2_LOST]);

@@ -40,6 +40,45 @@ struct metric_family family_http_client = {
 	.cap = REGISTRY_CAP_PEER,
 };
 
+/* gRPC calls, after the RPC conventions
+ * (https://opentelemetry.io/docs/specs/semconv/rpc/rpc-metrics/): the
+ * method is "pkg.Service/Method", the status the gRPC code's name. The
+ * method comes from the traffic, so it is capped like a route, on both
+ * sides (a proxy calls whatever its callers ask for). */
+struct metric_family family_rpc_server = {
+	.name = "rpc_server_call_duration_seconds",
+	.otel_name = "rpc.server.call.duration",
+	.unit = "s",
+	.help = "Duration of gRPC calls served, from the request head read "
+		"to the response's end (trailers) written.",
+	.kind = METRIC_HISTOGRAM,
+	.nlabels = RPC_SERVER_NLABELS,
+	.labels = { "service_name", "rpc_system_name", "rpc_method",
+		    "rpc_response_status_code", "server_port" },
+	.otel_labels = { "service.name", "rpc.system.name", "rpc.method",
+			 "rpc.response.status_code", "server.port" },
+	.capped_label = RPC_METHOD,
+	.cap = REGISTRY_CAP_ROUTE,
+};
+
+struct metric_family family_rpc_client = {
+	.name = "rpc_client_call_duration_seconds",
+	.otel_name = "rpc.client.call.duration",
+	.unit = "s",
+	.help = "Duration of gRPC calls made, from the request head written "
+		"to the response's end (trailers) read.",
+	.kind = METRIC_HISTOGRAM,
+	.nlabels = RPC_CLIENT_NLABELS,
+	.labels = { "service_name", "rpc_system_name", "rpc_method",
+		    "rpc_response_status_code", "server_address",
+		    "server_port" },
+	.otel_labels = { "service.name", "rpc.system.name", "rpc.method",
+			 "rpc.response.status_code", "server.address",
+			 "server.port" },
+	.capped_label = RPC_METHOD,
+	.cap = REGISTRY_CAP_ROUTE,
+};
+
 struct metric_family family_tcp_connect_duration = {
 	.name = "sonde_tcp_connect_duration_seconds",
 	.otel_name = "sonde.tcp.connect.duration",

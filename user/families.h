@@ -21,6 +21,10 @@ enum {
 	HTTP_CLIENT_PORT,
 	HTTP_CLIENT_NLABELS
 };
+/* gRPC calls: server_port on the server side, the peer on the client's. */
+enum { RPC_SYSTEM = 1, RPC_METHOD, RPC_STATUS, RPC_NLABELS };
+enum { RPC_SERVER_PORT = RPC_NLABELS, RPC_SERVER_NLABELS };
+enum { RPC_CLIENT_ADDRESS = RPC_NLABELS, RPC_CLIENT_PORT, RPC_CLIENT_NLABELS };
 enum { TCP_PEER_ADDRESS = 1, TCP_PEER_PORT, TCP_PEER_NLABELS };
 enum { TCP_CONNECTS_RESULT = TCP_PEER_NLABELS, TCP_CONNECTS_NLABELS };
 enum { TCP_RESETS_DIRECTION = 1, TCP_RESETS_NLABELS };
@@ -30,6 +34,8 @@ enum { FUNCTION_NAME = 1, FUNCTION_NLABELS };
 
 extern struct metric_family family_http_server;
 extern struct metric_family family_http_client;
+extern struct metric_family family_rpc_server;
+extern struct metric_family family_rpc_client;
 extern struct metric_family family_tcp_connect_duration;
 extern struct metric_family family_tcp_connects;
 extern struct metric_family family_tcp_resets;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grpc.h"
 #include "http2.h"
 #include "strmap.h"
 
@@ -21,6 +22,7 @@ struct direction {
 	uint32_t frame_stream; /* the stream its frames are sent on */
 	uint64_t block_ns;     /* when its first piece went */
 	bool in_block;	       /* a HEADERS came; pieces until END_HEADERS */
+	bool end_stream;       /* its HEADERS ends the stream */
 	bool promise; /* a PUSH_PROMISE: the request of a pushed stream */
 	/* The frame being received: bytes before the block (pad length,
 	 * priority) and padding after it. */
@@ -28,16 +30,23 @@ struct direction {
 	uint32_t front, pad;
 };
 
-/* A stream with one half seen. Usually its request, waiting for the
+/* A stream not yet handed back. Usually its request, waiting for the
  * response. A client's reader thread can take the response in before
  * the writer thread's syscall has returned from sending the request:
- * the response then waits for its request (answered). */
+ * the response then waits for its request. A gRPC call waits on after
+ * its response head, for the trailers that carry its status. */
 struct pending {
 	uint32_t stream;
 	size_t head_len;
-	bool answered;
-	int status;  /* answered: the response's code */
-	uint64_t ns; /* the request's time, or the response's */
+	bool requested;	     /* its request came: head and ns hold it */
+	bool grpc;	     /* the request is a gRPC call */
+	bool responded;	     /* its final response head came */
+	bool ended;	     /* the response ended, or the stream was reset */
+	int status;	     /* responded: the response's code */
+	int grpc_status;     /* ended: the call's gRPC status */
+	uint64_t timeout_ns; /* the request's grpc-timeout (0: none) */
+	uint64_t ns;	     /* the request's time */
+	uint64_t resp_ns, end_ns;
 	char head[SONDE_REQ_CAP];
 };
 
@@ -167,7 +176,10 @@ struct block_fields {
 	char method[32], path[SONDE_REQ_CAP], authority[SONDE_REQ_CAP];
 	size_t method_len, path_len, authority_len;
 	bool has_method, has_path, has_authority;
-	int status; /* -1: none, 0: not a status code */
+	int status;	     /* -1: none, 0: not a status code */
+	int grpc_status;     /* -1: none */
+	bool grpc;	     /* content-type names gRPC */
+	uint64_t timeout_ns; /* grpc-timeout; 0: none */
 	/* Regular fields as "name: value\r\n" lines, as far as they fit. */
 	char fields[SONDE_REQ_CAP];
 	size_t fields_len;
@@ -231,9 +243,16 @@ static void field(struct block_fields *f, const nghttp2_nv *nv)
 				   &f->authority_len);
 	else if (name_is(nv, ":status"))
 		f->status = status_code(nv);
+	else if (name_is(nv, "grpc-status"))
+		f->grpc_status = grpc_status_parse(nv->value, nv->valuelen);
 	else if (nv->namelen && nv->name[0] != ':' &&
 		 clean(nv->name, nv->namelen) &&
 		 clean(nv->value, nv->valuelen)) {
+		if (name_is(nv, "content-type"))
+			f->grpc = grpc_content_type(nv->value, nv->valuelen);
+		else if (name_is(nv, "grpc-timeout"))
+			f->timeout_ns =
+				grpc_timeout_parse(nv->value, nv->valuelen);
 		fields_put(f, nv->name, nv->namelen);
 		fields_put(f, ": ", 2);
 		fields_put(f, nv->value, nv->valuelen);
@@ -249,6 +268,7 @@ static bool decode(struct direction *d, struct block_fields *f)
 	size_t rest = d->block_len;
 
 	f->status = -1;
+	f->grpc_status = -1;
 	for (;;) {
 		nghttp2_nv nv;
 		int flags = 0;
@@ -345,7 +365,7 @@ static struct pending *pending_add(struct conn *c, uint32_t stream,
 	if (c->npending == c->pending_room) {
 		if (!c->npending)
 			return NULL;
-		*unanswered = c->pending[0].answered;
+		*unanswered = !c->pending[0].requested;
 		pending_remove(c, &c->pending[0]);
 	}
 	p = &c->pending[c->npending++];
@@ -354,15 +374,53 @@ static struct pending *pending_add(struct conn *c, uint32_t stream,
 	return p;
 }
 
+/* Hands p back as an exchange once it is whole: an HTTP exchange at its
+ * response head, a gRPC call at its end, when its status is known.
+ * *grpc_status is the call's status, or -1 for HTTP. */
+static enum http2_result finish(struct conn *c, struct pending *p,
+				const struct sonde_h2_event *ev,
+				struct sonde_http_event *out, int *grpc_status)
+{
+	if (!p->requested || !(p->grpc ? p->ended : p->responded))
+		return HTTP2_NOTHING;
+	*grpc_status = p->grpc ? p->grpc_status : -1;
+	fill_exchange(ev, p, p->status, p->grpc ? p->end_ns : p->resp_ns, out);
+	pending_remove(c, p);
+	return HTTP2_EXCHANGE;
+}
+
+/* The stream's response ended at ns with a gRPC status (meaningful only
+ * if its request turns out to be a gRPC call). */
+static void end(struct pending *p, int grpc_status, uint64_t ns)
+{
+	p->ended = true;
+	p->grpc_status = grpc_status;
+	p->end_ns = ns;
+}
+
+/* The pending entry for d's stream, added when there is none. NULL when
+ * out of memory; *dropped as pending_add says. */
+static struct pending *pending_get(struct conn *c, struct direction *d,
+				   bool *dropped)
+{
+	struct pending *p = pending_find(c, d->stream);
+
+	*dropped = false;
+	return p ? p : pending_add(c, d->stream, dropped);
+}
+
 /* Acts on d's finished header block: a request (or a server's promise)
- * opens its stream, a final response closes it. Trailers and interim
- * responses change nothing. */
+ * opens its stream, a final response head answers it, and trailers (or
+ * a head that ends the stream) end it. Interim responses change
+ * nothing. */
 static enum http2_result block_done(struct conn *c, struct direction *d,
 				    const struct sonde_h2_event *ev,
-				    struct sonde_http_event *out)
+				    struct sonde_http_event *out,
+				    int *grpc_status)
 {
 	struct block_fields f;
 	struct pending *p;
+	enum http2_result r;
 	bool dropped;
 
 	d->in_block = false;
@@ -371,48 +429,53 @@ static enum http2_result block_done(struct conn *c, struct direction *d,
 		return HTTP2_LOST;
 	p = pending_find(c, d->stream);
 	if (!ev->to_client || d->promise) {
-		if (!f.has_method || (p && !p->answered))
+		if (!f.has_method || (p && p->requested))
 			return HTTP2_NOTHING;
-		if (p) {
-			/* Its response came first. */
-			struct pending req = *p;
-
-			req.ns = d->block_ns;
-			request_head(&req, &f);
-			fill_exchange(ev, &req, p->status, p->ns, out);
-			pending_remove(c, p);
-			return HTTP2_EXCHANGE;
-		}
-		p = pending_add(c, d->stream, &dropped);
+		p = pending_get(c, d, &dropped);
 		if (!p)
 			return HTTP2_LOST;
+		p->requested = true;
+		p->grpc = f.grpc && !d->promise;
+		p->timeout_ns = f.timeout_ns;
 		p->ns = d->block_ns;
 		request_head(p, &f);
-		return dropped ? HTTP2_NO_REQUEST : HTTP2_NOTHING;
-	}
-	if (f.status < 0 || (f.status >= 100 && f.status < 200))
+	} else if (f.status < 0) {
+		/* Trailers: the end of a stream whose head came. */
+		if (!p || !p->responded || p->ended)
+			return HTTP2_NOTHING;
+		end(p, f.grpc_status >= 0 ? f.grpc_status : GRPC_UNKNOWN,
+		    d->block_ns);
+		dropped = false;
+	} else if (f.status >= 100 && f.status < 200) {
 		return HTTP2_NOTHING;
-	if (!p || p->answered) {
-		if (p)
-			return HTTP2_NO_REQUEST;
-		p = pending_add(c, d->stream, &dropped);
+	} else {
+		if (p && p->responded)
+			return p->requested ? HTTP2_NOTHING : HTTP2_NO_REQUEST;
+		p = pending_get(c, d, &dropped);
 		if (!p)
 			return HTTP2_LOST;
-		p->answered = true;
+		p->responded = true;
 		p->status = f.status;
-		p->ns = d->block_ns;
-		return dropped ? HTTP2_NO_REQUEST : HTTP2_NOTHING;
+		p->resp_ns = d->block_ns;
+		/* A head alone ("trailers-only"): the status is in it, or
+		 * follows from the HTTP one. */
+		if (d->end_stream)
+			end(p,
+			    f.grpc_status >= 0 ?
+				    f.grpc_status :
+				    grpc_status_from_http(f.status),
+			    d->block_ns);
 	}
-	fill_exchange(ev, p, f.status, d->block_ns, out);
-	pending_remove(c, p);
-	return HTTP2_EXCHANGE;
+	r = finish(c, p, ev, out, grpc_status);
+	return r == HTTP2_NOTHING && dropped ? HTTP2_NO_REQUEST : r;
 }
 
 /* Takes in the piece [offset, offset + len) of a HEADERS or CONTINUATION
  * frame's payload. */
 static enum http2_result block_piece(struct conn *c,
 				     const struct sonde_h2_event *ev,
-				     size_t len, struct sonde_http_event *out)
+				     size_t len, struct sonde_http_event *out,
+				     int *grpc_status)
 {
 	struct direction *d = &c->dir[ev->to_client ? 1 : 0];
 	size_t lo, hi, end = (size_t)ev->offset + len;
@@ -434,6 +497,8 @@ static enum http2_result block_piece(struct conn *c,
 			d->stream = ev->stream_id;
 			d->block_ns = ev->hdr.ts_ns;
 			d->promise = ev->type == SONDE_H2_PUSH_PROMISE;
+			d->end_stream = ev->type == SONDE_H2_HEADERS &&
+					(ev->flags & SONDE_H2_FLAG_END_STREAM);
 			if (ev->type == SONDE_H2_HEADERS &&
 			    (ev->flags & SONDE_H2_FLAG_PRIORITY))
 				d->front += 5;
@@ -484,7 +549,7 @@ static enum http2_result block_piece(struct conn *c,
 	}
 	if (end == ev->frame_len &&
 	    (d->frame_flags & SONDE_H2_FLAG_END_HEADERS))
-		return block_done(c, d, ev, out);
+		return block_done(c, d, ev, out, grpc_status);
 	return HTTP2_NOTHING;
 }
 
@@ -506,8 +571,49 @@ static void forget_earlier(uint32_t tgid, uint32_t fd, uint64_t since)
 	}
 }
 
+/* RST_STREAM error codes (RFC 9113 section 7) sonde tells apart. */
+#define H2_NO_ERROR 0x0
+#define H2_CANCEL 0x8
+
+/* A stream was reset: no response will come. A gRPC call ends there,
+ * with the status the reset's error code stands for, or with
+ * DEADLINE_EXCEEDED when it was reset at its deadline (grpc-timeout). */
+static enum http2_result reset(struct conn *c, const struct sonde_h2_event *ev,
+			       size_t len, struct sonde_http_event *out,
+			       int *grpc_status)
+{
+	struct pending *p = pending_find(c, ev->stream_id);
+	const uint8_t *code = (const uint8_t *)ev->data;
+	uint32_t error;
+	int status;
+
+	if (!p)
+		return HTTP2_NOTHING;
+	if (p->requested && !p->grpc) {
+		pending_remove(c, p);
+		return HTTP2_NOTHING;
+	}
+	if (p->ended)
+		return finish(c, p, ev, out, grpc_status);
+	error = ev->offset == 0 && len >= 4 ?
+			(uint32_t)code[0] << 24 | (uint32_t)code[1] << 16 |
+				(uint32_t)code[2] << 8 | code[3] :
+			H2_NO_ERROR;
+	/* At the deadline, the client cancels and the server may end the
+	 * stream with NO_ERROR; whichever comes first here, the deadline
+	 * ended the call. */
+	if ((error == H2_CANCEL || error == H2_NO_ERROR) && p->requested &&
+	    ev->hdr.ts_ns > p->ns &&
+	    grpc_deadline_passed(p->timeout_ns, ev->hdr.ts_ns - p->ns))
+		status = GRPC_DEADLINE_EXCEEDED;
+	else
+		status = grpc_status_from_reset(error);
+	end(p, status, ev->hdr.ts_ns);
+	return finish(c, p, ev, out, grpc_status);
+}
+
 enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
-			       struct sonde_http_event *out)
+			       struct sonde_http_event *out, int *grpc_status)
 {
 	size_t len = ev->len,
 	       room = size - offsetof(struct sonde_h2_event, data);
@@ -538,17 +644,12 @@ enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 	if (ev->seq != c->next_seq[dir] ||
 	    (size_t)ev->offset + len > ev->frame_len)
 		r = HTTP2_LOST;
-	else if (ev->type == SONDE_H2_RST_STREAM) {
-		struct pending *p = pending_find(c, ev->stream_id);
-
-		/* The stream was cancelled: no response will close it. */
-		if (p)
-			pending_remove(c, p);
-		r = HTTP2_NOTHING;
-	} else if (ev->type == SONDE_H2_HEADERS ||
-		   ev->type == SONDE_H2_CONTINUATION ||
-		   ev->type == SONDE_H2_PUSH_PROMISE)
-		r = block_piece(c, ev, len, out);
+	else if (ev->type == SONDE_H2_RST_STREAM)
+		r = reset(c, ev, len, out, grpc_status);
+	else if (ev->type == SONDE_H2_HEADERS ||
+		 ev->type == SONDE_H2_CONTINUATION ||
+		 ev->type == SONDE_H2_PUSH_PROMISE)
+		r = block_piece(c, ev, len, out, grpc_status);
 	else
 		r = HTTP2_LOST;
 	c->next_seq[dir] = ev->seq + 1;

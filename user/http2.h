@@ -6,11 +6,15 @@
  * direction, since each direction has its own dynamic table). A
  * request's HEADERS (or a server's PUSH_PROMISE) opens its stream; the
  * stream's final response HEADERS (not 1xx) closes it, and the pair is
- * handed back as the
- * exchange record an HTTP/1.1 exchange would have made: the request
- * head as text ("GET /path HTTP/1.1", then "host" from :authority and
- * the request's fields), the status as a status line. The daemon then
- * labels and counts both protocols with the same code.
+ * handed back as the exchange record an HTTP/1.1 exchange would have
+ * made: the request head as text ("GET /path HTTP/1.1", then "host" from
+ * :authority and the request's fields), the status as a status line. The
+ * daemon then labels and counts both protocols with the same code.
+ *
+ * A gRPC call (a request whose content-type is application/grpc) closes
+ * at the end of its response instead: the trailers, a head that ends the
+ * stream, or a RST_STREAM. Its status (grpc-status, or what the HTTP
+ * status or the reset stands for: see grpc.h) comes with the record.
  *
  * Used from the one thread that reads the ring buffers. */
 #ifndef SONDE_HTTP2_H
@@ -44,9 +48,11 @@ enum http2_result {
 };
 
 /* Takes in one record, size bytes long. *out must have room for
- * SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP) bytes. */
+ * SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP) bytes. On HTTP2_EXCHANGE,
+ * *grpc_status is the gRPC call's status (0 to 16), or -1 when the
+ * exchange is not a gRPC call. */
 enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
-			       struct sonde_http_event *out);
+			       struct sonde_http_event *out, int *grpc_status);
 
 /* Whether the connection (tgid, fd), opened on file, is still open. */
 typedef bool (*http2_open_fn)(uint32_t tgid, uint32_t fd, uint64_t file);

@@ -206,7 +206,8 @@ static void decide_running_processes(void)
 /* Every family but the server one, which takes the captured headers too:
  * the optional identity labels go on each. */
 static struct metric_family *const identity_families[] = {
-	&family_http_client,	   &family_tcp_connect_duration,
+	&family_http_client,	   &family_rpc_server,
+	&family_rpc_client,	   &family_tcp_connect_duration,
 	&family_tcp_connects,	   &family_tcp_resets,
 	&family_tcp_retransmits,   &family_tcp_active,
 	&family_function_duration,

@@ -72,7 +72,7 @@ static const char usage[] =
 	"                          0.5,0.75,1,2.5,5,7.5,10)\n"
 	"      --max-routes N      distinct routes per service before "
 	"http_route=\"_overflow\"\n"
-	"                          (default 100)\n"
+	"                          (gRPC methods count too; default 100)\n"
 	"      --max-peers N       distinct peer addresses per service before "
 	"server_address=\"_overflow\"\n"
 	"                          (default 100)\n"

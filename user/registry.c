@@ -74,8 +74,8 @@ static const char *const overflow_metric[REGISTRY_CAP_COUNT] = {
 static const char *const overflow_help[REGISTRY_CAP_COUNT] = {
 	[REGISTRY_CAP_ROUTE] =
 		"Requests filed under http_route=\"" ROUTE_OVERFLOW
-		"\" because their service reached its route "
-		"cap.",
+		"\" (gRPC calls under rpc_method) because their "
+		"service reached its route cap.",
 	[REGISTRY_CAP_PEER] =
 		"Measurements filed under server_address=\"" REGISTRY_OVERFLOW
 		"\" because their service reached its peer "
@@ -140,12 +140,13 @@ static const char *value_set_admit(struct value_set *set, unsigned limit,
 }
 
 /* The value a capped label is filed under: itself while the service is
- * within its cap, REGISTRY_OVERFLOW beyond it. The two fixed values do not
+ * within its cap, REGISTRY_OVERFLOW beyond it. The fixed values do not
  * count against the cap. */
 static const char *capped_value(struct service *svc, enum registry_cap cap,
 				const char *value)
 {
 	if (strcmp(value, ROUTE_UNKNOWN) == 0 ||
+	    strcmp(value, METHOD_OTHER) == 0 ||
 	    strcmp(value, REGISTRY_OVERFLOW) == 0)
 		return value;
 	return value_set_admit(&svc->capped[cap], cap_limit(cap), value);

@@ -16,12 +16,13 @@
 #include "histogram.h"
 #include "strbuf.h"
 
-/* The value a capped label takes beyond its service's cap, and the route
- * of requests whose target is not a usable path. Neither counts against
- * the cap. */
+/* The value a capped label takes beyond its service's cap, the route of
+ * requests whose target is not a usable path, and the rpc_method of calls
+ * whose path names no method. None counts against the cap. */
 #define REGISTRY_OVERFLOW "_overflow"
 #define ROUTE_OVERFLOW REGISTRY_OVERFLOW
 #define ROUTE_UNKNOWN "_unknown"
+#define METHOD_OTHER "_OTHER"
 
 #define REGISTRY_MAX_LABELS 12
 

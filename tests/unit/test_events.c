@@ -1,10 +1,12 @@
 /* The consumer: kernel records in, registry observations out. */
 #include <arpa/inet.h>
+#include <nghttp2/nghttp2.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "events.h"
 #include "families.h"
+#include "http2.h"
 #include "labels.h"
 #include "procinfo.h"
 #include "registry.h"
@@ -251,6 +253,127 @@ TEST(client_exchanges_name_the_peer_not_the_route)
 	CHECK(!strstr(text, "http_server_request_duration_seconds"));
 	CHECK(!strstr(text, "/orders"));
 	free(text);
+}
+
+/* One HTTP/2 connection's header blocks, as the kernel sends them. */
+struct h2conn {
+	uint8_t role;
+	uint32_t seq[2];
+	nghttp2_hd_deflater *enc[2];
+};
+
+/* Sends fields (name, value, ..., NULL) as one HEADERS frame. */
+static void h2_headers(struct h2conn *c, int to_client, uint32_t stream,
+		       bool end_stream, uint64_t ts, const char *const *fields)
+{
+	struct sonde_h2_event ev = { 0 };
+	nghttp2_nv nv[8];
+	size_t n = 0;
+	ssize_t len;
+
+	for (; fields[2 * n]; n++) {
+		nv[n].name = (uint8_t *)fields[2 * n];
+		nv[n].namelen = strlen(fields[2 * n]);
+		nv[n].value = (uint8_t *)fields[2 * n + 1];
+		nv[n].valuelen = strlen(fields[2 * n + 1]);
+		nv[n].flags = NGHTTP2_NV_FLAG_NONE;
+	}
+	len = nghttp2_hd_deflate_hd(c->enc[to_client], (uint8_t *)ev.data,
+				    sizeof(ev.data), nv, n);
+	CHECK(len > 0);
+	ev.hdr.kind = SONDE_EV_HTTP2;
+	/* No such processes: comm names them. */
+	ev.hdr.tgid = c->role == SONDE_ROLE_CLIENT ? 0x7ffffff6 : 0x7ffffff5;
+	ev.hdr.ts_ns = ts;
+	memcpy(ev.comm, c->role == SONDE_ROLE_CLIENT ? "grpccli" : "grpcsvc",
+	       8);
+	ev.since = 77;
+	ev.fd = 9;
+	ev.seq = c->seq[to_client]++;
+	ev.stream_id = stream;
+	ev.frame_len = ev.len = (uint16_t)len;
+	ev.sport = c->role == SONDE_ROLE_CLIENT ? 41000 : 50051;
+	ev.dport = c->role == SONDE_ROLE_CLIENT ? 50051 : 41000;
+	ev.family = AF_INET;
+	memcpy(ev.daddr, "\x0a\x00\x00\x07", 4);
+	ev.type = SONDE_H2_HEADERS;
+	ev.flags = SONDE_H2_FLAG_END_HEADERS |
+		   (end_stream ? SONDE_H2_FLAG_END_STREAM : 0);
+	ev.to_client = (uint8_t)to_client;
+	ev.role = c->role;
+	events_handle(NULL, &ev, sizeof(ev));
+}
+
+/* One gRPC call on c: request at start, trailers with status at end. */
+static void grpc_call(struct h2conn *c, uint32_t stream, const char *path,
+		      const char *status, uint64_t start, uint64_t end)
+{
+	const char *req[] = {
+		":method", "POST",	   ":scheme",	       "http", ":path",
+		path,	   "content-type", "application/grpc", NULL
+	};
+	const char *head[] = { ":status", "200", NULL };
+	const char *trailers[] = { "grpc-status", status, NULL };
+
+	h2_headers(c, 0, stream, false, start, req);
+	h2_headers(c, 1, stream, false, start + 1, head);
+	h2_headers(c, 1, stream, true, end, trailers);
+}
+
+TEST(grpc_calls_become_rpc_series)
+{
+	struct h2conn srv = { .role = SONDE_ROLE_SERVER },
+		      cli = { .role = SONDE_ROLE_CLIENT };
+	char *text;
+
+	setup();
+	http2_clear();
+	for (int i = 0; i < 2; i++) {
+		nghttp2_hd_deflate_new(&srv.enc[i], 4096);
+		nghttp2_hd_deflate_new(&cli.enc[i], 4096);
+	}
+	grpc_call(&srv, 1, "/shop.Cart/Add", "0", 1000, 1000 + 3000000);
+	grpc_call(&srv, 3, "/shop.Cart/Add", "5", 2000, 2000 + 30000000);
+	grpc_call(&srv, 5, "/shop.Cart/Add", "5", 3000, 3000 + 30000000);
+	/* Not a method name: filed under _OTHER, not as a label value. */
+	grpc_call(&srv, 7, "/../etc/passwd", "12", 4000, 5000);
+	grpc_call(&srv, 9, "/x?y=1", "12", 4000, 5000);
+	grpc_call(&cli, 1, "/shop.Cart/Add", "14", 1000, 1000 + 600000000);
+	text = render();
+	CHECK(strstr(text, "rpc_server_call_duration_seconds_count{"
+			   "service_name=\"grpcsvc\",rpc_system_name=\"grpc\","
+			   "rpc_method=\"shop.Cart/Add\","
+			   "rpc_response_status_code=\"OK\","
+			   "server_port=\"50051\"} 1\n"));
+	CHECK(strstr(text, "rpc_server_call_duration_seconds_count{"
+			   "service_name=\"grpcsvc\",rpc_system_name=\"grpc\","
+			   "rpc_method=\"shop.Cart/Add\","
+			   "rpc_response_status_code=\"NOT_FOUND\","
+			   "server_port=\"50051\"} 2\n"));
+	CHECK(strstr(text, "rpc_server_call_duration_seconds_bucket{"
+			   "service_name=\"grpcsvc\",rpc_system_name=\"grpc\","
+			   "rpc_method=\"shop.Cart/Add\","
+			   "rpc_response_status_code=\"NOT_FOUND\","
+			   "server_port=\"50051\",le=\"0.05\"} 2\n"));
+	CHECK(strstr(text, "rpc_method=\"_OTHER\","
+			   "rpc_response_status_code=\"UNIMPLEMENTED\","
+			   "server_port=\"50051\"} 2\n"));
+	CHECK(!strstr(text, "passwd"));
+	CHECK(strstr(text, "rpc_client_call_duration_seconds_count{"
+			   "service_name=\"grpccli\",rpc_system_name=\"grpc\","
+			   "rpc_method=\"shop.Cart/Add\","
+			   "rpc_response_status_code=\"UNAVAILABLE\","
+			   "server_address=\"10.0.0.7\",server_port=\"50051\"} "
+			   "1\n"));
+	/* gRPC calls are not also HTTP requests. */
+	CHECK(!strstr(text, "http_server_request_duration_seconds"));
+	CHECK(!strstr(text, "http_client_request_duration_seconds"));
+	free(text);
+	for (int i = 0; i < 2; i++) {
+		nghttp2_hd_deflate_del(srv.enc[i]);
+		nghttp2_hd_deflate_del(cli.enc[i]);
+	}
+	http2_clear();
 }
 
 TEST(addresses_are_written_as_ipv4_or_ipv6)
@@ -521,6 +644,7 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(unknown_methods_and_targets_stay_bounded),
 	  UNIT_CASE(unparsable_responses_and_records_are_counted_not_stored),
 	  UNIT_CASE(client_exchanges_name_the_peer_not_the_route),
+	  UNIT_CASE(grpc_calls_become_rpc_series),
 	  UNIT_CASE(addresses_are_written_as_ipv4_or_ipv6),
 	  UNIT_CASE(ipv4_addresses_match_inet_ntop_for_every_octet),
 	  UNIT_CASE(numbers_are_written_in_decimal_within_the_buffer),

@@ -22,6 +22,7 @@ static union {
 	struct sonde_http_event ev;
 	char bytes[SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP)];
 } out;
+static int out_grpc; /* the gRPC status of the exchange in out, or -1 */
 
 static void peer_init(struct peer *p, uint32_t fd)
 {
@@ -72,7 +73,7 @@ static enum http2_result piece(struct peer *p, int to_client, uint8_t type,
 	ev.role = p->role;
 	memcpy(ev.comm, "h2svc", 6);
 	memcpy(ev.data, payload + offset, len);
-	return http2_handle(&ev, sizeof(ev), &out.ev);
+	return http2_handle(&ev, sizeof(ev), &out.ev, &out_grpc);
 }
 
 /* How a header block travels. */
@@ -82,9 +83,11 @@ struct framing {
 			  * CONTINUATION frames this long (0: one frame) */
 	uint8_t padding; /* PADDED with this many bytes (0: not padded) */
 	bool priority;
+	bool end_stream; /* the HEADERS frame ends its stream */
 };
 
-static const struct framing plain = { SONDE_H2_DATA_CAP, 0, 0, false };
+static const struct framing plain = { SONDE_H2_DATA_CAP, 0, 0, false, false };
+static const struct framing last = { SONDE_H2_DATA_CAP, 0, 0, false, true };
 
 /* Sends one frame in pieces; returns the result of its last piece. */
 static enum http2_result frame(struct peer *p, int to_client, uint8_t type,
@@ -154,6 +157,8 @@ static enum http2_result block(struct peer *p, int to_client, uint32_t stream,
 	memset(payload + front + first, 0, fr->padding);
 	if (first == blen)
 		flags |= SONDE_H2_FLAG_END_HEADERS;
+	if (fr->end_stream)
+		flags |= SONDE_H2_FLAG_END_STREAM;
 	r = frame(p, to_client, SONDE_H2_HEADERS, flags, stream, payload,
 		  (uint32_t)(front + first + fr->padding), fr->piece, ts);
 	for (off = first; off < blen; off += fr->cont_at) {
@@ -197,6 +202,7 @@ static void check_exchange(const char *method, const char *target, int status)
 	CHECK(req.target_len == strlen(target) &&
 	      memcmp(req.target, target, req.target_len) == 0);
 	CHECK(http1_parse_status(out.ev.resp, out.ev.resp_len) == status);
+	CHECK(out_grpc == -1);
 }
 
 TEST(request_and_response_make_one_exchange)
@@ -253,8 +259,9 @@ TEST(dynamic_table_entries_are_followed_across_blocks)
 TEST(blocks_in_small_pieces_padded_and_continued)
 {
 	static const struct framing framings[] = {
-		{ 1, 0, 0, false },  { 3, 5, 0, false }, { 7, 0, 9, true },
-		{ 512, 2, 0, true }, { 2, 3, 4, false }, { 9, 0, 0, true },
+		{ 1, 0, 0, false, false }, { 3, 5, 0, false, false },
+		{ 7, 0, 9, true, false },  { 512, 2, 0, true, false },
+		{ 2, 3, 4, false, false }, { 9, 0, 0, true, false },
 	};
 	struct peer p;
 	uint32_t stream = 1;
@@ -541,6 +548,309 @@ TEST(too_many_waiting_streams_forget_the_oldest)
 	peer_free(&p);
 }
 
+/* gRPC: a call is a POST whose content-type says so; it ends with
+ * trailers that carry grpc-status, or with a head that ends the stream. */
+static enum http2_result grpc_request(struct peer *p, uint32_t stream,
+				      const char *path, uint64_t ts)
+{
+	const char *f[] = { ":method",
+			    "POST",
+			    ":scheme",
+			    "http",
+			    ":path",
+			    path,
+			    ":authority",
+			    "svc:50051",
+			    "content-type",
+			    "application/grpc",
+			    "te",
+			    "trailers",
+			    NULL };
+
+	return block(p, 0, stream, &plain, ts, f);
+}
+
+static enum http2_result grpc_head(struct peer *p, uint32_t stream, uint64_t ts)
+{
+	const char *f[] = { ":status", "200", "content-type",
+			    "application/grpc", NULL };
+
+	return block(p, 1, stream, &plain, ts, f);
+}
+
+static enum http2_result grpc_trailers(struct peer *p, uint32_t stream,
+				       const char *status, uint64_t ts)
+{
+	const char *f[] = { "grpc-status", status, "grpc-message", "m", NULL };
+
+	return block(p, 1, stream, &last, ts, f);
+}
+
+static enum http2_result rst(struct peer *p, int to_client, uint32_t stream,
+			     uint8_t code, uint64_t ts)
+{
+	const uint8_t payload[4] = { 0, 0, 0, code };
+
+	return frame(p, to_client, SONDE_H2_RST_STREAM, 0, stream, payload, 4,
+		     512, ts);
+}
+
+/* The call in out: its path, HTTP status (0: none), gRPC status and
+ * times. */
+static void check_call(const char *path, int status, int grpc_status,
+		       uint64_t start, uint64_t end)
+{
+	struct http1_request req;
+
+	CHECK(http1_parse_request(out.ev.req, out.ev.req_len, 0, &req) == 0);
+	CHECK(req.target_len == strlen(path) &&
+	      memcmp(req.target, path, req.target_len) == 0);
+	/* A call reset before its head has no HTTP status. */
+	if (status)
+		CHECK(http1_parse_status(out.ev.resp, out.ev.resp_len) ==
+		      status);
+	else
+		CHECK(out.ev.resp_len == 0);
+	CHECK(out_grpc == grpc_status);
+	CHECK(out.ev.start_ns == start && out.ev.end_ns == end);
+}
+
+TEST(a_grpc_call_ends_at_its_trailers)
+{
+	struct peer p;
+
+	peer_init(&p, 20);
+	CHECK(grpc_request(&p, 1, "/shop.Cart/Add", 100) == HTTP2_NOTHING);
+	CHECK(grpc_head(&p, 1, 150) == HTTP2_NOTHING);
+	CHECK(grpc_trailers(&p, 1, "0", 900) == HTTP2_EXCHANGE);
+	check_call("/shop.Cart/Add", 200, 0, 100, 900);
+	/* Interleaved streaming calls; the second time, the encoders send
+	 * the fields as dynamic-table references. */
+	for (int round = 0; round < 2; round++) {
+		uint32_t s = 3 + 8 * (uint32_t)round;
+
+		CHECK(grpc_request(&p, s, "/shop.Cart/Watch", 10) ==
+		      HTTP2_NOTHING);
+		CHECK(grpc_request(&p, s + 2, "/shop.Cart/Get", 20) ==
+		      HTTP2_NOTHING);
+		CHECK(grpc_request(&p, s + 4, "/shop.Cart/Get", 30) ==
+		      HTTP2_NOTHING);
+		CHECK(grpc_head(&p, s, 40) == HTTP2_NOTHING);
+		CHECK(grpc_head(&p, s + 2, 50) == HTTP2_NOTHING);
+		CHECK(grpc_trailers(&p, s + 2, "5", 60) == HTTP2_EXCHANGE);
+		check_call("/shop.Cart/Get", 200, 5, 20, 60);
+		CHECK(grpc_head(&p, s + 4, 70) == HTTP2_NOTHING);
+		CHECK(grpc_trailers(&p, s + 4, "5", 80) == HTTP2_EXCHANGE);
+		check_call("/shop.Cart/Get", 200, 5, 30, 80);
+		CHECK(grpc_trailers(&p, s, "14", 5000) == HTTP2_EXCHANGE);
+		check_call("/shop.Cart/Watch", 200, 14, 10, 5000);
+	}
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(a_grpc_status_comes_from_a_lone_head_or_its_http_status)
+{
+	static const struct {
+		const char *status, *grpc_status;
+		int want;
+	} heads[] = {
+		{ "200", "7", 7 },   /* trailers-only */
+		{ "200", "16", 16 }, /* the last code */
+		{ "200", "17", 2 },  /* no such code: UNKNOWN */
+		{ "200", "0x1", 2 }, /* not decimal */
+		{ "200", NULL, 2 },  /* no status at all */
+		{ "503", NULL, 14 }, /* a proxy's: UNAVAILABLE */
+		{ "404", NULL, 12 }, /* UNIMPLEMENTED */
+		{ "401", NULL, 16 }, /* UNAUTHENTICATED */
+		{ "500", NULL, 2 },  /* UNKNOWN */
+		{ "503", "4", 4 },   /* grpc-status wins */
+	};
+	struct peer p;
+
+	peer_init(&p, 21);
+	for (uint32_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		const char *f[] = { ":status", heads[i].status, "grpc-status",
+				    heads[i].grpc_status, NULL };
+
+		if (!heads[i].grpc_status)
+			f[2] = NULL;
+		CHECK(grpc_request(&p, 2 * i + 1, "/a.B/C", i) ==
+		      HTTP2_NOTHING);
+		CHECK(block(&p, 1, 2 * i + 1, &last, i + 7, f) ==
+		      HTTP2_EXCHANGE);
+		check_call("/a.B/C", atoi(heads[i].status), heads[i].want, i,
+			   i + 7);
+	}
+	/* Trailers without grpc-status. */
+	CHECK(grpc_request(&p, 99, "/a.B/C", 1) == HTTP2_NOTHING);
+	CHECK(grpc_head(&p, 99, 2) == HTTP2_NOTHING);
+	{
+		const char *f[] = { "x-other", "1", NULL };
+
+		CHECK(block(&p, 1, 99, &last, 3, f) == HTTP2_EXCHANGE);
+	}
+	check_call("/a.B/C", 200, 2, 1, 3);
+	http2_clear();
+	peer_free(&p);
+}
+
+TEST(a_reset_ends_a_grpc_call_with_the_status_it_stands_for)
+{
+	struct peer p;
+
+	peer_init(&p, 22);
+	/* The client gave up (a deadline, a cancel). */
+	CHECK(grpc_request(&p, 1, "/a.B/Slow", 10) == HTTP2_NOTHING);
+	CHECK(rst(&p, 0, 1, 0x8, 300) == HTTP2_EXCHANGE);
+	check_call("/a.B/Slow", 0, 1, 10, 300);
+	/* The server refused the stream. */
+	CHECK(grpc_request(&p, 3, "/a.B/C", 400) == HTTP2_NOTHING);
+	CHECK(rst(&p, 1, 3, 0x7, 410) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 0, 14, 400, 410);
+	/* Reset after the head, before the trailers. */
+	CHECK(grpc_request(&p, 5, "/a.B/C", 500) == HTTP2_NOTHING);
+	CHECK(grpc_head(&p, 5, 510) == HTTP2_NOTHING);
+	CHECK(rst(&p, 1, 5, 0x2, 520) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 200, 13, 500, 520);
+	/* A reset after the call ended finds nothing. */
+	CHECK(grpc_request(&p, 7, "/a.B/C", 600) == HTTP2_NOTHING);
+	CHECK(grpc_head(&p, 7, 610) == HTTP2_NOTHING);
+	CHECK(grpc_trailers(&p, 7, "0", 620) == HTTP2_EXCHANGE);
+	CHECK(rst(&p, 1, 7, 0x0, 630) == HTTP2_NOTHING);
+	http2_clear();
+	peer_free(&p);
+}
+
+/* A call reset at its deadline (grpc-timeout), by the client (CANCEL)
+ * or by the server (NO_ERROR): DEADLINE_EXCEEDED. Earlier, a cancel is
+ * a cancel; other codes keep their own meaning. */
+TEST(a_cancel_at_the_deadline_is_deadline_exceeded)
+{
+	const char *req[] = { ":method",
+			      "POST",
+			      ":path",
+			      "/a.B/C",
+			      ":scheme",
+			      "http",
+			      "content-type",
+			      "application/grpc",
+			      "grpc-timeout",
+			      "160m",
+			      NULL };
+	struct peer p;
+
+	peer_init(&p, 26);
+	CHECK(block(&p, 0, 1, &plain, 1000, req) == HTTP2_NOTHING);
+	CHECK(rst(&p, 0, 1, 0x8, 1000 + 161000000) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 0, 4, 1000, 1000 + 161000000);
+	/* The request went out a little after the client set its timer. */
+	CHECK(block(&p, 0, 3, &plain, 1000, req) == HTTP2_NOTHING);
+	CHECK(grpc_head(&p, 3, 2000) == HTTP2_NOTHING);
+	CHECK(rst(&p, 0, 3, 0x8, 1000 + 155000000) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 200, 4, 1000, 1000 + 155000000);
+	/* Long before the deadline: the client gave up. */
+	CHECK(block(&p, 0, 5, &plain, 1000, req) == HTTP2_NOTHING);
+	CHECK(rst(&p, 0, 5, 0x8, 1000 + 20000000) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 0, 1, 1000, 1000 + 20000000);
+	/* The server ended it at the deadline. */
+	CHECK(block(&p, 0, 7, &plain, 1000, req) == HTTP2_NOTHING);
+	CHECK(rst(&p, 1, 7, 0x0, 1000 + 200000000) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 0, 4, 1000, 1000 + 200000000);
+	/* Before it: NO_ERROR without a status is INTERNAL. */
+	CHECK(block(&p, 0, 11, &plain, 1000, req) == HTTP2_NOTHING);
+	CHECK(rst(&p, 1, 11, 0x0, 1000 + 2000000) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 0, 13, 1000, 1000 + 2000000);
+	/* REFUSED_STREAM after the deadline is still UNAVAILABLE. */
+	CHECK(block(&p, 0, 13, &plain, 1000, req) == HTTP2_NOTHING);
+	CHECK(rst(&p, 1, 13, 0x7, 1000 + 200000000) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 0, 14, 1000, 1000 + 200000000);
+	/* No grpc-timeout: no deadline. */
+	CHECK(grpc_request(&p, 9, "/a.B/C", 1000) == HTTP2_NOTHING);
+	CHECK(rst(&p, 0, 9, 0x8, 1000 + 900000000) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 0, 1, 1000, 1000 + 900000000);
+	http2_clear();
+	peer_free(&p);
+}
+
+/* A client's reader thread can take the whole response in before the
+ * writer's syscall that sent the request returns. */
+TEST(a_grpc_response_before_its_request_waits_for_it)
+{
+	struct peer p;
+
+	peer_init(&p, 23);
+	p.role = SONDE_ROLE_CLIENT;
+	CHECK(grpc_head(&p, 1, 40) == HTTP2_NOTHING);
+	CHECK(grpc_trailers(&p, 1, "3", 50) == HTTP2_NOTHING);
+	CHECK(grpc_request(&p, 1, "/a.B/C", 10) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 200, 3, 10, 50);
+	/* Only the head came first: the trailers end it. */
+	CHECK(grpc_head(&p, 3, 140) == HTTP2_NOTHING);
+	CHECK(grpc_request(&p, 3, "/a.B/C", 110) == HTTP2_NOTHING);
+	CHECK(grpc_trailers(&p, 3, "0", 150) == HTTP2_EXCHANGE);
+	check_call("/a.B/C", 200, 0, 110, 150);
+	http2_clear();
+	peer_free(&p);
+}
+
+/* grpc-web carries its status in the body; other content types are
+ * HTTP. Both end at the response head. */
+TEST(only_application_grpc_makes_a_call)
+{
+	static const char *const types[] = { "application/grpc-web",
+					     "application/json",
+					     "application/grpcx" };
+	struct peer p;
+
+	peer_init(&p, 24);
+	for (uint32_t i = 0; i < 3; i++) {
+		const char *f[] = { ":method",	    "POST",    ":path",
+				    "/a.B/C",	    ":scheme", "http",
+				    "content-type", types[i],  NULL };
+
+		CHECK(block(&p, 0, 2 * i + 1, &plain, 10, f) == HTTP2_NOTHING);
+		CHECK(grpc_head(&p, 2 * i + 1, 20) == HTTP2_EXCHANGE);
+		check_exchange("POST", "/a.B/C", 200);
+	}
+	{
+		const char *f[] = { ":method",
+				    "POST",
+				    ":path",
+				    "/a.B/C",
+				    ":scheme",
+				    "http",
+				    "content-type",
+				    "application/grpc+proto",
+				    NULL };
+
+		CHECK(block(&p, 0, 9, &plain, 10, f) == HTTP2_NOTHING);
+		CHECK(grpc_head(&p, 9, 20) == HTTP2_NOTHING);
+		CHECK(grpc_trailers(&p, 9, "0", 30) == HTTP2_EXCHANGE);
+		check_call("/a.B/C", 200, 0, 10, 30);
+	}
+	http2_clear();
+	peer_free(&p);
+}
+
+/* Long streaming calls wait in the table; the oldest make room. That
+ * is no response without its request. */
+TEST(waiting_grpc_calls_make_room_quietly)
+{
+	struct peer p;
+
+	peer_init(&p, 25);
+	for (uint32_t i = 0; i <= HTTP2_MAX_PENDING; i++) {
+		CHECK(grpc_request(&p, 2 * i + 1, "/a.B/Watch", i) ==
+		      HTTP2_NOTHING);
+		CHECK(grpc_head(&p, 2 * i + 1, i) == HTTP2_NOTHING);
+	}
+	CHECK(grpc_trailers(&p, 1, "0", 1000) == HTTP2_NOTHING);
+	CHECK(grpc_trailers(&p, 3, "0", 1000) == HTTP2_EXCHANGE);
+	http2_clear();
+	peer_free(&p);
+}
+
 UNIT_MAIN("http2", UNIT_CASE(request_and_response_make_one_exchange),
 	  UNIT_CASE(dynamic_table_entries_are_followed_across_blocks),
 	  UNIT_CASE(blocks_in_small_pieces_padded_and_continued),
@@ -555,4 +865,11 @@ UNIT_MAIN("http2", UNIT_CASE(request_and_response_make_one_exchange),
 	  UNIT_CASE(pushed_streams_are_requests_promised_by_the_server),
 	  UNIT_CASE(sweep_forgets_closed_connections),
 	  UNIT_CASE(connections_beyond_the_limit_are_lost),
-	  UNIT_CASE(too_many_waiting_streams_forget_the_oldest))
+	  UNIT_CASE(too_many_waiting_streams_forget_the_oldest),
+	  UNIT_CASE(a_grpc_call_ends_at_its_trailers),
+	  UNIT_CASE(a_grpc_status_comes_from_a_lone_head_or_its_http_status),
+	  UNIT_CASE(a_reset_ends_a_grpc_call_with_the_status_it_stands_for),
+	  UNIT_CASE(a_cancel_at_the_deadline_is_deadline_exceeded),
+	  UNIT_CASE(a_grpc_response_before_its_request_waits_for_it),
+	  UNIT_CASE(only_application_grpc_makes_a_call),
+	  UNIT_CASE(waiting_grpc_calls_make_room_quietly))
