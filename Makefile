@@ -53,15 +53,17 @@ LIB_OBJS := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := $(OUT)/tools/floor
-# The OTLP test receiver's npm packages (tests/e2e/otlp, pinned by its
-# package-lock.json; node_modules stays out of git).
+# The end-to-end tests' npm packages: the OTLP test receiver's
+# (tests/e2e/otlp) and grpc-js (tests/e2e/grpc), each pinned by its
+# package-lock.json; node_modules stays out of git.
 OTLP_RECEIVER := tests/e2e/otlp/node_modules/.package-lock.json
+NPM_TEST_DEPS := $(OTLP_RECEIVER) tests/e2e/grpc/node_modules/.package-lock.json
 
 DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
 	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev \
-	golang-go libnghttp2-dev
+	golang-go libnghttp2-dev python3-grpcio
 
 .PHONY: all deps run test unit unit-sanitize e2e e2e-sanitize bench fmt \
 	clean install uninstall otlp-receiver
@@ -115,26 +117,26 @@ unit: $(UNIT_BINS)
 
 otlp-receiver: $(OTLP_RECEIVER)
 
-$(OTLP_RECEIVER): tests/e2e/otlp/package.json tests/e2e/otlp/package-lock.json
-	cd tests/e2e/otlp && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+tests/e2e/%/node_modules/.package-lock.json: tests/e2e/%/package.json tests/e2e/%/package-lock.json
+	cd tests/e2e/$* && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
 unit-sanitize:
 	$(MAKE) SANITIZE=1 unit
 
-e2e: all $(TOOL_BINS) $(OTLP_RECEIVER)
+e2e: all $(TOOL_BINS) $(NPM_TEST_DEPS)
 	$(PYTHON) -m pytest -v tests/e2e
 
 # The tests that measure sonde's memory or package ./sonde are skipped
 # (SONDE_SANITIZED); a sanitizer report makes sonde exit non-zero, which
 # fails the test that ran it, with the report in its output.
-e2e-sanitize: $(TOOL_BINS) $(OTLP_RECEIVER)
+e2e-sanitize: $(TOOL_BINS) $(NPM_TEST_DEPS)
 	$(MAKE) SANITIZE=1 all
 	SONDE_BIN=$(CURDIR)/build/sanitize/sonde SONDE_SANITIZED=1 \
 		$(PYTHON) -m pytest -v tests/e2e
 
 test: deps
-	$(MAKE) all $(UNIT_BINS) $(TOOL_BINS) $(OTLP_RECEIVER)
+	$(MAKE) all $(UNIT_BINS) $(TOOL_BINS) $(NPM_TEST_DEPS)
 	$(MAKE) unit
 	$(MAKE) unit-sanitize
 	$(MAKE) e2e
