@@ -104,7 +104,8 @@ def test_rule_groups_and_recording_names():
 
 def test_every_alert_has_severity_summary_description():
     found = alerts()
-    for name in ["HighErrorRate", "HighLatency", "TCPConnectFailures",
+    for name in ["HighErrorRate", "HighGRPCErrorRate", "HighLatency",
+                 "TCPConnectFailures",
                  "SondeEventsDropped", "SondeEventsMissed",
                  "SondeMapNearlyFull", "SondeProgramDetached", "SondeDown"]:
         assert name in found, f"alert {name} missing from rules.yml"
@@ -300,6 +301,10 @@ REQUIRED_PANELS = {
     "Client request rate by service and server": "timeseries",
     "Client error ratio (4xx/5xx) by service and server": "timeseries",
     "Client latency p95 by service and server": "timeseries",
+    "gRPC calls served": "row",
+    "gRPC call rate by service, method and status": "timeseries",
+    "gRPC server error ratio by service": "timeseries",
+    "gRPC latency p95 by service and method": "timeseries",
     "TCP connect failures by service and result": "timeseries",
     "TCP connect failure ratio by service": "timeseries",
     "Agent health": "row",
@@ -346,6 +351,12 @@ def test_dashboard_panels():
         first_expr("Client request rate by service and server")
     assert "sonde_tcp_connects_total" in \
         first_expr("TCP connect failures by service and result")
+    assert "sum by (service_name, rpc_method, rpc_response_status_code)" in \
+        first_expr("gRPC call rate by service, method and status")
+    assert 'rpc_response_status_code=~"UNKNOWN|DEADLINE_EXCEEDED|' in \
+        first_expr("gRPC server error ratio by service")
+    assert "sum by (service_name, rpc_method, le)" in \
+        first_expr("gRPC latency p95 by service and method")
     assert "sonde_events_received_total" in first_expr("Events received rate")
     assert "sonde_program_recursion_misses_total" in \
         first_expr("Programs skipped by the kernel")
@@ -368,6 +379,7 @@ def test_dashboard_queries_use_the_variables():
             assert 'http_route=~"$route"' in selector[1], (title, expr)
         for selector in re.findall(
                 r"\b(http_client_request_duration_seconds\w*|sonde_tcp_connect\w*|"
+                r"rpc_server_call_duration_seconds\w*|"
                 r"sonde_route_overflows_total)\{([^}]*)\}", expr):
             assert 'service_name=~"$service"' in selector[1], (title, expr)
 
