@@ -74,8 +74,10 @@ def settled_counts(sonde, service, expect):
 def test_every_call_lands_in_its_bucket(tmp_path, flags):
     name = "fnlat_" + flags[-1].strip("-").replace("-", "")
     exe = build(tmp_path, name, *flags)
+    # Bounds with room for a busy VM: a 2 ms sleep once took over 5 ms.
     sonde = Sonde("--uprobe", f"{exe}:slow", "--uprobe", f"{exe}:quick",
-                  "--no-tls", "--label", "service_namespace")
+                  "--no-tls", "--label", "service_namespace",
+                  "--buckets", "0.001,0.025,0.1,1")
     env = dict(os.environ, OTEL_RESOURCE_ATTRIBUTES="service.namespace=lab")
     try:
         attached = {labels["target"]: v for n, labels, v in sonde.samples()
@@ -90,10 +92,13 @@ def test_every_call_lands_in_its_bucket(tmp_path, flags):
                 if n == FAMILY + "_count" and
                 labels["service_name"] == name} == {"lab"}
         buckets = function_series(sonde, name, "_bucket")
-        # 30 ms: above 0.025 s, at most 0.05 s; 2 ms: at most 0.005 s.
+        # 30 ms: above 0.025 s, at most 0.1 s; 2 ms: above 0.001 s, at
+        # most 0.025 s. A sleep never ends early, so the lower bounds are
+        # exact.
         assert buckets[("slow", "0.025")] == 0
-        assert buckets[("slow", "0.05")] == 7
-        assert buckets[("quick", "0.005")] == 5
+        assert buckets[("slow", "0.1")] == 7
+        assert buckets[("quick", "0.001")] == 0
+        assert buckets[("quick", "0.025")] == 5
         sums = function_series(sonde, name, "_sum")
         assert 7 * 0.030 <= sums["slow"] < 7 * 0.050
         # A second run adds exactly its calls.
