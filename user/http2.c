@@ -398,17 +398,6 @@ static void end(struct pending *p, int grpc_status, uint64_t ns)
 	p->end_ns = ns;
 }
 
-/* The pending entry for d's stream, added when there is none. NULL when
- * out of memory; *dropped as pending_add says. */
-static struct pending *pending_get(struct conn *c, struct direction *d,
-				   bool *dropped)
-{
-	struct pending *p = pending_find(c, d->stream);
-
-	*dropped = false;
-	return p ? p : pending_add(c, d->stream, dropped);
-}
-
 /* Acts on d's finished header block: a request (or a server's promise)
  * opens its stream, a final response head answers it, and trailers (or
  * a head that ends the stream) end it. Interim responses change
@@ -421,7 +410,7 @@ static enum http2_result block_done(struct conn *c, struct direction *d,
 	struct block_fields f;
 	struct pending *p;
 	enum http2_result r;
-	bool dropped;
+	bool dropped = false;
 
 	d->in_block = false;
 	memset(&f, 0, sizeof(f));
@@ -431,7 +420,8 @@ static enum http2_result block_done(struct conn *c, struct direction *d,
 	if (!ev->to_client || d->promise) {
 		if (!f.has_method || (p && p->requested))
 			return HTTP2_NOTHING;
-		p = pending_get(c, d, &dropped);
+		if (!p)
+			p = pending_add(c, d->stream, &dropped);
 		if (!p)
 			return HTTP2_LOST;
 		p->requested = true;
@@ -445,13 +435,13 @@ static enum http2_result block_done(struct conn *c, struct direction *d,
 			return HTTP2_NOTHING;
 		end(p, f.grpc_status >= 0 ? f.grpc_status : GRPC_UNKNOWN,
 		    d->block_ns);
-		dropped = false;
 	} else if (f.status >= 100 && f.status < 200) {
 		return HTTP2_NOTHING;
 	} else {
 		if (p && p->responded)
 			return p->requested ? HTTP2_NOTHING : HTTP2_NO_REQUEST;
-		p = pending_get(c, d, &dropped);
+		if (!p)
+			p = pending_add(c, d->stream, &dropped);
 		if (!p)
 			return HTTP2_LOST;
 		p->responded = true;

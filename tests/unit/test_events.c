@@ -6,6 +6,7 @@
 
 #include "events.h"
 #include "families.h"
+#include "hpack.h"
 #include "http2.h"
 #include "labels.h"
 #include "procinfo.h"
@@ -267,20 +268,9 @@ static void h2_headers(struct h2conn *c, int to_client, uint32_t stream,
 		       bool end_stream, uint64_t ts, const char *const *fields)
 {
 	struct sonde_h2_event ev = { 0 };
-	nghttp2_nv nv[8];
-	size_t n = 0;
-	ssize_t len;
+	size_t len = hpack_encode(c->enc[to_client], fields, (uint8_t *)ev.data,
+				  sizeof(ev.data));
 
-	for (; fields[2 * n]; n++) {
-		nv[n].name = (uint8_t *)fields[2 * n];
-		nv[n].namelen = strlen(fields[2 * n]);
-		nv[n].value = (uint8_t *)fields[2 * n + 1];
-		nv[n].valuelen = strlen(fields[2 * n + 1]);
-		nv[n].flags = NGHTTP2_NV_FLAG_NONE;
-	}
-	len = nghttp2_hd_deflate_hd(c->enc[to_client], (uint8_t *)ev.data,
-				    sizeof(ev.data), nv, n);
-	CHECK(len > 0);
 	ev.hdr.kind = SONDE_EV_HTTP2;
 	/* No such processes: comm names them. */
 	ev.hdr.tgid = c->role == SONDE_ROLE_CLIENT ? 0x7ffffff6 : 0x7ffffff5;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "http1.h"
+#include "hpack.h"
 #include "http2.h"
 #include "sonde_events.h"
 #include "unit.h"
@@ -109,27 +110,6 @@ static enum http2_result frame(struct peer *p, int to_client, uint8_t type,
 	return r;
 }
 
-/* Encodes fields (name, value, name, value, ..., NULL) with the
- * sender's encoder into dst; returns the block's length. */
-static size_t encode(struct peer *p, int to_client, const char *const *fields,
-		     uint8_t *dst, size_t room)
-{
-	nghttp2_nv nv[32];
-	size_t n = 0;
-	ssize_t len;
-
-	for (; fields[2 * n]; n++) {
-		nv[n].name = (uint8_t *)fields[2 * n];
-		nv[n].namelen = strlen(fields[2 * n]);
-		nv[n].value = (uint8_t *)fields[2 * n + 1];
-		nv[n].valuelen = strlen(fields[2 * n + 1]);
-		nv[n].flags = NGHTTP2_NV_FLAG_NONE;
-	}
-	len = nghttp2_hd_deflate_hd(p->enc[to_client], dst, room, nv, n);
-	CHECK(len > 0);
-	return len > 0 ? (size_t)len : 0;
-}
-
 /* Encodes fields with the sender's encoder and sends them as one header
  * block. */
 static enum http2_result block(struct peer *p, int to_client, uint32_t stream,
@@ -137,7 +117,7 @@ static enum http2_result block(struct peer *p, int to_client, uint32_t stream,
 			       const char *const *fields)
 {
 	uint8_t blk[8192], payload[9000];
-	size_t blen = encode(p, to_client, fields, blk, sizeof(blk));
+	size_t blen = hpack_encode(p->enc[to_client], fields, blk, sizeof(blk));
 	size_t front, first, off;
 	enum http2_result r;
 	uint8_t flags = 0;
@@ -479,7 +459,7 @@ TEST(pushed_streams_are_requests_promised_by_the_server)
 	/* Padded, promising stream 2, on stream 1. */
 	payload[0] = 3;
 	memcpy(payload + 1, "\x00\x00\x00\x02", 4);
-	len = encode(&p, 1, promise, payload + 5, 400);
+	len = hpack_encode(p.enc[1], promise, payload + 5, 400);
 	memset(payload + 5 + len, 0, 3);
 	CHECK(frame(&p, 1, SONDE_H2_PUSH_PROMISE,
 		    SONDE_H2_FLAG_END_HEADERS | SONDE_H2_FLAG_PADDED, 1,
