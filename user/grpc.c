@@ -65,7 +65,7 @@ uint64_t grpc_timeout_parse(const uint8_t *v, size_t len)
 
 bool grpc_deadline_passed(uint64_t timeout_ns, uint64_t elapsed_ns)
 {
-	return timeout_ns && elapsed_ns >= timeout_ns - timeout_ns / 16;
+	return timeout_ns && elapsed_ns >= timeout_ns - timeout_ns / 4;
 }
 
 int grpc_status_from_http(int http_status)

@@ -34,9 +34,10 @@ uint64_t grpc_timeout_parse(const uint8_t *v, size_t len);
 
 /* Whether a call reset elapsed_ns after its request ran out of its
  * timeout_ns (0: none): its deadline passed, which gRPC reports as
- * DEADLINE_EXCEEDED rather than CANCELLED. The request went out a
- * little after the client computed the timeout, so a reset within 1/16
- * of it counts. */
+ * DEADLINE_EXCEEDED rather than CANCELLED. The clock that ran out started
+ * before this side saw the request: the client computed the timeout a
+ * little before sending it, and a server reads it later still (tens of ms
+ * on a busy host). So a reset in the last quarter of the timeout counts. */
 bool grpc_deadline_passed(uint64_t timeout_ns, uint64_t elapsed_ns);
 
 /* The status of a call that ended without grpc-status, from the HTTP
