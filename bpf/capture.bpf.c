@@ -1,10 +1,23 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Request/response capture on syscall tracepoints.
+/* Request/response capture on socket or syscall tracepoints.
  *
- * A TCP connection is known per (process, fd). It becomes known when accept
- * or connect returns it, or lazily the first time a traced syscall touches an
- * fd that resolves to a TCP socket (connections opened before sonde started).
- * Other fds (files, pipes, unix sockets) are remembered in skip_fds so the
+ * Two sets of hooks see the same reads and writes; the daemon loads one.
+ * Socket hooks (sock:sock_recv_length and sock:sock_send_length, kernel
+ * 6.3 on) fire for socket I/O only: the rest of the host's syscalls pay
+ * nothing. Syscall hooks (sys_exit of each read and write syscall, accept,
+ * connect, close) work on older kernels, but while any syscall tracepoint
+ * is on, every syscall of every process takes the kernel's slow path.
+ *
+ * A TCP connection is known per (process, fd), and named by its struct
+ * sock. Under socket hooks it becomes known at its first read or write:
+ * the syscall's registers give the fd and buffer, the tracepoint the
+ * socket; a socket that is not the one the fd had is a new connection, so
+ * no close hook is needed, and the kernel's destruction of the socket
+ * forgets it. Its role comes from its SYN (a client) or its passive open
+ * (a server). Under syscall hooks it becomes known when accept or connect
+ * returns it, or lazily the first time a traced syscall touches an fd that
+ * resolves to a TCP socket (connections opened before sonde started);
+ * other fds (files, pipes, unix sockets) are remembered in skip_fds so the
  * socket lookup runs once per fd, not once per syscall.
  *
  * Server side: an exchange starts when a read returns bytes that look like
@@ -35,6 +48,8 @@ const volatile __u16 filter_port = 0; /* 0: every port */
 const volatile bool select_enabled = false;
 const volatile __u8 select_pending = SONDE_VERDICT_TRACE;
 const volatile bool report_execs = false; /* every exec: uprobe discovery */
+/* Which hooks the daemon loaded: socket tracepoints, or syscall ones. */
+const volatile bool socket_hooks = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -43,8 +58,9 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps");
 
-/* fds that are not TCP sockets, or are filtered out: nothing to do. The
- * value says whether the fd is a socket at all (enum skip_why). */
+/* Under syscall hooks, fds that are not TCP sockets, or are filtered out:
+ * nothing to do. The value says whether the fd is a socket at all (enum
+ * skip_why). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SONDE_MAX_CONNS);
@@ -62,7 +78,8 @@ struct {
 } procs SEC(".maps");
 
 /* struct sock * -> the process that connected or accepted it, until the
- * kernel destroys the socket. */
+ * kernel destroys the socket. Under socket hooks, an accepted socket is
+ * entered at its passive open, with no process until one uses it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SONDE_MAX_CONNS);
@@ -228,6 +245,7 @@ static __always_inline void conn_set_socket(struct conn *c, struct file *file,
 {
 	__u32 a4;
 
+	c->sk = (__u64)sk;
 	c->file = (__u64)file;
 	c->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -356,46 +374,73 @@ static __always_inline void tcp_event(__u64 sk, struct sock_owner *o, __u8 what,
 	event_submit(&events, ev);
 }
 
-/* Remembers that the current process owns sk, unless a live owner is
- * already known (a client is known from its SYN). An accepted connection
+/* Remembers that the current process owns sk through key->fd, unless a
+ * live owner is already known (a client is known from its SYN). Returns
+ * the connection's role: role, or when that is unknown what the owner
+ * says (a client's SYN, a server's passive open). An accepted connection
  * that is established counts as active from here on. */
-static __always_inline void owner_note(__u32 tgid, struct sock *sk, __u8 role)
+static __always_inline __u8 owner_note(const struct conn_key *key,
+				       struct sock *sk, __u8 role)
 {
-	struct sock_owner o = { .tgid = tgid, .role = role };
-	__u64 key = (__u64)sk;
-	struct sock_owner *known = bpf_map_lookup_elem(&socks, &key);
+	struct sock_owner o = { .tgid = key->tgid, .fd = key->fd };
+	__u64 skey = (__u64)sk;
+	struct sock_owner *known = bpf_map_lookup_elem(&socks, &skey);
 
-	if (known && !known->closed)
-		return;
+	if (known && !known->closed) {
+		if (role == ROLE_UNKNOWN)
+			role = known->role;
+		if (known->tgid) {
+			if (known->tgid == key->tgid)
+				known->fd = key->fd;
+			return role;
+		}
+		/* Accepted: the first process to use it owns it. */
+	}
+	o.role = role;
 	if (role == ROLE_SERVER &&
 	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_ESTABLISHED)
 		o.active = 1;
 	bpf_get_current_comm(o.comm, sizeof(o.comm));
-	if (bpf_map_update_elem(&socks, &key, &o, BPF_ANY)) {
+	if (bpf_map_update_elem(&socks, &skey, &o, BPF_ANY)) {
 		count_drop(SONDE_DROP_SOCK_FULL);
-		return;
+		return role;
 	}
-	note_tgid(tgid);
+	note_tgid(key->tgid);
 	if (o.active)
-		tcp_event(key, &o, SONDE_TCP_OPEN, 0);
+		tcp_event(skey, &o, SONDE_TCP_OPEN, 0);
+	return role;
 }
 
 /* Starts tracking the connection on key->fd, replacing whatever was known
  * about that fd. Returns the new state, or NULL when the fd is not a TCP
- * socket we trace (it is then remembered in skip_fds). */
-static __always_inline struct conn *conn_track(struct conn_key *key, __u8 role)
+ * socket we trace. Under socket hooks, only_sk is the socket the syscall
+ * works on: one that is not the fd's (the kernel's own I/O inside the
+ * syscall) is not tracked. Under syscall hooks, an fd not traced is
+ * remembered in skip_fds. */
+static __always_inline struct conn *conn_track(struct conn_key *key,
+					       struct sock *only_sk, __u8 role)
 {
-	struct file *file = file_of_fd(key->fd);
-	struct sock *sk = tcp_sock_of_file(file);
+	struct file *file;
+	struct sock *sk;
 	struct conn *c;
 
-	if (!sk || port_ignored(key->tgid, sk)) {
+	/* A filtered socket is passed over before the fd table walk: under
+	 * socket hooks it comes back at every call. */
+	if (socket_hooks && port_ignored(key->tgid, only_sk))
+		return NULL;
+	file = file_of_fd(key->fd);
+	sk = tcp_sock_of_file(file);
+	if (socket_hooks) {
+		if (!sk || sk != only_sk)
+			return NULL;
+	} else if (!sk || port_ignored(key->tgid, sk)) {
 		bpf_map_delete_elem(&conns, key);
 		skip_fd(key,
 			sk || is_socket(file) ? SKIP_SOCKET : SKIP_NOT_SOCKET);
 		return NULL;
+	} else {
+		bpf_map_delete_elem(&skip_fds, key);
 	}
-	bpf_map_delete_elem(&skip_fds, key);
 	if (bpf_map_update_elem(&conns, key, &zero_conn, BPF_ANY)) {
 		count_drop(SONDE_DROP_CONN_FULL);
 		return NULL;
@@ -403,27 +448,43 @@ static __always_inline struct conn *conn_track(struct conn_key *key, __u8 role)
 	c = bpf_map_lookup_elem(&conns, key);
 	if (!c)
 		return NULL;
-	c->role = role;
 	conn_set_socket(c, file, sk);
-	owner_note(key->tgid, sk, role);
+	c->role = owner_note(key, sk, role);
 	return c;
 }
 
 /* The connection on key, tracking it if it is new; NULL for an fd sonde
  * does not trace, with *skipped saying whether it is a socket (enum
- * skip_why; 0 when a connection is returned). */
+ * skip_why; 0 when a connection is returned). Under socket hooks, sk is
+ * the syscall's socket, or NULL to take the fd's (the TLS probes, which
+ * make no syscall): a connection whose socket is another one is tracked
+ * afresh, so a closed fd's number reused is a new connection. */
 static __always_inline struct conn *conn_find(struct conn_key *key,
-					      __u8 *skipped)
+					      struct sock *sk, __u8 *skipped)
 {
 	struct conn *c = bpf_map_lookup_elem(&conns, key);
 	__u8 *why;
 
 	*skipped = 0;
+	if (socket_hooks) {
+		if (!sk)
+			sk = tcp_sock_of_file(file_of_fd(key->fd));
+		if (!sk) {
+			*skipped = SKIP_SOCKET;
+			return NULL;
+		}
+		if (c && c->sk == (__u64)sk)
+			return c;
+		c = conn_track(key, sk, ROLE_UNKNOWN);
+		if (!c)
+			*skipped = SKIP_SOCKET;
+		return c;
+	}
 	if (c)
 		return c;
 	why = bpf_map_lookup_elem(&skip_fds, key);
 	if (!why) {
-		c = conn_track(key, ROLE_UNKNOWN);
+		c = conn_track(key, NULL, ROLE_UNKNOWN);
 		if (c)
 			return c;
 		why = bpf_map_lookup_elem(&skip_fds, key);
@@ -434,15 +495,16 @@ static __always_inline struct conn *conn_find(struct conn_key *key,
 	return NULL;
 }
 
-/* An fd can be closed behind our back (dup2 onto it, close_range, exec with
- * O_CLOEXEC) and reused. Checked once per exchange, not once per syscall:
- * the open file behind the fd must still be the one we saw. */
+/* Under syscall hooks, an fd can be closed behind our back (dup2 onto it,
+ * close_range, exec with O_CLOEXEC) and reused. Checked once per
+ * exchange, not once per syscall: the open file behind the fd must still
+ * be the one we saw. Socket hooks check the socket at every call. */
 static __always_inline struct conn *conn_revalidate(struct conn_key *key,
 						    struct conn *c, __u8 role)
 {
-	if (c->file == (__u64)file_of_fd(key->fd))
+	if (socket_hooks || c->file == (__u64)file_of_fd(key->fd))
 		return c;
-	return conn_track(key, role);
+	return conn_track(key, NULL, role);
 }
 
 /* "GET /x" or "PROPFIND /x": an RFC 9110 method token (here: upper-case
@@ -706,7 +768,7 @@ static __always_inline bool h2_send(struct h2_walk *w, struct conn *c, __u32 d,
 	ev->hdr.tgid = w->key->tgid;
 	ev->hdr.kind = SONDE_EV_HTTP2;
 	ev->hdr.pad = 0;
-	ev->file = c->file;
+	ev->sk = c->sk;
 	__builtin_memcpy(ev->saddr, c->saddr, sizeof(ev->saddr));
 	__builtin_memcpy(ev->daddr, c->daddr, sizeof(ev->daddr));
 	ev->fd = w->key->fd;
@@ -1082,53 +1144,152 @@ static __always_inline void h2_vector(struct conn_key *key, struct conn *c,
 
 #include "tls.bpf.h"
 
-/* flags_at: as recv_flags. */
+/* The bytes a read or write moved on c: ret of them, in the buffer
+ * argument arg2 of the syscall whose registers are regs (how says its
+ * shape), into the HTTP state machine or the HTTP/2 walk. */
+static __always_inline void io_data(struct conn_key *key, struct conn *c,
+				    struct pt_regs *regs, __u64 arg2, __u8 how,
+				    long ret, bool is_read)
+{
+	const void *buf;
+	long first;
+
+	if (c->h2 && how != IO_PLAIN) {
+		h2_vector(key, c, regs, arg2, how, ret, is_read, 0);
+		return;
+	}
+	first = ret;
+	buf = io_first_buffer(arg2, how, &first);
+	if (!buf || first <= 0)
+		return;
+	conn_data(key, c, buf, first, is_read);
+	/* The preface filled the first buffer: the other buffers hold
+	 * frames (node writes the preface and its SETTINGS from two). */
+	if (c->h2 == H2_FOLLOWED && ret > first)
+		h2_vector(key, c, regs, arg2, how, ret - first, is_read, 1);
+}
+
+/* A read or write on a socket returned ret (-EAGAIN only inside an
+ * OpenSSL call, where it still names the socket); c is its connection, or
+ * NULL when sonde does not trace it. */
+static __always_inline void io_socket(struct conn_key *key, struct conn *c,
+				      struct pt_regs *regs, __u64 arg2,
+				      __u8 how, long ret, bool is_read)
+{
+	if (is_read && ret > 0)
+		tls_note_read(key, c != NULL);
+	tls_note_fd(key, c);
+	/* On a connection OpenSSL carries, the bytes are ciphertext. */
+	if (ret <= 0 || !c || c->tls)
+		return;
+	io_data(key, c, regs, arg2, how, ret, is_read);
+}
+
+/* Whether ret is worth a look: bytes, or a read that would block inside
+ * an OpenSSL call (a handshake waiting for the peer), which carries none
+ * but names the call's socket. */
+static __always_inline bool io_result_wanted(long ret)
+{
+	return ret > 0 || (ret == -EAGAIN && tls_calls_maybe_open());
+}
+
+/* Syscall hooks. flags_at: as recv_flags. */
 static __always_inline int io_exit(long ret, __u8 how, bool is_read,
 				   __u8 flags_at)
 {
 	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
 	struct pt_regs *regs;
-	const void *buf;
 	struct conn *c;
 	__u8 skipped;
 	__u64 arg2;
-	long first;
 
-	/* A read that would block carries no bytes, but inside an OpenSSL
-	 * call (a handshake waiting for the peer) it names the socket. */
-	if (ret <= 0 && (ret != -EAGAIN || !tls_calls_maybe_open()))
-		return 0;
-	if (process_ignored(key.tgid))
+	if (!io_result_wanted(ret) || process_ignored(key.tgid))
 		return 0;
 	regs = syscall_args(&key.fd, &arg2);
 	/* A peek leaves the bytes for the read that follows (a server
 	 * sniffing for TLS): they are taken in once, there. */
 	if (recv_flags(regs, flags_at) & MSG_PEEK)
 		return 0;
-	c = conn_find(&key, &skipped);
+	c = conn_find(&key, NULL, &skipped);
 	/* Only sockets say where OpenSSL's bytes go. */
 	if (skipped == SKIP_NOT_SOCKET)
 		return 0;
-	if (is_read && ret > 0)
-		tls_note_read(&key, c != NULL);
-	tls_note_fd(&key, c);
-	/* On a connection OpenSSL carries, the bytes are ciphertext. */
-	if (ret <= 0 || !c || c->tls)
-		return 0;
-	if (c->h2 && how != IO_PLAIN) {
-		h2_vector(&key, c, regs, arg2, how, ret, is_read, 0);
-		return 0;
-	}
-	first = ret;
-	buf = io_first_buffer(arg2, how, &first);
-	if (!buf || first <= 0)
-		return 0;
-	conn_data(&key, c, buf, first, is_read);
-	/* The preface filled the first buffer: the other buffers hold
-	 * frames (node writes the preface and its SETTINGS from two). */
-	if (c->h2 == H2_FOLLOWED && ret > first)
-		h2_vector(&key, c, regs, arg2, how, ret - first, is_read, 1);
+	io_socket(&key, c, regs, arg2, how, ret, is_read);
 	return 0;
+}
+
+/* Socket hooks: the shape of the syscall now moving bytes on a socket, or
+ * false for one whose bytes are not looked at (sendfile, splice,
+ * sendmmsg, io_uring, a read where the kernel writes). */
+static __always_inline bool io_syscall(long nr, bool is_read, __u8 *how)
+{
+	switch (nr) {
+	case NR_read:
+	case NR_recvfrom:
+		*how = IO_PLAIN;
+		return is_read;
+	case NR_readv:
+		*how = IO_IOVEC;
+		return is_read;
+	case NR_recvmsg:
+		*how = IO_MSGHDR;
+		return is_read;
+	case NR_write:
+	case NR_sendto:
+		*how = IO_PLAIN;
+		return !is_read;
+	case NR_writev:
+		*how = IO_IOVEC;
+		return !is_read;
+	case NR_sendmsg:
+		*how = IO_MSGHDR;
+		return !is_read;
+	}
+	return false;
+}
+
+/* Socket hooks: a socket received or sent ctx->ret bytes, inside the
+ * syscall of the current task, whose saved registers give the fd and the
+ * buffer. */
+static __always_inline int sock_io(struct trace_event_raw_sock_msg_length *ctx,
+				   bool is_read)
+{
+	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct task_struct *task;
+	struct pt_regs *regs;
+	struct conn *c = NULL;
+	__u8 how, skipped;
+	__u64 arg2;
+
+	/* A peek leaves the bytes for the read that follows. */
+	if (!io_result_wanted(ctx->ret) || (ctx->flags & MSG_PEEK))
+		return 0;
+	/* A kernel thread's or an io_uring worker's registers are not a
+	 * syscall's. */
+	task = bpf_get_current_task_btf();
+	if (task->flags & (PF_KTHREAD | PF_IO_WORKER) ||
+	    process_ignored(key.tgid))
+		return 0;
+	regs = syscall_args(&key.fd, &arg2);
+	if (!io_syscall(regs->orig_ax, is_read, &how))
+		return 0;
+	if ((ctx->family == AF_INET || ctx->family == AF_INET6) &&
+	    ctx->protocol == IPPROTO_TCP)
+		c = conn_find(&key, ctx->sk, &skipped);
+	io_socket(&key, c, regs, arg2, how, ctx->ret, is_read);
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_recv_length")
+int sock_recv(struct trace_event_raw_sock_msg_length *ctx)
+{
+	return sock_io(ctx, true);
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int sock_send(struct trace_event_raw_sock_msg_length *ctx)
+{
+	return sock_io(ctx, false);
 }
 
 #define IO_PROGRAM(name, how, is_read, flags_at)                  \
@@ -1154,7 +1315,7 @@ static __always_inline int accepted(long fd)
 
 	if (fd < 0 || process_ignored(key.tgid))
 		return 0;
-	conn_track(&key, ROLE_SERVER);
+	conn_track(&key, NULL, ROLE_SERVER);
 	return 0;
 }
 
@@ -1181,7 +1342,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	    (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
 		return 0;
 	syscall_args(&key.fd, &unused);
-	conn_track(&key, ROLE_CLIENT);
+	conn_track(&key, NULL, ROLE_CLIENT);
 	return 0;
 }
 
@@ -1221,12 +1382,30 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	/* A new image is a new decision: its next syscall asks again. */
-	if (select_enabled)
+	/* A new image is a new decision, asked for now: under socket
+	 * hooks the next sign of the process may be its first request. */
+	if (select_enabled) {
 		bpf_map_delete_elem(&verdicts, &tgid);
+		process_verdict(tgid);
+	}
 	if (!report_execs && !bpf_map_lookup_elem(&procs, &tgid))
 		return 0;
 	report_process(tgid, SONDE_EV_PROCESS_EXEC);
+	return 0;
+}
+
+/* With a process selection, a new process (not a thread) is decided on
+ * from its fork, before it serves anything: a server's forked workers
+ * (nginx) would otherwise be asked about at their first request, which
+ * would be lost while the daemon decides. Loaded only with a selection. */
+SEC("raw_tracepoint/sched_process_fork")
+int process_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u32 tgid = BPF_CORE_READ(child, tgid);
+
+	if ((__u32)BPF_CORE_READ(child, pid) == tgid)
+		process_verdict(tgid);
 	return 0;
 }
 
@@ -1252,6 +1431,21 @@ client_connecting(struct trace_event_raw_inet_sock_set_state *ctx)
 		return;
 	}
 	note_tgid(tgid);
+}
+
+/* Socket hooks: a server's connection is established. No process has it
+ * yet (this runs in softirq context); the first to read or write it owns
+ * it (owner_note), and it is a server's from then on. */
+static __always_inline void
+server_established(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u64 key = (__u64)ctx->skaddr;
+	struct sock_owner o = { .role = ROLE_SERVER };
+
+	if (filter_port && ctx->sport != filter_port)
+		return;
+	if (bpf_map_update_elem(&socks, &key, &o, BPF_NOEXIST) == -E2BIG)
+		count_drop(SONDE_DROP_SOCK_FULL);
 }
 
 /* The connect started by client_connecting() finished: established, or
@@ -1303,12 +1497,16 @@ int sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	}
 	o = bpf_map_lookup_elem(&socks, &key);
-	if (!o)
-		return 0;
-	if (o->closed) {
+	if (o && o->closed) {
 		/* A closed socket does not change state again: this is new
 		 * life in reused memory, not yet owned. */
 		bpf_map_delete_elem(&socks, &key);
+		o = NULL;
+	}
+	if (!o) {
+		if (socket_hooks && ctx->oldstate == TCP_SYN_RECV &&
+		    ctx->newstate == TCP_ESTABLISHED)
+			server_established(ctx);
 		return 0;
 	}
 	if (ctx->oldstate == TCP_SYN_SENT) {
@@ -1335,8 +1533,9 @@ static __always_inline int sock_event(const void *sk, __u8 what, __u8 detail)
 	if (!key)
 		return 0;
 	o = bpf_map_lookup_elem(&socks, &key);
-	/* Only a reset can follow the move to CLOSE. */
-	if (o && (!o->closed || what == SONDE_TCP_RESET))
+	/* Only a reset can follow the move to CLOSE. An accepted socket no
+	 * process has used yet has no one to charge. */
+	if (o && o->tgid && (!o->closed || what == SONDE_TCP_RESET))
 		tcp_event(key, o, what, detail);
 	return 0;
 }
@@ -1367,12 +1566,23 @@ int tcp_reset_received(struct trace_event_raw_tcp_event_sk *ctx)
 
 /* The last the kernel does with a TCP socket (nothing, a reset included,
  * follows): its owner is forgotten, so that socks holds only live
- * sockets. */
+ * sockets. Under socket hooks, which see no close, so is the owner's
+ * connection on it, unless its fd already names another socket. */
 SEC("tracepoint/tcp/tcp_destroy_sock")
 int tcp_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 {
 	__u64 key = (__u64)ctx->skaddr;
+	struct sock_owner *o = bpf_map_lookup_elem(&socks, &key);
+	struct conn_key ck;
+	struct conn *c;
 
+	if (socket_hooks && o && o->tgid) {
+		ck.tgid = o->tgid;
+		ck.fd = o->fd;
+		c = bpf_map_lookup_elem(&conns, &ck);
+		if (c && c->sk == key)
+			bpf_map_delete_elem(&conns, &ck);
+	}
 	bpf_map_delete_elem(&socks, &key);
 	return 0;
 }

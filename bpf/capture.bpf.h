@@ -15,6 +15,21 @@
 #define EEXIST 17
 #define EAGAIN 11
 #define MSG_PEEK 2
+/* task_struct.flags: kernel threads, and io_uring's workers, whose saved
+ * user registers are not a syscall's. */
+#define PF_IO_WORKER 0x00000010
+#define PF_KTHREAD 0x00200000
+
+/* x86-64 syscall numbers (the only vmlinux.h shipped): the socket hooks
+ * learn from the saved registers which syscall moved the bytes. */
+#define NR_read 0
+#define NR_write 1
+#define NR_readv 19
+#define NR_writev 20
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
 
 #define SONDE_MAX_PROCS 16384
 /* Selection verdicts, one byte per process: 64k live processes is more
@@ -92,10 +107,11 @@ enum io_how {
  * SYN-ACK or a reset arriving, a retransmit timer) can be attributed. */
 struct sock_owner {
 	__u64 syn_ns; /* SYN sent, while a client connects */
-	__u32 tgid;
-	__u8 role;   /* enum sonde_role */
-	__u8 active; /* counted as an active connection by the daemon */
-	__u8 closed; /* reached TCP_CLOSE: a reset may still follow */
+	__u32 tgid;   /* 0: accepted, no process has used it yet */
+	__u32 fd;     /* the owner's fd for it, once it has read or written */
+	__u8 role;    /* enum sonde_role */
+	__u8 active;  /* counted as an active connection by the daemon */
+	__u8 closed;  /* reached TCP_CLOSE: a reset may still follow */
 	__u8 pad;
 	char comm[SONDE_COMM_LEN];
 };
@@ -106,7 +122,9 @@ struct conn_key {
 };
 
 struct conn {
-	__u64 file;	/* struct file *: detects fd reuse */
+	__u64 sk;	/* struct sock *: names the connection; first, for
+			 * capture_conn_open */
+	__u64 file;	/* struct file *: fd reuse, under syscall hooks */
 	__u64 start_ns; /* exchange start */
 	__u8 saddr[16];
 	__u8 daddr[16];

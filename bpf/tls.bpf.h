@@ -276,7 +276,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 		return 0;
 	}
 	key.fd = call.fd;
-	c = conn_find(&key, &skipped);
+	c = conn_find(&key, NULL, &skipped);
 	if (!c)
 		return 0;
 	c->tls = 1;

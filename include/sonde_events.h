@@ -169,7 +169,7 @@ struct sonde_tcp_event {
 #define SONDE_H2_FLAG_PRIORITY 0x20
 struct sonde_h2_event {
 	struct sonde_event_header hdr;
-	__u64 file;	/* struct file * of the connection's fd */
+	__u64 sk;	/* struct sock * of the connection */
 	__u64 since;	/* when its preface went: with tgid and fd, names it */
 	__u8 saddr[16]; /* local address (IPv4 in the first 4 bytes) */
 	__u8 daddr[16]; /* peer address */

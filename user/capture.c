@@ -12,6 +12,7 @@
 #include "capture.h"
 #include "capture.skel.h"
 #include "clock.h"
+#include "host.h"
 #include "log.h"
 #include "mapsweep.h"
 #include "prom.h"
@@ -118,6 +119,70 @@ static int check_map_layout(void)
 	return 0;
 }
 
+/* Which of the two sets of read and write hooks a program belongs to,
+ * or neither (both sets need it). */
+enum hook_set { HOOKS_SHARED, HOOKS_SOCKET, HOOKS_SYSCALL };
+
+static enum hook_set program_hook_set(const struct bpf_program *prog)
+{
+	const char *sec = bpf_program__section_name(prog);
+
+	if (!strncmp(sec, "tracepoint/syscalls/", 20))
+		return HOOKS_SYSCALL;
+	if (!strcmp(sec, "tracepoint/sock/sock_recv_length") ||
+	    !strcmp(sec, "tracepoint/sock/sock_send_length"))
+		return HOOKS_SOCKET;
+	return HOOKS_SHARED;
+}
+
+bool capture_has_socket_hooks(const char *tracefs_dir)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/events/sock/sock_recv_length",
+		 tracefs_dir);
+	if (access(path, F_OK))
+		return false;
+	snprintf(path, sizeof(path), "%s/events/sock/sock_send_length",
+		 tracefs_dir);
+	return access(path, F_OK) == 0;
+}
+
+/* Resolves --hooks: socket hooks when asked or, by default, when the
+ * kernel has them. -ENOENT (said why) when asked for on a kernel without
+ * them. */
+static int choose_hooks(enum capture_hooks asked, bool *socket)
+{
+	bool has = capture_has_socket_hooks(HOST_TRACEFS);
+
+	if (asked == CAPTURE_HOOKS_SOCKET && !has) {
+		log_error("--hooks socket: this kernel has no "
+			  "sock:sock_recv_length and sock:sock_send_length "
+			  "tracepoints (Linux 6.3 on); use --hooks syscall");
+		return -ENOENT;
+	}
+	*socket = asked == CAPTURE_HOOKS_AUTO ? has :
+						asked == CAPTURE_HOOKS_SOCKET;
+	log_debug("reads and writes seen on %s tracepoints",
+		  *socket ? "socket" : "syscall");
+	return 0;
+}
+
+/* Only the chosen set of read and write hooks is loaded. */
+static void set_hooks_autoload(bool socket)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, skel->obj) {
+		enum hook_set set = program_hook_set(prog);
+
+		if (set != HOOKS_SHARED)
+			bpf_program__set_autoload(
+				prog,
+				set == (socket ? HOOKS_SOCKET : HOOKS_SYSCALL));
+	}
+}
+
 /* Uprobe programs are loaded only when something will attach them. */
 static void set_uprobe_autoload(const struct capture_options *o)
 {
@@ -145,7 +210,8 @@ static int attach_all(void)
 		if (nprograms == MAX_PROGRAMS)
 			break;
 		/* Uprobes have no fixed target: uprobes.c attaches them. */
-		if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
+		if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE ||
+		    !bpf_program__autoload(prog))
 			continue;
 		st = &programs[nprograms++];
 		st->name = bpf_program__name(prog);
@@ -289,19 +355,19 @@ bool capture_sweep_maps(void)
 	return true;
 }
 
-bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t file)
+bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t sk)
 {
 	struct {
 		__u32 tgid, fd;
 	} key = { tgid, fd };
-	/* struct conn (bpf/capture.bpf.h) starts with its struct file *. */
+	/* struct conn (bpf/capture.bpf.h) starts with its struct sock *. */
 	uint64_t value[1024 / sizeof(uint64_t)];
 
 	if (!skel || bpf_map__value_size(skel->maps.conns) > sizeof(value))
 		return true;
 	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.conns), &key, value))
 		return false;
-	return value[0] == file;
+	return value[0] == sk;
 }
 
 static uint64_t fill_entries(const struct map_fill *f)
@@ -382,9 +448,13 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 		  void *ctx)
 {
 	int ncpus = libbpf_num_possible_cpus();
+	bool socket_hooks;
 	int err;
 
 	libbpf_set_print(print_libbpf);
+	err = choose_hooks(o->hooks, &socket_hooks);
+	if (err)
+		return err;
 	skel = capture_bpf__open();
 	if (!skel) {
 		err = -errno;
@@ -399,6 +469,9 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	select_on = o->select_enabled;
 	skel->rodata->report_execs = o->tls;
 	skel->rodata->tls_enabled = o->tls;
+	skel->rodata->socket_hooks = socket_hooks;
+	set_hooks_autoload(socket_hooks);
+	bpf_program__set_autoload(skel->progs.process_fork, o->select_enabled);
 	set_uprobe_autoload(o);
 	if (ncpus > 0)
 		bpf_map__set_max_entries(skel->maps.cpu_events, ncpus);
@@ -587,6 +660,7 @@ int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
 			      char *missing, size_t n)
 {
 	struct capture_bpf *obj = capture_bpf__open();
+	bool socket = capture_has_socket_hooks(tracefs_dir);
 	struct bpf_program *prog;
 	char path[256];
 
@@ -596,9 +670,15 @@ int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
 	missing[0] = '\0';
 	bpf_object__for_each_program(prog, obj->obj) {
 		/* "tracepoint/syscalls/sys_exit_read" */
-		const char *tp = strchr(bpf_program__section_name(prog), '/');
+		const char *sec = bpf_program__section_name(prog);
+		const char *tp = strchr(sec, '/');
+		enum hook_set set = program_hook_set(prog);
 
-		if (!tp)
+		/* The set --hooks auto would not load is not needed, nor is
+		 * the raw fork tracepoint (only a selection loads it). */
+		if (!tp || strncmp(sec, "tracepoint/", 11) ||
+		    (set != HOOKS_SHARED &&
+		     set != (socket ? HOOKS_SOCKET : HOOKS_SYSCALL)))
 			continue;
 		(*total)++;
 		snprintf(path, sizeof(path), "%s/events%s", tracefs_dir, tp);

@@ -9,6 +9,13 @@
 
 #include "strbuf.h"
 
+/* Which tracepoints see reads and writes (bpf/capture.bpf.c). */
+enum capture_hooks {
+	CAPTURE_HOOKS_AUTO = 0, /* socket ones when the kernel has them */
+	CAPTURE_HOOKS_SOCKET,	/* sock:sock_{recv,send}_length (6.3 on) */
+	CAPTURE_HOOKS_SYSCALL,	/* syscalls:sys_exit_read and the like */
+};
+
 struct capture_options {
 	uint32_t self_pid;
 	uint32_t filter_pid;	/* 0: all processes */
@@ -19,6 +26,7 @@ struct capture_options {
 	bool functions;	      /* load the --uprobe function programs */
 	bool bpf_stats;	      /* have the kernel count runs and run time */
 	uint32_t max_tracked; /* entries of the connection maps; 0: built in */
+	enum capture_hooks hooks;
 };
 
 struct bpf_object;
@@ -33,6 +41,10 @@ typedef int (*capture_event_fn)(void *ctx, void *data, size_t size);
  * be attached (a one-line reason was logged). */
 int capture_start(const struct capture_options *o, capture_event_fn fn,
 		  void *ctx);
+
+/* Whether the kernel's tracefs at tracefs_dir has both socket
+ * tracepoints the socket hooks need. */
+bool capture_has_socket_hooks(const char *tracefs_dir);
 
 /* Bytes of each per-CPU exchange ring for ncpus CPUs: the largest power
  * of two, from 2 MiB down to 256 KiB, that keeps them all within 8 MiB
@@ -51,8 +63,8 @@ int capture_poll(int timeout_ms);
 bool capture_sweep_maps(void);
 
 /* Whether the kernel still tracks the connection on fd in process tgid,
- * opened on the struct file at address file. */
-bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t file);
+ * on the struct sock at address sk. */
+bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t sk);
 
 /* Writes the selection verdict (SONDE_VERDICT_*) for pid into the kernel's
  * map, and each port rule selection_each_port gives. Return 0 or -errno;
@@ -73,9 +85,10 @@ bool capture_all_attached(void);
  * each BPF hash map with the entries of exited tasks removed from it. */
 void capture_render(struct strbuf *sb, uint64_t series_limit_drops);
 
-/* For --check: counts the tracepoints the programs attach to and how many
- * of them exist under tracefs_dir; names the first missing one in
- * missing[0..n). Returns 0, or -errno when the object cannot be opened. */
+/* For --check: counts the tracepoints the programs that --hooks auto
+ * would load attach to, and how many of them exist under tracefs_dir;
+ * names the first missing one in missing[0..n). Returns 0, or -errno when
+ * the object cannot be opened. */
 int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
 			      char *missing, size_t n);
 

@@ -51,6 +51,7 @@ static const struct config_key config_keys[] = {
 	{ "uprobes", "uprobe", CONFIG_LIST },
 	{ "no_tls", "no-tls", CONFIG_BOOL },
 	{ "bpf_stats", "bpf-stats", CONFIG_BOOL },
+	{ "hooks", "hooks", CONFIG_SCALAR },
 	{ "otlp", NULL, CONFIG_SECTION },
 	{ "otlp.endpoint", "otlp-endpoint", CONFIG_SCALAR },
 };

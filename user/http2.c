@@ -52,7 +52,7 @@ struct pending {
 
 struct conn {
 	uint32_t tgid, fd;
-	uint64_t since, file;
+	uint64_t since, sk;
 	uint32_t next_seq[2];
 	bool lost;
 	bool given_up; /* no room when it began: never decoded */
@@ -122,7 +122,7 @@ static struct conn *conn_new(const struct sonde_h2_event *ev)
 	c->tgid = ev->hdr.tgid;
 	c->fd = ev->fd;
 	c->since = ev->since;
-	c->file = ev->file;
+	c->sk = ev->sk;
 	for (int d = 0; room && d < 2; d++)
 		if (nghttp2_hd_inflate_new(&c->dir[d].decoder) ||
 		    nghttp2_hd_inflate_change_table_size(c->dir[d].decoder,
@@ -660,7 +660,7 @@ void http2_sweep(http2_open_fn open)
 		while (*p) {
 			struct conn *c = *p;
 
-			if (open(c->tgid, c->fd, c->file)) {
+			if (open(c->tgid, c->fd, c->sk)) {
 				p = &c->next;
 				continue;
 			}

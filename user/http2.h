@@ -54,8 +54,9 @@ enum http2_result {
 enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 			       struct sonde_http_event *out, int *grpc_status);
 
-/* Whether the connection (tgid, fd), opened on file, is still open. */
-typedef bool (*http2_open_fn)(uint32_t tgid, uint32_t fd, uint64_t file);
+/* Whether the connection (tgid, fd), on the socket at address sk, is
+ * still open. */
+typedef bool (*http2_open_fn)(uint32_t tgid, uint32_t fd, uint64_t sk);
 
 /* Forgets the connections open() says are closed. */
 void http2_sweep(http2_open_fn open);

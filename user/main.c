@@ -305,6 +305,7 @@ int main(int argc, char **argv)
 	copts.functions = opts.uprobes.n > 0;
 	copts.bpf_stats = opts.bpf_stats;
 	copts.max_tracked = opts.max_tracked;
+	copts.hooks = opts.hooks;
 	if (capture_start(&copts, events_handle, NULL))
 		goto out_close;
 	if (copts.select_enabled)

@@ -50,6 +50,14 @@ enum long_only {
 	OPT_UPROBE,
 	OPT_NO_TLS,
 	OPT_BPF_STATS,
+	OPT_HOOKS,
+};
+
+/* --hooks values, by enum capture_hooks. */
+static const char *const hooks_names[] = {
+	[CAPTURE_HOOKS_AUTO] = "auto",
+	[CAPTURE_HOOKS_SOCKET] = "socket",
+	[CAPTURE_HOOKS_SYSCALL] = "syscall",
 };
 
 static const char usage[] =
@@ -134,6 +142,13 @@ static const char usage[] =
 	"                          (sonde_program_runs_total; every BPF program "
 	"on\n"
 	"                          the host pays two clock reads a run while on)\n"
+	"      --hooks WHICH       where reads and writes are seen: socket "
+	"(socket\n"
+	"                          tracepoints, Linux 6.3 on), syscall (syscall "
+	"tracepoints;\n"
+	"                          every syscall on the host pays), or auto "
+	"(default:\n"
+	"                          socket when the kernel has them)\n"
 	"      --check             report what this host supports and exit "
 	"(0: can run)\n"
 	"  -v, --verbose           log attach details and libbpf debug output\n"
@@ -170,6 +185,7 @@ static const struct option long_options[] = {
 	{ "uprobe", required_argument, NULL, OPT_UPROBE },
 	{ "no-tls", no_argument, NULL, OPT_NO_TLS },
 	{ "bpf-stats", no_argument, NULL, OPT_BPF_STATS },
+	{ "hooks", required_argument, NULL, OPT_HOOKS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -469,6 +485,18 @@ static enum options_result apply(int opt, const char *arg,
 	case OPT_BPF_STATS:
 		o->bpf_stats = true;
 		return OPTIONS_RUN;
+	case OPT_HOOKS:
+		for (int h = 0;
+		     h < (int)(sizeof(hooks_names) / sizeof(hooks_names[0]));
+		     h++)
+			if (!strcmp(arg, hooks_names[h])) {
+				o->hooks = (enum capture_hooks)h;
+				return OPTIONS_RUN;
+			}
+		snprintf(err, errsz,
+			 "--hooks: '%s' is not one of auto, socket, syscall",
+			 arg);
+		return OPTIONS_ERROR;
 	case 'v':
 		o->verbose = true;
 		return OPTIONS_RUN;
@@ -726,6 +754,7 @@ void options_print_yaml(const struct sonde_options *o, FILE *out)
 	print_list(out, "", "uprobes", &o->uprobes, false);
 	fprintf(out, "no_tls: %s\n", o->no_tls ? "true" : "false");
 	fprintf(out, "bpf_stats: %s\n", o->bpf_stats ? "true" : "false");
+	fprintf(out, "hooks: %s\n", hooks_names[o->hooks]);
 	if (o->otlp_endpoint) {
 		fprintf(out, "otlp:\n");
 		print_optional(out, "  ", "endpoint", o->otlp_endpoint);

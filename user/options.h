@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "capture.h"
 #include "histogram.h"
 
 /* A repeatable flag's values (--include, --exclude, ...), owned. */
@@ -35,6 +36,7 @@ struct sonde_options {
 	bool check;		   /* --check: report host support, exit */
 	bool no_tls;		   /* --no-tls: leave OpenSSL alone */
 	bool bpf_stats;		   /* --bpf-stats: count program runs */
+	enum capture_hooks hooks;  /* --hooks */
 	struct histogram_bounds buckets;
 	bool verbose;
 	const char *config_path; /* --config FILE */

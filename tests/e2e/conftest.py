@@ -21,6 +21,7 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # SONDE_BIN: run the tests against another build (make e2e-sanitize).
 SONDE = os.environ.get("SONDE_BIN") or os.path.join(ROOT, "sonde")
+HOOKS = os.environ.get("SONDE_HOOKS")
 # A sanitizer build holds freed memory back and links libasan: tests of
 # sonde's memory or of the packaged ./sonde do not apply to it.
 not_sanitized = pytest.mark.skipif(
@@ -117,6 +118,10 @@ class Sonde:
         self.port = free_port()
         self.cafile = ready_tls
         self.log = tempfile.TemporaryFile()
+        # SONDE_HOOKS=syscall runs the tests on the syscall hooks (make
+        # e2e-syscall-hooks); a test that names its hooks keeps them.
+        if HOOKS and "--hooks" not in args:
+            args = (*args, "--hooks", HOOKS)
         self.proc = subprocess.Popen(
             [SONDE, "--listen", f"127.0.0.1:{self.port}", *args],
             stdout=self.log, stderr=subprocess.STDOUT)

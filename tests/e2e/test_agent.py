@@ -184,7 +184,8 @@ def test_sigterm_and_sigint_leave_nothing_in_the_kernel():
         finally:
             code = s.stop(sig)
         assert code == 0, s.output()
-        assert len(attached) >= 10
+        # Socket hooks: two data programs, two process, five TCP.
+        assert len(attached) >= 9
         # Every tracepoint program has its link; the OpenSSL uprobe
         # programs add one link per attached library and function.
         assert len(progs) >= len(attached) and len(links) >= len(attached)

@@ -51,8 +51,13 @@ def test_program_runs_are_counted_with_bpf_stats_only(nginx):
     finally:
         assert plain.stop() == 0
     # Every loaded program is listed, tracepoints and OpenSSL probes.
-    assert {"exit_recvfrom", "exit_accept4", "tcp_retransmit",
-            "ssl_read_entry"} <= set(runs)
+    # nginx reads with recv(): under socket hooks, one program sees every
+    # read, and connections are learnt from their state changes.
+    if "sock_recv" in runs:
+        reads, conns = "sock_recv", "sock_set_state"
+    else:
+        reads, conns = "exit_recvfrom", "exit_accept4"
+    assert {reads, conns, "tcp_retransmit", "ssl_read_entry"} <= set(runs)
     assert set(seconds) == set(runs)
     if not bpf_stats_sysctl_on():
         # Counting costs every BPF program on the host: off by default.
@@ -66,16 +71,16 @@ def test_program_runs_are_counted_with_bpf_stats_only(nginx):
         runs = per_program(counted, "sonde_program_runs_total")
         seconds = per_program(counted, "sonde_program_run_seconds_total")
         kernel = [p.get("run_cnt", 0) for p in bpftool_json("prog", "show")
-                  if p.get("name") == "exit_recvfrom"]
+                  if p.get("name") == reads]
     finally:
         assert counted.stop() == 0
     # nginx read 30 requests with recv() and accepted 3 connections.
-    assert runs["exit_recvfrom"] - before["exit_recvfrom"] >= 30
-    assert runs["exit_accept4"] - before["exit_accept4"] >= 3
-    assert seconds["exit_recvfrom"] > 0
+    assert runs[reads] - before[reads] >= 30
+    assert runs[conns] - before[conns] >= 3
+    assert seconds[reads] > 0
     # The scrape came before bpftool looked: the kernel's count can only
     # have grown since.
-    assert any(0 < runs["exit_recvfrom"] <= k for k in kernel)
+    assert any(0 < runs[reads] <= k for k in kernel)
     # The statistics end with the sonde that asked for them.
     if not bpf_stats_sysctl_on():
         again = Sonde()
@@ -173,10 +178,38 @@ def owners(map_name, part, field):
     return counts
 
 
-def test_entries_of_a_killed_process_are_removed(sonde):
-    """A process killed with its connections open never calls close():
-    sonde's sweep removes its (process, fd) entries, and the kernel's
-    destruction of its sockets removes their owners."""
+def test_socket_hooks_forget_a_killed_process():
+    """A process killed with its connections open never calls close().
+    Socket hooks see no fd that is not a socket, and the kernel's
+    destruction of the sockets removes the connections and their
+    owners."""
+    sonde = Sonde("--hooks", "socket")
+    app = python_server(free_port())
+    holder = None
+    try:
+        holder = hold_connections(app.port, 20)
+        pid = holder.pid
+        assert owners("conns", "key", "tgid").get(pid, 0) >= 20
+        assert owners("socks", "value", "tgid").get(pid, 0) >= 20
+        assert pid not in owners("skip_fds", "key", "tgid")
+        holder.kill()
+        holder.wait()
+        wait_for(lambda: pid not in owners("conns", "key", "tgid")
+                 and pid not in owners("socks", "value", "tgid"),
+                 15, what="the killed process's entries removed")
+        assert owners("conns", "key", "tgid").get(app.proc.pid, 0) < 20
+    finally:
+        if holder:
+            stop_process(holder)
+        app.stop()
+        assert sonde.stop() == 0
+
+
+def test_sweep_removes_entries_of_a_killed_process():
+    """The same under syscall hooks, which never see the close: sonde's
+    sweep removes the (process, fd) entries, the kernel's destruction of
+    the sockets their owners."""
+    sonde = Sonde("--hooks", "syscall")
     app = python_server(free_port())
     holder = None
     try:
@@ -215,6 +248,7 @@ def test_entries_of_a_killed_process_are_removed(sonde):
         if holder:
             stop_process(holder)
         app.stop()
+        assert sonde.stop() == 0
 
 
 def test_connection_maps_take_their_size_from_the_flag(nginx):

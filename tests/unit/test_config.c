@@ -77,7 +77,8 @@ TEST(every_key_loads)
 		"    - container: 3f5c\n"
 		"services:\n  - name: a\n    pid: 5\n"
 		"labels: [container_id, k8s_pod_uid, service_namespace]\n"
-		"http:\n  capture_headers:\n    - X-Request-Tenant\n");
+		"http:\n  capture_headers:\n    - X-Request-Tenant\n"
+		"hooks: syscall\n");
 
 	CHECK(load(&o, err, file, NULL, NULL) == OPTIONS_RUN);
 	CHECK_STR(o.listen_host, "::1");
@@ -94,6 +95,11 @@ TEST(every_key_loads)
 	CHECK_STR(o.include.items[1], "pid=5");
 	CHECK_STR(o.exclude.items[0], "cgroup=/system.slice/*");
 	CHECK(o.labels.n == 3 && o.capture_headers.n == 1);
+	CHECK(o.hooks == CAPTURE_HOOKS_SYSCALL);
+	options_free(&o);
+	/* The flag overrides the file. */
+	CHECK(load(&o, err, file, "--hooks", "socket") == OPTIONS_RUN);
+	CHECK(o.hooks == CAPTURE_HOOKS_SOCKET);
 	options_free(&o);
 	unlink(file);
 }
@@ -140,6 +146,8 @@ TEST(mistakes_name_file_line_and_reason)
 		{ "buckets: [0.1, [0.2]]\n", 1,
 		  "buckets: a list item is a list, expected a single value" },
 		{ "max_routes: 1\n  bad indent: 2\n", 2, "YAML syntax: " },
+		{ "port: 80\nhooks: sockets\n", 2,
+		  "hooks: 'sockets' is not one of auto, socket, syscall" },
 	};
 	struct sonde_options o;
 	char err[512], want[512];
@@ -199,9 +207,11 @@ TEST(print_config_round_trips)
 			 "--bpf-stats",
 			 "--max-tracked-connections",
 			 "1048576",
+			 "--hooks",
+			 "syscall",
 			 NULL };
 
-	CHECK(options_parse(15, argv, &o, err, sizeof(err)) == OPTIONS_RUN);
+	CHECK(options_parse(17, argv, &o, err, sizeof(err)) == OPTIONS_RUN);
 	f = open_memstream(&first, &n1);
 	options_print_yaml(&o, f);
 	fclose(f);
@@ -216,6 +226,8 @@ TEST(print_config_round_trips)
 	CHECK_STR(again.include.items[0], "exe=/opt/app \"x\"/*");
 	CHECK(again.verbose && again.series_ttl_ms == 90000);
 	CHECK(again.bpf_stats && strstr(first, "bpf_stats: true\n"));
+	CHECK(again.hooks == CAPTURE_HOOKS_SYSCALL &&
+	      strstr(first, "hooks: syscall\n"));
 	CHECK(again.max_tracked == 1048576 &&
 	      strstr(first, "max_tracked_connections: 1048576\n"));
 	free(first);

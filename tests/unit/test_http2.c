@@ -13,7 +13,7 @@
 /* One connection as the kernel sees it, with each side's encoder. */
 struct peer {
 	uint32_t tgid, fd;
-	uint64_t file, since;
+	uint64_t sk, since;
 	uint32_t seq[2]; /* per direction */
 	uint8_t role;
 	nghttp2_hd_deflater *enc[2]; /* 0: the client's, 1: the server's */
@@ -33,7 +33,7 @@ static void peer_init(struct peer *p, uint32_t fd)
 	p->since = ++prefaces * 1000000;
 	p->tgid = 0x7ffffff2;
 	p->fd = fd;
-	p->file = 0xffff888000001000ULL + fd * 64;
+	p->sk = 0xffff888000001000ULL + fd * 64;
 	p->role = SONDE_ROLE_SERVER;
 	nghttp2_hd_deflate_new(&p->enc[0], 4096);
 	nghttp2_hd_deflate_new(&p->enc[1], 4096);
@@ -57,7 +57,7 @@ static enum http2_result piece(struct peer *p, int to_client, uint8_t type,
 	ev.hdr.ts_ns = ts;
 	ev.hdr.tgid = p->tgid;
 	ev.hdr.kind = SONDE_EV_HTTP2;
-	ev.file = p->file;
+	ev.sk = p->sk;
 	ev.since = p->since;
 	ev.fd = p->fd;
 	ev.seq = p->seq[to_client]++;
@@ -327,7 +327,7 @@ TEST(a_missing_record_loses_the_connection_once)
 	CHECK(response(&p, 1, "200", 20) == HTTP2_LOST);
 	CHECK(request(&p, 3, "GET", "/", 30) == HTTP2_NOTHING);
 	CHECK(response(&p, 3, "200", 40) == HTTP2_NOTHING);
-	/* A new connection on the same fd and file starts afresh, and the
+	/* A new connection on the same fd and socket starts afresh, and the
 	 * old one is forgotten. */
 	peer_free(&p);
 	peer_init(&p, 11);
@@ -473,10 +473,10 @@ TEST(pushed_streams_are_requests_promised_by_the_server)
 	peer_free(&p);
 }
 
-static bool only_even_fds(uint32_t tgid, uint32_t fd, uint64_t file)
+static bool only_even_fds(uint32_t tgid, uint32_t fd, uint64_t sk)
 {
 	(void)tgid;
-	(void)file;
+	(void)sk;
 	return fd % 2 == 0;
 }
 
