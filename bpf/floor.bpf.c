@@ -2,7 +2,9 @@
 /* The floor for benchmarks: empty programs on exactly the tracepoints
  * capture.bpf.c uses, and on the OpenSSL functions sonde probes. What a
  * workload loses with these attached is the cost any design built on these
- * hooks pays; tools/bench.py compares sonde's loss against it. */
+ * hooks pays; tools/bench.py compares sonde's loss against it. Like
+ * sonde, tools/floor.c loads the socket read and write hooks or the
+ * syscall ones, not both. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
@@ -17,6 +19,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 	}
 #define FLOOR(tp) EMPTY_AT(tp, __LINE__)
 
+FLOOR("sock/sock_recv_length")
+FLOOR("sock/sock_send_length")
 FLOOR("syscalls/sys_exit_read")
 FLOOR("syscalls/sys_exit_readv")
 FLOOR("syscalls/sys_exit_recvfrom")

@@ -57,8 +57,9 @@ could not be read). Results also go to build/bench.json.
 
 Usage: /usr/bin/python3 tools/bench.py [--rounds N] [--seconds S]
                                        [--scenario direct|proxy|tls|all]
-       (or BENCH_ROUNDS / BENCH_SECONDS / BENCH_SCENARIO in the environment;
-       as root)
+                                       [--hooks auto|socket|syscall]
+       (or BENCH_ROUNDS / BENCH_SECONDS / BENCH_SCENARIO / BENCH_HOOKS in
+       the environment; as root)
 """
 
 import argparse
@@ -96,6 +97,8 @@ STOP_TIMEOUT = 10.0
 
 TARGET_KEPT = 0.95  # sonde keeps >= 95% of the no-agent throughput
 TARGET_LOSS_VS_FLOOR = 1.5  # and loses <= 1.5x what the bare hooks lose
+# --hooks for sonde and the floor alike (set from the command line).
+HOOKS = ["auto"]
 FLOOR_LOSS_MIN = 0.005  # below 0.5% the floor loss is noise: no ratio
 TARGET_CPU_US = 1.0  # sonde's CPU per request, microseconds
 TARGET_RSS_MIB = 30.0  # sonde's peak resident memory
@@ -316,7 +319,7 @@ def libssl_files(programs=("nginx", "wrk")):
 
 def start_floor(tmp):
     log = os.path.join(tmp, "floor.log")
-    argv = [FLOOR]
+    argv = [FLOOR, "--hooks", HOOKS[0]]
     for path in libssl_files():
         argv += ["--tls", path]
     proc = spawn(argv, log, stdout=subprocess.PIPE)
@@ -336,7 +339,8 @@ def start_floor(tmp):
 def start_sonde(tmp):
     port = free_port()
     log = os.path.join(tmp, "sonde.log")
-    proc = spawn([SONDE, "--listen", f"127.0.0.1:{port}"], log)
+    proc = spawn([SONDE, "--listen", f"127.0.0.1:{port}",
+                  "--hooks", HOOKS[0]], log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http_200(base + "/readyz", proc, "sonde", log)
@@ -679,7 +683,12 @@ def parse_args():
                    help="direct, proxy (client-heavy), tls (https, "
                    "OpenSSL uprobes) or all (env BENCH_SCENARIO, default "
                    "all)")
+    p.add_argument("--hooks", choices=("auto", "socket", "syscall"),
+                   default=os.environ.get("BENCH_HOOKS", "auto"),
+                   help="sonde's and the floor's --hooks: where reads and "
+                   "writes are seen (env BENCH_HOOKS, default auto)")
     args = p.parse_args()
+    HOOKS[0] = args.hooks
     if args.rounds < 1 or args.seconds < 1:
         p.error("--rounds and --seconds must be at least 1")
     return args

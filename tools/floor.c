@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -81,6 +82,31 @@ static sigset_t install_signal_handlers(void)
 	return wait_mask;
 }
 
+/* As sonde's --hooks auto (user/capture.c): socket hooks when the kernel
+ * has both socket tracepoints. */
+static bool has_socket_hooks(void)
+{
+	return access(TRACEFS "/events/sock/sock_recv_length", F_OK) == 0 &&
+	       access(TRACEFS "/events/sock/sock_send_length", F_OK) == 0;
+}
+
+/* Loads the socket read and write hooks or the syscall ones: the set
+ * sonde would attach. */
+static void set_hooks_autoload(struct floor_bpf *skel, bool socket)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *sec = bpf_program__section_name(prog);
+
+		if (!strncmp(sec, "tracepoint/syscalls/", 20))
+			bpf_program__set_autoload(prog, !socket);
+		else if (!strncmp(sec, "tracepoint/sock/sock_", 21) &&
+			 strcmp(sec, "tracepoint/sock/inet_sock_set_state"))
+			bpf_program__set_autoload(prog, socket);
+	}
+}
+
 static int attach_at(struct bpf_program *prog, const char *path,
 		     uint64_t offset, bool retprobe)
 {
@@ -123,17 +149,25 @@ static int attach_tls(struct floor_bpf *skel, const char *path)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: floor [--tls OPENSSL_FILE]...\n");
+	fprintf(stderr, "usage: floor [--hooks auto|socket|syscall] "
+			"[--tls OPENSSL_FILE]...\n");
 }
 
 int main(int argc, char **argv)
 {
-	const char *tls_files[MAX_TLS_FILES];
+	const char *tls_files[MAX_TLS_FILES], *hooks = "auto";
 	struct floor_bpf *skel;
 	sigset_t wait_mask;
 	int ntls = 0, err;
 
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--hooks") && i + 1 < argc &&
+		    (!strcmp(argv[i + 1], "auto") ||
+		     !strcmp(argv[i + 1], "socket") ||
+		     !strcmp(argv[i + 1], "syscall"))) {
+			hooks = argv[++i];
+			continue;
+		}
 		if (strcmp(argv[i], "--tls") || i + 1 == argc) {
 			usage();
 			return 2;
@@ -150,12 +184,21 @@ int main(int argc, char **argv)
 	if (ensure_tracefs())
 		return 1;
 
-	skel = floor_bpf__open_and_load();
+	skel = floor_bpf__open();
 	if (!skel) {
 		err = -errno;
-		fprintf(stderr, "floor: loading the BPF programs failed: %s\n",
+		fprintf(stderr, "floor: opening the BPF object failed: %s\n",
 			strerror(-err));
 		return 1;
+	}
+	set_hooks_autoload(skel, !strcmp(hooks, "auto") ?
+					 has_socket_hooks() :
+					 !strcmp(hooks, "socket"));
+	err = floor_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "floor: loading the BPF programs failed: %s\n",
+			strerror(-err));
+		goto out;
 	}
 	err = floor_bpf__attach(skel);
 	if (err) {
