@@ -3,7 +3,8 @@
 #   make deps     install the Debian packages the build, tests and bench need
 #   make run      deps + build, then start the agent with its defaults
 #   make test     deps + build, then unit and end-to-end tests (as root); the
-#                 unit suites run twice, the second time built with ASan+UBSan
+#                 unit suites run twice, the second time built with ASan+UBSan,
+#                 and the wire tests again on the syscall hooks
 #   make e2e-sanitize  the end-to-end tests against a sonde built with
 #                 ASan+UBSan (build/sanitize/sonde)
 #   make bench    nginx + wrk: no agent vs empty BPF programs vs sonde; then over TLS
@@ -65,7 +66,7 @@ DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev \
 	golang-go libnghttp2-dev python3-grpcio
 
-.PHONY: all deps run test unit unit-sanitize e2e e2e-sanitize bench fmt \
+.PHONY: all deps run test unit unit-sanitize e2e e2e-syscall-hooks e2e-sanitize bench fmt \
 	clean install uninstall otlp-receiver
 # Keep BPF objects: bench and debugging load them directly.
 .SECONDARY:
@@ -127,6 +128,15 @@ unit-sanitize:
 e2e: all $(TOOL_BINS) $(NPM_TEST_DEPS)
 	$(PYTHON) -m pytest -v tests/e2e
 
+# The tests of what is seen on the wire, again on the syscall hooks
+# (--hooks syscall), which kernels before 6.3 use; `make e2e` runs every
+# test on the hooks this kernel gets by default.
+SYSCALL_HOOK_TESTS := test_http_server.py test_client_tcp.py test_tls.py \
+	test_http2.py test_grpc.py test_go.py test_fleet.py
+e2e-syscall-hooks: all $(TOOL_BINS) $(NPM_TEST_DEPS)
+	SONDE_HOOKS=syscall $(PYTHON) -m pytest -v \
+		$(addprefix tests/e2e/,$(SYSCALL_HOOK_TESTS))
+
 # The tests that measure sonde's memory or package ./sonde are skipped
 # (SONDE_SANITIZED); a sanitizer report makes sonde exit non-zero, which
 # fails the test that ran it, with the report in its output.
@@ -140,6 +150,7 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) unit-sanitize
 	$(MAKE) e2e
+	$(MAKE) e2e-syscall-hooks
 
 bench: deps
 	$(MAKE) all $(TOOL_BINS)
