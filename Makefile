@@ -88,8 +88,10 @@ $(OUT)/user/%.o: user/%.c | $(SKELS) $(OUT)/user
 $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
 	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-# The floor places its OpenSSL probes where sonde does.
-$(OUT)/tools/floor: $(OUT)/user/sslprobe.o $(OUT)/user/elfsym.o
+# The floor places its OpenSSL probes where sonde does, and loads the read
+# and write hooks sonde would.
+$(OUT)/tools/floor: $(OUT)/user/sslprobe.o $(OUT)/user/elfsym.o \
+	$(OUT)/user/hooks.o
 $(OUT)/tools/%: tools/%.c | $(SKELS) $(OUT)/tools
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 

@@ -1030,17 +1030,19 @@ static __always_inline void conn_data(struct conn_key *key, struct conn *c,
 		on_response_bytes(key, c, buf, n);
 }
 
-/* The fd and buffer of the syscall now returning. The kernel saved the
- * user registers at syscall entry and leaves them alone until it returns
- * to user space, so sys_exit can read the arguments there: no sys_enter
- * program, no per-thread map, and a read that was already blocked when
- * sonde attached is seen like any other. bpf_task_pt_regs gives a
- * BTF-typed pointer: plain loads, not probe reads. */
-static __always_inline struct pt_regs *syscall_args(__u32 *fd, __u64 *arg2)
+/* The fd and buffer of the syscall task (the current one) is in. The
+ * kernel saved the user registers at syscall entry and leaves them alone
+ * until it returns to user space, so sys_exit, or a socket tracepoint on
+ * the way, can read the arguments there: no sys_enter program, no
+ * per-thread map, and a read that was already blocked when sonde attached
+ * is seen like any other. bpf_task_pt_regs gives a BTF-typed pointer:
+ * plain loads, not probe reads. */
+static __always_inline struct pt_regs *syscall_args(struct task_struct *task,
+						    __u32 *fd, __u64 *arg2)
 {
 	struct pt_regs *regs;
 
-	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	*fd = PT_REGS_PARM1_SYSCALL(regs);
 	*arg2 = PT_REGS_PARM2_SYSCALL(regs);
 	return regs;
@@ -1205,7 +1207,7 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read,
 
 	if (!io_result_wanted(ret) || process_ignored(key.tgid))
 		return 0;
-	regs = syscall_args(&key.fd, &arg2);
+	regs = syscall_args(bpf_get_current_task_btf(), &key.fd, &arg2);
 	/* A peek leaves the bytes for the read that follows (a server
 	 * sniffing for TLS): they are taken in once, there. */
 	if (recv_flags(regs, flags_at) & MSG_PEEK)
@@ -1270,7 +1272,7 @@ static __always_inline int sock_io(struct trace_event_raw_sock_msg_length *ctx,
 	if (task->flags & (PF_KTHREAD | PF_IO_WORKER) ||
 	    process_ignored(key.tgid))
 		return 0;
-	regs = syscall_args(&key.fd, &arg2);
+	regs = syscall_args(task, &key.fd, &arg2);
 	if (!io_syscall(regs->orig_ax, is_read, &how))
 		return 0;
 	if ((ctx->family == AF_INET || ctx->family == AF_INET6) &&
@@ -1341,7 +1343,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (process_ignored(key.tgid) ||
 	    (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
 		return 0;
-	syscall_args(&key.fd, &unused);
+	syscall_args(bpf_get_current_task_btf(), &key.fd, &unused);
 	conn_track(&key, NULL, ROLE_CLIENT);
 	return 0;
 }

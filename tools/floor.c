@@ -18,6 +18,7 @@
 #include <bpf/libbpf.h>
 
 #include "floor.skel.h"
+#include "hooks.h"
 #include "sslprobe.h"
 
 #define TRACEFS "/sys/kernel/tracing"
@@ -80,31 +81,6 @@ static sigset_t install_signal_handlers(void)
 	sigdelset(&wait_mask, SIGINT);
 	sigdelset(&wait_mask, SIGTERM);
 	return wait_mask;
-}
-
-/* As sonde's --hooks auto (user/capture.c): socket hooks when the kernel
- * has both socket tracepoints. */
-static bool has_socket_hooks(void)
-{
-	return access(TRACEFS "/events/sock/sock_recv_length", F_OK) == 0 &&
-	       access(TRACEFS "/events/sock/sock_send_length", F_OK) == 0;
-}
-
-/* Loads the socket read and write hooks or the syscall ones: the set
- * sonde would attach. */
-static void set_hooks_autoload(struct floor_bpf *skel, bool socket)
-{
-	struct bpf_program *prog;
-
-	bpf_object__for_each_program(prog, skel->obj) {
-		const char *sec = bpf_program__section_name(prog);
-
-		if (!strncmp(sec, "tracepoint/syscalls/", 20))
-			bpf_program__set_autoload(prog, !socket);
-		else if (!strncmp(sec, "tracepoint/sock/sock_", 21) &&
-			 strcmp(sec, "tracepoint/sock/inet_sock_set_state"))
-			bpf_program__set_autoload(prog, socket);
-	}
 }
 
 static int attach_at(struct bpf_program *prog, const char *path,
@@ -191,9 +167,10 @@ int main(int argc, char **argv)
 			strerror(-err));
 		return 1;
 	}
-	set_hooks_autoload(skel, !strcmp(hooks, "auto") ?
-					 has_socket_hooks() :
-					 !strcmp(hooks, "socket"));
+	/* The set sonde would load, as its --hooks does. */
+	hooks_load_only(skel->obj, !strcmp(hooks, "auto") ?
+					   hooks_kernel_has_socket(TRACEFS) :
+					   !strcmp(hooks, "socket"));
 	err = floor_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "floor: loading the BPF programs failed: %s\n",

@@ -12,6 +12,7 @@
 #include "capture.h"
 #include "capture.skel.h"
 #include "clock.h"
+#include "hooks.h"
 #include "host.h"
 #include "log.h"
 #include "mapsweep.h"
@@ -119,41 +120,12 @@ static int check_map_layout(void)
 	return 0;
 }
 
-/* Which of the two sets of read and write hooks a program belongs to,
- * or neither (both sets need it). */
-enum hook_set { HOOKS_SHARED, HOOKS_SOCKET, HOOKS_SYSCALL };
-
-static enum hook_set program_hook_set(const struct bpf_program *prog)
-{
-	const char *sec = bpf_program__section_name(prog);
-
-	if (!strncmp(sec, "tracepoint/syscalls/", 20))
-		return HOOKS_SYSCALL;
-	if (!strcmp(sec, "tracepoint/sock/sock_recv_length") ||
-	    !strcmp(sec, "tracepoint/sock/sock_send_length"))
-		return HOOKS_SOCKET;
-	return HOOKS_SHARED;
-}
-
-bool capture_has_socket_hooks(const char *tracefs_dir)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/events/sock/sock_recv_length",
-		 tracefs_dir);
-	if (access(path, F_OK))
-		return false;
-	snprintf(path, sizeof(path), "%s/events/sock/sock_send_length",
-		 tracefs_dir);
-	return access(path, F_OK) == 0;
-}
-
 /* Resolves --hooks: socket hooks when asked or, by default, when the
  * kernel has them. -ENOENT (said why) when asked for on a kernel without
  * them. */
 static int choose_hooks(enum capture_hooks asked, bool *socket)
 {
-	bool has = capture_has_socket_hooks(HOST_TRACEFS);
+	bool has = hooks_kernel_has_socket(HOST_TRACEFS);
 
 	if (asked == CAPTURE_HOOKS_SOCKET && !has) {
 		log_error("--hooks socket: this kernel has no "
@@ -166,21 +138,6 @@ static int choose_hooks(enum capture_hooks asked, bool *socket)
 	log_debug("reads and writes seen on %s tracepoints",
 		  *socket ? "socket" : "syscall");
 	return 0;
-}
-
-/* Only the chosen set of read and write hooks is loaded. */
-static void set_hooks_autoload(bool socket)
-{
-	struct bpf_program *prog;
-
-	bpf_object__for_each_program(prog, skel->obj) {
-		enum hook_set set = program_hook_set(prog);
-
-		if (set != HOOKS_SHARED)
-			bpf_program__set_autoload(
-				prog,
-				set == (socket ? HOOKS_SOCKET : HOOKS_SYSCALL));
-	}
 }
 
 /* Uprobe programs are loaded only when something will attach them. */
@@ -470,7 +427,7 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	skel->rodata->report_execs = o->tls;
 	skel->rodata->tls_enabled = o->tls;
 	skel->rodata->socket_hooks = socket_hooks;
-	set_hooks_autoload(socket_hooks);
+	hooks_load_only(skel->obj, socket_hooks);
 	bpf_program__set_autoload(skel->progs.process_fork, o->select_enabled);
 	set_uprobe_autoload(o);
 	if (ncpus > 0)
@@ -660,7 +617,7 @@ int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
 			      char *missing, size_t n)
 {
 	struct capture_bpf *obj = capture_bpf__open();
-	bool socket = capture_has_socket_hooks(tracefs_dir);
+	bool socket = hooks_kernel_has_socket(tracefs_dir);
 	struct bpf_program *prog;
 	char path[256];
 
@@ -672,7 +629,7 @@ int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
 		/* "tracepoint/syscalls/sys_exit_read" */
 		const char *sec = bpf_program__section_name(prog);
 		const char *tp = strchr(sec, '/');
-		enum hook_set set = program_hook_set(prog);
+		enum hook_set set = hooks_set_of(prog);
 
 		/* The set --hooks auto would not load is not needed, nor is
 		 * the raw fork tracepoint (only a selection loads it). */

@@ -42,9 +42,6 @@ typedef int (*capture_event_fn)(void *ctx, void *data, size_t size);
 int capture_start(const struct capture_options *o, capture_event_fn fn,
 		  void *ctx);
 
-/* Whether the kernel's tracefs at tracefs_dir has both socket
- * tracepoints the socket hooks need. */
-bool capture_has_socket_hooks(const char *tracefs_dir);
 
 /* Bytes of each per-CPU exchange ring for ncpus CPUs: the largest power
  * of two, from 2 MiB down to 256 KiB, that keeps them all within 8 MiB
