@@ -186,9 +186,18 @@ class Sonde:
         except AssertionError:
             raise AssertionError(
                 f"expected {expect_total} requests on port {port}, "
-                f"got {self.series(port)}")
+                f"got {self.series(port)}; sonde's losses: {self.losses()}")
         time.sleep(0.3)
         return self.series(port)
+
+    def losses(self):
+        """sonde's own counts of what it lost or could not read, those
+        above 0: what a count that came up short says about why."""
+        return {(n, tuple(sorted(labels.items()))): v
+                for n, labels, v in self.samples()
+                if v and n in ("sonde_events_dropped_total",
+                               "sonde_parse_errors_total",
+                               "sonde_program_recursion_misses_total")}
 
     def output(self):
         self.log.seek(0)

@@ -170,9 +170,13 @@ def test_map_fill_follows_connections(sonde):
 
 def owners(map_name, part, field):
     """How many entries of a BPF map each task owns, from bpftool's dump
-    (part is "key" or "value": where field holds the task id)."""
+    (part is "key" or "value": where field holds the task id). An entry
+    removed between bpftool's key walk and its lookup comes with an
+    "error" instead of its fields: it is gone, and not counted."""
     counts = {}
     for entry in bpftool_json("map", "dump", "name", map_name):
+        if "formatted" not in entry:
+            continue
         task = entry["formatted"][part][field]
         counts[task] = counts.get(task, 0) + 1
     return counts
