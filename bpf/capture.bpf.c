@@ -374,19 +374,29 @@ static __always_inline void tcp_event(__u64 sk, struct sock_owner *o, __u8 what,
 	event_submit(&events, ev);
 }
 
-/* Remembers that the current process owns sk through key->fd, unless a
- * live owner is already known (a client is known from its SYN). Returns
- * the connection's role: role, or when that is unknown what the owner
- * says (a client's SYN, a server's passive open). An accepted connection
- * that is established counts as active from here on. */
-static __always_inline __u8 owner_note(const struct conn_key *key,
-				       struct sock *sk, __u8 role)
+/* Whether o is what is known of a live socket whose peer port is dport;
+ * not when the socket it was about is closed or freed (see dport). */
+static __always_inline bool owner_live(const struct sock_owner *o, __u16 dport)
 {
-	struct sock_owner o = { .tgid = key->tgid, .fd = key->fd };
+	return !o->closed && o->dport == dport;
+}
+
+/* Remembers that the current process owns sk (peer port dport) through
+ * key->fd, unless a live owner is already known (a client is known from
+ * its SYN). Returns the connection's role: role, or when that is unknown
+ * what the owner says (a client's SYN, a server's passive open). An
+ * accepted connection that is established counts as active from here
+ * on. */
+static __always_inline __u8 owner_note(const struct conn_key *key,
+				       struct sock *sk, __u16 dport, __u8 role)
+{
+	struct sock_owner o = { .tgid = key->tgid,
+				.fd = key->fd,
+				.dport = dport };
 	__u64 skey = (__u64)sk;
 	struct sock_owner *known = bpf_map_lookup_elem(&socks, &skey);
 
-	if (known && !known->closed) {
+	if (known && owner_live(known, dport)) {
 		if (role == ROLE_UNKNOWN)
 			role = known->role;
 		if (known->tgid) {
@@ -449,7 +459,7 @@ static __always_inline struct conn *conn_track(struct conn_key *key,
 	if (!c)
 		return NULL;
 	conn_set_socket(c, file, sk);
-	c->role = owner_note(key, sk, role);
+	c->role = owner_note(key, sk, c->dport, role);
 	return c;
 }
 
@@ -1420,6 +1430,7 @@ client_connecting(struct trace_event_raw_inet_sock_set_state *ctx)
 	struct sock_owner o = {
 		.syn_ns = bpf_ktime_get_ns(),
 		.tgid = tgid,
+		.dport = ctx->dport,
 		.role = ROLE_CLIENT,
 	};
 
@@ -1442,7 +1453,7 @@ static __always_inline void
 server_established(struct trace_event_raw_inet_sock_set_state *ctx)
 {
 	__u64 key = (__u64)ctx->skaddr;
-	struct sock_owner o = { .role = ROLE_SERVER };
+	struct sock_owner o = { .dport = ctx->dport, .role = ROLE_SERVER };
 
 	if (filter_port && ctx->sport != filter_port)
 		return;
@@ -1499,9 +1510,10 @@ int sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	}
 	o = bpf_map_lookup_elem(&socks, &key);
-	if (o && o->closed) {
-		/* A closed socket does not change state again: this is new
-		 * life in reused memory, not yet owned. */
+	if (o && !owner_live(o, ctx->dport)) {
+		/* A closed socket does not change state again, and one
+		 * socket keeps its peer: this is new life in reused memory,
+		 * not yet owned. */
 		bpf_map_delete_elem(&socks, &key);
 		o = NULL;
 	}

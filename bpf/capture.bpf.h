@@ -109,10 +109,15 @@ struct sock_owner {
 	__u64 syn_ns; /* SYN sent, while a client connects */
 	__u32 tgid;   /* 0: accepted, no process has used it yet */
 	__u32 fd;     /* the owner's fd for it, once it has read or written */
-	__u8 role;    /* enum sonde_role */
-	__u8 active;  /* counted as an active connection by the daemon */
-	__u8 closed;  /* reached TCP_CLOSE: a reset may still follow */
-	__u8 pad;
+	/* The peer's port: an entry whose port is not the socket's is a
+	 * freed socket's, whose close the kernel ran while another BPF
+	 * program held the CPU (missed: sonde_program_recursion_misses),
+	 * found again in reused memory. */
+	__u16 dport;
+	__u8 role;   /* enum sonde_role */
+	__u8 active; /* counted as an active connection by the daemon */
+	__u8 closed; /* reached TCP_CLOSE: a reset may still follow */
+	__u8 pad[3];
 	char comm[SONDE_COMM_LEN];
 };
 

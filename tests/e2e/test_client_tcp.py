@@ -1,17 +1,19 @@
 """Outgoing calls and TCP-level errors: client-side HTTP series, connect
 results and durations, resets, retransmits and active connections, each
 attributed to the process that owns the socket."""
+import http.client
 import os
 import random
+import struct
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from conftest import (CLIENT, Server, Sonde, free_port, keepalive_requests,
-                      nginx_server, python_server, settle, stop_process,
-                      total, wait_for)
+from conftest import (CLIENT, Server, Sonde, bpftool_json, free_port,
+                      keepalive_requests, nginx_server, python_server,
+                      run_checked, settle, stop_process, total, wait_for)
 
 TOOL = os.path.join(os.path.dirname(__file__), "clients", "tcp_tool.py")
 
@@ -272,6 +274,47 @@ def test_active_connections_follow_held_keepalive_connections(sonde, app):
                  result="ok") == 20
     assert total(sonde, CLIENT + "_count", service_name=service,
                  server_port=app.port) == 20
+
+
+def accepted_owner(peer_port):
+    """The socks entry of an accepted socket whose peer is peer_port, while
+    no process has used it yet; None until there is one."""
+    for entry in bpftool_json("map", "dump", "name", "socks"):
+        value = entry.get("formatted", {}).get("value", {})
+        if value.get("dport") == peer_port and value.get("tgid") == 0:
+            return entry
+    return None
+
+
+def test_an_owner_left_by_a_missed_close_does_not_decide_a_new_socket(app):
+    """The kernel skips a program while another BPF program holds the CPU
+    (a softirq closing a socket inside one), and a freed socket's memory
+    is soon another's. What sonde knew of the old socket, here a client of
+    another process, must not make the new one's server a client: its
+    request is counted."""
+    sonde = Sonde("--hooks", "socket")
+    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+    try:
+        conn.connect()
+        port = conn.sock.getsockname()[1]
+        entry = wait_for(lambda: accepted_owner(port), 10,
+                         what="the accepted socket's owner entry")
+        value = bytearray(int(b, 16) for b in entry["value"])
+        # struct sock_owner: syn_ns, tgid, fd, dport, role (1: server)
+        known = struct.unpack_from("<QIIHB", value)
+        assert known == (0, 0, 0, port, 1)
+        # A connected client's entry (role 2) owned by init, peer port 443.
+        struct.pack_into("<QIIHB", value, 0, 1, 1, 3, 443, 2)
+        run_checked("bpftool", "map", "update", "name", "socks", "key",
+                    "hex", *(b[2:] for b in entry["key"]), "value", "hex",
+                    *("%02x" % b for b in value))
+        conn.request("GET", "/fresh")
+        assert conn.getresponse().read() == b"/fresh\n"
+        assert sonde.settled_series(app.port, 1) == {
+            ("GET", "200", "/fresh"): 1}
+    finally:
+        conn.close()
+        assert sonde.stop() == 0
 
 
 def test_peer_addresses_are_capped_per_service():
