@@ -1492,6 +1492,25 @@ connect_done(struct trace_event_raw_inet_sock_set_state *ctx,
 	event_submit(&events, ev);
 }
 
+/* The socket at key, which o says who owned, is gone: o is forgotten, so
+ * that socks holds only live sockets. Under socket hooks, which see no
+ * close, so is the owner's connection on it, unless its fd already names
+ * another socket. */
+static __always_inline void owner_forget(__u64 key, struct sock_owner *o)
+{
+	struct conn_key ck;
+	struct conn *c;
+
+	if (socket_hooks && o->tgid) {
+		ck.tgid = o->tgid;
+		ck.fd = o->fd;
+		c = bpf_map_lookup_elem(&conns, &ck);
+		if (c && c->sk == key)
+			bpf_map_delete_elem(&conns, &ck);
+	}
+	bpf_map_delete_elem(&socks, &key);
+}
+
 /* Every TCP state change. Client connects are timed from SYN_SENT to
  * ESTABLISHED or CLOSE; a counted connection stops being active when it
  * leaves ESTABLISHED (either side closed); the owner is forgotten when
@@ -1505,17 +1524,17 @@ int sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
-	if (ctx->newstate == TCP_SYN_SENT) {
-		client_connecting(ctx);
-		return 0;
-	}
 	o = bpf_map_lookup_elem(&socks, &key);
 	if (o && !owner_live(o, ctx->dport)) {
 		/* A closed socket does not change state again, and one
 		 * socket keeps its peer: this is new life in reused memory,
-		 * not yet owned. */
-		bpf_map_delete_elem(&socks, &key);
+		 * and the old socket's destruction was missed. */
+		owner_forget(key, o);
 		o = NULL;
+	}
+	if (ctx->newstate == TCP_SYN_SENT) {
+		client_connecting(ctx);
+		return 0;
 	}
 	if (!o) {
 		if (socket_hooks && ctx->oldstate == TCP_SYN_RECV &&
@@ -1579,25 +1598,15 @@ int tcp_reset_received(struct trace_event_raw_tcp_event_sk *ctx)
 }
 
 /* The last the kernel does with a TCP socket (nothing, a reset included,
- * follows): its owner is forgotten, so that socks holds only live
- * sockets. Under socket hooks, which see no close, so is the owner's
- * connection on it, unless its fd already names another socket. */
+ * follows). */
 SEC("tracepoint/tcp/tcp_destroy_sock")
 int tcp_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 {
 	__u64 key = (__u64)ctx->skaddr;
 	struct sock_owner *o = bpf_map_lookup_elem(&socks, &key);
-	struct conn_key ck;
-	struct conn *c;
 
-	if (socket_hooks && o && o->tgid) {
-		ck.tgid = o->tgid;
-		ck.fd = o->fd;
-		c = bpf_map_lookup_elem(&conns, &ck);
-		if (c && c->sk == key)
-			bpf_map_delete_elem(&conns, &ck);
-	}
-	bpf_map_delete_elem(&socks, &key);
+	if (o)
+		owner_forget(key, o);
 	return 0;
 }
 
