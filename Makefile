@@ -7,7 +7,8 @@
 #                 and the wire tests again on the syscall hooks
 #   make e2e-sanitize  the end-to-end tests against a sonde built with
 #                 ASan+UBSan (build/sanitize/sonde)
-#   make bench    nginx + wrk: no agent vs empty BPF programs vs sonde; then over TLS
+#   make bench    nginx + wrk: no agent vs empty BPF programs vs sonde; then
+#                 over TLS; then a process with no socket (a bystander)
 #   make install  the binary, a hardened systemd unit, /etc/default/sonde
 #   make fmt      clang-format every C source in place
 
@@ -53,7 +54,7 @@ USER_OBJS := $(USER_SRCS:user/%.c=$(OUT)/user/%.o)
 LIB_OBJS := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
-TOOL_BINS := $(OUT)/tools/floor
+TOOL_BINS := $(OUT)/tools/floor $(OUT)/tools/bystander
 # The end-to-end tests' npm packages: the OTLP test receiver's
 # (tests/e2e/otlp) and grpc-js (tests/e2e/grpc), each pinned by its
 # package-lock.json; node_modules stays out of git.

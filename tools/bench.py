@@ -13,6 +13,13 @@ scenarios:
   tls     as direct, over TLS (`listen ... ssl`, a certificate made with
           openssl, wrk on https://): sonde reads the plaintext through its
           OpenSSL uprobes in nginx and in wrk (target >= 90% of none)
+  bystander
+          no nginx, no wrk: build/tools/bystander, a process that never
+          touches a socket, reads /dev/zero and a pipe in a loop; what the
+          rest of the host pays for the agent, in calls/s kept (target >=
+          98% of none). With the syscall hooks every read and write of
+          every process runs a program, and every syscall takes the
+          kernel's slow path; the socket hooks fire on socket I/O only
 
 and, in each scenario, three ways side by side:
 
@@ -56,8 +63,8 @@ status is 1 only when something broke (a process failed to start, wrk output
 could not be read). Results also go to build/bench.json.
 
 Usage: /usr/bin/python3 tools/bench.py [--rounds N] [--seconds S]
-                                       [--scenario direct|proxy|tls|all]
-                                       [--hooks auto|socket|syscall]
+                         [--scenario direct|proxy|tls|bystander|all]
+                         [--hooks auto|socket|syscall]
        (or BENCH_ROUNDS / BENCH_SECONDS / BENCH_SCENARIO / BENCH_HOOKS in
        the environment; as root)
 """
@@ -166,8 +173,10 @@ TLS_SERVERS = """\
 
 SCENARIOS = {"direct": DIRECT_SERVERS, "proxy": PROXY_SERVERS,
              "tls": TLS_SERVERS}
-# Over TLS every OpenSSL call is a uprobe hit: a lower bar.
-TARGET_KEPT_BY_SCENARIO = {"tls": 0.90}
+BYSTANDER = os.path.join(ROOT, "build", "tools", "bystander")
+# Over TLS every OpenSSL call is a uprobe hit: a lower bar. A process that
+# never touches a socket should not notice sonde at all: a higher one.
+TARGET_KEPT_BY_SCENARIO = {"tls": 0.90, "bystander": 0.98}
 
 
 class BenchError(Exception):
@@ -352,6 +361,43 @@ def start_sonde(tmp):
 
 # --- measurements ------------------------------------------------------------
 
+class Load:
+    """What each mode of a round runs: run(seconds) gives a result with
+    "rps" (requests or calls a second) and "requests" (how many); port is
+    the loaded server's, whose requests sonde's counts are read for, or
+    None when the load serves nothing."""
+
+    def __init__(self, run, port=None, unit="req/s"):
+        self.run = run
+        self.port = port
+        self.unit = unit
+
+
+def wrk_load(url):
+    return Load(lambda seconds: run_wrk(url, seconds),
+                int(url.rsplit(":", 1)[1].strip("/")))
+
+
+def run_bystander(seconds):
+    """Runs build/tools/bystander; its calls a second and calls."""
+    proc = subprocess.Popen([BYSTANDER, str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=_die_with_bench)
+    try:
+        out, _ = proc.communicate(timeout=seconds + 30)
+    finally:
+        stop(proc)
+    out = out.decode(errors="replace")
+    m = re.search(r"^bystander: (\d+) calls in ([\d.]+) s$", out, re.M)
+    if proc.returncode != 0 or not m or float(m.group(2)) <= 0:
+        raise BenchError(f"bystander failed (status {proc.returncode}); "
+                         f"its output:\n{out}")
+    calls = int(m.group(1))
+    return {"rps": calls / float(m.group(2)), "requests": calls,
+            "non_2xx": 0, "socket_errors": 0}
+
+
 def run_wrk(url, seconds):
     """Runs wrk against url; returns requests/s, requests and error counts."""
     argv = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}",
@@ -462,27 +508,27 @@ def other_agents(ours):
 
 # --- one run of each mode ----------------------------------------------------
 
-def run_none(url, seconds, tmp):
-    return run_wrk(url, seconds)
+def run_none(load, seconds, tmp):
+    return load.run(seconds)
 
 
-def run_floor(url, seconds, tmp):
+def run_floor(load, seconds, tmp):
     proc = start_floor(tmp)
     try:
-        result = run_wrk(url, seconds)
+        result = load.run(seconds)
         result["agent_pids"] = [proc.pid]
         return result
     finally:
         stop(proc)
 
 
-def run_sonde(url, seconds, tmp):
-    port = int(url.rsplit(":", 1)[1].strip("/"))
+def run_sonde(load, seconds, tmp):
+    port = load.port
     proc, base = start_sonde(tmp)
     try:
         before = counts(scrape(base), port)
         cpu0 = cpu_seconds(proc.pid)
-        result = run_wrk(url, seconds)
+        result = load.run(seconds)
         time.sleep(SETTLE_SECONDS)
         cpu1 = cpu_seconds(proc.pid)
         samples = scrape(base)
@@ -512,7 +558,7 @@ def run_sonde(url, seconds, tmp):
 RUNNERS = {"none": run_none, "floor": run_floor, "sonde": run_sonde}
 
 
-def run_rounds(url, rounds, seconds, tmp, pids):
+def run_rounds(load, rounds, seconds, tmp, pids):
     """(none, floor, sonde) x rounds; returns {mode: [result, ...]} and the
     warnings about other load seen on the host."""
     results = {mode: [] for mode in MODES}
@@ -521,20 +567,23 @@ def run_rounds(url, rounds, seconds, tmp, pids):
         shift = (r - 1) % len(MODES)
         for mode in MODES[shift:] + MODES[:shift]:
             before = other_agents(pids)
-            res = RUNNERS[mode](url, seconds, tmp)
+            res = RUNNERS[mode](load, seconds, tmp)
             others = sorted(set(before) | set(other_agents(pids)))
             if others:
                 warnings.append(f"round {r} {mode}: also running: "
                                 + ", ".join(others))
             results[mode].append(res)
-            print(f"  round {r}/{rounds} {mode:<5} {res['rps']:>10.0f} req/s"
-                  + sonde_line(res), flush=True)
+            print(f"  round {r}/{rounds} {mode:<5} {res['rps']:>10.0f} "
+                  f"{load.unit}" + sonde_line(res, load), flush=True)
     return results, warnings
 
 
-def sonde_line(res):
+def sonde_line(res, load):
     if "cpu_us_per_request" not in res:
         return ""
+    if load.port is None:
+        return (f"  cpu {res['cpu_seconds']:.2f} s"
+                f"  peak {res['hwm_kib'] / 1024:.1f} MiB")
     return (f"  cpu {res['cpu_us_per_request']:.3f} us/req"
             f"  peak {res['hwm_kib'] / 1024:.1f} MiB"
             f"  counted {res['counted']:.0f}/{res['requests']}")
@@ -592,12 +641,16 @@ def summarize(results):
 
 
 def verdicts(s, scenario):
-    """[(target, passed or None for n/a, measured)]."""
+    """[(target, passed or None for n/a, measured)]. A bystander has one:
+    it serves nothing, so sonde has nothing to count or spend on it."""
     lvf = s["loss_vs_floor"]
     kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT)
+    kept_row = (f"sonde >= {kept:.0%} of none", s["sonde_over_none"] >= kept,
+                f"{s['sonde_over_none']:.1%}")
+    if scenario == "bystander":
+        return [kept_row]
     return [
-        (f"sonde >= {kept:.0%} of none", s["sonde_over_none"]
-         >= kept, f"{s['sonde_over_none']:.1%}"),
+        kept_row,
         (f"loss <= {TARGET_LOSS_VS_FLOOR}x floor's",
          None if lvf is None else lvf <= TARGET_LOSS_VS_FLOOR,
          "n/a (floor loss < 0.5%)" if lvf is None else f"{lvf:.2f}x"),
@@ -609,9 +662,35 @@ def verdicts(s, scenario):
     ]
 
 
+def print_bystander_report(cfg, s, warnings):
+    rps = s["rps"]
+    print()
+    print(f"sonde bench, bystander: build/tools/bystander (reads of "
+          f"/dev/zero and a pipe, no socket), {cfg['rounds']} round(s) x "
+          f"{cfg['seconds']} s, medians; {cfg['cpus']} CPUs, kernel "
+          f"{cfg['kernel']}, hooks {cfg['hooks']}")
+    print(f"  calls/s      none {rps['none']:10.0f}   floor "
+          f"{rps['floor']:10.0f}   sonde {rps['sonde']:10.0f}")
+    if cfg["rounds"] > 1:
+        print("  spread       " + "   ".join(
+            f"{m} {lo:.0f}..{hi:.0f}" for m, (lo, hi)
+            in s["rps_range"].items()))
+    print(f"  floor/none   {s['floor_over_none']:7.1%}   "
+          f"(median of the rounds' ratios)")
+    print(f"  sonde/none   {s['sonde_over_none']:7.1%}")
+    print()
+    for target, ok, measured in verdicts(s, "bystander"):
+        print(f"  {'PASS' if ok else 'MISS'}  {target:<34} {measured}")
+    for w in warnings:
+        print(f"  warning: {w}")
+
+
 def print_report(cfg, scenario, s, warnings):
     rps = s["rps"]
     lvf = s["loss_vs_floor"]
+    if scenario == "bystander":
+        print_bystander_report(cfg, s, warnings)
+        return
     print()
     print(f"sonde bench, {scenario}: nginx (1 worker) + wrk -t{WRK_THREADS} "
           f"-c{WRK_CONNECTIONS}, {cfg['rounds']} round(s) x "
@@ -678,11 +757,11 @@ def parse_args():
     p.add_argument("--seconds", type=int,
                    default=int(os.environ.get("BENCH_SECONDS", 5)),
                    help="wrk duration per run (env BENCH_SECONDS, default 5)")
-    p.add_argument("--scenario", choices=(*SCENARIOS, "all"),
+    p.add_argument("--scenario", choices=(*SCENARIOS, "bystander", "all"),
                    default=os.environ.get("BENCH_SCENARIO", "all"),
                    help="direct, proxy (client-heavy), tls (https, "
-                   "OpenSSL uprobes) or all (env BENCH_SCENARIO, default "
-                   "all)")
+                   "OpenSSL uprobes), bystander (a process with no socket) "
+                   "or all (env BENCH_SCENARIO, default all)")
     p.add_argument("--hooks", choices=("auto", "socket", "syscall"),
                    default=os.environ.get("BENCH_HOOKS", "auto"),
                    help="sonde's and the floor's --hooks: where reads and "
@@ -697,7 +776,8 @@ def parse_args():
 def preflight():
     if os.geteuid() != 0:
         raise BenchError("run as root: loading BPF programs needs it")
-    for path, hint in ((SONDE, "make"), (FLOOR, "make build/tools/floor")):
+    for path, hint in ((SONDE, "make"), (FLOOR, "make build/tools/floor"),
+                       (BYSTANDER, "make build/tools/bystander")):
         if not os.access(path, os.X_OK):
             raise BenchError(f"{path} missing: build it with `{hint}`")
     for tool in ("nginx", "wrk"):
@@ -715,10 +795,16 @@ def bench_nginx(tmp, scenario, rounds, seconds):
         print(f"bench: {scenario}: nginx[{nginx.pid}] on {url}; warming up "
               f"{WARMUP_SECONDS} s", flush=True)
         run_wrk(url, WARMUP_SECONDS)
-        return run_rounds(url, rounds, seconds, tmp,
+        return run_rounds(wrk_load(url), rounds, seconds, tmp,
                           {nginx.pid, os.getpid()})
     finally:
         stop(nginx)
+
+
+def bench_bystander(tmp, rounds, seconds):
+    print(f"bench: bystander: {BYSTANDER}", flush=True)
+    return run_rounds(Load(run_bystander, unit="calls/s"), rounds, seconds,
+                      tmp, {os.getpid()})
 
 
 def on_sigterm(signum, frame):
@@ -730,15 +816,21 @@ def main():
     signal.signal(signal.SIGTERM, on_sigterm)
     cfg = {"rounds": args.rounds, "seconds": args.seconds,
            "wrk": f"-t{WRK_THREADS} -c{WRK_CONNECTIONS}",
-           "cpus": os.cpu_count(), "kernel": os.uname().release}
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+           "cpus": os.cpu_count(), "kernel": os.uname().release,
+           "hooks": args.hooks}
+    names = ([*SCENARIOS, "bystander"] if args.scenario == "all"
+             else [args.scenario])
     done = {}
     try:
         preflight()
         for name in names:
             with tempfile.TemporaryDirectory(prefix="sonde-bench-") as tmp:
-                results, warnings = bench_nginx(tmp, name, args.rounds,
-                                                args.seconds)
+                if name == "bystander":
+                    results, warnings = bench_bystander(tmp, args.rounds,
+                                                        args.seconds)
+                else:
+                    results, warnings = bench_nginx(tmp, name, args.rounds,
+                                                    args.seconds)
             done[name] = (results, summarize(results), warnings)
         for name, (_, summary, warnings) in done.items():
             print_report(cfg, name, summary, warnings)
