@@ -378,30 +378,9 @@ def wrk_load(url):
                 int(url.rsplit(":", 1)[1].strip("/")))
 
 
-def run_bystander(seconds):
-    """Runs build/tools/bystander; its calls a second and calls."""
-    proc = subprocess.Popen([BYSTANDER, str(seconds)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=_die_with_bench)
-    try:
-        out, _ = proc.communicate(timeout=seconds + 30)
-    finally:
-        stop(proc)
-    out = out.decode(errors="replace")
-    m = re.search(r"^bystander: (\d+) calls in ([\d.]+) s$", out, re.M)
-    if proc.returncode != 0 or not m or float(m.group(2)) <= 0:
-        raise BenchError(f"bystander failed (status {proc.returncode}); "
-                         f"its output:\n{out}")
-    calls = int(m.group(1))
-    return {"rps": calls / float(m.group(2)), "requests": calls,
-            "non_2xx": 0, "socket_errors": 0}
-
-
-def run_wrk(url, seconds):
-    """Runs wrk against url; returns requests/s, requests and error counts."""
-    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}",
-            f"-d{seconds}s", url]
+def run_load(argv, seconds):
+    """Runs a load generator that stops by itself after seconds (stopped by
+    its pid if it has not 30 s later); returns its output and status."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, preexec_fn=_die_with_bench)
@@ -409,8 +388,26 @@ def run_wrk(url, seconds):
         out, _ = proc.communicate(timeout=seconds + 30)
     finally:
         stop(proc)
-    out = out.decode(errors="replace")
-    return parse_wrk(out, proc.returncode)
+    return out.decode(errors="replace"), proc.returncode
+
+
+def run_bystander(seconds):
+    """Runs build/tools/bystander; its calls a second and calls."""
+    out, rc = run_load([BYSTANDER, str(seconds)], seconds)
+    m = re.search(r"^bystander: (\d+) calls in ([\d.]+) s$", out, re.M)
+    if rc != 0 or not m or float(m.group(2)) <= 0:
+        raise BenchError(f"bystander failed (status {rc}); its output:\n"
+                         f"{out}")
+    calls = int(m.group(1))
+    return {"rps": calls / float(m.group(2)), "requests": calls,
+            "non_2xx": 0, "socket_errors": 0}
+
+
+def run_wrk(url, seconds):
+    """Runs wrk against url; returns requests/s, requests and error counts."""
+    return parse_wrk(*run_load(["wrk", f"-t{WRK_THREADS}",
+                                f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", url],
+                               seconds))
 
 
 def parse_wrk(out, rc):
@@ -662,31 +659,40 @@ def verdicts(s, scenario):
     ]
 
 
-def print_bystander_report(cfg, s, warnings):
+def print_rates(cfg, s, unit):
+    """Each mode's median rate, and with rounds > 1 its spread."""
     rps = s["rps"]
-    print()
-    print(f"sonde bench, bystander: build/tools/bystander (reads of "
-          f"/dev/zero and a pipe, no socket), {cfg['rounds']} round(s) x "
-          f"{cfg['seconds']} s, medians; {cfg['cpus']} CPUs, kernel "
-          f"{cfg['kernel']}, hooks {cfg['hooks']}")
-    print(f"  calls/s      none {rps['none']:10.0f}   floor "
+    print(f"  {unit:<13}none {rps['none']:10.0f}   floor "
           f"{rps['floor']:10.0f}   sonde {rps['sonde']:10.0f}")
     if cfg["rounds"] > 1:
         print("  spread       " + "   ".join(
             f"{m} {lo:.0f}..{hi:.0f}" for m, (lo, hi)
             in s["rps_range"].items()))
-    print(f"  floor/none   {s['floor_over_none']:7.1%}   "
-          f"(median of the rounds' ratios)")
-    print(f"  sonde/none   {s['sonde_over_none']:7.1%}")
+
+
+def print_verdicts(s, scenario, warnings):
     print()
-    for target, ok, measured in verdicts(s, "bystander"):
-        print(f"  {'PASS' if ok else 'MISS'}  {target:<34} {measured}")
+    for target, ok, measured in verdicts(s, scenario):
+        mark = "n/a " if ok is None else ("PASS" if ok else "MISS")
+        print(f"  {mark}  {target:<34} {measured}")
     for w in warnings:
         print(f"  warning: {w}")
 
 
+def print_bystander_report(cfg, s, warnings):
+    print()
+    print(f"sonde bench, bystander: build/tools/bystander (reads of "
+          f"/dev/zero and a pipe, no socket), {cfg['rounds']} round(s) x "
+          f"{cfg['seconds']} s, medians; {cfg['cpus']} CPUs, kernel "
+          f"{cfg['kernel']}, hooks {cfg['hooks']}")
+    print_rates(cfg, s, "calls/s")
+    print(f"  floor/none   {s['floor_over_none']:7.1%}   "
+          f"(median of the rounds' ratios)")
+    print(f"  sonde/none   {s['sonde_over_none']:7.1%}")
+    print_verdicts(s, "bystander", warnings)
+
+
 def print_report(cfg, scenario, s, warnings):
-    rps = s["rps"]
     lvf = s["loss_vs_floor"]
     if scenario == "bystander":
         print_bystander_report(cfg, s, warnings)
@@ -696,12 +702,7 @@ def print_report(cfg, scenario, s, warnings):
           f"-c{WRK_CONNECTIONS}, {cfg['rounds']} round(s) x "
           f"{cfg['seconds']} s, medians; {cfg['cpus']} CPUs, "
           f"kernel {cfg['kernel']}")
-    print(f"  requests/s   none {rps['none']:10.0f}   floor "
-          f"{rps['floor']:10.0f}   sonde {rps['sonde']:10.0f}")
-    if cfg["rounds"] > 1:
-        print("  spread       " + "   ".join(
-            f"{m} {lo:.0f}..{hi:.0f}" for m, (lo, hi)
-            in s["rps_range"].items()))
+    print_rates(cfg, s, "requests/s")
     print(f"  floor/none   {s['floor_over_none']:7.1%}   "
           f"(loss {s['floor_loss']:.1%}; median of the rounds' ratios)")
     print(f"  sonde/none   {s['sonde_over_none']:7.1%}   "
@@ -721,12 +722,7 @@ def print_report(cfg, scenario, s, warnings):
         f"{k}={v:.0f}" for k, v in sorted(s["drops"].items())) or "(none)"))
     if s["wrk_errors"]:
         print(f"  wrk errors   {s['wrk_errors']} (non-2xx or socket errors)")
-    print()
-    for target, ok, measured in verdicts(s, scenario):
-        mark = "n/a " if ok is None else ("PASS" if ok else "MISS")
-        print(f"  {mark}  {target:<34} {measured}")
-    for w in warnings:
-        print(f"  warning: {w}")
+    print_verdicts(s, scenario, warnings)
 
 
 def write_json(cfg, scenarios):
