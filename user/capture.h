@@ -42,7 +42,6 @@ typedef int (*capture_event_fn)(void *ctx, void *data, size_t size);
 int capture_start(const struct capture_options *o, capture_event_fn fn,
 		  void *ctx);
 
-
 /* Bytes of each per-CPU exchange ring for ncpus CPUs: the largest power
  * of two, from 2 MiB down to 256 KiB, that keeps them all within 8 MiB
  * (past 32 CPUs, 256 KiB each). */

@@ -264,7 +264,9 @@ static void field(struct block_fields *f, const nghttp2_nv *nv)
  * decode: the table is then out of step with the peer's. */
 static bool decode(struct direction *d, struct block_fields *f)
 {
-	const uint8_t *in = d->block;
+	/* An empty block has no buffer yet: it still ends, with no field. */
+	static const uint8_t empty[1];
+	const uint8_t *in = d->block ? d->block : empty;
 	size_t rest = d->block_len;
 
 	f->status = -1;

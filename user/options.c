@@ -570,13 +570,27 @@ enum options_result options_parse(int argc, char **argv,
 			 argv[optind]);
 		return OPTIONS_ERROR;
 	}
+	/* Checks of options taken together: the file may have set them. */
 	if (!o->tls_cert != !o->tls_key) {
-		snprintf(err, errsz, "--tls-cert and --tls-key go together");
+		if (config)
+			snprintf(err, errsz,
+				 "%s: endpoint.tls_cert and endpoint.tls_key "
+				 "(--tls-cert, --tls-key) go together",
+				 config);
+		else
+			snprintf(err, errsz,
+				 "--tls-cert and --tls-key go together");
 		return OPTIONS_ERROR;
 	}
 	if (o->capture_headers.n > LABELS_MAX_HEADERS) {
-		snprintf(err, errsz, "--capture-header: at most %d headers",
-			 LABELS_MAX_HEADERS);
+		if (config && !o->capture_headers.from_flags)
+			snprintf(err, errsz,
+				 "%s: http.capture_headers: at most %d headers",
+				 config, LABELS_MAX_HEADERS);
+		else
+			snprintf(err, errsz,
+				 "--capture-header: at most %d headers",
+				 LABELS_MAX_HEADERS);
 		return OPTIONS_ERROR;
 	}
 	if (o->print_config) {

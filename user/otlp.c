@@ -1062,7 +1062,7 @@ static int parse_partial(const uint8_t *p, const uint8_t *end,
 int otlp_parse_response(const uint8_t *p, size_t len, int64_t *rejected,
 			char *msg, size_t msgsz)
 {
-	const uint8_t *end = p + len;
+	const uint8_t *end = p ? p + len : p; /* an empty body has no buffer */
 	uint64_t key, v;
 
 	*rejected = 0;

@@ -33,7 +33,7 @@ static inline bool dec_varint(const uint8_t **p, const uint8_t *end,
 static inline bool dec_field(struct span m, unsigned num, unsigned k,
 			     unsigned *wire, uint64_t *v, struct span *sub)
 {
-	const uint8_t *p = m.p, *end = m.p + m.n;
+	const uint8_t *p = m.p, *end = m.p ? m.p + m.n : m.p;
 	uint64_t key, len;
 
 	while (p < end) {

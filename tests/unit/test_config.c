@@ -148,6 +148,11 @@ TEST(mistakes_name_file_line_and_reason)
 		{ "max_routes: 1\n  bad indent: 2\n", 2, "YAML syntax: " },
 		{ "port: 80\nhooks: sockets\n", 2,
 		  "hooks: 'sockets' is not one of auto, socket, syscall" },
+		/* A quoted value's control bytes are escaped: the reason
+		 * stays on one line. */
+		{ "select:\n  include:\n    - port: \"8\\n\\x01\"\n", 3,
+		  "select.include: port '8\\n\\x01' is not a number from 1 "
+		  "to 65535" },
 	};
 	struct sonde_options o;
 	char err[512], want[512];
@@ -258,6 +263,31 @@ TEST(flag_forms_of_the_new_options)
 	CHECK(options_parse(11, many, &o, err, sizeof(err)) == OPTIONS_ERROR);
 	CHECK_STR(err, "--capture-header: at most 4 headers");
 	options_free(&o);
+}
+
+/* Options checked together name the file when it set them (found by
+ * tests/fuzz). */
+TEST(checks_of_options_together_name_the_file)
+{
+	struct sonde_options o;
+	char err[512], want[512];
+	const char *file = write_file("http:\n  capture_headers: [A, B, C, "
+				      "D, E]\nendpoint:\n  tls_cert: c.pem\n");
+
+	CHECK(load(&o, err, file, "--tls-key", "k.pem") == OPTIONS_ERROR);
+	snprintf(want, sizeof(want),
+		 "%s: http.capture_headers: at most 4 headers", file);
+	CHECK_STR(err, want);
+	options_free(&o);
+	/* Flags replace the file's list: then the flags are at fault. */
+	CHECK(load(&o, err, file, "--capture-header", "A") == OPTIONS_ERROR);
+	snprintf(want, sizeof(want),
+		 "%s: endpoint.tls_cert and endpoint.tls_key (--tls-cert, "
+		 "--tls-key) go together",
+		 file);
+	CHECK_STR(err, want);
+	options_free(&o);
+	unlink(file);
 }
 
 static uint8_t decide(const char *exe, uint32_t pid, const char *cgroup,
@@ -434,6 +464,7 @@ UNIT_MAIN("config", UNIT_CASE(example_config_has_every_section),
 	  UNIT_CASE(every_key_loads),
 	  UNIT_CASE(mistakes_name_file_line_and_reason),
 	  UNIT_CASE(flags_override_the_file),
+	  UNIT_CASE(checks_of_options_together_name_the_file),
 	  UNIT_CASE(print_config_round_trips),
 	  UNIT_CASE(flag_forms_of_the_new_options),
 	  UNIT_CASE(selection_verdicts), UNIT_CASE(selection_rule_parsing),

@@ -545,8 +545,8 @@ TEST(requests_end_before_is_false_when_it_cannot_tell)
 		/* The body goes on past the capture. */
 		"POST /a HTTP/1.1\r\nContent-Length: 100\r\n\r\nhello",
 		/* A chunked body has no length to skip. */
-		"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-		"0\r\n\r\n",
+		("POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		 "0\r\n\r\n"),
 		/* Not a request at all. */
 		"{\"a\": 1}\r\n\r\n",
 	};

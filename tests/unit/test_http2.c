@@ -377,6 +377,25 @@ TEST(garbage_blocks_lose_the_connection)
 	http2_clear();
 }
 
+/* A HEADERS frame with an empty block (found by tests/fuzz) is valid
+ * HPACK with no field: no request, and the connection goes on. */
+TEST(an_empty_header_block_is_no_request)
+{
+	const uint8_t none[1] = { 0 };
+	struct peer p;
+
+	peer_init(&p, 16);
+	CHECK(frame(&p, 0, SONDE_H2_HEADERS, SONDE_H2_FLAG_END_HEADERS, 1, none,
+		    0, 512, 10) != HTTP2_EXCHANGE);
+	CHECK(frame(&p, 1, SONDE_H2_HEADERS, SONDE_H2_FLAG_END_HEADERS, 1, none,
+		    0, 512, 20) != HTTP2_EXCHANGE);
+	CHECK(request(&p, 3, "GET", "/after", 30) == HTTP2_NOTHING);
+	CHECK(response(&p, 3, "200", 40) == HTTP2_EXCHANGE);
+	check_exchange("GET", "/after", 200);
+	http2_clear();
+	peer_free(&p);
+}
+
 TEST(padding_longer_than_its_frame_loses_the_connection)
 {
 	const uint8_t payload[3] = { 200, 0x82, 0x84 };
@@ -839,6 +858,7 @@ UNIT_MAIN("http2", UNIT_CASE(request_and_response_make_one_exchange),
 	  UNIT_CASE(a_reset_stream_is_forgotten),
 	  UNIT_CASE(a_missing_record_loses_the_connection_once),
 	  UNIT_CASE(garbage_blocks_lose_the_connection),
+	  UNIT_CASE(an_empty_header_block_is_no_request),
 	  UNIT_CASE(padding_longer_than_its_frame_loses_the_connection),
 	  UNIT_CASE(long_heads_are_cut_like_http1_captures),
 	  UNIT_CASE(a_response_before_its_request_waits_for_it),
