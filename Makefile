@@ -4,7 +4,9 @@
 #   make run      deps + build, then start the agent with its defaults
 #   make test     deps + build, then unit and end-to-end tests (as root); the
 #                 unit suites run twice, the second time built with ASan+UBSan,
-#                 and the wire tests again on the syscall hooks
+#                 then the fuzz targets from their seeds, and the wire tests
+#                 again on the syscall hooks
+#   make fuzz     the libFuzzer targets of tests/fuzz (FUZZ_RUNS, FUZZ_SECONDS)
 #   make e2e-sanitize  the end-to-end tests against a sonde built with
 #                 ASan+UBSan (build/sanitize/sonde)
 #   make bench    nginx + wrk: no agent vs empty BPF programs vs sonde; then
@@ -13,11 +15,14 @@
 #   make fmt      clang-format every C source in place
 
 VERSION := 0.1.0
-# SANITIZE=1: everything built with AddressSanitizer and UBSan, in its own
-# tree; a memory error or undefined behaviour aborts the run.
+# SANITIZE=1: everything built by clang with AddressSanitizer and UBSan, in
+# its own tree; a memory error or undefined behaviour aborts the run.
 ifdef SANITIZE
 OUT := build/sanitize
 SONDE := $(OUT)/sonde
+# clang's UBSan also catches pointer arithmetic on NULL, which gcc's
+# lets through.
+CC := clang
 else
 OUT := build
 SONDE := sonde
@@ -55,19 +60,37 @@ LIB_OBJS := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := $(OUT)/tools/floor $(OUT)/tools/bystander
+# libFuzzer targets (tests/fuzz), and the daemon's sources built again for
+# them by clang with coverage, ASan and UBSan.
+FUZZ_OUT := build/fuzz
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/%,\
+	$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIB_OBJS := $(patsubst user/%.c,$(FUZZ_OUT)/user/%.o,\
+	$(filter-out user/main.c,$(USER_SRCS)))
+FUZZ_CFLAGS := $(filter-out -O2 -I$(OUT),$(CFLAGS)) -O1 -Ibuild \
+	-fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+# Inputs each target runs in `make test`, from its seeds and what earlier
+# runs kept in build/fuzz/corpus, with a fixed seed; `make fuzz
+# FUZZ_RUNS=-1 FUZZ_SECONDS=600` searches longer.
+FUZZ_RUNS ?= 200000
+FUZZ_SECONDS ?= 120
 # The end-to-end tests' npm packages: the OTLP test receiver's
 # (tests/e2e/otlp) and grpc-js (tests/e2e/grpc), each pinned by its
 # package-lock.json; node_modules stays out of git.
 OTLP_RECEIVER := tests/e2e/otlp/node_modules/.package-lock.json
 NPM_TEST_DEPS := $(OTLP_RECEIVER) tests/e2e/grpc/node_modules/.package-lock.json
 
+# Needed by the tests alone, not by the build nor in the image: the
+# libFuzzer runtime of tests/fuzz.
+TEST_ONLY_PACKAGES := libclang-rt-dev
 DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
 	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev \
-	golang-go libnghttp2-dev python3-grpcio
+	golang-go libnghttp2-dev python3-grpcio $(TEST_ONLY_PACKAGES)
 
-.PHONY: all deps run test unit unit-sanitize e2e e2e-syscall-hooks e2e-sanitize bench fmt \
+.PHONY: all deps run test unit unit-sanitize fuzz e2e e2e-syscall-hooks e2e-sanitize bench fmt \
 	clean install uninstall otlp-receiver
 # Keep BPF objects: bench and debugging load them directly.
 .SECONDARY:
@@ -99,6 +122,24 @@ $(OUT)/tools/%: tools/%.c | $(SKELS) $(OUT)/tools
 $(OUT) $(OUT)/user $(OUT)/tests $(OUT)/tools:
 	mkdir -p $@
 
+$(FUZZ_OUT)/user/%.o: user/%.c | build/capture.skel.h build/floor.skel.h
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) \
+		-c $< -o $@
+
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(DEPFLAGS) -Itests/unit \
+		-o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
+
+# Seed inputs, written by a program built against the same structures.
+$(FUZZ_OUT)/seeds/.done: tests/fuzz/seeds.c include/sonde_events.h \
+	deploy/sonde.yaml
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit -o $(FUZZ_OUT)/make-seeds $< -lnghttp2
+	rm -rf $(@D)/*/ && $(FUZZ_OUT)/make-seeds $(@D)
+	cp deploy/sonde.yaml $(@D)/fuzz_config/example.yaml
+	touch $@
+
 # Installs only what is missing, so a prepared machine pays one dpkg query.
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
@@ -128,6 +169,23 @@ tests/e2e/%/node_modules/.package-lock.json: tests/e2e/%/package.json tests/e2e/
 unit-sanitize:
 	$(MAKE) SANITIZE=1 unit
 
+# Each target from its seeds, FUZZ_RUNS inputs (-1: no limit) or
+# FUZZ_SECONDS, whichever ends first; a crash or a broken promise about
+# the output leaves its input in build/fuzz/ and fails.
+fuzz: $(FUZZ_BINS) $(FUZZ_OUT)/seeds/.done
+	@rc=0; for t in $(FUZZ_BINS); do n=$$(basename $$t); \
+		mkdir -p $(FUZZ_OUT)/corpus/$$n; \
+		echo "fuzz: $$n"; \
+		$$t -seed=1 -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_OUT)/$$n- \
+			$(FUZZ_OUT)/corpus/$$n $(FUZZ_OUT)/seeds/$$n \
+			2>$(FUZZ_OUT)/$$n.log || \
+		{ rc=1; tail -40 $(FUZZ_OUT)/$$n.log; }; \
+		grep -h 'stat::number_of_executed_units\|stat::new_units' \
+			$(FUZZ_OUT)/$$n.log; \
+	done; exit $$rc
+
 e2e: all $(TOOL_BINS) $(NPM_TEST_DEPS)
 	$(PYTHON) -m pytest -v tests/e2e
 
@@ -152,6 +210,7 @@ test: deps
 	$(MAKE) all $(UNIT_BINS) $(TOOL_BINS) $(NPM_TEST_DEPS)
 	$(MAKE) unit
 	$(MAKE) unit-sanitize
+	$(MAKE) fuzz
 	$(MAKE) e2e
 	$(MAKE) e2e-syscall-hooks
 
@@ -193,7 +252,8 @@ uninstall:
 	@echo "sonde: $(DESTDIR)/etc/default/sonde is kept; delete it by hand if unwanted"
 
 fmt:
-	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/unit/*.c tests/unit/*.h tools/*.c
+	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/unit/*.c \
+		tests/unit/*.h tests/fuzz/*.c tools/*.c
 
 clean:
 	rm -rf $(OUT) sonde

@@ -370,11 +370,14 @@ def needed_packages(binary):
 
 
 def makefile_packages():
-    """The Makefile's DEBIAN_PACKAGES, continuation lines joined."""
+    """The Makefile's DEBIAN_PACKAGES, continuation lines joined, less its
+    TEST_ONLY_PACKAGES (the tests' own: not for the build stage)."""
     text = read(os.path.join(ROOT, "Makefile")).replace("\\\n", " ")
     m = re.search(r"^DEBIAN_PACKAGES\s*:?=(.*)$", text, flags=re.M)
     assert m, "Makefile has no DEBIAN_PACKAGES: update this test"
-    return set(m.group(1).split())
+    t = re.search(r"^TEST_ONLY_PACKAGES\s*:?=(.*)$", text, flags=re.M)
+    test_only = set(t.group(1).split()) if t else set()
+    return set(m.group(1).split()) - test_only - {"$(TEST_ONLY_PACKAGES)"}
 
 
 def dockerfile_problems(text, needed=None, makefile=None):
