@@ -158,7 +158,15 @@ static __always_inline void report_process(__u32 tgid, __u16 kind)
 	ev->hdr.kind = kind;
 	ev->hdr.pad = 0;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	/* Until the daemon acts on a process to decide on, that process's
+	 * requests may go unmeasured: it is woken at once (once per new
+	 * process, with selection rules). A new image to look for OpenSSL
+	 * in wakes it only when it had read everything before (flags 0).
+	 * Exits wait for the next poll. */
+	bpf_ringbuf_submit(ev,
+			   kind == SONDE_EV_PROCESS_SEEN ? BPF_RB_FORCE_WAKEUP :
+			   kind == SONDE_EV_PROCESS_EXEC ? 0 :
+							   BPF_RB_NO_WAKEUP);
 }
 
 /* The selection's verdict on the current process. The first syscall of a
