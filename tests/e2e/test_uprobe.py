@@ -10,8 +10,10 @@ from conftest import SONDE, Sonde, free_port, wait_for
 FAMILY = "sonde_function_duration_seconds"
 
 # slow() sleeps 30 ms, quick() 2 ms; main calls them the number of times
-# given on its command line, after a short pause so sonde is attached.
+# given on its command line and prints how long each call took, read on
+# the clock sonde's probes read (CLOCK_MONOTONIC) just outside the call.
 PROGRAM = r"""
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -25,13 +27,27 @@ static void pause_ms(long ms)
 __attribute__((noinline)) int slow(int x) { pause_ms(30); return x + 1; }
 __attribute__((noinline)) int quick(int x) { pause_ms(2); return x * 2; }
 
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
 int main(int argc, char **argv)
 {
     int n_slow = atoi(argv[1]), n_quick = atoi(argv[2]), acc = 0;
-    for (int i = 0; i < n_slow; i++)
+    long long t;
+    for (int i = 0; i < n_slow; i++) {
+        t = now_ns();
         acc += slow(i);
-    for (int i = 0; i < n_quick; i++)
+        printf("slow %lld\n", now_ns() - t);
+    }
+    for (int i = 0; i < n_quick; i++) {
+        t = now_ns();
         acc += quick(i);
+        printf("quick %lld\n", now_ns() - t);
+    }
     return acc < 0;
 }
 """
@@ -57,6 +73,34 @@ def function_series(sonde, service, suffix):
     return out
 
 
+def run_calls(exe, env, n_slow, n_quick):
+    """Runs the program; returns each function's call durations in seconds
+    as the program saw them from outside the call."""
+    out = subprocess.run([str(exe), str(n_slow), str(n_quick)], check=True,
+                         timeout=30, env=env, capture_output=True,
+                         text=True).stdout
+    seen = {"slow": [], "quick": []}
+    for line in out.splitlines():
+        fn, ns = line.split()
+        seen[fn].append(int(ns) / 1e9)
+    assert [len(seen["slow"]), len(seen["quick"])] == [n_slow, n_quick]
+    return seen
+
+
+def check_buckets(buckets, fn, outside, bounds):
+    """Each call's probed duration is at most what the program measured
+    around it (the probes fire inside that span, on the same clock), and
+    short of it by no more than the probes' own cost (1 ms allowed). So a
+    bucket holds at least the calls measured within its bound, plus at
+    most those measured just over it."""
+    for le in bounds:
+        b = float(le)
+        surely = sum(d <= b for d in outside)
+        maybe = sum(b < d <= b + 0.001 for d in outside)
+        assert surely <= buckets[(fn, le)] <= surely + maybe, \
+            (fn, le, buckets[(fn, le)], outside)
+
+
 def settled_counts(sonde, service, expect):
     def reached():
         got = function_series(sonde, service, "_count")
@@ -74,7 +118,8 @@ def settled_counts(sonde, service, expect):
 def test_every_call_lands_in_its_bucket(tmp_path, flags):
     name = "fnlat_" + flags[-1].strip("-").replace("-", "")
     exe = build(tmp_path, name, *flags)
-    # Bounds with room for a busy VM: a 2 ms sleep once took over 5 ms.
+    # A busy VM once took over 25 ms for a 2 ms sleep: what the program
+    # measured decides the upper buckets.
     sonde = Sonde("--uprobe", f"{exe}:slow", "--uprobe", f"{exe}:quick",
                   "--no-tls", "--label", "service_namespace",
                   "--buckets", "0.001,0.025,0.1,1")
@@ -83,8 +128,7 @@ def test_every_call_lands_in_its_bucket(tmp_path, flags):
         attached = {labels["target"]: v for n, labels, v in sonde.samples()
                     if n == "sonde_uprobe_attached"}
         assert attached == {f"{exe}:slow": 1, f"{exe}:quick": 1}
-        subprocess.run([str(exe), "7", "5"], check=True, timeout=30,
-                       env=env)
+        seen = run_calls(exe, env, 7, 5)
         settled_counts(sonde, name, {"slow": 7, "quick": 5})
         # The process's optional identity label is on its series.
         assert {labels.get("service_namespace")
@@ -92,18 +136,21 @@ def test_every_call_lands_in_its_bucket(tmp_path, flags):
                 if n == FAMILY + "_count" and
                 labels["service_name"] == name} == {"lab"}
         buckets = function_series(sonde, name, "_bucket")
-        # 30 ms: above 0.025 s, at most 0.1 s; 2 ms: above 0.001 s, at
-        # most 0.025 s. A sleep never ends early, so the lower bounds are
-        # exact.
+        # A sleep never ends early: no 30 ms call is within 0.025 s, no
+        # 2 ms call within 0.001 s. The upper buckets hold what the
+        # program's own clock says, however busy the VM.
         assert buckets[("slow", "0.025")] == 0
-        assert buckets[("slow", "0.1")] == 7
         assert buckets[("quick", "0.001")] == 0
-        assert buckets[("quick", "0.025")] == 5
+        bounds = ["0.001", "0.025", "0.1", "1"]
+        check_buckets(buckets, "slow", seen["slow"], bounds)
+        check_buckets(buckets, "quick", seen["quick"], bounds)
+        assert buckets[("slow", "+Inf")] == 7
+        assert buckets[("quick", "+Inf")] == 5
         sums = function_series(sonde, name, "_sum")
-        assert 7 * 0.030 <= sums["slow"] < 7 * 0.050
+        assert 7 * 0.030 <= sums["slow"] <= sum(seen["slow"])
+        assert 5 * 0.002 <= sums["quick"] <= sum(seen["quick"])
         # A second run adds exactly its calls.
-        subprocess.run([str(exe), "3", "0"], check=True, timeout=30,
-                       env=env)
+        run_calls(exe, env, 3, 0)
         settled_counts(sonde, name, {"slow": 10, "quick": 5})
     finally:
         assert sonde.stop() == 0, sonde.output()
