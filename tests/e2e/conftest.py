@@ -350,10 +350,11 @@ def nginx(tmp_path):
 
 
 def keepalive_requests(port, paths, connections=4, method="GET",
-                       connect=None):
+                       connect=None, timings=None):
     """Sends every path once, spread round-robin over a few keep-alive
     connections made by connect(port) (plain HTTP by default); returns the
-    statuses in order."""
+    statuses in order. A timings list gets each request's time from its
+    send to its whole response, in seconds (CLOCK_MONOTONIC), in order."""
     connect = connect or (lambda p: http.client.HTTPConnection(
         "127.0.0.1", p, timeout=10))
     conns = [connect(port) for _ in range(connections)]
@@ -361,14 +362,34 @@ def keepalive_requests(port, paths, connections=4, method="GET",
     try:
         for i, path in enumerate(paths):
             c = conns[i % connections]
+            t0 = time.monotonic()
             c.request(method, path)
             resp = c.getresponse()
             resp.read()
+            if timings is not None:
+                timings.append(time.monotonic() - t0)
             statuses.append(resp.status)
     finally:
         for c in conns:
             c.close()
     return statuses
+
+
+def check_buckets(buckets, spans, what="buckets"):
+    """buckets maps each le (as exposed) to its cumulative count; spans
+    holds one (least, most) pair per observation, in seconds: it took more
+    than least (a sleep never ends early) and at most most (what its caller
+    timed around it on the same clock, however busy the VM). A bucket
+    holds every observation surely within its bound and none that surely
+    is not; on a quiet VM the two are the same and the count is exact."""
+    assert buckets, f"no {what}"
+    for le, got in buckets.items():
+        bound = float(le)
+        surely = sum(most <= bound for least, most in spans)
+        maybe = sum(least < bound for least, most in spans)
+        assert surely <= got <= maybe, \
+            f"{what}: le={le} holds {got}, expected {surely}..{maybe} " \
+            f"from {sorted(spans)}"
 
 
 def bpftool_json(*args):
