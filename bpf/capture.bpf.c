@@ -116,21 +116,30 @@ struct {
 	__uint(max_entries, SONDE_RINGBUF_BYTES);
 } events SEC(".maps");
 
-struct cpu_ring {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, SONDE_CPU_RING_TEMPLATE_BYTES);
-};
-
-/* CPU number -> that CPU's ring, created and filled in by the daemon (the
- * array is sized to the CPU count at load). A ring shared by all CPUs
- * makes every exchange pay for its lock and positions bouncing between
- * caches; per CPU, the producer finds them where it left them. */
+/* The exchange rings (struct sonde_ring_pos), indexed by CPU; both
+ * arrays are sized to the CPU count, and ring_data's values to the ring's
+ * bytes, at load. A BPF ring buffer costs a record its lock, its two
+ * positions and its header, each on a page of its own: on a VM that
+ * flushes the TLB at every syscall, every page touched is a page walk.
+ * Here a record touches one line of ring_pos and the bytes it fills. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__array(values, struct cpu_ring);
-} cpu_events SEC(".maps");
+	__type(value, struct sonde_ring_pos);
+} ring_pos SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, SONDE_CPU_RING_TEMPLATE_BYTES + SONDE_RING_SLACK);
+} ring_data SEC(".maps");
+
+/* The ring's bytes less one, set at load with ring_data's value size. */
+const volatile __u64 ring_mask = SONDE_CPU_RING_TEMPLATE_BYTES - 1;
 
 /* Template for a new connection: inserted, then filled in place, because a
  * struct conn does not fit on the BPF stack. */
@@ -343,17 +352,72 @@ static __always_inline struct sonde_tcp_event *tcp_event_reserve(__u32 tgid,
 	return ev;
 }
 
-/* The current CPU's ring, or the shared one when it has none. Events of
+/* A record being written on the current CPU's exchange ring. Events of
  * one kind whose order matters (a connection's open before its close, a
  * process's exit) stay on the shared ring; an exchange is complete in
- * itself. The program may move to another CPU before it reserves: the
- * ring's lock keeps that correct, only slower. */
-static __always_inline void *cpu_ring(void)
+ * itself. */
+struct ring_slot {
+	struct sonde_ring_pos *pos;
+	__u64 at;    /* the record's position */
+	__u32 bytes; /* its length with header and padding */
+};
+
+/* Room for a record of size bytes (at most SONDE_RING_SLACK less the
+ * header) on this CPU's ring: where to write it, or NULL, counted. The
+ * kernel runs one tracepoint program at a time per CPU, but a uprobe's
+ * can be preempted by a task whose program then writes on the same CPU:
+ * the busy flag keeps the two records apart, and the second is dropped.
+ * ring_submit must follow. */
+static __always_inline void *ring_reserve(struct ring_slot *s, __u32 size)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
-	void *ring = bpf_map_lookup_elem(&cpu_events, &cpu);
+	struct sonde_ring_pos *pos = bpf_map_lookup_elem(&ring_pos, &cpu);
+	__u8 *data = bpf_map_lookup_elem(&ring_data, &cpu);
+	__u64 off;
 
-	return ring ? ring : (void *)&events;
+	if (!pos || !data) {
+		count_drop(SONDE_DROP_RINGBUF_FULL);
+		return NULL;
+	}
+	if (__sync_lock_test_and_set(&pos->busy, 1)) {
+		count_drop(SONDE_DROP_RING_BUSY);
+		return NULL;
+	}
+	s->pos = pos;
+	s->at = pos->producer;
+	s->bytes = (SONDE_RING_REC_HDR + size + 7) & ~7u;
+	if (s->at + s->bytes - *(volatile __u64 *)&pos->consumer >
+	    ring_mask + 1) {
+		pos->busy = 0;
+		count_drop(SONDE_DROP_RINGBUF_FULL);
+		return NULL;
+	}
+	off = s->at & ring_mask;
+	*(__u32 *)(data + off) = size;
+	return data + off + SONDE_RING_REC_HDR;
+}
+
+/* Publishes the record: its bytes before the position that covers them
+ * (x86 and arm64 keep two stores in order once the compiler does). When
+ * the ring passes a quarter full, an empty record discarded on the shared
+ * ring wakes the daemon; otherwise it drains on its timer. */
+static __always_inline void ring_submit(struct ring_slot *s)
+{
+	struct sonde_ring_pos *pos = s->pos;
+	__u64 end = s->at + s->bytes;
+	__u64 quarter = (ring_mask + 1) / 4;
+	__u64 read = *(volatile __u64 *)&pos->consumer;
+	void *wake;
+
+	barrier();
+	*(volatile __u64 *)&pos->producer = end;
+	barrier();
+	pos->busy = 0;
+	if (s->at - read <= quarter && end - read > quarter) {
+		wake = bpf_ringbuf_reserve(&events, sizeof(__u64), 0);
+		if (wake)
+			bpf_ringbuf_discard(wake, BPF_RB_FORCE_WAKEUP);
+	}
 }
 
 /* No wakeup per event: the daemon polls on a short timer, and is woken
@@ -676,13 +740,13 @@ static __always_inline __u32 final_status_line(const char *buf, long n,
 
 /* Reserves an exchange record with room for req_room bytes of request
  * and copies them from c. */
-#define EXCHANGE_RESERVE(ring, c, req_room)                            \
-	({                                                             \
-		struct sonde_http_event *e_ = bpf_ringbuf_reserve(     \
-			ring, SONDE_EXCHANGE_BYTES(req_room), 0);      \
-		if (e_)                                                \
-			__builtin_memcpy(e_->req, (c)->req, req_room); \
-		e_;                                                    \
+#define EXCHANGE_RESERVE(slot, c, req_room)                                 \
+	({                                                                  \
+		struct sonde_http_event *e_ =                               \
+			ring_reserve(slot, SONDE_EXCHANGE_BYTES(req_room)); \
+		if (e_)                                                     \
+			__builtin_memcpy(e_->req, (c)->req, req_room);      \
+		e_;                                                         \
 	})
 
 /* Sends the exchange on c, whose final status line is status[0..len).
@@ -691,22 +755,20 @@ static __always_inline __u32 final_status_line(const char *buf, long n,
 static __always_inline void emit_exchange(struct conn_key *key, struct conn *c,
 					  const char *status, __u32 len)
 {
-	void *ring = cpu_ring();
 	struct sonde_http_event *ev;
 	__u16 req_len = c->req_len;
+	struct ring_slot slot;
 
 	if (req_len <= SONDE_CLIENT_REQ_CAP)
-		ev = EXCHANGE_RESERVE(ring, c, SONDE_CLIENT_REQ_CAP);
+		ev = EXCHANGE_RESERVE(&slot, c, SONDE_CLIENT_REQ_CAP);
 	else if (req_len <= SONDE_REQ_CAP / 4)
-		ev = EXCHANGE_RESERVE(ring, c, SONDE_REQ_CAP / 4);
+		ev = EXCHANGE_RESERVE(&slot, c, SONDE_REQ_CAP / 4);
 	else if (req_len <= SONDE_REQ_CAP / 2)
-		ev = EXCHANGE_RESERVE(ring, c, SONDE_REQ_CAP / 2);
+		ev = EXCHANGE_RESERVE(&slot, c, SONDE_REQ_CAP / 2);
 	else
-		ev = EXCHANGE_RESERVE(ring, c, SONDE_REQ_CAP);
-	if (!ev) {
-		count_drop(SONDE_DROP_RINGBUF_FULL);
+		ev = EXCHANGE_RESERVE(&slot, c, SONDE_REQ_CAP);
+	if (!ev)
 		return;
-	}
 	ev->hdr.ts_ns = bpf_ktime_get_ns();
 	ev->hdr.tgid = key->tgid;
 	ev->hdr.kind = SONDE_EV_HTTP_EXCHANGE;
@@ -725,7 +787,7 @@ static __always_inline void emit_exchange(struct conn_key *key, struct conn *c,
 	ev->role = c->role;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	__builtin_memcpy(ev->resp, status, SONDE_RESP_CAP);
-	event_submit(ring, ev);
+	ring_submit(&slot);
 	note_process(key->tgid, c);
 }
 

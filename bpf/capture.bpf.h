@@ -47,8 +47,7 @@
 #define SONDE_RINGBUF_BYTES (1 << 20)
 /* Exchanges go to a ring per CPU (the daemon sizes them: see
  * capture_cpu_ring_bytes), so that producers on different CPUs do not
- * contend for one ring's lock and positions. This size is only the
- * template's. */
+ * contend for one ring's positions. This size is only the template's. */
 #define SONDE_CPU_RING_TEMPLATE_BYTES (256 << 10)
 /* Bytes looked at to classify a buffer: a method token or a status line.
  * A client's capture (SONDE_CLIENT_REQ_CAP) and a status line

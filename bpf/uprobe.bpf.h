@@ -46,6 +46,7 @@ int func_exit(struct pt_regs *ctx)
 	struct func_key key = { .tid = (__u32)id,
 				.func_id = bpf_get_attach_cookie(ctx) };
 	struct sonde_func_event *ev;
+	struct ring_slot slot;
 	__u32 tgid = id >> 32;
 	__u64 *start, now;
 	__u8 one = 1;
@@ -54,9 +55,8 @@ int func_exit(struct pt_regs *ctx)
 	if (!start)
 		return 0;
 	now = bpf_ktime_get_ns();
-	ev = bpf_ringbuf_reserve(cpu_ring(), sizeof(*ev), 0);
+	ev = ring_reserve(&slot, sizeof(*ev));
 	if (!ev) {
-		count_drop(SONDE_DROP_RINGBUF_FULL);
 		bpf_map_delete_elem(&func_starts, &key);
 		return 0;
 	}
@@ -68,7 +68,7 @@ int func_exit(struct pt_regs *ctx)
 	ev->func_id = key.func_id;
 	ev->pad = 0;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	ring_submit(&slot);
 	bpf_map_delete_elem(&func_starts, &key);
 	/* Its exit and exec are reported, so the daemon forgets its name. */
 	if (!bpf_map_lookup_elem(&procs, &tgid))

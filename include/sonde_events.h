@@ -62,8 +62,26 @@ enum sonde_drop_reason {
 	SONDE_DROP_SOCK_FULL,	     /* socket owner map insert failed */
 	SONDE_DROP_TLS_NO_SOCKET,    /* TLS plaintext, socket never seen */
 	SONDE_DROP_HTTP2_UNFOLLOWED, /* an HTTP/2 connection's frames lost */
+	SONDE_DROP_RING_BUSY,	     /* the CPU's ring was mid-record */
 	SONDE_DROP_REASON_COUNT,
 };
+
+/* Exchange rings: one per CPU, each a value of two arrays the daemon maps
+ * into its memory (BPF_F_MMAPABLE). The "ring_pos" value of a CPU holds
+ * its positions, counted in bytes since the start; the "ring_data" value
+ * holds the bytes, a power of two of them plus SONDE_RING_SLACK, so the
+ * one record that crosses the end each time round is written whole past
+ * it (and read from there). A record is a __u32 length, 4 bytes of
+ * padding, then the length's bytes, padded to 8. */
+struct sonde_ring_pos {
+	__u64 producer; /* written by the BPF programs */
+	__u64 consumer; /* written by the daemon */
+	__u64 busy;	/* a program on this CPU is writing a record */
+	__u64 pad[5];	/* a cache line each */
+};
+
+#define SONDE_RING_REC_HDR 8
+#define SONDE_RING_SLACK 512
 
 /* Every ring-buffer record starts with this header. */
 struct sonde_event_header {

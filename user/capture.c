@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "mapsweep.h"
 #include "prom.h"
+#include "ring.h"
 #include "sonde_events.h"
 
 #define MAX_PROGRAMS 64
@@ -32,10 +34,15 @@ struct program_status {
 
 static struct capture_bpf *skel;
 static bool select_on;
+/* The shared ring: TCP and process events, and wakeups. */
 static struct ring_buffer *ring;
-/* The per-CPU exchange rings (the cpu_events array's values). */
-static int *cpu_ring_fds;
+/* The per-CPU exchange rings: ring_pos and ring_data, mapped. */
+static struct ring_view *cpu_rings;
 static int ncpu_rings;
+static void *ring_pos_mem, *ring_data_mem;
+static size_t ring_pos_len, ring_data_len;
+static capture_event_fn event_fn;
+static void *event_ctx;
 static struct program_status programs[MAX_PROGRAMS];
 static int nprograms;
 /* Held while the kernel counts every BPF program's runs (--bpf-stats). */
@@ -97,6 +104,7 @@ static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
 	[SONDE_DROP_SOCK_FULL] = "sock_map_full",
 	[SONDE_DROP_TLS_NO_SOCKET] = "tls_no_socket",
 	[SONDE_DROP_HTTP2_UNFOLLOWED] = "http2_unfollowed",
+	[SONDE_DROP_RING_BUSY] = "ring_busy",
 };
 
 static int print_libbpf(enum libbpf_print_level level, const char *fmt,
@@ -199,47 +207,91 @@ size_t capture_cpu_ring_bytes(int ncpus)
 	return bytes;
 }
 
-/* Creates a ring per CPU, puts it in cpu_events and has ring read it. A
- * CPU left without one (out of memory) sends its exchanges through the
- * shared ring: slower, nothing lost. */
-static void open_cpu_rings(capture_event_fn fn, void *ctx)
+/* Sizes the exchange rings for ncpus CPUs, before load. */
+static void size_cpu_rings(int ncpus)
 {
-	int outer = bpf_map__fd(skel->maps.cpu_events);
-	int n = (int)bpf_map__max_entries(skel->maps.cpu_events);
-	size_t bytes = capture_cpu_ring_bytes(n);
+	size_t bytes = capture_cpu_ring_bytes(ncpus);
 
-	cpu_ring_fds = calloc(n, sizeof(*cpu_ring_fds));
-	if (!cpu_ring_fds) {
-		log_error("no memory for per-CPU rings: using the shared one");
-		return;
-	}
-	for (__u32 cpu = 0; cpu < (__u32)n; cpu++) {
-		int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "sonde_cpu_ring",
-					0, 0, bytes, NULL);
-
-		if (fd < 0 || bpf_map_update_elem(outer, &cpu, &fd, BPF_ANY) ||
-		    ring_buffer__add(ring, fd, (ring_buffer_sample_fn)fn,
-				     ctx)) {
-			log_error("cannot set up the ring of CPU %u (%s): its "
-				  "exchanges go through the shared ring",
-				  cpu, strerror(errno));
-			bpf_map_delete_elem(outer, &cpu);
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
-		cpu_ring_fds[ncpu_rings++] = fd;
-	}
-	log_debug("%d per-CPU rings of %zu KiB", ncpu_rings, bytes >> 10);
+	bpf_map__set_max_entries(skel->maps.ring_pos, ncpus);
+	bpf_map__set_max_entries(skel->maps.ring_data, ncpus);
+	bpf_map__set_value_size(skel->maps.ring_data, bytes + SONDE_RING_SLACK);
+	skel->rodata->ring_mask = bytes - 1;
 }
 
-static void close_cpu_rings(void)
+static void *map_array(struct bpf_map *map, int prot, size_t *len)
 {
-	for (int i = 0; i < ncpu_rings; i++)
-		close(cpu_ring_fds[i]);
-	free(cpu_ring_fds);
-	cpu_ring_fds = NULL;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t elem = (bpf_map__value_size(map) + 7) & ~(size_t)7;
+	void *mem;
+
+	*len = (elem * bpf_map__max_entries(map) + page - 1) & ~(page - 1);
+	mem = mmap(NULL, *len, prot, MAP_SHARED, bpf_map__fd(map), 0);
+	return mem == MAP_FAILED ? NULL : mem;
+}
+
+/* Maps the loaded exchange rings into the daemon's memory: -errno, said
+ * why, when it cannot. */
+static int map_cpu_rings(void)
+{
+	int n = (int)bpf_map__max_entries(skel->maps.ring_pos);
+	size_t elem = bpf_map__value_size(skel->maps.ring_data);
+
+	ring_pos_mem = map_array(skel->maps.ring_pos, PROT_READ | PROT_WRITE,
+				 &ring_pos_len);
+	ring_data_mem =
+		map_array(skel->maps.ring_data, PROT_READ, &ring_data_len);
+	cpu_rings = calloc(n, sizeof(*cpu_rings));
+	if (!ring_pos_mem || !ring_data_mem || !cpu_rings) {
+		int err = -errno;
+
+		log_error("cannot map the per-CPU exchange rings: %s",
+			  strerror(-err));
+		return err;
+	}
+	for (int i = 0; i < n; i++)
+		cpu_rings[i] = (struct ring_view){
+			.pos = (struct sonde_ring_pos *)ring_pos_mem + i,
+			.data = (const uint8_t *)ring_data_mem + i * elem,
+			.mask = elem - SONDE_RING_SLACK - 1,
+		};
+	ncpu_rings = n;
+	log_debug("%d per-CPU rings of %zu KiB", n,
+		  (elem - SONDE_RING_SLACK) >> 10);
+	return 0;
+}
+
+static void unmap_cpu_rings(void)
+{
+	if (ring_pos_mem)
+		munmap(ring_pos_mem, ring_pos_len);
+	if (ring_data_mem)
+		munmap(ring_data_mem, ring_data_len);
+	free(cpu_rings);
+	ring_pos_mem = ring_data_mem = NULL;
+	cpu_rings = NULL;
 	ncpu_rings = 0;
+}
+
+/* Reads every CPU's exchange ring; returns the records handled. */
+static int drain_cpu_rings(void)
+{
+	static bool said;
+	int n = 0;
+
+	for (int i = 0; i < ncpu_rings; i++) {
+		int got = ring_read(&cpu_rings[i], event_fn, event_ctx);
+
+		if (got >= 0) {
+			n += got;
+		} else if (!said) {
+			log_error("the exchange ring of CPU %d held a record "
+				  "of impossible length: its contents were "
+				  "dropped",
+				  i);
+			said = true;
+		}
+	}
+	return n;
 }
 
 /* Where the owning task's id lies in map's keys; -1 for a map not
@@ -430,8 +482,12 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	hooks_load_only(skel->obj, socket_hooks);
 	bpf_program__set_autoload(skel->progs.process_fork, o->select_enabled);
 	set_uprobe_autoload(o);
-	if (ncpus > 0)
-		bpf_map__set_max_entries(skel->maps.cpu_events, ncpus);
+	if (ncpus <= 0) {
+		err = ncpus ? ncpus : -EINVAL;
+		log_error("cannot count the CPUs: %s", strerror(-err));
+		goto fail;
+	}
+	size_cpu_rings(ncpus);
 	if (o->max_tracked)
 		size_connection_maps(o->max_tracked);
 	err = check_map_layout();
@@ -456,7 +512,11 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 		log_error("cannot open the ring buffer: %s", strerror(-err));
 		goto fail;
 	}
-	open_cpu_rings(fn, ctx);
+	event_fn = fn;
+	event_ctx = ctx;
+	err = map_cpu_rings();
+	if (err)
+		goto fail;
 	list_hash_maps();
 	sweep_maps();
 	return 0;
@@ -469,12 +529,16 @@ int capture_poll(int timeout_ms)
 {
 	int n = ring_buffer__poll(ring, timeout_ms);
 
-	/* Records arrive without wakeups: drain after every timeout too. */
+	/* Records arrive without wakeups: drain after every timeout too.
+	 * The shared ring first: a process's exit waits for the end of the
+	 * round, so its last exchanges, read after, keep its identity. */
 	if (n >= 0) {
 		int more = ring_buffer__consume(ring);
 
 		n = more < 0 ? more : n + more;
 	}
+	if (n >= 0)
+		n += drain_cpu_rings();
 	return n;
 }
 
@@ -652,7 +716,7 @@ void capture_stop(void)
 {
 	ring_buffer__free(ring);
 	ring = NULL;
-	close_cpu_rings();
+	unmap_cpu_rings();
 	for (int i = 0; i < nprograms; i++)
 		bpf_link__destroy(programs[i].link);
 	nprograms = 0;

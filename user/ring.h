@@ -1,0 +1,26 @@
+/* The daemon's side of an exchange ring (struct sonde_ring_pos in
+ * sonde_events.h): a CPU's records, read from memory the BPF programs
+ * write, with no system call. */
+#ifndef SONDE_RING_H
+#define SONDE_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sonde_events.h"
+
+struct ring_view {
+	struct sonde_ring_pos *pos; /* shared with the programs */
+	const uint8_t *data;	    /* mask + 1 + SONDE_RING_SLACK bytes */
+	uint64_t mask;
+};
+
+typedef int (*ring_record_fn)(void *ctx, void *data, size_t size);
+
+/* Hands fn each record published since the last call, in order, then
+ * gives their room back to the programs. Returns how many records, or
+ * -EBADMSG when a record's length cannot be right (the ring is then
+ * emptied: what it held is lost, and the programs go on). */
+int ring_read(struct ring_view *r, ring_record_fn fn, void *ctx);
+
+#endif
