@@ -397,8 +397,9 @@ static __always_inline void *ring_reserve(struct ring_slot *s, __u32 size)
 	return data + off + SONDE_RING_REC_HDR;
 }
 
-/* Publishes the record: its bytes before the position that covers them
- * (x86 and arm64 keep two stores in order once the compiler does). When
+/* Publishes the record: its bytes before the position that covers them.
+ * x86, the one target (vmlinux/x86), keeps two stores in order once the
+ * compiler does; a weakly ordered CPU would need a release here. When
  * the ring passes a quarter full, an empty record discarded on the shared
  * ring wakes the daemon; otherwise it drains on its timer. */
 static __always_inline void ring_submit(struct ring_slot *s)
