@@ -385,7 +385,7 @@ static __always_inline void *ring_reserve(struct ring_slot *s, __u32 size)
 	}
 	s->pos = pos;
 	s->at = pos->producer;
-	s->bytes = (SONDE_RING_REC_HDR + size + 7) & ~7u;
+	s->bytes = SONDE_RING_RECORD_BYTES(size);
 	if (s->at + s->bytes - *(volatile __u64 *)&pos->consumer >
 	    ring_mask + 1) {
 		pos->busy = 0;

@@ -82,6 +82,9 @@ struct sonde_ring_pos {
 
 #define SONDE_RING_REC_HDR 8
 #define SONDE_RING_SLACK 512
+/* Ring bytes a record of size bytes takes: header, record, padding. */
+#define SONDE_RING_RECORD_BYTES(size) \
+	((SONDE_RING_REC_HDR + (__u64)(size) + 7) & ~7ULL)
 
 /* Every ring-buffer record starts with this header. */
 struct sonde_event_header {

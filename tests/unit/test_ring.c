@@ -16,7 +16,7 @@ static struct ring_view view = { &pos, data, BYTES - 1 };
 /* What the programs do: false when the ring has no room. */
 static bool put(const void *rec, uint32_t size)
 {
-	uint64_t bytes = (SONDE_RING_REC_HDR + size + 7) & ~7ull;
+	uint64_t bytes = SONDE_RING_RECORD_BYTES(size);
 	uint8_t *at = data + (pos.producer & (BYTES - 1));
 
 	if (pos.producer + bytes - pos.consumer > BYTES)
