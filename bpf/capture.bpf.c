@@ -4,7 +4,8 @@
  * Two sets of hooks see the same reads and writes; the daemon loads one.
  * Socket hooks (sock:sock_recv_length and sock:sock_send_length, kernel
  * 6.3 on) fire for socket I/O only: the rest of the host's syscalls pay
- * nothing. Syscall hooks (sys_exit of each read and write syscall, accept,
+ * nothing. They are attached as raw tracepoints, which hand the program
+ * the socket as the kernel passes it: no trace record is built first. Syscall hooks (sys_exit of each read and write syscall, accept,
  * connect, close) work on older kernels, but while any syscall tracepoint
  * is on, every syscall of every process takes the kernel's slow path.
  *
@@ -232,12 +233,24 @@ static __always_inline bool is_socket(struct file *file)
 	       (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) == S_IFSOCK;
 }
 
+/* Whether sk is a TCP socket, over IPv4 or IPv6. */
+static __always_inline bool sock_is_tcp(struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	/* sk_protocol was an 8-bit bitfield before v5.6 (commit bf9765145b85
+	 * "sock: Make sk_protocol a 16-bit value"); the probed read handles
+	 * both shapes. */
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP;
+}
+
 /* The TCP (IPv4 or IPv6) socket behind file, or NULL for anything else. */
 static __always_inline struct sock *tcp_sock_of_file(struct file *file)
 {
 	struct socket *sock;
 	struct sock *sk;
-	__u16 family, protocol;
 
 	if (!is_socket(file))
 		return NULL;
@@ -245,16 +258,7 @@ static __always_inline struct sock *tcp_sock_of_file(struct file *file)
 	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
 		return NULL;
 	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return NULL;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
-		return NULL;
-	/* sk_protocol was an 8-bit bitfield before v5.6 (commit bf9765145b85
-	 * "sock: Make sk_protocol a 16-bit value"); the probed read handles
-	 * both shapes. */
-	protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
-	return protocol == IPPROTO_TCP ? sk : NULL;
+	return sk && sock_is_tcp(sk) ? sk : NULL;
 }
 
 static __always_inline void conn_set_socket(struct conn *c, struct file *file,
@@ -364,9 +368,10 @@ struct ring_slot {
 
 /* Room for a record of size bytes (at most SONDE_RING_SLACK less the
  * header) on this CPU's ring: where to write it, or NULL, counted. The
- * kernel runs one tracepoint program at a time per CPU, but a uprobe's
- * can be preempted by a task whose program then writes on the same CPU:
- * the busy flag keeps the two records apart, and the second is dropped.
+ * socket and syscall programs run with preemption off and are the only
+ * writers outside a uprobe, but a uprobe's program can be preempted by a
+ * task whose program then writes on the same CPU: the busy flag keeps
+ * the two records apart, and the second is dropped.
  * ring_submit must follow. */
 static __always_inline void *ring_reserve(struct ring_slot *s, __u32 size)
 {
@@ -539,9 +544,10 @@ static __always_inline struct conn *conn_track(struct conn_key *key,
 /* The connection on key, tracking it if it is new; NULL for an fd sonde
  * does not trace, with *skipped saying whether it is a socket (enum
  * skip_why; 0 when a connection is returned). Under socket hooks, sk is
- * the syscall's socket, or NULL to take the fd's (the TLS probes, which
- * make no syscall): a connection whose socket is another one is tracked
- * afresh, so a closed fd's number reused is a new connection. */
+ * the syscall's socket, of any kind, or NULL to take the fd's (the TLS
+ * probes, which make no syscall): a connection whose socket is another
+ * one is tracked afresh, so a closed fd's number reused is a new
+ * connection. */
 static __always_inline struct conn *conn_find(struct conn_key *key,
 					      struct sock *sk, __u8 *skipped)
 {
@@ -550,8 +556,14 @@ static __always_inline struct conn *conn_find(struct conn_key *key,
 
 	*skipped = 0;
 	if (socket_hooks) {
+		/* The common case: the socket is the one known. Only
+		 * another one has its kind read from the kernel. */
+		if (sk && c && c->sk == (__u64)sk)
+			return c;
 		if (!sk)
 			sk = tcp_sock_of_file(file_of_fd(key->fd));
+		else if (!sock_is_tcp(sk))
+			sk = NULL;
 		if (!sk) {
 			*skipped = SKIP_SOCKET;
 			return NULL;
@@ -1331,21 +1343,21 @@ static __always_inline bool io_syscall(long nr, bool is_read, __u8 *how)
 	return false;
 }
 
-/* Socket hooks: a socket received or sent ctx->ret bytes, inside the
- * syscall of the current task, whose saved registers give the fd and the
- * buffer. */
-static __always_inline int sock_io(struct trace_event_raw_sock_msg_length *ctx,
+/* Socket hooks: the socket sk received or sent ret bytes (recvmsg or
+ * sendmsg flags: flags) inside the syscall of the current task, whose
+ * saved registers give the fd and the buffer. */
+static __always_inline int sock_io(struct sock *sk, long ret, __u32 flags,
 				   bool is_read)
 {
 	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
 	struct task_struct *task;
 	struct pt_regs *regs;
-	struct conn *c = NULL;
+	struct conn *c;
 	__u8 how, skipped;
 	__u64 arg2;
 
 	/* A peek leaves the bytes for the read that follows. */
-	if (!io_result_wanted(ctx->ret) || (ctx->flags & MSG_PEEK))
+	if (!io_result_wanted(ret) || (flags & MSG_PEEK))
 		return 0;
 	/* A kernel thread's or an io_uring worker's registers are not a
 	 * syscall's. */
@@ -1356,23 +1368,24 @@ static __always_inline int sock_io(struct trace_event_raw_sock_msg_length *ctx,
 	regs = syscall_args(task, &key.fd, &arg2);
 	if (!io_syscall(regs->orig_ax, is_read, &how))
 		return 0;
-	if ((ctx->family == AF_INET || ctx->family == AF_INET6) &&
-	    ctx->protocol == IPPROTO_TCP)
-		c = conn_find(&key, ctx->sk, &skipped);
-	io_socket(&key, c, regs, arg2, how, ctx->ret, is_read);
+	c = conn_find(&key, sk, &skipped);
+	io_socket(&key, c, regs, arg2, how, ret, is_read);
 	return 0;
 }
 
-SEC("tracepoint/sock/sock_recv_length")
-int sock_recv(struct trace_event_raw_sock_msg_length *ctx)
+/* The tracepoints' arguments: struct sock *sk, int ret, int flags. */
+SEC("raw_tracepoint/sock_recv_length")
+int sock_recv(struct bpf_raw_tracepoint_args *ctx)
 {
-	return sock_io(ctx, true);
+	return sock_io((struct sock *)ctx->args[0], (int)ctx->args[1],
+		       ctx->args[2], true);
 }
 
-SEC("tracepoint/sock/sock_send_length")
-int sock_send(struct trace_event_raw_sock_msg_length *ctx)
+SEC("raw_tracepoint/sock_send_length")
+int sock_send(struct bpf_raw_tracepoint_args *ctx)
 {
-	return sock_io(ctx, false);
+	return sock_io((struct sock *)ctx->args[0], (int)ctx->args[1],
+		       ctx->args[2], false);
 }
 
 #define IO_PROGRAM(name, how, is_read, flags_at)                  \

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The floor for benchmarks: empty programs on exactly the tracepoints
- * capture.bpf.c uses, and on the OpenSSL functions sonde probes. What a
- * workload loses with these attached is the cost any design built on these
- * hooks pays; tools/bench.py compares sonde's loss against it. Like
- * sonde, tools/floor.c loads the socket read and write hooks or the
- * syscall ones, not both. */
+ * capture.bpf.c uses, attached the same way, and on the OpenSSL functions
+ * sonde probes. What a workload loses with these attached is the cost any
+ * design built on these hooks pays; tools/bench.py compares sonde's loss
+ * against it. Like sonde, tools/floor.c loads the socket read and write
+ * hooks or the syscall ones, not both. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
@@ -19,8 +19,19 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 	}
 #define FLOOR(tp) EMPTY_AT(tp, __LINE__)
 
-FLOOR("sock/sock_recv_length")
-FLOOR("sock/sock_send_length")
+/* sonde attaches the socket hooks as raw tracepoints. */
+SEC("raw_tracepoint/sock_recv_length")
+int floor_sock_recv(void *ctx)
+{
+	return 0;
+}
+
+SEC("raw_tracepoint/sock_send_length")
+int floor_sock_send(void *ctx)
+{
+	return 0;
+}
+
 FLOOR("syscalls/sys_exit_read")
 FLOOR("syscalls/sys_exit_readv")
 FLOOR("syscalls/sys_exit_recvfrom")

@@ -12,8 +12,8 @@ enum hook_set hooks_set_of(const struct bpf_program *prog)
 
 	if (!strncmp(sec, "tracepoint/syscalls/", 20))
 		return HOOKS_SYSCALL;
-	if (!strcmp(sec, "tracepoint/sock/sock_recv_length") ||
-	    !strcmp(sec, "tracepoint/sock/sock_send_length"))
+	if (!strcmp(sec, "raw_tracepoint/sock_recv_length") ||
+	    !strcmp(sec, "raw_tracepoint/sock_send_length"))
 		return HOOKS_SOCKET;
 	return HOOKS_SHARED;
 }

@@ -12,7 +12,7 @@ struct bpf_program;
 
 enum hook_set {
 	HOOKS_SHARED,  /* not a read or write hook: both sets need it */
-	HOOKS_SOCKET,  /* tracepoint/sock/sock_{recv,send}_length */
+	HOOKS_SOCKET,  /* raw_tracepoint/sock_{recv,send}_length */
 	HOOKS_SYSCALL, /* tracepoint/syscalls/... */
 };
 
