@@ -146,6 +146,19 @@ const volatile __u64 ring_mask = SONDE_CPU_RING_TEMPLATE_BYTES - 1;
  * struct conn does not fit on the BPF stack. */
 static const struct conn zero_conn;
 
+_Static_assert(sizeof(((struct task_struct *)0)->comm) == SONDE_COMM_LEN,
+	       "a task's name is SONDE_COMM_LEN bytes");
+
+/* The current task's name into dst (SONDE_COMM_LEN bytes), as
+ * bpf_get_current_comm gives it, but read in place: the kernel keeps it
+ * zero-padded, and the helper costs a call and a string copy. */
+static __always_inline void current_comm(char *dst)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	__builtin_memcpy(dst, task->comm, SONDE_COMM_LEN);
+}
+
 static __always_inline void count_drop(__u32 reason)
 {
 	__u64 *n = bpf_map_lookup_elem(&drops, &reason);
@@ -167,7 +180,7 @@ static __always_inline void report_process(__u32 tgid, __u16 kind)
 	ev->hdr.tgid = tgid;
 	ev->hdr.kind = kind;
 	ev->hdr.pad = 0;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	current_comm(ev->comm);
 	/* Until the daemon acts on a process to decide on, that process's
 	 * requests may go unmeasured: it is woken at once (once per new
 	 * process, with selection rules). A new image to look for OpenSSL
@@ -488,7 +501,7 @@ static __always_inline __u8 owner_note(const struct conn_key *key,
 	if (role == ROLE_SERVER &&
 	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_ESTABLISHED)
 		o.active = 1;
-	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	current_comm(o.comm);
 	if (bpf_map_update_elem(&socks, &skey, &o, BPF_ANY)) {
 		count_drop(SONDE_DROP_SOCK_FULL);
 		return role;
@@ -670,6 +683,21 @@ static __always_inline __u32 peek_user(char *dst, const void *src, long n)
 	return len;
 }
 
+/* Copies up to SONDE_REQ_CAP bytes from the start of a user buffer into
+ * the second half of c->req, which the capture never reaches; returns
+ * how many. */
+static __always_inline __u32 read_request_start(struct conn *c, const void *src,
+						long n)
+{
+	__u32 len = n > SONDE_REQ_CAP ? SONDE_REQ_CAP : n;
+
+	barrier_var(len);
+	if (len > SONDE_REQ_CAP ||
+	    bpf_probe_read_user(c->req + SONDE_REQ_CAP, len, src))
+		return 0;
+	return len;
+}
+
 /* Appends the bytes at buf to the request captured on c, up to cap
  * (SONDE_REQ_CAP at most) in all. */
 static __always_inline void req_append(struct conn *c, const void *buf, long n,
@@ -798,7 +826,7 @@ static __always_inline void emit_exchange(struct conn_key *key, struct conn *c,
 	ev->resp_len = len;
 	ev->pipeline_idx = c->pipeline_idx;
 	ev->role = c->role;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	current_comm(ev->comm);
 	__builtin_memcpy(ev->resp, status, SONDE_RESP_CAP);
 	ring_submit(&slot);
 	note_process(key->tgid, c);
@@ -878,7 +906,7 @@ static __always_inline bool h2_send(struct h2_walk *w, struct conn *c, __u32 d,
 	ev->flags = c->h2_flags[d];
 	ev->to_client = d;
 	ev->role = c->role;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	current_comm(ev->comm);
 	event_submit(&events, ev);
 	return true;
 }
@@ -1002,19 +1030,38 @@ static __always_inline void
 on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 {
 	char peek[SONDE_PEEK];
+	struct conn *seen = c;
+	const char *head = peek;
+	bool whole = false;
 	__u32 got;
 
 	if (c->phase == PHASE_REQUEST) {
 		req_append(c, buf, n, req_cap(c));
 		return;
 	}
-	got = peek_user(peek, buf, n);
-	if (!looks_like_request(peek, got))
+	/* A server's capture is read at once into the unused half of
+	 * c->req: one read from user memory, not a peek and then another.
+	 * A client's capture is what it peeks. */
+	if (c->role == ROLE_SERVER) {
+		head = c->req + SONDE_REQ_CAP;
+		got = read_request_start(c, buf, n);
+		whole = true;
+	} else {
+		got = peek_user(peek, buf, n);
+	}
+	if (!looks_like_request(head, got))
 		return;
 	c = conn_revalidate(key, c, c->role);
 	if (!c)
 		return;
-	if (is_h2_preface(peek, got)) {
+	/* Tracked afresh (syscall hooks: the fd was reused): the bytes went
+	 * to the entry replaced. */
+	if (c != seen) {
+		head = peek;
+		got = peek_user(peek, buf, n);
+		whole = false;
+	}
+	if (is_h2_preface(head, got)) {
 		h2_start(key, c, buf, n);
 		return;
 	}
@@ -1022,9 +1069,13 @@ on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 	c->start_ns = bpf_ktime_get_ns();
 	c->pipeline_idx = 0;
 	c->resp_part_len = 0;
-	/* What was peeked is a client's whole capture: no second read. */
 	if (c->role == ROLE_CLIENT) {
-		__builtin_memcpy(c->req, peek, SONDE_PEEK);
+		__builtin_memcpy(c->req, head, SONDE_PEEK);
+		c->req_len = got;
+		return;
+	}
+	if (whole) {
+		__builtin_memcpy(c->req, c->req + SONDE_REQ_CAP, SONDE_REQ_CAP);
 		c->req_len = got;
 		return;
 	}
@@ -1292,7 +1343,8 @@ static __always_inline bool io_result_wanted(long ret)
 static __always_inline int io_exit(long ret, __u8 how, bool is_read,
 				   __u8 flags_at)
 {
-	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct conn_key key = { .tgid = task->tgid };
 	struct pt_regs *regs;
 	struct conn *c;
 	__u8 skipped;
@@ -1300,7 +1352,7 @@ static __always_inline int io_exit(long ret, __u8 how, bool is_read,
 
 	if (!io_result_wanted(ret) || process_ignored(key.tgid))
 		return 0;
-	regs = syscall_args(bpf_get_current_task_btf(), &key.fd, &arg2);
+	regs = syscall_args(task, &key.fd, &arg2);
 	/* A peek leaves the bytes for the read that follows (a server
 	 * sniffing for TLS): they are taken in once, there. */
 	if (recv_flags(regs, flags_at) & MSG_PEEK)
@@ -1349,8 +1401,8 @@ static __always_inline bool io_syscall(long nr, bool is_read, __u8 *how)
 static __always_inline int sock_io(struct sock *sk, long ret, __u32 flags,
 				   bool is_read)
 {
-	struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
-	struct task_struct *task;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct conn_key key = { .tgid = task->tgid };
 	struct pt_regs *regs;
 	struct conn *c;
 	__u8 how, skipped;
@@ -1361,7 +1413,6 @@ static __always_inline int sock_io(struct sock *sk, long ret, __u32 flags,
 		return 0;
 	/* A kernel thread's or an io_uring worker's registers are not a
 	 * syscall's. */
-	task = bpf_get_current_task_btf();
 	if (task->flags & (PF_KTHREAD | PF_IO_WORKER) ||
 	    process_ignored(key.tgid))
 		return 0;
@@ -1522,7 +1573,7 @@ client_connecting(struct trace_event_raw_inet_sock_set_state *ctx)
 	    (filter_port && ctx->sport != filter_port &&
 	     ctx->dport != filter_port))
 		return;
-	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	current_comm(o.comm);
 	if (bpf_map_update_elem(&socks, &key, &o, BPF_ANY)) {
 		count_drop(SONDE_DROP_SOCK_FULL);
 		return;

@@ -164,9 +164,10 @@ struct conn {
 	/* The start of a status line that came in pieces shorter than one
 	 * ("HTTP/1.1 2"), or read a byte at a time: kept until it is whole. */
 	char resp_part[SONDE_STATUS_LEN];
-	/* Only the first SONDE_REQ_CAP bytes are used. The second half lets
+	/* The capture is the first SONDE_REQ_CAP bytes. The second half lets
 	 * the verifier see that a copy of at most SONDE_REQ_CAP bytes at an
-	 * offset below SONDE_REQ_CAP stays in bounds. */
+	 * offset below SONDE_REQ_CAP stays in bounds; a server reads the
+	 * start of a new request there before it becomes the capture. */
 	char req[2 * SONDE_REQ_CAP];
 };
 

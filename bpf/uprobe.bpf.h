@@ -67,7 +67,7 @@ int func_exit(struct pt_regs *ctx)
 	ev->duration_ns = now > *start ? now - *start : 0;
 	ev->func_id = key.func_id;
 	ev->pad = 0;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	current_comm(ev->comm);
 	ring_submit(&slot);
 	bpf_map_delete_elem(&func_starts, &key);
 	/* Its exit and exec are reported, so the daemon forgets its name. */

@@ -207,6 +207,22 @@ size_t capture_cpu_ring_bytes(int ncpus)
 	return bytes;
 }
 
+/* The programs read their settings (.rodata) and counters (.bss) on
+ * every run. libbpf makes those maps mappable, which puts their values in
+ * pages of their own; unmappable, the kernel allocates small ones from
+ * its own memory, mapped with large pages: one page walk fewer per
+ * run on a host that flushes the TLB at every syscall. sonde sets them
+ * before load and never reads them after, so the skeleton's pointers to
+ * them are NULL once loaded. */
+static void keep_globals_unmapped(void)
+{
+	struct bpf_map *maps[] = { skel->maps.rodata, skel->maps.bss };
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+		bpf_map__set_map_flags(maps[i], bpf_map__map_flags(maps[i]) &
+							~BPF_F_MMAPABLE);
+}
+
 /* Sizes the exchange rings for ncpus CPUs, before load. */
 static void size_cpu_rings(int ncpus)
 {
@@ -488,6 +504,7 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 		goto fail;
 	}
 	size_cpu_rings(ncpus);
+	keep_globals_unmapped();
 	if (o->max_tracked)
 		size_connection_maps(o->max_tracked);
 	err = check_map_layout();
