@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "strbuf.h"
 
 enum config_shape {
 	CONFIG_SECTION, /* a mapping of further keys */
@@ -70,27 +71,6 @@ struct config_ctx {
 
 static int fail(struct config_ctx *c, const yaml_node_t *at, const char *fmt,
 		...) __attribute__((format(printf, 3, 4)));
-
-/* Copies s into out with control bytes written as \n, \t or \xHH: a
- * value quoted in a reason stays on the reason's one line. */
-static void escape_controls(const char *s, char *out, size_t outsz)
-{
-	size_t n = 0;
-
-	for (; *s && n + 5 < outsz; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch >= 0x20 && ch != 0x7f)
-			out[n++] = (char)ch;
-		else if (ch == '\n' || ch == '\t')
-			n += (size_t)snprintf(out + n, outsz - n, "\\%c",
-					      ch == '\n' ? 'n' : 't');
-		else
-			n += (size_t)snprintf(out + n, outsz - n, "\\x%02x",
-					      ch);
-	}
-	out[n] = '\0';
-}
 
 static int fail(struct config_ctx *c, const yaml_node_t *at, const char *fmt,
 		...)

@@ -11,6 +11,7 @@
 #include "prom.h"
 #include "selection.h"
 #include "sonde_events.h"
+#include "strbuf.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:9464"
 #define DEFAULT_MAX_ROUTES 100
@@ -532,9 +533,8 @@ static const char *find_config(int argc, char **argv)
 	return path;
 }
 
-enum options_result options_parse(int argc, char **argv,
-				  struct sonde_options *o, char *err,
-				  size_t errsz)
+static enum options_result parse(int argc, char **argv, struct sonde_options *o,
+				 char *err, size_t errsz)
 {
 	enum options_result r;
 	const char *config;
@@ -598,6 +598,22 @@ enum options_result options_parse(int argc, char **argv,
 		return OPTIONS_EXIT;
 	}
 	return OPTIONS_RUN;
+}
+
+enum options_result options_parse(int argc, char **argv,
+				  struct sonde_options *o, char *err,
+				  size_t errsz)
+{
+	enum options_result r = parse(argc, argv, o, err, errsz);
+	char *raw;
+
+	/* A message quotes what it was given: the reason stays on its one
+	 * line whatever bytes a flag's value holds. */
+	if (r == OPTIONS_ERROR && errsz && (raw = strdup(err)) != NULL) {
+		escape_controls(raw, err, errsz);
+		free(raw);
+	}
+	return r;
 }
 
 /* Options that are actions, not configuration: not settable from a file. */

@@ -71,3 +71,22 @@ void strbuf_release(struct strbuf *sb)
 	free(sb->data);
 	memset(sb, 0, sizeof(*sb));
 }
+
+void escape_controls(const char *s, char *out, size_t outsz)
+{
+	size_t n = 0;
+
+	for (; *s && n + 5 < outsz; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch >= 0x20 && ch != 0x7f)
+			out[n++] = (char)ch;
+		else if (ch == '\n' || ch == '\t')
+			n += (size_t)snprintf(out + n, outsz - n, "\\%c",
+					      ch == '\n' ? 'n' : 't');
+		else
+			n += (size_t)snprintf(out + n, outsz - n, "\\x%02x",
+					      ch);
+	}
+	out[n] = '\0';
+}

@@ -17,6 +17,11 @@ void strbuf_append(struct strbuf *sb, const char *s, size_t n);
 void strbuf_puts(struct strbuf *sb, const char *s);
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Copies s into out (outsz bytes, at least 1) with control bytes written
+ * as \n, \t or \xHH, cut short at a whole character when out is full: a
+ * value quoted in a message stays on the message's one line and cannot
+ * move a terminal's cursor. */
+void escape_controls(const char *s, char *out, size_t outsz);
 /* Hands the bytes to the caller (free() them) and empties sb. */
 char *strbuf_detach(struct strbuf *sb, size_t *len);
 void strbuf_release(struct strbuf *sb);

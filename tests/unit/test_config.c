@@ -265,6 +265,31 @@ TEST(flag_forms_of_the_new_options)
 	options_free(&o);
 }
 
+/* A flag's value quoted in a message has its control bytes escaped, as
+ * a file's does: the message stays on one line and cannot drive the
+ * terminal. */
+TEST(a_flag_value_with_control_bytes_is_quoted_escaped)
+{
+	struct sonde_options o;
+	char err[512], small[16];
+	char *hooks[] = { "sonde", "--hooks", "so\ncket\x1b[2J", NULL };
+	char *ctl[] = { "sonde", "--hooks", "\x01\x01\x01", NULL };
+	char *unknown[] = { "sonde", "--\tfast", NULL };
+	char *extra[] = { "sonde", "x\x7fy", NULL };
+
+	CHECK(options_parse(3, hooks, &o, err, sizeof(err)) == OPTIONS_ERROR);
+	CHECK_STR(err, "--hooks: 'so\\ncket\\x1b[2J' is not one of auto, "
+		       "socket, syscall");
+	CHECK(options_parse(2, unknown, &o, err, sizeof(err)) == OPTIONS_ERROR);
+	CHECK_STR(err, "unknown option '--\\tfast' (see --help)");
+	CHECK(options_parse(2, extra, &o, err, sizeof(err)) == OPTIONS_ERROR);
+	CHECK_STR(err, "unexpected argument 'x\\x7fy' (see --help)");
+	/* Cut short between escapes, never inside one. */
+	CHECK(options_parse(3, ctl, &o, small, sizeof(small)) == OPTIONS_ERROR);
+	CHECK_STR(small, "--hooks: '\\x01");
+	options_free(&o);
+}
+
 /* Options checked together name the file when it set them (found by
  * tests/fuzz). */
 TEST(checks_of_options_together_name_the_file)
@@ -465,6 +490,7 @@ UNIT_MAIN("config", UNIT_CASE(example_config_has_every_section),
 	  UNIT_CASE(mistakes_name_file_line_and_reason),
 	  UNIT_CASE(flags_override_the_file),
 	  UNIT_CASE(checks_of_options_together_name_the_file),
+	  UNIT_CASE(a_flag_value_with_control_bytes_is_quoted_escaped),
 	  UNIT_CASE(print_config_round_trips),
 	  UNIT_CASE(flag_forms_of_the_new_options),
 	  UNIT_CASE(selection_verdicts), UNIT_CASE(selection_rule_parsing),
