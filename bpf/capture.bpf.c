@@ -550,6 +550,7 @@ static __always_inline struct conn *conn_track(struct conn_key *key,
 	if (!c)
 		return NULL;
 	conn_set_socket(c, file, sk);
+	current_comm(c->comm);
 	c->role = owner_note(key, sk, c->dport, role);
 	return c;
 }
@@ -826,7 +827,7 @@ static __always_inline void emit_exchange(struct conn_key *key, struct conn *c,
 	ev->resp_len = len;
 	ev->pipeline_idx = c->pipeline_idx;
 	ev->role = c->role;
-	current_comm(ev->comm);
+	__builtin_memcpy(ev->comm, c->comm, SONDE_COMM_LEN);
 	__builtin_memcpy(ev->resp, status, SONDE_RESP_CAP);
 	ring_submit(&slot);
 	note_process(key->tgid, c);

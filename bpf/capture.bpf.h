@@ -144,6 +144,10 @@ struct conn {
 	__u8 resp_part_len; /* bytes in resp_part */
 	__u8 h2;	    /* enum h2_state */
 	__u8 pad;
+	/* The name of the task that first used the connection, for its
+	 * exchanges: read here, on a line each exchange reads anyway, it
+	 * costs no miss on the task's. */
+	char comm[SONDE_COMM_LEN];
 	/* HTTP/2. Arrays are per direction (index 0: bytes the client
 	 * sends): records sent, the frame being read, how much of its
 	 * payload is still to come, and a frame header cut short by the end
