@@ -699,6 +699,22 @@ static __always_inline __u32 read_request_start(struct conn *c, const void *src,
 	return len;
 }
 
+/* Makes the got bytes read_request_start put in the second half of
+ * c->req the capture. Only as many lines as they fill are copied, in
+ * three sizes: a whole capture's copy cost more than the read it saves. */
+static __always_inline void req_take_start(struct conn *c, __u32 got)
+{
+	const char *start = c->req + SONDE_REQ_CAP;
+
+	if (got <= SONDE_REQ_CAP / 4)
+		__builtin_memcpy(c->req, start, SONDE_REQ_CAP / 4);
+	else if (got <= SONDE_REQ_CAP / 2)
+		__builtin_memcpy(c->req, start, SONDE_REQ_CAP / 2);
+	else
+		__builtin_memcpy(c->req, start, SONDE_REQ_CAP);
+	c->req_len = got;
+}
+
 /* Appends the bytes at buf to the request captured on c, up to cap
  * (SONDE_REQ_CAP at most) in all. */
 static __always_inline void req_append(struct conn *c, const void *buf, long n,
@@ -1076,8 +1092,7 @@ on_request_bytes(struct conn_key *key, struct conn *c, const void *buf, long n)
 		return;
 	}
 	if (whole) {
-		__builtin_memcpy(c->req, c->req + SONDE_REQ_CAP, SONDE_REQ_CAP);
-		c->req_len = got;
+		req_take_start(c, got);
 		return;
 	}
 	c->req_len = 0;
