@@ -5,9 +5,11 @@
  * Socket hooks (sock:sock_recv_length and sock:sock_send_length, kernel
  * 6.3 on) fire for socket I/O only: the rest of the host's syscalls pay
  * nothing. They are attached as raw tracepoints, which hand the program
- * the socket as the kernel passes it: no trace record is built first. Syscall hooks (sys_exit of each read and write syscall, accept,
- * connect, close) work on older kernels, but while any syscall tracepoint
- * is on, every syscall of every process takes the kernel's slow path.
+ * the socket as the kernel passes it: no trace record is built first.
+ * Syscall hooks (sys_exit of each read and write syscall, accept,
+ * connect, close) work on older kernels, but while any syscall
+ * tracepoint is on, every syscall of every process takes the kernel's
+ * slow path.
  *
  * A TCP connection is known per (process, fd), and named by its struct
  * sock. Under socket hooks it becomes known at its first read or write:

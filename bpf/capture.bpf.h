@@ -145,8 +145,8 @@ struct conn {
 	__u8 h2;	    /* enum h2_state */
 	__u8 pad;
 	/* The name of the task that first used the connection, for its
-	 * exchanges: read here, on a line each exchange reads anyway, it
-	 * costs no miss on the task's. */
+	 * exchanges: here it shares a cache line each exchange reads
+	 * anyway, where the task's own copy is usually a cache miss. */
 	char comm[SONDE_COMM_LEN];
 	/* HTTP/2. Arrays are per direction (index 0: bytes the client
 	 * sends): records sent, the frame being read, how much of its
