@@ -10,47 +10,38 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define EMPTY_AT(tp, line) EMPTY_(tp, line)
-#define EMPTY_(tp, line)            \
-	SEC("tracepoint/" tp)       \
+#define EMPTY_AT(sec, line) EMPTY_(sec, line)
+#define EMPTY_(sec, line)           \
+	SEC(sec)                    \
 	int floor_##line(void *ctx) \
 	{                           \
 		return 0;           \
 	}
-#define FLOOR(tp) EMPTY_AT(tp, __LINE__)
+#define FLOOR(sec) EMPTY_AT(sec, __LINE__)
 
 /* sonde attaches the socket hooks as raw tracepoints. */
-SEC("raw_tracepoint/sock_recv_length")
-int floor_sock_recv(void *ctx)
-{
-	return 0;
-}
+FLOOR("raw_tracepoint/sock_recv_length")
+FLOOR("raw_tracepoint/sock_send_length")
 
-SEC("raw_tracepoint/sock_send_length")
-int floor_sock_send(void *ctx)
-{
-	return 0;
-}
-
-FLOOR("syscalls/sys_exit_read")
-FLOOR("syscalls/sys_exit_readv")
-FLOOR("syscalls/sys_exit_recvfrom")
-FLOOR("syscalls/sys_exit_recvmsg")
-FLOOR("syscalls/sys_exit_write")
-FLOOR("syscalls/sys_exit_writev")
-FLOOR("syscalls/sys_exit_sendto")
-FLOOR("syscalls/sys_exit_sendmsg")
-FLOOR("syscalls/sys_exit_accept")
-FLOOR("syscalls/sys_exit_accept4")
-FLOOR("syscalls/sys_exit_connect")
-FLOOR("syscalls/sys_enter_close")
-FLOOR("sched/sched_process_exit")
-FLOOR("sched/sched_process_exec")
-FLOOR("sock/inet_sock_set_state")
-FLOOR("tcp/tcp_retransmit_skb")
-FLOOR("tcp/tcp_send_reset")
-FLOOR("tcp/tcp_receive_reset")
-FLOOR("tcp/tcp_destroy_sock")
+FLOOR("tracepoint/syscalls/sys_exit_read")
+FLOOR("tracepoint/syscalls/sys_exit_readv")
+FLOOR("tracepoint/syscalls/sys_exit_recvfrom")
+FLOOR("tracepoint/syscalls/sys_exit_recvmsg")
+FLOOR("tracepoint/syscalls/sys_exit_write")
+FLOOR("tracepoint/syscalls/sys_exit_writev")
+FLOOR("tracepoint/syscalls/sys_exit_sendto")
+FLOOR("tracepoint/syscalls/sys_exit_sendmsg")
+FLOOR("tracepoint/syscalls/sys_exit_accept")
+FLOOR("tracepoint/syscalls/sys_exit_accept4")
+FLOOR("tracepoint/syscalls/sys_exit_connect")
+FLOOR("tracepoint/syscalls/sys_enter_close")
+FLOOR("tracepoint/sched/sched_process_exit")
+FLOOR("tracepoint/sched/sched_process_exec")
+FLOOR("tracepoint/sock/inet_sock_set_state")
+FLOOR("tracepoint/tcp/tcp_retransmit_skb")
+FLOOR("tracepoint/tcp/tcp_send_reset")
+FLOOR("tracepoint/tcp/tcp_receive_reset")
+FLOOR("tracepoint/tcp/tcp_destroy_sock")
 
 /* Placed by tools/floor.c with --tls, where sonde places its OpenSSL
  * probes (user/sslprobe.c): the price of the uprobe traps alone. */

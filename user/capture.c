@@ -234,10 +234,17 @@ static void size_cpu_rings(int ncpus)
 	skel->rodata->ring_mask = bytes - 1;
 }
 
+/* How far apart a mapped array's values are: the kernel rounds each up
+ * to 8 bytes. */
+static size_t array_stride(const struct bpf_map *map)
+{
+	return (bpf_map__value_size(map) + 7) & ~(size_t)7;
+}
+
 static void *map_array(struct bpf_map *map, int prot, size_t *len)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t elem = (bpf_map__value_size(map) + 7) & ~(size_t)7;
+	size_t elem = array_stride(map);
 	void *mem;
 
 	*len = (elem * bpf_map__max_entries(map) + page - 1) & ~(page - 1);
@@ -250,7 +257,9 @@ static void *map_array(struct bpf_map *map, int prot, size_t *len)
 static int map_cpu_rings(void)
 {
 	int n = (int)bpf_map__max_entries(skel->maps.ring_pos);
-	size_t elem = bpf_map__value_size(skel->maps.ring_data);
+	size_t stride = array_stride(skel->maps.ring_data);
+	size_t bytes =
+		bpf_map__value_size(skel->maps.ring_data) - SONDE_RING_SLACK;
 
 	ring_pos_mem = map_array(skel->maps.ring_pos, PROT_READ | PROT_WRITE,
 				 &ring_pos_len);
@@ -267,12 +276,11 @@ static int map_cpu_rings(void)
 	for (int i = 0; i < n; i++)
 		cpu_rings[i] = (struct ring_view){
 			.pos = (struct sonde_ring_pos *)ring_pos_mem + i,
-			.data = (const uint8_t *)ring_data_mem + i * elem,
-			.mask = elem - SONDE_RING_SLACK - 1,
+			.data = (const uint8_t *)ring_data_mem + i * stride,
+			.mask = bytes - 1,
 		};
 	ncpu_rings = n;
-	log_debug("%d per-CPU rings of %zu KiB", n,
-		  (elem - SONDE_RING_SLACK) >> 10);
+	log_debug("%d per-CPU rings of %zu KiB", n, bytes >> 10);
 	return 0;
 }
 
