@@ -25,6 +25,7 @@
  * into text. */
 struct active {
 	const char *values[TCP_ACTIVE_NLABELS + LABELS_MAX_EXTRA];
+	unsigned n; /* how many */
 	char text[];
 };
 
@@ -75,35 +76,6 @@ static const struct procinfo *owner_info(const struct sonde_tcp_event *ev)
 	return info;
 }
 
-/* Counts ev's connection in the gauge series of values[0..n), and keeps
- * a copy of them for its close. */
-static void active_open(const struct sonde_tcp_event *ev, const char **values,
-			unsigned n)
-{
-	size_t len[TCP_ACTIVE_NLABELS + LABELS_MAX_EXTRA], total = 0;
-	struct active *a;
-	char key[24], *p;
-
-	snprintf(key, sizeof(key), "%llx", (unsigned long long)ev->sk);
-	if (strmap_get(&active, key) || active.count >= TCP_MAX_TRACKED)
-		return;
-	for (unsigned i = 0; i < n; i++)
-		total += len[i] = strlen(values[i]) + 1;
-	a = malloc(sizeof(*a) + total);
-	if (!a)
-		return;
-	p = a->text;
-	for (unsigned i = 0; i < n; i++) {
-		a->values[i] = memcpy(p, values[i], len[i]);
-		p += len[i];
-	}
-	if (!strmap_put(&active, key, a) ||
-	    registry_gauge_add(&family_tcp_active, a->values, 1)) {
-		free(strmap_remove(&active, key));
-		return;
-	}
-}
-
 static void active_close(const struct sonde_tcp_event *ev)
 {
 	struct active *a;
@@ -115,6 +87,55 @@ static void active_close(const struct sonde_tcp_event *ev)
 		return;
 	registry_gauge_add(&family_tcp_active, a->values, -1);
 	free(a);
+}
+
+/* Whether a connection counted under a's series would be counted under
+ * values[0..n) all the same. */
+static bool same_series(const struct active *a, const char **values, unsigned n)
+{
+	if (a->n != n)
+		return false;
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(a->values[i], values[i]))
+			return false;
+	return true;
+}
+
+/* Counts ev's connection in the gauge series of values[0..n), and keeps
+ * a copy of them for its close. A connection counted already, for its
+ * listener's process, moves to the new owner's series (a worker of a
+ * pre-forked server took it). */
+static void active_open(const struct sonde_tcp_event *ev, const char **values,
+			unsigned n)
+{
+	size_t len[TCP_ACTIVE_NLABELS + LABELS_MAX_EXTRA], total = 0;
+	struct active *a;
+	char key[24], *p;
+
+	snprintf(key, sizeof(key), "%llx", (unsigned long long)ev->sk);
+	a = strmap_get(&active, key);
+	if (a && same_series(a, values, n))
+		return;
+	if (a)
+		active_close(ev);
+	if (active.count >= TCP_MAX_TRACKED)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		total += len[i] = strlen(values[i]) + 1;
+	a = malloc(sizeof(*a) + total);
+	if (!a)
+		return;
+	a->n = n;
+	p = a->text;
+	for (unsigned i = 0; i < n; i++) {
+		a->values[i] = memcpy(p, values[i], len[i]);
+		p += len[i];
+	}
+	if (!strmap_put(&active, key, a) ||
+	    registry_gauge_add(&family_tcp_active, a->values, 1)) {
+		free(strmap_remove(&active, key));
+		return;
+	}
 }
 
 /* Counts the owner's connection in the gauge, under its role. */

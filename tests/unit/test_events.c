@@ -509,6 +509,37 @@ TEST(tcp_events_are_charged_to_the_socket_owner)
 	CHECK(tcp_active_tracked() == 1);
 }
 
+TEST(an_open_for_a_counted_connection_moves_it_to_the_new_owner)
+{
+	char *text;
+
+	setup();
+	/* Counted for the listener's process at its passive open... */
+	tcp(0x7fffffe8, "master", 0x600, SONDE_TCP_OPEN, 0, SONDE_ROLE_SERVER,
+	    0);
+	tcp(0x7fffffe8, "master", 0x700, SONDE_TCP_OPEN, 0, SONDE_ROLE_SERVER,
+	    0);
+	text = render();
+	CHECK(strstr(text, ACTIVE("master", "server", "") "2\n"));
+	free(text);
+	/* ...then a worker reads one: it moves, still counted once. */
+	tcp(0x7fffffe9, "worker", 0x600, SONDE_TCP_OPEN, 0, SONDE_ROLE_SERVER,
+	    0);
+	text = render();
+	CHECK(strstr(text, ACTIVE("master", "server", "") "1\n"));
+	CHECK(strstr(text, ACTIVE("worker", "server", "") "1\n"));
+	free(text);
+	CHECK(tcp_active_tracked() == 2);
+	/* Its close lowers the worker's series, the one it is counted in. */
+	tcp(0x7fffffe8, "", 0x600, SONDE_TCP_CLOSE, 0, SONDE_ROLE_SERVER, 0);
+	tcp(0x7fffffe8, "", 0x700, SONDE_TCP_CLOSE, 0, SONDE_ROLE_SERVER, 0);
+	text = render();
+	CHECK(strstr(text, ACTIVE("master", "server", "") "0\n"));
+	CHECK(strstr(text, ACTIVE("worker", "server", "") "0\n"));
+	free(text);
+	CHECK(tcp_active_tracked() == 0);
+}
+
 static void process_exit(__u32 tgid)
 {
 	struct sonde_process_event ev = { 0 };
@@ -640,5 +671,6 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(numbers_are_written_in_decimal_within_the_buffer),
 	  UNIT_CASE(connect_results_come_from_the_socket_error),
 	  UNIT_CASE(tcp_events_are_charged_to_the_socket_owner),
+	  UNIT_CASE(an_open_for_a_counted_connection_moves_it_to_the_new_owner),
 	  UNIT_CASE(an_exit_is_applied_after_the_round_that_brought_it),
 	  UNIT_CASE(tcp_series_carry_the_optional_labels))
