@@ -82,13 +82,22 @@ struct {
 
 /* struct sock * -> the process that connected or accepted it, until the
  * kernel destroys the socket. Under socket hooks, an accepted socket is
- * entered at its passive open, with no process until one uses it. */
+ * entered at its passive open, charged to its listener's process (or to
+ * none) until a process uses it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SONDE_MAX_CONNS);
 	__type(key, __u64);
 	__type(value, struct sock_owner);
 } socks SEC(".maps");
+
+/* Under socket hooks, who listens where (struct sonde_listener). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_LISTENERS);
+	__type(key, struct sonde_listener_key);
+	__type(value, struct sonde_listener);
+} listeners SEC(".maps");
 
 /* tgid -> enum sonde_verdict, written by the daemon. LRU: a process
  * evicted is asked about again. */
@@ -479,24 +488,32 @@ static __always_inline bool owner_live(const struct sock_owner *o, __u16 dport)
  * its SYN). Returns the connection's role: role, or when that is unknown
  * what the owner says (a client's SYN, a server's passive open). An
  * accepted connection that is established counts as active from here
- * on. */
-static __always_inline __u8 owner_note(const struct conn_key *key,
-				       struct sock *sk, __u16 dport, __u8 role)
+ * on, if its listener's process did not count it already; one counted
+ * for the listener's process and first used by another (a worker of a
+ * pre-forked server) moves to that one. */
+__attribute__((noinline)) int owner_note(const struct conn_key *key, __u64 skey,
+					 __u16 dport, __u8 role)
 {
-	struct sock_owner o = { .tgid = key->tgid,
-				.fd = key->fd,
-				.dport = dport };
-	__u64 skey = (__u64)sk;
-	struct sock_owner *known = bpf_map_lookup_elem(&socks, &skey);
+	struct sock_owner o = { .dport = dport };
+	struct sock *sk = (struct sock *)skey;
+	struct sock_owner *known;
+
+	if (!key)
+		return role;
+	o.tgid = key->tgid;
+	o.fd = key->fd;
+	known = bpf_map_lookup_elem(&socks, &skey);
 
 	if (known && owner_live(known, dport)) {
 		if (role == ROLE_UNKNOWN)
 			role = known->role;
-		if (known->tgid) {
-			if (known->tgid == key->tgid)
-				known->fd = key->fd;
+		if (known->tgid == key->tgid) {
+			known->fd = key->fd;
+			known->by_listener = 0;
 			return role;
 		}
+		if (known->tgid && !known->by_listener)
+			return role;
 		/* Accepted: the first process to use it owns it. */
 	}
 	o.role = role;
@@ -553,7 +570,7 @@ static __always_inline struct conn *conn_track(struct conn_key *key,
 		return NULL;
 	conn_set_socket(c, file, sk);
 	current_comm(c->comm);
-	c->role = owner_note(key, sk, c->dport, role);
+	c->role = owner_note(key, (__u64)sk, c->dport, role);
 	return c;
 }
 
@@ -1599,19 +1616,81 @@ client_connecting(struct trace_event_raw_inet_sock_set_state *ctx)
 	note_tgid(tgid);
 }
 
-/* Socket hooks: a server's connection is established. No process has it
- * yet (this runs in softirq context); the first to read or write it owns
- * it (owner_note), and it is a server's from then on. */
+/* The network namespace sk lives in, as its inode number. */
+static __always_inline __u32 sock_netns(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* Socket hooks: a socket moved to LISTEN (in the listen() of the current
+ * process) or left it. The listeners map keeps, per namespace and port,
+ * the last process to listen there and how many sockets do. A listener
+ * bound to no port before listen() gets its port after this runs: it is
+ * not entered. */
+static __always_inline void
+listener_changed(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct sonde_listener_key k = {
+		.netns = sock_netns((struct sock *)ctx->skaddr),
+		.port = ctx->sport,
+	};
+	struct sonde_listener l = { .sockets = 1 }, *known;
+
+	if (!k.port)
+		return;
+	known = bpf_map_lookup_elem(&listeners, &k);
+	if (ctx->newstate == TCP_CLOSE) {
+		if (!known)
+			return;
+		__sync_fetch_and_add(&known->sockets, -1);
+		if ((__s32)known->sockets <= 0)
+			bpf_map_delete_elem(&listeners, &k);
+		return;
+	}
+	l.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (l.tgid == self_tgid)
+		return;
+	current_comm(l.comm);
+	if (known) {
+		__sync_fetch_and_add(&known->sockets, 1);
+		known->tgid = l.tgid;
+		__builtin_memcpy(known->comm, l.comm, sizeof(l.comm));
+		return;
+	}
+	bpf_map_update_elem(&listeners, &k, &l, BPF_NOEXIST);
+}
+
+/* Socket hooks: a server's connection is established (in softirq
+ * context). It is charged to the process that listens on its port, and
+ * counted as active, until a process reads or writes it: the first to do
+ * so owns it (owner_note), and it is a server's from then on. With no
+ * listener known, it has no process until then. */
 static __always_inline void
 server_established(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	__u64 key = (__u64)ctx->skaddr;
+	struct sock *sk = (struct sock *)ctx->skaddr;
+	struct sonde_listener_key lk = { .netns = sock_netns(sk),
+					 .port = ctx->sport };
 	struct sock_owner o = { .dport = ctx->dport, .role = ROLE_SERVER };
+	struct sonde_listener *l;
+	__u64 key = (__u64)sk;
+	long err;
 
 	if (filter_port && ctx->sport != filter_port)
 		return;
-	if (bpf_map_update_elem(&socks, &key, &o, BPF_NOEXIST) == -E2BIG)
+	l = bpf_map_lookup_elem(&listeners, &lk);
+	if (l && l->tgid && !process_ignored(l->tgid) &&
+	    !port_ignored(l->tgid, sk)) {
+		o.tgid = l->tgid;
+		o.by_listener = 1;
+		o.active = 1;
+		__builtin_memcpy(o.comm, l->comm, sizeof(o.comm));
+	}
+	err = bpf_map_update_elem(&socks, &key, &o, BPF_NOEXIST);
+	if (err == -E2BIG)
 		count_drop(SONDE_DROP_SOCK_FULL);
+	if (!err && o.active && note_tgid(o.tgid))
+		tcp_event(key, &o, SONDE_TCP_OPEN, 0);
 }
 
 /* The connect started by client_connecting() finished: established, or
@@ -1654,7 +1733,7 @@ static __always_inline void owner_forget(__u64 key, struct sock_owner *o)
 	struct conn_key ck;
 	struct conn *c;
 
-	if (socket_hooks && o->tgid) {
+	if (socket_hooks && o->tgid && !o->by_listener) {
 		ck.tgid = o->tgid;
 		ck.fd = o->fd;
 		c = bpf_map_lookup_elem(&conns, &ck);
@@ -1689,6 +1768,14 @@ int sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		client_connecting(ctx);
 		return 0;
 	}
+	/* A connection's socket is born a copy of its listener: its first
+	 * move, to SYN_RECV, is from LISTEN too. */
+	if (socket_hooks &&
+	    (ctx->newstate == TCP_LISTEN ||
+	     (ctx->oldstate == TCP_LISTEN && ctx->newstate == TCP_CLOSE))) {
+		listener_changed(ctx);
+		return 0;
+	}
 	if (!o) {
 		if (socket_hooks && ctx->oldstate == TCP_SYN_RECV &&
 		    ctx->newstate == TCP_ESTABLISHED)
@@ -1719,8 +1806,9 @@ static __always_inline int sock_event(const void *sk, __u8 what, __u8 detail)
 	if (!key)
 		return 0;
 	o = bpf_map_lookup_elem(&socks, &key);
-	/* Only a reset can follow the move to CLOSE. An accepted socket no
-	 * process has used yet has no one to charge. */
+	/* Only a reset can follow the move to CLOSE. An accepted socket
+	 * with no listener known that no process has used yet has no one to
+	 * charge. */
 	if (o && o->tgid && (!o->closed || what == SONDE_TCP_RESET))
 		tcp_event(key, o, what, detail);
 	return 0;

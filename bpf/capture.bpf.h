@@ -106,8 +106,9 @@ enum io_how {
  * SYN-ACK or a reset arriving, a retransmit timer) can be attributed. */
 struct sock_owner {
 	__u64 syn_ns; /* SYN sent, while a client connects */
-	__u32 tgid;   /* 0: accepted, no process has used it yet */
-	__u32 fd;     /* the owner's fd for it, once it has read or written */
+	/* 0: accepted, no process has used it yet, and no listener known */
+	__u32 tgid;
+	__u32 fd; /* the owner's fd for it, once it has read or written */
 	/* The peer's port: an entry whose port is not the socket's is a
 	 * freed socket's, whose close the kernel ran while another BPF
 	 * program held the CPU (missed: sonde_program_recursion_misses),
@@ -116,7 +117,10 @@ struct sock_owner {
 	__u8 role;   /* enum sonde_role */
 	__u8 active; /* counted as an active connection by the daemon */
 	__u8 closed; /* reached TCP_CLOSE: a reset may still follow */
-	__u8 pad[3];
+	/* Accepted, no process has used it yet: tgid is the listener's
+	 * (struct sonde_listener), until the first process to use it. */
+	__u8 by_listener;
+	__u8 pad[2];
 	char comm[SONDE_COMM_LEN];
 };
 

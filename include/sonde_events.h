@@ -26,6 +26,8 @@
  * the idlest beyond it. The daemon sizes conns, socks and tls_fds from
  * --max-tracked-connections, whose default this is. */
 #define SONDE_MAX_CONNS 32768
+/* Listening sockets the "listeners" map holds (struct sonde_listener). */
+#define SONDE_MAX_LISTENERS 4096
 
 enum sonde_event_kind {
 	SONDE_EV_HTTP_EXCHANGE = 1,
@@ -165,6 +167,24 @@ struct sonde_tcp_event {
 	__u8 detail;  /* CONNECT: outcome; RESET: direction */
 	__u8 role;    /* enum sonde_role of the owner */
 	__u8 pad[5];
+	char comm[SONDE_COMM_LEN];
+};
+
+/* Under socket hooks, the "listeners" map: a listening TCP socket's
+ * network namespace and local port -> the process that made it listen.
+ * An accepted connection is charged to that process from its passive
+ * open until a process reads or writes it. The BPF side enters a listener
+ * when a socket moves to LISTEN; the daemon enters those that already
+ * listen when it starts (user/listeners.c). */
+struct sonde_listener_key {
+	__u32 netns; /* the namespace's inode number */
+	__u16 port;  /* local port, host order */
+	__u16 pad;
+};
+
+struct sonde_listener {
+	__u32 tgid;    /* the last process to make one of them listen */
+	__u32 sockets; /* listening sockets on this key (SO_REUSEPORT) */
 	char comm[SONDE_COMM_LEN];
 };
 

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "hooks.h"
 #include "host.h"
+#include "listeners.h"
 #include "log.h"
 #include "mapsweep.h"
 #include "prom.h"
@@ -123,6 +124,14 @@ static int check_map_layout(void)
 	    bpf_map__max_entries(skel->maps.drops) != SONDE_DROP_REASON_COUNT) {
 		log_error("BPF object does not match this build of sonde "
 			  "(drops map layout): rebuild with make");
+		return -EINVAL;
+	}
+	if (bpf_map__key_size(skel->maps.listeners) !=
+		    sizeof(struct sonde_listener_key) ||
+	    bpf_map__value_size(skel->maps.listeners) !=
+		    sizeof(struct sonde_listener)) {
+		log_error("BPF object does not match this build of sonde "
+			  "(listeners map layout): rebuild with make");
 		return -EINVAL;
 	}
 	return 0;
@@ -466,6 +475,28 @@ static void size_connection_maps(uint32_t n)
 
 /* Has the kernel count runs and run time of every BPF program for as
  * long as sonde holds the returned fd; never fatal. */
+static void enter_listener(void *ctx, const struct sonde_listener_key *key,
+			   const struct sonde_listener *value)
+{
+	/* One the BPF side entered since it attached is newer. */
+	bpf_map_update_elem(*(int *)ctx, key, value, BPF_NOEXIST);
+}
+
+/* Socket hooks: enters the listeners that were there before the programs
+ * attached (user/listeners.h). Without them, their connections still
+ * count from their first read or write. */
+static void enter_listeners(uint32_t self_pid)
+{
+	int fd = bpf_map__fd(skel->maps.listeners), n;
+
+	n = listeners_scan("/proc", self_pid, enter_listener, &fd);
+	if (n < 0)
+		log_error("cannot list the sockets listening already: %s",
+			  strerror(-n));
+	else
+		log_debug("%d listening ports found at start", n);
+}
+
 static void enable_run_stats(void)
 {
 	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
@@ -528,6 +559,8 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	err = attach_all();
 	if (err)
 		goto fail;
+	if (socket_hooks)
+		enter_listeners(o->self_pid);
 	if (o->bpf_stats)
 		enable_run_stats();
 	ring = ring_buffer__new(bpf_map__fd(skel->maps.events),

@@ -4,6 +4,7 @@ attributed to the process that owns the socket."""
 import http.client
 import os
 import random
+import socket
 import struct
 import subprocess
 import sys
@@ -276,14 +277,136 @@ def test_active_connections_follow_held_keepalive_connections(sonde, app):
                  server_port=app.port) == 20
 
 
+def connect_many(port, n, line=None):
+    """n connections to port, each sending line (and reading the answer)
+    when one is given."""
+    socks = []
+    try:
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            socks.append(c)
+            if line:
+                c.sendall(line)
+                assert c.recv(100) == b"ok\n"
+    except BaseException:
+        close_all(socks)
+        raise
+    return socks
+
+
+def close_all(socks):
+    for c in socks:
+        c.close()
+
+
+def say(proc, line, expect):
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == expect
+
+
+ACTIVE = "sonde_tcp_active_connections"
+
+
+def test_accepted_connections_are_active_before_their_first_read():
+    """A server that was listening before sonde started accepts 20
+    connections and reads none: they are its active connections from
+    the start (a listener is found at start, and charged with what it
+    accepts until a process reads or writes)."""
+    service = unique_service("unread")
+    port = free_port()
+    server = tool(service, "idle-server", port, 20, 1, stdin=subprocess.PIPE)
+    socks = []
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        sonde = Sonde()
+        try:
+            socks = connect_many(port, 20)
+            assert server.stdout.readline().strip() == "accepted"
+            assert settle(sonde, ACTIVE, 20, service_name=service,
+                          role="server") == 20
+            close_all(socks)
+            wait_for(lambda: total(sonde, ACTIVE, service_name=service,
+                                   role="server") == 0, 10,
+                     what="active connections back to 0")
+            say(server, "close", "closed")
+            assert total(sonde, "sonde_tcp_resets_total",
+                         service_name=service) == 0
+        finally:
+            assert sonde.stop() == 0
+    finally:
+        close_all(socks)
+        stop_process(server)
+
+
+def test_a_listener_closed_on_unaccepted_connections_resets_them_as_its_own():
+    """Connections in a listener's backlog, never accepted: under socket
+    hooks they are its process's active connections, and when it closes
+    the listener the resets the kernel sends them are charged to it."""
+    sonde = Sonde("--hooks", "socket")
+    service = unique_service("backlog")
+    port = free_port()
+    server = tool(service, "idle-server", port, 0, 0, stdin=subprocess.PIPE)
+    socks = []
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        socks = connect_many(port, 5)
+        assert settle(sonde, ACTIVE, 5, service_name=service,
+                      role="server") == 5
+        say(server, "close", "closed")
+        for c in socks:
+            with pytest.raises(ConnectionResetError):
+                c.recv(100)
+        assert settle(sonde, "sonde_tcp_resets_total", 5,
+                      service_name=service, direction="sent") == 5
+        wait_for(lambda: total(sonde, ACTIVE, service_name=service,
+                               role="server") == 0, 10,
+                 what="active connections back to 0")
+    finally:
+        close_all(socks)
+        stop_process(server)
+        assert sonde.stop() == 0
+
+
+def test_a_connection_moves_to_the_worker_that_reads_it(sonde):
+    """A parent listens and hands the listener to a worker (another
+    service name) that accepts and answers: once answered, the
+    connections are the worker's, not the parent's, and counted once."""
+    parent, child = unique_service("parent"), unique_service("worker")
+    port = free_port()
+    server = tool(parent, "spawn-worker", port, child, 10,
+                  stdin=subprocess.PIPE)
+    socks = []
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        socks = connect_many(port, 10, b"hello\n")
+        assert server.stdout.readline().strip() == "accepted"
+        assert settle(sonde, ACTIVE, 10, service_name=child,
+                      role="server") == 10
+        assert total(sonde, ACTIVE, service_name=parent, role="server") == 0
+        close_all(socks)
+        wait_for(lambda: total(sonde, ACTIVE, service_name=child,
+                               role="server") == 0, 10,
+                 what="active connections back to 0")
+        say(server, "close", "closed")
+    finally:
+        close_all(socks)
+        stop_process(server)
+
+
 def accepted_owner(peer_port):
-    """The socks entry of an accepted socket whose peer is peer_port, while
-    no process has used it yet; None until there is one."""
+    """The socks entry of an accepted socket whose peer is peer_port;
+    None until there is one."""
     for entry in bpftool_json("map", "dump", "name", "socks"):
         value = entry.get("formatted", {}).get("value", {})
-        if value.get("dport") == peer_port and value.get("tgid") == 0:
+        if value.get("dport") == peer_port and value.get("role") == 1:
             return entry
     return None
+
+
+# struct sock_owner: syn_ns, tgid, fd, dport, role, active, closed,
+# by_listener.
+SOCK_OWNER = "<QIIHBBBB"
 
 
 def test_an_owner_left_by_a_missed_close_does_not_decide_a_new_socket(app):
@@ -300,11 +423,12 @@ def test_an_owner_left_by_a_missed_close_does_not_decide_a_new_socket(app):
         entry = wait_for(lambda: accepted_owner(port), 10,
                          what="the accepted socket's owner entry")
         value = bytearray(int(b, 16) for b in entry["value"])
-        # struct sock_owner: syn_ns, tgid, fd, dport, role (1: server)
-        known = struct.unpack_from("<QIIHB", value)
-        assert known == (0, 0, 0, port, 1)
+        # A server's (role 1) that no process has used yet, charged to
+        # the process found listening when sonde started, and active.
+        known = struct.unpack_from(SOCK_OWNER, value)
+        assert known == (0, app.proc.pid, 0, port, 1, 1, 0, 1)
         # A connected client's entry (role 2) owned by init, peer port 443.
-        struct.pack_into("<QIIHB", value, 0, 1, 1, 3, 443, 2)
+        struct.pack_into(SOCK_OWNER, value, 0, 1, 1, 3, 443, 2, 1, 0, 0)
         run_checked("bpftool", "map", "update", "name", "socks", "key",
                     "hex", *(b[2:] for b in entry["key"]), "value", "hex",
                     *("%02x" % b for b in value))

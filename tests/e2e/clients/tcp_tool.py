@@ -13,6 +13,18 @@
                                             connections, one request each,
                                             prints "held", closes them when
                                             a line arrives on stdin
+    tcp_tool.py idle-server PORT N ACCEPT   listens; with ACCEPT 1 accepts
+                                            N connections and prints
+                                            "accepted" (never reading);
+                                            closes all when a line
+                                            arrives on stdin
+    tcp_tool.py spawn-worker PORT SERVICE N listens, then runs a worker
+                                            (named SERVICE) with the
+                                            listening fd that accepts N
+                                            connections, answers a line
+                                            on each, prints "accepted"
+                                            and closes them when a line
+                                            arrives on stdin
     tcp_tool.py urllib PORT N               with urllib.request, one
                                             connection per request: N GETs
                                             of /users/N, a GET answered
@@ -23,8 +35,10 @@ Each prints one line saying what happened, and stays alive a moment at the
 end so the agent can still read its environment (the service name).
 """
 import http.client
+import os
 import socket
 import struct
+import subprocess
 import sys
 import time
 import urllib.error
@@ -122,6 +136,55 @@ def hold(port, n):
     print("closed", flush=True)
 
 
+def listener(port):
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(64)
+    print("listening", flush=True)
+    return srv
+
+
+def idle_server(port, n, accept):
+    srv = listener(port)
+    srv.settimeout(20)
+    conns = [srv.accept()[0] for _ in range(n if accept else 0)]
+    if accept:
+        print("accepted", flush=True)
+    sys.stdin.readline()
+    for c in conns:
+        c.close()
+    srv.close()
+    print("closed", flush=True)
+
+
+def spawn_worker(port, service, n):
+    srv = listener(port)
+    env = dict(os.environ, OTEL_SERVICE_NAME=service)
+    worker = subprocess.Popen(
+        [sys.executable, __file__, "worker", str(srv.fileno()), str(n)],
+        pass_fds=(srv.fileno(),), env=env)
+    worker.wait(timeout=60)
+    srv.close()
+
+
+def worker(fd, n):
+    srv = socket.socket(fileno=fd)
+    srv.settimeout(20)
+    conns = []
+    for _ in range(n):
+        conn = srv.accept()[0]
+        conn.settimeout(20)
+        conn.recv(100)
+        conn.sendall(b"ok\n")
+        conns.append(conn)
+    print("accepted", flush=True)
+    sys.stdin.readline()
+    for c in conns:
+        c.close()
+    print("closed", flush=True)
+
+
 def fetch_with_urllib(port, n):
     base = f"http://127.0.0.1:{port}"
     requests = [urllib.request.Request(f"{base}/users/{i}")
@@ -155,6 +218,12 @@ def main():
         sink(args[0], int(args[1]))
     elif cmd == "hold":
         hold(int(args[0]), int(args[1]))
+    elif cmd == "idle-server":
+        idle_server(int(args[0]), int(args[1]), args[2] == "1")
+    elif cmd == "spawn-worker":
+        spawn_worker(int(args[0]), args[1], int(args[2]))
+    elif cmd == "worker":
+        worker(int(args[0]), int(args[1]))
     elif cmd == "urllib":
         fetch_with_urllib(int(args[0]), int(args[1]))
     else:
