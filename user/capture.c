@@ -473,8 +473,6 @@ static void size_connection_maps(uint32_t n)
 	bpf_map__set_max_entries(skel->maps.tls_fds, n);
 }
 
-/* Has the kernel count runs and run time of every BPF program for as
- * long as sonde holds the returned fd; never fatal. */
 static void enter_listener(void *ctx, const struct sonde_listener_key *key,
 			   const struct sonde_listener *value)
 {
@@ -497,6 +495,8 @@ static void enter_listeners(uint32_t self_pid)
 		log_debug("%d listening ports found at start", n);
 }
 
+/* Has the kernel count runs and run time of every BPF program for as
+ * long as sonde holds the returned fd; never fatal. */
 static void enable_run_stats(void)
 {
 	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);

@@ -85,13 +85,28 @@ static const char NS7_TCP6[] =
 	       "00:00000000 00000000     0        0 5003 1 0000000000000000 "
 	       "100 0 0 10 0\n" LISTEN_LINE("0050", "5004");
 
-static void put(const char *rel, const char *text)
+/* root/rel, then root/pid/rel: the paths the helpers below make. Each
+ * call reuses the buffer. */
+static const char *at(const char *rel)
 {
-	char path[512];
-	FILE *f;
+	static char path[512];
 
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	f = fopen(path, "w");
+	return path;
+}
+
+static const char *of(const char *pid, const char *rel)
+{
+	static char path[64];
+
+	snprintf(path, sizeof(path), "%s/%s", pid, rel);
+	return path;
+}
+
+static void put(const char *rel, const char *text)
+{
+	FILE *f = fopen(at(rel), "w");
+
 	CHECK(f != NULL);
 	if (!f)
 		return;
@@ -101,18 +116,12 @@ static void put(const char *rel, const char *text)
 
 static void dir(const char *rel)
 {
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	CHECK(mkdir(path, 0755) == 0);
+	CHECK(mkdir(at(rel), 0755) == 0);
 }
 
 static void link_to(const char *target, const char *rel)
 {
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	CHECK(symlink(target, path) == 0);
+	CHECK(symlink(target, at(rel)) == 0);
 }
 
 /* A process directory: its namespace link, its name, its namespace's
@@ -120,23 +129,14 @@ static void link_to(const char *target, const char *rel)
 static void process(const char *pid, const char *netns, const char *comm,
 		    const char *tcp, const char *tcp6)
 {
-	char rel[64];
-
 	dir(pid);
-	snprintf(rel, sizeof(rel), "%s/ns", pid);
-	dir(rel);
-	snprintf(rel, sizeof(rel), "%s/ns/net", pid);
-	link_to(netns, rel);
-	snprintf(rel, sizeof(rel), "%s/net", pid);
-	dir(rel);
-	snprintf(rel, sizeof(rel), "%s/net/tcp", pid);
-	put(rel, tcp);
-	snprintf(rel, sizeof(rel), "%s/net/tcp6", pid);
-	put(rel, tcp6);
-	snprintf(rel, sizeof(rel), "%s/fd", pid);
-	dir(rel);
-	snprintf(rel, sizeof(rel), "%s/comm", pid);
-	put(rel, comm);
+	dir(of(pid, "ns"));
+	link_to(netns, of(pid, "ns/net"));
+	dir(of(pid, "net"));
+	put(of(pid, "net/tcp"), tcp);
+	put(of(pid, "net/tcp6"), tcp6);
+	dir(of(pid, "fd"));
+	put(of(pid, "comm"), comm);
 }
 
 struct found {
