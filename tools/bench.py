@@ -21,17 +21,23 @@ scenarios:
           every process runs a program, and every syscall takes the
           kernel's slow path; the socket hooks fire on socket I/O only
 
-and, in each scenario, three ways side by side:
+and, in each scenario, three or four ways side by side:
 
   none    no agent: the service's own throughput
   floor   ./build/tools/floor: empty BPF programs on exactly the tracepoints
           sonde uses and, at the same offsets, on the OpenSSL functions it
           probes in the libssl that nginx and wrk load; i.e. what any design
           built on those hooks must pay (in tls, mostly the uprobe traps)
+  bound   (direct and proxy, socket hooks) ./build/tools/floor --bound: the
+          floor, with the socket hooks running the least work per call any
+          HTTP tracer on them does (bpf/floor.bpf.c): find the connection,
+          read the first bytes of the call's buffer, stamp the time, write a
+          small record per response; what the per-request work itself
+          costs on this host, whatever the design
   sonde   ./sonde --listen 127.0.0.1:<port>, ready (/readyz 200) before load
 
-Rounds are interleaved: each round runs the three modes back to back, in
-an order that rotates from round to round (none floor sonde, floor sonde
+Rounds are interleaved: each round runs the modes back to back, in an
+order that rotates from round to round (none floor sonde, floor sonde
 none, sonde none floor, ...), so no mode always follows another. The kept
 ratios are medians over rounds of each round's own ratio (sonde / none of
 the same round): the host's throughput drifts by tens of percent over a
@@ -42,6 +48,8 @@ median requests/s is shown too.
 How to read the report:
   sonde/none        throughput kept with sonde running (target >= 95%)
   floor/none        throughput kept with only the hooks attached
+  bound/none        throughput kept with the least per-call work; below the
+                    target, no tracer doing that work reaches it on this host
   loss vs floor     (1 - sonde/none) / (1 - floor/none): how many times the
                     hooks' own cost sonde's loss is (target <= 1.5x); n/a when
                     the floor loss is under 0.5%, too small to divide by
@@ -93,6 +101,9 @@ FLOOR = os.path.join(ROOT, "build", "tools", "floor")
 RESULTS = os.path.join(ROOT, "build", "bench.json")
 
 MODES = ("none", "floor", "sonde")
+# Where the bound applies: plain HTTP over the socket hooks.
+BOUND_MODES = ("none", "floor", "bound", "sonde")
+BOUND_SCENARIOS = ("direct", "proxy")
 WRK_THREADS = 1
 WRK_CONNECTIONS = 32
 WARMUP_SECONDS = 2
@@ -329,9 +340,9 @@ def libssl_files(programs=("nginx", "wrk")):
     return sorted(files)
 
 
-def start_floor(tmp):
+def start_floor(tmp, bound=False):
     log = os.path.join(tmp, "floor.log")
-    argv = [FLOOR, "--hooks", HOOKS[0]]
+    argv = [FLOOR, "--hooks", HOOKS[0]] + (["--bound"] if bound else [])
     for path in libssl_files():
         argv += ["--tls", path]
     proc = spawn(argv, log, stdout=subprocess.PIPE)
@@ -520,8 +531,8 @@ def run_none(load, seconds, tmp):
     return load.run(seconds)
 
 
-def run_floor(load, seconds, tmp):
-    proc = start_floor(tmp)
+def run_floor(load, seconds, tmp, bound=False):
+    proc = start_floor(tmp, bound)
     try:
         result = load.run(seconds)
         result["agent_pids"] = [proc.pid]
@@ -564,17 +575,40 @@ def run_sonde(load, seconds, tmp):
     return result
 
 
-RUNNERS = {"none": run_none, "floor": run_floor, "sonde": run_sonde}
+def run_bound(load, seconds, tmp):
+    return run_floor(load, seconds, tmp, bound=True)
 
 
-def run_rounds(load, rounds, seconds, tmp, pids):
-    """(none, floor, sonde) x rounds; returns {mode: [result, ...]} and the
-    warnings about other load seen on the host."""
-    results = {mode: [] for mode in MODES}
+RUNNERS = {"none": run_none, "floor": run_floor, "bound": run_bound,
+           "sonde": run_sonde}
+
+
+def socket_hooks():
+    """Whether sonde and the floor load the socket hooks: --hooks, or for
+    auto what the kernel has (tracefs mounted as the agent would)."""
+    if HOOKS[0] != "auto":
+        return HOOKS[0] == "socket"
+    events = "/sys/kernel/tracing/events"
+    if not os.path.isdir(events):
+        subprocess.run(["mount", "-t", "tracefs", "tracefs",
+                        "/sys/kernel/tracing"], capture_output=True)
+    return all(os.path.isdir(f"{events}/sock/{tp}")
+               for tp in ("sock_recv_length", "sock_send_length"))
+
+
+def modes_of(scenario):
+    return (BOUND_MODES if scenario in BOUND_SCENARIOS and socket_hooks()
+            else MODES)
+
+
+def run_rounds(load, modes, rounds, seconds, tmp, pids):
+    """modes x rounds; returns {mode: [result, ...]} and the warnings about
+    other load seen on the host."""
+    results = {mode: [] for mode in modes}
     warnings = []
     for r in range(1, rounds + 1):
-        shift = (r - 1) % len(MODES)
-        for mode in MODES[shift:] + MODES[:shift]:
+        shift = (r - 1) % len(modes)
+        for mode in modes[shift:] + modes[:shift]:
             before = other_agents(pids)
             res = RUNNERS[mode](load, seconds, tmp)
             others = sorted(set(before) | set(other_agents(pids)))
@@ -611,9 +645,6 @@ def paired_ratio(results, mode):
 
 
 def summarize(results):
-    none = median(results["none"], "rps")
-    floor = median(results["floor"], "rps")
-    sonde = median(results["sonde"], "rps")
     floor_over_none = paired_ratio(results, "floor")
     sonde_over_none = paired_ratio(results, "sonde")
     floor_loss = 1 - floor_over_none
@@ -623,15 +654,25 @@ def summarize(results):
     for res in runs:
         for reason, v in res["drops"].items():
             drop_totals[reason] = drop_totals.get(reason, 0) + v
+    bound = {}
+    if "bound" in results:
+        bound_loss = 1 - paired_ratio(results, "bound")
+        bound = {
+            "bound_over_none": 1 - bound_loss,
+            "bound_loss": bound_loss,
+            "loss_vs_bound": (sonde_loss / bound_loss
+                              if bound_loss >= FLOOR_LOSS_MIN else None),
+        }
     return {
-        "rps": {"none": none, "floor": floor, "sonde": sonde},
+        "rps": {m: median(results[m], "rps") for m in results},
         "rps_range": {m: (min(r["rps"] for r in results[m]),
                           max(r["rps"] for r in results[m]))
-                      for m in MODES},
+                      for m in results},
         "sonde_over_none": sonde_over_none,
         "floor_over_none": floor_over_none,
         "floor_loss": floor_loss,
         "sonde_loss": sonde_loss,
+        **bound,
         "loss_vs_floor": (sonde_loss / floor_loss
                           if floor_loss >= FLOOR_LOSS_MIN else None),
         "cpu_us_per_request": median(runs, "cpu_us_per_request"),
@@ -646,7 +687,7 @@ def summarize(results):
                         / sum(r["requests"] for r in runs)),
         "drops": drop_totals,
         "wrk_errors": sum(r["non_2xx"] + r["socket_errors"]
-                          for mode in MODES for r in results[mode]),
+                          for mode in results for r in results[mode]),
     }
 
 
@@ -677,9 +718,8 @@ def verdicts(s, scenario):
 
 def print_rates(cfg, s, unit):
     """Each mode's median rate, and with rounds > 1 its spread."""
-    rps = s["rps"]
-    print(f"  {unit:<13}none {rps['none']:10.0f}   floor "
-          f"{rps['floor']:10.0f}   sonde {rps['sonde']:10.0f}")
+    print(f"  {unit:<13}" + "   ".join(
+        f"{m} {v:10.0f}" for m, v in s["rps"].items()))
     if cfg["rounds"] > 1:
         print("  spread       " + "   ".join(
             f"{m} {lo:.0f}..{hi:.0f}" for m, (lo, hi)
@@ -691,6 +731,11 @@ def print_verdicts(s, scenario, warnings):
     for target, ok, measured in verdicts(s, scenario):
         mark = "n/a " if ok is None else ("PASS" if ok else "MISS")
         print(f"  {mark}  {target:<34} {measured}")
+    kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT)
+    if s.get("bound_over_none", 1) < kept:
+        print(f"  note: the bound keeps {s['bound_over_none']:.1%}, under "
+              f"{kept:.0%}: on this host no tracer doing the per-call work "
+              "reaches the target")
     for w in warnings:
         print(f"  warning: {w}")
 
@@ -723,10 +768,18 @@ def print_report(cfg, scenario, s, warnings):
     print_rates(cfg, s, "requests/s")
     print(f"  floor/none   {s['floor_over_none']:7.1%}   "
           f"(loss {s['floor_loss']:.1%}; median of the rounds' ratios)")
+    if "bound_over_none" in s:
+        print(f"  bound/none   {s['bound_over_none']:7.1%}   "
+              f"(loss {s['bound_loss']:.1%}; the least per-call work)")
     print(f"  sonde/none   {s['sonde_over_none']:7.1%}   "
           f"(loss {s['sonde_loss']:.1%})")
     print("  sonde loss vs floor loss   "
           + ("n/a (floor loss < 0.5%)" if lvf is None else f"{lvf:.2f}x"))
+    if "bound_over_none" in s:
+        lvb = s["loss_vs_bound"]
+        print("  sonde loss vs bound loss   "
+              + ("n/a (bound loss < 0.5%)" if lvb is None
+                 else f"{lvb:.2f}x"))
     print(f"  sonde CPU    {s['cpu_us_per_request']:.3f} us/request "
           "(userspace process, median)")
     print(f"  sonde RSS    peak {s['peak_rss_mib']:.1f} MiB, "
@@ -766,7 +819,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int,
                    default=int(os.environ.get("BENCH_ROUNDS", 7)),
-                   help="interleaved (none, floor, sonde) rounds "
+                   help="interleaved rounds of every mode "
                    "(env BENCH_ROUNDS, default 7)")
     p.add_argument("--seconds", type=int,
                    default=int(os.environ.get("BENCH_SECONDS", 5)),
@@ -809,16 +862,16 @@ def bench_nginx(tmp, scenario, rounds, seconds):
         print(f"bench: {scenario}: nginx[{nginx.pid}] on {url}; warming up "
               f"{WARMUP_SECONDS} s", flush=True)
         run_wrk(url, WARMUP_SECONDS)
-        return run_rounds(wrk_load(url), rounds, seconds, tmp,
-                          {nginx.pid, os.getpid()})
+        return run_rounds(wrk_load(url), modes_of(scenario), rounds,
+                          seconds, tmp, {nginx.pid, os.getpid()})
     finally:
         stop(nginx)
 
 
 def bench_bystander(tmp, rounds, seconds):
     print(f"bench: bystander: {BYSTANDER}", flush=True)
-    return run_rounds(Load(run_bystander, unit="calls/s"), rounds, seconds,
-                      tmp, {os.getpid()})
+    return run_rounds(Load(run_bystander, unit="calls/s"), MODES, rounds,
+                      seconds, tmp, {os.getpid()})
 
 
 def on_sigterm(signum, frame):

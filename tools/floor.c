@@ -5,7 +5,8 @@
  * OpenSSL file (user/sslprobe.c); prints "floor: attached" and holds them
  * until SIGINT or SIGTERM. What a workload loses with this running is the
  * price of the hooks alone; tools/bench.py compares sonde's loss against
- * it. */
+ * it. With --bound, the socket hooks run the bound's programs instead of
+ * empty ones: the least work per call any HTTP tracer on them does. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -125,13 +126,28 @@ static int attach_tls(struct floor_bpf *skel, const char *path)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: floor [--hooks auto|socket|syscall] "
+	fprintf(stderr, "usage: floor [--hooks auto|socket|syscall] [--bound] "
 			"[--tls OPENSSL_FILE]...\n");
+}
+
+/* Of the socket hooks' programs, loads the bound's (bpf/floor.bpf.c) or
+ * the empty ones. */
+static void load_socket_programs(struct bpf_object *obj, bool bound)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, obj) {
+		bool is_bound = !strncmp(bpf_program__name(prog), "bound_", 6);
+
+		if (hooks_set_of(prog) == HOOKS_SOCKET)
+			bpf_program__set_autoload(prog, is_bound == bound);
+	}
 }
 
 int main(int argc, char **argv)
 {
 	const char *tls_files[MAX_TLS_FILES], *hooks = "auto";
+	bool bound = false, socket;
 	struct floor_bpf *skel;
 	sigset_t wait_mask;
 	int ntls = 0, err;
@@ -142,6 +158,10 @@ int main(int argc, char **argv)
 		     !strcmp(argv[i + 1], "socket") ||
 		     !strcmp(argv[i + 1], "syscall"))) {
 			hooks = argv[++i];
+			continue;
+		}
+		if (!strcmp(argv[i], "--bound")) {
+			bound = true;
 			continue;
 		}
 		if (strcmp(argv[i], "--tls") || i + 1 == argc) {
@@ -168,9 +188,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* The set sonde would load, as its --hooks does. */
-	hooks_load_only(skel->obj, !strcmp(hooks, "auto") ?
-					   hooks_kernel_has_socket(TRACEFS) :
-					   !strcmp(hooks, "socket"));
+	socket = !strcmp(hooks, "auto") ? hooks_kernel_has_socket(TRACEFS) :
+					  !strcmp(hooks, "socket");
+	if (bound && !socket) {
+		fprintf(stderr,
+			"floor: --bound: the bound is built on the "
+			"socket hooks, and --hooks %s loads the "
+			"syscall ones\n",
+			hooks);
+		err = -EINVAL;
+		goto out;
+	}
+	hooks_load_only(skel->obj, socket);
+	load_socket_programs(skel->obj, bound);
 	err = floor_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "floor: loading the BPF programs failed: %s\n",
