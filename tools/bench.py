@@ -656,9 +656,10 @@ def summarize(results):
             drop_totals[reason] = drop_totals.get(reason, 0) + v
     bound = {}
     if "bound" in results:
-        bound_loss = 1 - paired_ratio(results, "bound")
+        bound_over_none = paired_ratio(results, "bound")
+        bound_loss = 1 - bound_over_none
         bound = {
-            "bound_over_none": 1 - bound_loss,
+            "bound_over_none": bound_over_none,
             "bound_loss": bound_loss,
             "loss_vs_bound": (sonde_loss / bound_loss
                               if bound_loss >= FLOOR_LOSS_MIN else None),

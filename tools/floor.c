@@ -130,8 +130,8 @@ static void usage(void)
 			"[--tls OPENSSL_FILE]...\n");
 }
 
-/* Of the socket hooks' programs, loads the bound's (bpf/floor.bpf.c) or
- * the empty ones. */
+/* With the socket hooks loaded, loads of their programs the bound's
+ * (bpf/floor.bpf.c) or the empty ones. */
 static void load_socket_programs(struct bpf_object *obj, bool bound)
 {
 	struct bpf_program *prog;
@@ -147,7 +147,7 @@ static void load_socket_programs(struct bpf_object *obj, bool bound)
 int main(int argc, char **argv)
 {
 	const char *tls_files[MAX_TLS_FILES], *hooks = "auto";
-	bool bound = false, socket;
+	bool bound = false, socket_hooks;
 	struct floor_bpf *skel;
 	sigset_t wait_mask;
 	int ntls = 0, err;
@@ -188,9 +188,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* The set sonde would load, as its --hooks does. */
-	socket = !strcmp(hooks, "auto") ? hooks_kernel_has_socket(TRACEFS) :
-					  !strcmp(hooks, "socket");
-	if (bound && !socket) {
+	socket_hooks = !strcmp(hooks, "auto") ?
+			       hooks_kernel_has_socket(TRACEFS) :
+			       !strcmp(hooks, "socket");
+	if (bound && !socket_hooks) {
 		fprintf(stderr,
 			"floor: --bound: the bound is built on the "
 			"socket hooks, and --hooks %s loads the "
@@ -199,8 +200,9 @@ int main(int argc, char **argv)
 		err = -EINVAL;
 		goto out;
 	}
-	hooks_load_only(skel->obj, socket);
-	load_socket_programs(skel->obj, bound);
+	hooks_load_only(skel->obj, socket_hooks);
+	if (socket_hooks)
+		load_socket_programs(skel->obj, bound);
 	err = floor_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "floor: loading the BPF programs failed: %s\n",
