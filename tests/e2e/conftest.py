@@ -439,6 +439,12 @@ class Netns:
                   "priority 0; policy accept; }")
         self.exec("nft", f"add rule inet sonde in {rule} drop")
 
+    def one_segment_per_packet(self):
+        """The host side sends each TCP segment as a packet of its own:
+        with GSO a megabyte crosses the veth in some 20 packets, few
+        enough for a random drop rule to miss them all now and then."""
+        run_checked("ip", "link", "set", self.host_if, "gso_max_segs", "1")
+
     def delete(self):
         subprocess.run(["ip", "link", "del", self.host_if],
                        capture_output=True)

@@ -236,6 +236,7 @@ def test_linger_zero_close_counts_a_reset_on_each_side(sonde):
 def test_lossy_link_retransmits_are_charged_to_the_sender(sonde, netns):
     # One incoming segment in five is dropped inside the namespace, so the
     # host-side sender has to retransmit.
+    netns.one_segment_per_packet()
     netns.drop_input("tcp dport 5001 numgen random mod 5 == 0")
     sender, receiver = unique_service("sender"), unique_service("receiver")
     sink = tool(receiver, "sink", netns.ns_ip, 5001, netns=netns.name)
