@@ -9,8 +9,10 @@
 #   make fuzz     the libFuzzer targets of tests/fuzz (FUZZ_RUNS, FUZZ_SECONDS)
 #   make e2e-sanitize  the end-to-end tests against a sonde built with
 #                 ASan+UBSan (build/sanitize/sonde)
-#   make bench    nginx + wrk: no agent vs empty BPF programs vs sonde; then
-#                 over TLS; then a process with no socket (a bystander)
+#   make bench    nginx + wrk: no agent vs empty BPF programs vs the least
+#                 per-call work vs sonde, direct and proxied; then over TLS;
+#                 then a process with no socket (a bystander); then one
+#                 loopback exchange at a time (pingpong), per-call costs
 #   make install  the binary, a hardened systemd unit, /etc/default/sonde
 #   make fmt      clang-format every C source in place
 
@@ -59,7 +61,7 @@ USER_OBJS := $(USER_SRCS:user/%.c=$(OUT)/user/%.o)
 LIB_OBJS := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
-TOOL_BINS := $(OUT)/tools/floor $(OUT)/tools/bystander
+TOOL_BINS := $(OUT)/tools/floor $(OUT)/tools/bystander $(OUT)/tools/pingpong
 # libFuzzer targets (tests/fuzz), and the daemon's sources built again for
 # them by clang with coverage, ASan and UBSan.
 FUZZ_OUT := build/fuzz

@@ -20,6 +20,14 @@ scenarios:
           98% of none). With the syscall hooks every read and write of
           every process runs a program, and every syscall takes the
           kernel's slow path; the socket hooks fire on socket I/O only
+  exchange
+          no nginx, no wrk: build/tools/pingpong, pinned to the last CPU,
+          makes HTTP exchanges one at a time over one loopback connection,
+          four calls each (client write, server read, server write, client
+          read) with no work around them; the rate of its fastest pass of
+          2000 moves by about a percent from run to run where wrk's moves
+          by ten, so it tells what each agent adds to a call, and how
+          sonde's addition compares with the bound's (target <= 1.25x)
 
 and, in each scenario, three or four ways side by side:
 
@@ -28,7 +36,7 @@ and, in each scenario, three or four ways side by side:
           sonde uses and, at the same offsets, on the OpenSSL functions it
           probes in the libssl that nginx and wrk load; i.e. what any design
           built on those hooks must pay (in tls, mostly the uprobe traps)
-  bound   (direct and proxy, socket hooks) ./build/tools/floor --bound: the
+  bound   (direct, proxy, exchange; socket hooks) ./build/tools/floor --bound: the
           floor, with the socket hooks running the least work per call any
           HTTP tracer on them does (bpf/floor.bpf.c): find the connection,
           read the first bytes of the call's buffer, stamp the time, write a
@@ -65,13 +73,19 @@ How to read the report:
                     stops are served (and counted) but not reported by wrk.
                     Likewise wrk's own client series, and in the proxy
                     scenario nginx's client series towards its upstream
+  added/call        (exchange) median over rounds of (mode - none) ns an
+                    exchange, over 4 calls
+  sonde/bound       (exchange) median over rounds of what sonde adds to an
+                    exchange over what the bound adds (target <= 1.25x);
+                    pingpong's counts must be exact: an exchange is never
+                    in flight when it stops
 
 Targets are reported as PASS/MISS; a miss does not fail the run. The exit
 status is 1 only when something broke (a process failed to start, wrk output
 could not be read). Results also go to build/bench.json.
 
 Usage: /usr/bin/python3 tools/bench.py [--rounds N] [--seconds S]
-                         [--scenario direct|proxy|tls|bystander|all]
+                         [--scenario direct|proxy|tls|bystander|exchange|all]
                          [--hooks auto|socket|syscall]
        (or BENCH_ROUNDS / BENCH_SECONDS / BENCH_SCENARIO / BENCH_HOOKS in
        the environment; as root)
@@ -103,7 +117,7 @@ RESULTS = os.path.join(ROOT, "build", "bench.json")
 MODES = ("none", "floor", "sonde")
 # Where the bound applies: plain HTTP over the socket hooks.
 BOUND_MODES = ("none", "floor", "bound", "sonde")
-BOUND_SCENARIOS = ("direct", "proxy")
+BOUND_SCENARIOS = ("direct", "proxy", "exchange")
 WRK_THREADS = 1
 WRK_CONNECTIONS = 32
 WARMUP_SECONDS = 2
@@ -188,6 +202,13 @@ TLS_SERVERS = """\
 SCENARIOS = {"direct": DIRECT_SERVERS, "proxy": PROXY_SERVERS,
              "tls": TLS_SERVERS}
 BYSTANDER = os.path.join(ROOT, "build", "tools", "bystander")
+PINGPONG = os.path.join(ROOT, "build", "tools", "pingpong")
+# Calls to the read and write hooks in one pingpong exchange.
+CALLS_PER_EXCHANGE = 4
+# sonde does more per call than the bound (routes, pipelining, HTTP/2,
+# TLS, records a daemon reads) and should stay near it: what it adds to an
+# exchange at most this many times what the bound adds.
+TARGET_VS_BOUND = 1.25
 # Over TLS every OpenSSL call is a uprobe hit: a lower bar. A process that
 # never touches a socket should not notice sonde at all: a higher one.
 TARGET_KEPT_BY_SCENARIO = {"tls": 0.90, "bystander": 0.98}
@@ -379,17 +400,27 @@ class Load:
     """What each mode of a round runs: run(seconds) gives a result with
     "rps" (requests or calls a second) and "requests" (how many); port is
     the loaded server's, whose requests sonde's counts are read for, or
-    None when the load serves nothing."""
+    None when the load serves nothing; server and client name the services
+    whose series count them."""
 
-    def __init__(self, run, port=None, unit="req/s"):
+    def __init__(self, run, port=None, unit="req/s", server="nginx",
+                 client="wrk"):
         self.run = run
         self.port = port
         self.unit = unit
+        self.server = server
+        self.client = client
 
 
 def wrk_load(url):
     return Load(lambda seconds: run_wrk(url, seconds),
                 int(url.rsplit(":", 1)[1].strip("/")))
+
+
+def pingpong_load():
+    port = free_port()
+    return Load(lambda seconds: run_pingpong(port, seconds), port,
+                unit="exch/s", server="pingpong", client="pingpong")
 
 
 def run_load(argv, seconds):
@@ -414,6 +445,23 @@ def run_bystander(seconds):
                          f"{out}")
     calls = int(m.group(1))
     return {"rps": calls / float(m.group(2)), "requests": calls,
+            "non_2xx": 0, "socket_errors": 0}
+
+
+def run_pingpong(port, seconds):
+    """Runs build/tools/pingpong pinned to the last CPU; its rate is the
+    fastest pass's (see tools/pingpong.c)."""
+    cpu = str(os.cpu_count() - 1)
+    out, rc = run_load(["taskset", "-c", cpu, PINGPONG, str(port),
+                        str(seconds)], seconds)
+    m = re.search(r"^pingpong: (\d+) exchanges in [\d.]+ s; ns/exchange "
+                  r"fastest ([\d.]+) median ([\d.]+)$", out, re.M)
+    if rc != 0 or not m or float(m.group(2)) <= 0:
+        raise BenchError(f"pingpong failed (status {rc}); its output:\n"
+                         f"{out}")
+    fastest = float(m.group(2))
+    return {"rps": 1e9 / fastest, "requests": int(m.group(1)),
+            "ns_fastest": fastest, "ns_median": float(m.group(3)),
             "non_2xx": 0, "socket_errors": 0}
 
 
@@ -485,20 +533,21 @@ def scrape(base):
     return samples
 
 
-def counts(samples, port):
-    """Exchanges counted so far: nginx serving the loaded port, wrk calling
-    it, and nginx calling anything else (its upstream)."""
+def counts(samples, load):
+    """Exchanges counted so far: the server (nginx) serving the loaded
+    port, the client (wrk) calling it, and the server calling anything
+    else (nginx's upstream)."""
     out = {"counted": 0.0, "client_counted": 0.0, "upstream_counted": 0.0}
     for name, labels, v in samples:
         service = labels.get("service_name")
-        on_port = labels.get("server_port") == str(port)
+        on_port = labels.get("server_port") == str(load.port)
         if name == "http_server_request_duration_seconds_count":
-            if service == "nginx" and on_port:
+            if service == load.server and on_port:
                 out["counted"] += v
         elif name == "http_client_request_duration_seconds_count":
-            if service == "wrk" and on_port:
+            if service == load.client and on_port:
                 out["client_counted"] += v
-            elif service == "nginx" and not on_port:
+            elif service == load.server and not on_port:
                 out["upstream_counted"] += v
     return out
 
@@ -520,7 +569,7 @@ def other_agents(ours):
                 comm = f.read().strip()
         except OSError:
             continue
-        if comm in ("sonde", "floor", "wrk"):
+        if comm in ("sonde", "floor", "wrk", "pingpong"):
             found.append(f"{comm}[{pid}]")
     return found
 
@@ -542,10 +591,9 @@ def run_floor(load, seconds, tmp, bound=False):
 
 
 def run_sonde(load, seconds, tmp):
-    port = load.port
     proc, base = start_sonde(tmp)
     try:
-        before = counts(scrape(base), port)
+        before = counts(scrape(base), load)
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         result = load.run(seconds)
         time.sleep(SETTLE_SECONDS)
@@ -557,7 +605,7 @@ def run_sonde(load, seconds, tmp):
     if rc not in (0, None):
         raise BenchError(f"sonde exited with status {rc} when stopped; its "
                          f"log:\n{log_tail(os.path.join(tmp, 'sonde.log'))}")
-    after = counts(samples, port)
+    after = counts(samples, load)
     for key in after:
         result[key] = after[key] - before[key]
     counted = result["counted"]
@@ -644,6 +692,34 @@ def paired_ratio(results, mode):
                              in zip(results[mode], results["none"]))
 
 
+def paired_added(results, mode):
+    """Median over rounds of the nanoseconds mode adds to a pingpong call
+    over none's in that round."""
+    return statistics.median(
+        (r["ns_fastest"] - n["ns_fastest"]) / CALLS_PER_EXCHANGE
+        for r, n in zip(results[mode], results["none"]))
+
+
+def exchange_costs(results):
+    """The pingpong's figures: each mode's nanoseconds an exchange, what
+    each agent adds to a call, and sonde's addition over the bound's."""
+    if "ns_fastest" not in results["none"][0]:
+        return {}
+    out = {
+        "ns_per_exchange": {m: median(results[m], "ns_fastest")
+                            for m in results},
+        "added_ns_per_call": {m: paired_added(results, m)
+                              for m in results if m != "none"},
+    }
+    if "bound" in results:
+        out["sonde_vs_bound"] = statistics.median(
+            (r["ns_fastest"] - n["ns_fastest"])
+            / max(b["ns_fastest"] - n["ns_fastest"], 1.0)
+            for r, b, n in zip(results["sonde"], results["bound"],
+                               results["none"]))
+    return out
+
+
 def summarize(results):
     floor_over_none = paired_ratio(results, "floor")
     sonde_over_none = paired_ratio(results, "sonde")
@@ -686,6 +762,9 @@ def summarize(results):
         "wrk_requests": sum(r["requests"] for r in runs),
         "count_ratio": (sum(r["counted"] for r in runs)
                         / sum(r["requests"] for r in runs)),
+        "client_count_ratio": (sum(r["client_counted"] for r in runs)
+                               / sum(r["requests"] for r in runs)),
+        **exchange_costs(results),
         "drops": drop_totals,
         "wrk_errors": sum(r["non_2xx"] + r["socket_errors"]
                           for mode in results for r in results[mode]),
@@ -700,20 +779,38 @@ def verdicts(s, scenario):
     kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT)
     kept_row = (f"sonde >= {kept:.0%} of none", s["sonde_over_none"] >= kept,
                 f"{s['sonde_over_none']:.1%}")
+    cpu_row = (f"userspace CPU < {TARGET_CPU_US:g} us/request",
+               s["cpu_us_per_request"] < TARGET_CPU_US,
+               f"{s['cpu_us_per_request']:.3f} us")
+    rss_row = (f"resident < {TARGET_RSS_MIB:g} MiB",
+               s["peak_rss_mib"] < TARGET_RSS_MIB,
+               f"{s['peak_rss_mib']:.1f} MiB")
     if scenario == "bystander":
         return [kept_row,
                 (f"sonde CPU < {TARGET_IDLE_CPU:.1%} of one CPU",
                  s["cpu_share"] < TARGET_IDLE_CPU, f"{s['cpu_share']:.2%}")]
+    if scenario == "exchange":
+        # A synchronous exchange is never in flight when the load stops:
+        # sonde's counts are the exchanges made, exactly.
+        exact = (s["counted"] == s["wrk_requests"]
+                 and s["client_counted"] == s["wrk_requests"])
+        vb = s.get("sonde_vs_bound")
+        return [
+            (f"sonde adds <= {TARGET_VS_BOUND}x the bound's", None
+             if vb is None else vb <= TARGET_VS_BOUND,
+             "n/a (no bound on these hooks)" if vb is None
+             else f"{vb:.2f}x"),
+            ("counts exact, server and client", exact,
+             f"{s['counted']:.0f} and {s['client_counted']:.0f} of "
+             f"{s['wrk_requests']}"),
+            cpu_row, rss_row,
+        ]
     return [
         kept_row,
         (f"loss <= {TARGET_LOSS_VS_FLOOR}x floor's",
          None if lvf is None else lvf <= TARGET_LOSS_VS_FLOOR,
          "n/a (floor loss < 0.5%)" if lvf is None else f"{lvf:.2f}x"),
-        (f"userspace CPU < {TARGET_CPU_US:g} us/request",
-         s["cpu_us_per_request"] < TARGET_CPU_US,
-         f"{s['cpu_us_per_request']:.3f} us"),
-        (f"resident < {TARGET_RSS_MIB:g} MiB",
-         s["peak_rss_mib"] < TARGET_RSS_MIB, f"{s['peak_rss_mib']:.1f} MiB"),
+        cpu_row, rss_row,
     ]
 
 
@@ -733,7 +830,7 @@ def print_verdicts(s, scenario, warnings):
         mark = "n/a " if ok is None else ("PASS" if ok else "MISS")
         print(f"  {mark}  {target:<34} {measured}")
     kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT)
-    if s.get("bound_over_none", 1) < kept:
+    if scenario != "exchange" and s.get("bound_over_none", 1) < kept:
         print(f"  note: the bound keeps {s['bound_over_none']:.1%}, under "
               f"{kept:.0%}: on this host no tracer doing the per-call work "
               "reaches the target")
@@ -756,10 +853,41 @@ def print_bystander_report(cfg, s, warnings):
     print_verdicts(s, "bystander", warnings)
 
 
+def print_exchange_report(cfg, s, warnings):
+    print()
+    print(f"sonde bench, exchange: build/tools/pingpong on CPU "
+          f"{cfg['cpus'] - 1} (one loopback connection, {CALLS_PER_EXCHANGE}"
+          f" calls an exchange), {cfg['rounds']} round(s) x "
+          f"{cfg['seconds']} s, fastest pass, medians; {cfg['cpus']} CPUs, "
+          f"kernel {cfg['kernel']}, hooks {cfg['hooks']}")
+    print("  ns/exchange  " + "   ".join(
+        f"{m} {v:8.0f}" for m, v in s["ns_per_exchange"].items()))
+    print("  added/call   " + "   ".join(
+        f"{m} {v:4.0f} ns" for m, v in s["added_ns_per_call"].items())
+        + "   (median of the rounds' differences)")
+    if "sonde_vs_bound" in s:
+        print(f"  sonde/bound  {s['sonde_vs_bound']:.2f}x   (what sonde adds "
+              "to an exchange over what the least per-call work adds)")
+    print(f"  sonde/none   {s['sonde_over_none']:7.1%}   (of the exchange "
+          "rate: no work of its own, so the most a tracer can cost)")
+    print(f"  sonde CPU    {s['cpu_us_per_request']:.3f} us/exchange "
+          "(userspace process, two records an exchange, median)")
+    print(f"  sonde RSS    peak {s['peak_rss_mib']:.1f} MiB, "
+          f"at end {s['end_rss_mib']:.1f} MiB")
+    print(f"  counted      server {s['counted']:.0f}, client "
+          f"{s['client_counted']:.0f}, of {s['wrk_requests']} exchanges")
+    print("  dropped      " + (", ".join(
+        f"{k}={v:.0f}" for k, v in sorted(s["drops"].items())) or "(none)"))
+    print_verdicts(s, "exchange", warnings)
+
+
 def print_report(cfg, scenario, s, warnings):
     lvf = s["loss_vs_floor"]
     if scenario == "bystander":
         print_bystander_report(cfg, s, warnings)
+        return
+    if scenario == "exchange":
+        print_exchange_report(cfg, s, warnings)
         return
     print()
     print(f"sonde bench, {scenario}: nginx (1 worker) + wrk -t{WRK_THREADS} "
@@ -825,11 +953,13 @@ def parse_args():
     p.add_argument("--seconds", type=int,
                    default=int(os.environ.get("BENCH_SECONDS", 5)),
                    help="wrk duration per run (env BENCH_SECONDS, default 5)")
-    p.add_argument("--scenario", choices=(*SCENARIOS, "bystander", "all"),
+    p.add_argument("--scenario",
+                   choices=(*SCENARIOS, "bystander", "exchange", "all"),
                    default=os.environ.get("BENCH_SCENARIO", "all"),
                    help="direct, proxy (client-heavy), tls (https, "
-                   "OpenSSL uprobes), bystander (a process with no socket) "
-                   "or all (env BENCH_SCENARIO, default all)")
+                   "OpenSSL uprobes), bystander (a process with no socket), "
+                   "exchange (pingpong: per-call cost) or all (env "
+                   "BENCH_SCENARIO, default all)")
     p.add_argument("--hooks", choices=("auto", "socket", "syscall"),
                    default=os.environ.get("BENCH_HOOKS", "auto"),
                    help="sonde's and the floor's --hooks: where reads and "
@@ -845,10 +975,11 @@ def preflight():
     if os.geteuid() != 0:
         raise BenchError("run as root: loading BPF programs needs it")
     for path, hint in ((SONDE, "make"), (FLOOR, "make build/tools/floor"),
-                       (BYSTANDER, "make build/tools/bystander")):
+                       (BYSTANDER, "make build/tools/bystander"),
+                       (PINGPONG, "make build/tools/pingpong")):
         if not os.access(path, os.X_OK):
             raise BenchError(f"{path} missing: build it with `{hint}`")
-    for tool in ("nginx", "wrk"):
+    for tool in ("nginx", "wrk", "taskset"):
         if not any(os.access(os.path.join(d, tool), os.X_OK)
                    for d in os.environ.get("PATH", "").split(os.pathsep)):
             raise BenchError(f"{tool} not found in PATH (make deps)")
@@ -875,6 +1006,12 @@ def bench_bystander(tmp, rounds, seconds):
                       seconds, tmp, {os.getpid()})
 
 
+def bench_exchange(tmp, rounds, seconds):
+    print(f"bench: exchange: {PINGPONG}", flush=True)
+    return run_rounds(pingpong_load(), modes_of("exchange"), rounds, seconds,
+                      tmp, {os.getpid()})
+
+
 def on_sigterm(signum, frame):
     raise Interrupted()
 
@@ -886,7 +1023,7 @@ def main():
            "wrk": f"-t{WRK_THREADS} -c{WRK_CONNECTIONS}",
            "cpus": os.cpu_count(), "kernel": os.uname().release,
            "hooks": args.hooks}
-    names = ([*SCENARIOS, "bystander"] if args.scenario == "all"
+    names = ([*SCENARIOS, "bystander", "exchange"] if args.scenario == "all"
              else [args.scenario])
     done = {}
     try:
@@ -896,6 +1033,9 @@ def main():
                 if name == "bystander":
                     results, warnings = bench_bystander(tmp, args.rounds,
                                                         args.seconds)
+                elif name == "exchange":
+                    results, warnings = bench_exchange(tmp, args.rounds,
+                                                       args.seconds)
                 else:
                     results, warnings = bench_nginx(tmp, name, args.rounds,
                                                     args.seconds)
