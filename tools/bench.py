@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """sonde benchmark: what does tracing cost the service it watches?
 
-Runs one nginx (1 worker, keepalive) and loads it with `wrk -t1 -c32` in three
-scenarios:
+Runs one nginx (1 worker, keepalive) and loads it with `wrk -t1 -c32`, or a
+load of its own, in these scenarios:
 
   direct  nginx answers `return 200 "ok\\n"` itself: one server exchange
           (nginx) and one client exchange (wrk) per request
@@ -36,12 +36,13 @@ and, in each scenario, three or four ways side by side:
           sonde uses and, at the same offsets, on the OpenSSL functions it
           probes in the libssl that nginx and wrk load; i.e. what any design
           built on those hooks must pay (in tls, mostly the uprobe traps)
-  bound   (direct, proxy, exchange; socket hooks) ./build/tools/floor --bound: the
-          floor, with the socket hooks running the least work per call any
-          HTTP tracer on them does (bpf/floor.bpf.c): find the connection,
-          read the first bytes of the call's buffer, stamp the time, write a
-          small record per response; what the per-request work itself
-          costs on this host, whatever the design
+  bound   (direct, proxy and exchange, on the socket hooks)
+          ./build/tools/floor --bound: the floor, with the socket hooks
+          running the least work per call any HTTP tracer on them does
+          (bpf/floor.bpf.c): find the connection, read the first bytes of
+          the call's buffer, stamp the time, write a small record per
+          response; what the per-request work itself costs on this host,
+          whatever the design
   sonde   ./sonde --listen 127.0.0.1:<port>, ready (/readyz 200) before load
 
 Rounds are interleaved: each round runs the modes back to back, in an
