@@ -130,8 +130,8 @@ static void usage(void)
 			"[--tls OPENSSL_FILE]...\n");
 }
 
-/* With the socket hooks loaded, loads of their programs the bound's
- * (bpf/floor.bpf.c) or the empty ones. */
+/* With the socket hooks chosen, loads on them either the bound's programs
+ * (bpf/floor.bpf.c) or the empty ones, not both. */
 static void load_socket_programs(struct bpf_object *obj, bool bound)
 {
 	struct bpf_program *prog;
