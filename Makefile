@@ -56,7 +56,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Wextra \
 
 BPF_OBJS := $(OUT)/capture.bpf.o $(OUT)/floor.bpf.o
 SKELS := $(BPF_OBJS:.bpf.o=.skel.h)
-USER_SRCS := $(wildcard user/*.c)
+USER_SRCS := $(wildcard user/*.c user/*/*.c)
 USER_OBJS := $(USER_SRCS:user/%.c=$(OUT)/user/%.o)
 LIB_OBJS := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -108,7 +108,8 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(notdir $*)_bpf > $@.tmp && mv $@.tmp $@
 
 # Every userspace object may include a skeleton; generate them first.
-$(OUT)/user/%.o: user/%.c | $(SKELS) $(OUT)/user
+$(OUT)/user/%.o: user/%.c | $(SKELS)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
@@ -116,12 +117,12 @@ $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
 
 # The floor places its OpenSSL probes where sonde does, and loads the read
 # and write hooks sonde would.
-$(OUT)/tools/floor: $(OUT)/user/sslprobe.o $(OUT)/user/elfsym.o \
-	$(OUT)/user/hooks.o
+$(OUT)/tools/floor: $(OUT)/user/kernel/sslprobe.o $(OUT)/user/kernel/elfsym.o \
+	$(OUT)/user/kernel/hooks.o
 $(OUT)/tools/%: tools/%.c | $(SKELS) $(OUT)/tools
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
-$(OUT) $(OUT)/user $(OUT)/tests $(OUT)/tools:
+$(OUT) $(OUT)/tests $(OUT)/tools:
 	mkdir -p $@
 
 $(FUZZ_OUT)/user/%.o: user/%.c | build/capture.skel.h build/floor.skel.h
@@ -254,10 +255,10 @@ uninstall:
 	@echo "sonde: $(DESTDIR)/etc/default/sonde is kept; delete it by hand if unwanted"
 
 fmt:
-	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/unit/*.c \
-		tests/unit/*.h tests/fuzz/*.c tools/*.c
+	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^vmlinux/')
 
 clean:
 	rm -rf $(OUT) sonde
 
--include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d $(OUT)/tools/*.d)
+-include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/user/*/*.d $(OUT)/tests/*.d \
+	$(OUT)/tools/*.d $(FUZZ_OUT)/*.d $(FUZZ_OUT)/user/*.d $(FUZZ_OUT)/user/*/*.d)

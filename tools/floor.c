@@ -19,8 +19,8 @@
 #include <bpf/libbpf.h>
 
 #include "floor.skel.h"
-#include "hooks.h"
-#include "sslprobe.h"
+#include "kernel/hooks.h"
+#include "kernel/sslprobe.h"
 
 #define TRACEFS "/sys/kernel/tracing"
 /* --tls flags accepted, each one OpenSSL file. */

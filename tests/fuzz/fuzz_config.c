@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "options.h"
+#include "config/options.h"
 
 static int fd = -1;
 static char path[64];

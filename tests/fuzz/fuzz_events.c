@@ -14,17 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events.h"
-#include "families.h"
-#include "http2.h"
-#include "labels.h"
-#include "otlp.h"
-#include "pb.h"
-#include "procinfo.h"
-#include "registry.h"
+#include "export/otlp.h"
+#include "identity/labels.h"
+#include "identity/procinfo.h"
+#include "metrics/families.h"
+#include "metrics/registry.h"
+#include "proto/events.h"
+#include "proto/http2.h"
+#include "proto/tcp.h"
 #include "sonde_events.h"
-#include "strbuf.h"
-#include "tcp.h"
+#include "util/pb.h"
+#include "util/strbuf.h"
 
 /* The largest record the kernel sends is an HTTP/2 piece. */
 #define RECORD_MAX (sizeof(struct sonde_h2_event) + 64)

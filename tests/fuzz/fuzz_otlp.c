@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "otlp.h"
+#include "export/otlp.h"
 
 /* The exporter waits at most this long on a collector's word (otlp.c). */
 #define RETRY_AFTER_CAP_MS (5 * 60 * 1000)

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "auth.h"
+#include "export/auth.h"
 #include "unit.h"
 
 /* openssl passwd -6 -salt saltsalt secret; openssl passwd -5 -salt abc

@@ -1,5 +1,5 @@
 /* The loader's sizing of the per-CPU exchange rings. */
-#include "capture.h"
+#include "kernel/capture.h"
 #include "unit.h"
 
 TEST(cpu_rings_are_2_mib_up_to_4_cpus)

@@ -2,9 +2,9 @@
  * service identity chain built on them. */
 #include <stdlib.h>
 
-#include "cgroup.h"
-#include "procinfo.h"
-#include "selection.h"
+#include "identity/cgroup.h"
+#include "identity/procinfo.h"
+#include "identity/selection.h"
 #include "unit.h"
 
 #define ID "3f5c6f8e1c2b4a5d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d"

@@ -3,12 +3,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "families.h"
-#include "http1.h"
-#include "labels.h"
-#include "options.h"
-#include "selection.h"
+#include "config/config.h"
+#include "config/options.h"
+#include "identity/labels.h"
+#include "identity/selection.h"
+#include "metrics/families.h"
+#include "proto/http1.h"
 #include "unit.h"
 
 static char path[64];

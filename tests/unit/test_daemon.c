@@ -3,12 +3,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "host.h"
-#include "httpd.h"
-#include "options.h"
-#include "procinfo.h"
-#include "strmap.h"
+#include "config/options.h"
+#include "export/httpd.h"
+#include "identity/procinfo.h"
+#include "kernel/host.h"
 #include "unit.h"
+#include "util/strmap.h"
 
 static enum options_result parse(struct sonde_options *o, char *err,
 				 const char *a1, const char *a2)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "elfsym.h"
+#include "kernel/elfsym.h"
 #include "unit.h"
 
 #define CODE_BYTES 16

@@ -4,17 +4,18 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "events.h"
-#include "families.h"
 #include "hpack.h"
-#include "http2.h"
-#include "labels.h"
-#include "procinfo.h"
-#include "registry.h"
-#include "selection.h"
+#include "identity/labels.h"
+#include "identity/procinfo.h"
+#include "identity/selection.h"
+#include "metrics/families.h"
+#include "metrics/registry.h"
+#include "proto/events.h"
+#include "proto/http2.h"
+#include "proto/tcp.h"
 #include "sonde_events.h"
-#include "tcp.h"
 #include "unit.h"
+#include "util/fmt.h"
 
 /* Copies what the kernel keeps of a status line into ev; returns how
  * much. */
@@ -373,13 +374,13 @@ TEST(addresses_are_written_as_ipv4_or_ipv6)
 	__u8 mapped[16] = { [10] = 0xff, [11] = 0xff, 192, 168, 0, 9 };
 	char out[48];
 
-	CHECK(events_format_address(2, v4, out, sizeof(out)) == 0);
+	CHECK(fmt_address(2, v4, out, sizeof(out)) == 0);
 	CHECK(strcmp(out, "127.0.0.1") == 0);
-	CHECK(events_format_address(10, v6, out, sizeof(out)) == 0);
+	CHECK(fmt_address(10, v6, out, sizeof(out)) == 0);
 	CHECK(strcmp(out, "2001:db8::1") == 0);
-	CHECK(events_format_address(10, mapped, out, sizeof(out)) == 0);
+	CHECK(fmt_address(10, mapped, out, sizeof(out)) == 0);
 	CHECK(strcmp(out, "192.168.0.9") == 0);
-	CHECK(events_format_address(1, v4, out, sizeof(out)) == -1);
+	CHECK(fmt_address(1, v4, out, sizeof(out)) == -1);
 }
 
 TEST(ipv4_addresses_match_inet_ntop_for_every_octet)
@@ -392,27 +393,27 @@ TEST(ipv4_addresses_match_inet_ntop_for_every_octet)
 		v4[1] = (__u8)(255 - i);
 		v4[2] = (__u8)(i * 7);
 		v4[3] = (__u8)(i / 3);
-		CHECK(events_format_address(2, v4, out, sizeof(out)) == 0);
+		CHECK(fmt_address(2, v4, out, sizeof(out)) == 0);
 		inet_ntop(AF_INET, v4, want, sizeof(want));
 		CHECK(strcmp(out, want) == 0);
 	}
-	CHECK(events_format_address(2, v4, out, INET_ADDRSTRLEN - 1) == -1);
+	CHECK(fmt_address(2, v4, out, INET_ADDRSTRLEN - 1) == -1);
 }
 
 TEST(numbers_are_written_in_decimal_within_the_buffer)
 {
 	char out[12];
 
-	CHECK(events_format_uint(0, out, sizeof(out)) == 0);
+	CHECK(fmt_uint(0, out, sizeof(out)) == 0);
 	CHECK(strcmp(out, "0") == 0);
-	CHECK(events_format_uint(503, out, sizeof(out)) == 0);
+	CHECK(fmt_uint(503, out, sizeof(out)) == 0);
 	CHECK(strcmp(out, "503") == 0);
-	CHECK(events_format_uint(65535, out, sizeof(out)) == 0);
+	CHECK(fmt_uint(65535, out, sizeof(out)) == 0);
 	CHECK(strcmp(out, "65535") == 0);
-	CHECK(events_format_uint(4294967295u, out, sizeof(out)) == 0);
+	CHECK(fmt_uint(4294967295u, out, sizeof(out)) == 0);
 	CHECK(strcmp(out, "4294967295") == 0);
-	CHECK(events_format_uint(8080, out, 4) == -1);
-	CHECK(events_format_uint(808, out, 4) == 0);
+	CHECK(fmt_uint(8080, out, 4) == -1);
+	CHECK(fmt_uint(808, out, 4) == 0);
 	CHECK(strcmp(out, "808") == 0);
 }
 

@@ -1,5 +1,5 @@
 /* gRPC's content type, status codes and method labels. */
-#include "grpc.h"
+#include "proto/grpc.h"
 #include "unit.h"
 
 static bool content_type(const char *v)

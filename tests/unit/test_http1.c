@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http1.h"
+#include "proto/http1.h"
 #include "unit.h"
 
 /* Parses a NUL-free string literal; the terminating NUL is not passed. */

@@ -4,9 +4,9 @@
 #include <nghttp2/nghttp2.h>
 #include <stdlib.h>
 
-#include "http1.h"
 #include "hpack.h"
-#include "http2.h"
+#include "proto/http1.h"
+#include "proto/http2.h"
 #include "sonde_events.h"
 #include "unit.h"
 

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "listeners.h"
+#include "kernel/listeners.h"
 #include "unit.h"
 
 #define HEADER                                                                \

@@ -11,7 +11,7 @@
 
 #include <bpf/bpf.h>
 
-#include "mapsweep.h"
+#include "kernel/mapsweep.h"
 #include "unit.h"
 
 /* The shape of the BPF side's (process, fd) key, with a value as large as

@@ -4,10 +4,10 @@
 #include <time.h>
 #include <string.h>
 
-#include "families.h"
-#include "histogram.h"
-#include "prom.h"
-#include "registry.h"
+#include "export/prom.h"
+#include "metrics/families.h"
+#include "metrics/histogram.h"
+#include "metrics/registry.h"
 #include "unit.h"
 
 static struct histogram *new_histogram(const struct histogram_bounds *b)

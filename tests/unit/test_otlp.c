@@ -6,12 +6,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "exphist.h"
-#include "families.h"
-#include "otlp.h"
+#include "export/otlp.h"
+#include "identity/procinfo.h"
+#include "metrics/exphist.h"
+#include "metrics/families.h"
+#include "metrics/registry.h"
 #include "pbdec.h"
-#include "procinfo.h"
-#include "registry.h"
 #include "unit.h"
 
 static void fresh_registry(bool exponential)

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pb.h"
 #include "pbdec.h"
 #include "unit.h"
+#include "util/pb.h"
 
 static bool bytes_are(const struct pb_buf *b, const uint8_t *want, size_t n)
 {

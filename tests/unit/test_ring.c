@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 
-#include "ring.h"
+#include "kernel/ring.h"
 #include "unit.h"
 
 #define BYTES 256 /* a small ring: records cross its end often */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "route.h"
+#include "metrics/route.h"
 #include "unit.h"
 
 static char out[ROUTE_MAX + 1];

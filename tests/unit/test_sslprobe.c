@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 
-#include "sslprobe.h"
+#include "kernel/sslprobe.h"
 #include "unit.h"
 
 /* The starts of SSL_read_ex and SSL_read in Debian 12's libssl.so.3

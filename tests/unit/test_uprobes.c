@@ -3,10 +3,10 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "events.h"
-#include "options.h"
-#include "registry.h"
-#include "uprobes.h"
+#include "config/options.h"
+#include "kernel/uprobes.h"
+#include "metrics/registry.h"
+#include "proto/events.h"
 #include "unit.h"
 
 TEST(maps_line_with_file)

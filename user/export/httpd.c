@@ -1,0 +1,280 @@
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+#include <zlib.h>
+
+#include "export/auth.h"
+#include "export/httpd.h"
+#include "export/prom.h"
+#include "util/log.h"
+#include "util/privs.h"
+
+/* A scrape holds a connection for milliseconds: one idle (or trickling)
+ * for 10 s is closed, so hoarded connections free up. */
+#define HTTPD_TIMEOUT_SECONDS 10
+#define HTTPD_REALM "sonde"
+
+static struct MHD_Daemon *daemon_handle;
+static struct httpd_hooks hooks;
+
+static bool coding_matches(const char *p, size_t n, const char *name)
+{
+	return strlen(name) == n && strncasecmp(p, name, n) == 0;
+}
+
+/* ";q=0", ";q=0.0", ";q=0.000": the coding is refused. */
+static bool q_is_zero(const char *params, size_t n)
+{
+	const char *q = NULL;
+
+	for (size_t i = 0; i + 1 < n; i++)
+		if ((params[i] == 'q' || params[i] == 'Q') &&
+		    params[i + 1] == '=')
+			q = params + i + 2;
+	if (!q)
+		return false;
+	if (*q != '0')
+		return false;
+	for (q++; q < params + n && (*q == '.' || *q == '0'); q++)
+		;
+	return q == params + n || *q == ',' || *q == ' ' || *q == ';';
+}
+
+bool httpd_accepts_gzip(const char *value)
+{
+	const char *p = value;
+
+	while (p && *p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *semi = memchr(p, ';', len);
+		size_t name_len = semi ? (size_t)(semi - p) : len;
+		const char *name = p;
+
+		while (name_len && isspace((unsigned char)*name)) {
+			name++;
+			name_len--;
+		}
+		while (name_len && isspace((unsigned char)name[name_len - 1]))
+			name_len--;
+		if ((coding_matches(name, name_len, "gzip") ||
+		     coding_matches(name, name_len, "*")) &&
+		    !(semi && q_is_zero(semi, len - (semi - p))))
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* gzip-compresses in[0..n) into a new buffer; NULL on failure. */
+static char *gzip_compress(const char *in, size_t n, size_t *out_len)
+{
+	z_stream zs = { 0 };
+	char *out;
+	size_t cap;
+
+	/* 15 + 16: a gzip wrapper instead of zlib's. Level 1: scrapes come
+	 * every few seconds and the text compresses well even so. */
+	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK)
+		return NULL;
+	cap = deflateBound(&zs, n);
+	out = malloc(cap);
+	if (!out) {
+		deflateEnd(&zs);
+		return NULL;
+	}
+	zs.next_in = (Bytef *)in;
+	zs.avail_in = n;
+	zs.next_out = (Bytef *)out;
+	zs.avail_out = cap;
+	if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&zs);
+		free(out);
+		return NULL;
+	}
+	*out_len = zs.total_out;
+	deflateEnd(&zs);
+	return out;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
+				 const char *text)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(strlen(text), (void *)text,
+					       MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; charset=utf-8");
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result send_metrics(struct MHD_Connection *conn)
+{
+	const char *accept = MHD_lookup_connection_value(
+		conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	struct strbuf sb = { 0 };
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	bool gzip = httpd_accepts_gzip(accept);
+	size_t len;
+	char *body;
+
+	hooks.render_metrics(&sb);
+	if (sb.failed) {
+		strbuf_release(&sb);
+		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				 "out of memory\n");
+	}
+	body = strbuf_detach(&sb, &len);
+	if (gzip) {
+		size_t zlen;
+		char *z = gzip_compress(body ? body : "", len, &zlen);
+
+		if (z) {
+			free(body);
+			body = z;
+			len = zlen;
+		} else {
+			gzip = false;
+		}
+	}
+	resp = MHD_create_response_from_buffer(len, body,
+					       MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				PROM_CONTENT_TYPE);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
+				MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	if (gzip)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+					"gzip");
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result ask_for_credentials(struct MHD_Connection *conn)
+{
+	static const char body[] = "authentication required\n";
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+					       MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	ret = MHD_queue_basic_auth_fail_response(conn, HTTPD_REALM, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static bool authorized(struct MHD_Connection *conn)
+{
+	char *user, *password = NULL;
+	bool ok;
+
+	if (!auth_enabled())
+		return true;
+	user = MHD_basic_auth_get_username_password(conn, &password);
+	ok = auth_check(user, password);
+	MHD_free(user);
+	MHD_free(password);
+	return ok;
+}
+
+/* The server's thread serves text; it needs no capability. */
+static void drop_thread_privileges(void)
+{
+	static __thread bool dropped;
+
+	if (!dropped && privs_drop_thread() == 0)
+		dropped = true;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
+			      const char *url, const char *method,
+			      const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **req_cls)
+{
+	const char *why = "not ready";
+
+	(void)cls;
+	(void)version;
+	(void)upload_data;
+	(void)req_cls;
+	drop_thread_privileges();
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+				 "only GET and HEAD\n");
+	if (*upload_data_size)
+		return send_text(conn, MHD_HTTP_BAD_REQUEST, "no body\n");
+	if (strcmp(url, "/metrics") == 0)
+		return authorized(conn) ? send_metrics(conn) :
+					  ask_for_credentials(conn);
+	if (strcmp(url, "/healthz") == 0)
+		return send_text(conn, MHD_HTTP_OK, "ok\n");
+	if (strcmp(url, "/readyz") == 0) {
+		if (hooks.ready(&why))
+			return send_text(conn, MHD_HTTP_OK, "ready\n");
+		return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+	}
+	if (strcmp(url, "/") == 0)
+		return send_text(conn, MHD_HTTP_OK,
+				 "sonde: see /metrics, /healthz, /readyz\n");
+	return send_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+int httpd_start(const struct httpd_config *cfg, const struct httpd_hooks *h)
+{
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD;
+	struct MHD_OptionItem opts[6];
+	int n = 0;
+
+	hooks = *h;
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET,
+					     cfg->listen_fd, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+					     cfg->max_connections, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+					     HTTPD_TIMEOUT_SECONDS, NULL };
+	if (cfg->tls_cert_pem) {
+		flags |= MHD_USE_TLS;
+		opts[n++] =
+			(struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+						 (void *)cfg->tls_cert_pem };
+		opts[n++] =
+			(struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+						 (void *)cfg->tls_key_pem };
+	}
+	opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	daemon_handle =
+		MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL,
+				 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (!daemon_handle) {
+		log_error("cannot start the HTTP server (libmicrohttpd)%s",
+			  cfg->tls_cert_pem ? ": is --tls-key the private key "
+					      "of --tls-cert, both in PEM?" :
+					      "");
+		return -1;
+	}
+	return 0;
+}
+
+void httpd_stop(void)
+{
+	if (daemon_handle)
+		MHD_stop_daemon(daemon_handle);
+	daemon_handle = NULL;
+}

@@ -1,0 +1,80 @@
+/* Service identity per process, first match wins:
+ *   1. a service rule from the config (--service)
+ *   2. OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES,
+ *      from the process's environment
+ *   3. its systemd unit ("billing.service" -> billing)
+ *   4. its Kubernetes workload: the pod name Kubernetes puts in HOSTNAME,
+ *      without the generated suffixes ("checkout-7d9f8c6b5-x2x9z" ->
+ *      checkout); the cgroup path gives the container id and pod UID
+ *   5. the executable's file name, else the kernel's command name
+ * Also the process's selection verdict (selection.h). Cached per pid until
+ * the process exits or execs. Used by the event consumer thread only. */
+#ifndef SONDE_PROCINFO_H
+#define SONDE_PROCINFO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity/cgroup.h"
+
+/* Longest service name kept; longer ones are cut. */
+#define SERVICE_NAME_MAX 64
+
+struct procinfo {
+	char service[SERVICE_NAME_MAX + 1];
+	char namespace[SERVICE_NAME_MAX + 1]; /* "" when unknown */
+	char container_id[CGROUP_ID_LEN + 1]; /* "" outside containers */
+	char pod_uid[CGROUP_UID_LEN + 1];     /* "" outside Kubernetes */
+	uint8_t verdict;		      /* SONDE_VERDICT_* */
+};
+
+/* What /proc says of a process, for procinfo_identify. */
+struct procinfo_source {
+	uint32_t pid;
+	const char *exe;     /* readlink of /proc/<pid>/exe, "" unknown */
+	const char *environ; /* NUL-separated "KEY=value" entries */
+	size_t environ_len;
+	const struct cgroup_info *cgroup;
+	const char *comm; /* the kernel's command name */
+};
+
+/* Everything sonde knows of pid (read from /proc on first use). comm names
+ * the process when /proc no longer has it. Never NULL; valid until
+ * procinfo_forget(pid) or procinfo_free(). */
+const struct procinfo *procinfo_get(uint32_t pid, const char *comm);
+
+/* procinfo_get(pid, comm)->service. */
+const char *procinfo_service(uint32_t pid, const char *comm);
+
+/* Drops what is cached for pid (it exited or exec'd). */
+void procinfo_forget(uint32_t pid);
+
+/* The identity chain over what was read from /proc: fills out. Pure
+ * but for the service rules installed with selection_init. */
+void procinfo_identify(const struct procinfo_source *src, struct procinfo *out);
+
+/* Extracts a service name from an environment block as found in
+ * /proc/<pid>/environ into out (SERVICE_NAME_MAX + 1 bytes):
+ * OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES.
+ * Returns 0 when one is set to a usable value, -1 otherwise. */
+int procinfo_service_from_environ(const char *env, size_t len, char *out);
+
+/* Finds key in an OTEL_RESOURCE_ATTRIBUTES value ("k=v,k2=v%2C2"),
+ * percent-decodes and sanitizes its value into out (SERVICE_NAME_MAX + 1
+ * bytes). Returns 0, or -1 when absent or empty. */
+int procinfo_resource_attribute(const char *attrs, size_t len, const char *key,
+				char *out);
+
+/* The workload a Kubernetes pod name belongs to: the Deployment's
+ * "<name>-<hash>-<suffix>", a DaemonSet's or Job's "<name>-<suffix>" and a
+ * StatefulSet's "<name>-<ordinal>" all give <name>. Writes into out
+ * (SERVICE_NAME_MAX + 1 bytes). */
+void procinfo_workload_from_pod(const char *pod, char *out);
+
+/* Copies name into out (SERVICE_NAME_MAX + 1 bytes), keeping visible ASCII
+ * and replacing anything else with '_'. Returns the length (0: unusable). */
+size_t procinfo_sanitize(const char *name, size_t len, char *out);
+
+void procinfo_free(void);
+
+#endif

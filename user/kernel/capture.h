@@ -1,0 +1,88 @@
+/* Userspace side of bpf/capture.bpf.c: loads and attaches the programs,
+ * drains the ring buffer, and reports attach status and in-kernel drops. */
+#ifndef SONDE_CAPTURE_H
+#define SONDE_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/options.h"
+#include "util/strbuf.h"
+
+struct capture_options {
+	uint32_t self_pid;
+	uint32_t filter_pid;	/* 0: all processes */
+	uint16_t filter_port;	/* 0: all ports */
+	bool select_enabled;	/* per-process verdicts (selection.h) */
+	uint8_t select_pending; /* verdict while a process is decided */
+	bool tls;	      /* load the OpenSSL uprobes; report every exec */
+	bool functions;	      /* load the --uprobe function programs */
+	bool bpf_stats;	      /* have the kernel count runs and run time */
+	uint32_t max_tracked; /* entries of the connection maps; 0: built in */
+	enum capture_hooks hooks;
+};
+
+struct bpf_object;
+
+/* Called for each ring-buffer record; returns 0 (non-zero stops the drain
+ * early, as with libbpf's ring_buffer_sample_fn). */
+typedef int (*capture_event_fn)(void *ctx, void *data, size_t size);
+
+/* Opens, configures, loads and attaches the BPF programs. A program that
+ * fails to attach is reported (log and sonde_program_attached) and the
+ * others go on; returns 0, or -errno when loading failed or nothing could
+ * be attached (a one-line reason was logged). */
+int capture_start(const struct capture_options *o, capture_event_fn fn,
+		  void *ctx);
+
+/* Bytes of each per-CPU exchange ring for ncpus CPUs: the largest power
+ * of two, from 2 MiB down to 256 KiB, that keeps them all within 8 MiB
+ * (past 32 CPUs, 256 KiB each). */
+size_t capture_cpu_ring_bytes(int ncpus);
+
+/* Waits up to timeout_ms for a wakeup, then drains whatever is in the ring
+ * buffers. Returns the number of records handled, or -errno (-EINTR on a
+ * signal). */
+int capture_poll(int timeout_ms);
+
+/* Every 5 s (a no-op between): walks sonde's BPF hash maps, counting
+ * their entries and removing those of processes and threads that have
+ * exited. Call from the thread that calls capture_poll. True when it
+ * walked them this time. */
+bool capture_sweep_maps(void);
+
+/* Whether the kernel still tracks the connection on fd in process tgid,
+ * on the struct sock at address sk. */
+bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t sk);
+
+/* Writes the selection verdict (SONDE_VERDICT_*) for pid into the kernel's
+ * map, and each port rule selection_each_port gives. Return 0 or -errno;
+ * 0 without doing anything when selection is off or nothing is loaded. */
+int capture_set_verdict(uint32_t pid, uint8_t verdict);
+int capture_set_port_rule(uint16_t port, uint8_t how);
+
+/* The loaded BPF object, for attaching its uprobe programs (uprobes.c);
+ * NULL before capture_start. Owned by this module. */
+struct bpf_object *capture_object(void);
+
+/* True when every program is attached. */
+bool capture_all_attached(void);
+
+/* Appends sonde_program_attached, sonde_events_dropped_total (the
+ * kernel's drop reasons plus the daemon's own "series_limit" count), each
+ * loaded program's runs, run time and recursion misses, and the fill of
+ * each BPF hash map with the entries of exited tasks removed from it. */
+void capture_render(struct strbuf *sb, uint64_t series_limit_drops);
+
+/* For --check: counts the tracepoints the programs that --hooks auto
+ * would load attach to, and how many of them exist under tracefs_dir;
+ * names the first missing one in missing[0..n). Returns 0, or -errno when
+ * the object cannot be opened. */
+int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
+			      char *missing, size_t n);
+
+/* Detaches and unloads everything; safe to call twice. */
+void capture_stop(void);
+
+#endif

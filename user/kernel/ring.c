@@ -1,0 +1,28 @@
+#include <errno.h>
+
+#include "kernel/ring.h"
+
+int ring_read(struct ring_view *r, ring_record_fn fn, void *ctx)
+{
+	uint64_t at = r->pos->consumer;
+	uint64_t end = __atomic_load_n(&r->pos->producer, __ATOMIC_ACQUIRE);
+	int n = 0;
+
+	while (at < end) {
+		const uint8_t *rec = r->data + (at & r->mask);
+		uint32_t size = *(const uint32_t *)rec;
+		uint64_t bytes = SONDE_RING_RECORD_BYTES(size);
+
+		if (size == 0 || bytes > SONDE_RING_SLACK || bytes > end - at) {
+			__atomic_store_n(&r->pos->consumer, end,
+					 __ATOMIC_RELEASE);
+			return -EBADMSG;
+		}
+		fn(ctx, (void *)(rec + SONDE_RING_REC_HDR), size);
+		n++;
+		at += bytes;
+	}
+	/* The bytes are read before the programs may write over them. */
+	__atomic_store_n(&r->pos->consumer, at, __ATOMIC_RELEASE);
+	return n;
+}

@@ -1,0 +1,107 @@
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "metrics/histogram.h"
+
+/* OpenTelemetry semantic conventions, http.server.request.duration:
+ * ExplicitBucketBoundaries advice. */
+static const double default_seconds[] = { 0.005, 0.01, 0.025, 0.05, 0.075,
+					  0.1,	 0.25, 0.5,   0.75, 1,
+					  2.5,	 5,    7.5,   10 };
+
+static uint64_t seconds_to_ns(double s)
+{
+	return (uint64_t)llround(s * 1e9);
+}
+
+void histogram_bounds_default(struct histogram_bounds *b)
+{
+	b->n = sizeof(default_seconds) / sizeof(default_seconds[0]);
+	for (size_t i = 0; i < b->n; i++) {
+		b->seconds[i] = default_seconds[i];
+		b->ns[i] = seconds_to_ns(default_seconds[i]);
+	}
+}
+
+int histogram_bounds_parse(const char *text, struct histogram_bounds *b,
+			   char *err, size_t errsz)
+{
+	const char *p = text;
+	char *end;
+	double v;
+
+	b->n = 0;
+	while (*p) {
+		if (b->n == HISTOGRAM_MAX_BOUNDS) {
+			snprintf(err, errsz, "more than %d buckets",
+				 HISTOGRAM_MAX_BOUNDS);
+			return -1;
+		}
+		errno = 0;
+		v = strtod(p, &end);
+		if (end == p || errno || (*end && *end != ',')) {
+			snprintf(err, errsz, "'%s' is not a number at '%s'",
+				 text, p);
+			return -1;
+		}
+		if (!(v > 0) || v > 1e6) {
+			snprintf(err, errsz,
+				 "bucket %g is not between 0 and 1e6 seconds",
+				 v);
+			return -1;
+		}
+		if (b->n && seconds_to_ns(v) <= b->ns[b->n - 1]) {
+			snprintf(err, errsz,
+				 "bucket %g is not above the one before it", v);
+			return -1;
+		}
+		b->seconds[b->n] = v;
+		b->ns[b->n] = seconds_to_ns(v);
+		b->n++;
+		p = *end ? end + 1 : end;
+		if (*end && !*p) {
+			snprintf(err, errsz, "'%s' ends with a comma", text);
+			return -1;
+		}
+	}
+	if (!b->n) {
+		snprintf(err, errsz, "no buckets given");
+		return -1;
+	}
+	return 0;
+}
+
+size_t histogram_size(const struct histogram_bounds *b)
+{
+	return sizeof(struct histogram) + (b->n + 1) * sizeof(uint64_t);
+}
+
+void histogram_observe(struct histogram *h, const struct histogram_bounds *b,
+		       uint64_t ns)
+{
+	size_t lo = 0, hi = b->n;
+
+	/* First bound >= ns; b->n when above all of them. */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (b->ns[mid] < ns)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	h->buckets[lo]++;
+	h->count++;
+	h->sum_ns += ns;
+}
+
+uint64_t histogram_cumulative(const struct histogram *h, size_t i)
+{
+	uint64_t total = 0;
+
+	for (size_t j = 0; j <= i; j++)
+		total += h->buckets[j];
+	return total;
+}

@@ -1,0 +1,683 @@
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "export/prom.h"
+#include "metrics/registry.h"
+#include "util/clock.h"
+#include "util/strmap.h"
+
+/* Distinct values of one capped label within one service. */
+struct value_set {
+	struct strmap values; /* value -> (void *)1 */
+	unsigned n;	      /* distinct values, fixed ones excepted */
+	uint64_t overflows;   /* observations put under REGISTRY_OVERFLOW */
+};
+
+struct service {
+	struct value_set capped[REGISTRY_CAP_COUNT];
+};
+
+struct series {
+	uint64_t id;
+	struct series *next; /* in its index slot */
+	uint64_t hash;	     /* series_hash() of family and values */
+	const struct metric_family *family;
+	const char *values[REGISTRY_MAX_LABELS]; /* copies, in text[] */
+	uint64_t start_unix_ns;
+	uint64_t last_unix_ns;
+	uint64_t counter;
+	int64_t gauge;
+	char *text;
+	struct exphist *exp;   /* NULL unless registry_enable_exphist() */
+	struct histogram hist; /* last: flexible bucket array */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t next_series_id = 1;
+static struct histogram_bounds bounds;
+static struct registry_limits limits;
+static struct strmap services; /* name -> struct service */
+/* Series by family and label values, chained on series_hash(): an
+ * observation finds its series without building a key string. */
+static struct series **index_slots;
+static size_t index_nslots; /* power of two */
+/* Series in creation order, so the exposition is stable between scrapes. */
+static struct series **series;
+static unsigned nseries, series_cap;
+static uint64_t dropped_series_limit;
+static bool exphist_enabled;
+/* Families with series, in the order their first series was created. */
+#define REGISTRY_MAX_FAMILIES 32
+static const struct metric_family *families[REGISTRY_MAX_FAMILIES];
+static unsigned nfamilies;
+
+/* Caps on one label's distinct values across services (captured
+ * headers). */
+#define REGISTRY_MAX_LABEL_CAPS 8
+struct label_cap {
+	const struct metric_family *family;
+	unsigned label;
+	unsigned max_values;
+	struct value_set set;
+};
+static struct label_cap label_caps[REGISTRY_MAX_LABEL_CAPS];
+static unsigned nlabel_caps;
+
+static const char *const overflow_metric[REGISTRY_CAP_COUNT] = {
+	[REGISTRY_CAP_ROUTE] = "sonde_route_overflows_total",
+	[REGISTRY_CAP_PEER] = "sonde_peer_overflows_total",
+};
+
+static const char *const overflow_help[REGISTRY_CAP_COUNT] = {
+	[REGISTRY_CAP_ROUTE] =
+		"Requests filed under http_route=\"" ROUTE_OVERFLOW
+		"\" (gRPC calls under rpc_method) because their "
+		"service reached its route cap.",
+	[REGISTRY_CAP_PEER] =
+		"Measurements filed under server_address=\"" REGISTRY_OVERFLOW
+		"\" because their service reached its peer "
+		"cap.",
+};
+
+void registry_init(const struct histogram_bounds *b,
+		   const struct registry_limits *l)
+{
+	bounds = *b;
+	limits = *l;
+}
+
+void registry_enable_exphist(void)
+{
+	exphist_enabled = true;
+}
+
+const struct histogram_bounds *registry_bounds(void)
+{
+	return &bounds;
+}
+
+static struct service *service_get(const char *name)
+{
+	struct service *svc = strmap_get(&services, name);
+
+	if (svc)
+		return svc;
+	svc = calloc(1, sizeof(*svc));
+	if (!svc)
+		return NULL;
+	if (!strmap_put(&services, name, svc)) {
+		free(svc);
+		return NULL;
+	}
+	return svc;
+}
+
+static unsigned cap_limit(enum registry_cap cap)
+{
+	return cap == REGISTRY_CAP_ROUTE ? limits.max_routes_per_service :
+					   limits.max_peers_per_service;
+}
+
+/* value itself when set already holds it or has room for it (it is then
+ * added), REGISTRY_OVERFLOW once set holds limit values; NULL when out of
+ * memory. */
+static const char *value_set_admit(struct value_set *set, unsigned limit,
+				   const char *value)
+{
+	if (strmap_get(&set->values, value))
+		return value;
+	if (set->n >= limit) {
+		set->overflows++;
+		return REGISTRY_OVERFLOW;
+	}
+	if (!strmap_put(&set->values, value, (void *)1))
+		return NULL;
+	set->n++;
+	return value;
+}
+
+/* The value a capped label is filed under: itself while the service is
+ * within its cap, REGISTRY_OVERFLOW beyond it. The fixed values do not
+ * count against the cap. */
+static const char *capped_value(struct service *svc, enum registry_cap cap,
+				const char *value)
+{
+	if (strcmp(value, ROUTE_UNKNOWN) == 0 ||
+	    strcmp(value, METHOD_OTHER) == 0 ||
+	    strcmp(value, REGISTRY_OVERFLOW) == 0)
+		return value;
+	return value_set_admit(&svc->capped[cap], cap_limit(cap), value);
+}
+
+/* A captured label's value within its cap, or REGISTRY_OVERFLOW. */
+static const char *label_capped_value(struct label_cap *lc, const char *value)
+{
+	if (!*value || strcmp(value, REGISTRY_OVERFLOW) == 0)
+		return value;
+	return value_set_admit(&lc->set, lc->max_values, value);
+}
+
+void registry_cap_label(const struct metric_family *f, unsigned label,
+			unsigned max_values)
+{
+	pthread_mutex_lock(&lock);
+	if (nlabel_caps < REGISTRY_MAX_LABEL_CAPS) {
+		struct label_cap *lc = &label_caps[nlabel_caps++];
+
+		memset(lc, 0, sizeof(*lc));
+		lc->family = f;
+		lc->label = label;
+		lc->max_values = max_values;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+/* The family is one static object per metric: its address stands for its
+ * name, which would otherwise be hashed again for every observation. */
+static uint64_t series_hash(const struct metric_family *f,
+			    const char *const *values)
+{
+	uint64_t h = STRMAP_HASH_SEED ^ (uint64_t)(uintptr_t)f;
+
+	for (unsigned i = 0; i < f->nlabels; i++)
+		h = strmap_hash_bytes(h, values[i], strlen(values[i]));
+	return strmap_hash_finish(h);
+}
+
+static struct series **index_slot(uint64_t hash)
+{
+	return &index_slots[hash & (index_nslots - 1)];
+}
+
+static struct series *index_find(const struct metric_family *f,
+				 const char *const *values, uint64_t hash)
+{
+	struct series *s;
+	unsigned i;
+
+	if (!index_nslots)
+		return NULL;
+	for (s = *index_slot(hash); s; s = s->next) {
+		if (s->hash != hash || s->family != f)
+			continue;
+		for (i = 0; i < f->nlabels; i++)
+			if (strcmp(s->values[i], values[i]) != 0)
+				break;
+		if (i == f->nlabels)
+			return s;
+	}
+	return NULL;
+}
+
+/* Puts s in the index, which grows to keep chains about one long; -1
+ * when out of memory. */
+static int index_add(struct series *s)
+{
+	struct series **slots, *e, *next;
+	size_t n = index_nslots;
+
+	if (nseries >= n) {
+		n = n ? n * 2 : 64;
+		slots = calloc(n, sizeof(*slots));
+		if (!slots)
+			return -1;
+		for (size_t i = 0; i < index_nslots; i++)
+			for (e = index_slots[i]; e; e = next) {
+				next = e->next;
+				e->next = slots[e->hash & (n - 1)];
+				slots[e->hash & (n - 1)] = e;
+			}
+		free(index_slots);
+		index_slots = slots;
+		index_nslots = n;
+	}
+	s->next = *index_slot(s->hash);
+	*index_slot(s->hash) = s;
+	return 0;
+}
+
+static void index_remove(const struct series *s)
+{
+	struct series **e = index_slot(s->hash);
+
+	while (*e && *e != s)
+		e = &(*e)->next;
+	if (*e)
+		*e = s->next;
+}
+
+static void family_note(const struct metric_family *f)
+{
+	for (unsigned i = 0; i < nfamilies; i++)
+		if (families[i] == f)
+			return;
+	if (nfamilies < REGISTRY_MAX_FAMILIES)
+		families[nfamilies++] = f;
+}
+
+static struct series *series_create(uint64_t hash,
+				    const struct metric_family *f,
+				    const char *const *values)
+{
+	size_t textsz = 0, off = 0;
+	struct series *s, **grown;
+
+	if (nseries == series_cap) {
+		unsigned cap = series_cap ? series_cap * 2 : 64;
+
+		grown = realloc(series, cap * sizeof(*series));
+		if (!grown)
+			return NULL;
+		series = grown;
+		series_cap = cap;
+	}
+	for (unsigned i = 0; i < f->nlabels; i++)
+		textsz += strlen(values[i]) + 1;
+	s = calloc(1, sizeof(*s) + histogram_size(&bounds) -
+			      sizeof(struct histogram));
+	if (!s)
+		return NULL;
+	s->text = malloc(textsz ? textsz : 1);
+	if (exphist_enabled && f->kind == METRIC_HISTOGRAM) {
+		s->exp = malloc(sizeof(*s->exp));
+		if (s->exp)
+			exphist_init(s->exp);
+	}
+	s->hash = hash;
+	if (!s->text ||
+	    (exphist_enabled && f->kind == METRIC_HISTOGRAM && !s->exp) ||
+	    index_add(s)) {
+		free(s->exp);
+		free(s->text);
+		free(s);
+		return NULL;
+	}
+	for (unsigned i = 0; i < f->nlabels; i++) {
+		size_t len = strlen(values[i]) + 1;
+
+		memcpy(s->text + off, values[i], len);
+		s->values[i] = s->text + off;
+		off += len;
+	}
+	s->id = next_series_id++;
+	s->family = f;
+	family_note(f);
+	s->start_unix_ns = clock_realtime_ns();
+	s->last_unix_ns = s->start_unix_ns;
+	series[nseries++] = s;
+	return s;
+}
+
+/* The series for the given label values, created if new. A series
+ * found under the values as given needs no capping: every value a series
+ * holds is admitted to its cap's set, or is one of the fixed ones, which
+ * capping leaves alone. */
+static struct series *series_find_or_create(const struct metric_family *f,
+					    const char *const *given)
+{
+	const char *values[REGISTRY_MAX_LABELS];
+	struct service *svc;
+	struct series *s;
+	uint64_t hash;
+
+	if (f->nlabels == 0 || f->nlabels > REGISTRY_MAX_LABELS)
+		return NULL;
+	hash = series_hash(f, given);
+	s = index_find(f, given, hash);
+	if (s)
+		return s;
+	memcpy(values, given, f->nlabels * sizeof(*values));
+	if (f->capped_label > 0 && f->cap != REGISTRY_CAP_NONE) {
+		svc = service_get(values[0]);
+		if (!svc)
+			return NULL;
+		values[f->capped_label] =
+			capped_value(svc, f->cap, values[f->capped_label]);
+		if (!values[f->capped_label])
+			return NULL;
+	}
+	for (unsigned i = 0; i < nlabel_caps; i++) {
+		struct label_cap *lc = &label_caps[i];
+
+		if (lc->family != f || lc->label >= f->nlabels)
+			continue;
+		values[lc->label] = label_capped_value(lc, values[lc->label]);
+		if (!values[lc->label])
+			return NULL;
+	}
+	hash = series_hash(f, values);
+	s = index_find(f, values, hash);
+	if (s)
+		return s;
+	if (nseries >= limits.max_series)
+		return NULL;
+	return series_create(hash, f, values);
+}
+
+/* Finds the series under the lock; the caller updates it and unlocks. */
+static struct series *lock_series(const struct metric_family *f,
+				  const char *const *values)
+{
+	struct series *s;
+	uint64_t now;
+
+	pthread_mutex_lock(&lock);
+	s = series_find_or_create(f, values);
+	if (!s) {
+		dropped_series_limit++;
+		pthread_mutex_unlock(&lock);
+		return NULL;
+	}
+	/* Only the TTL reads it: a tick's precision is plenty, and the
+	 * coarse clock is a plain read where the exact one may not be. It
+	 * may lag the exact start time of a new series by that tick. */
+	now = clock_ns(CLOCK_REALTIME_COARSE);
+	if (now > s->last_unix_ns)
+		s->last_unix_ns = now;
+	return s;
+}
+
+int registry_observe(const struct metric_family *f, const char *const *values,
+		     uint64_t duration_ns)
+{
+	struct series *s = lock_series(f, values);
+
+	if (!s)
+		return -1;
+	histogram_observe(&s->hist, &bounds, duration_ns);
+	if (s->exp)
+		exphist_observe(s->exp, duration_ns);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+int registry_add(const struct metric_family *f, const char *const *values,
+		 uint64_t n)
+{
+	struct series *s = lock_series(f, values);
+
+	if (!s)
+		return -1;
+	s->counter += n;
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+int registry_gauge_add(const struct metric_family *f, const char *const *values,
+		       int64_t delta)
+{
+	struct series *s = lock_series(f, values);
+
+	if (!s)
+		return -1;
+	s->gauge += delta;
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+static const char *const kind_type[] = {
+	[METRIC_HISTOGRAM] = "histogram",
+	[METRIC_COUNTER] = "counter",
+	[METRIC_GAUGE] = "gauge",
+};
+
+static void render_series(struct strbuf *sb, const struct series *s)
+{
+	const struct metric_family *f = s->family;
+	struct prom_label labels[REGISTRY_MAX_LABELS];
+	char value[32];
+
+	for (unsigned i = 0; i < f->nlabels; i++) {
+		labels[i].name = f->labels[i];
+		labels[i].value = s->values[i];
+	}
+	switch (f->kind) {
+	case METRIC_HISTOGRAM:
+		prom_write_histogram(sb, f->name, labels, f->nlabels, &s->hist,
+				     &bounds);
+		break;
+	case METRIC_COUNTER:
+		prom_write_u64(sb, f->name, labels, f->nlabels, s->counter);
+		break;
+	case METRIC_GAUGE:
+		snprintf(value, sizeof(value), "%lld", (long long)s->gauge);
+		prom_write_sample(sb, f->name, labels, f->nlabels, value);
+		break;
+	}
+}
+
+static void render_families(struct strbuf *sb)
+{
+	for (unsigned i = 0; i < nfamilies; i++) {
+		const struct metric_family *f = families[i];
+
+		prom_write_family(sb, f->name, kind_type[f->kind], f->help);
+		for (unsigned j = 0; j < nseries; j++)
+			if (series[j]->family == f)
+				render_series(sb, series[j]);
+	}
+}
+
+struct overflow_walk {
+	struct strbuf *sb;
+	enum registry_cap cap;
+};
+
+static void render_service_overflows(const char *name, void *value, void *arg)
+{
+	const struct overflow_walk *w = arg;
+	const struct service *svc = value;
+	struct prom_label label = { "service_name", name };
+
+	prom_write_u64(w->sb, overflow_metric[w->cap], &label, 1,
+		       svc->capped[w->cap].overflows);
+}
+
+static void render_label_overflows(struct strbuf *sb)
+{
+	if (!nlabel_caps)
+		return;
+	prom_write_family(sb, "sonde_label_overflows_total", "counter",
+			  "Requests whose captured header value was filed "
+			  "under \"" REGISTRY_OVERFLOW "\" because the label "
+			  "reached its cap.");
+	for (unsigned i = 0; i < nlabel_caps; i++) {
+		const struct label_cap *lc = &label_caps[i];
+		struct prom_label label = { "label",
+					    lc->family->labels[lc->label] };
+
+		prom_write_u64(sb, "sonde_label_overflows_total", &label, 1,
+			       lc->set.overflows);
+	}
+}
+
+void registry_render(struct strbuf *sb)
+{
+	pthread_mutex_lock(&lock);
+	render_families(sb);
+	prom_write_family(sb, "sonde_series", "gauge",
+			  "Live series across all sonde families.");
+	prom_write_u64(sb, "sonde_series", NULL, 0, nseries);
+	for (int cap = REGISTRY_CAP_ROUTE; cap < REGISTRY_CAP_COUNT; cap++) {
+		struct overflow_walk w = { sb, cap };
+
+		prom_write_family(sb, overflow_metric[cap], "counter",
+				  overflow_help[cap]);
+		strmap_each(&services, render_service_overflows, &w);
+	}
+	render_label_overflows(sb);
+	pthread_mutex_unlock(&lock);
+}
+
+static bool series_expired(const struct series *s, uint64_t now,
+			   uint64_t ttl_ns)
+{
+	if (s->family->kind == METRIC_GAUGE && s->gauge != 0)
+		return false;
+	return s->last_unix_ns + ttl_ns < now;
+}
+
+static void clear_values(const char *name, void *value, void *arg)
+{
+	struct service *svc = value;
+
+	(void)name;
+	(void)arg;
+	for (int cap = 0; cap < REGISTRY_CAP_COUNT; cap++) {
+		strmap_clear(&svc->capped[cap].values);
+		svc->capped[cap].n = 0;
+	}
+}
+
+/* Re-counts the capped values from the live series, after some expired:
+ * a value no live series holds no longer takes a place under its cap.
+ * Overflow counters are kept. */
+static void recount_capped_values(void)
+{
+	strmap_each(&services, clear_values, NULL);
+	for (unsigned i = 0; i < nlabel_caps; i++) {
+		strmap_clear(&label_caps[i].set.values);
+		label_caps[i].set.n = 0;
+	}
+	for (unsigned i = 0; i < nseries; i++) {
+		const struct series *s = series[i];
+		const struct metric_family *f = s->family;
+
+		if (f->capped_label > 0 && f->cap != REGISTRY_CAP_NONE) {
+			struct service *svc = service_get(s->values[0]);
+
+			if (svc)
+				capped_value(svc, f->cap,
+					     s->values[f->capped_label]);
+		}
+		for (unsigned j = 0; j < nlabel_caps; j++)
+			if (label_caps[j].family == f &&
+			    label_caps[j].label < f->nlabels)
+				label_capped_value(
+					&label_caps[j],
+					s->values[label_caps[j].label]);
+	}
+}
+
+/* A family whose series all expired is not written, not even its HELP. */
+static void forget_empty_families(void)
+{
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < nfamilies; i++) {
+		bool used = false;
+
+		for (unsigned j = 0; j < nseries && !used; j++)
+			used = series[j]->family == families[i];
+		if (used)
+			families[kept++] = families[i];
+	}
+	nfamilies = kept;
+}
+
+unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns)
+{
+	unsigned kept = 0, removed = 0;
+
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < nseries; i++) {
+		struct series *s = series[i];
+
+		if (!series_expired(s, now_unix_ns, ttl_ns)) {
+			series[kept++] = s;
+			continue;
+		}
+		index_remove(s);
+		free(s->text);
+		free(s->exp);
+		free(s);
+		removed++;
+	}
+	nseries = kept;
+	if (removed) {
+		recount_capped_values();
+		forget_empty_families();
+	}
+	pthread_mutex_unlock(&lock);
+	return removed;
+}
+
+void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
+		   void *arg)
+{
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < nseries; i++) {
+		const struct series *s = series[i];
+		struct registry_series view = {
+			.id = s->id,
+			.family = s->family,
+			.values = s->values,
+			.start_unix_ns = s->start_unix_ns,
+			.last_unix_ns = s->last_unix_ns,
+			.hist = &s->hist,
+			.exp = s->exp,
+			.counter = s->counter,
+			.gauge = s->gauge,
+		};
+
+		fn(&view, arg);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+uint64_t registry_dropped(void)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&lock);
+	n = dropped_series_limit;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+unsigned registry_series_count(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&lock);
+	n = nseries;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+static void free_service(const char *name, void *value, void *arg)
+{
+	struct service *svc = value;
+
+	(void)name;
+	(void)arg;
+	for (int cap = 0; cap < REGISTRY_CAP_COUNT; cap++)
+		strmap_clear(&svc->capped[cap].values);
+	free(svc);
+}
+
+void registry_free(void)
+{
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < nseries; i++) {
+		free(series[i]->exp);
+		free(series[i]->text);
+		free(series[i]);
+	}
+	free(series);
+	series = NULL;
+	nseries = series_cap = 0;
+	nfamilies = 0;
+	free(index_slots);
+	index_slots = NULL;
+	index_nslots = 0;
+	strmap_each(&services, free_service, NULL);
+	strmap_clear(&services);
+	for (unsigned i = 0; i < nlabel_caps; i++)
+		strmap_clear(&label_caps[i].set.values);
+	nlabel_caps = 0;
+	pthread_mutex_unlock(&lock);
+}

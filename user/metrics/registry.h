@@ -1,0 +1,142 @@
+/* The series registry: every measurement lands in one series of a metric
+ * family (see families.h), chosen by its label values. Keeps the label set
+ * bounded: each service has a cap on the distinct values of a family's
+ * capped label (routes, peer addresses; further values share
+ * REGISTRY_OVERFLOW), and the registry a cap on series (further
+ * observations are dropped and counted).
+ * Thread-safe: the event consumer observes, the HTTP server renders and
+ * exporters walk the series under the same lock, without doing I/O. */
+#ifndef SONDE_REGISTRY_H
+#define SONDE_REGISTRY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "metrics/exphist.h"
+#include "metrics/histogram.h"
+#include "util/strbuf.h"
+
+/* The value a capped label takes beyond its service's cap, the route of
+ * requests whose target is not a usable path, and the rpc_method of calls
+ * whose path names no method. None counts against the cap. */
+#define REGISTRY_OVERFLOW "_overflow"
+#define ROUTE_OVERFLOW REGISTRY_OVERFLOW
+#define ROUTE_UNKNOWN "_unknown"
+#define METHOD_OTHER "_OTHER"
+
+#define REGISTRY_MAX_LABELS 12
+
+enum metric_kind {
+	METRIC_HISTOGRAM, /* durations in ns, written in seconds */
+	METRIC_COUNTER,	  /* monotonic sum */
+	METRIC_GAUGE,	  /* up-down count (the OTLP non-monotonic sum) */
+};
+
+/* What a capped label's distinct values are counted against. */
+enum registry_cap {
+	REGISTRY_CAP_NONE,
+	REGISTRY_CAP_ROUTE, /* --max-routes per service */
+	REGISTRY_CAP_PEER,  /* --max-peers per service */
+	REGISTRY_CAP_COUNT,
+};
+
+/* A metric family: its names in both worlds and its label names. Label 0
+ * is always service_name. Families are defined in families.c; the label
+ * lists may be extended at start-up, before the first observation. */
+struct metric_family {
+	const char *name;      /* Prometheus name, unit suffix included */
+	const char *otel_name; /* OTLP instrument name */
+	const char *unit;      /* UCUM unit for OTLP: "s", "{connection}" */
+	const char *help;
+	enum metric_kind kind;
+	unsigned nlabels;
+	const char *labels[REGISTRY_MAX_LABELS];      /* Prometheus names */
+	const char *otel_labels[REGISTRY_MAX_LABELS]; /* OTLP attribute keys */
+	int capped_label; /* index into labels, or -1 */
+	enum registry_cap cap;
+};
+
+struct registry_limits {
+	unsigned max_routes_per_service;
+	unsigned max_peers_per_service;
+	unsigned max_series;
+};
+
+/* A series as exporters see it, valid only inside the walk callback. */
+struct registry_series {
+	/* Unique for the registry's lifetime, increasing in walk order: a
+	 * series that expires and comes back gets a new one. */
+	uint64_t id;
+	const struct metric_family *family;
+	const char *const *values;    /* family->nlabels label values */
+	uint64_t start_unix_ns;	      /* first observation, wall clock */
+	uint64_t last_unix_ns;	      /* latest observation, wall clock */
+	const struct histogram *hist; /* METRIC_HISTOGRAM */
+	const struct exphist *exp;    /* METRIC_HISTOGRAM, when enabled */
+	uint64_t counter;	      /* METRIC_COUNTER */
+	int64_t gauge;		      /* METRIC_GAUGE */
+};
+
+/* Sets the buckets and limits; call once before anything else. The bounds
+ * are copied. */
+void registry_init(const struct histogram_bounds *bounds,
+		   const struct registry_limits *limits);
+
+/* Also records every histogram observation in a base-2 exponential
+ * histogram per series (for OTLP). Call after registry_init, before the
+ * first observation. */
+void registry_enable_exphist(void);
+
+/* The histogram bounds every histogram family uses. */
+const struct histogram_bounds *registry_bounds(void);
+
+/* Records a duration in a histogram family's series. values holds
+ * f->nlabels strings (copied). Returns 0, or -1 when it could not be stored
+ * (the series cap was reached, or memory ran out); such losses are counted,
+ * see registry_dropped(). */
+int registry_observe(const struct metric_family *f, const char *const *values,
+		     uint64_t duration_ns);
+
+/* Adds n to a counter family's series. Same contract as registry_observe. */
+int registry_add(const struct metric_family *f, const char *const *values,
+		 uint64_t n);
+
+/* Adds delta (possibly negative) to a gauge family's series. Same contract
+ * as registry_observe. */
+int registry_gauge_add(const struct metric_family *f, const char *const *values,
+		       int64_t delta);
+
+/* Appends every family with series, then the registry's own metrics (live
+ * series, overflows per service), in the exposition format. */
+void registry_render(struct strbuf *sb);
+
+/* Calls fn for every series, in creation order, holding the registry lock:
+ * fn must be quick and must not call back into the registry. */
+void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
+		   void *arg);
+
+/* Caps the distinct values of label index label of family f at
+ * max_values across all services; further values are filed under
+ * REGISTRY_OVERFLOW and counted in sonde_label_overflows_total. The empty
+ * value (label absent) does not count. Call at start-up, before the first
+ * observation; at most 8 such caps. */
+void registry_cap_label(const struct metric_family *f, unsigned label,
+			unsigned max_values);
+
+/* Removes every series whose latest observation is older than ttl_ns at
+ * now_unix_ns (wall clock), except gauges holding a non-zero value (live
+ * connections). Their capped label values are released, so a route or
+ * tenant that went away frees its place under the cap. Returns how many
+ * series were removed. */
+unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns);
+
+/* Observations that could not be stored since start. */
+uint64_t registry_dropped(void);
+
+/* Live series. */
+unsigned registry_series_count(void);
+
+/* Frees every series. */
+void registry_free(void);
+
+#endif

@@ -1,0 +1,429 @@
+/* HTTP/1.x message heads: the request line, the status line, and just
+ * enough of the header section to walk past pipelined requests.
+ *
+ * RFC 9112, HTTP/1.1: https://www.rfc-editor.org/rfc/rfc9112
+ * Tokens and status code classes come from RFC 9110:
+ * https://www.rfc-editor.org/rfc/rfc9110
+ *
+ * Every byte sequence is valid input: a capture can end anywhere, and a
+ * process that is not speaking HTTP at all can be traced by mistake.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto/http1.h"
+
+/* A body this large cannot sit in a 256-byte capture; a Content-Length
+ * above it is treated as hostile rather than skipped. */
+#define HTTP1_MAX_CONTENT_LENGTH (UINT64_C(1) << 30)
+
+/* "HTTP/1.1 200" */
+#define HTTP1_STATUS_LINE_MIN 12
+
+static const char *const http1_method_names[HTTP_METHOD_COUNT] = {
+	[HTTP_METHOD_OTHER] = "_OTHER",	   [HTTP_METHOD_GET] = "GET",
+	[HTTP_METHOD_HEAD] = "HEAD",	   [HTTP_METHOD_POST] = "POST",
+	[HTTP_METHOD_PUT] = "PUT",	   [HTTP_METHOD_DELETE] = "DELETE",
+	[HTTP_METHOD_CONNECT] = "CONNECT", [HTTP_METHOD_OPTIONS] = "OPTIONS",
+	[HTTP_METHOD_TRACE] = "TRACE",	   [HTTP_METHOD_PATCH] = "PATCH",
+};
+
+const char *http1_method_name(enum http_method m)
+{
+	if ((int)m < 0 || m >= HTTP_METHOD_COUNT)
+		return http1_method_names[HTTP_METHOD_OTHER];
+	return http1_method_names[m];
+}
+
+/* tchar, RFC 9110 section 5.6.2: letters, digits and "!#$%&'*+-.^_`|~".
+ *   "GET", "get", "M-SEARCH" are made of tchars; "GE T", "\x16\x03" are not.
+ */
+static bool http1_is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+	    (c >= 'a' && c <= 'z'))
+		return true;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Length of the token at the start of p[0..len): 3 for "GET /". */
+static size_t http1_token_len(const char *p, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && http1_is_tchar((unsigned char)p[n]))
+		n++;
+	return n;
+}
+
+/* Methods are case-sensitive (RFC 9110 section 9.1): "GET" is known,
+ * "get" is some other method. */
+static enum http_method http1_method_from_token(const char *tok, size_t n)
+{
+	for (int m = HTTP_METHOD_OTHER + 1; m < HTTP_METHOD_COUNT; m++) {
+		const char *name = http1_method_names[m];
+
+		if (strlen(name) == n && memcmp(name, tok, n) == 0)
+			return (enum http_method)m;
+	}
+	return HTTP_METHOD_OTHER;
+}
+
+/* The request-target ends at the SP before the version, or at a line end
+ * when an HTTP/0.9-style line has none: "GET /a HTTP/1.1", "GET /a\r\n". */
+static bool http1_ends_target(char c)
+{
+	return c == ' ' || c == '\r' || c == '\n';
+}
+
+/* Length of the line terminator at p[0..len): 2 for "\r\n", 1 for a bare
+ * "\n" (RFC 9112 section 2.2 lets recipients accept it), else 0. */
+static size_t http1_line_end_len(const char *p, size_t len)
+{
+	if (len >= 1 && p[0] == '\n')
+		return 1;
+	if (len >= 2 && p[0] == '\r' && p[1] == '\n')
+		return 2;
+	return 0;
+}
+
+/* Offset just past the empty line that ends the head starting at
+ * buf[start], or 0 when the capture ends first:
+ *   "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET ..." -> 27
+ *   "GET / HTTP/1.1\n\n"                       -> 16
+ */
+static size_t http1_head_end(const char *buf, size_t len, size_t start)
+{
+	for (size_t i = start; i < len; i++) {
+		size_t eol;
+
+		if (buf[i] != '\n')
+			continue;
+		eol = http1_line_end_len(buf + i + 1, len - i - 1);
+		if (eol)
+			return i + 1 + eol;
+	}
+	return 0;
+}
+
+/* Offset of the first byte after the line that starts at buf[pos]; the
+ * caller knows that line is terminated (it lies before a head end). */
+static size_t http1_next_line(const char *buf, size_t end, size_t pos)
+{
+	while (pos < end && buf[pos] != '\n')
+		pos++;
+	return pos < end ? pos + 1 : end;
+}
+
+/* ASCII-only case-insensitive match of a field name against a lower-case
+ * name: "Content-Length" and "content-LENGTH" are "content-length". */
+static bool http1_field_name_is(const char *name, size_t n, const char *lower)
+{
+	return strlen(lower) == n && strncasecmp(name, lower, n) == 0;
+}
+
+/* Case-insensitive match against a name in any case ("X-Tenant-ID"). */
+static bool http1_field_name_is_ci(const char *name, size_t n, const char *want)
+{
+	return strlen(want) == n && strncasecmp(name, want, n) == 0;
+}
+
+/* Content-Length value, RFC 9110 section 8.6: "1*DIGIT" and nothing else.
+ *   "42" -> 42;  "", "-1", "0x10", "5, 5", "1073741825" -> -1
+ */
+static int http1_parse_content_length(const char *p, size_t n, size_t *out)
+{
+	uint64_t v = 0;
+
+	if (n == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+		if (v > HTTP1_MAX_CONTENT_LENGTH)
+			return -1;
+	}
+	*out = (size_t)v;
+	return 0;
+}
+
+/* The value of the field line "name: value" (name_len bytes of name, then
+ * the colon) as line[*v..*v_end), without the optional whitespace around
+ * it (RFC 9112 section 5). */
+static void field_value(const char *line, size_t line_len, size_t name_len,
+			size_t *v, size_t *v_end)
+{
+	size_t b = name_len + 1, e = line_len;
+
+	while (b < e && (line[b] == ' ' || line[b] == '\t'))
+		b++;
+	while (e > b && (line[e - 1] == ' ' || line[e - 1] == '\t'))
+		e--;
+	*v = b;
+	*v_end = e;
+}
+
+/* Length of the body that follows the request head buf[start..end) (end
+ * from http1_head_end), so that the next pipelined request can be found.
+ * Returns -1 when it cannot be known from the head alone: any
+ * Transfer-Encoding (chunked or not, it overrides Content-Length),
+ * conflicting or malformed Content-Length, or a field line that is not
+ * "name: value". No Content-Length means no body (RFC 9112 section 6.3). */
+static int http1_request_body_len(const char *buf, size_t start, size_t end,
+				  size_t *body_len)
+{
+	bool have_length = false;
+	size_t length = 0;
+	size_t pos = http1_next_line(buf, end, start);
+
+	for (;;) {
+		size_t next = http1_next_line(buf, end, pos);
+		size_t line_len = next - pos;
+		const char *line = buf + pos;
+		size_t name_len, v, v_end;
+
+		/* Drop the line terminator, "\r\n" or "\n". */
+		if (line_len && line[line_len - 1] == '\n')
+			line_len--;
+		if (line_len && line[line_len - 1] == '\r')
+			line_len--;
+		if (line_len == 0)
+			break;
+
+		name_len = http1_token_len(line, line_len);
+		if (name_len == 0 || name_len == line_len ||
+		    line[name_len] != ':')
+			return -1;
+
+		field_value(line, line_len, name_len, &v, &v_end);
+
+		if (http1_field_name_is(line, name_len, "transfer-encoding"))
+			return -1;
+		if (http1_field_name_is(line, name_len, "content-length")) {
+			size_t this_length;
+
+			if (http1_parse_content_length(line + v, v_end - v,
+						       &this_length))
+				return -1;
+			if (have_length && this_length != length)
+				return -1;
+			have_length = true;
+			length = this_length;
+		}
+		pos = next;
+	}
+	*body_len = length;
+	return 0;
+}
+
+/* The request line at buf[0..len), up to and including its target:
+ *   "GET /users/42 HTTP/1.1\r\n" -> GET, "/users/42", complete
+ *   "POST /upl"                  -> POST, "/upl", cut short
+ *   "PRI * HTTP/2.0\r\n"         -> OTHER, "*", complete
+ *   "GET  /", "\r\nGET /", "GET " -> -1
+ */
+static int http1_parse_request_line(const char *buf, size_t len,
+				    struct http1_request *out)
+{
+	size_t method_len = http1_token_len(buf, len);
+	const char *target;
+	size_t room, n = 0;
+
+	if (method_len == 0 || method_len == len || buf[method_len] != ' ')
+		return -1;
+
+	target = buf + method_len + 1;
+	room = len - method_len - 1;
+	while (n < room && !http1_ends_target(target[n]))
+		n++;
+	if (n == 0)
+		return -1;
+
+	out->method = http1_method_from_token(buf, method_len);
+	out->target = target;
+	out->target_len = n;
+	out->target_complete = n < room;
+	return 0;
+}
+
+/* Empty lines a client may leave after a body, such as the "\r\n" some
+ * send after a POST body; a server ignores them before the next request
+ * line (RFC 9112 section 2.2). */
+static size_t http1_skip_empty_lines(const char *buf, size_t len, size_t pos)
+{
+	size_t eol;
+
+	while ((eol = http1_line_end_len(buf + pos, len - pos)) != 0)
+		pos += eol;
+	return pos;
+}
+
+/* Moves *pos from the start of one request to the start of the next one:
+ * over its head and its Content-Length body. Returns -1 when the request
+ * at *pos is not a request, is cut short, or has a body of unknown length;
+ * *pos is then left as it was. */
+static int http1_skip_request(const char *buf, size_t len, size_t *pos)
+{
+	struct http1_request line;
+	size_t end, body_len;
+
+	if (http1_parse_request_line(buf + *pos, len - *pos, &line))
+		return -1;
+	end = http1_head_end(buf, len, *pos);
+	if (end == 0)
+		return -1;
+	if (http1_request_body_len(buf, *pos, end, &body_len))
+		return -1;
+	if (body_len > len - end)
+		return -1;
+	*pos = http1_skip_empty_lines(buf, len, end + body_len);
+	return 0;
+}
+
+/* Walks over up to idx whole requests from the start of buf[0..len),
+ * stopping early at one cut short or with a body of unknown length.
+ * Returns how many it walked over; *pos is where it stopped. */
+static unsigned http1_walk_requests(const char *buf, size_t len, unsigned idx,
+				    size_t *pos)
+{
+	unsigned int n = 0;
+
+	*pos = http1_skip_empty_lines(buf, len, 0);
+	while (n < idx && !http1_skip_request(buf, len, pos))
+		n++;
+	return n;
+}
+
+/* Offset of the idx-th request in buf[0..len), or -1. */
+static long http1_request_start(const char *buf, size_t len, unsigned idx)
+{
+	size_t pos;
+
+	if (http1_walk_requests(buf, len, idx, &pos) < idx)
+		return -1;
+	return (long)pos;
+}
+
+int http1_parse_request(const char *buf, size_t len, unsigned int idx,
+			struct http1_request *out)
+{
+	struct http1_request req;
+	long pos;
+
+	if (!buf || !out)
+		return -1;
+	pos = http1_request_start(buf, len, idx);
+	if (pos < 0 ||
+	    http1_parse_request_line(buf + pos, len - (size_t)pos, &req))
+		return -1;
+	*out = req;
+	return 0;
+}
+
+/* Wherever the walk stops (after idx requests, or at one it cannot step
+ * over), nothing may follow. */
+bool http1_requests_end_before(const char *buf, size_t len, unsigned idx)
+{
+	size_t pos;
+
+	if (!buf)
+		return false;
+	http1_walk_requests(buf, len, idx, &pos);
+	return pos == len;
+}
+
+/* Only the named field is looked at: other header values are skipped
+ * without being copied or kept. A line the capture cut short is not a
+ * value: a truncated tenant id would be a wrong label. */
+int http1_find_header(const char *buf, size_t len, unsigned idx,
+		      const char *name, const char **value, size_t *value_len)
+{
+	size_t name_len = strlen(name), pos;
+	long start;
+
+	if (!buf || !name_len)
+		return -1;
+	start = http1_request_start(buf, len, idx);
+	if (start < 0)
+		return -1;
+	pos = (size_t)start;
+	while (pos < len && buf[pos] != '\n')
+		pos++;
+	pos++; /* past the request line */
+	while (pos < len) {
+		const char *line = buf + pos, *nl;
+		size_t line_len, v, v_end;
+
+		nl = memchr(line, '\n', len - pos);
+		if (!nl)
+			return -1;
+		line_len = (size_t)(nl - line);
+		pos += line_len + 1;
+		if (line_len && line[line_len - 1] == '\r')
+			line_len--;
+		if (line_len == 0)
+			return -1; /* end of the head */
+		if (line_len <= name_len || line[name_len] != ':' ||
+		    !http1_field_name_is_ci(line, name_len, name))
+			continue;
+		field_value(line, line_len, name_len, &v, &v_end);
+		*value = line + v;
+		*value_len = v_end - v;
+		return 0;
+	}
+	return -1;
+}
+
+/* The code of the status line at buf[0..len), which may end right after
+ * the code when the capture does:
+ *   "HTTP/1.1 200 OK\r\n" -> 200;  "HTTP/1.0 404" -> 404
+ *   "HTTP/1.1 204\r\n"    -> 204 (no reason phrase, no SP: seen in the wild)
+ *   "HTTP/2 200", "HTTP/1.1 20", "HTTP/1.1 2000", "HTTP/1.1 600" -> -1
+ */
+static int http1_status_line_code(const char *buf, size_t len)
+{
+	const char *code;
+
+	if (len < HTTP1_STATUS_LINE_MIN)
+		return -1;
+	if (memcmp(buf, "HTTP/1.", 7) != 0 ||
+	    (buf[7] != '0' && buf[7] != '1') || buf[8] != ' ')
+		return -1;
+	code = buf + 9;
+	if (code[0] < '1' || code[0] > '5' || code[1] < '0' || code[1] > '9' ||
+	    code[2] < '0' || code[2] > '9')
+		return -1;
+	if (len > HTTP1_STATUS_LINE_MIN && code[3] != ' ' && code[3] != '\r' &&
+	    code[3] != '\n')
+		return -1;
+	return (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
+}
+
+/* 1xx heads come before the final response (RFC 9110 section 15.2):
+ * "100 Continue", "102 Processing", "103 Early Hints", and any 1xx not yet
+ * assigned. 101 Switching Protocols is the last HTTP/1.1 head on the
+ * connection, so it is final. */
+static bool http1_status_is_interim(int code)
+{
+	return code >= 100 && code <= 199 && code != 101;
+}
+
+int http1_parse_status(const char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	if (!buf)
+		return -1;
+	for (;;) {
+		int code = http1_status_line_code(buf + pos, len - pos);
+
+		if (code < 0 || !http1_status_is_interim(code))
+			return code;
+		pos = http1_head_end(buf, len, pos);
+		if (pos == 0)
+			return -1;
+	}
+}

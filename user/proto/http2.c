@@ -1,0 +1,689 @@
+#include <nghttp2/nghttp2.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/grpc.h"
+#include "proto/http2.h"
+#include "util/strmap.h"
+
+/* The largest dynamic table a peer may have announced in its SETTINGS,
+ * which sonde does not read: the decoder accepts size updates up to it.
+ * The table starts at the protocol's 4096 either way. */
+#define DECODER_TABLE_MAX 65536
+#define NBUCKETS 256
+
+/* One direction of a connection (0: what the client sends). */
+struct direction {
+	nghttp2_hd_inflater *decoder;
+	uint8_t *block; /* the header block being put together */
+	size_t block_len, block_room;
+	uint32_t stream;       /* the request or response it is */
+	uint32_t frame_stream; /* the stream its frames are sent on */
+	uint64_t block_ns;     /* when its first piece went */
+	bool in_block;	       /* a HEADERS came; pieces until END_HEADERS */
+	bool end_stream;       /* its HEADERS ends the stream */
+	bool promise; /* a PUSH_PROMISE: the request of a pushed stream */
+	/* The frame being received: bytes before the block (pad length,
+	 * priority) and padding after it. */
+	uint8_t frame_flags;
+	uint32_t front, pad;
+};
+
+/* A stream not yet handed back. Usually its request, waiting for the
+ * response. A client's reader thread can take the response in before
+ * the writer thread's syscall has returned from sending the request:
+ * the response then waits for its request. A gRPC call waits on after
+ * its response head, for the trailers that carry its status. */
+struct pending {
+	uint32_t stream;
+	size_t head_len;
+	bool requested;	     /* its request came: head and ns hold it */
+	bool grpc;	     /* the request is a gRPC call */
+	bool responded;	     /* its final response head came */
+	bool ended;	     /* the response ended, or the stream was reset */
+	int status;	     /* responded: the response's code */
+	int grpc_status;     /* ended: the call's gRPC status */
+	uint64_t timeout_ns; /* the request's grpc-timeout (0: none) */
+	uint64_t ns;	     /* the request's time */
+	uint64_t resp_ns, end_ns;
+	char head[SONDE_REQ_CAP];
+};
+
+struct conn {
+	uint32_t tgid, fd;
+	uint64_t since, sk;
+	uint32_t next_seq[2];
+	bool lost;
+	bool given_up; /* no room when it began: never decoded */
+	struct direction dir[2];
+	struct pending *pending; /* grown up to HTTP2_MAX_PENDING */
+	unsigned npending, pending_room;
+	struct conn *next; /* hash chain */
+};
+
+static struct conn *buckets[NBUCKETS];
+static size_t nconns;
+/* Connections given up at their first record for want of room: kept, as
+ * small entries without decoders, so they are counted once. */
+static size_t ngiven_up;
+
+/* Every connection a process has had on one fd is in one bucket. */
+static unsigned bucket_of(uint32_t tgid, uint32_t fd)
+{
+	return (unsigned)(strmap_hash_finish((uint64_t)tgid << 32 | fd) &
+			  (NBUCKETS - 1));
+}
+
+static struct conn **find(uint32_t tgid, uint32_t fd, uint64_t since)
+{
+	struct conn **p = &buckets[bucket_of(tgid, fd)];
+
+	while (*p &&
+	       ((*p)->tgid != tgid || (*p)->fd != fd || (*p)->since != since))
+		p = &(*p)->next;
+	return p;
+}
+
+static void decoders_free(struct conn *c)
+{
+	for (int d = 0; d < 2; d++) {
+		if (c->dir[d].decoder)
+			nghttp2_hd_inflate_del(c->dir[d].decoder);
+		c->dir[d].decoder = NULL;
+	}
+}
+
+static void conn_free(struct conn *c)
+{
+	decoders_free(c);
+	for (int d = 0; d < 2; d++)
+		free(c->dir[d].block);
+	free(c->pending);
+	if (c->given_up)
+		ngiven_up--;
+	else
+		nconns--;
+	free(c);
+}
+
+/* A new connection, or one given up at once when there is no room for
+ * it (or none for that either: NULL). */
+static struct conn *conn_new(const struct sonde_h2_event *ev)
+{
+	bool room = nconns < HTTP2_MAX_CONNS;
+	struct conn *c;
+
+	if (!room && ngiven_up >= HTTP2_MAX_CONNS)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->tgid = ev->hdr.tgid;
+	c->fd = ev->fd;
+	c->since = ev->since;
+	c->sk = ev->sk;
+	for (int d = 0; room && d < 2; d++)
+		if (nghttp2_hd_inflate_new(&c->dir[d].decoder) ||
+		    nghttp2_hd_inflate_change_table_size(c->dir[d].decoder,
+							 DECODER_TABLE_MAX))
+			room = false;
+	if (!room) {
+		decoders_free(c);
+		c->given_up = c->lost = true;
+		ngiven_up++;
+		return c;
+	}
+	nconns++;
+	return c;
+}
+
+static struct pending *pending_find(struct conn *c, uint32_t stream)
+{
+	for (unsigned i = 0; i < c->npending; i++)
+		if (c->pending[i].stream == stream)
+			return &c->pending[i];
+	return NULL;
+}
+
+static void pending_remove(struct conn *c, struct pending *p)
+{
+	size_t i = (size_t)(p - c->pending);
+
+	memmove(p, p + 1, (c->npending - i - 1) * sizeof(*p));
+	c->npending--;
+}
+
+/* Appends len bytes at s to dst, which holds *used of its cap bytes, as
+ * far as they fit: beyond cap the text is cut, as HTTP/1's capture is. */
+static void put(char *dst, size_t cap, size_t *used, const void *s, size_t len)
+{
+	if (len > cap - *used)
+		len = cap - *used;
+	memcpy(dst + *used, s, len);
+	*used += len;
+}
+
+/* Appends to the request head being written in p. */
+static void head_put(struct pending *p, const void *s, size_t len)
+{
+	put(p->head, sizeof(p->head), &p->head_len, s, len);
+}
+
+/* What a header block says, as far as sonde uses it: copied as each
+ * field is decoded, since the decoder reuses its buffers. */
+struct block_fields {
+	char method[32], path[SONDE_REQ_CAP], authority[SONDE_REQ_CAP];
+	size_t method_len, path_len, authority_len;
+	bool has_method, has_path, has_authority;
+	int status;	     /* -1: none, 0: not a status code */
+	int grpc_status;     /* -1: none */
+	bool grpc;	     /* content-type names gRPC */
+	uint64_t timeout_ns; /* grpc-timeout; 0: none */
+	/* Regular fields as "name: value\r\n" lines, as far as they fit. */
+	char fields[SONDE_REQ_CAP];
+	size_t fields_len;
+};
+
+static bool name_is(const nghttp2_nv *nv, const char *name)
+{
+	size_t len = strlen(name);
+
+	return nv->namelen == len && memcmp(nv->name, name, len) == 0;
+}
+
+/* A field value that a request head could carry: no CR, LF or NUL. */
+static bool clean(const uint8_t *v, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+			return false;
+	return true;
+}
+
+/* Copies a pseudo-header's value, cut to room; false when unusable. */
+static bool take_value(const nghttp2_nv *nv, char *dst, size_t room,
+		       size_t *len)
+{
+	if (!clean(nv->value, nv->valuelen))
+		return false;
+	*len = nv->valuelen < room ? nv->valuelen : room;
+	memcpy(dst, nv->value, *len);
+	return true;
+}
+
+static void fields_put(struct block_fields *f, const void *s, size_t len)
+{
+	put(f->fields, sizeof(f->fields), &f->fields_len, s, len);
+}
+
+/* The status code in a :status value: three digits, 100 to 599; 0 for
+ * anything else. */
+static int status_code(const nghttp2_nv *nv)
+{
+	const uint8_t *v = nv->value;
+
+	if (nv->valuelen != 3 || v[0] < '1' || v[0] > '5' || v[1] < '0' ||
+	    v[1] > '9' || v[2] < '0' || v[2] > '9')
+		return 0;
+	return (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+}
+
+static void field(struct block_fields *f, const nghttp2_nv *nv)
+{
+	if (name_is(nv, ":method"))
+		f->has_method = take_value(nv, f->method, sizeof(f->method),
+					   &f->method_len);
+	else if (name_is(nv, ":path"))
+		f->has_path =
+			take_value(nv, f->path, sizeof(f->path), &f->path_len);
+	else if (name_is(nv, ":authority"))
+		f->has_authority =
+			take_value(nv, f->authority, sizeof(f->authority),
+				   &f->authority_len);
+	else if (name_is(nv, ":status"))
+		f->status = status_code(nv);
+	else if (name_is(nv, "grpc-status"))
+		f->grpc_status = grpc_status_parse(nv->value, nv->valuelen);
+	else if (nv->namelen && nv->name[0] != ':' &&
+		 clean(nv->name, nv->namelen) &&
+		 clean(nv->value, nv->valuelen)) {
+		if (name_is(nv, "content-type"))
+			f->grpc = grpc_content_type(nv->value, nv->valuelen);
+		else if (name_is(nv, "grpc-timeout"))
+			f->timeout_ns =
+				grpc_timeout_parse(nv->value, nv->valuelen);
+		fields_put(f, nv->name, nv->namelen);
+		fields_put(f, ": ", 2);
+		fields_put(f, nv->value, nv->valuelen);
+		fields_put(f, "\r\n", 2);
+	}
+}
+
+/* Decodes d's finished header block into f. False when it does not
+ * decode: the table is then out of step with the peer's. */
+static bool decode(struct direction *d, struct block_fields *f)
+{
+	/* An empty block has no buffer yet: it still ends, with no field. */
+	static const uint8_t empty[1];
+	const uint8_t *in = d->block ? d->block : empty;
+	size_t rest = d->block_len;
+
+	f->status = -1;
+	f->grpc_status = -1;
+	for (;;) {
+		nghttp2_nv nv;
+		int flags = 0;
+		ssize_t n = nghttp2_hd_inflate_hd2(d->decoder, &nv, &flags, in,
+						   rest, 1);
+
+		if (n < 0)
+			return false;
+		in += n;
+		rest -= (size_t)n;
+		if (flags & NGHTTP2_HD_INFLATE_EMIT)
+			field(f, &nv);
+		if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+			nghttp2_hd_inflate_end_headers(d->decoder);
+			return true;
+		}
+		if (!(flags & NGHTTP2_HD_INFLATE_EMIT) && rest == 0)
+			return false;
+	}
+}
+
+/* Writes into p the request head HTTP/1.1 would have sent. */
+static void request_head(struct pending *p, const struct block_fields *f)
+{
+	p->head_len = 0;
+	head_put(p, f->method, f->method_len);
+	head_put(p, " ", 1);
+	/* CONNECT has no :path: its target is the authority. */
+	if (f->has_path && f->path_len)
+		head_put(p, f->path, f->path_len);
+	else if (f->has_authority && f->authority_len)
+		head_put(p, f->authority, f->authority_len);
+	else
+		head_put(p, "*", 1);
+	head_put(p, " HTTP/1.1\r\n", 11);
+	if (f->has_authority) {
+		head_put(p, "host: ", 6);
+		head_put(p, f->authority, f->authority_len);
+		head_put(p, "\r\n", 2);
+	}
+	head_put(p, f->fields, f->fields_len);
+	head_put(p, "\r\n", 2);
+}
+
+static void fill_exchange(const struct sonde_h2_event *ev,
+			  const struct pending *p, int code, uint64_t end_ns,
+			  struct sonde_http_event *out)
+{
+	memset(out, 0, SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP));
+	out->hdr.ts_ns = ev->hdr.ts_ns;
+	out->hdr.tgid = ev->hdr.tgid;
+	out->hdr.kind = SONDE_EV_HTTP_EXCHANGE;
+	out->start_ns = p->ns;
+	out->end_ns = end_ns;
+	memcpy(out->saddr, ev->saddr, sizeof(out->saddr));
+	memcpy(out->daddr, ev->daddr, sizeof(out->daddr));
+	out->fd = ev->fd;
+	out->sport = ev->sport;
+	out->dport = ev->dport;
+	out->family = ev->family;
+	out->role = ev->role;
+	memcpy(out->comm, ev->comm, sizeof(out->comm));
+	/* The status line the daemon's HTTP/1 parser reads: only its code
+	 * is used. A :status that is no code gives none, and the parser
+	 * counts a response it could not read. */
+	memcpy(out->resp, "HTTP/1.1 ", 9);
+	out->resp[9] = (char)('0' + code / 100);
+	out->resp[10] = (char)('0' + code / 10 % 10);
+	out->resp[11] = (char)('0' + code % 10);
+	out->resp_len = code ? 12 : 0;
+	memcpy(out->req, p->head, p->head_len);
+	out->req_len = p->head_len;
+}
+
+/* A new pending stream at the end, for stream: when the table is full,
+ * the oldest goes, and *unanswered says whether that was a response
+ * whose request never came. NULL when out of memory. */
+static struct pending *pending_add(struct conn *c, uint32_t stream,
+				   bool *unanswered)
+{
+	struct pending *p;
+
+	*unanswered = false;
+	if (c->npending == c->pending_room &&
+	    c->pending_room < HTTP2_MAX_PENDING) {
+		unsigned n = c->pending_room ? 2 * c->pending_room : 8;
+
+		p = realloc(c->pending, n * sizeof(*p));
+		if (p) {
+			c->pending = p;
+			c->pending_room = n;
+		}
+	}
+	if (c->npending == c->pending_room) {
+		if (!c->npending)
+			return NULL;
+		*unanswered = !c->pending[0].requested;
+		pending_remove(c, &c->pending[0]);
+	}
+	p = &c->pending[c->npending++];
+	memset(p, 0, offsetof(struct pending, head));
+	p->stream = stream;
+	return p;
+}
+
+/* Hands p back as an exchange once it is whole: an HTTP exchange at its
+ * response head, a gRPC call at its end, when its status is known.
+ * *grpc_status is the call's status, or -1 for HTTP. */
+static enum http2_result finish(struct conn *c, struct pending *p,
+				const struct sonde_h2_event *ev,
+				struct sonde_http_event *out, int *grpc_status)
+{
+	if (!p->requested || !(p->grpc ? p->ended : p->responded))
+		return HTTP2_NOTHING;
+	*grpc_status = p->grpc ? p->grpc_status : -1;
+	fill_exchange(ev, p, p->status, p->grpc ? p->end_ns : p->resp_ns, out);
+	pending_remove(c, p);
+	return HTTP2_EXCHANGE;
+}
+
+/* The stream's response ended at ns with a gRPC status (meaningful only
+ * if its request turns out to be a gRPC call). */
+static void end(struct pending *p, int grpc_status, uint64_t ns)
+{
+	p->ended = true;
+	p->grpc_status = grpc_status;
+	p->end_ns = ns;
+}
+
+/* Acts on d's finished header block: a request (or a server's promise)
+ * opens its stream, a final response head answers it, and trailers (or
+ * a head that ends the stream) end it. Interim responses change
+ * nothing. */
+static enum http2_result block_done(struct conn *c, struct direction *d,
+				    const struct sonde_h2_event *ev,
+				    struct sonde_http_event *out,
+				    int *grpc_status)
+{
+	struct block_fields f;
+	struct pending *p;
+	enum http2_result r;
+	bool dropped = false;
+
+	d->in_block = false;
+	memset(&f, 0, sizeof(f));
+	if (!decode(d, &f))
+		return HTTP2_LOST;
+	p = pending_find(c, d->stream);
+	if (!ev->to_client || d->promise) {
+		if (!f.has_method || (p && p->requested))
+			return HTTP2_NOTHING;
+		if (!p)
+			p = pending_add(c, d->stream, &dropped);
+		if (!p)
+			return HTTP2_LOST;
+		p->requested = true;
+		p->grpc = f.grpc && !d->promise;
+		p->timeout_ns = f.timeout_ns;
+		p->ns = d->block_ns;
+		request_head(p, &f);
+	} else if (f.status < 0) {
+		/* Trailers: the end of a stream whose head came. */
+		if (!p || !p->responded || p->ended)
+			return HTTP2_NOTHING;
+		end(p, f.grpc_status >= 0 ? f.grpc_status : GRPC_UNKNOWN,
+		    d->block_ns);
+	} else if (f.status >= 100 && f.status < 200) {
+		return HTTP2_NOTHING;
+	} else {
+		if (p && p->responded)
+			return p->requested ? HTTP2_NOTHING : HTTP2_NO_REQUEST;
+		if (!p)
+			p = pending_add(c, d->stream, &dropped);
+		if (!p)
+			return HTTP2_LOST;
+		p->responded = true;
+		p->status = f.status;
+		p->resp_ns = d->block_ns;
+		/* A head alone ("trailers-only"): the status is in it, or
+		 * follows from the HTTP one. */
+		if (d->end_stream)
+			end(p,
+			    f.grpc_status >= 0 ?
+				    f.grpc_status :
+				    grpc_status_from_http(f.status),
+			    d->block_ns);
+	}
+	r = finish(c, p, ev, out, grpc_status);
+	return r == HTTP2_NOTHING && dropped ? HTTP2_NO_REQUEST : r;
+}
+
+/* Takes in the piece [offset, offset + len) of a HEADERS or CONTINUATION
+ * frame's payload. */
+static enum http2_result block_piece(struct conn *c,
+				     const struct sonde_h2_event *ev,
+				     size_t len, struct sonde_http_event *out,
+				     int *grpc_status)
+{
+	struct direction *d = &c->dir[ev->to_client ? 1 : 0];
+	size_t lo, hi, end = (size_t)ev->offset + len;
+
+	if (ev->offset == 0) {
+		bool padded = ev->type != SONDE_H2_CONTINUATION &&
+			      (ev->flags & SONDE_H2_FLAG_PADDED);
+
+		d->front = padded ? 1 : 0;
+		if (ev->type == SONDE_H2_CONTINUATION) {
+			if (!d->in_block || ev->stream_id != d->frame_stream)
+				return HTTP2_LOST;
+		} else {
+			if (d->in_block)
+				return HTTP2_LOST;
+			d->in_block = true;
+			d->block_len = 0;
+			d->frame_stream = ev->stream_id;
+			d->stream = ev->stream_id;
+			d->block_ns = ev->hdr.ts_ns;
+			d->promise = ev->type == SONDE_H2_PUSH_PROMISE;
+			d->end_stream = ev->type == SONDE_H2_HEADERS &&
+					(ev->flags & SONDE_H2_FLAG_END_STREAM);
+			if (ev->type == SONDE_H2_HEADERS &&
+			    (ev->flags & SONDE_H2_FLAG_PRIORITY))
+				d->front += 5;
+		}
+		/* A promise names its stream ahead of the block. */
+		if (d->promise && ev->type == SONDE_H2_PUSH_PROMISE) {
+			const uint8_t *id =
+				(const uint8_t *)ev->data + d->front;
+
+			if (len < (size_t)d->front + 4)
+				return HTTP2_LOST;
+			d->stream = ((uint32_t)id[0] & 0x7f) << 24 |
+				    (uint32_t)id[1] << 16 |
+				    (uint32_t)id[2] << 8 | id[3];
+			d->front += 4;
+		}
+		d->frame_flags = ev->flags;
+		d->pad = padded && len ? (uint8_t)ev->data[0] : 0;
+		if ((size_t)d->front + d->pad > ev->frame_len)
+			return HTTP2_LOST;
+	} else if (!d->in_block || ev->stream_id != d->frame_stream) {
+		return HTTP2_LOST;
+	}
+	lo = ev->offset > d->front ? ev->offset : d->front;
+	hi = ev->frame_len - d->pad;
+	if (end < hi)
+		hi = end;
+	if (hi > lo) {
+		size_t need = d->block_len + (hi - lo);
+
+		if (need > HTTP2_MAX_BLOCK)
+			return HTTP2_LOST;
+		if (need > d->block_room) {
+			size_t room = d->block_room ? d->block_room : 1024;
+			uint8_t *b;
+
+			while (room < need)
+				room *= 2;
+			b = realloc(d->block, room);
+			if (!b)
+				return HTTP2_LOST;
+			d->block = b;
+			d->block_room = room;
+		}
+		memcpy(d->block + d->block_len, ev->data + (lo - ev->offset),
+		       hi - lo);
+		d->block_len = need;
+	}
+	if (end == ev->frame_len &&
+	    (d->frame_flags & SONDE_H2_FLAG_END_HEADERS))
+		return block_done(c, d, ev, out, grpc_status);
+	return HTTP2_NOTHING;
+}
+
+/* Forgets the connections process tgid had on fd before the one that
+ * began at since: an fd holds one connection at a time. */
+static void forget_earlier(uint32_t tgid, uint32_t fd, uint64_t since)
+{
+	struct conn **p = &buckets[bucket_of(tgid, fd)];
+
+	while (*p) {
+		struct conn *c = *p;
+
+		if (c->tgid == tgid && c->fd == fd && c->since != since) {
+			*p = c->next;
+			conn_free(c);
+		} else {
+			p = &c->next;
+		}
+	}
+}
+
+/* RST_STREAM error codes (RFC 9113 section 7) sonde tells apart. */
+#define H2_NO_ERROR 0x0
+#define H2_CANCEL 0x8
+
+/* A stream was reset: no response will come. A gRPC call ends there,
+ * with the status the reset's error code stands for, or with
+ * DEADLINE_EXCEEDED when it was reset at its deadline (grpc-timeout). */
+static enum http2_result reset(struct conn *c, const struct sonde_h2_event *ev,
+			       size_t len, struct sonde_http_event *out,
+			       int *grpc_status)
+{
+	struct pending *p = pending_find(c, ev->stream_id);
+	const uint8_t *code = (const uint8_t *)ev->data;
+	uint32_t error;
+	int status;
+
+	if (!p)
+		return HTTP2_NOTHING;
+	if (p->requested && !p->grpc) {
+		pending_remove(c, p);
+		return HTTP2_NOTHING;
+	}
+	if (p->ended)
+		return finish(c, p, ev, out, grpc_status);
+	error = ev->offset == 0 && len >= 4 ?
+			(uint32_t)code[0] << 24 | (uint32_t)code[1] << 16 |
+				(uint32_t)code[2] << 8 | code[3] :
+			H2_NO_ERROR;
+	/* At the deadline, the client cancels and the server may end the
+	 * stream with NO_ERROR; whichever comes first here, the deadline
+	 * ended the call. */
+	if ((error == H2_CANCEL || error == H2_NO_ERROR) && p->requested &&
+	    ev->hdr.ts_ns > p->ns &&
+	    grpc_deadline_passed(p->timeout_ns, ev->hdr.ts_ns - p->ns))
+		status = GRPC_DEADLINE_EXCEEDED;
+	else
+		status = grpc_status_from_reset(error);
+	end(p, status, ev->hdr.ts_ns);
+	return finish(c, p, ev, out, grpc_status);
+}
+
+enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
+			       struct sonde_http_event *out, int *grpc_status)
+{
+	size_t len = ev->len,
+	       room = size - offsetof(struct sonde_h2_event, data);
+	unsigned dir = ev->to_client ? 1 : 0;
+	struct conn **slot = find(ev->hdr.tgid, ev->fd, ev->since);
+	struct conn *c = *slot;
+	enum http2_result r;
+
+	if (len > room)
+		len = room;
+	if (len > SONDE_H2_DATA_CAP)
+		len = SONDE_H2_DATA_CAP;
+	if (!c) {
+		/* The rest of a connection already given up, or swept. */
+		if (ev->seq != 0)
+			return HTTP2_NOTHING;
+		forget_earlier(ev->hdr.tgid, ev->fd, ev->since);
+		c = conn_new(ev);
+		if (!c)
+			return HTTP2_LOST;
+		slot = find(ev->hdr.tgid, ev->fd, ev->since);
+		*slot = c;
+		if (c->given_up)
+			return HTTP2_LOST;
+	}
+	if (c->lost)
+		return HTTP2_NOTHING;
+	if (ev->seq != c->next_seq[dir] ||
+	    (size_t)ev->offset + len > ev->frame_len)
+		r = HTTP2_LOST;
+	else if (ev->type == SONDE_H2_RST_STREAM)
+		r = reset(c, ev, len, out, grpc_status);
+	else if (ev->type == SONDE_H2_HEADERS ||
+		 ev->type == SONDE_H2_CONTINUATION ||
+		 ev->type == SONDE_H2_PUSH_PROMISE)
+		r = block_piece(c, ev, len, out, grpc_status);
+	else
+		r = HTTP2_LOST;
+	c->next_seq[dir] = ev->seq + 1;
+	if (r == HTTP2_LOST) {
+		/* Keep the entry, marked, so the rest of its records are
+		 * passed over: until it is swept. */
+		c->lost = true;
+		c->npending = 0;
+	}
+	return r;
+}
+
+void http2_sweep(http2_open_fn open)
+{
+	for (unsigned b = 0; b < NBUCKETS; b++) {
+		struct conn **p = &buckets[b];
+
+		while (*p) {
+			struct conn *c = *p;
+
+			if (open(c->tgid, c->fd, c->sk)) {
+				p = &c->next;
+				continue;
+			}
+			*p = c->next;
+			conn_free(c);
+		}
+	}
+}
+
+size_t http2_connections(void)
+{
+	return nconns;
+}
+
+void http2_clear(void)
+{
+	for (unsigned b = 0; b < NBUCKETS; b++)
+		while (buckets[b]) {
+			struct conn *c = buckets[b];
+
+			buckets[b] = c->next;
+			conn_free(c);
+		}
+}

@@ -1,0 +1,19 @@
+/* Label text from numbers: what the dispatcher and the TCP families write
+ * per record, without printf. Pure functions. */
+#ifndef SONDE_UTIL_FMT_H
+#define SONDE_UTIL_FMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Writes an address as label text: dotted IPv4 (also for IPv4-mapped
+ * IPv6 addresses) or IPv6. Returns 0, or -1 for an unknown family or a
+ * short buffer (INET6_ADDRSTRLEN is enough). */
+int fmt_address(uint16_t family, const uint8_t addr[16], char *out,
+		size_t outsz);
+
+/* Writes value in decimal (a status code, a port). Returns 0, or -1 when
+ * out is too short. */
+int fmt_uint(unsigned value, char *out, size_t outsz);
+
+#endif
