@@ -40,6 +40,20 @@ enum sonde_event_kind {
 	SONDE_EV_FUNC_CALL = 16,
 };
 
+/* What a connection's bytes were classified as, once, from the first ones
+ * seen (bpf/proto/proto.bpf.h). Indexes the per-CPU "classified" array;
+ * names in user/kernel/capture.c. A TLS connection whose plaintext sonde
+ * reads through OpenSSL is classified twice: TLS for its ciphertext,
+ * then its plaintext's protocol. */
+enum sonde_proto {
+	SONDE_PROTO_NONE = 0, /* nothing seen yet */
+	SONDE_PROTO_HTTP1,
+	SONDE_PROTO_HTTP2,
+	SONDE_PROTO_TLS,     /* ciphertext: never parsed from the socket */
+	SONDE_PROTO_UNKNOWN, /* no protocol claimed it: ignored from then on */
+	SONDE_PROTO_COUNT,
+};
+
 /* Per-process verdicts of the process selection (user/selection.h), the
  * values of the "verdicts" map; absent means not decided yet. */
 enum sonde_verdict {
@@ -237,6 +251,12 @@ struct sonde_process_event {
 	struct sonde_event_header hdr;
 	char comm[SONDE_COMM_LEN];
 };
+
+/* The attach cookie of the one OpenSSL entry program (ssl_entry): which
+ * call it probes, as flags. */
+#define SONDE_TLS_CALL_READ 0x1	     /* SSL_read, SSL_read_ex */
+#define SONDE_TLS_CALL_EX 0x2	     /* the _ex forms */
+#define SONDE_TLS_CALL_HANDSHAKE 0x4 /* SSL_do_handshake */
 
 /* One call of a --uprobe function: how long it took, and which of the
  * --uprobe targets it was (the attach cookie: the flag's index). */

@@ -54,12 +54,15 @@ def test_program_runs_are_counted_with_bpf_stats_only(nginx):
         assert plain.stop() == 0
     # Every loaded program is listed, tracepoints and OpenSSL probes.
     # nginx reads with recv(): under socket hooks, one program sees every
-    # read, and connections are learnt from their state changes.
-    if "sock_recv" in runs:
-        reads, conns = "sock_recv", "sock_set_state"
+    # read and write, and connections are learnt from their state changes;
+    # under syscall hooks one program sees the eight read and write
+    # syscalls, another both accepts.
+    if "sock_io" in runs:
+        reads, conns = "sock_io", "sock_set_state"
     else:
-        reads, conns = "exit_recvfrom", "exit_accept4"
-    assert {reads, conns, "tcp_retransmit", "ssl_read_entry"} <= set(runs)
+        reads, conns = "sys_exit_io", "sys_exit_accept"
+    assert {reads, conns, "tcp_retransmit", "ssl_entry", "ssl_exit"} <= \
+        set(runs)
     assert set(seconds) == set(runs)
     if not bpf_stats_sysctl_on():
         # Counting costs every BPF program on the host: off by default.

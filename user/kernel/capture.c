@@ -29,8 +29,9 @@
 
 struct program_status {
 	const char *name;
-	struct bpf_link *link;
-	int err; /* 0 when attached */
+	struct bpf_link *links[HOOKS_MAX_POINTS]; /* one per tracepoint */
+	int nlinks;
+	int err; /* 0 when attached everywhere */
 };
 
 static struct capture_bpf *skel;
@@ -66,6 +67,16 @@ struct map_fill {
 	int owner_offset; /* of the owning task's id in the key; -1: none */
 };
 
+/* Processes whose verdict turned against tracing them: the connections
+ * they had (tracked while they were pending, or before an exec) are
+ * removed at the next sweep, so that the kernel stops looking at them;
+ * the daemon drops their records meanwhile. Beyond UNTRACED_MAX between
+ * two sweeps, a process's connections stay until they close. Consumer
+ * thread only. */
+#define UNTRACED_MAX 256
+static uint32_t untraced[UNTRACED_MAX];
+static unsigned nuntraced;
+
 /* Written by the consumer thread, read by the /metrics thread. */
 static pthread_mutex_t fills_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct map_fill fills[MAX_HASH_MAPS];
@@ -87,9 +98,11 @@ static const struct map_owner {
 	uint32_t key_size;
 	int offset;
 } map_owners[] = {
-	{ "conns", 8, 0 },    /* struct conn_key: tgid, fd */
-	{ "skip_fds", 8, 0 }, /* struct conn_key */
-	{ "procs", 4, 0 },    /* the tgid */
+	{ "conns", 8, 0 },	 /* struct conn_key: tgid, fd */
+	{ "skip_fds", 8, 0 },	 /* struct conn_key */
+	{ "http1_conns", 8, 0 }, /* struct conn_key */
+	{ "h2_conns", 8, 0 },	 /* struct conn_key */
+	{ "procs", 4, 0 },	 /* the tgid */
 	{ "verdicts", 4, 0 },
 	{ "tls_bio_procs", 4, 0 },
 	{ "tls_fds", 16, 8 }, /* struct tls_session_key: ssl, tgid */
@@ -108,6 +121,13 @@ static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
 	[SONDE_DROP_RING_BUSY] = "ring_busy",
 };
 
+static const char *const proto_names[SONDE_PROTO_COUNT] = {
+	[SONDE_PROTO_HTTP1] = "http1",
+	[SONDE_PROTO_HTTP2] = "http2",
+	[SONDE_PROTO_TLS] = "tls",
+	[SONDE_PROTO_UNKNOWN] = "unknown",
+};
+
 static int print_libbpf(enum libbpf_print_level level, const char *fmt,
 			va_list ap)
 {
@@ -124,6 +144,11 @@ static int check_map_layout(void)
 	    bpf_map__max_entries(skel->maps.drops) != SONDE_DROP_REASON_COUNT) {
 		log_error("BPF object does not match this build of sonde "
 			  "(drops map layout): rebuild with make");
+		return -EINVAL;
+	}
+	if (bpf_map__max_entries(skel->maps.classified) != SONDE_PROTO_COUNT) {
+		log_error("BPF object does not match this build of sonde "
+			  "(classified map layout): rebuild with make");
 		return -EINVAL;
 	}
 	if (bpf_map__key_size(skel->maps.listeners) !=
@@ -180,6 +205,7 @@ static int attach_all(void)
 
 	bpf_object__for_each_program(prog, skel->obj) {
 		struct program_status *st;
+		int n;
 
 		if (nprograms == MAX_PROGRAMS)
 			break;
@@ -189,12 +215,12 @@ static int attach_all(void)
 			continue;
 		st = &programs[nprograms++];
 		st->name = bpf_program__name(prog);
-		st->link = bpf_program__attach(prog);
-		if (!st->link) {
-			st->err = -errno;
-			log_error("cannot attach %s (%s): %s", st->name,
-				  bpf_program__section_name(prog),
-				  strerror(-st->err));
+		n = hooks_attach(prog, st->links, &st->nlinks);
+		if (n < 0) {
+			st->err = n;
+			log_error("cannot attach %s (%s, tracepoint %d): %s",
+				  st->name, bpf_program__section_name(prog),
+				  st->nlinks + 1, strerror(-st->err));
 			continue;
 		}
 		attached++;
@@ -371,12 +397,31 @@ static void list_hash_maps(void)
 	}
 }
 
+/* mapsweep_gone_fn for the maps of connections: an exited process's,
+ * or one whose verdict turned against tracing it. */
+static bool conn_unwanted(uint32_t tgid)
+{
+	for (unsigned i = 0; i < nuntraced; i++)
+		if (untraced[i] == tgid)
+			return true;
+	return mapsweep_task_gone(tgid);
+}
+
+static bool is_connection_map(const struct map_fill *f)
+{
+	return !strcmp(f->name, "conns") || !strcmp(f->name, "http1_conns") ||
+	       !strcmp(f->name, "h2_conns");
+}
+
 static void sweep_maps(void)
 {
 	for (int i = 0; i < nfills; i++) {
 		struct mapsweep_result r;
 		int err = mapsweep_walk(fills[i].fd, fills[i].owner_offset,
-					mapsweep_task_gone, &r);
+					is_connection_map(&fills[i]) ?
+						conn_unwanted :
+						mapsweep_task_gone,
+					&r);
 
 		if (err)
 			log_debug("cannot walk BPF map %s: %s", fills[i].name,
@@ -386,6 +431,7 @@ static void sweep_maps(void)
 		fills[i].removed += r.removed;
 		pthread_mutex_unlock(&fills_lock);
 	}
+	nuntraced = 0;
 	swept_at_ns = clock_monotonic_ns();
 }
 
@@ -459,7 +505,8 @@ static void render_map_fills(struct strbuf *sb)
 	write_per_map(sb, "sonde_map_entries_removed_total", "counter",
 		      "Entries sonde removed from its BPF hash map because "
 		      "the process or thread that owned them had exited "
-		      "without closing them.",
+		      "without closing them, or (connections) is no longer "
+		      "traced.",
 		      copy, n, fill_removed);
 }
 
@@ -471,6 +518,8 @@ static void size_connection_maps(uint32_t n)
 	bpf_map__set_max_entries(skel->maps.conns, n);
 	bpf_map__set_max_entries(skel->maps.socks, n);
 	bpf_map__set_max_entries(skel->maps.tls_fds, n);
+	bpf_map__set_max_entries(skel->maps.http1_conns, n);
+	bpf_map__set_max_entries(skel->maps.h2_conns, n);
 }
 
 static void enter_listener(void *ctx, const struct sonde_listener_key *key,
@@ -607,6 +656,8 @@ int capture_set_verdict(uint32_t pid, uint8_t verdict)
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.verdicts), &pid,
 				&verdict, BPF_ANY))
 		return -errno;
+	if (verdict != SONDE_VERDICT_TRACE && nuntraced < UNTRACED_MAX)
+		untraced[nuntraced++] = pid;
 	return 0;
 }
 
@@ -635,22 +686,44 @@ bool capture_all_attached(void)
 	return true;
 }
 
-static uint64_t kernel_drops(__u32 reason)
+/* The sum over CPUs of a per-CPU array's counter at index; 0 when map is
+ * NULL (not loaded). */
+static uint64_t per_cpu_sum(const struct bpf_map *map, __u32 index)
 {
 	int ncpus = libbpf_num_possible_cpus();
 	__u64 *values, total = 0;
 
-	if (ncpus <= 0 || !skel)
+	if (ncpus <= 0 || !map)
 		return 0;
 	values = calloc(ncpus, sizeof(*values));
 	if (!values)
 		return 0;
-	if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.drops), &reason,
-				 values))
+	if (!bpf_map_lookup_elem(bpf_map__fd(map), &index, values))
 		for (int i = 0; i < ncpus; i++)
 			total += values[i];
 	free(values);
 	return total;
+}
+
+static uint64_t kernel_drops(__u32 reason)
+{
+	return per_cpu_sum(skel ? skel->maps.drops : NULL, reason);
+}
+
+static void render_classified(struct strbuf *sb)
+{
+	prom_write_family(sb, "sonde_connections_classified_total", "counter",
+			  "TCP connections by what their first bytes were: "
+			  "http1, http2, tls (ciphertext; its plaintext, when "
+			  "sonde reads it from OpenSSL, is counted again as "
+			  "its own protocol) or unknown (never parsed).");
+	for (__u32 p = SONDE_PROTO_HTTP1; p < SONDE_PROTO_COUNT; p++) {
+		struct prom_label label = { "protocol", proto_names[p] };
+
+		prom_write_u64(
+			sb, "sonde_connections_classified_total", &label, 1,
+			per_cpu_sum(skel ? skel->maps.classified : NULL, p));
+	}
 }
 
 static void write_drops(struct strbuf *sb, const char *reason, uint64_t n)
@@ -731,12 +804,13 @@ void capture_render(struct strbuf *sb, uint64_t series_limit_drops)
 	for (__u32 r = 0; r < SONDE_DROP_REASON_COUNT; r++)
 		write_drops(sb, drop_names[r], kernel_drops(r));
 	write_drops(sb, "series_limit", series_limit_drops);
+	render_classified(sb);
 	render_program_counters(sb);
 	render_map_fills(sb);
 }
 
 int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
-			      char *missing, size_t n)
+			      char *missing, size_t nmissing)
 {
 	struct capture_bpf *obj = capture_bpf__open();
 	bool socket = hooks_kernel_has_socket(tracefs_dir);
@@ -748,23 +822,25 @@ int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
 	*total = *present = 0;
 	missing[0] = '\0';
 	bpf_object__for_each_program(prog, obj->obj) {
-		/* "tracepoint/syscalls/sys_exit_read" */
-		const char *sec = bpf_program__section_name(prog);
-		const char *tp = strchr(sec, '/');
 		enum hook_set set = hooks_set_of(prog);
+		const char *points[HOOKS_MAX_POINTS];
+		int n = hooks_points(prog, points);
 
-		/* The set --hooks auto would not load is not needed, nor is
-		 * the raw fork tracepoint (only a selection loads it). */
-		if (!tp || strncmp(sec, "tracepoint/", 11) ||
-		    (set != HOOKS_SHARED &&
-		     set != (socket ? HOOKS_SOCKET : HOOKS_SYSCALL)))
+		/* The set --hooks auto would not load is not needed. Raw
+		 * tracepoints but the socket hooks (fork, loaded only with a
+		 * selection) have no points. */
+		if (set != HOOKS_SHARED &&
+		    set != (socket ? HOOKS_SOCKET : HOOKS_SYSCALL))
 			continue;
-		(*total)++;
-		snprintf(path, sizeof(path), "%s/events%s", tracefs_dir, tp);
-		if (access(path, F_OK) == 0)
-			(*present)++;
-		else if (!missing[0])
-			snprintf(missing, n, "%s", tp + 1);
+		for (int i = 0; i < n; i++) {
+			(*total)++;
+			snprintf(path, sizeof(path), "%s/events/%s",
+				 tracefs_dir, points[i]);
+			if (access(path, F_OK) == 0)
+				(*present)++;
+			else if (!missing[0])
+				snprintf(missing, nmissing, "%s", points[i]);
+		}
 	}
 	capture_bpf__destroy(obj);
 	return 0;
@@ -776,7 +852,9 @@ void capture_stop(void)
 	ring = NULL;
 	unmap_cpu_rings();
 	for (int i = 0; i < nprograms; i++)
-		bpf_link__destroy(programs[i].link);
+		while (programs[i].nlinks)
+			bpf_link__destroy(
+				programs[i].links[--programs[i].nlinks]);
 	nprograms = 0;
 	if (stats_fd >= 0)
 		close(stats_fd);

@@ -46,17 +46,18 @@
 /* Executables known to carry no OpenSSL, by (dev, inode). */
 #define EXE_CACHE_LEN 4096
 
-/* The entry and return programs that probe each OpenSSL function (in
- * bpf/tls.bpf.h). */
-static const struct {
-	const char *entry, *exit;
-} tls_progs[SSLPROBE_FNS] = {
-	[SSLPROBE_READ] = { "ssl_read_entry", "ssl_read_exit" },
-	[SSLPROBE_WRITE] = { "ssl_write_entry", "ssl_write_exit" },
-	[SSLPROBE_READ_EX] = { "ssl_read_ex_entry", "ssl_read_ex_exit" },
-	[SSLPROBE_WRITE_EX] = { "ssl_write_ex_entry", "ssl_write_ex_exit" },
-	[SSLPROBE_HANDSHAKE] = { "ssl_handshake_entry", "ssl_handshake_exit" },
-	[SSLPROBE_FREE] = { "ssl_free_entry", NULL },
+/* The programs that probe each OpenSSL function (bpf/proto/tls.bpf.h):
+ * one entry program, told by its attach cookie which function it is in,
+ * and one return program for all; SSL_free has its own entry. */
+#define TLS_ENTRY "ssl_entry"
+#define TLS_EXIT "ssl_exit"
+#define TLS_FREE "ssl_free_entry"
+static const uint64_t tls_cookies[SSLPROBE_FNS] = {
+	[SSLPROBE_READ] = SONDE_TLS_CALL_READ,
+	[SSLPROBE_WRITE] = 0,
+	[SSLPROBE_READ_EX] = SONDE_TLS_CALL_READ | SONDE_TLS_CALL_EX,
+	[SSLPROBE_WRITE_EX] = SONDE_TLS_CALL_EX,
+	[SSLPROBE_HANDSHAKE] = SONDE_TLS_CALL_HANDSHAKE,
 };
 
 struct function_target {
@@ -227,11 +228,9 @@ static void attach_functions(void)
 
 static bool tls_programs_present(void)
 {
-	for (int i = 0; i < SSLPROBE_FNS; i++)
-		if (!bpf_object__find_program_by_name(object,
-						      tls_progs[i].entry))
-			return false;
-	return true;
+	return bpf_object__find_program_by_name(object, TLS_ENTRY) &&
+	       bpf_object__find_program_by_name(object, TLS_EXIT) &&
+	       bpf_object__find_program_by_name(object, TLS_FREE);
 }
 
 /* The entry probe at p, and its return probe (which shares the entry's
@@ -242,12 +241,16 @@ static int attach_tls_point(struct tls_target *t, const char *path,
 	struct bpf_link *l;
 	int err;
 
-	l = attach_one(tls_progs[p->fn].entry, path, p->offset, false, 0, &err);
+	if (p->fn == SSLPROBE_FREE)
+		l = attach_one(TLS_FREE, path, p->offset, false, 0, &err);
+	else
+		l = attach_one(TLS_ENTRY, path, p->offset, false,
+			       tls_cookies[p->fn], &err);
 	if (l)
 		t->links[t->nlinks++] = l;
 	if (err || p->entry_only)
 		return err;
-	l = attach_one(tls_progs[p->fn].exit, path, p->offset, true, 0, &err);
+	l = attach_one(TLS_EXIT, path, p->offset, true, 0, &err);
 	if (l)
 		t->links[t->nlinks++] = l;
 	return err;

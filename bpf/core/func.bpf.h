@@ -1,14 +1,13 @@
-/* Function latency on uprobes, for --uprobe BINARY:SYMBOL. Included at the
- * end of capture.bpf.c: it shares the ring buffer, the drop counters and
- * the process filter.
+/* Function latency on uprobes, for --uprobe BINARY:SYMBOL.
  *
  * One program pair serves every target: the daemon attaches func_entry and
  * func_exit once per target, with the target's index as the attach cookie.
  * The entry stores the time per (thread, target); the return sends one
- * event with the duration. A recursive call overwrites its caller's start,
- * so only the innermost of nested calls to one function is measured. */
-#ifndef SONDE_UPROBE_BPF_H
-#define SONDE_UPROBE_BPF_H
+ * record with the duration. A recursive call overwrites its caller's
+ * start, so only the innermost of nested calls to one function is
+ * measured. */
+#ifndef SONDE_CORE_FUNC_BPF_H
+#define SONDE_CORE_FUNC_BPF_H
 
 struct func_key {
 	__u32 tid;
@@ -24,8 +23,7 @@ struct {
 	__type(value, __u64);
 } func_starts SEC(".maps");
 
-SEC("uprobe")
-int func_entry(struct pt_regs *ctx)
+static __always_inline void func_enter(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct func_key key = { .tid = (__u32)id,
@@ -33,14 +31,12 @@ int func_entry(struct pt_regs *ctx)
 	__u64 now;
 
 	if (process_ignored(id >> 32))
-		return 0;
+		return;
 	now = bpf_ktime_get_ns();
 	bpf_map_update_elem(&func_starts, &key, &now, BPF_ANY);
-	return 0;
 }
 
-SEC("uretprobe")
-int func_exit(struct pt_regs *ctx)
+static __always_inline void func_return(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct func_key key = { .tid = (__u32)id,
@@ -53,12 +49,12 @@ int func_exit(struct pt_regs *ctx)
 
 	start = bpf_map_lookup_elem(&func_starts, &key);
 	if (!start)
-		return 0;
+		return;
 	now = bpf_ktime_get_ns();
 	ev = ring_reserve(&slot, sizeof(*ev));
 	if (!ev) {
 		bpf_map_delete_elem(&func_starts, &key);
-		return 0;
+		return;
 	}
 	ev->hdr.ts_ns = now;
 	ev->hdr.tgid = tgid;
@@ -73,7 +69,6 @@ int func_exit(struct pt_regs *ctx)
 	/* Its exit and exec are reported, so the daemon forgets its name. */
 	if (!bpf_map_lookup_elem(&procs, &tgid))
 		bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST);
-	return 0;
 }
 
 #endif

@@ -1,17 +1,22 @@
-/* HTTPS plaintext from OpenSSL: uprobes on SSL_read, SSL_write,
- * SSL_read_ex and SSL_write_ex (OpenSSL 1.1 and 3.x, shared libssl or
- * linked into the executable). Included by capture.bpf.c before the
- * syscall programs: the plaintext goes through the same state machine
- * (conn_data) and connection map as plaintext HTTP, so an HTTPS exchange
- * carries its socket's addresses and ports.
+/* TLS (RFC 8446, https://www.rfc-editor.org/rfc/rfc8446): ciphertext on
+ * the socket, and plaintext from OpenSSL through uprobes on SSL_read,
+ * SSL_write, SSL_read_ex and SSL_write_ex (OpenSSL 1.1 and 3.x, shared
+ * libssl or linked into the executable).
+ *
+ * A connection whose first bytes are a TLS record (tls_detect), or whose
+ * socket OpenSSL reads or writes, is marked tls: its ciphertext is never
+ * parsed. The plaintext OpenSSL hands over goes to the same classifier and
+ * protocol handlers as a plaintext connection's bytes, on the same
+ * connection, so an HTTPS exchange carries its socket's addresses and
+ * ports.
  *
  * Which socket an SSL object writes to is not in its arguments. The
  * entry probe remembers the call per thread; the socket syscalls that the
  * library makes on that thread while inside the call name the fd (and
- * mark the connection as TLS, so its ciphertext is not parsed); the
- * return probe feeds the plaintext to conn_data for (tgid, fd). A read
- * served from OpenSSL's own buffer makes no syscall: the fd the SSL
- * object used last is kept per (tgid, SSL *) for it.
+ * mark the connection as TLS); the return probe hands the plaintext over
+ * for (tgid, fd). A read served from OpenSSL's own buffer makes no
+ * syscall: the fd the SSL object used last is kept per (tgid, SSL *) for
+ * it.
  *
  * SSL_do_handshake (which SSL_accept and SSL_connect call) is probed the
  * same way, for the fd alone: a server that reads ahead (nginx) takes a
@@ -28,15 +33,17 @@
  * ciphertext and hand it to OpenSSL on the same thread, in the same
  * callback. Writes keep the socket the object took last.
  *
+ * One entry program serves every function, told which by its attach
+ * cookie (SONDE_TLS_CALL_*); one return program serves them all, since the
+ * entry wrote down what the call was.
+ *
  * Signatures (OpenSSL manual, SSL_read(3)):
  *   int SSL_read(SSL *ssl, void *buf, int num);             > 0: bytes
  *   int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes);
  *                                                           1: success
  * and the same for SSL_write / SSL_write_ex. */
-#ifndef SONDE_TLS_BPF_H
-#define SONDE_TLS_BPF_H
-
-const volatile bool tls_enabled = false;
+#ifndef SONDE_PROTO_TLS_BPF_H
+#define SONDE_PROTO_TLS_BPF_H
 
 /* An OpenSSL call in progress on a thread. */
 struct tls_call {
@@ -110,11 +117,32 @@ __u32 tls_bio_seen;
  * call is not ours. */
 #define TLS_FD_UNTRACED (-2)
 
+/* The detector: a TLS record's header, 0x16 (handshake) then the record
+ * version 0x03 0x00..0x04 ("\x16\x03\x01\x02\x00" starts a ClientHello),
+ * or as much of it as came. */
+static __always_inline bool tls_detect(const char *p, __u32 n)
+{
+	return n >= 1 && (__u8)p[0] == 0x16 && (n < 2 || p[1] == 0x03) &&
+	       (n < 3 || (__u8)p[2] <= 0x04);
+}
+
 /* False while no thread is inside an OpenSSL call: the syscall path then
  * has nothing to tell the TLS programs. */
 static __always_inline bool tls_calls_maybe_open(void)
 {
 	return tls_enabled && *(volatile __u64 *)&tls_calls_open;
+}
+
+/* From now on c's socket carries ciphertext: counted once as TLS, and
+ * the plaintext OpenSSL hands over is classified afresh. */
+static __always_inline void tls_mark(struct conn *c)
+{
+	if (c->tls)
+		return;
+	c->tls = 1;
+	c->proto = SONDE_PROTO_NONE;
+	c->tries = 0;
+	count_classified(SONDE_PROTO_TLS);
 }
 
 /* A read or write (or one that would block) on the socket key->fd by this
@@ -135,17 +163,18 @@ static __always_inline void tls_note_fd(const struct conn_key *key,
 		return;
 	if (c) {
 		call->fd = key->fd;
-		c->tls = 1;
+		tls_mark(c);
 	} else if (call->fd == TLS_FD_NONE) {
 		call->fd = TLS_FD_UNTRACED;
 	}
 }
 
-/* Called by the syscall path for every read from a socket that returned
- * bytes, before they are looked at; traced: key->fd is a connection
- * sonde traces. A read on another socket is remembered as
- * TLS_FD_UNTRACED, so plaintext decrypted after it is not tied to an
- * older one. Reads of files, pipes and eventfds never get here. */
+/* Called for every read from a socket that returned bytes, before they
+ * are looked at, unless the connection is known to be plaintext; traced:
+ * key->fd is a connection sonde traces. A read on another socket is
+ * remembered as TLS_FD_UNTRACED, so plaintext decrypted after it is not
+ * tied to an older one. Reads of files, pipes and eventfds never get
+ * here. */
 static __always_inline void tls_note_read(const struct conn_key *key,
 					  bool traced)
 {
@@ -159,16 +188,18 @@ static __always_inline void tls_note_read(const struct conn_key *key,
 	bpf_map_update_elem(&tls_last_read, &id, &fd, BPF_ANY);
 }
 
-static __always_inline int tls_enter(struct pt_regs *ctx, bool is_read,
-				     bool is_ex, bool is_handshake)
+/* The entry of an OpenSSL call; how: its SONDE_TLS_CALL_* flags. */
+static __always_inline int tls_enter(struct pt_regs *ctx, __u64 how)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	bool is_ex = how & SONDE_TLS_CALL_EX,
+	     is_handshake = how & SONDE_TLS_CALL_HANDSHAKE;
 	struct tls_call call = {
 		.ssl = PT_REGS_PARM1(ctx),
 		.buf = is_handshake ? 0 : PT_REGS_PARM2(ctx),
 		.size_ptr = is_ex ? PT_REGS_PARM4(ctx) : 0,
 		.fd = TLS_FD_NONE,
-		.is_read = is_read,
+		.is_read = !!(how & SONDE_TLS_CALL_READ),
 		.is_ex = is_ex,
 		.is_handshake = is_handshake,
 		.open = 1,
@@ -250,19 +281,26 @@ static __always_inline __s32 tls_socket(const struct tls_session_key *skey,
 	return seen.fd;
 }
 
-static __always_inline int tls_exit(struct pt_regs *ctx)
+/* Plaintext an OpenSSL call handed over, for the protocol handlers. */
+struct tls_plain {
+	__u64 buf;
+	long n;
+	bool is_read;
+};
+
+/* The return of an OpenSSL call: true when it moved plaintext on a
+ * connection sonde can name, with key->fd, *plain filled in. */
+static __always_inline bool tls_exit(struct pt_regs *ctx, struct conn_key *key,
+				     struct tls_plain *plain)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_session_key skey = { .tgid = id >> 32 };
-	struct conn_key key = { .tgid = id >> 32 };
 	struct tls_call *callp, call;
-	struct conn *c;
-	__u8 skipped;
 	long n;
 
 	callp = bpf_map_lookup_elem(&tls_calls, &id);
 	if (!callp || !callp->open)
-		return 0;
+		return false;
 	call = *callp;
 	callp->open = 0;
 	__sync_fetch_and_add(&tls_calls_open, -1);
@@ -270,42 +308,22 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	n = call.is_handshake ? 0 : tls_bytes(ctx, &call);
 	call.fd = tls_socket(&skey, &call, id, PT_REGS_RC(ctx), n);
 	if (n <= 0 || call.fd == TLS_FD_UNTRACED)
-		return 0;
+		return false;
 	if (call.fd < 0) {
 		count_drop(SONDE_DROP_TLS_NO_SOCKET);
-		return 0;
+		return false;
 	}
-	key.fd = call.fd;
-	c = conn_find(&key, NULL, &skipped);
-	if (!c)
-		return 0;
-	c->tls = 1;
-	conn_data(&key, c, (const void *)call.buf, n, call.is_read);
-	return 0;
+	key->tgid = id >> 32;
+	key->fd = call.fd;
+	plain->buf = call.buf;
+	plain->n = n;
+	plain->is_read = call.is_read;
+	return true;
 }
-
-#define TLS_PROGRAMS(name, is_read, is_ex, is_handshake)             \
-	SEC("uprobe")                                                \
-	int name##_entry(struct pt_regs *ctx)                        \
-	{                                                            \
-		return tls_enter(ctx, is_read, is_ex, is_handshake); \
-	}                                                            \
-	SEC("uretprobe")                                             \
-	int name##_exit(struct pt_regs *ctx)                         \
-	{                                                            \
-		return tls_exit(ctx);                                \
-	}
-
-TLS_PROGRAMS(ssl_read, true, false, false)
-TLS_PROGRAMS(ssl_write, false, false, false)
-TLS_PROGRAMS(ssl_read_ex, true, true, false)
-TLS_PROGRAMS(ssl_write_ex, false, true, false)
-TLS_PROGRAMS(ssl_handshake, false, false, true)
 
 /* SSL_free(ssl): the object's socket is forgotten, so that one allocated
  * at the same address starts afresh. */
-SEC("uprobe")
-int ssl_free_entry(struct pt_regs *ctx)
+static __always_inline void tls_free(struct pt_regs *ctx)
 {
 	struct tls_session_key skey = {
 		.ssl = PT_REGS_PARM1(ctx),
@@ -313,7 +331,6 @@ int ssl_free_entry(struct pt_regs *ctx)
 	};
 
 	bpf_map_delete_elem(&tls_fds, &skey);
-	return 0;
 }
 
 #endif

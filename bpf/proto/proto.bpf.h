@@ -1,0 +1,166 @@
+/* The protocol seam: a connection is classified once, from its first
+ * bytes, and from then on only its protocol's handler runs on its reads
+ * and writes.
+ *
+ * Each protocol is one header in this folder: a detector (a pure
+ * predicate on the first bytes, with an example of them), its own state
+ * map, and a handler. Adding one is that header, an id in enum
+ * sonde_proto (include/sonde_events.h), a line in classify() and a case in
+ * proto_data() (and proto_forget() when it keeps state); the daemon side
+ * is user/proto/. A connection no detector claims is unknown: its calls
+ * cost the connection lookup and nothing else, and it never makes a
+ * record. */
+#ifndef SONDE_PROTO_PROTO_BPF_H
+#define SONDE_PROTO_PROTO_BPF_H
+
+static __always_inline void count_classified(__u32 proto)
+{
+	__u64 *n = bpf_map_lookup_elem(&classified, &proto);
+
+	if (n)
+		*n += 1; /* per CPU, with preemption off: no atomic needed */
+}
+
+/* Calls whose bytes no detector claimed that are let by before a
+ * connection is unknown, when they may not be its client's first bytes. */
+#define PROTO_TRIES 16
+
+#include "proto/http1.bpf.h"
+#include "proto/http2.bpf.h"
+#include "proto/tls.bpf.h"
+
+/* The detectors, in order: the most specific first (the HTTP/2 preface
+ * would pass for an HTTP/1 request line "PRI * ..."). plain: the bytes are
+ * OpenSSL's plaintext, which is no TLS record. to_client: they go from
+ * server to client, where a server may speak first (its HTTP/2
+ * SETTINGS). */
+static __always_inline __u8 classify(const char *p, __u32 n, bool plain,
+				     bool to_client)
+{
+	if (h2_detect(p, n) || (to_client && h2_detect_server(p, n)))
+		return SONDE_PROTO_HTTP2;
+	if (!plain && tls_detect(p, n))
+		return SONDE_PROTO_TLS;
+	if (http1_detect(p, n))
+		return SONDE_PROTO_HTTP1;
+	return SONDE_PROTO_UNKNOWN;
+}
+
+/* Classifies the connection key, tracked in c, from the n bytes at buf
+ * that went one way (is_read); starts its protocol's state. Bytes no
+ * detector claims make it unknown when they are a client's first, on a
+ * connection seen from its start (its role known). Otherwise they may be
+ * a server speaking first, or the middle of a message on a connection
+ * that was open before sonde: PROTO_TRIES such calls are let by before it
+ * is unknown. False when there is nothing to hand to a handler: no bytes
+ * could be read, the bytes are ciphertext (the socket is marked TLS), no
+ * protocol claims them (yet), or its state has no room. */
+static __always_inline bool proto_classify(struct conn_key *key, struct conn *c,
+					   const void *buf, long n,
+					   bool is_read)
+{
+	bool known = c->role != ROLE_UNKNOWN;
+	bool from_server = known && to_client(c, is_read);
+	char peek[SONDE_PEEK];
+	__u32 got = peek_user(peek, buf, n);
+	__u8 proto;
+
+	if (!got)
+		return false;
+	proto = classify(peek, got, c->tls, from_server);
+	if (proto == SONDE_PROTO_TLS) {
+		tls_mark(c);
+		return false;
+	}
+	if (proto == SONDE_PROTO_UNKNOWN && (!known || from_server) &&
+	    ++c->tries < PROTO_TRIES)
+		return false;
+	c->proto = proto;
+	count_classified(proto);
+	if (proto == SONDE_PROTO_HTTP1 && !http1_start(key))
+		c->proto = SONDE_PROTO_UNKNOWN;
+	if (proto == SONDE_PROTO_HTTP2 && !h2_start(key, c))
+		c->proto = SONDE_PROTO_UNKNOWN;
+	return c->proto != SONDE_PROTO_UNKNOWN;
+}
+
+/* The dispatcher: n bytes at user address buf were read (is_read) or
+ * written on the connection key, which c tracks: plaintext from the
+ * socket, or from OpenSSL when c->tls. A global function, verified once
+ * for every program that calls it. Returns 0. */
+__attribute__((noinline)) int proto_data(struct conn_key *key, struct conn *c,
+					 __u64 buf, long n, __u32 is_read)
+{
+	if (!key || !c || n <= 0)
+		return 0;
+	if (c->proto == SONDE_PROTO_NONE &&
+	    !proto_classify(key, c, (const void *)buf, n, is_read))
+		return 0;
+	switch (c->proto) {
+	case SONDE_PROTO_HTTP1:
+		return http1_data(key, c, buf, n, is_read);
+	case SONDE_PROTO_HTTP2:
+		h2_data(key, c, buf, n, to_client(c, is_read));
+		return 0;
+	}
+	return 0;
+}
+
+/* The bytes a read or write moved on c, plaintext: the first buffer to
+ * the dispatcher and, for a protocol that follows every byte (HTTP/2),
+ * the other buffers of a vector call too. */
+static __always_inline void proto_io(struct conn_key *key, struct conn *c,
+				     const struct io_call *io)
+{
+	const void *buf;
+	long first;
+
+	if (c->proto == SONDE_PROTO_HTTP2 && io->how != IO_PLAIN) {
+		h2_vector(key, c, io, 0, 0);
+		return;
+	}
+	first = io->ret;
+	buf = io_first_buffer(io->arg2, io->how, &first);
+	if (!buf || first <= 0)
+		return;
+	proto_data(key, c, (__u64)buf, first, io->is_read);
+	/* The preface filled the first buffer: the other buffers hold
+	 * frames (node writes the preface and its SETTINGS from two). */
+	if (c->proto == SONDE_PROTO_HTTP2 && io->ret > first)
+		h2_vector(key, c, io, 1, first);
+}
+
+/* A read or write on a socket (ret: bytes, or -EAGAIN inside an OpenSSL
+ * call, where it still names the socket); c is its connection, NULL when
+ * sonde does not trace it. The TLS bookkeeping runs only while some
+ * thread is inside an OpenSSL call, or for a memory-BIO process's reads
+ * of a connection not known to be plaintext; on a connection OpenSSL
+ * carries, the bytes are ciphertext and go no further. */
+static __always_inline void
+proto_socket_io(struct conn_key *key, struct conn *c, const struct io_call *io)
+{
+	/* Syscall hooks: the fd may name another socket since it was
+	 * tracked (dup2 onto it, close_range): tracked afresh then. */
+	if (c && io->ret > 0)
+		c = conn_revalidate(key, c, c->role);
+	if (io->is_read && io->ret > 0 &&
+	    (!c || c->tls || c->proto == SONDE_PROTO_NONE ||
+	     c->proto == SONDE_PROTO_UNKNOWN))
+		tls_note_read(key, c != NULL);
+	tls_note_fd(key, c);
+	if (io->ret <= 0 || !c || c->tls || c->proto == SONDE_PROTO_UNKNOWN)
+		return;
+	proto_io(key, c, io);
+}
+
+/* The connection on key, whose bytes were proto, is gone: so is its
+ * protocol's state. */
+static __always_inline void proto_forget(struct conn_key *key, __u8 proto)
+{
+	if (proto == SONDE_PROTO_HTTP1)
+		bpf_map_delete_elem(&http1_conns, key);
+	else if (proto == SONDE_PROTO_HTTP2)
+		bpf_map_delete_elem(&h2_conns, key);
+}
+
+#endif
