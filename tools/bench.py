@@ -55,18 +55,22 @@ where a ratio of medians taken over the whole run does not. Each mode's
 median requests/s is shown too.
 
 How to read the report:
-  sonde/none        throughput kept with sonde running (target >= 95%)
+  sonde/none        throughput kept with sonde running (target >= 95%;
+                    proxy 93%, tls 90%, bystander 98%)
   floor/none        throughput kept with only the hooks attached
   bound/none        throughput kept with the least per-call work; below the
                     target, no tracer doing that work reaches it on this host
   loss vs floor     (1 - sonde/none) / (1 - floor/none): how many times the
-                    hooks' own cost sonde's loss is (target <= 1.5x); n/a when
-                    the floor loss is under 0.5%, too small to divide by
-  CPU us/request    sonde's user+system CPU time (all threads, /proc/<pid>/stat)
-                    during the load, divided by wrk's completed requests; this
-                    is sonde's userspace process only, the BPF programs run in
-                    the traced processes' context (target < 1 us)
-  peak RSS          sonde's VmHWM, MiB (target < 30 MiB)
+                    hooks' own cost sonde's loss is (target <= 1.5x, tls
+                    1.25x: there the floor's loss is the uprobe traps'); n/a
+                    when the floor loss is under 0.5%, too small to divide by
+  CPU us/request    sonde's time on a CPU (all threads, the scheduler's
+                    nanoseconds in /proc/<pid>/task/*/schedstat) during the
+                    load, divided by wrk's completed requests; this is
+                    sonde's userspace process only, the BPF programs run in
+                    the traced processes' context (target <= 0.2 us in
+                    direct, one server and one client exchange a request)
+  peak RSS          sonde's VmHWM, MiB (target <= 24 MiB)
   counted / wrk     nginx requests sonde counted on the port wrk loads (delta
                     of http_server_request_duration_seconds_count over
                     service_name="nginx") over the requests wrk completed;
@@ -130,11 +134,17 @@ STOP_TIMEOUT = 10.0
 
 TARGET_KEPT = 0.95  # sonde keeps >= 95% of the no-agent throughput
 TARGET_LOSS_VS_FLOOR = 1.5  # and loses <= 1.5x what the bare hooks lose
+# Over TLS the floor's loss is the uprobe traps': sonde's own work in its
+# OpenSSL probes (parsing plaintext) may add a quarter to it.
+TARGET_LOSS_VS_FLOOR_BY_SCENARIO = {"tls": 1.25}
 # --hooks for sonde and the floor alike (set from the command line).
 HOOKS = ["auto"]
 FLOOR_LOSS_MIN = 0.005  # below 0.5% the floor loss is noise: no ratio
-TARGET_CPU_US = 1.0  # sonde's CPU per request, microseconds
-TARGET_RSS_MIB = 30.0  # sonde's peak resident memory
+# sonde's CPU per request in direct, microseconds: one server and one
+# client exchange. At 110k requests/s that is 2% of a CPU taken from the
+# service and its clients on a host they fill.
+TARGET_CPU_US = 0.2
+TARGET_RSS_MIB = 24.0  # sonde's peak resident memory
 # The daemon's share of one CPU while the host has no socket I/O to trace
 # (bystander scenario).
 TARGET_IDLE_CPU = 0.005
@@ -210,9 +220,10 @@ CALLS_PER_EXCHANGE = 4
 # TLS, records a daemon reads) and should stay near it: what it adds to an
 # exchange at most this many times what the bound adds.
 TARGET_VS_BOUND = 1.25
-# Over TLS every OpenSSL call is a uprobe hit: a lower bar. A process that
+# Behind a proxy each request is four exchanges, not two: a little lower.
+# Over TLS every OpenSSL call is a uprobe hit: lower still. A process that
 # never touches a socket should not notice sonde at all: a higher one.
-TARGET_KEPT_BY_SCENARIO = {"tls": 0.90, "bystander": 0.98}
+TARGET_KEPT_BY_SCENARIO = {"proxy": 0.93, "tls": 0.90, "bystander": 0.98}
 
 
 class BenchError(Exception):
@@ -778,13 +789,12 @@ def verdicts(s, scenario):
     sonde has nothing to count, nor a request to spend per."""
     lvf = s["loss_vs_floor"]
     kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT)
+    max_lvf = TARGET_LOSS_VS_FLOOR_BY_SCENARIO.get(scenario,
+                                                   TARGET_LOSS_VS_FLOOR)
     kept_row = (f"sonde >= {kept:.0%} of none", s["sonde_over_none"] >= kept,
                 f"{s['sonde_over_none']:.1%}")
-    cpu_row = (f"userspace CPU < {TARGET_CPU_US:g} us/request",
-               s["cpu_us_per_request"] < TARGET_CPU_US,
-               f"{s['cpu_us_per_request']:.3f} us")
-    rss_row = (f"resident < {TARGET_RSS_MIB:g} MiB",
-               s["peak_rss_mib"] < TARGET_RSS_MIB,
+    rss_row = (f"peak resident <= {TARGET_RSS_MIB:g} MiB",
+               s["peak_rss_mib"] <= TARGET_RSS_MIB,
                f"{s['peak_rss_mib']:.1f} MiB")
     if scenario == "bystander":
         return [kept_row,
@@ -804,15 +814,21 @@ def verdicts(s, scenario):
             ("counts exact, server and client", exact,
              f"{s['counted']:.0f} and {s['client_counted']:.0f} of "
              f"{s['wrk_requests']}"),
-            cpu_row, rss_row,
+            rss_row,
         ]
-    return [
+    rows = [
         kept_row,
-        (f"loss <= {TARGET_LOSS_VS_FLOOR}x floor's",
-         None if lvf is None else lvf <= TARGET_LOSS_VS_FLOOR,
+        (f"loss <= {max_lvf}x floor's",
+         None if lvf is None else lvf <= max_lvf,
          "n/a (floor loss < 0.5%)" if lvf is None else f"{lvf:.2f}x"),
-        cpu_row, rss_row,
     ]
+    # The CPU target is per direct request, one server and one client
+    # exchange; elsewhere the figure is printed without one.
+    if scenario == "direct":
+        rows.append((f"daemon CPU <= {TARGET_CPU_US:g} us/request",
+                     s["cpu_us_per_request"] <= TARGET_CPU_US,
+                     f"{s['cpu_us_per_request']:.3f} us"))
+    return rows + [rss_row]
 
 
 def print_rates(cfg, s, unit):
@@ -948,9 +964,9 @@ def write_json(cfg, scenarios):
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int,
-                   default=int(os.environ.get("BENCH_ROUNDS", 7)),
+                   default=int(os.environ.get("BENCH_ROUNDS", 9)),
                    help="interleaved rounds of every mode "
-                   "(env BENCH_ROUNDS, default 7)")
+                   "(env BENCH_ROUNDS, default 9)")
     p.add_argument("--seconds", type=int,
                    default=int(os.environ.get("BENCH_SECONDS", 5)),
                    help="wrk duration per run (env BENCH_SECONDS, default 5)")
