@@ -24,10 +24,10 @@ load of its own, in these scenarios:
           no nginx, no wrk: build/tools/pingpong, pinned to the last CPU,
           makes HTTP exchanges one at a time over one loopback connection,
           four calls each (client write, server read, server write, client
-          read) with no work around them; the rate of its fastest pass of
-          2000 moves by about a percent from run to run where wrk's moves
-          by ten, so it tells what each agent adds to a call, and how
-          sonde's addition compares with the bound's (target <= 1.25x)
+          read) with no work around them: what each agent adds to a call,
+          and sonde's addition over the bound's, each with its spread over
+          the rounds (no target: it moves a lot between runs on a shared
+          host; sonde's counts of the exchanges must be exact)
 
 and, in each scenario, three or four ways side by side:
 
@@ -79,9 +79,9 @@ How to read the report:
                     Likewise wrk's own client series, and in the proxy
                     scenario nginx's client series towards its upstream
   added/call        (exchange) median over rounds of (mode - none) ns an
-                    exchange, over 4 calls
+                    exchange, over 4 calls, and its min..max over rounds
   sonde/bound       (exchange) median over rounds of what sonde adds to an
-                    exchange over what the bound adds (target <= 1.25x);
+                    exchange over what the bound adds, and its min..max;
                     pingpong's counts must be exact: an exchange is never
                     in flight when it stops
 
@@ -216,10 +216,6 @@ BYSTANDER = os.path.join(ROOT, "build", "tools", "bystander")
 PINGPONG = os.path.join(ROOT, "build", "tools", "pingpong")
 # Calls to the read and write hooks in one pingpong exchange.
 CALLS_PER_EXCHANGE = 4
-# sonde does more per call than the bound (routes, pipelining, HTTP/2,
-# TLS, records a daemon reads) and should stay near it: what it adds to an
-# exchange at most this many times what the bound adds.
-TARGET_VS_BOUND = 1.25
 # Behind a proxy each request is four exchanges, not two: a little lower.
 # Over TLS every OpenSSL call is a uprobe hit: lower still. A process that
 # never touches a socket should not notice sonde at all: a higher one.
@@ -704,31 +700,31 @@ def paired_ratio(results, mode):
                              in zip(results[mode], results["none"]))
 
 
-def paired_added(results, mode):
-    """Median over rounds of the nanoseconds mode adds to a pingpong call
-    over none's in that round."""
-    return statistics.median(
-        (r["ns_fastest"] - n["ns_fastest"]) / CALLS_PER_EXCHANGE
-        for r, n in zip(results[mode], results["none"]))
+def spread(values):
+    """(median, min, max) of per-round values."""
+    values = list(values)
+    return statistics.median(values), min(values), max(values)
 
 
 def exchange_costs(results):
-    """The pingpong's figures: each mode's nanoseconds an exchange, what
-    each agent adds to a call, and sonde's addition over the bound's."""
+    """The pingpong's figures, each as (median, min, max) over rounds:
+    each mode's nanoseconds an exchange, what each agent adds to a call
+    over none's run of the same round, and what sonde adds to an exchange
+    over what the bound adds in the same round."""
     if "ns_fastest" not in results["none"][0]:
         return {}
+    added = {m: [r["ns_fastest"] - n["ns_fastest"]
+                 for r, n in zip(results[m], results["none"])]
+             for m in results if m != "none"}
     out = {
-        "ns_per_exchange": {m: median(results[m], "ns_fastest")
+        "ns_per_exchange": {m: spread(r["ns_fastest"] for r in results[m])
                             for m in results},
-        "added_ns_per_call": {m: paired_added(results, m)
-                              for m in results if m != "none"},
+        "added_ns_per_call": {m: spread(v / CALLS_PER_EXCHANGE for v in vs)
+                              for m, vs in added.items()},
     }
     if "bound" in results:
-        out["sonde_vs_bound"] = statistics.median(
-            (r["ns_fastest"] - n["ns_fastest"])
-            / max(b["ns_fastest"] - n["ns_fastest"], 1.0)
-            for r, b, n in zip(results["sonde"], results["bound"],
-                               results["none"]))
+        out["sonde_vs_bound"] = spread(
+            s / max(b, 1.0) for s, b in zip(added["sonde"], added["bound"]))
     return out
 
 
@@ -802,15 +798,12 @@ def verdicts(s, scenario):
                  s["cpu_share"] < TARGET_IDLE_CPU, f"{s['cpu_share']:.2%}")]
     if scenario == "exchange":
         # A synchronous exchange is never in flight when the load stops:
-        # sonde's counts are the exchanges made, exactly.
+        # sonde's counts are the exchanges made, exactly. What sonde adds
+        # over the bound has no target here: it moves too much from run
+        # to run on a shared host (tools/README.md).
         exact = (s["counted"] == s["wrk_requests"]
                  and s["client_counted"] == s["wrk_requests"])
-        vb = s.get("sonde_vs_bound")
         return [
-            (f"sonde adds <= {TARGET_VS_BOUND}x the bound's", None
-             if vb is None else vb <= TARGET_VS_BOUND,
-             "n/a (no bound on these hooks)" if vb is None
-             else f"{vb:.2f}x"),
             ("counts exact, server and client", exact,
              f"{s['counted']:.0f} and {s['client_counted']:.0f} of "
              f"{s['wrk_requests']}"),
@@ -877,14 +870,18 @@ def print_exchange_report(cfg, s, warnings):
           f" calls an exchange), {cfg['rounds']} round(s) x "
           f"{cfg['seconds']} s, fastest pass, medians; {cfg['cpus']} CPUs, "
           f"kernel {cfg['kernel']}, hooks {cfg['hooks']}")
-    print("  ns/exchange  " + "   ".join(
-        f"{m} {v:8.0f}" for m, v in s["ns_per_exchange"].items()))
-    print("  added/call   " + "   ".join(
-        f"{m} {v:4.0f} ns" for m, v in s["added_ns_per_call"].items())
-        + "   (median of the rounds' differences)")
+    print("  mode    ns/exchange (rounds)       added/call (rounds; over "
+          "none's run of the same round)")
+    for m, (med, lo, hi) in s["ns_per_exchange"].items():
+        added = s["added_ns_per_call"].get(m)
+        print(f"  {m:<6} {med:8.0f} ({lo:.0f}..{hi:.0f})"
+              + (f"   {added[0]:6.0f} ns ({added[1]:.0f}..{added[2]:.0f})"
+                 if added else ""))
     if "sonde_vs_bound" in s:
-        print(f"  sonde/bound  {s['sonde_vs_bound']:.2f}x   (what sonde adds "
-              "to an exchange over what the least per-call work adds)")
+        med, lo, hi = s["sonde_vs_bound"]
+        print(f"  sonde/bound  {med:.2f}x (rounds {lo:.2f}x..{hi:.2f}x): what "
+              "sonde adds to an exchange over what the least per-call work "
+              "adds; no target, see tools/README.md on how far to trust it")
     print(f"  sonde/none   {s['sonde_over_none']:7.1%}   (of the exchange "
           "rate: no work of its own, so the most a tracer can cost)")
     print(f"  sonde CPU    {s['cpu_us_per_request']:.3f} us/exchange "
