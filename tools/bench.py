@@ -28,8 +28,11 @@ load of its own, in these scenarios:
           and sonde's addition over the bound's, each with its spread over
           the rounds (no target: it moves a lot between runs on a shared
           host; sonde's counts of the exchanges must be exact)
+  startup ./sonde started 5 times, alone: from just before its exec to
+          the first 200 on GET /metrics (target <= 1 s) and on /readyz
+          (<= 1.5 s), polled every 5 ms, medians
 
-and, in each scenario, three or four ways side by side:
+and, in each scenario but startup, three or four ways side by side:
 
   none    no agent: the service's own throughput
   floor   ./build/tools/floor: empty BPF programs on exactly the tracepoints
@@ -90,7 +93,8 @@ status is 1 only when something broke (a process failed to start, wrk output
 could not be read). Results also go to build/bench.json.
 
 Usage: /usr/bin/python3 tools/bench.py [--rounds N] [--seconds S]
-                         [--scenario direct|proxy|tls|bystander|exchange|all]
+                         [--scenario direct|proxy|tls|bystander|exchange|
+                                     startup|all]
                          [--hooks auto|socket|syscall]
        (or BENCH_ROUNDS / BENCH_SECONDS / BENCH_SCENARIO / BENCH_HOOKS in
        the environment; as root)
@@ -148,6 +152,17 @@ TARGET_RSS_MIB = 24.0  # sonde's peak resident memory
 # The daemon's share of one CPU while the host has no socket I/O to trace
 # (bystander scenario).
 TARGET_IDLE_CPU = 0.005
+
+# startup scenario: starts of ./sonde timed, and how they are watched. A
+# 5 ms poll and a refused connect cost little next to a second's target.
+STARTS = 5
+STARTUP_PATHS = ("/metrics", "/readyz")
+POLL_SECONDS = 0.005
+CONNECT_TIMEOUT = 0.05
+TARGET_FIRST_METRICS_S = 1.0  # self-metrics served while programs load
+TARGET_READY_S = 1.5  # every program attached
+STARTUP_FIGURES = (("first /metrics", "metrics_s", TARGET_FIRST_METRICS_S),
+                   ("/readyz 200", "ready_s", TARGET_READY_S))
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -212,6 +227,7 @@ TLS_SERVERS = """\
 
 SCENARIOS = {"direct": DIRECT_SERVERS, "proxy": PROXY_SERVERS,
              "tls": TLS_SERVERS}
+ALL_SCENARIOS = (*SCENARIOS, "bystander", "exchange", "startup")
 BYSTANDER = os.path.join(ROOT, "build", "tools", "bystander")
 PINGPONG = os.path.join(ROOT, "build", "tools", "pingpong")
 # Calls to the read and write hooks in one pingpong exchange.
@@ -388,11 +404,21 @@ def start_floor(tmp, bound=False):
                      f"its log ({log}):\n{log_tail(log)}")
 
 
+def sonde_argv(port):
+    return [SONDE, "--listen", f"127.0.0.1:{port}", "--hooks", HOOKS[0]]
+
+
+def check_stopped(rc, tmp):
+    """Raises BenchError unless sonde, stopped, exited cleanly."""
+    if rc not in (0, None):
+        raise BenchError(f"sonde exited with status {rc} when stopped; its "
+                         f"log:\n{log_tail(os.path.join(tmp, 'sonde.log'))}")
+
+
 def start_sonde(tmp):
     port = free_port()
     log = os.path.join(tmp, "sonde.log")
-    proc = spawn([SONDE, "--listen", f"127.0.0.1:{port}",
-                  "--hooks", HOOKS[0]], log)
+    proc = spawn(sonde_argv(port), log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http_200(base + "/readyz", proc, "sonde", log)
@@ -523,6 +549,64 @@ def memory_kib(pid):
     return mem
 
 
+def http_status(port, path):
+    """The status of GET path on 127.0.0.1:port, 0 when nothing answered.
+    The connect gets CONNECT_TIMEOUT: one refused or unanswered is tried
+    again at the next poll. An accepted request is waited for up to
+    START_TIMEOUT, so a slow first answer is timed when it comes rather
+    than given up and asked again later."""
+    head = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port),
+                                      timeout=CONNECT_TIMEOUT) as s:
+            s.settimeout(START_TIMEOUT)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            while b"\r\n" not in head:
+                chunk = s.recv(256)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:
+        return 0
+    m = re.match(rb"HTTP/1\.[01] (\d{3}) ", head)
+    return int(m.group(1)) if m else 0
+
+
+def first_answers(proc, port, t0, log):
+    """Seconds from t0 to the first 200 of each STARTUP_PATHS, polled
+    every POLL_SECONDS."""
+    first = {}
+    while len(first) < len(STARTUP_PATHS):
+        for path in STARTUP_PATHS:
+            if path not in first and http_status(port, path) == 200:
+                first[path] = time.monotonic() - t0
+        exited(proc, "sonde", log)
+        if time.monotonic() - t0 > START_TIMEOUT:
+            raise BenchError(f"sonde: no 200 on {port} for "
+                             f"{set(STARTUP_PATHS) - set(first)} within "
+                             f"{START_TIMEOUT:.0f} s; its log ({log}):\n"
+                             f"{log_tail(log)}")
+        time.sleep(POLL_SECONDS)
+    return first
+
+
+def time_start(tmp):
+    """Starts ./sonde, times its first answers from just before the exec,
+    stops it."""
+    port = free_port()
+    log = os.path.join(tmp, "sonde.log")
+    t0 = time.monotonic()
+    proc = spawn(sonde_argv(port), log)
+    try:
+        first = first_answers(proc, port, t0, log)
+    finally:
+        rc = stop(proc)
+    check_stopped(rc, tmp)
+    return {"metrics_s": first["/metrics"], "ready_s": first["/readyz"],
+            "agent_pids": [proc.pid]}
+
+
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)")
 
@@ -610,9 +694,7 @@ def run_sonde(load, seconds, tmp):
         mem = memory_kib(proc.pid)
     finally:
         rc = stop(proc)
-    if rc not in (0, None):
-        raise BenchError(f"sonde exited with status {rc} when stopped; its "
-                         f"log:\n{log_tail(os.path.join(tmp, 'sonde.log'))}")
+    check_stopped(rc, tmp)
     after = counts(samples, load)
     for key in after:
         result[key] = after[key] - before[key]
@@ -657,6 +739,17 @@ def modes_of(scenario):
             else MODES)
 
 
+def watched(run, label, pids, warnings):
+    """run(), with a warning in warnings when another agent or load (not
+    in pids) ran before or after it."""
+    before = other_agents(pids)
+    res = run()
+    others = sorted(set(before) | set(other_agents(pids)))
+    if others:
+        warnings.append(f"{label}: also running: " + ", ".join(others))
+    return res
+
+
 def run_rounds(load, modes, rounds, seconds, tmp, pids):
     """modes x rounds; returns {mode: [result, ...]} and the warnings about
     other load seen on the host."""
@@ -665,12 +758,8 @@ def run_rounds(load, modes, rounds, seconds, tmp, pids):
     for r in range(1, rounds + 1):
         shift = (r - 1) % len(modes)
         for mode in modes[shift:] + modes[:shift]:
-            before = other_agents(pids)
-            res = RUNNERS[mode](load, seconds, tmp)
-            others = sorted(set(before) | set(other_agents(pids)))
-            if others:
-                warnings.append(f"round {r} {mode}: also running: "
-                                + ", ".join(others))
+            res = watched(lambda: RUNNERS[mode](load, seconds, tmp),
+                          f"round {r} {mode}", pids, warnings)
             results[mode].append(res)
             print(f"  round {r}/{rounds} {mode:<5} {res['rps']:>10.0f} "
                   f"{load.unit}" + sonde_line(res, load), flush=True)
@@ -783,6 +872,8 @@ def verdicts(s, scenario):
     """[(target, passed or None for n/a, measured)]. A bystander has two,
     what it keeps and what the idle daemon spends: it serves nothing, so
     sonde has nothing to count, nor a request to spend per."""
+    if scenario == "startup":
+        return startup_verdicts(s)
     lvf = s["loss_vs_floor"]
     kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT)
     max_lvf = TARGET_LOSS_VS_FLOOR_BY_SCENARIO.get(scenario,
@@ -895,8 +986,33 @@ def print_exchange_report(cfg, s, warnings):
     print_verdicts(s, "exchange", warnings)
 
 
+def summarize_startup(results):
+    runs = results["sonde"]
+    return {"metrics_s": spread(r["metrics_s"] for r in runs),
+            "ready_s": spread(r["ready_s"] for r in runs)}
+
+
+def startup_verdicts(s):
+    return [(f"{what} <= {limit:g} s", s[key][0] <= limit,
+             f"{s[key][0]:.2f} s") for what, key, limit in STARTUP_FIGURES]
+
+
+def print_startup_report(cfg, s, warnings):
+    print()
+    print(f"sonde bench, startup: ./sonde from exec to its first answers, "
+          f"{STARTS} starts, medians; {cfg['cpus']} CPUs, kernel "
+          f"{cfg['kernel']}, hooks {cfg['hooks']}")
+    for what, key, _ in STARTUP_FIGURES:
+        med, lo, hi = s[key]
+        print(f"  {what:<14} {med:6.3f} s   (starts {lo:.3f}..{hi:.3f} s)")
+    print_verdicts(s, "startup", warnings)
+
+
 def print_report(cfg, scenario, s, warnings):
-    lvf = s["loss_vs_floor"]
+    lvf = s.get("loss_vs_floor")
+    if scenario == "startup":
+        print_startup_report(cfg, s, warnings)
+        return
     if scenario == "bystander":
         print_bystander_report(cfg, s, warnings)
         return
@@ -967,13 +1083,12 @@ def parse_args():
     p.add_argument("--seconds", type=int,
                    default=int(os.environ.get("BENCH_SECONDS", 5)),
                    help="wrk duration per run (env BENCH_SECONDS, default 5)")
-    p.add_argument("--scenario",
-                   choices=(*SCENARIOS, "bystander", "exchange", "all"),
+    p.add_argument("--scenario", choices=(*ALL_SCENARIOS, "all"),
                    default=os.environ.get("BENCH_SCENARIO", "all"),
                    help="direct, proxy (client-heavy), tls (https, "
                    "OpenSSL uprobes), bystander (a process with no socket), "
-                   "exchange (pingpong: per-call cost) or all (env "
-                   "BENCH_SCENARIO, default all)")
+                   "exchange (pingpong: per-call cost), startup (exec to "
+                   "first answers) or all (env BENCH_SCENARIO, default all)")
     p.add_argument("--hooks", choices=("auto", "socket", "syscall"),
                    default=os.environ.get("BENCH_HOOKS", "auto"),
                    help="sonde's and the floor's --hooks: where reads and "
@@ -1026,6 +1141,33 @@ def bench_exchange(tmp, rounds, seconds):
                       tmp, {os.getpid()})
 
 
+def bench_startup(tmp):
+    """STARTS starts of sonde, one after the other."""
+    print(f"bench: startup: {SONDE}, {STARTS} starts", flush=True)
+    runs, warnings = [], []
+    for i in range(1, STARTS + 1):
+        res = watched(lambda: time_start(tmp), f"start {i}", {os.getpid()},
+                      warnings)
+        print(f"  start {i}/{STARTS}  first /metrics {res['metrics_s']:.3f} s"
+              f"  /readyz 200 {res['ready_s']:.3f} s", flush=True)
+        runs.append(res)
+    return {"sonde": runs}, warnings
+
+
+def run_scenario(name, tmp, rounds, seconds):
+    """(results, summary, warnings) of one scenario."""
+    if name == "startup":
+        results, warnings = bench_startup(tmp)
+        return results, summarize_startup(results), warnings
+    if name == "bystander":
+        results, warnings = bench_bystander(tmp, rounds, seconds)
+    elif name == "exchange":
+        results, warnings = bench_exchange(tmp, rounds, seconds)
+    else:
+        results, warnings = bench_nginx(tmp, name, rounds, seconds)
+    return results, summarize(results), warnings
+
+
 def on_sigterm(signum, frame):
     raise Interrupted()
 
@@ -1037,23 +1179,14 @@ def main():
            "wrk": f"-t{WRK_THREADS} -c{WRK_CONNECTIONS}",
            "cpus": os.cpu_count(), "kernel": os.uname().release,
            "hooks": args.hooks}
-    names = ([*SCENARIOS, "bystander", "exchange"] if args.scenario == "all"
-             else [args.scenario])
+    names = ALL_SCENARIOS if args.scenario == "all" else [args.scenario]
     done = {}
     try:
         preflight()
         for name in names:
             with tempfile.TemporaryDirectory(prefix="sonde-bench-") as tmp:
-                if name == "bystander":
-                    results, warnings = bench_bystander(tmp, args.rounds,
-                                                        args.seconds)
-                elif name == "exchange":
-                    results, warnings = bench_exchange(tmp, args.rounds,
-                                                       args.seconds)
-                else:
-                    results, warnings = bench_nginx(tmp, name, args.rounds,
-                                                    args.seconds)
-            done[name] = (results, summarize(results), warnings)
+                done[name] = run_scenario(name, tmp, args.rounds,
+                                          args.seconds)
         for name, (_, summary, warnings) in done.items():
             print_report(cfg, name, summary, warnings)
         write_json(cfg, done)
