@@ -13,7 +13,9 @@
 #                 per-call work vs sonde, direct and proxied; then over TLS;
 #                 then a process with no socket (a bystander); then one
 #                 loopback exchange at a time (pingpong), per-call costs;
-#                 then sonde's start-up time (tools/README.md)
+#                 then BPF run time per program run, sonde vs the bound,
+#                 by protocol path; then sonde's start-up time
+#                 (tools/README.md)
 #   make install  the binary, a hardened systemd unit, /etc/default/sonde
 #   make fmt      clang-format every C source in place
 
