@@ -153,6 +153,9 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 TARGET_KEPT = 0.95  # sonde keeps >= 95% of the no-agent throughput
+# ... as the median of the per-round ratios of at least this many rounds:
+# fewer, and one noisy round moves the median.
+MIN_ROUNDS = 9
 TARGET_LOSS_VS_FLOOR = 1.5  # and loses <= 1.5x what the bare hooks lose
 # Over TLS the floor's loss is the uprobe traps': sonde's own work in its
 # OpenSSL probes (parsing plaintext) may add a quarter to it.
@@ -703,7 +706,8 @@ def program_time(ids):
     except (OSError, subprocess.SubprocessError, ValueError) as e:
         raise BenchError(f"bpftool prog show failed: {e}") from e
     if not ids <= progs.keys():
-        raise BenchError(f"bpftool does not list programs {ids - progs.keys()}")
+        raise BenchError("bpftool does not list programs "
+                         f"{sorted(ids - progs.keys())}")
     return (sum(progs[i].get("run_time_ns", 0) for i in ids),
             sum(progs[i].get("run_cnt", 0) for i in ids))
 
@@ -1271,12 +1275,13 @@ def print_kernel_report(cfg, s, warnings):
               f"the other {p['untraced_counted']:.0f}; dropped "
               + (", ".join(f"{k}={v:.0f}" for k, v
                            in sorted(p["drops"].items()) if v) or "none"))
-    print("  A run is any call on the socket hooks: the traced side's two "
-          "an exchange, the\n  untraced side's two (an early exit on the "
-          "pid filter) and other processes' (early\n  exits too; more than "
-          "4 runs an exchange shows them). Over HTTP/2 the bound peeks\n"
-          "  16 bytes a call as over HTTP/1: the least work, no frame "
-          "followed.")
+    print("  A run is any call on the socket hooks: the traced side's two an "
+          "exchange, the\n"
+          "  untraced side's two (early exits on the pid filter), other "
+          "processes' (early\n"
+          "  exits too: runs an exchange above 4). Over HTTP/2 the bound "
+          "peeks 16 bytes a\n"
+          "  call as over HTTP/1: the least work, no frame followed.")
     print_verdicts(s, "kernel", warnings)
 
 
@@ -1303,19 +1308,19 @@ def print_startup_report(cfg, s, warnings):
 
 
 def print_report(cfg, scenario, s, warnings):
-    lvf = s.get("loss_vs_floor")
-    if scenario == "startup":
-        print_startup_report(cfg, s, warnings)
-        return
-    if scenario == "kernel":
-        print_kernel_report(cfg, s, warnings)
-        return
-    if scenario == "bystander":
-        print_bystander_report(cfg, s, warnings)
-        return
-    if scenario == "exchange":
-        print_exchange_report(cfg, s, warnings)
-        return
+    """The scenario's report: its own for those without nginx."""
+    own = {"bystander": print_bystander_report,
+           "exchange": print_exchange_report,
+           "kernel": print_kernel_report,
+           "startup": print_startup_report}.get(scenario)
+    if own:
+        own(cfg, s, warnings)
+    else:
+        print_nginx_report(cfg, scenario, s, warnings)
+
+
+def print_nginx_report(cfg, scenario, s, warnings):
+    lvf = s["loss_vs_floor"]
     print()
     print(f"sonde bench, {scenario}: nginx (1 worker) + wrk -t{WRK_THREADS} "
           f"-c{WRK_CONNECTIONS}, {cfg['rounds']} round(s) x "
@@ -1328,7 +1333,9 @@ def print_report(cfg, scenario, s, warnings):
         print(f"  bound/none   {s['bound_over_none']:7.1%}   "
               f"(loss {s['bound_loss']:.1%}; the least per-call work)")
     print(f"  sonde/none   {s['sonde_over_none']:7.1%}   "
-          f"(loss {s['sonde_loss']:.1%})")
+          f"(loss {s['sonde_loss']:.1%})"
+          + (f"; {cfg['rounds']} round(s), the target wants {MIN_ROUNDS} or "
+             "more" if cfg["rounds"] < MIN_ROUNDS else ""))
     print("  sonde loss vs floor loss   "
           + ("n/a (floor loss < 0.5%)" if lvf is None else f"{lvf:.2f}x"))
     if "bound_over_none" in s:
@@ -1374,7 +1381,7 @@ def write_json(cfg, scenarios):
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int,
-                   default=int(os.environ.get("BENCH_ROUNDS", 9)),
+                   default=int(os.environ.get("BENCH_ROUNDS", MIN_ROUNDS)),
                    help="interleaved rounds of every mode "
                    "(env BENCH_ROUNDS, default 9)")
     p.add_argument("--seconds", type=int,
