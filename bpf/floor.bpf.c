@@ -168,7 +168,7 @@ FLOOR("tracepoint/tcp/tcp_receive_reset")
 FLOOR("tracepoint/tcp/tcp_destroy_sock")
 
 /* Placed by tools/floor.c with --tls, where sonde places its OpenSSL
- * probes (user/sslprobe.c): the price of the uprobe traps alone. */
+ * probes (user/kernel/sslprobe.c): the price of the uprobe traps alone. */
 SEC("uprobe")
 int floor_ssl_entry(void *ctx)
 {

@@ -2,7 +2,7 @@
 /* floor: the benchmark's baseline agent. Loads bpf/floor.bpf.c, empty
  * programs on exactly the tracepoints sonde uses and, for each
  * --tls LIBRARY, an empty entry and return probe wherever sonde probes that
- * OpenSSL file (user/sslprobe.c); prints "floor: attached" and holds them
+ * OpenSSL file (user/kernel/sslprobe.c); prints "floor: attached" and holds them
  * until SIGINT or SIGTERM. What a workload loses with this running is the
  * price of the hooks alone; tools/bench.py compares sonde's loss against
  * it. With --bound, the socket hooks run the bound's programs instead of
