@@ -196,8 +196,8 @@ KERNEL_PATHS = (("http1_server", "HTTP/1 server", (), "server"),
                 ("http2_server", "HTTP/2 server", ("--h2",), "server"))
 KERNEL_MODES = ("bound", "sonde")
 # A run of 2 s makes some 10^5 exchanges, each 4 program runs: the mean
-# per run settles well within it, and 2 s keeps the scenario's 54 runs
-# short.
+# per run settles well within it, and the scenario's six runs a round
+# stay short.
 KERNEL_SECONDS = 2
 # sonde does more per call than the bound (request capture, pipelining,
 # HTTP/2, TLS, records a daemon reads) and should cost little more.
