@@ -12,7 +12,10 @@
 #   make bench    nginx + wrk: no agent vs empty BPF programs vs the least
 #                 per-call work vs sonde, direct and proxied; then over TLS;
 #                 then a process with no socket (a bystander); then one
-#                 loopback exchange at a time (pingpong), per-call costs
+#                 loopback exchange at a time (pingpong), per-call costs;
+#                 then BPF run time per program run, sonde vs the bound,
+#                 by protocol path; then sonde's start-up time
+#                 (tools/README.md)
 #   make install  the binary, a hardened systemd unit, /etc/default/sonde
 #   make fmt      clang-format every C source in place
 

@@ -38,6 +38,12 @@ FLOOR("raw_tracepoint/sock_send_length")
  * selection, and nobody reads the records. What a workload loses with it
  * is what the per-request work itself costs on this host, whatever the
  * design. */
+
+/* Set by tools/floor.c --bound --pid: like sonde --pid, the bound then
+ * works only for this process's calls, and leaves every other call at
+ * the same early exit as sonde's filter (0: every process). */
+const volatile __u32 bound_tgid = 0;
+
 struct bound_conn {
 	__u64 start_ns;
 	char head[SONDE_PEEK];
@@ -89,7 +95,8 @@ static __always_inline int bound_io(struct sock *sk, long ret)
 	const void *buf;
 	__u32 zero = 0;
 
-	if (ret <= 0 || task->flags & (PF_KTHREAD | PF_IO_WORKER))
+	if (ret <= 0 || task->flags & (PF_KTHREAD | PF_IO_WORKER) ||
+	    (bound_tgid && (__u32)task->tgid != bound_tgid))
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	nr = regs->orig_ax;
@@ -161,7 +168,7 @@ FLOOR("tracepoint/tcp/tcp_receive_reset")
 FLOOR("tracepoint/tcp/tcp_destroy_sock")
 
 /* Placed by tools/floor.c with --tls, where sonde places its OpenSSL
- * probes (user/sslprobe.c): the price of the uprobe traps alone. */
+ * probes (user/kernel/sslprobe.c): the price of the uprobe traps alone. */
 SEC("uprobe")
 int floor_ssl_entry(void *ctx)
 {

@@ -2,16 +2,19 @@
 /* floor: the benchmark's baseline agent. Loads bpf/floor.bpf.c, empty
  * programs on exactly the tracepoints sonde uses and, for each
  * --tls LIBRARY, an empty entry and return probe wherever sonde probes that
- * OpenSSL file (user/sslprobe.c); prints "floor: attached" and holds them
+ * OpenSSL file (user/kernel/sslprobe.c); prints "floor: attached" and holds them
  * until SIGINT or SIGTERM. What a workload loses with this running is the
  * price of the hooks alone; tools/bench.py compares sonde's loss against
  * it. With --bound, the socket hooks run the bound's programs instead of
- * empty ones: the least work per call any HTTP tracer on them does. */
+ * empty ones: the least work per call any HTTP tracer on them does; with
+ * --pid PID as well, the bound works for that process only, as sonde
+ * --pid does (the empty programs have nothing to filter). */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -126,8 +129,8 @@ static int attach_tls(struct floor_bpf *skel, const char *path)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: floor [--hooks auto|socket|syscall] [--bound] "
-			"[--tls OPENSSL_FILE]...\n");
+	fprintf(stderr, "usage: floor [--hooks auto|socket|syscall] "
+			"[--bound [--pid PID]] [--tls OPENSSL_FILE]...\n");
 }
 
 /* With the socket hooks chosen, loads on them either the bound's programs
@@ -151,6 +154,8 @@ int main(int argc, char **argv)
 	struct floor_bpf *skel;
 	sigset_t wait_mask;
 	int ntls = 0, err;
+	long pid = 0;
+	char *end;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--hooks") && i + 1 < argc &&
@@ -164,6 +169,14 @@ int main(int argc, char **argv)
 			bound = true;
 			continue;
 		}
+		if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
+			pid = strtol(argv[++i], &end, 10);
+			if (*end || pid < 1 || pid > UINT32_MAX) {
+				usage();
+				return 2;
+			}
+			continue;
+		}
 		if (strcmp(argv[i], "--tls") || i + 1 == argc) {
 			usage();
 			return 2;
@@ -174,6 +187,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		tls_files[ntls++] = argv[++i];
+	}
+	if (pid && !bound) {
+		usage();
+		return 2;
 	}
 	libbpf_set_print(print_libbpf);
 	wait_mask = install_signal_handlers();
@@ -200,6 +217,7 @@ int main(int argc, char **argv)
 		err = -EINVAL;
 		goto out;
 	}
+	skel->rodata->bound_tgid = (__u32)pid;
 	hooks_load_only(skel->obj, socket_hooks);
 	if (socket_hooks)
 		load_socket_programs(skel->obj, bound);
