@@ -89,10 +89,10 @@ static __always_inline void ring_submit(struct ring_slot *s)
 static __always_inline void event_submit(void *ev)
 {
 	__u64 fill = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
 
-	bpf_ringbuf_submit(ev, fill > size / 4 ? BPF_RB_FORCE_WAKEUP :
-						 BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(ev, fill > SONDE_RINGBUF_BYTES / 4 ?
+				       BPF_RB_FORCE_WAKEUP :
+				       BPF_RB_NO_WAKEUP);
 }
 
 #endif

@@ -393,15 +393,19 @@ static __always_inline void on_response_bytes(struct conn_key *key,
 
 /* A connection found lazily takes the role its first request shows: a
  * request read makes it the server side, a request written the client.
- * False while it is not known. */
+ * Bytes that could be a status line's start ("HTT") say nothing: no
+ * method is called HTTP. False while it is not known. */
 static __always_inline bool http1_role(struct conn *c, const void *buf, long n,
 				       bool is_read)
 {
 	char peek[SONDE_PEEK];
+	__u32 got;
 
 	if (c->role != ROLE_UNKNOWN)
 		return true;
-	if (!looks_like_request(peek, peek_user(peek, buf, n)))
+	got = peek_user(peek, buf, n);
+	if (!looks_like_request(peek, got) ||
+	    could_start_status_line(peek, got))
 		return false;
 	c->role = is_read ? ROLE_SERVER : ROLE_CLIENT;
 	return true;

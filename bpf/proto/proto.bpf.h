@@ -22,7 +22,7 @@ static __always_inline void count_classified(__u32 proto)
 }
 
 /* Calls whose bytes no detector claimed that are let by before a
- * connection is unknown, when they may not be its client's first bytes. */
+ * connection found in the middle of its life is unknown. */
 #define PROTO_TRIES 16
 
 #include "proto/http1.bpf.h"
@@ -47,14 +47,13 @@ static __always_inline __u8 classify(const char *p, __u32 n, bool plain,
 }
 
 /* Classifies the connection key, tracked in c, from the n bytes at buf
- * that went one way (is_read); starts its protocol's state. Bytes no
- * detector claims make it unknown when they are a client's first, on a
- * connection seen from its start (its role known). Otherwise they may be
- * a server speaking first, or the middle of a message on a connection
- * that was open before sonde: PROTO_TRIES such calls are let by before it
- * is unknown. False when there is nothing to hand to a handler: no bytes
- * could be read, the bytes are ciphertext (the socket is marked TLS), no
- * protocol claims them (yet), or its state has no room. */
+ * that went one way (is_read); starts its protocol's state. On a
+ * connection seen from its start (its role known), bytes no detector
+ * claims make it unknown. One found in the middle of its life (open
+ * before sonde) may be in the middle of a message: PROTO_TRIES such calls
+ * are let by first. False when there is nothing to hand to a handler: no
+ * bytes could be read, the bytes are ciphertext (the socket is marked
+ * TLS), no protocol claims them (yet), or its state has no room. */
 static __always_inline bool proto_classify(struct conn_key *key, struct conn *c,
 					   const void *buf, long n,
 					   bool is_read)
@@ -72,8 +71,7 @@ static __always_inline bool proto_classify(struct conn_key *key, struct conn *c,
 		tls_mark(c);
 		return false;
 	}
-	if (proto == SONDE_PROTO_UNKNOWN && (!known || from_server) &&
-	    ++c->tries < PROTO_TRIES)
+	if (proto == SONDE_PROTO_UNKNOWN && !known && ++c->tries < PROTO_TRIES)
 		return false;
 	c->proto = proto;
 	count_classified(proto);
