@@ -4,7 +4,7 @@
  * socket ownership, rings, syscall and socket decoding, processes, TCP
  * lifecycle, function latency) and by protocol in proto/ (the classifier
  * and dispatcher, HTTP/1, HTTP/2, TLS); a protocol's own state map lives
- * in its header.
+ * in the connection's entry, laid out by its header.
  *
  * Two sets of read and write hooks see the same reads and writes; the
  * daemon loads one. Socket hooks (sock:sock_recv_length and
@@ -264,12 +264,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		.tgid = bpf_get_current_pid_tgid() >> 32,
 		.fd = ctx->args[0],
 	};
-	struct conn *c = bpf_map_lookup_elem(&conns, &key);
-
-	if (c) {
-		proto_forget(&key, c->proto);
-		bpf_map_delete_elem(&conns, &key);
-	}
+	bpf_map_delete_elem(&conns, &key);
 	bpf_map_delete_elem(&skip_fds, &key);
 	return 0;
 }

@@ -12,10 +12,12 @@
  * other fds (files, pipes, unix sockets) are remembered in skip_fds so the
  * socket lookup runs once per fd, not once per syscall.
  *
- * struct conn is the small state every call on a connection reads: the
- * socket, addresses, role, its process's name and what its bytes were
- * classified as. What a protocol keeps per connection lives in that
- * protocol's own map (bpf/proto/). A connection exists only for a process
+ * struct conn starts with the small state every call on a connection
+ * reads: the socket, addresses, role, its process's name and what its
+ * bytes were classified as. Its protocol's own state follows, in room the
+ * core does not look into (each header in bpf/proto/ lays out its part):
+ * one lookup finds both, and the calls of a connection no protocol claims
+ * touch only the first part. A connection exists only for a process
  * the selection traces: a call that finds its connection needs no verdict
  * lookup (the daemon removes a process's connections when its verdict
  * turns against it). */
@@ -26,6 +28,11 @@ struct conn_key {
 	__u32 tgid;
 	__u32 fd;
 };
+
+/* Bytes of protocol state a connection carries: HTTP/1's request capture
+ * (struct http1_conn) is the largest. Each protocol checks that its state
+ * fits. */
+#define CONN_PROTO_STATE 560
 
 struct conn {
 	__u64 sk;   /* struct sock *: names the connection; first, for
@@ -46,6 +53,9 @@ struct conn {
 	 * records: here it shares a cache line each record reads anyway,
 	 * where the task's own copy is usually a cache miss. */
 	char comm[SONDE_COMM_LEN];
+	/* The state of the protocol in proto, laid out by proto/<p>.bpf.h;
+	 * zeroed when the connection is tracked. */
+	__u8 proto_state[CONN_PROTO_STATE] __attribute__((aligned(8)));
 };
 
 /* Who owns a TCP socket, so that events raised in softirq context (a

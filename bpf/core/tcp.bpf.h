@@ -142,8 +142,8 @@ connect_done(struct trace_event_raw_inet_sock_set_state *ctx,
 
 /* The socket at key, which o says who owned, is gone: o is forgotten, so
  * that socks holds only live sockets. Under socket hooks, which see no
- * close, so is the owner's connection on it (and its protocol's state),
- * unless its fd already names another socket. */
+ * close, so is the owner's connection on it, unless its fd already names
+ * another socket. */
 static __always_inline void owner_forget(__u64 key, struct sock_owner *o)
 {
 	struct conn_key ck;
@@ -153,10 +153,8 @@ static __always_inline void owner_forget(__u64 key, struct sock_owner *o)
 		ck.tgid = o->tgid;
 		ck.fd = o->fd;
 		c = bpf_map_lookup_elem(&conns, &ck);
-		if (c && c->sk == key) {
-			proto_forget(&ck, c->proto);
+		if (c && c->sk == key)
 			bpf_map_delete_elem(&conns, &ck);
-		}
 	}
 	bpf_map_delete_elem(&socks, &key);
 }

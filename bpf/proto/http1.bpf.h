@@ -10,8 +10,8 @@
  * pipelined requests: each response is the next request's, and
  * pipeline_idx says which head of the capture it answers.
  *
- * Detector: http1_detect. State: http1_conns, per connection. Handler:
- * http1_data. */
+ * Detector: http1_detect. State: struct http1_conn, in the connection's
+ * protocol state. Handler: http1_data. */
 #ifndef SONDE_PROTO_HTTP1_BPF_H
 #define SONDE_PROTO_HTTP1_BPF_H
 
@@ -45,14 +45,14 @@ struct http1_conn {
 	char req[2 * SONDE_REQ_CAP];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SONDE_MAX_CONNS);
-	__type(key, struct conn_key);
-	__type(value, struct http1_conn);
-} http1_conns SEC(".maps");
+_Static_assert(sizeof(struct http1_conn) <= CONN_PROTO_STATE,
+	       "HTTP/1's state fits in a connection's protocol state");
 
-static const struct http1_conn http1_zero;
+/* c's HTTP/1 state. */
+static __always_inline struct http1_conn *http1_of(struct conn *c)
+{
+	return (struct http1_conn *)c->proto_state;
+}
 
 /* Room to look for the final head after an interim one: off the stack,
  * which the handler shares with its callers. */
@@ -411,15 +411,16 @@ static __always_inline bool http1_role(struct conn *c, const void *buf, long n,
 	return true;
 }
 
-/* The connection key, tracked in c, was just classified HTTP/1: its state
- * starts empty. False when there is no room for it (counted). */
-static __always_inline bool http1_start(struct conn_key *key)
+/* c was just classified HTTP/1: no exchange is open. (Its capture need
+ * not be cleared: it is read only as far as an exchange wrote it.) */
+static __always_inline void http1_start(struct conn *c)
 {
-	if (bpf_map_update_elem(&http1_conns, key, &http1_zero, BPF_ANY)) {
-		count_drop(SONDE_DROP_CONN_FULL);
-		return false;
-	}
-	return true;
+	struct http1_conn *h = http1_of(c);
+
+	h->phase = PHASE_IDLE;
+	h->req_len = 0;
+	h->pipeline_idx = 0;
+	h->resp_part_len = 0;
 }
 
 /* The handler: n bytes at user address buf were read (is_read) or
@@ -433,16 +434,7 @@ __attribute__((noinline)) int http1_data(struct conn_key *key, struct conn *c,
 
 	if (!key || !c || n <= 0)
 		return 0;
-	h = bpf_map_lookup_elem(&http1_conns, key);
-	/* The state was evicted while the connection was not: it starts
-	 * again from the next request. */
-	if (!h) {
-		if (!http1_start(key))
-			return 0;
-		h = bpf_map_lookup_elem(&http1_conns, key);
-		if (!h)
-			return 0;
-	}
+	h = http1_of(c);
 	if (!http1_role(c, p, n, is_read))
 		return 0;
 	if (!to_client(c, is_read))

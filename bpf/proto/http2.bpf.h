@@ -11,7 +11,8 @@
  * any more is given up, counted: the daemon cannot decode its header
  * blocks without every byte of them.
  *
- * Detector: h2_detect. State: h2_conns, per connection. Handler: h2_data,
+ * Detector: h2_detect (and h2_detect_server). State: struct h2_conn, in
+ * the connection's protocol state. Handler: h2_data,
  * and h2_vector for the buffers of a vector read or write after the
  * first. */
 #ifndef SONDE_PROTO_HTTP2_BPF_H
@@ -55,16 +56,14 @@ struct h2_conn {
 	char part[2][H2_FRAME_HEADER_ROOM];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SONDE_MAX_CONNS);
-	__type(key, struct conn_key);
-	__type(value, struct h2_conn);
-} h2_conns SEC(".maps");
+_Static_assert(sizeof(struct h2_conn) <= CONN_PROTO_STATE,
+	       "HTTP/2's state fits in a connection's protocol state");
 
-/* Template for a new connection's state: inserted, then filled in
- * place, off the stack. */
-static const struct h2_conn h2_zero;
+/* c's HTTP/2 state. */
+static __always_inline struct h2_conn *h2_of(struct conn *c)
+{
+	return (struct h2_conn *)c->proto_state;
+}
 
 /* The detector: the client's preface, its first 16 bytes. */
 static __always_inline bool h2_detect(const char *p, __u32 n)
@@ -252,26 +251,18 @@ static long h2_step(__u32 i, void *ctx)
 	return 0;
 }
 
-/* The connection key, tracked in c, was just classified HTTP/2 by its
- * preface: the preface is skipped like the payload of a frame nobody
- * forwards (type 0). False when there is no room for its state
- * (counted). */
-static __always_inline bool h2_start(struct conn_key *key, struct conn *c)
+/* c, the connection key, was just classified HTTP/2 by its preface (or
+ * its server's SETTINGS): the client's preface is skipped like the payload
+ * of a frame nobody forwards (type 0). */
+static __always_inline void h2_start(struct conn_key *key, struct conn *c)
 {
-	struct h2_conn *st;
+	struct h2_conn *st = h2_of(c);
 
-	if (bpf_map_update_elem(&h2_conns, key, &h2_zero, BPF_ANY)) {
-		count_drop(SONDE_DROP_CONN_FULL);
-		return false;
-	}
-	st = bpf_map_lookup_elem(&h2_conns, key);
-	if (!st)
-		return false;
+	__builtin_memset(st, 0, sizeof(*st));
 	st->since = bpf_ktime_get_ns();
 	st->len[0] = H2_PREFACE_LEN;
 	st->left[0] = H2_PREFACE_LEN;
 	note_process(key->tgid, c);
-	return true;
 }
 
 /* The handler: n bytes at user address buf went in direction dir (as
@@ -291,9 +282,8 @@ __attribute__((noinline)) int h2_data(struct conn_key *key, struct conn *c,
 
 	if (!key || !c)
 		return 0;
-	w.st = bpf_map_lookup_elem(&h2_conns, key);
-	/* Evicted: the frames' boundaries are lost with it. */
-	if (!w.st || w.st->lost) {
+	w.st = h2_of(c);
+	if (w.st->lost) {
 		c->proto = SONDE_PROTO_UNKNOWN;
 		return 0;
 	}
@@ -355,14 +345,13 @@ static __always_inline void h2_vector(struct conn_key *key, struct conn *c,
 		.dir = to_client(c, io->is_read),
 		.followed = true,
 	};
-	struct h2_conn *st;
+	struct h2_conn *st = h2_of(c);
 
 	v.iovp = io_iovecs(io->arg2, io->how, &v.count);
 	if (v.iovp)
 		bpf_loop(H2_MAX_IOVECS, h2_iov_step, &v, 0);
 	if (v.followed && v.ret > 0) {
-		st = bpf_map_lookup_elem(&h2_conns, key);
-		if (st && !st->lost)
+		if (!st->lost)
 			h2_unfollow(st);
 		c->proto = SONDE_PROTO_UNKNOWN;
 	}

@@ -3,11 +3,11 @@
  * and writes.
  *
  * Each protocol is one header in this folder: a detector (a pure
- * predicate on the first bytes, with an example of them), its own state
- * map, and a handler. Adding one is that header, an id in enum
- * sonde_proto (include/sonde_events.h), a line in classify() and a case in
- * proto_data() (and proto_forget() when it keeps state); the daemon side
- * is user/proto/. A connection no detector claims is unknown: its calls
+ * predicate on the first bytes, with an example of them), the layout of
+ * its state in the connection's protocol state, and a handler. Adding one
+ * is that header, an id in enum sonde_proto (include/sonde_events.h), a
+ * line in classify() and in proto_start(), and a case in proto_data(); the
+ * daemon side is user/proto/. A connection no detector claims is unknown: its calls
  * cost the connection lookup and nothing else, and it never makes a
  * record. */
 #ifndef SONDE_PROTO_PROTO_BPF_H
@@ -46,6 +46,16 @@ static __always_inline __u8 classify(const char *p, __u32 n, bool plain,
 	return SONDE_PROTO_UNKNOWN;
 }
 
+/* c, the connection key, was just classified proto: its state starts. */
+static __always_inline void proto_start(struct conn_key *key, struct conn *c,
+					__u8 proto)
+{
+	if (proto == SONDE_PROTO_HTTP1)
+		http1_start(c);
+	else if (proto == SONDE_PROTO_HTTP2)
+		h2_start(key, c);
+}
+
 /* Classifies the connection key, tracked in c, from the n bytes at buf
  * that went one way (is_read); starts its protocol's state. On a
  * connection seen from its start (its role known), bytes no detector
@@ -53,7 +63,7 @@ static __always_inline __u8 classify(const char *p, __u32 n, bool plain,
  * before sonde) may be in the middle of a message: PROTO_TRIES such calls
  * are let by first. False when there is nothing to hand to a handler: no
  * bytes could be read, the bytes are ciphertext (the socket is marked
- * TLS), no protocol claims them (yet), or its state has no room. */
+ * TLS), or no protocol claims them (yet). */
 static __always_inline bool proto_classify(struct conn_key *key, struct conn *c,
 					   const void *buf, long n,
 					   bool is_read)
@@ -75,11 +85,8 @@ static __always_inline bool proto_classify(struct conn_key *key, struct conn *c,
 		return false;
 	c->proto = proto;
 	count_classified(proto);
-	if (proto == SONDE_PROTO_HTTP1 && !http1_start(key))
-		c->proto = SONDE_PROTO_UNKNOWN;
-	if (proto == SONDE_PROTO_HTTP2 && !h2_start(key, c))
-		c->proto = SONDE_PROTO_UNKNOWN;
-	return c->proto != SONDE_PROTO_UNKNOWN;
+	proto_start(key, c, proto);
+	return proto != SONDE_PROTO_UNKNOWN;
 }
 
 /* The dispatcher: n bytes at user address buf were read (is_read) or
@@ -149,16 +156,6 @@ proto_socket_io(struct conn_key *key, struct conn *c, const struct io_call *io)
 	if (io->ret <= 0 || !c || c->tls || c->proto == SONDE_PROTO_UNKNOWN)
 		return;
 	proto_io(key, c, io);
-}
-
-/* The connection on key, whose bytes were proto, is gone: so is its
- * protocol's state. */
-static __always_inline void proto_forget(struct conn_key *key, __u8 proto)
-{
-	if (proto == SONDE_PROTO_HTTP1)
-		bpf_map_delete_elem(&http1_conns, key);
-	else if (proto == SONDE_PROTO_HTTP2)
-		bpf_map_delete_elem(&h2_conns, key);
 }
 
 #endif

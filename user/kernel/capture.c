@@ -98,11 +98,9 @@ static const struct map_owner {
 	uint32_t key_size;
 	int offset;
 } map_owners[] = {
-	{ "conns", 8, 0 },	 /* struct conn_key: tgid, fd */
-	{ "skip_fds", 8, 0 },	 /* struct conn_key */
-	{ "http1_conns", 8, 0 }, /* struct conn_key */
-	{ "h2_conns", 8, 0 },	 /* struct conn_key */
-	{ "procs", 4, 0 },	 /* the tgid */
+	{ "conns", 8, 0 },    /* struct conn_key: tgid, fd */
+	{ "skip_fds", 8, 0 }, /* struct conn_key */
+	{ "procs", 4, 0 },    /* the tgid */
 	{ "verdicts", 4, 0 },
 	{ "tls_bio_procs", 4, 0 },
 	{ "tls_fds", 16, 8 }, /* struct tls_session_key: ssl, tgid */
@@ -409,8 +407,7 @@ static bool conn_unwanted(uint32_t tgid)
 
 static bool is_connection_map(const struct map_fill *f)
 {
-	return !strcmp(f->name, "conns") || !strcmp(f->name, "http1_conns") ||
-	       !strcmp(f->name, "h2_conns");
+	return !strcmp(f->name, "conns");
 }
 
 static void sweep_maps(void)
@@ -518,8 +515,6 @@ static void size_connection_maps(uint32_t n)
 	bpf_map__set_max_entries(skel->maps.conns, n);
 	bpf_map__set_max_entries(skel->maps.socks, n);
 	bpf_map__set_max_entries(skel->maps.tls_fds, n);
-	bpf_map__set_max_entries(skel->maps.http1_conns, n);
-	bpf_map__set_max_entries(skel->maps.h2_conns, n);
 }
 
 static void enter_listener(void *ctx, const struct sonde_listener_key *key,
