@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "export/otlp.h"
+#include "identity/lastseen.h"
 #include "identity/procinfo.h"
 #include "metrics/exphist.h"
 #include "metrics/families.h"
@@ -21,6 +22,7 @@ static void fresh_registry(bool exponential)
 
 	registry_free();
 	otlp_reset();
+	lastseen_reset();
 	histogram_bounds_default(&b);
 	registry_init(&b, &l);
 	if (exponential)
@@ -302,7 +304,7 @@ TEST(process_table_is_off_without_export)
 
 	fresh_registry(false);
 	/* The consumer pays nothing for it while export is off. */
-	otlp_note_process(&info, 4242, "nginx");
+	lastseen_note(&info, 4242, "nginx");
 	observe("shop", "200", 1000);
 	otlp_encode(&b, false, false, 1);
 	res = dec_msg(resource_of((struct span){ b.data, b.len }, "shop"), 1,
@@ -310,6 +312,34 @@ TEST(process_table_is_off_without_export)
 	CHECK(attr(res, 1, "process.pid", &any).p == NULL);
 	CHECK(dec_str_eq(attr(res, 1, "service.name", &any), "shop"));
 	pb_release(&b);
+}
+
+TEST(resource_names_the_process_a_service_was_last_seen_in)
+{
+	const char *id = "0123456789abcdef0123456789abcdef"
+			 "0123456789abcdef0123456789abcdef";
+	struct procinfo info = { .service = "shop", .namespace = "retail" };
+	struct pb_buf b = { 0 };
+	struct span res, any;
+
+	fresh_registry(false);
+	snprintf(info.container_id, sizeof(info.container_id), "%s", id);
+	lastseen_enable(true);
+	/* 0x7ffffff3: no such process, so its /proc entry says nothing. */
+	lastseen_note(&info, 0x7ffffff3, "nginx");
+	lastseen_enable(false);
+	observe("shop", "200", 1000);
+	otlp_encode(&b, false, false, 1);
+	res = dec_msg(resource_of((struct span){ b.data, b.len }, "shop"), 1,
+		      0);
+	attr(res, 1, "process.pid", &any);
+	CHECK(dec_u64(any, 3, 0) == 0x7ffffff3);
+	CHECK(dec_str_eq(attr(res, 1, "process.executable.name", &any),
+			 "nginx"));
+	CHECK(dec_str_eq(attr(res, 1, "service.namespace", &any), "retail"));
+	CHECK(dec_str_eq(attr(res, 1, "container.id", &any), id));
+	pb_release(&b);
+	lastseen_reset();
 }
 
 TEST(exponential_index_follows_the_spec)
@@ -538,12 +568,13 @@ TEST(container_id_from_cgroup)
 	char line[256];
 
 	snprintf(line, sizeof(line), "0::/system.slice/docker-%s.scope\n", hex);
-	CHECK(otlp_container_id(line, id) == 0);
+	CHECK(lastseen_container_id(line, id) == 0);
 	CHECK_STR(id, hex);
 	snprintf(line, sizeof(line), "0::/kubepods/besteffort/pod1/%s", hex);
-	CHECK(otlp_container_id(line, id) == 0);
+	CHECK(lastseen_container_id(line, id) == 0);
 	CHECK_STR(id, hex);
-	CHECK(otlp_container_id("0::/user.slice/session-2.scope\n", id) == -1);
+	CHECK(lastseen_container_id("0::/user.slice/session-2.scope\n", id) ==
+	      -1);
 }
 
 UNIT_MAIN("otlp", UNIT_CASE(nothing_to_send_encodes_nothing),
@@ -553,6 +584,7 @@ UNIT_MAIN("otlp", UNIT_CASE(nothing_to_send_encodes_nothing),
 	  UNIT_CASE(counters_and_gauges_are_sums),
 	  UNIT_CASE(delta_survives_series_expiring_around_it),
 	  UNIT_CASE(process_table_is_off_without_export),
+	  UNIT_CASE(resource_names_the_process_a_service_was_last_seen_in),
 	  UNIT_CASE(exponential_index_follows_the_spec),
 	  UNIT_CASE(exponential_histogram_rescales_to_fit),
 	  UNIT_CASE(exponential_request_carries_scale_and_buckets),

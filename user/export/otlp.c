@@ -14,7 +14,7 @@
 
 #include "export/otlp.h"
 #include "export/prom.h"
-#include "identity/procinfo.h"
+#include "identity/lastseen.h"
 #include "metrics/histogram.h"
 #include "metrics/registry.h"
 #include "util/clock.h"
@@ -91,8 +91,6 @@ enum { TEMPORALITY_DELTA = 1, TEMPORALITY_CUMULATIVE = 2 };
 #define RETRY_AFTER_MAX_MS (300 * 1000)
 /* The last export at shutdown gives up after this. */
 #define FLUSH_BUDGET_MS 3000
-/* Services whose process is remembered for resource attributes. */
-#define PROCESS_TABLE_MAX 4096
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -422,123 +420,6 @@ void otlp_config_free(struct otlp_config *cfg)
 		free(cfg->headers[i]);
 	free(cfg->ca_pem);
 	memset(cfg, 0, sizeof(*cfg));
-}
-
-/* ---- resource attributes ---------------------------------------------- */
-
-struct process {
-	uint32_t pid;
-	char exe[24];
-	char container[65];
-	char namespace[SERVICE_NAME_MAX + 1];
-	char pod_uid[CGROUP_UID_LEN + 1];
-};
-
-static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct strmap processes; /* service -> struct process */
-static bool enabled;
-
-void otlp_note_process(const struct procinfo *info, uint32_t pid,
-		       const char *exe)
-{
-	const char *service = info->service;
-	struct process *p;
-
-	if (!__atomic_load_n(&enabled, __ATOMIC_RELAXED))
-		return;
-	pthread_mutex_lock(&proc_lock);
-	p = strmap_get(&processes, service);
-	if (!p && processes.count < PROCESS_TABLE_MAX) {
-		p = calloc(1, sizeof(*p));
-		if (p && !strmap_put(&processes, service, p)) {
-			free(p);
-			p = NULL;
-		}
-	}
-	if (p && p->pid != pid) {
-		p->pid = pid;
-		snprintf(p->exe, sizeof(p->exe), "%s", exe);
-		snprintf(p->namespace, sizeof(p->namespace), "%s",
-			 info->namespace);
-		snprintf(p->pod_uid, sizeof(p->pod_uid), "%s", info->pod_uid);
-		if (info->container_id[0])
-			snprintf(p->container, sizeof(p->container), "%s",
-				 info->container_id);
-	}
-	pthread_mutex_unlock(&proc_lock);
-}
-
-int otlp_container_id(const char *cgroup, char out[65])
-{
-	int found = -1;
-	size_t run = 0;
-
-	/* The last run of exactly 64 hex digits: docker-<id>.scope,
-	 * /docker/<id>, cri-containerd-<id>.scope, /kubepods/…/<id>. */
-	for (const char *p = cgroup;; p++) {
-		if (*p && isxdigit((unsigned char)*p)) {
-			run++;
-			continue;
-		}
-		if (run == 64) {
-			memcpy(out, p - 64, 64);
-			out[64] = '\0';
-			for (int i = 0; i < 64; i++)
-				out[i] = (char)tolower((unsigned char)out[i]);
-			found = 0;
-		}
-		run = 0;
-		if (!*p)
-			return found;
-	}
-}
-
-static void lookup_container(uint32_t pid, char out[65])
-{
-	char path[32], text[4096];
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	n = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[n] = '\0';
-	otlp_container_id(text, out);
-}
-
-/* A copy of what is known of service's process; false when nothing. */
-static bool process_of(const char *service, struct process *out)
-{
-	struct process *p;
-	char container[65] = "";
-	uint32_t pid;
-
-	pthread_mutex_lock(&proc_lock);
-	p = strmap_get(&processes, service);
-	pid = p ? p->pid : 0;
-	pthread_mutex_unlock(&proc_lock);
-	if (!pid)
-		return false;
-	/* Outside the lock: the consumer never waits on /proc reads. */
-	lookup_container(pid, container);
-	pthread_mutex_lock(&proc_lock);
-	p = strmap_get(&processes, service);
-	if (p && container[0])
-		memcpy(p->container, container, sizeof(container));
-	if (p)
-		*out = *p;
-	pthread_mutex_unlock(&proc_lock);
-	return p != NULL;
-}
-
-static void free_process(const char *key, void *value, void *arg)
-{
-	(void)key;
-	(void)arg;
-	free(value);
 }
 
 /* ---- encoding --------------------------------------------------------- */
@@ -884,13 +765,13 @@ static void collect_series(const struct registry_series *s, void *arg)
 static void resource(struct pb_buf *b, const char *service)
 {
 	size_t res = pb_begin(b, RM_RESOURCE);
-	struct process proc;
+	struct lastseen_process proc;
 	char host[256] = "";
 
 	kv_string(b, RESOURCE_ATTRIBUTES, "service.name", service);
 	if (gethostname(host, sizeof(host) - 1) == 0 && host[0])
 		kv_string(b, RESOURCE_ATTRIBUTES, "host.name", host);
-	if (process_of(service, &proc)) {
+	if (lastseen_get(service, &proc)) {
 		kv_int(b, RESOURCE_ATTRIBUTES, "process.pid", proc.pid);
 		kv_string(b, RESOURCE_ATTRIBUTES, "process.executable.name",
 			  proc.exe);
@@ -987,10 +868,6 @@ void otlp_reset(void)
 	free(prevs);
 	prevs = NULL;
 	nprevs = 0;
-	pthread_mutex_lock(&proc_lock);
-	strmap_each(&processes, free_process, NULL);
-	strmap_clear(&processes);
-	pthread_mutex_unlock(&proc_lock);
 }
 
 /* ---- responses and retries -------------------------------------------- */
@@ -1158,6 +1035,7 @@ struct outcome {
 static struct otlp_config cfg;
 static pthread_t thread;
 static bool started;
+static bool enabled; /* between otlp_start and otlp_stop */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake;
 static bool stopping;
@@ -1556,10 +1434,13 @@ int otlp_start(const struct otlp_config *c)
 	pthread_cond_init(&wake, &attr);
 	pthread_condattr_destroy(&attr);
 	__atomic_store_n(&enabled, true, __ATOMIC_RELAXED);
+	/* Services' processes are noted from now on, for their resources. */
+	lastseen_enable(true);
 	err = pthread_create(&thread, NULL, exporter_main, NULL);
 	if (err) {
 		log_error("otlp: cannot start the exporter thread: %s",
 			  strerror(err));
+		lastseen_enable(false);
 		__atomic_store_n(&enabled, false, __ATOMIC_RELAXED);
 		return -1;
 	}
@@ -1582,6 +1463,8 @@ void otlp_stop(void)
 	pthread_mutex_unlock(&lock);
 	pthread_join(thread, NULL);
 	started = false;
+	lastseen_enable(false);
+	lastseen_reset();
 	__atomic_store_n(&enabled, false, __ATOMIC_RELAXED);
 	while (qlen)
 		queue_pop();

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "export/otlp.h"
 #include "export/prom.h"
 #include "identity/labels.h"
+#include "identity/lastseen.h"
 #include "identity/procinfo.h"
 #include "identity/selection.h"
 #include "kernel/capture.h"
@@ -118,7 +118,7 @@ exchange_process(const struct sonde_http_event *ev,
 	 * exchanges while the daemon was still deciding on it. */
 	if (!selection_conn_traced(info->verdict, ev->sport))
 		return NULL;
-	otlp_note_process(info, ev->hdr.tgid, comm);
+	lastseen_note(info, ev->hdr.tgid, comm);
 	return info;
 }
 
