@@ -26,6 +26,7 @@
 #include "kernel/uprobes.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "metrics/self.h"
 #include "proto/events.h"
 #include "proto/http2.h"
 #include "proto/tcp.h"
@@ -66,18 +67,38 @@ static void install_signal_handlers(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void render_metrics(struct strbuf *sb)
+static void collect_build_info(const struct self_metric *m,
+			       struct self_sink *sink)
 {
-	struct prom_label version = { "version", SONDE_VERSION };
+	static const char *const version = SONDE_VERSION;
 
-	registry_render(sb);
-	events_render(sb);
-	capture_render(sb, registry_dropped());
-	otlp_render(sb);
-	uprobes_render(sb);
-	prom_write_family(sb, "sonde_build_info", "gauge",
-			  "Always 1; the version label says which sonde runs.");
-	prom_write_u64(sb, "sonde_build_info", &version, 1, 1);
+	(void)m;
+	self_emit_u64(sink, &version, 1);
+}
+
+static const struct self_metric build_info = {
+	.name = "sonde_build_info",
+	.otel_name = "sonde.build_info",
+	.unit = "1",
+	.help = "Always 1; the version label says which sonde runs.",
+	.kind = SELF_GAUGE,
+	.nlabels = 1,
+	.labels = { "version" },
+	.otel_labels = { "sonde.version" },
+	.collect = collect_build_info,
+};
+
+/* sonde's own metrics, in the order /metrics lists them after the
+ * families it measures. */
+static void register_self_metrics(bool otlp)
+{
+	registry_register_metrics();
+	events_register_metrics();
+	capture_register_metrics();
+	if (otlp)
+		otlp_register_metrics();
+	uprobes_register_metrics();
+	self_register(&build_info);
 }
 
 static bool ready(const char **why)
@@ -250,7 +271,7 @@ static int setup_rules(const struct sonde_options *o)
 
 int main(int argc, char **argv)
 {
-	const struct httpd_hooks hooks = { render_metrics, ready };
+	const struct httpd_hooks hooks = { prom_render, ready };
 	struct sonde_options opts;
 	struct httpd_config hcfg = { 0 };
 	struct otlp_config ocfg = { 0 };
@@ -306,6 +327,7 @@ int main(int argc, char **argv)
 		goto out_close;
 	}
 	install_signal_handlers();
+	register_self_metrics(ocfg.endpoint != NULL);
 
 	copts.self_pid = getpid();
 	copts.filter_pid = opts.pid;

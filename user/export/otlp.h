@@ -17,7 +17,6 @@
 #include <stdint.h>
 
 #include "util/pb.h"
-#include "util/strbuf.h"
 
 #define OTLP_MAX_HEADERS 32
 
@@ -59,15 +58,20 @@ int otlp_start(const struct otlp_config *cfg);
  * frees the exporter's state and the services' processes noted. Safe to call when it was never started. */
 void otlp_stop(void);
 
-/* Appends the exporter's own metrics (nothing when export is off). */
-void otlp_render(struct strbuf *sb);
+/* Registers the exporter's own metrics (metrics/self.h):
+ * sonde_otlp_exports_total and sonde_otlp_export_duration_seconds, which
+ * have samples once otlp_start has run. Call once at start-up, when
+ * export is on. */
+void otlp_register_metrics(void);
 
 /* Encodes the registry's series as one ExportMetricsServiceRequest into
- * out, as of now_ns (wall clock). With delta, counters and histograms
- * carry what changed since the previous call and unchanged ones are left
- * out. Returns the number of data points (0: nothing to send). Holds the
- * registry lock only while encoding data points. Exporter thread (or
- * tests) only. */
+ * out, as of now_ns (wall clock): a ResourceMetrics per service, then one
+ * for sonde itself (service.name "sonde") with every self-metric of
+ * metrics/self.h, cumulative. With delta, the registry's counters and
+ * histograms carry what changed since the previous call and unchanged
+ * ones are left out. Returns the number of data points (0: nothing to
+ * send). Holds the registry lock only while encoding data points.
+ * Exporter thread (or tests) only. */
 unsigned otlp_encode(struct pb_buf *out, bool delta, bool exponential,
 		     uint64_t now_ns);
 

@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #include "config/options.h"
-#include "util/strbuf.h"
 
 struct capture_options {
 	uint32_t self_pid;
@@ -69,11 +68,13 @@ struct bpf_object *capture_object(void);
 /* True when every program is attached. */
 bool capture_all_attached(void);
 
-/* Appends sonde_program_attached, sonde_events_dropped_total (the
- * kernel's drop reasons plus the daemon's own "series_limit" count), each
- * loaded program's runs, run time and recursion misses, and the fill of
- * each BPF hash map with the entries of exited tasks removed from it. */
-void capture_render(struct strbuf *sb, uint64_t series_limit_drops);
+/* Registers sonde's metrics of its BPF side (metrics/self.h):
+ * sonde_program_attached, sonde_events_dropped_total (the kernel's drop
+ * reasons plus the registry's "series_limit" count), each loaded
+ * program's runs, run time and recursion misses, and the fill of each BPF
+ * hash map with the entries of exited tasks removed from it. Call once at
+ * start-up. */
+void capture_register_metrics(void);
 
 /* For --check: counts the tracepoints the programs that --hooks auto
  * would load attach to, and how many of them exist under tracefs_dir;

@@ -14,7 +14,6 @@
 
 #include <bpf/libbpf.h>
 
-#include "export/prom.h"
 #include "identity/labels.h"
 #include "identity/procinfo.h"
 #include "kernel/elfsym.h"
@@ -22,6 +21,7 @@
 #include "kernel/uprobes.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "metrics/self.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -717,37 +717,88 @@ void uprobes_handle_call(const struct sonde_func_event *ev)
 	registry_observe(&family_function_duration, values, ev->duration_ns);
 }
 
-void uprobes_render(struct strbuf *sb)
+static void collect_attached(const struct self_metric *m,
+			     struct self_sink *sink)
 {
-	prom_write_family(sb, "sonde_uprobe_attached", "gauge",
-			  "1 when the uprobes of the target (a --uprobe "
-			  "function, or an OpenSSL file) are attached.");
+	(void)m;
 	for (int i = 0; i < nfuncs; i++) {
-		struct prom_label l = { "target", funcs[i].label };
+		const char *target = funcs[i].label;
 
-		prom_write_u64(sb, "sonde_uprobe_attached", &l, 1,
-			       funcs[i].err == 0 && funcs[i].exit);
+		self_emit_u64(sink, &target,
+			      funcs[i].err == 0 && funcs[i].exit);
 	}
 	pthread_mutex_lock(&lock);
 	for (int i = 0; i < MAX_TLS_TARGETS; i++) {
-		struct prom_label l = { "target", tls[i].label };
+		const char *target = tls[i].label;
 
 		if (tls[i].used)
-			prom_write_u64(sb, "sonde_uprobe_attached", &l, 1,
-				       tls[i].err == 0);
+			self_emit_u64(sink, &target, tls[i].err == 0);
 	}
-	prom_write_family(sb, "sonde_uprobe_attach_failures_total", "counter",
-			  "Targets sonde could not attach uprobes to (reasons "
-			  "with -v).");
-	prom_write_u64(sb, "sonde_uprobe_attach_failures_total", NULL, 0,
-		       attach_failures);
-	prom_write_family(sb, "sonde_uprobe_exec_scans_dropped_total",
-			  "counter",
-			  "Execs whose libraries were left to the next full "
-			  "rescan because the scan queue was full.");
-	prom_write_u64(sb, "sonde_uprobe_exec_scans_dropped_total", NULL, 0,
-		       queue_dropped);
 	pthread_mutex_unlock(&lock);
+}
+
+static void collect_attach_failures(const struct self_metric *m,
+				    struct self_sink *sink)
+{
+	uint64_t n;
+
+	(void)m;
+	pthread_mutex_lock(&lock);
+	n = attach_failures;
+	pthread_mutex_unlock(&lock);
+	self_emit_u64(sink, NULL, n);
+}
+
+static void collect_scans_dropped(const struct self_metric *m,
+				  struct self_sink *sink)
+{
+	uint64_t n;
+
+	(void)m;
+	pthread_mutex_lock(&lock);
+	n = queue_dropped;
+	pthread_mutex_unlock(&lock);
+	self_emit_u64(sink, NULL, n);
+}
+
+static const struct self_metric uprobe_metrics[] = {
+	{
+		.name = "sonde_uprobe_attached",
+		.otel_name = "sonde.uprobe.attached",
+		.unit = "1",
+		.help = "1 when the uprobes of the target (a --uprobe "
+			"function, or an OpenSSL file) are attached.",
+		.kind = SELF_GAUGE,
+		.nlabels = 1,
+		.labels = { "target" },
+		.otel_labels = { "sonde.uprobe.target" },
+		.collect = collect_attached,
+	},
+	{
+		.name = "sonde_uprobe_attach_failures_total",
+		.otel_name = "sonde.uprobe.attach_failures",
+		.unit = "{target}",
+		.help = "Targets sonde could not attach uprobes to (reasons "
+			"with -v).",
+		.kind = SELF_COUNTER,
+		.collect = collect_attach_failures,
+	},
+	{
+		.name = "sonde_uprobe_exec_scans_dropped_total",
+		.otel_name = "sonde.uprobe.exec_scans.dropped",
+		.unit = "{exec}",
+		.help = "Execs whose libraries were left to the next full "
+			"rescan because the scan queue was full.",
+		.kind = SELF_COUNTER,
+		.collect = collect_scans_dropped,
+	},
+};
+
+void uprobes_register_metrics(void)
+{
+	for (size_t i = 0;
+	     i < sizeof(uprobe_metrics) / sizeof(uprobe_metrics[0]); i++)
+		self_register(&uprobe_metrics[i]);
 }
 
 void uprobes_stop(void)
