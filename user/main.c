@@ -1,6 +1,7 @@
 /* sonde: zero-code latency and error tracer. Wires the modules together:
- * checks the host, loads the BPF programs, consumes their events on this
- * thread and serves /metrics from libmicrohttpd's. */
+ * checks the host, serves /metrics from libmicrohttpd's thread (from
+ * before the BPF programs load), loads them, and consumes their events on
+ * this thread. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -328,6 +329,17 @@ int main(int argc, char **argv)
 	}
 	install_signal_handlers();
 	register_self_metrics(ocfg.endpoint != NULL);
+	/* Before loading, which takes seconds of verifier time: /healthz and
+	 * /metrics answer meanwhile, /readyz once everything is attached.
+	 * The server's thread holds no capability (httpd.h). */
+	hcfg.listen_fd = listen_fd;
+	hcfg.max_connections = opts.max_connections;
+	if (httpd_start(&hcfg, &hooks))
+		goto out_close;
+	log_info("serving %s://%s%s%s:%s/metrics",
+		 hcfg.tls_cert_pem ? "https" : "http",
+		 strchr(opts.listen_host, ':') ? "[" : "", opts.listen_host,
+		 strchr(opts.listen_host, ':') ? "]" : "", opts.listen_port);
 
 	copts.self_pid = getpid();
 	copts.filter_pid = opts.pid;
@@ -340,36 +352,27 @@ int main(int argc, char **argv)
 	copts.max_tracked = opts.max_tracked;
 	copts.hooks = opts.hooks;
 	if (capture_start(&copts, events_handle, NULL))
-		goto out_close;
+		goto out_stop;
 	if (copts.select_enabled)
 		decide_running_processes();
 	/* Before the drop: its thread keeps what attaching needs. */
 	if (uprobes_start(capture_object(), !opts.no_tls))
-		goto out_capture;
-	/* Everything privileged is done; the HTTP thread starts after this
+		goto out_stop;
+	/* Everything privileged is done; the OTLP thread starts after this
 	 * and inherits the reduced set. */
 	if (privs_drop_after_attach())
-		goto out_capture;
-	hcfg.listen_fd = listen_fd;
-	hcfg.max_connections = opts.max_connections;
-	if (httpd_start(&hcfg, &hooks))
-		goto out_capture;
+		goto out_stop;
 	/* Runs with the reduced privileges; curl never sees the lock. */
-	if (ocfg.endpoint && otlp_start(&ocfg)) {
-		httpd_stop();
-		goto out_capture;
-	}
-	log_info("serving %s://%s%s%s:%s/metrics",
-		 hcfg.tls_cert_pem ? "https" : "http",
-		 strchr(opts.listen_host, ':') ? "[" : "", opts.listen_host,
-		 strchr(opts.listen_host, ':') ? "]" : "", opts.listen_port);
+	if (ocfg.endpoint && otlp_start(&ocfg))
+		goto out_stop;
 
 	rc = consume_until_signalled(opts.series_ttl_ms) ? 1 : 0;
 	if (!rc)
 		log_info("stopping: detaching BPF programs");
+out_stop:
+	/* Each is safe to call when it never started. */
 	httpd_stop();
 	otlp_stop();
-out_capture:
 	uprobes_stop();
 	capture_stop();
 out_close:

@@ -47,6 +47,12 @@ static capture_event_fn event_fn;
 static void *event_ctx;
 static struct program_status programs[MAX_PROGRAMS];
 static int nprograms;
+/* The exporters (/metrics, /readyz, OTLP) run while capture_start loads
+ * and attaches: they read programs[], the skeleton and the map fills only
+ * once capture_start has published them, and under status_lock, which
+ * capture_stop takes to withdraw them before it frees anything. */
+static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool published;
 /* Held while the kernel counts every BPF program's runs (--bpf-stats). */
 static int stats_fd = -1;
 
@@ -458,6 +464,13 @@ static void enable_run_stats(void)
 		log_debug("BPF run statistics on");
 }
 
+static void publish(bool on)
+{
+	pthread_mutex_lock(&status_lock);
+	published = on;
+	pthread_mutex_unlock(&status_lock);
+}
+
 int capture_start(const struct capture_options *o, capture_event_fn fn,
 		  void *ctx)
 {
@@ -527,6 +540,7 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 		goto fail;
 	list_hash_maps();
 	sweep_maps();
+	publish(true);
 	return 0;
 fail:
 	capture_stop();
@@ -577,12 +591,14 @@ struct bpf_object *capture_object(void)
 
 bool capture_all_attached(void)
 {
-	if (!nprograms)
-		return false;
-	for (int i = 0; i < nprograms; i++)
-		if (programs[i].err)
-			return false;
-	return true;
+	bool all;
+
+	pthread_mutex_lock(&status_lock);
+	all = published && nprograms > 0;
+	for (int i = 0; all && i < nprograms; i++)
+		all = !programs[i].err;
+	pthread_mutex_unlock(&status_lock);
+	return all;
 }
 
 static uint64_t kernel_drops(__u32 reason)
@@ -618,21 +634,28 @@ static bool program_info(const struct bpf_program *prog,
 
 /* ---- sonde's own metrics ---------------------------------------------- */
 
+/* No line for a program before capture_start has attached them all. */
 static void collect_attached(const struct self_metric *m,
 			     struct self_sink *sink)
 {
 	(void)m;
-	for (int i = 0; i < nprograms; i++)
+	pthread_mutex_lock(&status_lock);
+	for (int i = 0; published && i < nprograms; i++)
 		self_emit_u64(sink, &programs[i].name, programs[i].err == 0);
+	pthread_mutex_unlock(&status_lock);
 }
 
+/* Every reason, 0 before the programs are loaded. */
 static void collect_drops(const struct self_metric *m, struct self_sink *sink)
 {
 	static const char *const series_limit = "series_limit";
 
 	(void)m;
+	pthread_mutex_lock(&status_lock);
 	for (__u32 r = 0; r < SONDE_DROP_REASON_COUNT; r++)
-		self_emit_u64(sink, &drop_names[r], kernel_drops(r));
+		self_emit_u64(sink, &drop_names[r],
+			      published ? kernel_drops(r) : 0);
+	pthread_mutex_unlock(&status_lock);
 	self_emit_u64(sink, &series_limit, registry_dropped());
 }
 
@@ -642,27 +665,35 @@ enum program_counter {
 	PROGRAM_RECURSION_MISSES,
 };
 
-/* One of the kernel's counters for every loaded program. */
+static void emit_program_counter(struct self_sink *sink,
+				 const struct bpf_program *prog,
+				 enum program_counter which)
+{
+	const char *name = bpf_program__name(prog);
+	struct bpf_prog_info info;
+
+	if (!program_info(prog, &info))
+		return;
+	if (which == PROGRAM_RUNS)
+		self_emit_u64(sink, &name, info.run_cnt);
+	else if (which == PROGRAM_RUN_SECONDS)
+		self_emit_double(sink, &name, info.run_time_ns / 1e9);
+	else
+		self_emit_u64(sink, &name, info.recursion_misses);
+}
+
+/* One of the kernel's counters for every loaded program; none before
+ * capture_start is done. */
 static void collect_program_counter(struct self_sink *sink,
 				    enum program_counter which)
 {
 	struct bpf_program *prog;
 
-	if (!skel)
-		return;
-	bpf_object__for_each_program(prog, skel->obj) {
-		const char *name = bpf_program__name(prog);
-		struct bpf_prog_info info;
-
-		if (!program_info(prog, &info))
-			continue;
-		if (which == PROGRAM_RUNS)
-			self_emit_u64(sink, &name, info.run_cnt);
-		else if (which == PROGRAM_RUN_SECONDS)
-			self_emit_double(sink, &name, info.run_time_ns / 1e9);
-		else
-			self_emit_u64(sink, &name, info.recursion_misses);
-	}
+	pthread_mutex_lock(&status_lock);
+	if (published)
+		bpf_object__for_each_program(prog, skel->obj)
+			emit_program_counter(sink, prog, which);
+	pthread_mutex_unlock(&status_lock);
 }
 
 static void collect_runs(const struct self_metric *m, struct self_sink *sink)
@@ -687,21 +718,27 @@ static void collect_recursion_misses(const struct self_metric *m,
 
 enum fill_value { FILL_ENTRIES, FILL_MAX_ENTRIES, FILL_REMOVED };
 
-/* One value of every swept map, from a copy taken under fills_lock. */
+/* One value of every swept map, from a copy taken under fills_lock; none
+ * before capture_start is done (it lists the maps unlocked). The map
+ * names belong to the skeleton: status_lock keeps it alive meanwhile. */
 static void collect_fill(struct self_sink *sink, enum fill_value which)
 {
 	struct map_fill copy[MAX_HASH_MAPS];
-	int n;
+	int n = 0;
 
+	pthread_mutex_lock(&status_lock);
 	pthread_mutex_lock(&fills_lock);
-	n = nfills;
-	memcpy(copy, fills, sizeof(copy[0]) * (size_t)n);
+	if (published) {
+		n = nfills;
+		memcpy(copy, fills, sizeof(copy[0]) * (size_t)n);
+	}
 	pthread_mutex_unlock(&fills_lock);
 	for (int i = 0; i < n; i++)
 		self_emit_u64(sink, &copy[i].name,
 			      which == FILL_ENTRIES	? copy[i].entries :
 			      which == FILL_MAX_ENTRIES ? copy[i].max_entries :
 							  copy[i].removed);
+	pthread_mutex_unlock(&status_lock);
 }
 
 static void collect_map_entries(const struct self_metric *m,
@@ -868,6 +905,7 @@ int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
 
 void capture_stop(void)
 {
+	publish(false);
 	ring_buffer__free(ring);
 	ring = NULL;
 	unmap_cpu_rings();

@@ -95,8 +95,9 @@ struct exe_seen {
 static struct function_target funcs[UPROBES_MAX_FUNCTIONS];
 static int nfuncs;
 
-/* tls[] is written by the discovery thread only (under lock) and read by
- * the renderer (under lock). */
+/* tls[], the attach status of funcs[] and the counters below are written
+ * under lock (tls[] by the discovery thread only) and read under it by
+ * the exporters, which may run while uprobes_start attaches. */
 static struct tls_target tls[MAX_TLS_TARGETS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake;
@@ -206,18 +207,29 @@ static void attach_functions(void)
 {
 	for (int i = 0; i < nfuncs; i++) {
 		struct function_target *f = &funcs[i];
+		struct bpf_link *entry, *exit = NULL;
+		int err;
 
-		f->entry = attach_one("func_entry", f->path, f->offset, false,
-				      i, &f->err);
-		if (f->entry)
-			f->exit = attach_one("func_exit", f->path, f->offset,
-					     true, i, &f->err);
-		if (f->err) {
-			bpf_link__destroy(f->entry);
-			f->entry = NULL;
+		entry = attach_one("func_entry", f->path, f->offset, false, i,
+				   &err);
+		if (entry)
+			exit = attach_one("func_exit", f->path, f->offset, true,
+					  i, &err);
+		if (err) {
+			bpf_link__destroy(entry);
+			entry = NULL;
+		}
+		/* /metrics may be reading the status already. */
+		pthread_mutex_lock(&lock);
+		f->entry = entry;
+		f->exit = exit;
+		f->err = err;
+		if (err)
 			attach_failures++;
+		pthread_mutex_unlock(&lock);
+		if (err) {
 			log_error("--uprobe %s: cannot attach: %s", f->label,
-				  strerror(-f->err));
+				  strerror(-err));
 			continue;
 		}
 		log_debug("uprobe attached: %s at offset 0x%llx of %s",
@@ -721,13 +733,14 @@ static void collect_attached(const struct self_metric *m,
 			     struct self_sink *sink)
 {
 	(void)m;
+	pthread_mutex_lock(&lock);
 	for (int i = 0; i < nfuncs; i++) {
 		const char *target = funcs[i].label;
 
+		/* 0 until uprobes_start has attached it. */
 		self_emit_u64(sink, &target,
 			      funcs[i].err == 0 && funcs[i].exit);
 	}
-	pthread_mutex_lock(&lock);
 	for (int i = 0; i < MAX_TLS_TARGETS; i++) {
 		const char *target = tls[i].label;
 
@@ -811,6 +824,8 @@ void uprobes_stop(void)
 		pthread_join(thread, NULL);
 		thread_running = false;
 	}
+	/* Under the lock: an exporter may be reading the status. */
+	pthread_mutex_lock(&lock);
 	for (int i = 0; i < nfuncs; i++) {
 		bpf_link__destroy(funcs[i].exit);
 		bpf_link__destroy(funcs[i].entry);
@@ -822,4 +837,5 @@ void uprobes_stop(void)
 		free(tls[i].pids);
 		memset(&tls[i], 0, sizeof(tls[i]));
 	}
+	pthread_mutex_unlock(&lock);
 }
