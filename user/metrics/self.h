@@ -59,8 +59,8 @@ struct self_sink {
  * metrics exporters list, after those registered before it. Registering m
  * again does nothing. Returns 0, or -1 after logging when another metric
  * already has m's name, a label lacks one of its names, or the table (64)
- * is full. Call at start-up, from
- * one thread; exporters may be reading already. */
+ * is full. Call at start-up, from one thread; exporters may be reading
+ * already. */
 int self_register(const struct self_metric *m);
 
 /* Calls fn for every registered metric, in registration order. Any
@@ -82,6 +82,7 @@ static inline void self_emit_u64(struct self_sink *sink,
 	sink->u64(sink, values, value);
 }
 
+/* The same with a value that is not a whole number (seconds). */
 static inline void self_emit_double(struct self_sink *sink,
 				    const char *const *values, double value)
 {
