@@ -1,6 +1,7 @@
 /* sonde: zero-code latency and error tracer. Wires the modules together:
- * checks the host, loads the BPF programs, consumes their events on this
- * thread and serves /metrics from libmicrohttpd's. */
+ * checks the host, serves /metrics from libmicrohttpd's thread (from
+ * before the BPF programs load), loads them, and consumes their events on
+ * this thread. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include "kernel/uprobes.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "metrics/self.h"
 #include "proto/events.h"
 #include "proto/http2.h"
 #include "proto/tcp.h"
@@ -66,18 +68,38 @@ static void install_signal_handlers(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void render_metrics(struct strbuf *sb)
+static void collect_build_info(const struct self_metric *m,
+			       struct self_sink *sink)
 {
-	struct prom_label version = { "version", SONDE_VERSION };
+	static const char *const version = SONDE_VERSION;
 
-	registry_render(sb);
-	events_render(sb);
-	capture_render(sb, registry_dropped());
-	otlp_render(sb);
-	uprobes_render(sb);
-	prom_write_family(sb, "sonde_build_info", "gauge",
-			  "Always 1; the version label says which sonde runs.");
-	prom_write_u64(sb, "sonde_build_info", &version, 1, 1);
+	(void)m;
+	self_emit_u64(sink, &version, 1);
+}
+
+static const struct self_metric build_info = {
+	.name = "sonde_build_info",
+	.otel_name = "sonde.build_info",
+	.unit = "1",
+	.help = "Always 1; the version label says which sonde runs.",
+	.kind = SELF_GAUGE,
+	.nlabels = 1,
+	.labels = { "version" },
+	.otel_labels = { "sonde.version" },
+	.collect = collect_build_info,
+};
+
+/* sonde's own metrics, in the order /metrics lists them after the
+ * families it measures. */
+static void register_self_metrics(bool otlp)
+{
+	registry_register_metrics();
+	events_register_metrics();
+	capture_register_metrics();
+	if (otlp)
+		otlp_register_metrics();
+	uprobes_register_metrics();
+	self_register(&build_info);
 }
 
 static bool ready(const char **why)
@@ -250,7 +272,7 @@ static int setup_rules(const struct sonde_options *o)
 
 int main(int argc, char **argv)
 {
-	const struct httpd_hooks hooks = { render_metrics, ready };
+	const struct httpd_hooks hooks = { prom_render, ready };
 	struct sonde_options opts;
 	struct httpd_config hcfg = { 0 };
 	struct otlp_config ocfg = { 0 };
@@ -306,6 +328,18 @@ int main(int argc, char **argv)
 		goto out_close;
 	}
 	install_signal_handlers();
+	register_self_metrics(ocfg.endpoint != NULL);
+	/* Before loading, which takes seconds of verifier time: /healthz and
+	 * /metrics answer meanwhile, /readyz once everything is attached.
+	 * The server's thread holds no capability (httpd.h). */
+	hcfg.listen_fd = listen_fd;
+	hcfg.max_connections = opts.max_connections;
+	if (httpd_start(&hcfg, &hooks))
+		goto out_close;
+	log_info("serving %s://%s%s%s:%s/metrics",
+		 hcfg.tls_cert_pem ? "https" : "http",
+		 strchr(opts.listen_host, ':') ? "[" : "", opts.listen_host,
+		 strchr(opts.listen_host, ':') ? "]" : "", opts.listen_port);
 
 	copts.self_pid = getpid();
 	copts.filter_pid = opts.pid;
@@ -318,36 +352,27 @@ int main(int argc, char **argv)
 	copts.max_tracked = opts.max_tracked;
 	copts.hooks = opts.hooks;
 	if (capture_start(&copts, events_handle, NULL))
-		goto out_close;
+		goto out_stop;
 	if (copts.select_enabled)
 		decide_running_processes();
 	/* Before the drop: its thread keeps what attaching needs. */
 	if (uprobes_start(capture_object(), !opts.no_tls))
-		goto out_capture;
-	/* Everything privileged is done; the HTTP thread starts after this
+		goto out_stop;
+	/* Everything privileged is done; the OTLP thread starts after this
 	 * and inherits the reduced set. */
 	if (privs_drop_after_attach())
-		goto out_capture;
-	hcfg.listen_fd = listen_fd;
-	hcfg.max_connections = opts.max_connections;
-	if (httpd_start(&hcfg, &hooks))
-		goto out_capture;
+		goto out_stop;
 	/* Runs with the reduced privileges; curl never sees the lock. */
-	if (ocfg.endpoint && otlp_start(&ocfg)) {
-		httpd_stop();
-		goto out_capture;
-	}
-	log_info("serving %s://%s%s%s:%s/metrics",
-		 hcfg.tls_cert_pem ? "https" : "http",
-		 strchr(opts.listen_host, ':') ? "[" : "", opts.listen_host,
-		 strchr(opts.listen_host, ':') ? "]" : "", opts.listen_port);
+	if (ocfg.endpoint && otlp_start(&ocfg))
+		goto out_stop;
 
 	rc = consume_until_signalled(opts.series_ttl_ms) ? 1 : 0;
 	if (!rc)
 		log_info("stopping: detaching BPF programs");
+out_stop:
+	/* Each is safe to call when it never started. */
 	httpd_stop();
 	otlp_stop();
-out_capture:
 	uprobes_stop();
 	capture_stop();
 out_close:

@@ -1,13 +1,17 @@
 """The agent as a program: flags, errors, filters, identity, clean exit."""
+import http.client
 import os
 import signal
 import socket
 import subprocess
+import tempfile
+import time
 
 import pytest
 
-from conftest import (HISTOGRAM, SONDE, Sonde, bpftool_json, free_port,
-                      keepalive_requests, python_server, wait_for)
+from conftest import (HISTOGRAM, HOOKS, SONDE, Sonde, bpftool_json, free_port,
+                      keepalive_requests, parse_exposition, python_server,
+                      stop_process, wait_for)
 
 
 def run_sonde(*args, preexec=None):
@@ -42,6 +46,95 @@ def test_bad_flags_are_rejected_with_a_reason():
         assert r.stderr.startswith("sonde: "), r.stderr
         assert message in r.stderr, (args, r.stderr)
         assert r.stderr.count("\n") == 1, r.stderr
+
+
+def get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def server_threads(pid):
+    """[(CapPrm, CapBnd, NoNewPrivs)] of pid's libmicrohttpd threads
+    (named MHD-...)."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if not f.read().startswith("MHD"):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                fields = dict(line.rstrip("\n").split(":\t", 1)
+                              for line in f if ":\t" in line)
+        except OSError:
+            continue
+        out.append((int(fields["CapPrm"], 16), int(fields["CapBnd"], 16),
+                    fields["NoNewPrivs"]))
+    return out
+
+
+def test_metrics_answer_while_the_programs_load():
+    """The endpoint starts before the BPF programs load (the verifier
+    takes hundreds of ms at the least, the server a few): a scrape polled
+    for from exec succeeds while /readyz still says 503, and /readyz turns
+    200 once everything is attached."""
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    args = ["--hooks", HOOKS] if HOOKS else []
+    t0 = time.monotonic()
+    proc = subprocess.Popen([SONDE, "--listen", f"127.0.0.1:{port}", *args],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+    def output():
+        log.seek(0)
+        return log.read().decode(errors="replace")
+
+    early = None  # a /metrics page followed by a /readyz that said 503
+    try:
+        while early is None and time.monotonic() - t0 < 30:
+            assert proc.poll() is None, "sonde exited:\n" + output()
+            try:
+                status, page = get(port, "/metrics")
+                ready, why = get(port, "/readyz")
+                health, _ = get(port, "/healthz")
+            except OSError:  # not listening yet
+                time.sleep(0.002)
+                continue
+            assert status == 200, (status, page)
+            assert ready != 200, (
+                "sonde was ready before its first scrape, %.3f s after "
+                "exec: /metrics did not answer while the programs loaded"
+                % (time.monotonic() - t0))
+            assert ready == 503 and health == 200, (ready, why, health)
+            # Started while sonde still holds every capability, the
+            # server's thread holds none.
+            assert server_threads(proc.pid) == [(0, 0, "1")]
+            early = page, time.monotonic() - t0
+        assert early, "no scrape answered within 30 s:\n" + output()
+        page, _ = early
+        samples = parse_exposition(page)
+        assert [(n, v) for n, _, v in samples
+                if n == "sonde_build_info"] == [("sonde_build_info", 1)]
+        # What is known before the programs are attached is already
+        # counted; the page is valid exposition text.
+        assert ("sonde_events_received_total", {}, 0) in samples
+        check = subprocess.run(["promtool", "check", "metrics"], input=page,
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+        wait_for(lambda: get(port, "/readyz")[0] == 200, timeout=30,
+                 interval=0.01, what="/readyz after the early scrape")
+        attached = [v for n, _, v in parse_exposition(get(port,
+                                                          "/metrics")[1])
+                    if n == "sonde_program_attached"]
+        assert len(attached) >= 9 and set(attached) == {1}
+    finally:
+        code = stop_process(proc)
+    assert code == 0, output()
 
 
 def test_listen_address_in_use_is_one_clear_line():

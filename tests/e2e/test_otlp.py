@@ -78,9 +78,10 @@ def attrs(kvs):
     return out
 
 
-def points(record, port, metric=METRIC):
-    """[(resource attributes, temporality, kind, point)] for the data
-    points of metric with server.port == port in one decoded request."""
+def all_points(record, metric):
+    """[(resource attributes, kind, data, point)] for every data point of
+    metric in one decoded request; kind names the data ("histogram",
+    "sum", "gauge", ...)."""
     out = []
     for rm in record.get("request", {}).get("resourceMetrics", []):
         resource = attrs(rm.get("resource", {}).get("attributes"))
@@ -88,16 +89,20 @@ def points(record, port, metric=METRIC):
             for m in sm.get("metrics", []):
                 if m["name"] != metric:
                     continue
-                for kind in ("histogram", "exponentialHistogram", "sum"):
+                for kind in ("histogram", "exponentialHistogram", "sum",
+                             "gauge"):
                     data = m.get(kind)
-                    if not data:
-                        continue
-                    for p in data.get("dataPoints", []):
-                        if attrs(p.get("attributes")).get(
-                                "server.port") == str(port):
-                            out.append((resource, data.get(
-                                "aggregationTemporality"), kind, p))
+                    for p in (data or {}).get("dataPoints", []):
+                        out.append((resource, kind, data, p))
     return out
+
+
+def points(record, port, metric=METRIC):
+    """[(resource attributes, temporality, kind, point)] for the data
+    points of metric with server.port == port in one decoded request."""
+    return [(resource, data.get("aggregationTemporality"), kind, p)
+            for resource, kind, data, p in all_points(record, metric)
+            if attrs(p.get("attributes")).get("server.port") == str(port)]
 
 
 def key(point):
@@ -462,6 +467,79 @@ def test_retry_intervals_grow(monkeypatch, nginx):
         stop.set()
         t.join()
         listener.close()
+
+
+def scraped(s, name):
+    return [(labels, value) for n, labels, value in s.samples()
+            if n == name]
+
+
+def test_self_metrics_reach_otlp_from_the_same_registration(
+        monkeypatch, receiver, nginx):
+    """sonde's own metrics, registered once, reach the collector as well
+    as /metrics: the same values, names in OpenTelemetry form, on a
+    resource of sonde's own."""
+    s = start_sonde(monkeypatch, receiver.url())
+    try:
+        keepalive_requests(nginx.port, PATHS)
+        s.settled_series(nginx.port, len(PATHS))
+        [(_, before)] = scraped(s, "sonde_events_received_total")
+        assert before >= len(PATHS)
+
+        def export_after_scrape():
+            for r in reversed(receiver.requests()):
+                found = all_points(r, "sonde.events.received")
+                if found and int(found[0][3]["asInt"]) >= before:
+                    return r
+            return None
+
+        record = wait_for(export_after_scrape, timeout=10,
+                          what="an export counting the scraped events")
+        [(_, after)] = scraped(s, "sonde_events_received_total")
+        [(resource, kind, data, p)] = all_points(
+            record, "sonde.events.received")
+        # A counter: a cumulative monotonic sum, counted since sonde
+        # started, on a resource of sonde's own.
+        assert kind == "sum" and data["isMonotonic"]
+        assert data["aggregationTemporality"] == 2
+        assert before <= int(p["asInt"]) <= after
+        assert int(p["startTimeUnixNano"]) < int(p["timeUnixNano"])
+        assert resource["service.name"] == "sonde"
+        assert resource["process.pid"] == str(s.proc.pid)
+        assert resource["host.name"] == socket.gethostname()
+        assert resource["service.version"]
+        assert [m["unit"] for rm in record["request"]["resourceMetrics"]
+                for sm in rm["scopeMetrics"] for m in sm["metrics"]
+                if m["name"] == "sonde.events.received"] == ["{event}"]
+        # Gauges: one point per label value, as /metrics has them.
+        attached = {attrs(p["attributes"])["sonde.program.name"]:
+                    (kind, int(p["asInt"]))
+                    for _, kind, _, p in all_points(
+                        record, "sonde.program.attached")}
+        assert attached == {
+            labels["program"]: ("gauge", int(v))
+            for labels, v in scraped(s, "sonde_program_attached")}
+        assert set(attached.values()) == {("gauge", 1)}
+        [(_, kind, _, p)] = all_points(record, "sonde.build_info")
+        assert kind == "gauge" and int(p["asInt"]) == 1
+        [(labels, _)] = scraped(s, "sonde_build_info")
+        assert attrs(p["attributes"]) == {"sonde.version":
+                                          labels["version"]}
+        # Dropped events by reason, the same reasons as /metrics.
+        reasons = {attrs(p["attributes"])["sonde.drop.reason"]
+                   for _, _, _, p in all_points(record,
+                                                "sonde.events.dropped")}
+        assert reasons == {labels["reason"] for labels, _ in
+                           scraped(s, "sonde_events_dropped_total")}
+        # The exporter's own attempts reach the collector too.
+        exports = {attrs(p["attributes"])["sonde.otlp.export.result"]:
+                   int(p["asInt"]) for _, _, _, p in
+                   all_points(record, "sonde.otlp.exports")}
+        assert set(exports) == {"success", "partial", "retried", "failed",
+                                "dropped"}
+        assert exports["failed"] == 0
+    finally:
+        stop_sonde(s)
 
 
 @pytest.mark.parametrize("env, message", [

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "export/otlp.h"
+#include "export/prom.h"
 #include "identity/labels.h"
 #include "identity/procinfo.h"
 #include "metrics/families.h"
@@ -68,6 +69,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	server_family = family_http_server;
 	setup();
+	registry_register_metrics();
+	events_register_metrics();
 	return 0;
 }
 
@@ -289,8 +292,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *page;
 
 	feed(data, size);
-	registry_render(&sb);
-	events_render(&sb);
+	prom_render(&sb);
 	page = strbuf_detach(&sb, NULL);
 	/* FUZZ_PRINT=1: the page, to see what an input reaches. */
 	if (getenv("FUZZ_PRINT"))

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "export/prom.h"
 #include "hpack.h"
 #include "identity/labels.h"
 #include "identity/procinfo.h"
@@ -72,8 +73,9 @@ static char *render(void)
 {
 	struct strbuf sb = { 0 };
 
-	registry_render(&sb);
-	events_render(&sb);
+	registry_register_metrics();
+	events_register_metrics();
+	prom_render(&sb);
 	return strbuf_detach(&sb, NULL);
 }
 

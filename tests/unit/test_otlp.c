@@ -5,13 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "export/otlp.h"
+#include "identity/lastseen.h"
 #include "identity/procinfo.h"
 #include "metrics/exphist.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "metrics/self.h"
 #include "pbdec.h"
+#include "proto/events.h"
 #include "unit.h"
 
 static void fresh_registry(bool exponential)
@@ -21,6 +25,7 @@ static void fresh_registry(bool exponential)
 
 	registry_free();
 	otlp_reset();
+	lastseen_reset();
 	histogram_bounds_default(&b);
 	registry_init(&b, &l);
 	if (exponential)
@@ -302,7 +307,7 @@ TEST(process_table_is_off_without_export)
 
 	fresh_registry(false);
 	/* The consumer pays nothing for it while export is off. */
-	otlp_note_process(&info, 4242, "nginx");
+	lastseen_note(&info, 4242, "nginx");
 	observe("shop", "200", 1000);
 	otlp_encode(&b, false, false, 1);
 	res = dec_msg(resource_of((struct span){ b.data, b.len }, "shop"), 1,
@@ -310,6 +315,200 @@ TEST(process_table_is_off_without_export)
 	CHECK(attr(res, 1, "process.pid", &any).p == NULL);
 	CHECK(dec_str_eq(attr(res, 1, "service.name", &any), "shop"));
 	pb_release(&b);
+}
+
+TEST(resource_names_the_process_a_service_was_last_seen_in)
+{
+	const char *id = "0123456789abcdef0123456789abcdef"
+			 "0123456789abcdef0123456789abcdef";
+	struct procinfo info = { .service = "shop", .namespace = "retail" };
+	struct pb_buf b = { 0 };
+	struct span res, any;
+
+	fresh_registry(false);
+	snprintf(info.container_id, sizeof(info.container_id), "%s", id);
+	lastseen_enable(true);
+	/* 0x7ffffff3: no such process, so its /proc entry says nothing. */
+	lastseen_note(&info, 0x7ffffff3, "nginx");
+	lastseen_enable(false);
+	observe("shop", "200", 1000);
+	otlp_encode(&b, false, false, 1);
+	res = dec_msg(resource_of((struct span){ b.data, b.len }, "shop"), 1,
+		      0);
+	attr(res, 1, "process.pid", &any);
+	CHECK(dec_u64(any, 3, 0) == 0x7ffffff3);
+	CHECK(dec_str_eq(attr(res, 1, "process.executable.name", &any),
+			 "nginx"));
+	CHECK(dec_str_eq(attr(res, 1, "service.namespace", &any), "retail"));
+	CHECK(dec_str_eq(attr(res, 1, "container.id", &any), id));
+	pb_release(&b);
+	lastseen_reset();
+}
+
+static uint64_t attached_a = 1, attached_b;
+
+static void collect_attached(const struct self_metric *m,
+			     struct self_sink *sink)
+{
+	const char *a[] = { "prog_a" }, *b[] = { "prog_b" };
+
+	(void)m;
+	self_emit_u64(sink, a, attached_a);
+	self_emit_u64(sink, b, attached_b);
+}
+
+static void collect_nothing(const struct self_metric *m, struct self_sink *sink)
+{
+	(void)m;
+	(void)sink;
+}
+
+static const struct self_metric attached = {
+	.name = "t_attached",
+	.otel_name = "t.attached",
+	.unit = "1",
+	.help = "1 when attached.",
+	.kind = SELF_GAUGE,
+	.nlabels = 1,
+	.labels = { "program" },
+	.otel_labels = { "t.program.name" },
+	.collect = collect_attached,
+};
+
+static struct histogram_bounds self_bounds;
+static struct histogram *self_hist;
+
+static void collect_hist(const struct self_metric *m, struct self_sink *sink)
+{
+	(void)m;
+	self_emit_histogram(sink, NULL, self_hist, &self_bounds);
+}
+
+static const struct self_metric waits = {
+	.name = "t_wait_seconds",
+	.otel_name = "t.wait.duration",
+	.unit = "s",
+	.help = "Waits.",
+	.kind = SELF_HISTOGRAM,
+	.collect = collect_hist,
+};
+
+static const struct self_metric silent = {
+	.name = "t_silent_total",
+	.otel_name = "t.silent",
+	.unit = "1",
+	.help = "No samples yet.",
+	.kind = SELF_COUNTER,
+	.collect = collect_nothing,
+};
+
+/* The data point in data (a Sum or Gauge) whose attribute key has value,
+ * or an empty span. */
+static struct span point_with(struct span data, const char *key,
+			      const char *value)
+{
+	struct span any;
+
+	for (unsigned i = 0; i < dec_count(data, 1); i++) {
+		struct span dp = dec_msg(data, 1, i);
+
+		if (dec_str_eq(attr(dp, 7, key, &any), value))
+			return dp;
+	}
+	return (struct span){ NULL, 0 };
+}
+
+TEST(self_metrics_have_a_resource_of_their_own)
+{
+	const uint8_t bad_record[1] = { 0 };
+	struct pb_buf b = { 0 }, d = { 0 };
+	struct span req, rm, res, any, m, sum, gauge, dp, h, packed;
+	uint64_t now = 1700000000000000000ULL;
+
+	fresh_registry(false);
+	self_reset();
+	histogram_bounds_default(&self_bounds);
+	self_hist = calloc(1, histogram_size(&self_bounds));
+	histogram_observe(self_hist, &self_bounds, 3000000);
+	histogram_observe(self_hist, &self_bounds, 20000000000ULL);
+	/* The real registration of the dispatcher's counters, one record
+	 * too short to read. */
+	events_register_metrics();
+	self_register(&attached);
+	self_register(&waits);
+	self_register(&silent);
+	events_handle(NULL, (void *)bad_record, sizeof(bad_record));
+	observe("shop", "200", 1000);
+	/* The shop's point, the received count, four parse error reasons,
+	 * the two programs and the histogram. */
+	CHECK(otlp_encode(&b, false, false, now) == 1 + 1 + 4 + 2 + 1);
+	req = (struct span){ b.data, b.len };
+	CHECK(dec_count(req, 1) == 2);
+	rm = resource_of(req, "sonde");
+	CHECK(rm.p != NULL);
+	res = dec_msg(rm, 1, 0);
+	attr(res, 1, "process.pid", &any);
+	CHECK(dec_u64(any, 3, 0) == (uint64_t)getpid());
+	CHECK(dec_str_eq(attr(res, 1, "service.version", &any), SONDE_VERSION));
+	CHECK(attr(res, 1, "host.name", &any).n > 0);
+	CHECK(dec_str_eq(dec_msg(dec_msg(dec_msg(rm, 2, 0), 1, 0), 1, 0),
+			 "sonde"));
+	/* A counter: a cumulative monotonic Sum from sonde's start. */
+	m = metric_named(rm, "sonde.events.received");
+	CHECK(dec_str_eq(dec_msg(m, 2, 0),
+			 "Events read from the kernel's ring buffer."));
+	CHECK(dec_str_eq(dec_msg(m, 3, 0), "{event}"));
+	sum = dec_msg(m, 7, 0);
+	CHECK(dec_u64(sum, 2, 0) == 2); /* AGGREGATION_TEMPORALITY_CUMULATIVE */
+	CHECK(dec_u64(sum, 3, 0) == 1); /* is_monotonic */
+	CHECK(dec_count(sum, 1) == 1);
+	dp = dec_msg(sum, 1, 0);
+	CHECK(dec_u64(dp, 6, 0) == 1); /* as_int */
+	CHECK(dec_u64(dp, 2, 0) == self_start_unix_ns());
+	CHECK(dec_u64(dp, 3, 0) == now);
+	CHECK(dec_count(dp, 7) == 0);
+	/* Labels become attributes under their OTLP names. */
+	sum = dec_msg(metric_named(rm, "sonde.parse_errors"), 7, 0);
+	CHECK(dec_count(sum, 1) == 4);
+	dp = point_with(sum, "sonde.parse_error.reason", "record");
+	CHECK(dec_u64(dp, 6, 9) == 1);
+	dp = point_with(sum, "sonde.parse_error.reason", "no_request");
+	CHECK(dp.p && dec_u64(dp, 6, 9) == 0);
+	/* A gauge: a Gauge, as of now, no start. */
+	m = metric_named(rm, "t.attached");
+	CHECK(dec_msg(m, 7, 0).p == NULL);
+	gauge = dec_msg(m, 5, 0);
+	CHECK(dec_count(gauge, 1) == 2);
+	dp = point_with(gauge, "t.program.name", "prog_a");
+	CHECK(dec_u64(dp, 6, 9) == 1);
+	CHECK(dec_u64(dp, 2, 7) == 7); /* no start_time_unix_nano */
+	CHECK(dec_u64(point_with(gauge, "t.program.name", "prog_b"), 6, 9) ==
+	      0);
+	/* A histogram: cumulative explicit buckets, not cumulated. */
+	h = dec_msg(metric_named(rm, "t.wait.duration"), 9, 0);
+	CHECK(dec_u64(h, 2, 0) == 2);
+	dp = dec_msg(h, 1, 0);
+	CHECK(dec_u64(dp, 2, 0) == self_start_unix_ns());
+	CHECK(dec_u64(dp, 4, 0) == 2);
+	CHECK(fabs(dec_double(dp, 5) - 20.003) < 1e-9);
+	packed = dec_msg(dp, 6, 0);
+	CHECK(packed.n == 15 * 8 && packed.p[0] == 1 && packed.p[14 * 8] == 1);
+	CHECK(dec_msg(dp, 7, 0).n == 14 * 8);
+	/* A metric with nothing to say is left out. */
+	CHECK(metric_named(rm, "t.silent").p == NULL);
+	/* Under the delta preference too, and whether or not the services
+	 * sent anything: sonde's own counters stay cumulative. */
+	otlp_encode(&d, true, false, now + 1);
+	pb_release(&d);
+	CHECK(otlp_encode(&d, true, false, now + 2) == 1 + 4 + 2 + 1);
+	rm = resource_of((struct span){ d.data, d.len }, "sonde");
+	sum = dec_msg(metric_named(rm, "sonde.events.received"), 7, 0);
+	CHECK(dec_u64(sum, 2, 0) == 2);
+	CHECK(dec_u64(dec_msg(sum, 1, 0), 6, 0) == 1);
+	pb_release(&b);
+	pb_release(&d);
+	self_reset();
+	free(self_hist);
 }
 
 TEST(exponential_index_follows_the_spec)
@@ -538,12 +737,13 @@ TEST(container_id_from_cgroup)
 	char line[256];
 
 	snprintf(line, sizeof(line), "0::/system.slice/docker-%s.scope\n", hex);
-	CHECK(otlp_container_id(line, id) == 0);
+	CHECK(lastseen_container_id(line, id) == 0);
 	CHECK_STR(id, hex);
 	snprintf(line, sizeof(line), "0::/kubepods/besteffort/pod1/%s", hex);
-	CHECK(otlp_container_id(line, id) == 0);
+	CHECK(lastseen_container_id(line, id) == 0);
 	CHECK_STR(id, hex);
-	CHECK(otlp_container_id("0::/user.slice/session-2.scope\n", id) == -1);
+	CHECK(lastseen_container_id("0::/user.slice/session-2.scope\n", id) ==
+	      -1);
 }
 
 UNIT_MAIN("otlp", UNIT_CASE(nothing_to_send_encodes_nothing),
@@ -553,6 +753,8 @@ UNIT_MAIN("otlp", UNIT_CASE(nothing_to_send_encodes_nothing),
 	  UNIT_CASE(counters_and_gauges_are_sums),
 	  UNIT_CASE(delta_survives_series_expiring_around_it),
 	  UNIT_CASE(process_table_is_off_without_export),
+	  UNIT_CASE(resource_names_the_process_a_service_was_last_seen_in),
+	  UNIT_CASE(self_metrics_have_a_resource_of_their_own),
 	  UNIT_CASE(exponential_index_follows_the_spec),
 	  UNIT_CASE(exponential_histogram_rescales_to_fit),
 	  UNIT_CASE(exponential_request_carries_scale_and_buckets),

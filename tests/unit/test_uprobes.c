@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "config/options.h"
+#include "export/prom.h"
 #include "kernel/uprobes.h"
 #include "metrics/registry.h"
 #include "proto/events.h"
@@ -106,7 +107,7 @@ TEST(call_events_are_filed_by_target)
 	ev.func_id = 9;
 	events_handle(NULL, &ev, sizeof(ev));
 	events_handle(NULL, &ev, sizeof(ev) - 1);
-	registry_render(&sb);
+	prom_render(&sb);
 	CHECK(strstr(sb.data,
 		     "sonde_function_duration_seconds_count{"
 		     "service_name=\"unitfn\",function=\"main\"} 1\n"));

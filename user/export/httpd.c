@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,15 +195,6 @@ static bool authorized(struct MHD_Connection *conn)
 	return ok;
 }
 
-/* The server's thread serves text; it needs no capability. */
-static void drop_thread_privileges(void)
-{
-	static __thread bool dropped;
-
-	if (!dropped && privs_drop_thread() == 0)
-		dropped = true;
-}
-
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 			      const char *url, const char *method,
 			      const char *version, const char *upload_data,
@@ -214,7 +206,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	(void)version;
 	(void)upload_data;
 	(void)req_cls;
-	drop_thread_privileges();
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 				 "only GET and HEAD\n");
@@ -236,11 +227,35 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 	return send_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
+struct start {
+	unsigned flags;
+	struct MHD_OptionItem *opts;
+	struct MHD_Daemon *daemon;
+	int err; /* from dropping the capabilities */
+};
+
+/* Capabilities are per thread and a thread starts with its creator's:
+ * this one drops them all before libmicrohttpd creates its own, so the
+ * server never holds one, however privileged the caller. */
+static void *start_unprivileged(void *arg)
+{
+	struct start *st = arg;
+
+	st->err = privs_drop_thread();
+	if (!st->err)
+		st->daemon = MHD_start_daemon(st->flags, 0, NULL, NULL, handle,
+					      NULL, MHD_OPTION_ARRAY, st->opts,
+					      MHD_OPTION_END);
+	return NULL;
+}
+
 int httpd_start(const struct httpd_config *cfg, const struct httpd_hooks *h)
 {
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD;
 	struct MHD_OptionItem opts[6];
-	int n = 0;
+	struct start st = { 0 };
+	pthread_t starter;
+	int n = 0, err;
 
 	hooks = *h;
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET,
@@ -259,9 +274,21 @@ int httpd_start(const struct httpd_config *cfg, const struct httpd_hooks *h)
 						 (void *)cfg->tls_key_pem };
 	}
 	opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-	daemon_handle =
-		MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL,
-				 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	st.flags = flags;
+	st.opts = opts;
+	err = pthread_create(&starter, NULL, start_unprivileged, &st);
+	if (err) {
+		log_error("cannot start the HTTP server: %s", strerror(err));
+		return -1;
+	}
+	pthread_join(starter, NULL);
+	if (st.err) {
+		log_error("cannot start the HTTP server without privileges: "
+			  "%s",
+			  strerror(-st.err));
+		return -1;
+	}
+	daemon_handle = st.daemon;
 	if (!daemon_handle) {
 		log_error("cannot start the HTTP server (libmicrohttpd)%s",
 			  cfg->tls_cert_pem ? ": is --tls-key the private key "

@@ -26,8 +26,10 @@ struct httpd_config {
 };
 
 /* Serves until httpd_stop(). /metrics asks for basic auth when auth.h has
- * users; /healthz and /readyz never do (probes). The server's thread drops
- * every capability before handling its first request. Returns 0, or -1
+ * users; /healthz and /readyz never do (probes). The server is started
+ * from a short-lived thread that has dropped every capability, so its own
+ * thread never holds one, whenever it is started: before the BPF programs
+ * load, /healthz and /metrics answer while they do. Returns 0, or -1
  * after logging why. */
 int httpd_start(const struct httpd_config *cfg,
 		const struct httpd_hooks *hooks);

@@ -13,10 +13,10 @@
 #include <zlib.h>
 
 #include "export/otlp.h"
-#include "export/prom.h"
-#include "identity/procinfo.h"
+#include "identity/lastseen.h"
 #include "metrics/histogram.h"
 #include "metrics/registry.h"
+#include "metrics/self.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -40,6 +40,7 @@ enum {
 	METRIC_NAME = 1,
 	METRIC_DESCRIPTION = 2,
 	METRIC_UNIT = 3,
+	METRIC_GAUGE_F = 5,
 	METRIC_SUM = 7,
 	METRIC_HISTOGRAM_F = 9,
 	METRIC_EXP_HISTOGRAM = 10,
@@ -48,6 +49,7 @@ enum {
 	SUM_IS_MONOTONIC = 3,
 	NDP_START = 2,
 	NDP_TIME = 3,
+	NDP_AS_DOUBLE = 4,
 	NDP_AS_INT = 6,
 	NDP_ATTRIBUTES = 7,
 	HDP_START = 2,
@@ -91,8 +93,6 @@ enum { TEMPORALITY_DELTA = 1, TEMPORALITY_CUMULATIVE = 2 };
 #define RETRY_AFTER_MAX_MS (300 * 1000)
 /* The last export at shutdown gives up after this. */
 #define FLUSH_BUDGET_MS 3000
-/* Services whose process is remembered for resource attributes. */
-#define PROCESS_TABLE_MAX 4096
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -422,123 +422,6 @@ void otlp_config_free(struct otlp_config *cfg)
 		free(cfg->headers[i]);
 	free(cfg->ca_pem);
 	memset(cfg, 0, sizeof(*cfg));
-}
-
-/* ---- resource attributes ---------------------------------------------- */
-
-struct process {
-	uint32_t pid;
-	char exe[24];
-	char container[65];
-	char namespace[SERVICE_NAME_MAX + 1];
-	char pod_uid[CGROUP_UID_LEN + 1];
-};
-
-static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct strmap processes; /* service -> struct process */
-static bool enabled;
-
-void otlp_note_process(const struct procinfo *info, uint32_t pid,
-		       const char *exe)
-{
-	const char *service = info->service;
-	struct process *p;
-
-	if (!__atomic_load_n(&enabled, __ATOMIC_RELAXED))
-		return;
-	pthread_mutex_lock(&proc_lock);
-	p = strmap_get(&processes, service);
-	if (!p && processes.count < PROCESS_TABLE_MAX) {
-		p = calloc(1, sizeof(*p));
-		if (p && !strmap_put(&processes, service, p)) {
-			free(p);
-			p = NULL;
-		}
-	}
-	if (p && p->pid != pid) {
-		p->pid = pid;
-		snprintf(p->exe, sizeof(p->exe), "%s", exe);
-		snprintf(p->namespace, sizeof(p->namespace), "%s",
-			 info->namespace);
-		snprintf(p->pod_uid, sizeof(p->pod_uid), "%s", info->pod_uid);
-		if (info->container_id[0])
-			snprintf(p->container, sizeof(p->container), "%s",
-				 info->container_id);
-	}
-	pthread_mutex_unlock(&proc_lock);
-}
-
-int otlp_container_id(const char *cgroup, char out[65])
-{
-	int found = -1;
-	size_t run = 0;
-
-	/* The last run of exactly 64 hex digits: docker-<id>.scope,
-	 * /docker/<id>, cri-containerd-<id>.scope, /kubepods/…/<id>. */
-	for (const char *p = cgroup;; p++) {
-		if (*p && isxdigit((unsigned char)*p)) {
-			run++;
-			continue;
-		}
-		if (run == 64) {
-			memcpy(out, p - 64, 64);
-			out[64] = '\0';
-			for (int i = 0; i < 64; i++)
-				out[i] = (char)tolower((unsigned char)out[i]);
-			found = 0;
-		}
-		run = 0;
-		if (!*p)
-			return found;
-	}
-}
-
-static void lookup_container(uint32_t pid, char out[65])
-{
-	char path[32], text[4096];
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	n = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[n] = '\0';
-	otlp_container_id(text, out);
-}
-
-/* A copy of what is known of service's process; false when nothing. */
-static bool process_of(const char *service, struct process *out)
-{
-	struct process *p;
-	char container[65] = "";
-	uint32_t pid;
-
-	pthread_mutex_lock(&proc_lock);
-	p = strmap_get(&processes, service);
-	pid = p ? p->pid : 0;
-	pthread_mutex_unlock(&proc_lock);
-	if (!pid)
-		return false;
-	/* Outside the lock: the consumer never waits on /proc reads. */
-	lookup_container(pid, container);
-	pthread_mutex_lock(&proc_lock);
-	p = strmap_get(&processes, service);
-	if (p && container[0])
-		memcpy(p->container, container, sizeof(container));
-	if (p)
-		*out = *p;
-	pthread_mutex_unlock(&proc_lock);
-	return p != NULL;
-}
-
-static void free_process(const char *key, void *value, void *arg)
-{
-	(void)key;
-	(void)arg;
-	free(value);
 }
 
 /* ---- encoding --------------------------------------------------------- */
@@ -884,13 +767,13 @@ static void collect_series(const struct registry_series *s, void *arg)
 static void resource(struct pb_buf *b, const char *service)
 {
 	size_t res = pb_begin(b, RM_RESOURCE);
-	struct process proc;
+	struct lastseen_process proc;
 	char host[256] = "";
 
 	kv_string(b, RESOURCE_ATTRIBUTES, "service.name", service);
 	if (gethostname(host, sizeof(host) - 1) == 0 && host[0])
 		kv_string(b, RESOURCE_ATTRIBUTES, "host.name", host);
-	if (process_of(service, &proc)) {
+	if (lastseen_get(service, &proc)) {
 		kv_int(b, RESOURCE_ATTRIBUTES, "process.pid", proc.pid);
 		kv_string(b, RESOURCE_ATTRIBUTES, "process.executable.name",
 			  proc.exe);
@@ -932,17 +815,23 @@ static void metric(struct pb_buf *b, const struct group *g, bool delta,
 	pb_end(b, m);
 }
 
+static void scope(struct pb_buf *b)
+{
+	size_t sc = pb_begin(b, SM_SCOPE);
+
+	pb_string(b, SCOPE_NAME, "sonde");
+	pb_string(b, SCOPE_VERSION, SONDE_VERSION);
+	pb_end(b, sc);
+}
+
 static void assemble(struct pb_buf *out, const struct collect *c)
 {
 	for (unsigned svc = 0; svc < c->nservices; svc++) {
-		size_t rm = pb_begin(out, REQ_RESOURCE_METRICS), sm, scope;
+		size_t rm = pb_begin(out, REQ_RESOURCE_METRICS), sm;
 
 		resource(out, c->services[svc]);
 		sm = pb_begin(out, RM_SCOPE_METRICS);
-		scope = pb_begin(out, SM_SCOPE);
-		pb_string(out, SCOPE_NAME, "sonde");
-		pb_string(out, SCOPE_VERSION, SONDE_VERSION);
-		pb_end(out, scope);
+		scope(out);
 		for (unsigned i = 0; i < c->ngroups; i++)
 			if (c->groups[i].service == svc)
 				metric(out, &c->groups[i], c->delta,
@@ -950,6 +839,165 @@ static void assemble(struct pb_buf *out, const struct collect *c)
 		pb_end(out, sm);
 		pb_end(out, rm);
 	}
+}
+
+/* ---- sonde's own metrics ---------------------------------------------- */
+
+/* Encodes the samples one self-metric's collect callback emits as data
+ * points. */
+struct self_encoder {
+	struct self_sink sink; /* first: the callbacks get &sink */
+	const struct self_metric *m;
+	uint64_t start, now;
+	struct pb_buf points;
+	unsigned n;
+};
+
+static void self_attributes(struct pb_buf *b, uint32_t field,
+			    const struct self_metric *m,
+			    const char *const *values)
+{
+	for (unsigned i = 0; i < m->nlabels; i++)
+		kv_string(b, field, m->otel_labels[i], values[i]);
+}
+
+/* A NumberDataPoint whose value is the fixed64 bits in field. */
+static void self_number(struct self_encoder *e, const char *const *values,
+			uint32_t field, uint64_t bits)
+{
+	size_t dp = pb_begin(&e->points, DATA_POINTS);
+
+	self_attributes(&e->points, NDP_ATTRIBUTES, e->m, values);
+	/* A counter counts from sonde's start; a gauge is as of now. */
+	if (e->m->kind == SELF_COUNTER)
+		pb_fixed64(&e->points, NDP_START, e->start);
+	pb_fixed64(&e->points, NDP_TIME, e->now);
+	pb_fixed64(&e->points, field, bits);
+	pb_end(&e->points, dp);
+	e->n++;
+}
+
+static void self_u64(struct self_sink *sink, const char *const *values,
+		     uint64_t value)
+{
+	self_number((struct self_encoder *)sink, values, NDP_AS_INT, value);
+}
+
+static void self_f64(struct self_sink *sink, const char *const *values,
+		     double value)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &value, sizeof(bits));
+	self_number((struct self_encoder *)sink, values, NDP_AS_DOUBLE, bits);
+}
+
+static void self_histogram(struct self_sink *sink, const char *const *values,
+			   const struct histogram *h,
+			   const struct histogram_bounds *b)
+{
+	struct self_encoder *e = (struct self_encoder *)sink;
+	size_t dp = pb_begin(&e->points, DATA_POINTS);
+
+	self_attributes(&e->points, HDP_ATTRIBUTES, e->m, values);
+	pb_fixed64(&e->points, HDP_START, e->start);
+	pb_fixed64(&e->points, HDP_TIME, e->now);
+	pb_fixed64(&e->points, HDP_COUNT, h->count);
+	pb_double(&e->points, HDP_SUM, (double)h->sum_ns / 1e9);
+	pb_packed_fixed64(&e->points, HDP_BUCKET_COUNTS, h->buckets, b->n + 1);
+	pb_packed_double(&e->points, HDP_EXPLICIT_BOUNDS, b->seconds, b->n);
+	pb_end(&e->points, dp);
+	e->n++;
+}
+
+/* The Metric of a self-metric with its points: counters are cumulative
+ * monotonic Sums whatever the temporality preference (the specification's
+ * for asynchronous counters under "lowmemory"), gauges Gauges. */
+static void self_metric_message(struct pb_buf *b, const struct self_encoder *e)
+{
+	const struct self_metric *m = e->m;
+	size_t msg = pb_begin(b, SM_METRICS), data;
+
+	pb_string(b, METRIC_NAME, m->otel_name);
+	pb_string(b, METRIC_DESCRIPTION, m->help);
+	pb_string(b, METRIC_UNIT, m->unit);
+	data = pb_begin(b, m->kind == SELF_GAUGE     ? METRIC_GAUGE_F :
+			   m->kind == SELF_HISTOGRAM ? METRIC_HISTOGRAM_F :
+						       METRIC_SUM);
+	pb_raw(b, e->points.data, e->points.len);
+	if (m->kind != SELF_GAUGE)
+		pb_uint(b, DATA_TEMPORALITY, TEMPORALITY_CUMULATIVE);
+	if (m->kind == SELF_COUNTER)
+		pb_uint(b, SUM_IS_MONOTONIC, 1);
+	pb_end(b, data);
+	pb_end(b, msg);
+}
+
+struct self_collect {
+	uint64_t start, now;
+	struct pb_buf metrics; /* the Metric messages */
+	unsigned points;
+	bool failed;
+};
+
+static void collect_self_metric(const struct self_metric *m, void *arg)
+{
+	struct self_collect *c = arg;
+	struct self_encoder e = {
+		.sink = { self_u64, self_f64, self_histogram },
+		.m = m,
+		.start = c->start,
+		.now = c->now,
+	};
+
+	m->collect(m, &e.sink);
+	/* A metric with nothing to report yet is left out. */
+	if (e.n && !e.points.failed) {
+		self_metric_message(&c->metrics, &e);
+		c->points += e.n;
+	}
+	c->failed |= e.points.failed;
+	pb_release(&e.points);
+}
+
+/* sonde's own resource: the agent, not a service it watches. */
+static void self_resource(struct pb_buf *b)
+{
+	size_t res = pb_begin(b, RM_RESOURCE);
+	char host[256] = "";
+
+	kv_string(b, RESOURCE_ATTRIBUTES, "service.name", "sonde");
+	kv_string(b, RESOURCE_ATTRIBUTES, "service.version", SONDE_VERSION);
+	if (gethostname(host, sizeof(host) - 1) == 0 && host[0])
+		kv_string(b, RESOURCE_ATTRIBUTES, "host.name", host);
+	kv_int(b, RESOURCE_ATTRIBUTES, "process.pid", getpid());
+	kv_string(b, RESOURCE_ATTRIBUTES, "process.executable.name", "sonde");
+	pb_end(b, res);
+}
+
+/* Every self-metric (metrics/self.h) as one ResourceMetrics appended to
+ * out; returns its data points (0: nothing was appended). */
+static unsigned encode_self(struct pb_buf *out, uint64_t now_ns, bool *failed)
+{
+	struct self_collect c = { .start = self_start_unix_ns(),
+				  .now = now_ns };
+
+	self_each(collect_self_metric, &c);
+	*failed |= c.failed || c.metrics.failed;
+	if (c.points && !c.metrics.failed) {
+		size_t rm = pb_begin(out, REQ_RESOURCE_METRICS), sm;
+
+		self_resource(out);
+		sm = pb_begin(out, RM_SCOPE_METRICS);
+		scope(out);
+		pb_raw(out, c.metrics.data, c.metrics.len);
+		pb_end(out, sm);
+		pb_end(out, rm);
+	} else {
+		c.points = 0;
+	}
+	pb_release(&c.metrics);
+	return c.points;
 }
 
 unsigned otlp_encode(struct pb_buf *out, bool delta, bool exponential,
@@ -966,6 +1014,7 @@ unsigned otlp_encode(struct pb_buf *out, bool delta, bool exponential,
 		c.failed |= c.groups[i].points.failed;
 	if (c.points)
 		assemble(out, &c);
+	c.points += encode_self(out, now_ns, &c.failed);
 	if (c.failed)
 		log_debug("otlp: out of memory while encoding; some series "
 			  "were left out");
@@ -987,10 +1036,6 @@ void otlp_reset(void)
 	free(prevs);
 	prevs = NULL;
 	nprevs = 0;
-	pthread_mutex_lock(&proc_lock);
-	strmap_each(&processes, free_process, NULL);
-	strmap_clear(&processes);
-	pthread_mutex_unlock(&proc_lock);
 }
 
 /* ---- responses and retries -------------------------------------------- */
@@ -1549,18 +1594,21 @@ int otlp_start(const struct otlp_config *c)
 		log_error("otlp: cannot set up libcurl");
 		return -1;
 	}
+	pthread_mutex_lock(&stats_lock);
 	histogram_bounds_default(&duration_bounds);
 	durations = calloc(1, histogram_size(&duration_bounds));
+	pthread_mutex_unlock(&stats_lock);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&wake, &attr);
 	pthread_condattr_destroy(&attr);
-	__atomic_store_n(&enabled, true, __ATOMIC_RELAXED);
+	/* Services' processes are noted from now on, for their resources. */
+	lastseen_enable(true);
 	err = pthread_create(&thread, NULL, exporter_main, NULL);
 	if (err) {
 		log_error("otlp: cannot start the exporter thread: %s",
 			  strerror(err));
-		__atomic_store_n(&enabled, false, __ATOMIC_RELAXED);
+		lastseen_enable(false);
 		return -1;
 	}
 	started = true;
@@ -1582,7 +1630,8 @@ void otlp_stop(void)
 	pthread_mutex_unlock(&lock);
 	pthread_join(thread, NULL);
 	started = false;
-	__atomic_store_n(&enabled, false, __ATOMIC_RELAXED);
+	lastseen_enable(false);
+	lastseen_reset();
 	while (qlen)
 		queue_pop();
 	curl_easy_cleanup(curl);
@@ -1596,27 +1645,52 @@ void otlp_stop(void)
 	pthread_mutex_unlock(&stats_lock);
 }
 
-void otlp_render(struct strbuf *sb)
+static void collect_exports(const struct self_metric *m, struct self_sink *sink)
 {
-	if (!__atomic_load_n(&enabled, __ATOMIC_RELAXED) || !durations)
-		return;
-	prom_write_family(sb, "sonde_otlp_exports_total", "counter",
-			  "OTLP export attempts by result: success, partial "
-			  "(the collector rejected some points; not retried), "
-			  "retried (429/502/503/504 or a transport error; sent "
-			  "again later), failed (rejected; not retried), "
-			  "dropped (delta requests given up on a full queue).");
+	(void)m;
 	pthread_mutex_lock(&stats_lock);
-	for (int i = 0; i < RESULT_COUNT; i++) {
-		struct prom_label l = { "result", result_names[i] };
-
-		prom_write_u64(sb, "sonde_otlp_exports_total", &l, 1,
-			       results[i]);
-	}
-	prom_write_family(sb, "sonde_otlp_export_duration_seconds", "histogram",
-			  "Time one OTLP export attempt took, response "
-			  "included.");
-	prom_write_histogram(sb, "sonde_otlp_export_duration_seconds", NULL, 0,
-			     durations, &duration_bounds);
+	for (int i = 0; durations && i < RESULT_COUNT; i++)
+		self_emit_u64(sink, &result_names[i], results[i]);
 	pthread_mutex_unlock(&stats_lock);
+}
+
+static void collect_durations(const struct self_metric *m,
+			      struct self_sink *sink)
+{
+	(void)m;
+	pthread_mutex_lock(&stats_lock);
+	if (durations)
+		self_emit_histogram(sink, NULL, durations, &duration_bounds);
+	pthread_mutex_unlock(&stats_lock);
+}
+
+static const struct self_metric exports_metric = {
+	.name = "sonde_otlp_exports_total",
+	.otel_name = "sonde.otlp.exports",
+	.unit = "{attempt}",
+	.help = "OTLP export attempts by result: success, partial (the "
+		"collector rejected some points; not retried), retried "
+		"(429/502/503/504 or a transport error; sent again later), "
+		"failed (rejected; not retried), dropped (delta requests given "
+		"up on a full queue).",
+	.kind = SELF_COUNTER,
+	.nlabels = 1,
+	.labels = { "result" },
+	.otel_labels = { "sonde.otlp.export.result" },
+	.collect = collect_exports,
+};
+
+static const struct self_metric durations_metric = {
+	.name = "sonde_otlp_export_duration_seconds",
+	.otel_name = "sonde.otlp.export.duration",
+	.unit = "s",
+	.help = "Time one OTLP export attempt took, response included.",
+	.kind = SELF_HISTOGRAM,
+	.collect = collect_durations,
+};
+
+void otlp_register_metrics(void)
+{
+	self_register(&exports_metric);
+	self_register(&durations_metric);
 }

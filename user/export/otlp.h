@@ -17,7 +17,6 @@
 #include <stdint.h>
 
 #include "util/pb.h"
-#include "util/strbuf.h"
 
 #define OTLP_MAX_HEADERS 32
 
@@ -50,35 +49,33 @@ void otlp_config_free(struct otlp_config *cfg);
 int otlp_parse_headers(const char *text, struct otlp_config *cfg, char *err,
 		       size_t errsz);
 
-/* Starts the exporter thread with a copy of cfg (cfg keeps its memory).
- * Returns 0, or -1 after logging. */
+/* Starts the exporter thread with a copy of cfg (cfg keeps its memory),
+ * and has identity/lastseen.h note where each service runs, for its
+ * resource attributes. Returns 0, or -1 after logging. */
 int otlp_start(const struct otlp_config *cfg);
 
 /* Makes a last export (bounded to a few seconds), stops the thread and
- * frees the exporter's state. Safe to call when it was never started. */
+ * frees the exporter's state and the services' processes noted. Safe to call when it was never started. */
 void otlp_stop(void);
 
-/* Appends the exporter's own metrics (nothing when export is off). */
-void otlp_render(struct strbuf *sb);
-
-struct procinfo;
-
-/* Remembers which process and executable a service was last seen in, and
- * its namespace, container and pod, for its resource attributes. Called by the event consumer; cheap when
- * nothing changed, and a no-op when export is off. The table is bounded. */
-void otlp_note_process(const struct procinfo *info, uint32_t pid,
-		       const char *exe);
+/* Registers the exporter's own metrics (metrics/self.h):
+ * sonde_otlp_exports_total and sonde_otlp_export_duration_seconds, which
+ * have samples once otlp_start has run. Call once at start-up, when
+ * export is on. */
+void otlp_register_metrics(void);
 
 /* Encodes the registry's series as one ExportMetricsServiceRequest into
- * out, as of now_ns (wall clock). With delta, counters and histograms
- * carry what changed since the previous call and unchanged ones are left
- * out. Returns the number of data points (0: nothing to send). Holds the
- * registry lock only while encoding data points. Exporter thread (or
- * tests) only. */
+ * out, as of now_ns (wall clock): a ResourceMetrics per service, then one
+ * for sonde itself (service.name "sonde") with every self-metric of
+ * metrics/self.h, cumulative. With delta, the registry's counters and
+ * histograms carry what changed since the previous call and unchanged
+ * ones are left out. Returns the number of data points (0: nothing to
+ * send). Holds the registry lock only while encoding data points.
+ * Exporter thread (or tests) only. */
 unsigned otlp_encode(struct pb_buf *out, bool delta, bool exponential,
 		     uint64_t now_ns);
 
-/* Forgets the delta state and the process table (tests). */
+/* Forgets the delta state (tests). */
 void otlp_reset(void);
 
 /* Reads an ExportMetricsServiceResponse: the rejected data points and
@@ -94,9 +91,5 @@ int64_t otlp_retry_after_ms(const char *value, int64_t now_unix);
 /* The delay before retry number failures (1, 2, …): 1 s doubling up to
  * 30 s, times a jitter factor in [0.75, 1) drawn from rnd. */
 uint64_t otlp_backoff_ms(unsigned failures, uint32_t rnd);
-
-/* Finds a container id (64 hex digits) in /proc/<pid>/cgroup text into
- * out. Returns 0, or -1 when there is none. */
-int otlp_container_id(const char *cgroup, char out[65]);
 
 #endif

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "export/prom.h"
+#include "metrics/registry.h"
+#include "metrics/self.h"
 
 /* As Go's strconv.FormatFloat(v, 'g', -1, 64), which Prometheus' own
  * clients use for le="...": the fewest digits that read back as v, in
@@ -140,4 +142,116 @@ void prom_write_histogram(struct strbuf *sb, const char *name,
 	write_suffixed(sb, name, "_sum", labels, nlabels, NULL, value);
 	snprintf(value, sizeof(value), "%llu", (unsigned long long)h->count);
 	write_suffixed(sb, name, "_count", labels, nlabels, NULL, value);
+}
+
+static const char *const kind_type[] = {
+	[METRIC_HISTOGRAM] = "histogram",
+	[METRIC_COUNTER] = "counter",
+	[METRIC_GAUGE] = "gauge",
+};
+
+static void write_family_head(const struct metric_family *f, void *arg)
+{
+	prom_write_family(arg, f->name, kind_type[f->kind], f->help);
+}
+
+static void write_series(const struct registry_series *s, void *arg)
+{
+	const struct metric_family *f = s->family;
+	struct prom_label labels[REGISTRY_MAX_LABELS];
+	struct strbuf *sb = arg;
+	char value[32];
+
+	for (unsigned i = 0; i < f->nlabels; i++) {
+		labels[i].name = f->labels[i];
+		labels[i].value = s->values[i];
+	}
+	switch (f->kind) {
+	case METRIC_HISTOGRAM:
+		prom_write_histogram(sb, f->name, labels, f->nlabels, s->hist,
+				     registry_bounds());
+		break;
+	case METRIC_COUNTER:
+		prom_write_u64(sb, f->name, labels, f->nlabels, s->counter);
+		break;
+	case METRIC_GAUGE:
+		snprintf(value, sizeof(value), "%lld", (long long)s->gauge);
+		prom_write_sample(sb, f->name, labels, f->nlabels, value);
+		break;
+	}
+}
+
+/* Writes a self-metric's samples as its collect callback emits them. */
+struct self_writer {
+	struct self_sink sink; /* first: the callbacks get &sink */
+	struct strbuf *sb;
+	const struct self_metric *m;
+};
+
+static size_t self_labels(const struct self_writer *w,
+			  const char *const *values,
+			  struct prom_label labels[SELF_MAX_LABELS])
+{
+	for (unsigned i = 0; i < w->m->nlabels; i++)
+		labels[i] = (struct prom_label){ w->m->labels[i], values[i] };
+	return w->m->nlabels;
+}
+
+static void self_write_u64(struct self_sink *sink, const char *const *values,
+			   uint64_t value)
+{
+	struct self_writer *w = (struct self_writer *)sink;
+	struct prom_label labels[SELF_MAX_LABELS];
+	size_t n = self_labels(w, values, labels);
+
+	prom_write_u64(w->sb, w->m->name, labels, n, value);
+}
+
+static void self_write_f64(struct self_sink *sink, const char *const *values,
+			   double value)
+{
+	struct self_writer *w = (struct self_writer *)sink;
+	struct prom_label labels[SELF_MAX_LABELS];
+	size_t n = self_labels(w, values, labels);
+	char text[32];
+
+	prom_format_double(value, text);
+	prom_write_sample(w->sb, w->m->name, labels, n, text);
+}
+
+static void self_write_histogram(struct self_sink *sink,
+				 const char *const *values,
+				 const struct histogram *h,
+				 const struct histogram_bounds *b)
+{
+	struct self_writer *w = (struct self_writer *)sink;
+	struct prom_label labels[SELF_MAX_LABELS];
+	size_t n = self_labels(w, values, labels);
+
+	prom_write_histogram(w->sb, w->m->name, labels, n, h, b);
+}
+
+static const char *const self_type[] = {
+	[SELF_COUNTER] = "counter",
+	[SELF_GAUGE] = "gauge",
+	[SELF_HISTOGRAM] = "histogram",
+};
+
+static void write_self_metric(const struct self_metric *m, void *arg)
+{
+	struct self_writer w = {
+		.sink = { self_write_u64, self_write_f64,
+			  self_write_histogram },
+		.sb = arg,
+		.m = m,
+	};
+
+	prom_write_family(w.sb, m->name, self_type[m->kind], m->help);
+	m->collect(m, &w.sink);
+}
+
+void prom_render(struct strbuf *sb)
+{
+	registry_walk_families(write_family_head, write_series, sb);
+	self_each(write_self_metric, sb);
 }

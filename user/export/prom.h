@@ -40,4 +40,10 @@ void prom_write_histogram(struct strbuf *sb, const char *name,
 			  const struct histogram *h,
 			  const struct histogram_bounds *b);
 
+/* The whole exposition: every registry family with series (HELP, TYPE and
+ * its samples), then every self-metric of metrics/self.h in registration
+ * order. Takes the registry's and the modules' locks in turn, never two
+ * at once. */
+void prom_render(struct strbuf *sb);
+
 #endif

@@ -11,13 +11,14 @@
 #include <bpf/libbpf.h>
 
 #include "capture.skel.h"
-#include "export/prom.h"
 #include "kernel/capture.h"
 #include "kernel/hooks.h"
 #include "kernel/host.h"
 #include "kernel/listeners.h"
 #include "kernel/mapsweep.h"
 #include "kernel/ring.h"
+#include "metrics/registry.h"
+#include "metrics/self.h"
 #include "sonde_events.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -47,6 +48,12 @@ static capture_event_fn event_fn;
 static void *event_ctx;
 static struct program_status programs[MAX_PROGRAMS];
 static int nprograms;
+/* The exporters (/metrics, /readyz, OTLP) run while capture_start loads
+ * and attaches: they read programs[], the skeleton and the map fills only
+ * once capture_start has published them, and under status_lock, which
+ * capture_stop takes to withdraw them before it frees anything. */
+static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool published;
 /* Held while the kernel counts every BPF program's runs (--bpf-stats). */
 static int stats_fd = -1;
 
@@ -455,58 +462,6 @@ bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t sk)
 	return value[0] == sk;
 }
 
-static uint64_t fill_entries(const struct map_fill *f)
-{
-	return f->entries;
-}
-
-static uint64_t fill_max_entries(const struct map_fill *f)
-{
-	return f->max_entries;
-}
-
-static uint64_t fill_removed(const struct map_fill *f)
-{
-	return f->removed;
-}
-
-/* One family with a sample per map, its value read by value(). */
-static void write_per_map(struct strbuf *sb, const char *name, const char *type,
-			  const char *help, const struct map_fill *maps, int n,
-			  uint64_t (*value)(const struct map_fill *))
-{
-	prom_write_family(sb, name, type, help);
-	for (int i = 0; i < n; i++) {
-		struct prom_label label = { "map", maps[i].name };
-
-		prom_write_u64(sb, name, &label, 1, value(&maps[i]));
-	}
-}
-
-static void render_map_fills(struct strbuf *sb)
-{
-	struct map_fill copy[MAX_HASH_MAPS];
-	int n;
-
-	pthread_mutex_lock(&fills_lock);
-	n = nfills;
-	memcpy(copy, fills, sizeof(copy[0]) * (size_t)n);
-	pthread_mutex_unlock(&fills_lock);
-	write_per_map(sb, "sonde_map_entries", "gauge",
-		      "Entries in sonde's BPF hash map (counted every 5 s); "
-		      "an LRU map at its size forgets its oldest entries.",
-		      copy, n, fill_entries);
-	write_per_map(sb, "sonde_map_max_entries", "gauge",
-		      "Size of sonde's BPF hash map.", copy, n,
-		      fill_max_entries);
-	write_per_map(sb, "sonde_map_entries_removed_total", "counter",
-		      "Entries sonde removed from its BPF hash map because "
-		      "the process or thread that owned them had exited "
-		      "without closing them, or (connections) is no longer "
-		      "traced.",
-		      copy, n, fill_removed);
-}
-
 /* The maps with an entry per connection: the socket-level state, the
  * socket's owner, and an OpenSSL session's socket. skip_fds and the
  * per-process maps keep their built-in sizes. */
@@ -550,6 +505,13 @@ static void enable_run_stats(void)
 			  strerror(errno));
 	else
 		log_debug("BPF run statistics on");
+}
+
+static void publish(bool on)
+{
+	pthread_mutex_lock(&status_lock);
+	published = on;
+	pthread_mutex_unlock(&status_lock);
 }
 
 int capture_start(const struct capture_options *o, capture_event_fn fn,
@@ -621,6 +583,7 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 		goto fail;
 	list_hash_maps();
 	sweep_maps();
+	publish(true);
 	return 0;
 fail:
 	capture_stop();
@@ -673,12 +636,14 @@ struct bpf_object *capture_object(void)
 
 bool capture_all_attached(void)
 {
-	if (!nprograms)
-		return false;
-	for (int i = 0; i < nprograms; i++)
-		if (programs[i].err)
-			return false;
-	return true;
+	bool all;
+
+	pthread_mutex_lock(&status_lock);
+	all = published && nprograms > 0;
+	for (int i = 0; all && i < nprograms; i++)
+		all = !programs[i].err;
+	pthread_mutex_unlock(&status_lock);
+	return all;
 }
 
 /* The sum over CPUs of a per-CPU array's counter at index; 0 when map is
@@ -705,29 +670,6 @@ static uint64_t kernel_drops(__u32 reason)
 	return per_cpu_sum(skel ? skel->maps.drops : NULL, reason);
 }
 
-static void render_classified(struct strbuf *sb)
-{
-	prom_write_family(sb, "sonde_connections_classified_total", "counter",
-			  "TCP connections by what their first bytes were: "
-			  "http1, http2, tls (ciphertext; its plaintext, when "
-			  "sonde reads it from OpenSSL, is counted again as "
-			  "its own protocol) or unknown (never parsed).");
-	for (__u32 p = SONDE_PROTO_HTTP1; p < SONDE_PROTO_COUNT; p++) {
-		struct prom_label label = { "protocol", proto_names[p] };
-
-		prom_write_u64(
-			sb, "sonde_connections_classified_total", &label, 1,
-			per_cpu_sum(skel ? skel->maps.classified : NULL, p));
-	}
-}
-
-static void write_drops(struct strbuf *sb, const char *reason, uint64_t n)
-{
-	struct prom_label label = { "reason", reason };
-
-	prom_write_u64(sb, "sonde_events_dropped_total", &label, 1, n);
-}
-
 /* A loaded program's counters: runs and run time (kept by the kernel only
  * while BPF stats are on) and recursion misses (always kept). False for a
  * program not loaded (an unused uprobe) or when the kernel says nothing. */
@@ -741,67 +683,268 @@ static bool program_info(const struct bpf_program *prog,
 	return fd >= 0 && !bpf_obj_get_info_by_fd(fd, info, &len);
 }
 
-static void render_program_counters(struct strbuf *sb)
-{
-	struct bpf_prog_info info[MAX_PROGRAMS];
-	struct prom_label label[MAX_PROGRAMS];
-	struct bpf_program *prog;
-	char seconds[32];
-	int n = 0;
+/* ---- sonde's own metrics ---------------------------------------------- */
 
-	if (!skel)
-		return;
-	bpf_object__for_each_program(prog, skel->obj) {
-		if (n == MAX_PROGRAMS)
-			break;
-		if (program_info(prog, &info[n]))
-			label[n++] =
-				(struct prom_label){ "program",
-						     bpf_program__name(prog) };
-	}
-	prom_write_family(sb, "sonde_program_runs_total", "counter",
-			  "Times the BPF program ran; counted only while BPF "
-			  "stats are on (--bpf-stats).");
-	for (int i = 0; i < n; i++)
-		prom_write_u64(sb, "sonde_program_runs_total", &label[i], 1,
-			       info[i].run_cnt);
-	prom_write_family(sb, "sonde_program_run_seconds_total", "counter",
-			  "Time the BPF program ran, in the traced processes; "
-			  "counted only while BPF stats are on (--bpf-stats).");
-	for (int i = 0; i < n; i++) {
-		prom_format_double(info[i].run_time_ns / 1e9, seconds);
-		prom_write_sample(sb, "sonde_program_run_seconds_total",
-				  &label[i], 1, seconds);
-	}
-	prom_write_family(
-		sb, "sonde_program_recursion_misses_total", "counter",
-		"Times the kernel skipped the BPF program because "
-		"another BPF program was running on that CPU: what it "
-		"would have seen is not counted.");
-	for (int i = 0; i < n; i++)
-		prom_write_u64(sb, "sonde_program_recursion_misses_total",
-			       &label[i], 1, info[i].recursion_misses);
+/* No line for a program before capture_start has attached them all. */
+static void collect_attached(const struct self_metric *m,
+			     struct self_sink *sink)
+{
+	(void)m;
+	pthread_mutex_lock(&status_lock);
+	for (int i = 0; published && i < nprograms; i++)
+		self_emit_u64(sink, &programs[i].name, programs[i].err == 0);
+	pthread_mutex_unlock(&status_lock);
 }
 
-void capture_render(struct strbuf *sb, uint64_t series_limit_drops)
+/* Every reason, 0 before the programs are loaded. */
+static void collect_drops(const struct self_metric *m, struct self_sink *sink)
 {
-	prom_write_family(sb, "sonde_program_attached", "gauge",
-			  "1 when the BPF program is attached to its hook.");
-	for (int i = 0; i < nprograms; i++) {
-		struct prom_label label = { "program", programs[i].name };
+	static const char *const series_limit = "series_limit";
 
-		prom_write_u64(sb, "sonde_program_attached", &label, 1,
-			       programs[i].err == 0);
-	}
-	prom_write_family(sb, "sonde_events_dropped_total", "counter",
-			  "Events or state lost instead of slowing a traced "
-			  "process, by reason.");
+	(void)m;
+	pthread_mutex_lock(&status_lock);
 	for (__u32 r = 0; r < SONDE_DROP_REASON_COUNT; r++)
-		write_drops(sb, drop_names[r], kernel_drops(r));
-	write_drops(sb, "series_limit", series_limit_drops);
-	render_classified(sb);
-	render_program_counters(sb);
-	render_map_fills(sb);
+		self_emit_u64(sink, &drop_names[r],
+			      published ? kernel_drops(r) : 0);
+	pthread_mutex_unlock(&status_lock);
+	self_emit_u64(sink, &series_limit, registry_dropped());
+}
+
+enum program_counter {
+	PROGRAM_RUNS,
+	PROGRAM_RUN_SECONDS,
+	PROGRAM_RECURSION_MISSES,
+};
+
+static void emit_program_counter(struct self_sink *sink,
+				 const struct bpf_program *prog,
+				 enum program_counter which)
+{
+	const char *name = bpf_program__name(prog);
+	struct bpf_prog_info info;
+
+	if (!program_info(prog, &info))
+		return;
+	if (which == PROGRAM_RUNS)
+		self_emit_u64(sink, &name, info.run_cnt);
+	else if (which == PROGRAM_RUN_SECONDS)
+		self_emit_double(sink, &name, info.run_time_ns / 1e9);
+	else
+		self_emit_u64(sink, &name, info.recursion_misses);
+}
+
+/* One of the kernel's counters for every loaded program; none before
+ * capture_start is done. */
+static void collect_program_counter(struct self_sink *sink,
+				    enum program_counter which)
+{
+	struct bpf_program *prog;
+
+	pthread_mutex_lock(&status_lock);
+	if (published)
+		bpf_object__for_each_program(prog, skel->obj)
+			emit_program_counter(sink, prog, which);
+	pthread_mutex_unlock(&status_lock);
+}
+
+static void collect_runs(const struct self_metric *m, struct self_sink *sink)
+{
+	(void)m;
+	collect_program_counter(sink, PROGRAM_RUNS);
+}
+
+static void collect_run_seconds(const struct self_metric *m,
+				struct self_sink *sink)
+{
+	(void)m;
+	collect_program_counter(sink, PROGRAM_RUN_SECONDS);
+}
+
+static void collect_recursion_misses(const struct self_metric *m,
+				     struct self_sink *sink)
+{
+	(void)m;
+	collect_program_counter(sink, PROGRAM_RECURSION_MISSES);
+}
+
+enum fill_value { FILL_ENTRIES, FILL_MAX_ENTRIES, FILL_REMOVED };
+
+/* One value of every swept map, from a copy taken under fills_lock; none
+ * before capture_start is done (it lists the maps unlocked). The map
+ * names belong to the skeleton: status_lock keeps it alive meanwhile. */
+static void collect_fill(struct self_sink *sink, enum fill_value which)
+{
+	struct map_fill copy[MAX_HASH_MAPS];
+	int n = 0;
+
+	pthread_mutex_lock(&status_lock);
+	pthread_mutex_lock(&fills_lock);
+	if (published) {
+		n = nfills;
+		memcpy(copy, fills, sizeof(copy[0]) * (size_t)n);
+	}
+	pthread_mutex_unlock(&fills_lock);
+	for (int i = 0; i < n; i++)
+		self_emit_u64(sink, &copy[i].name,
+			      which == FILL_ENTRIES	? copy[i].entries :
+			      which == FILL_MAX_ENTRIES ? copy[i].max_entries :
+							  copy[i].removed);
+	pthread_mutex_unlock(&status_lock);
+}
+
+/* Every protocol, 0 before the programs are loaded. */
+static void collect_classified(const struct self_metric *m,
+			       struct self_sink *sink)
+{
+	(void)m;
+	pthread_mutex_lock(&status_lock);
+	for (__u32 p = SONDE_PROTO_HTTP1; p < SONDE_PROTO_COUNT; p++)
+		self_emit_u64(sink, &proto_names[p],
+			      published ? per_cpu_sum(skel->maps.classified, p) :
+					  0);
+	pthread_mutex_unlock(&status_lock);
+}
+
+static void collect_map_entries(const struct self_metric *m,
+				struct self_sink *sink)
+{
+	(void)m;
+	collect_fill(sink, FILL_ENTRIES);
+}
+
+static void collect_map_max_entries(const struct self_metric *m,
+				    struct self_sink *sink)
+{
+	(void)m;
+	collect_fill(sink, FILL_MAX_ENTRIES);
+}
+
+static void collect_map_removed(const struct self_metric *m,
+				struct self_sink *sink)
+{
+	(void)m;
+	collect_fill(sink, FILL_REMOVED);
+}
+
+static const struct self_metric capture_metrics[] = {
+	{
+		.name = "sonde_program_attached",
+		.otel_name = "sonde.program.attached",
+		.unit = "1",
+		.help = "1 when the BPF program is attached to its hook.",
+		.kind = SELF_GAUGE,
+		.nlabels = 1,
+		.labels = { "program" },
+		.otel_labels = { "sonde.program.name" },
+		.collect = collect_attached,
+	},
+	{
+		.name = "sonde_events_dropped_total",
+		.otel_name = "sonde.events.dropped",
+		.unit = "{event}",
+		.help = "Events or state lost instead of slowing a traced "
+			"process, by reason.",
+		.kind = SELF_COUNTER,
+		.nlabels = 1,
+		.labels = { "reason" },
+		.otel_labels = { "sonde.drop.reason" },
+		.collect = collect_drops,
+	},
+	{
+		.name = "sonde_connections_classified_total",
+		.otel_name = "sonde.connections.classified",
+		.unit = "{connection}",
+		.help = "TCP connections by what their first bytes were: "
+			"http1, http2, tls (ciphertext; its plaintext, when "
+			"sonde reads it from OpenSSL, is counted again as its "
+			"own protocol) or unknown (never parsed).",
+		.kind = SELF_COUNTER,
+		.nlabels = 1,
+		.labels = { "protocol" },
+		.otel_labels = { "sonde.protocol" },
+		.collect = collect_classified,
+	},
+	{
+		.name = "sonde_program_runs_total",
+		.otel_name = "sonde.program.runs",
+		.unit = "{run}",
+		.help = "Times the BPF program ran; counted only while BPF "
+			"stats are on (--bpf-stats).",
+		.kind = SELF_COUNTER,
+		.nlabels = 1,
+		.labels = { "program" },
+		.otel_labels = { "sonde.program.name" },
+		.collect = collect_runs,
+	},
+	{
+		.name = "sonde_program_run_seconds_total",
+		.otel_name = "sonde.program.run_time",
+		.unit = "s",
+		.help = "Time the BPF program ran, in the traced processes; "
+			"counted only while BPF stats are on (--bpf-stats).",
+		.kind = SELF_COUNTER,
+		.nlabels = 1,
+		.labels = { "program" },
+		.otel_labels = { "sonde.program.name" },
+		.collect = collect_run_seconds,
+	},
+	{
+		.name = "sonde_program_recursion_misses_total",
+		.otel_name = "sonde.program.recursion_misses",
+		.unit = "{run}",
+		.help = "Times the kernel skipped the BPF program because "
+			"another BPF program was running on that CPU: what it "
+			"would have seen is not counted.",
+		.kind = SELF_COUNTER,
+		.nlabels = 1,
+		.labels = { "program" },
+		.otel_labels = { "sonde.program.name" },
+		.collect = collect_recursion_misses,
+	},
+	{
+		.name = "sonde_map_entries",
+		.otel_name = "sonde.map.entries",
+		.unit = "{entry}",
+		.help = "Entries in sonde's BPF hash map (counted every 5 s); "
+			"an LRU map at its size forgets its oldest entries.",
+		.kind = SELF_GAUGE,
+		.nlabels = 1,
+		.labels = { "map" },
+		.otel_labels = { "sonde.map.name" },
+		.collect = collect_map_entries,
+	},
+	{
+		.name = "sonde_map_max_entries",
+		.otel_name = "sonde.map.max_entries",
+		.unit = "{entry}",
+		.help = "Size of sonde's BPF hash map.",
+		.kind = SELF_GAUGE,
+		.nlabels = 1,
+		.labels = { "map" },
+		.otel_labels = { "sonde.map.name" },
+		.collect = collect_map_max_entries,
+	},
+	{
+		.name = "sonde_map_entries_removed_total",
+		.otel_name = "sonde.map.entries.removed",
+		.unit = "{entry}",
+		.help = "Entries sonde removed from its BPF hash map because "
+			"the process or thread that owned them had exited "
+			"without closing them, or (connections) is no longer "
+			"traced.",
+		.kind = SELF_COUNTER,
+		.nlabels = 1,
+		.labels = { "map" },
+		.otel_labels = { "sonde.map.name" },
+		.collect = collect_map_removed,
+	},
+};
+
+void capture_register_metrics(void)
+{
+	for (size_t i = 0;
+	     i < sizeof(capture_metrics) / sizeof(capture_metrics[0]); i++)
+		self_register(&capture_metrics[i]);
 }
 
 int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
@@ -843,6 +986,7 @@ int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
 
 void capture_stop(void)
 {
+	publish(false);
 	ring_buffer__free(ring);
 	ring = NULL;
 	unmap_cpu_rings();

@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #include "config/options.h"
-#include "util/strbuf.h"
 
 struct capture_options {
 	uint32_t self_pid;
@@ -66,14 +65,18 @@ int capture_set_port_rule(uint16_t port, uint8_t how);
  * NULL before capture_start. Owned by this module. */
 struct bpf_object *capture_object(void);
 
-/* True when every program is attached. */
+/* True when every program is attached; false until capture_start has
+ * returned 0 and after capture_stop. Any thread. */
 bool capture_all_attached(void);
 
-/* Appends sonde_program_attached, sonde_events_dropped_total (the
- * kernel's drop reasons plus the daemon's own "series_limit" count), each
- * loaded program's runs, run time and recursion misses, and the fill of
- * each BPF hash map with the entries of exited tasks removed from it. */
-void capture_render(struct strbuf *sb, uint64_t series_limit_drops);
+/* Registers sonde's metrics of its BPF side (metrics/self.h):
+ * sonde_program_attached, sonde_events_dropped_total (the kernel's drop
+ * reasons plus the registry's "series_limit" count), each loaded
+ * program's runs, run time and recursion misses, and the fill of each BPF
+ * hash map with the entries of exited tasks removed from it. Call once at
+ * start-up; exporters may read them before and during capture_start,
+ * which they see as no program and every drop count 0. */
+void capture_register_metrics(void);
 
 /* For --check: counts the tracepoints the programs that --hooks auto
  * would load attach to, and how many of them exist under tracefs_dir;

@@ -14,7 +14,6 @@
 
 #include <bpf/libbpf.h>
 
-#include "export/prom.h"
 #include "identity/labels.h"
 #include "identity/procinfo.h"
 #include "kernel/elfsym.h"
@@ -22,6 +21,7 @@
 #include "kernel/uprobes.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "metrics/self.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -96,8 +96,9 @@ struct exe_seen {
 static struct function_target funcs[UPROBES_MAX_FUNCTIONS];
 static int nfuncs;
 
-/* tls[] is written by the discovery thread only (under lock) and read by
- * the renderer (under lock). */
+/* tls[], the attach status of funcs[] and the counters below are written
+ * under lock (tls[] by the discovery thread only) and read under it by
+ * the exporters, which may run while uprobes_start attaches. */
 static struct tls_target tls[MAX_TLS_TARGETS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake;
@@ -207,18 +208,29 @@ static void attach_functions(void)
 {
 	for (int i = 0; i < nfuncs; i++) {
 		struct function_target *f = &funcs[i];
+		struct bpf_link *entry, *exit = NULL;
+		int err;
 
-		f->entry = attach_one("func_entry", f->path, f->offset, false,
-				      i, &f->err);
-		if (f->entry)
-			f->exit = attach_one("func_exit", f->path, f->offset,
-					     true, i, &f->err);
-		if (f->err) {
-			bpf_link__destroy(f->entry);
-			f->entry = NULL;
+		entry = attach_one("func_entry", f->path, f->offset, false, i,
+				   &err);
+		if (entry)
+			exit = attach_one("func_exit", f->path, f->offset, true,
+					  i, &err);
+		if (err) {
+			bpf_link__destroy(entry);
+			entry = NULL;
+		}
+		/* /metrics may be reading the status already. */
+		pthread_mutex_lock(&lock);
+		f->entry = entry;
+		f->exit = exit;
+		f->err = err;
+		if (err)
 			attach_failures++;
+		pthread_mutex_unlock(&lock);
+		if (err) {
 			log_error("--uprobe %s: cannot attach: %s", f->label,
-				  strerror(-f->err));
+				  strerror(-err));
 			continue;
 		}
 		log_debug("uprobe attached: %s at offset 0x%llx of %s",
@@ -720,37 +732,89 @@ void uprobes_handle_call(const struct sonde_func_event *ev)
 	registry_observe(&family_function_duration, values, ev->duration_ns);
 }
 
-void uprobes_render(struct strbuf *sb)
+static void collect_attached(const struct self_metric *m,
+			     struct self_sink *sink)
 {
-	prom_write_family(sb, "sonde_uprobe_attached", "gauge",
-			  "1 when the uprobes of the target (a --uprobe "
-			  "function, or an OpenSSL file) are attached.");
-	for (int i = 0; i < nfuncs; i++) {
-		struct prom_label l = { "target", funcs[i].label };
-
-		prom_write_u64(sb, "sonde_uprobe_attached", &l, 1,
-			       funcs[i].err == 0 && funcs[i].exit);
-	}
+	(void)m;
 	pthread_mutex_lock(&lock);
+	for (int i = 0; i < nfuncs; i++) {
+		const char *target = funcs[i].label;
+
+		/* 0 until uprobes_start has attached it. */
+		self_emit_u64(sink, &target,
+			      funcs[i].err == 0 && funcs[i].exit);
+	}
 	for (int i = 0; i < MAX_TLS_TARGETS; i++) {
-		struct prom_label l = { "target", tls[i].label };
+		const char *target = tls[i].label;
 
 		if (tls[i].used)
-			prom_write_u64(sb, "sonde_uprobe_attached", &l, 1,
-				       tls[i].err == 0);
+			self_emit_u64(sink, &target, tls[i].err == 0);
 	}
-	prom_write_family(sb, "sonde_uprobe_attach_failures_total", "counter",
-			  "Targets sonde could not attach uprobes to (reasons "
-			  "with -v).");
-	prom_write_u64(sb, "sonde_uprobe_attach_failures_total", NULL, 0,
-		       attach_failures);
-	prom_write_family(sb, "sonde_uprobe_exec_scans_dropped_total",
-			  "counter",
-			  "Execs whose libraries were left to the next full "
-			  "rescan because the scan queue was full.");
-	prom_write_u64(sb, "sonde_uprobe_exec_scans_dropped_total", NULL, 0,
-		       queue_dropped);
 	pthread_mutex_unlock(&lock);
+}
+
+static void collect_attach_failures(const struct self_metric *m,
+				    struct self_sink *sink)
+{
+	uint64_t n;
+
+	(void)m;
+	pthread_mutex_lock(&lock);
+	n = attach_failures;
+	pthread_mutex_unlock(&lock);
+	self_emit_u64(sink, NULL, n);
+}
+
+static void collect_scans_dropped(const struct self_metric *m,
+				  struct self_sink *sink)
+{
+	uint64_t n;
+
+	(void)m;
+	pthread_mutex_lock(&lock);
+	n = queue_dropped;
+	pthread_mutex_unlock(&lock);
+	self_emit_u64(sink, NULL, n);
+}
+
+static const struct self_metric uprobe_metrics[] = {
+	{
+		.name = "sonde_uprobe_attached",
+		.otel_name = "sonde.uprobe.attached",
+		.unit = "1",
+		.help = "1 when the uprobes of the target (a --uprobe "
+			"function, or an OpenSSL file) are attached.",
+		.kind = SELF_GAUGE,
+		.nlabels = 1,
+		.labels = { "target" },
+		.otel_labels = { "sonde.uprobe.target" },
+		.collect = collect_attached,
+	},
+	{
+		.name = "sonde_uprobe_attach_failures_total",
+		.otel_name = "sonde.uprobe.attach_failures",
+		.unit = "{target}",
+		.help = "Targets sonde could not attach uprobes to (reasons "
+			"with -v).",
+		.kind = SELF_COUNTER,
+		.collect = collect_attach_failures,
+	},
+	{
+		.name = "sonde_uprobe_exec_scans_dropped_total",
+		.otel_name = "sonde.uprobe.exec_scans.dropped",
+		.unit = "{exec}",
+		.help = "Execs whose libraries were left to the next full "
+			"rescan because the scan queue was full.",
+		.kind = SELF_COUNTER,
+		.collect = collect_scans_dropped,
+	},
+};
+
+void uprobes_register_metrics(void)
+{
+	for (size_t i = 0;
+	     i < sizeof(uprobe_metrics) / sizeof(uprobe_metrics[0]); i++)
+		self_register(&uprobe_metrics[i]);
 }
 
 void uprobes_stop(void)
@@ -763,6 +827,8 @@ void uprobes_stop(void)
 		pthread_join(thread, NULL);
 		thread_running = false;
 	}
+	/* Under the lock: an exporter may be reading the status. */
+	pthread_mutex_lock(&lock);
 	for (int i = 0; i < nfuncs; i++) {
 		bpf_link__destroy(funcs[i].exit);
 		bpf_link__destroy(funcs[i].entry);
@@ -774,4 +840,5 @@ void uprobes_stop(void)
 		free(tls[i].pids);
 		memset(&tls[i], 0, sizeof(tls[i]));
 	}
+	pthread_mutex_unlock(&lock);
 }

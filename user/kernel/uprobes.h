@@ -18,7 +18,6 @@
 #include <stdint.h>
 
 #include "sonde_events.h"
-#include "util/strbuf.h"
 
 /* --uprobe flags accepted at most. */
 #define UPROBES_MAX_FUNCTIONS 64
@@ -46,8 +45,10 @@ void uprobes_handle_call(const struct sonde_func_event *ev);
  * thread; never blocks for long. */
 void uprobes_note_exec(uint32_t tgid);
 
-/* Appends sonde_uprobe_attached and sonde_uprobe_attach_failures_total. */
-void uprobes_render(struct strbuf *sb);
+/* Registers sonde_uprobe_attached, sonde_uprobe_attach_failures_total and
+ * sonde_uprobe_exec_scans_dropped_total (metrics/self.h). Call once at
+ * start-up. */
+void uprobes_register_metrics(void);
 
 /* Stops the discovery thread and detaches everything; safe to call
  * twice. */

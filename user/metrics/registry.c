@@ -4,8 +4,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "export/prom.h"
 #include "metrics/registry.h"
+#include "metrics/self.h"
 #include "util/clock.h"
 #include "util/strmap.h"
 
@@ -65,22 +65,6 @@ struct label_cap {
 };
 static struct label_cap label_caps[REGISTRY_MAX_LABEL_CAPS];
 static unsigned nlabel_caps;
-
-static const char *const overflow_metric[REGISTRY_CAP_COUNT] = {
-	[REGISTRY_CAP_ROUTE] = "sonde_route_overflows_total",
-	[REGISTRY_CAP_PEER] = "sonde_peer_overflows_total",
-};
-
-static const char *const overflow_help[REGISTRY_CAP_COUNT] = {
-	[REGISTRY_CAP_ROUTE] =
-		"Requests filed under http_route=\"" ROUTE_OVERFLOW
-		"\" (gRPC calls under rpc_method) because their "
-		"service reached its route cap.",
-	[REGISTRY_CAP_PEER] =
-		"Measurements filed under server_address=\"" REGISTRY_OVERFLOW
-		"\" because their service reached its peer "
-		"cap.",
-};
 
 void registry_init(const struct histogram_bounds *b,
 		   const struct registry_limits *l)
@@ -418,97 +402,38 @@ int registry_gauge_add(const struct metric_family *f, const char *const *values,
 	return 0;
 }
 
-static const char *const kind_type[] = {
-	[METRIC_HISTOGRAM] = "histogram",
-	[METRIC_COUNTER] = "counter",
-	[METRIC_GAUGE] = "gauge",
-};
-
-static void render_series(struct strbuf *sb, const struct series *s)
+/* The view of s that walkers get. */
+static struct registry_series view_of(const struct series *s)
 {
-	const struct metric_family *f = s->family;
-	struct prom_label labels[REGISTRY_MAX_LABELS];
-	char value[32];
-
-	for (unsigned i = 0; i < f->nlabels; i++) {
-		labels[i].name = f->labels[i];
-		labels[i].value = s->values[i];
-	}
-	switch (f->kind) {
-	case METRIC_HISTOGRAM:
-		prom_write_histogram(sb, f->name, labels, f->nlabels, &s->hist,
-				     &bounds);
-		break;
-	case METRIC_COUNTER:
-		prom_write_u64(sb, f->name, labels, f->nlabels, s->counter);
-		break;
-	case METRIC_GAUGE:
-		snprintf(value, sizeof(value), "%lld", (long long)s->gauge);
-		prom_write_sample(sb, f->name, labels, f->nlabels, value);
-		break;
-	}
+	return (struct registry_series){
+		.id = s->id,
+		.family = s->family,
+		.values = s->values,
+		.start_unix_ns = s->start_unix_ns,
+		.last_unix_ns = s->last_unix_ns,
+		.hist = &s->hist,
+		.exp = s->exp,
+		.counter = s->counter,
+		.gauge = s->gauge,
+	};
 }
 
-static void render_families(struct strbuf *sb)
-{
-	for (unsigned i = 0; i < nfamilies; i++) {
-		const struct metric_family *f = families[i];
-
-		prom_write_family(sb, f->name, kind_type[f->kind], f->help);
-		for (unsigned j = 0; j < nseries; j++)
-			if (series[j]->family == f)
-				render_series(sb, series[j]);
-	}
-}
-
-struct overflow_walk {
-	struct strbuf *sb;
-	enum registry_cap cap;
-};
-
-static void render_service_overflows(const char *name, void *value, void *arg)
-{
-	const struct overflow_walk *w = arg;
-	const struct service *svc = value;
-	struct prom_label label = { "service_name", name };
-
-	prom_write_u64(w->sb, overflow_metric[w->cap], &label, 1,
-		       svc->capped[w->cap].overflows);
-}
-
-static void render_label_overflows(struct strbuf *sb)
-{
-	if (!nlabel_caps)
-		return;
-	prom_write_family(sb, "sonde_label_overflows_total", "counter",
-			  "Requests whose captured header value was filed "
-			  "under \"" REGISTRY_OVERFLOW "\" because the label "
-			  "reached its cap.");
-	for (unsigned i = 0; i < nlabel_caps; i++) {
-		const struct label_cap *lc = &label_caps[i];
-		struct prom_label label = { "label",
-					    lc->family->labels[lc->label] };
-
-		prom_write_u64(sb, "sonde_label_overflows_total", &label, 1,
-			       lc->set.overflows);
-	}
-}
-
-void registry_render(struct strbuf *sb)
+void registry_walk_families(
+	void (*family)(const struct metric_family *f, void *arg),
+	void (*each)(const struct registry_series *s, void *arg), void *arg)
 {
 	pthread_mutex_lock(&lock);
-	render_families(sb);
-	prom_write_family(sb, "sonde_series", "gauge",
-			  "Live series across all sonde families.");
-	prom_write_u64(sb, "sonde_series", NULL, 0, nseries);
-	for (int cap = REGISTRY_CAP_ROUTE; cap < REGISTRY_CAP_COUNT; cap++) {
-		struct overflow_walk w = { sb, cap };
+	for (unsigned i = 0; i < nfamilies; i++) {
+		family(families[i], arg);
+		for (unsigned j = 0; j < nseries; j++) {
+			struct registry_series view;
 
-		prom_write_family(sb, overflow_metric[cap], "counter",
-				  overflow_help[cap]);
-		strmap_each(&services, render_service_overflows, &w);
+			if (series[j]->family != families[i])
+				continue;
+			view = view_of(series[j]);
+			each(&view, arg);
+		}
 	}
-	render_label_overflows(sb);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -610,18 +535,7 @@ void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
 {
 	pthread_mutex_lock(&lock);
 	for (unsigned i = 0; i < nseries; i++) {
-		const struct series *s = series[i];
-		struct registry_series view = {
-			.id = s->id,
-			.family = s->family,
-			.values = s->values,
-			.start_unix_ns = s->start_unix_ns,
-			.last_unix_ns = s->last_unix_ns,
-			.hist = &s->hist,
-			.exp = s->exp,
-			.counter = s->counter,
-			.gauge = s->gauge,
-		};
+		struct registry_series view = view_of(series[i]);
 
 		fn(&view, arg);
 	}
@@ -680,4 +594,126 @@ void registry_free(void)
 		strmap_clear(&label_caps[i].set.values);
 	nlabel_caps = 0;
 	pthread_mutex_unlock(&lock);
+}
+
+/* ---- sonde's own metrics ---------------------------------------------- */
+
+static void collect_series(const struct self_metric *m, struct self_sink *sink)
+{
+	(void)m;
+	self_emit_u64(sink, NULL, registry_series_count());
+}
+
+struct overflow_collect {
+	struct self_sink *sink;
+	enum registry_cap cap;
+};
+
+static void emit_service_overflows(const char *name, void *value, void *arg)
+{
+	const struct overflow_collect *c = arg;
+	const struct service *svc = value;
+	const char *values[] = { name };
+
+	self_emit_u64(c->sink, values, svc->capped[c->cap].overflows);
+}
+
+static void collect_overflows(enum registry_cap cap, struct self_sink *sink)
+{
+	struct overflow_collect c = { sink, cap };
+
+	pthread_mutex_lock(&lock);
+	strmap_each(&services, emit_service_overflows, &c);
+	pthread_mutex_unlock(&lock);
+}
+
+static void collect_route_overflows(const struct self_metric *m,
+				    struct self_sink *sink)
+{
+	(void)m;
+	collect_overflows(REGISTRY_CAP_ROUTE, sink);
+}
+
+static void collect_peer_overflows(const struct self_metric *m,
+				   struct self_sink *sink)
+{
+	(void)m;
+	collect_overflows(REGISTRY_CAP_PEER, sink);
+}
+
+static void collect_label_overflows(const struct self_metric *m,
+				    struct self_sink *sink)
+{
+	(void)m;
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < nlabel_caps; i++) {
+		const struct label_cap *lc = &label_caps[i];
+		const char *values[] = { lc->family->labels[lc->label] };
+
+		self_emit_u64(sink, values, lc->set.overflows);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static const struct self_metric series_metric = {
+	.name = "sonde_series",
+	.otel_name = "sonde.series",
+	.unit = "{series}",
+	.help = "Live series across all sonde families.",
+	.kind = SELF_GAUGE,
+	.collect = collect_series,
+};
+
+static const struct self_metric route_overflows_metric = {
+	.name = "sonde_route_overflows_total",
+	.otel_name = "sonde.route.overflows",
+	.unit = "{request}",
+	.help = "Requests filed under http_route=\"" ROUTE_OVERFLOW
+		"\" (gRPC calls under rpc_method) because their "
+		"service reached its route cap.",
+	.kind = SELF_COUNTER,
+	.nlabels = 1,
+	.labels = { "service_name" },
+	.otel_labels = { "service.name" },
+	.collect = collect_route_overflows,
+};
+
+static const struct self_metric peer_overflows_metric = {
+	.name = "sonde_peer_overflows_total",
+	.otel_name = "sonde.peer.overflows",
+	.unit = "{measurement}",
+	.help = "Measurements filed under server_address=\"" REGISTRY_OVERFLOW
+		"\" because their service reached its peer cap.",
+	.kind = SELF_COUNTER,
+	.nlabels = 1,
+	.labels = { "service_name" },
+	.otel_labels = { "service.name" },
+	.collect = collect_peer_overflows,
+};
+
+static const struct self_metric label_overflows_metric = {
+	.name = "sonde_label_overflows_total",
+	.otel_name = "sonde.label.overflows",
+	.unit = "{request}",
+	.help = "Requests whose captured header value was filed under "
+		"\"" REGISTRY_OVERFLOW "\" because the label reached its cap.",
+	.kind = SELF_COUNTER,
+	.nlabels = 1,
+	.labels = { "label" },
+	.otel_labels = { "sonde.label.name" },
+	.collect = collect_label_overflows,
+};
+
+void registry_register_metrics(void)
+{
+	unsigned ncaps;
+
+	self_register(&series_metric);
+	self_register(&route_overflows_metric);
+	self_register(&peer_overflows_metric);
+	pthread_mutex_lock(&lock);
+	ncaps = nlabel_caps;
+	pthread_mutex_unlock(&lock);
+	if (ncaps)
+		self_register(&label_overflows_metric);
 }

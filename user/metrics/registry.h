@@ -14,7 +14,6 @@
 
 #include "metrics/exphist.h"
 #include "metrics/histogram.h"
-#include "util/strbuf.h"
 
 /* The value a capped label takes beyond its service's cap, the route of
  * requests whose target is not a usable path, and the rpc_method of calls
@@ -106,14 +105,24 @@ int registry_add(const struct metric_family *f, const char *const *values,
 int registry_gauge_add(const struct metric_family *f, const char *const *values,
 		       int64_t delta);
 
-/* Appends every family with series, then the registry's own metrics (live
- * series, overflows per service), in the exposition format. */
-void registry_render(struct strbuf *sb);
-
 /* Calls fn for every series, in creation order, holding the registry lock:
  * fn must be quick and must not call back into the registry. */
 void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
 		   void *arg);
+
+/* As registry_walk, family by family: calls family for every family with
+ * series, in the order its first series was created, then each for every
+ * series of it, in creation order. A family whose series all expired is
+ * not visited. Same rules as registry_walk. */
+void registry_walk_families(
+	void (*family)(const struct metric_family *f, void *arg),
+	void (*each)(const struct registry_series *s, void *arg), void *arg);
+
+/* Registers the registry's own metrics (metrics/self.h): sonde_series,
+ * sonde_route_overflows_total and sonde_peer_overflows_total per service,
+ * and sonde_label_overflows_total per captured header when a label is
+ * capped. Call once at start-up, after registry_cap_label. */
+void registry_register_metrics(void);
 
 /* Caps the distinct values of label index label of family f at
  * max_values across all services; further values are filed under

@@ -4,9 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "export/otlp.h"
-#include "export/prom.h"
 #include "identity/labels.h"
+#include "identity/lastseen.h"
 #include "identity/procinfo.h"
 #include "identity/selection.h"
 #include "kernel/capture.h"
@@ -14,6 +13,7 @@
 #include "metrics/families.h"
 #include "metrics/registry.h"
 #include "metrics/route.h"
+#include "metrics/self.h"
 #include "proto/events.h"
 #include "proto/grpc.h"
 #include "proto/http1.h"
@@ -118,7 +118,7 @@ exchange_process(const struct sonde_http_event *ev,
 	 * exchanges while the daemon was still deciding on it. */
 	if (!selection_conn_traced(info->verdict, ev->sport))
 		return NULL;
-	otlp_note_process(info, ev->hdr.tgid, comm);
+	lastseen_note(info, ev->hdr.tgid, comm);
 	return info;
 }
 
@@ -335,19 +335,46 @@ void events_end_round(void)
 	nexits = 0;
 }
 
-void events_render(struct strbuf *sb)
+static void collect_received(const struct self_metric *m,
+			     struct self_sink *sink)
 {
-	prom_write_family(sb, "sonde_events_received_total", "counter",
-			  "Events read from the kernel's ring buffer.");
-	prom_write_u64(sb, "sonde_events_received_total", NULL, 0,
-		       load(&received));
-	prom_write_family(sb, "sonde_parse_errors_total", "counter",
-			  "Events the daemon could not turn into a "
-			  "measurement, by reason.");
-	for (int i = 0; i < PARSE_ERROR_COUNT; i++) {
-		struct prom_label label = { "reason", parse_error_names[i] };
+	(void)m;
+	self_emit_u64(sink, NULL, load(&received));
+}
 
-		prom_write_u64(sb, "sonde_parse_errors_total", &label, 1,
-			       load(&parse_errors[i]));
-	}
+static void collect_parse_errors(const struct self_metric *m,
+				 struct self_sink *sink)
+{
+	(void)m;
+	for (int i = 0; i < PARSE_ERROR_COUNT; i++)
+		self_emit_u64(sink, &parse_error_names[i],
+			      load(&parse_errors[i]));
+}
+
+static const struct self_metric received_metric = {
+	.name = "sonde_events_received_total",
+	.otel_name = "sonde.events.received",
+	.unit = "{event}",
+	.help = "Events read from the kernel's ring buffer.",
+	.kind = SELF_COUNTER,
+	.collect = collect_received,
+};
+
+static const struct self_metric parse_errors_metric = {
+	.name = "sonde_parse_errors_total",
+	.otel_name = "sonde.parse_errors",
+	.unit = "{event}",
+	.help = "Events the daemon could not turn into a measurement, by "
+		"reason.",
+	.kind = SELF_COUNTER,
+	.nlabels = 1,
+	.labels = { "reason" },
+	.otel_labels = { "sonde.parse_error.reason" },
+	.collect = collect_parse_errors,
+};
+
+void events_register_metrics(void)
+{
+	self_register(&received_metric);
+	self_register(&parse_errors_metric);
 }

@@ -8,8 +8,6 @@
 
 #include <linux/types.h>
 
-#include "util/strbuf.h"
-
 /* capture_event_fn: handles one record. Always returns 0. */
 int events_handle(void *ctx, void *data, size_t size);
 
@@ -17,7 +15,8 @@ int events_handle(void *ctx, void *data, size_t size);
  * whose exit the round brought. */
 void events_end_round(void);
 
-/* Appends sonde_events_received_total and sonde_parse_errors_total. */
-void events_render(struct strbuf *sb);
+/* Registers sonde_events_received_total and sonde_parse_errors_total
+ * (metrics/self.h). Call once at start-up. */
+void events_register_metrics(void);
 
 #endif

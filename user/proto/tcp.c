@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export/otlp.h"
 #include "identity/labels.h"
+#include "identity/lastseen.h"
 #include "identity/procinfo.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
@@ -72,7 +72,7 @@ static const struct procinfo *owner_info(const struct sonde_tcp_event *ev)
 	info = procinfo_get(ev->hdr.tgid, comm);
 	if (info->verdict == SONDE_VERDICT_IGNORE)
 		return NULL;
-	otlp_note_process(info, ev->hdr.tgid, comm);
+	lastseen_note(info, ev->hdr.tgid, comm);
 	return info;
 }
 

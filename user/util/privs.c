@@ -166,10 +166,7 @@ int privs_keep_for_uprobes(void)
 
 int privs_drop_thread(void)
 {
-	struct caps none;
-
-	memset(&none, 0, sizeof(none));
-	return caps_set(&none);
+	return drop_all_but(NULL, 0);
 }
 
 bool privs_describe(struct strbuf *sb)

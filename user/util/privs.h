@@ -12,9 +12,14 @@
  * CAP_SYS_ADMIN also stands in for CAP_BPF and CAP_PERFMON on kernels
  * before 5.8 and wherever it is granted.
  *
- * With OpenSSL tracing on, one thread (uprobes.c) keeps CAP_BPF,
- * CAP_PERFMON and CAP_SYS_ADMIN to attach to libraries that processes
- * started later bring; the main and HTTP threads drop them as above. */
+ * Capabilities belong to each thread, and a new thread starts with its
+ * creator's. The HTTP server starts before the programs load, from a
+ * thread that first drops everything (privs_drop_thread), so its own
+ * thread never holds a capability. With OpenSSL tracing on, one thread
+ * (uprobes.c) keeps CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN to attach to
+ * libraries that processes started later bring. The main thread drops
+ * them after attaching (privs_drop_after_attach), before it starts the
+ * OTLP exporter. */
 #ifndef SONDE_PRIVS_H
 #define SONDE_PRIVS_H
 
@@ -28,12 +33,12 @@
  * capabilities kept for service names is missing. */
 int privs_check(void);
 
-/* After attaching: drops every capability but CAP_SYS_PTRACE and
- * CAP_DAC_READ_SEARCH (when held) from the effective, permitted,
- * inheritable, ambient and bounding sets, and sets
- * no_new_privs. Must run before any other thread is started (capabilities
- * are per thread; threads inherit them). Returns 0, or -errno after
- * logging. */
+/* After attaching: drops every capability of the calling thread but
+ * CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (when held) from the effective,
+ * permitted, inheritable, ambient and bounding sets, and sets
+ * no_new_privs. Threads started before it keep what they had: start them
+ * from a thread that dropped its own (privs_drop_thread) or have them drop
+ * theirs. Returns 0, or -errno after logging. */
 int privs_drop_after_attach(void);
 
 /* For the uprobe discovery thread, which attaches to libraries found in
@@ -43,8 +48,10 @@ int privs_drop_after_attach(void);
  * runs on the main one. Returns 0, or -errno after logging. */
 int privs_keep_for_uprobes(void);
 
-/* Drops every capability of the calling thread (the HTTP server's thread
- * needs none). Returns 0 or -errno. */
+/* Drops every capability of the calling thread from all its sets and
+ * sets no_new_privs: threads it creates afterwards start with nothing
+ * (the HTTP server's, the OTLP exporter's). The bounding set is left as
+ * it is when the thread can no longer change it. Returns 0 or -errno. */
 int privs_drop_thread(void);
 
 /* Appends "CAP_X CAP_Y" for the effective capabilities sonde cares about
