@@ -28,7 +28,6 @@
 #include "metrics/registry.h"
 #include "proto/events.h"
 #include "proto/http2.h"
-#include "proto/tcp.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -352,7 +351,6 @@ out_capture:
 	capture_stop();
 out_close:
 	close(listen_fd);
-	tcp_free();
 	registry_free();
 	procinfo_free();
 	selection_free();

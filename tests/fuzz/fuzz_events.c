@@ -21,7 +21,6 @@
 #include "metrics/registry.h"
 #include "proto/events.h"
 #include "proto/http2.h"
-#include "proto/tcp.h"
 #include "sonde_events.h"
 #include "util/pb.h"
 #include "util/strbuf.h"
@@ -300,7 +299,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	otlp_encode(&pb, false, true, 1);
 	pb_release(&pb);
 	http2_clear();
-	tcp_free();
 	procinfo_free();
 	otlp_reset();
 	registry_free();

@@ -36,7 +36,6 @@ static void setup(void)
 				       .max_peers_per_service = 100,
 				       .max_series = 100 };
 
-	tcp_free();
 	registry_free();
 	histogram_bounds_default(&b);
 	registry_init(&b, &lim);
@@ -495,7 +494,7 @@ TEST(tcp_events_are_charged_to_the_socket_owner)
 	CHECK(strstr(text, "sonde_tcp_retransmits_total{service_name=\"api\"} "
 			   "2\n"));
 	free(text);
-	CHECK(tcp_active_tracked() == 3);
+	CHECK(registry_holds() == 3);
 
 	/* CLOSE comes with whatever comm the kernel had (here: none): the
 	 * gauge it lowers is the one its OPEN raised. */
@@ -507,7 +506,7 @@ TEST(tcp_events_are_charged_to_the_socket_owner)
 	CHECK(strstr(text, ACTIVE("api", "client", "") "0\n"));
 	CHECK(strstr(text, ACTIVE("web", "server", "") "1\n"));
 	free(text);
-	CHECK(tcp_active_tracked() == 1);
+	CHECK(registry_holds() == 1);
 }
 
 TEST(an_open_for_a_counted_connection_moves_it_to_the_new_owner)
@@ -530,7 +529,7 @@ TEST(an_open_for_a_counted_connection_moves_it_to_the_new_owner)
 	CHECK(strstr(text, ACTIVE("master", "server", "") "1\n"));
 	CHECK(strstr(text, ACTIVE("worker", "server", "") "1\n"));
 	free(text);
-	CHECK(tcp_active_tracked() == 2);
+	CHECK(registry_holds() == 2);
 	/* Its close lowers the worker's series, the one it is counted in. */
 	tcp(0x7fffffe8, "", 0x600, SONDE_TCP_CLOSE, 0, SONDE_ROLE_SERVER, 0);
 	tcp(0x7fffffe8, "", 0x700, SONDE_TCP_CLOSE, 0, SONDE_ROLE_SERVER, 0);
@@ -538,7 +537,7 @@ TEST(an_open_for_a_counted_connection_moves_it_to_the_new_owner)
 	CHECK(strstr(text, ACTIVE("master", "server", "") "0\n"));
 	CHECK(strstr(text, ACTIVE("worker", "server", "") "0\n"));
 	free(text);
-	CHECK(tcp_active_tracked() == 0);
+	CHECK(registry_holds() == 0);
 }
 
 static void process_exit(__u32 tgid)
@@ -651,7 +650,7 @@ TEST(tcp_series_carry_the_optional_labels)
 		     ACTIVE("unitself", "server", NAMESPACE_MONEY) "0\n"));
 	CHECK(!strstr(text, "\"other\""));
 	free(text);
-	CHECK(tcp_active_tracked() == 0);
+	CHECK(registry_holds() == 0);
 	for (int i = 0; i < 5; i++)
 		*fams[i] = saved[i];
 	selection_free();

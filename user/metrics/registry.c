@@ -30,6 +30,7 @@ struct series {
 	uint64_t last_unix_ns;
 	uint64_t counter;
 	int64_t gauge;
+	unsigned holds; /* registry_gauge_hold()s not yet released */
 	char *text;
 	struct exphist *exp;   /* NULL unless registry_enable_exphist() */
 	struct histogram hist; /* last: flexible bucket array */
@@ -65,6 +66,11 @@ struct label_cap {
 };
 static struct label_cap label_caps[REGISTRY_MAX_LABEL_CAPS];
 static unsigned nlabel_caps;
+
+/* Gauges held by an id: "%llx" of the id -> the series its hold raised,
+ * which its release lowers, whatever the labels would be by then. A held
+ * series never expires, so the pointer stays good. */
+static struct strmap holds;
 
 static const char *const overflow_metric[REGISTRY_CAP_COUNT] = {
 	[REGISTRY_CAP_ROUTE] = "sonde_route_overflows_total",
@@ -357,12 +363,23 @@ static struct series *series_find_or_create(const struct metric_family *f,
 	return series_create(hash, f, values);
 }
 
+/* Notes an observation of s now, for its TTL. */
+static void series_touch(struct series *s)
+{
+	/* Only the TTL reads it: a tick's precision is plenty, and the
+	 * coarse clock is a plain read where the exact one may not be. It
+	 * may lag the exact start time of a new series by that tick. */
+	uint64_t now = clock_ns(CLOCK_REALTIME_COARSE);
+
+	if (now > s->last_unix_ns)
+		s->last_unix_ns = now;
+}
+
 /* Finds the series under the lock; the caller updates it and unlocks. */
 static struct series *lock_series(const struct metric_family *f,
 				  const char *const *values)
 {
 	struct series *s;
-	uint64_t now;
 
 	pthread_mutex_lock(&lock);
 	s = series_find_or_create(f, values);
@@ -371,12 +388,7 @@ static struct series *lock_series(const struct metric_family *f,
 		pthread_mutex_unlock(&lock);
 		return NULL;
 	}
-	/* Only the TTL reads it: a tick's precision is plenty, and the
-	 * coarse clock is a plain read where the exact one may not be. It
-	 * may lag the exact start time of a new series by that tick. */
-	now = clock_ns(CLOCK_REALTIME_COARSE);
-	if (now > s->last_unix_ns)
-		s->last_unix_ns = now;
+	series_touch(s);
 	return s;
 }
 
@@ -416,6 +428,75 @@ int registry_gauge_add(const struct metric_family *f, const char *const *values,
 	s->gauge += delta;
 	pthread_mutex_unlock(&lock);
 	return 0;
+}
+
+static void hold_key(uint64_t id, char key[24])
+{
+	snprintf(key, 24, "%llx", (unsigned long long)id);
+}
+
+/* Lowers the series held under key, if any, and forgets the hold. */
+static void hold_release(const char *key)
+{
+	struct series *s = strmap_remove(&holds, key);
+
+	if (!s)
+		return;
+	s->gauge--;
+	s->holds--;
+	series_touch(s);
+}
+
+int registry_gauge_hold(const struct metric_family *f,
+			const char *const *values, uint64_t id)
+{
+	struct series *s, *held;
+	char key[24];
+
+	hold_key(id, key);
+	pthread_mutex_lock(&lock);
+	held = strmap_get(&holds, key);
+	if (!held && holds.count >= REGISTRY_MAX_HOLDS) {
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	s = series_find_or_create(f, values);
+	if (s && s == held) {
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	if (held)
+		hold_release(key);
+	if (!s || !strmap_put(&holds, key, s)) {
+		dropped_series_limit++;
+		pthread_mutex_unlock(&lock);
+		return -1;
+	}
+	s->gauge++;
+	s->holds++;
+	series_touch(s);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+void registry_gauge_release(uint64_t id)
+{
+	char key[24];
+
+	hold_key(id, key);
+	pthread_mutex_lock(&lock);
+	hold_release(key);
+	pthread_mutex_unlock(&lock);
+}
+
+unsigned registry_holds(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&lock);
+	n = (unsigned)holds.count;
+	pthread_mutex_unlock(&lock);
+	return n;
 }
 
 static const char *const kind_type[] = {
@@ -515,6 +596,8 @@ void registry_render(struct strbuf *sb)
 static bool series_expired(const struct series *s, uint64_t now,
 			   uint64_t ttl_ns)
 {
+	if (s->holds)
+		return false;
 	if (s->family->kind == METRIC_GAUGE && s->gauge != 0)
 		return false;
 	return s->last_unix_ns + ttl_ns < now;
@@ -676,6 +759,7 @@ void registry_free(void)
 	index_nslots = 0;
 	strmap_each(&services, free_service, NULL);
 	strmap_clear(&services);
+	strmap_clear(&holds);
 	for (unsigned i = 0; i < nlabel_caps; i++)
 		strmap_clear(&label_caps[i].set.values);
 	nlabel_caps = 0;

@@ -25,6 +25,8 @@
 #define METHOD_OTHER "_OTHER"
 
 #define REGISTRY_MAX_LABELS 12
+/* Gauge holds (registry_gauge_hold) at once: one per live connection. */
+#define REGISTRY_MAX_HOLDS 65536
 
 enum metric_kind {
 	METRIC_HISTOGRAM, /* durations in ns, written in seconds */
@@ -105,6 +107,24 @@ int registry_add(const struct metric_family *f, const char *const *values,
  * as registry_observe. */
 int registry_gauge_add(const struct metric_family *f, const char *const *values,
 		       int64_t delta);
+
+/* Raises a gauge family's series by one on behalf of id (a connection)
+ * until registry_gauge_release(id) lowers that same series again, even
+ * when its label values could no longer be worked out by then. A hold
+ * for an id already held under the same series changes nothing; under
+ * another, it moves there. Beyond REGISTRY_MAX_HOLDS ids, a new one is
+ * not counted at all (returns 0), so the gauge cannot drift upwards.
+ * Returns -1 when the series could not be stored (counted as dropped;
+ * any earlier hold of id is released). A held series never expires. */
+int registry_gauge_hold(const struct metric_family *f,
+			const char *const *values, uint64_t id);
+
+/* Lowers the series id holds, and forgets the hold; nothing when id holds
+ * none. */
+void registry_gauge_release(uint64_t id);
+
+/* Ids holding a gauge now. */
+unsigned registry_holds(void);
 
 /* Appends every family with series, then the registry's own metrics (live
  * series, overflows per service), in the exposition format. */

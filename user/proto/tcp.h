@@ -15,10 +15,4 @@ const char *tcp_connect_result(int err, int established);
 /* Records one event. ev must be a whole sonde_tcp_event. */
 void tcp_handle(const struct sonde_tcp_event *ev);
 
-/* Connections counted in the active gauge and not yet closed. */
-unsigned tcp_active_tracked(void);
-
-/* Forgets every tracked connection. */
-void tcp_free(void);
-
 #endif
