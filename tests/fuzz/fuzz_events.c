@@ -19,6 +19,7 @@
 #include "identity/procinfo.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "proto/dispatch.h"
 #include "proto/events.h"
 #include "proto/http2.h"
 #include "sonde_events.h"
@@ -276,9 +277,9 @@ static void feed(const uint8_t *data, size_t size)
 		size -= len;
 		if (len >= sizeof(*hdr))
 			hdr->tgid = FAKE_TGID + hdr->tgid % 4;
-		events_handle(NULL, rec, len);
+		dispatch_record(NULL, rec, len);
 	}
-	events_end_round();
+	dispatch_end_round();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -21,7 +21,7 @@
 #include "identity/procinfo.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
-#include "proto/events.h"
+#include "proto/dispatch.h"
 #include "sonde_events.h"
 #include "unit.h"
 
@@ -201,17 +201,16 @@ static void run(const char *name, void (*fill)(struct pool *), bool headers,
 	setup(headers);
 	/* One pass to name the processes and make the series. */
 	for (i = 0; i < p.n; i++)
-		events_handle(NULL, p.bytes + p.offset[i], p.size[i]);
+		dispatch_record(NULL, p.bytes + p.offset[i], p.size[i]);
 	t0 = cpu_ns();
 	for (i = 0; i < records; i++) {
 		size_t at = i % p.n;
 
-		events_handle(NULL, p.bytes + p.offset[at], p.size[at]);
+		dispatch_record(NULL, p.bytes + p.offset[at], p.size[at]);
 	}
 	t1 = cpu_ns();
-	printf("%-8s %8zu records  %7.1f ns/record  %u series\n", name,
-	       records, (double)(t1 - t0) / (double)records,
-	       registry_series_count());
+	printf("%-8s %8zu records  %7.1f ns/record  %u series\n", name, records,
+	       (double)(t1 - t0) / (double)records, registry_series_count());
 	free(p.bytes);
 	free(p.offset);
 	free(p.size);
@@ -220,8 +219,8 @@ static void run(const char *name, void (*fill)(struct pool *), bool headers,
 int main(int argc, char **argv)
 {
 	const char *which = argc > 1 ? argv[1] : "all";
-	size_t records = argc > 2 ? strtoul(argv[2], NULL, 10) :
-				    BENCH_DEFAULT_RECORDS;
+	size_t records =
+		argc > 2 ? strtoul(argv[2], NULL, 10) : BENCH_DEFAULT_RECORDS;
 	bool all = strcmp(which, "all") == 0;
 
 	if (all || strcmp(which, "direct") == 0)

@@ -10,7 +10,9 @@
 #include "identity/selection.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "proto/dispatch.h"
 #include "proto/events.h"
+#include "proto/http.h"
 #include "proto/http2.h"
 #include "proto/tcp.h"
 #include "sonde_events.h"
@@ -58,7 +60,7 @@ static void exchange_in(size_t req_room, const char *req, const char *resp,
 	ev.resp_len = status_line(&ev, resp);
 	ev.pipeline_idx = idx;
 	memcpy(ev.req, req, ev.req_len);
-	events_handle(NULL, &ev, SONDE_EXCHANGE_BYTES(req_room));
+	dispatch_record(NULL, &ev, SONDE_EXCHANGE_BYTES(req_room));
 }
 
 static void exchange(const char *req, const char *resp, unsigned idx,
@@ -207,7 +209,7 @@ TEST(unparsable_responses_and_records_are_counted_not_stored)
 	exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 2", 0, 1);
 	exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 100 Continue\r\n\r\n", 0,
 		 1);
-	events_handle(NULL, junk, sizeof(junk));
+	dispatch_record(NULL, junk, sizeof(junk));
 	text = render();
 	CHECK(strstr(text, "sonde_series 0\n"));
 	CHECK(strstr(text, "sonde_parse_errors_total{reason=\"response_status"
@@ -239,7 +241,7 @@ TEST(client_exchanges_name_the_peer_not_the_route)
 	ev.req_len = SONDE_CLIENT_REQ_CAP;
 	ev.resp_len = status_line(&ev, resp);
 	memcpy(ev.req, req, ev.req_len);
-	events_handle(NULL, &ev, SONDE_EXCHANGE_BYTES(SONDE_CLIENT_REQ_CAP));
+	dispatch_record(NULL, &ev, SONDE_EXCHANGE_BYTES(SONDE_CLIENT_REQ_CAP));
 	text = render();
 	CHECK(strstr(text, "http_client_request_duration_seconds_count{"
 			   "service_name=\"unitcli\",http_request_method="
@@ -291,7 +293,8 @@ static void h2_headers(struct h2conn *c, int to_client, uint32_t stream,
 		   (end_stream ? SONDE_H2_FLAG_END_STREAM : 0);
 	ev.to_client = (uint8_t)to_client;
 	ev.role = c->role;
-	events_handle(NULL, &ev, sizeof(ev));
+	/* The record ends with the piece it carries. */
+	dispatch_record(NULL, &ev, offsetof(struct sonde_h2_event, data) + len);
 }
 
 /* One gRPC call on c: request at start, trailers with status at end. */
@@ -364,6 +367,108 @@ TEST(grpc_calls_become_rpc_series)
 		nghttp2_hd_deflate_del(cli.enc[i]);
 	}
 	http2_clear();
+}
+
+/* sonde_parse_errors_total for reason, which counts across tests. */
+static unsigned long parse_errors(const char *reason)
+{
+	struct strbuf sb = { 0 };
+	char want[96];
+	const char *at;
+	unsigned long n = 0;
+
+	events_render(&sb);
+	snprintf(want, sizeof(want), "sonde_parse_errors_total{reason=\"%s\"} ",
+		 reason);
+	at = strstr(sb.data, want);
+	if (at)
+		n = strtoul(at + strlen(want), NULL, 10);
+	strbuf_release(&sb);
+	return n;
+}
+
+/* HTTP/2 requests are labelled as HTTP/1's are, from the decoded
+ * fields: method, route, status, port, and the captured headers. */
+TEST(http2_exchanges_become_http_series)
+{
+	struct metric_family saved = family_http_server;
+	struct h2conn srv = { .role = SONDE_ROLE_SERVER };
+	char *hdrs[] = { "header=X-Tenant-ID,label=tenant_id" }, err[256];
+	const char *req[] = { ":method", "GET",	       ":scheme",
+			      "https",	 ":authority", "shop.test",
+			      ":path",	 "/carts/42",  "x-tenant-id",
+			      "acme",	 NULL };
+	const char *ok[] = { ":status", "200", NULL };
+	const char *bad[] = { ":status", "2x0", NULL };
+	unsigned long unread = parse_errors("response_status");
+	char *text;
+
+	setup();
+	http2_clear();
+	CHECK(labels_init(&family_http_server, NULL, 0, hdrs, 1, err,
+			  sizeof(err)) == 0);
+	for (int i = 0; i < 2; i++)
+		nghttp2_hd_deflate_new(&srv.enc[i], 4096);
+	h2_headers(&srv, 0, 1, false, 1000, req);
+	h2_headers(&srv, 1, 1, false, 1000 + 2000000, ok);
+	/* A :status that is no code: a response that could not be read. */
+	h2_headers(&srv, 0, 3, false, 3000, req);
+	h2_headers(&srv, 1, 3, false, 4000, bad);
+	text = render();
+	CHECK(strstr(text, "http_server_request_duration_seconds_count{"
+			   "service_name=\"grpcsvc\",http_request_method="
+			   "\"GET\",http_response_status_code=\"200\","
+			   "http_route=\"/carts/{id}\",server_port=\"50051\","
+			   "tenant_id=\"acme\"} 1\n"));
+	CHECK(strstr(text, "sonde_series 1\n"));
+	CHECK(parse_errors("response_status") == unread + 1);
+	free(text);
+	for (int i = 0; i < 2; i++)
+		nghttp2_hd_deflate_del(srv.enc[i]);
+	http2_clear();
+	labels_reset();
+	family_http_server = saved;
+}
+
+/* Whether an exchange failed, as each protocol's conventions say: the
+ * server's fault on the server side, any failure on the client's. */
+TEST(protocols_say_which_exchanges_failed)
+{
+	static const struct {
+		uint8_t role;
+		int status, grpc_status;
+		bool error;
+	} cases[] = {
+		{ SONDE_ROLE_SERVER, 200, -1, false },
+		{ SONDE_ROLE_SERVER, 404, -1, false },
+		{ SONDE_ROLE_SERVER, 503, -1, true },
+		{ SONDE_ROLE_CLIENT, 404, -1, true },
+		{ SONDE_ROLE_CLIENT, 302, -1, false },
+		{ SONDE_ROLE_SERVER, 200, 5, false }, /* NOT_FOUND */
+		{ SONDE_ROLE_SERVER, 200, 14, true }, /* UNAVAILABLE */
+		{ SONDE_ROLE_SERVER, 200, 4, true },  /* DEADLINE_EXCEEDED */
+		{ SONDE_ROLE_CLIENT, 200, 5, true },  /* NOT_FOUND */
+		{ SONDE_ROLE_CLIENT, 200, 0, false }, /* OK */
+	};
+	uint8_t addr[16] = { 10, 0, 0, 1 };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_exchange x = {
+			.role = cases[i].role,
+			.target = "/a.B/C",
+			.target_len = 6,
+			.target_complete = true,
+			.status = cases[i].status,
+			.grpc_status = cases[i].grpc_status,
+			.family = AF_INET,
+			.daddr = addr,
+		};
+		struct proto_obs o = { 0 };
+
+		CHECK(http_observe(&x, &o) == 1);
+		CHECK(o.error == cases[i].error);
+		CHECK(o.op == PROTO_OBSERVE);
+	}
 }
 
 TEST(addresses_are_written_as_ipv4_or_ipv6)
@@ -444,7 +549,7 @@ static void tcp(__u32 tgid, const char *comm, __u64 sk, __u8 what, __u8 detail,
 	ev.daddr[0] = 10, ev.daddr[3] = 7;
 	ev.dport = 5432;
 	ev.duration_ns = 2000000;
-	events_handle(NULL, &ev, sizeof(ev));
+	dispatch_record(NULL, &ev, sizeof(ev));
 }
 
 #define ACTIVE(svc, role, extra)                                             \
@@ -546,7 +651,7 @@ static void process_exit(__u32 tgid)
 
 	ev.hdr.kind = SONDE_EV_PROCESS_EXIT;
 	ev.hdr.tgid = tgid;
-	events_handle(NULL, &ev, sizeof(ev));
+	dispatch_record(NULL, &ev, sizeof(ev));
 }
 
 #define RETRANSMITS(svc) \
@@ -565,7 +670,7 @@ TEST(an_exit_is_applied_after_the_round_that_brought_it)
 	process_exit(0x7ffffff7);
 	tcp(0x7ffffff7, "second", 0x100, SONDE_TCP_RETRANSMIT, 0,
 	    SONDE_ROLE_CLIENT, 0);
-	events_end_round();
+	dispatch_end_round();
 	/* After the round it is forgotten: a new process with that pid is
 	 * looked at afresh. */
 	tcp(0x7ffffff7, "third", 0x100, SONDE_TCP_RETRANSMIT, 0,
@@ -575,7 +680,7 @@ TEST(an_exit_is_applied_after_the_round_that_brought_it)
 	CHECK(strstr(text, RETRANSMITS("third") "1\n"));
 	CHECK(!strstr(text, "\"second\""));
 	free(text);
-	events_end_round();
+	dispatch_end_round();
 	procinfo_forget(0x7ffffff7);
 }
 
@@ -666,6 +771,8 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(unparsable_responses_and_records_are_counted_not_stored),
 	  UNIT_CASE(client_exchanges_name_the_peer_not_the_route),
 	  UNIT_CASE(grpc_calls_become_rpc_series),
+	  UNIT_CASE(http2_exchanges_become_http_series),
+	  UNIT_CASE(protocols_say_which_exchanges_failed),
 	  UNIT_CASE(addresses_are_written_as_ipv4_or_ipv6),
 	  UNIT_CASE(ipv4_addresses_match_inet_ntop_for_every_octet),
 	  UNIT_CASE(numbers_are_written_in_decimal_within_the_buffer),

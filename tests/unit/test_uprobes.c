@@ -6,7 +6,7 @@
 #include "config/options.h"
 #include "kernel/uprobes.h"
 #include "metrics/registry.h"
-#include "proto/events.h"
+#include "proto/dispatch.h"
 #include "unit.h"
 
 TEST(maps_line_with_file)
@@ -102,10 +102,10 @@ TEST(call_events_are_filed_by_target)
 	memcpy(ev.comm, "unitfn", 7);
 	ev.duration_ns = 30000000;
 	ev.func_id = 0;
-	events_handle(NULL, &ev, sizeof(ev));
+	dispatch_record(NULL, &ev, sizeof(ev));
 	ev.func_id = 9;
-	events_handle(NULL, &ev, sizeof(ev));
-	events_handle(NULL, &ev, sizeof(ev) - 1);
+	dispatch_record(NULL, &ev, sizeof(ev));
+	dispatch_record(NULL, &ev, sizeof(ev) - 1);
 	registry_render(&sb);
 	CHECK(strstr(sb.data,
 		     "sonde_function_duration_seconds_count{"

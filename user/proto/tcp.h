@@ -1,9 +1,10 @@
-/* TCP lifecycle events from the kernel in, the TCP families out: connect
- * durations and results, resets, retransmits and the active-connection
- * gauge. Runs on the consumer thread only. */
+/* TCP lifecycle events from the kernel in (struct sonde_tcp_event), the
+ * TCP families out: connect durations and results, resets, retransmits
+ * and the active-connection gauge. The protocol proto_tcp. */
 #ifndef SONDE_TCP_H
 #define SONDE_TCP_H
 
+#include "proto/proto.h"
 #include "sonde_events.h"
 
 /* The result label of a connect that ended with the socket error err
@@ -11,8 +12,5 @@
  * "unreachable", "aborted" (err 0 on a connect that never established:
  * the client closed it first), or "other". */
 const char *tcp_connect_result(int err, int established);
-
-/* Records one event. ev must be a whole sonde_tcp_event. */
-void tcp_handle(const struct sonde_tcp_event *ev);
 
 #endif
