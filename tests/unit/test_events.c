@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <nghttp2/nghttp2.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hpack.h"
@@ -68,6 +69,57 @@ static void exchange(const char *req, const char *resp, unsigned idx,
 {
 	exchange_in(SONDE_REQ_CAP, req, resp, idx, duration_ns);
 }
+
+static void process_exit(__u32 tgid)
+{
+	struct sonde_process_event ev = { 0 };
+
+	ev.hdr.kind = SONDE_EV_PROCESS_EXIT;
+	ev.hdr.tgid = tgid;
+	dispatch_record(NULL, &ev, sizeof(ev));
+}
+
+/* A server exchange as exchange() sends it, from a process comm names. */
+static void exchange_from(const char *comm, const char *req, const char *resp)
+{
+	struct sonde_http_event ev = { 0 };
+
+	ev.hdr.kind = SONDE_EV_HTTP_EXCHANGE;
+	ev.hdr.tgid = 0x7ffffff1;
+	memcpy(ev.comm, comm, strlen(comm));
+	ev.end_ns = 1;
+	ev.sport = 8080;
+	ev.req_len = strlen(req);
+	ev.resp_len = status_line(&ev, resp);
+	memcpy(ev.req, req, ev.req_len);
+	dispatch_record(NULL, &ev, SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP));
+}
+
+/* A client exchange of process "unitcli" with 10.0.0.peer:5432. */
+static void client(const char *req, uint8_t peer)
+{
+	struct sonde_http_event ev = { 0 };
+
+	ev.hdr.kind = SONDE_EV_HTTP_EXCHANGE;
+	ev.hdr.tgid = 0x7ffffff4;
+	memcpy(ev.comm, "unitcli", 8);
+	ev.role = SONDE_ROLE_CLIENT;
+	ev.family = AF_INET;
+	ev.daddr[0] = 10, ev.daddr[3] = peer;
+	ev.sport = 40000;
+	ev.dport = 5432;
+	ev.end_ns = 1;
+	ev.req_len = SONDE_CLIENT_REQ_CAP;
+	ev.resp_len = status_line(&ev, "HTTP/1.1 200 OK\r\n");
+	memcpy(ev.req, req, strnlen(req, SONDE_CLIENT_REQ_CAP));
+	dispatch_record(NULL, &ev, SONDE_EXCHANGE_BYTES(SONDE_CLIENT_REQ_CAP));
+}
+
+#define CLIENT(method, peer)                                                   \
+	"http_client_request_duration_seconds_count{service_name=\"unitcli\"," \
+	"http_request_method=\"" method                                        \
+	"\",http_response_status_code=\"200\","                                \
+	"server_address=\"" peer "\",server_port=\"5432\"} "
 
 static char *render(void)
 {
@@ -256,6 +308,112 @@ TEST(client_exchanges_name_the_peer_not_the_route)
 	CHECK(!strstr(text, "http_server_request_duration_seconds"));
 	CHECK(!strstr(text, "/orders"));
 	free(text);
+}
+
+/* A record like an earlier one goes to the series the earlier one found
+ * without its labels worked out again: only while everything its labels
+ * come from is the same, and every observation still counted exactly. */
+TEST(records_like_earlier_ones_count_exactly)
+{
+	const char *req = "GET /users/7 HTTP/1.1\r\nHost: x\r\n\r\n";
+	uint64_t hour = 3600ull * 1000000000ull;
+	struct timespec now;
+	char *text;
+
+	setup();
+	dispatch_clear();
+	for (int i = 0; i < 3; i++) {
+		exchange(req, "HTTP/1.1 200 OK\r\n", 0, 1);
+		exchange(req, "HTTP/1.1 503 Busy\r\n", 0, 1);
+	}
+	text = render();
+	CHECK(strstr(text, SERIES("GET", "200", "/users/{id}") "3\n"));
+	CHECK(strstr(text, SERIES("GET", "503", "/users/{id}") "3\n"));
+	free(text);
+	/* Every series expired and was freed: the next goes to a new one. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	CHECK(registry_expire((uint64_t)now.tv_sec * 1000000000ull + 2 * hour,
+			      hour) == 2);
+	exchange(req, "HTTP/1.1 200 OK\r\n", 0, 1);
+	text = render();
+	CHECK(strstr(text, SERIES("GET", "200", "/users/{id}") "1\n"));
+	CHECK(strstr(text, "sonde_series 1\n"));
+	free(text);
+	/* The process exited; a new one got its pid: named afresh. */
+	process_exit(0x7ffffff1);
+	dispatch_end_round();
+	exchange_from("othersvc", req, "HTTP/1.1 200 OK\r\n");
+	text = render();
+	CHECK(strstr(text, SERIES("GET", "200", "/users/{id}") "1\n"));
+	CHECK(strstr(text, "service_name=\"othersvc\",http_request_method="
+			   "\"GET\",http_response_status_code=\"200\","
+			   "http_route=\"/users/{id}\",server_port=\"8080\"} "
+			   "1\n"));
+	free(text);
+	procinfo_forget(0x7ffffff1);
+}
+
+/* Beyond the route cap, each request of a new route is counted as an
+ * overflow, however often the same request line comes. */
+TEST(every_request_over_the_route_cap_counts_as_an_overflow)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { .max_routes_per_service = 1,
+				       .max_peers_per_service = 100,
+				       .max_series = 100 };
+	char *text;
+
+	registry_free();
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	dispatch_clear();
+	exchange("GET /a HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n", 0, 1);
+	for (int i = 0; i < 3; i++)
+		exchange("GET /b HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n", 0,
+			 1);
+	text = render();
+	CHECK(strstr(text, SERIES("GET", "200", "/a") "1\n"));
+	CHECK(strstr(text, SERIES("GET", "200", "_overflow") "3\n"));
+	CHECK(strstr(text, "sonde_route_overflows_total{service_name="
+			   "\"unitsvc\"} 3\n"));
+	free(text);
+}
+
+/* Captured headers, and a client's peer and method, decide the series
+ * of records whose request lines are the same. */
+TEST(labels_beyond_the_request_line_keep_series_apart)
+{
+	struct metric_family saved = family_http_server;
+	char *hdrs[] = { "header=X-Tenant-ID,label=tenant_id" }, err[256];
+	char *text;
+
+	setup();
+	dispatch_clear();
+	CHECK(labels_init(&family_http_server, NULL, 0, hdrs, 1, err,
+			  sizeof(err)) == 0);
+	for (int i = 0; i < 2; i++) {
+		exchange("GET / HTTP/1.1\r\nX-Tenant-ID: a\r\n\r\n",
+			 "HTTP/1.1 200 OK\r\n", 0, 1);
+		exchange("GET / HTTP/1.1\r\nX-Tenant-ID: b\r\n\r\n",
+			 "HTTP/1.1 200 OK\r\n", 0, 1);
+		exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n", 0, 1);
+	}
+	for (uint8_t peer = 1; peer <= 2; peer++) {
+		client("GET /x HTTP/1.1\r\n", peer);
+		client("GET /y HTTP/1.1\r\n", peer);
+		client("POST /x HTTP/1.1\r\n", peer);
+	}
+	text = render();
+	CHECK(strstr(text, "server_port=\"8080\",tenant_id=\"a\"} 2\n"));
+	CHECK(strstr(text, "server_port=\"8080\",tenant_id=\"b\"} 2\n"));
+	CHECK(strstr(text, "server_port=\"8080\",tenant_id=\"\"} 2\n"));
+	CHECK(strstr(text, CLIENT("GET", "10.0.0.1") "2\n"));
+	CHECK(strstr(text, CLIENT("GET", "10.0.0.2") "2\n"));
+	CHECK(strstr(text, CLIENT("POST", "10.0.0.1") "1\n"));
+	CHECK(strstr(text, CLIENT("POST", "10.0.0.2") "1\n"));
+	free(text);
+	labels_reset();
+	family_http_server = saved;
 }
 
 /* One HTTP/2 connection's header blocks, as the kernel sends them. */
@@ -645,15 +803,6 @@ TEST(an_open_for_a_counted_connection_moves_it_to_the_new_owner)
 	CHECK(registry_holds() == 0);
 }
 
-static void process_exit(__u32 tgid)
-{
-	struct sonde_process_event ev = { 0 };
-
-	ev.hdr.kind = SONDE_EV_PROCESS_EXIT;
-	ev.hdr.tgid = tgid;
-	dispatch_record(NULL, &ev, sizeof(ev));
-}
-
 #define RETRANSMITS(svc) \
 	"sonde_tcp_retransmits_total{service_name=\"" svc "\"} "
 
@@ -770,6 +919,9 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(unknown_methods_and_targets_stay_bounded),
 	  UNIT_CASE(unparsable_responses_and_records_are_counted_not_stored),
 	  UNIT_CASE(client_exchanges_name_the_peer_not_the_route),
+	  UNIT_CASE(records_like_earlier_ones_count_exactly),
+	  UNIT_CASE(every_request_over_the_route_cap_counts_as_an_overflow),
+	  UNIT_CASE(labels_beyond_the_request_line_keep_series_apart),
 	  UNIT_CASE(grpc_calls_become_rpc_series),
 	  UNIT_CASE(http2_exchanges_become_http_series),
 	  UNIT_CASE(protocols_say_which_exchanges_failed),

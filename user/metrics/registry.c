@@ -38,6 +38,9 @@ struct series {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t next_series_id = 1;
+/* Moves on whenever series may have been freed: a registry_ref taken
+ * before then is stale. */
+static uint64_t epoch = 1;
 static struct histogram_bounds bounds;
 static struct registry_limits limits;
 static struct strmap services; /* name -> struct service */
@@ -317,18 +320,32 @@ static struct series *series_create(uint64_t hash,
 	return s;
 }
 
+/* Whether capping changed none of values, given. */
+static bool values_kept(const struct metric_family *f,
+			const char *const *values, const char *const *given)
+{
+	for (unsigned i = 0; i < f->nlabels; i++)
+		if (values[i] != given[i])
+			return false;
+	return true;
+}
+
 /* The series for the given label values, created if new. A series
  * found under the values as given needs no capping: every value a series
  * holds is admitted to its cap's set, or is one of the fixed ones, which
- * capping leaves alone. */
+ * capping leaves alone. *as_given (when not NULL) says whether the series
+ * holds the values as given, none filed under REGISTRY_OVERFLOW. */
 static struct series *series_find_or_create(const struct metric_family *f,
-					    const char *const *given)
+					    const char *const *given,
+					    bool *as_given)
 {
 	const char *values[REGISTRY_MAX_LABELS];
 	struct service *svc;
 	struct series *s;
 	uint64_t hash;
 
+	if (as_given)
+		*as_given = true;
 	if (f->nlabels == 0 || f->nlabels > REGISTRY_MAX_LABELS)
 		return NULL;
 	hash = series_hash(f, given);
@@ -354,6 +371,8 @@ static struct series *series_find_or_create(const struct metric_family *f,
 		if (!values[lc->label])
 			return NULL;
 	}
+	if (as_given)
+		*as_given = values_kept(f, values, given);
 	hash = series_hash(f, values);
 	s = index_find(f, values, hash);
 	if (s)
@@ -375,14 +394,15 @@ static void series_touch(struct series *s)
 		s->last_unix_ns = now;
 }
 
-/* Finds the series under the lock; the caller updates it and unlocks. */
+/* Finds the series under the lock; the caller updates it and unlocks.
+ * as_given as for series_find_or_create. */
 static struct series *lock_series(const struct metric_family *f,
-				  const char *const *values)
+				  const char *const *values, bool *as_given)
 {
 	struct series *s;
 
 	pthread_mutex_lock(&lock);
-	s = series_find_or_create(f, values);
+	s = series_find_or_create(f, values, as_given);
 	if (!s) {
 		dropped_series_limit++;
 		pthread_mutex_unlock(&lock);
@@ -392,16 +412,50 @@ static struct series *lock_series(const struct metric_family *f,
 	return s;
 }
 
-int registry_observe(const struct metric_family *f, const char *const *values,
-		     uint64_t duration_ns)
+static void series_observe(struct series *s, uint64_t duration_ns)
 {
-	struct series *s = lock_series(f, values);
-
-	if (!s)
-		return -1;
 	histogram_observe(&s->hist, &bounds, duration_ns);
 	if (s->exp)
 		exphist_observe(s->exp, duration_ns);
+}
+
+int registry_observe(const struct metric_family *f, const char *const *values,
+		     uint64_t duration_ns)
+{
+	return registry_observe_ref(f, values, duration_ns, NULL);
+}
+
+/* A series capping filed elsewhere is not handed out: each observation
+ * of its values must pass the cap again, to be counted as an overflow. */
+int registry_observe_ref(const struct metric_family *f,
+			 const char *const *values, uint64_t duration_ns,
+			 struct registry_ref *ref)
+{
+	bool as_given;
+	struct series *s = lock_series(f, values, &as_given);
+
+	if (ref) {
+		ref->series = s && as_given ? s : NULL;
+		ref->epoch = epoch;
+	}
+	if (!s)
+		return -1;
+	series_observe(s, duration_ns);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+int registry_observe_at(const struct registry_ref *ref, uint64_t duration_ns)
+{
+	struct series *s = ref->series;
+
+	pthread_mutex_lock(&lock);
+	if (!s || ref->epoch != epoch) {
+		pthread_mutex_unlock(&lock);
+		return -1;
+	}
+	series_touch(s);
+	series_observe(s, duration_ns);
 	pthread_mutex_unlock(&lock);
 	return 0;
 }
@@ -409,7 +463,7 @@ int registry_observe(const struct metric_family *f, const char *const *values,
 int registry_add(const struct metric_family *f, const char *const *values,
 		 uint64_t n)
 {
-	struct series *s = lock_series(f, values);
+	struct series *s = lock_series(f, values, NULL);
 
 	if (!s)
 		return -1;
@@ -421,7 +475,7 @@ int registry_add(const struct metric_family *f, const char *const *values,
 int registry_gauge_add(const struct metric_family *f, const char *const *values,
 		       int64_t delta)
 {
-	struct series *s = lock_series(f, values);
+	struct series *s = lock_series(f, values, NULL);
 
 	if (!s)
 		return -1;
@@ -460,7 +514,7 @@ int registry_gauge_hold(const struct metric_family *f,
 		pthread_mutex_unlock(&lock);
 		return 0;
 	}
-	s = series_find_or_create(f, values);
+	s = series_find_or_create(f, values, NULL);
 	if (s && s == held) {
 		pthread_mutex_unlock(&lock);
 		return 0;
@@ -681,6 +735,7 @@ unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns)
 	}
 	nseries = kept;
 	if (removed) {
+		epoch++;
 		recount_capped_values();
 		forget_empty_families();
 	}
@@ -745,6 +800,7 @@ static void free_service(const char *name, void *value, void *arg)
 void registry_free(void)
 {
 	pthread_mutex_lock(&lock);
+	epoch++;
 	for (unsigned i = 0; i < nseries; i++) {
 		free(series[i]->exp);
 		free(series[i]->text);

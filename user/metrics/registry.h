@@ -99,6 +99,28 @@ const struct histogram_bounds *registry_bounds(void);
 int registry_observe(const struct metric_family *f, const char *const *values,
 		     uint64_t duration_ns);
 
+/* A series found once by its labels, to be observed again without them
+ * (the dispatcher keeps one per request head it has seen). Opaque. */
+struct registry_ref {
+	void *series;
+	uint64_t epoch; /* series freed since make it stale */
+};
+
+/* registry_observe, which also sets *ref (when not NULL) for
+ * registry_observe_at: to the series, when observations of the same
+ * values may go to it directly; to none when capping filed the values
+ * under REGISTRY_OVERFLOW (each must be counted there) or nothing was
+ * stored. */
+int registry_observe_ref(const struct metric_family *f,
+			 const char *const *values, uint64_t duration_ns,
+			 struct registry_ref *ref);
+
+/* Records a duration in ref's series, as registry_observe would under
+ * the values ref was taken for. Returns 0, or -1 (nothing recorded) when
+ * ref holds no series or series were freed since it was taken (expired,
+ * or the registry freed): observe by the labels then. */
+int registry_observe_at(const struct registry_ref *ref, uint64_t duration_ns);
+
 /* Adds n to a counter family's series. Same contract as registry_observe. */
 int registry_add(const struct metric_family *f, const char *const *values,
 		 uint64_t n);

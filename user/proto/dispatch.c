@@ -14,6 +14,7 @@
 #include "proto/http2.h"
 #include "proto/tcp.h"
 #include "sonde_events.h"
+#include "util/strmap.h"
 
 /* Every protocol, one entry each. */
 static const struct proto *const protocols[] = {
@@ -24,6 +25,24 @@ static const struct proto *const protocols[] = {
 };
 
 #define NPROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
+
+/* Series found for records' labels before, by what decides those labels
+ * (struct proto_record's key, with the protocol and the process entry):
+ * a record like one seen before goes straight to its series, without
+ * its labels being worked out and looked up again. Direct-mapped, a new
+ * key takes its slot; 1024 slots of 176 bytes. */
+#define CACHE_SLOTS 1024
+
+struct cache_entry {
+	uint64_t hash;
+	uint64_t serial; /* of the process's procinfo entry */
+	const struct proto *proto;
+	struct registry_ref ref;
+	uint16_t key_len;
+	uint8_t key[PROTO_KEY_MAX];
+};
+
+static struct cache_entry cache[CACHE_SLOTS];
 
 /* Processes that exited during this round of reading. An exit comes on
  * the shared ring, the process's last exchanges and calls on the per-CPU
@@ -72,10 +91,56 @@ static const struct procinfo *record_process(const struct proto_record *r)
 	return info;
 }
 
+static uint64_t cache_hash(const struct proto *p, const struct procinfo *info,
+			   const struct proto_record *r)
+{
+	uint64_t h = STRMAP_HASH_SEED ^ (uint64_t)(uintptr_t)p ^
+		     info->serial * 0x9e3779b97f4a7c15ULL;
+
+	return strmap_hash_finish(
+		strmap_hash_bytes(h, (const char *)r->key, r->key_len));
+}
+
+static struct cache_entry *cache_slot(uint64_t hash)
+{
+	return &cache[hash & (CACHE_SLOTS - 1)];
+}
+
+/* Files r's duration in the series a record with its key found before,
+ * when one did and the series is still there. */
+static bool cache_observe(const struct proto *p, const struct procinfo *info,
+			  const struct proto_record *r, uint64_t hash)
+{
+	const struct cache_entry *e = cache_slot(hash);
+
+	return e->hash == hash && e->serial == info->serial && e->proto == p &&
+	       e->key_len == r->key_len &&
+	       memcmp(e->key, r->key, r->key_len) == 0 &&
+	       registry_observe_at(&e->ref, r->value) == 0;
+}
+
+static void cache_put(const struct proto *p, const struct procinfo *info,
+		      const struct proto_record *r, uint64_t hash,
+		      const struct registry_ref *ref)
+{
+	struct cache_entry *e = cache_slot(hash);
+
+	if (!ref->series)
+		return;
+	e->hash = hash;
+	e->serial = info->serial;
+	e->proto = p;
+	e->ref = *ref;
+	e->key_len = r->key_len;
+	memcpy(e->key, r->key, r->key_len);
+}
+
 /* Files o, an observation of a process with info (NULL for a release),
  * in the registry, under its full label set: service_name, the
- * protocol's labels, the identity labels, the captured headers. */
-static void file(const struct proto_obs *o, const struct procinfo *info)
+ * protocol's labels, the identity labels, the captured headers. ref,
+ * when not NULL, receives an observation's series. */
+static void file(const struct proto_obs *o, const struct procinfo *info,
+		 struct registry_ref *ref)
 {
 	const char *values[REGISTRY_MAX_LABELS];
 	unsigned n;
@@ -92,7 +157,7 @@ static void file(const struct proto_obs *o, const struct procinfo *info)
 	memcpy(values + n, o->extra, o->nextra * sizeof(*values));
 	switch (o->op) {
 	case PROTO_OBSERVE:
-		registry_observe(o->family, values, o->value);
+		registry_observe_ref(o->family, values, o->value, ref);
 		break;
 	case PROTO_ADD:
 		registry_add(o->family, values, o->value);
@@ -105,13 +170,37 @@ static void file(const struct proto_obs *o, const struct procinfo *info)
 	}
 }
 
-static void dispatch(const struct proto *p, const void *rec, size_t size)
+/* The observations of r, which the cache did not have, each filed; the
+ * series of one that a key names is kept for the next record like it. */
+static void observe(const struct proto *p, const void *rec, size_t size,
+		    const struct proto_record *r, const struct procinfo *info,
+		    uint64_t hash)
 {
 	struct proto_obs obs[PROTO_MAX_OBS];
-	const struct procinfo *info = NULL;
-	struct proto_record r;
+	struct registry_ref ref = { 0 };
 	unsigned n;
 
+	for (unsigned i = 0; i < PROTO_MAX_OBS; i++) {
+		obs[i].error = false;
+		obs[i].nextra = 0;
+	}
+	n = p->observe(rec, size, r, obs);
+	if (r->key_len && n == 1 && obs[0].op == PROTO_OBSERVE) {
+		file(&obs[0], info, &ref);
+		cache_put(p, info, r, hash, &ref);
+		return;
+	}
+	for (unsigned i = 0; i < n && i < PROTO_MAX_OBS; i++)
+		file(&obs[i], info, NULL);
+}
+
+static void dispatch(const struct proto *p, const void *rec, size_t size)
+{
+	const struct procinfo *info = NULL;
+	struct proto_record r;
+	uint64_t hash = 0;
+
+	r.key_len = 0;
 	switch (p->read(rec, size, &r)) {
 	case PROTO_NEXT_OBSERVE:
 		break;
@@ -129,14 +218,15 @@ static void dispatch(const struct proto *p, const void *rec, size_t size)
 		info = record_process(&r);
 		if (!info)
 			return;
+	} else {
+		r.key_len = 0;
 	}
-	for (unsigned i = 0; i < PROTO_MAX_OBS; i++) {
-		obs[i].error = false;
-		obs[i].nextra = 0;
+	if (r.key_len) {
+		hash = cache_hash(p, info, &r);
+		if (cache_observe(p, info, &r, hash))
+			return;
 	}
-	n = p->observe(rec, size, &r, obs);
-	for (unsigned i = 0; i < n && i < PROTO_MAX_OBS; i++)
-		file(&obs[i], info);
+	observe(p, rec, size, &r, info, hash);
 }
 
 /* A process the kernel has no verdict for (new, or a new image): look at
@@ -215,6 +305,7 @@ void dispatch_sweep(proto_open_fn open)
 
 void dispatch_clear(void)
 {
+	memset(cache, 0, sizeof(cache));
 	for (size_t i = 0; i < NPROTOCOLS; i++)
 		if (protocols[i]->clear)
 			protocols[i]->clear();

@@ -20,7 +20,8 @@ void dispatch_end_round(void);
 /* Forgets the protocols' state of connections open() says are closed. */
 void dispatch_sweep(proto_open_fn open);
 
-/* Forgets every protocol's state (tests). */
+/* Forgets every protocol's state, and the series found for records
+ * seen before (tests). */
 void dispatch_clear(void);
 
 #endif

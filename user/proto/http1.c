@@ -25,21 +25,23 @@
 
 /* tchar, RFC 9110 section 5.6.2: letters, digits and "!#$%&'*+-.^_`|~".
  *   "GET", "get", "M-SEARCH" are made of tchars; "GE T", "\x16\x03" are not.
- */
-static bool http1_is_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
-	    (c >= 'a' && c <= 'z'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+ * A table: every request line's method and every field name is looked up
+ * byte by byte. */
+static const bool http1_tchar[256] = {
+	['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true,
+	['!'] = true,	      ['#'] = true,	    ['$'] = true,
+	['%'] = true,	      ['&'] = true,	    ['\''] = true,
+	['*'] = true,	      ['+'] = true,	    ['-'] = true,
+	['.'] = true,	      ['^'] = true,	    ['_'] = true,
+	['`'] = true,	      ['|'] = true,	    ['~'] = true,
+};
 
 /* Length of the token at the start of p[0..len): 3 for "GET /". */
 static size_t http1_token_len(const char *p, size_t len)
 {
 	size_t n = 0;
 
-	while (n < len && http1_is_tchar((unsigned char)p[n]))
+	while (n < len && http1_tchar[(unsigned char)p[n]])
 		n++;
 	return n;
 }
@@ -410,12 +412,105 @@ static bool no_request(const struct sonde_http_event *ev, size_t req_len)
 	       http1_requests_end_before(ev->req, req_len, ev->pipeline_idx);
 }
 
+/* A key being written (struct proto_record's). */
+struct key {
+	uint8_t *bytes;
+	size_t len;
+};
+
+/* Appends n bytes at s to k; false when they do not fit. */
+static bool key_put(struct key *k, const void *s, size_t n)
+{
+	if (n > PROTO_KEY_MAX - k->len)
+		return false;
+	memcpy(k->bytes + k->len, s, n);
+	k->len += n;
+	return true;
+}
+
+/* A request field, looked up in the lines fields[0] to fields[1]. */
+static int key_field(const void *ctx, const char *name, const char **value,
+		     size_t *len)
+{
+	const char *const *fields = ctx;
+
+	return http_find_field(fields[0], (size_t)(fields[1] - fields[0]), name,
+			       value, len);
+}
+
+/* A server's labels but its process's come from its status and port
+ * (already in k) and from the first request's line, its method and
+ * target, when the line ends in the capture, and the captured headers
+ * in the lines after it. false for a request past the first (pipelined)
+ * or a line cut short. */
+static bool server_key(const struct sonde_http_event *ev, size_t req_len,
+		       struct key *k)
+{
+	char values[LABELS_MAX_HEADERS][LABELS_VALUE_MAX + 1];
+	const char *headers[LABELS_MAX_HEADERS], *fields[2], *nl;
+	unsigned n;
+
+	if (ev->pipeline_idx || !req_len || ev->req[0] == '\r' ||
+	    ev->req[0] == '\n')
+		return false;
+	nl = memchr(ev->req, '\n', req_len);
+	if (!nl || !key_put(k, ev->req, (size_t)(nl - ev->req) + 1))
+		return false;
+	fields[0] = nl + 1;
+	fields[1] = ev->req + req_len;
+	n = labels_fill_headers(key_field, fields, headers, values);
+	/* Label values hold no NUL: one ends each. */
+	for (unsigned i = 0; i < n; i++)
+		if (!key_put(k, headers[i], strlen(headers[i]) + 1))
+			return false;
+	return true;
+}
+
+/* A client's labels but its process's come from its status (in k), the
+ * peer's address and port, and its request's method. For the first
+ * request, the method depends on the bytes up to the one after the first
+ * space alone: the method token must end at that space and be followed
+ * by a target ("GET /", not "GET " nor "GE\tT /"). Past the first
+ * (pipelined), on every byte captured. */
+static bool client_key(const struct sonde_http_event *ev, size_t req_len,
+		       struct key *k)
+{
+	const char *sp = memchr(ev->req, ' ', req_len);
+	size_t n = req_len;
+
+	if (!ev->pipeline_idx && req_len && ev->req[0] != '\r' &&
+	    ev->req[0] != '\n' && sp && sp + 1 < ev->req + req_len)
+		n = (size_t)(sp - ev->req) + 2;
+	return key_put(k, &ev->family, sizeof(ev->family)) &&
+	       key_put(k, &ev->dport, sizeof(ev->dport)) &&
+	       key_put(k, ev->daddr, sizeof(ev->daddr)) &&
+	       key_put(k, &ev->pipeline_idx, 1) && key_put(k, ev->req, n);
+}
+
+/* r's key (struct proto_record): what decides the labels http1_observe
+ * gives an exchange with status code, besides its process. */
+static void exchange_key(const struct sonde_http_event *ev, size_t req_len,
+			 struct proto_record *r)
+{
+	struct key k = { r->key, 0 };
+	uint16_t code = (uint16_t)r->code;
+	bool client = ev->role == SONDE_ROLE_CLIENT;
+
+	if (!key_put(&k, &ev->role, 1) || !key_put(&k, &code, sizeof(code)) ||
+	    !(client ? client_key(ev, req_len, &k) :
+		       key_put(&k, &ev->sport, sizeof(ev->sport)) &&
+			       server_key(ev, req_len, &k)))
+		return;
+	r->key_len = (uint16_t)k.len;
+}
+
 static enum proto_next http1_read(const void *rec, size_t size,
 				  struct proto_record *r)
 {
 	const struct sonde_http_event *ev = rec;
 	size_t resp_len =
 		ev->resp_len < SONDE_RESP_CAP ? ev->resp_len : SONDE_RESP_CAP;
+	size_t req_len = exchange_req_len(ev, size);
 
 	r->tgid = ev->hdr.tgid;
 	r->comm = ev->comm;
@@ -426,10 +521,12 @@ static enum proto_next http1_read(const void *rec, size_t size,
 		r->error = PARSE_ERROR_RESPONSE;
 		return PROTO_NEXT_TRACED_ERROR;
 	}
-	if (no_request(ev, exchange_req_len(ev, size))) {
+	if (no_request(ev, req_len)) {
 		r->error = PARSE_ERROR_NO_REQUEST;
 		return PROTO_NEXT_TRACED_ERROR;
 	}
+	r->value = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
+	exchange_key(ev, req_len, r);
 	return PROTO_NEXT_OBSERVE;
 }
 

@@ -26,6 +26,9 @@
 /* Observations one record makes at most: a finished connect is counted,
  * timed and held in the connection gauge. */
 #define PROTO_MAX_OBS 4
+/* The longest key a record's labels are cached under: a request line of
+ * a hundred-odd bytes. */
+#define PROTO_KEY_MAX 128
 
 /* Which records the process selection leaves out (identity/selection.h). */
 enum proto_filter {
@@ -76,13 +79,25 @@ enum proto_next {
 };
 
 /* One record as its protocol read it: who made it, for the dispatcher,
- * and what the protocol keeps from read() for observe(). */
+ * and what the protocol keeps from read() for observe().
+ *
+ * The key: a record that makes one PROTO_OBSERVE observation may say,
+ * in key[0..key_len), the bytes that decide all of its labels but those
+ * of its process (a server's status, port and request line, say). The
+ * dispatcher then files the next record with the same key from the same
+ * process entry straight into the series the first one found, with
+ * value as its duration, and calls no observe(). So a key must hold
+ * everything its labels depend on, or two records would share a series
+ * they should not; key_len 0 (the default) asks for no such shortcut. */
 struct proto_record {
 	uint32_t tgid;
 	const char *comm; /* SONDE_COMM_LEN bytes, NUL-padded */
 	enum proto_filter filter;
 	uint16_t port; /* local port, for PROTO_FILTER_CONN */
 	enum parse_error error;
+	uint64_t value;
+	uint16_t key_len;
+	uint8_t key[PROTO_KEY_MAX];
 	/* The protocol's own, from read() to observe(). */
 	int code;
 	const void *state;
