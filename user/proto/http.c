@@ -160,14 +160,30 @@ static int exchange_field(const void *ctx, const char *name, const char **value,
 	return http_find_field(x->fields, x->fields_len, name, value, len);
 }
 
+/* The status code's label: three digits, written as such (every
+ * exchange has one). */
+static const char *status(int code)
+{
+	if (code < 100 || code > 999) {
+		fmt_uint((unsigned)code, status_text, sizeof(status_text));
+		return status_text;
+	}
+	status_text[0] = (char)('0' + code / 100);
+	status_text[1] = (char)('0' + code / 10 % 10);
+	status_text[2] = (char)('0' + code % 10);
+	status_text[3] = '\0';
+	return status_text;
+}
+
 static void http_labels(const struct http_exchange *x, struct proto_obs *o)
 {
-	fmt_uint((unsigned)x->status, status_text, sizeof(status_text));
+	const char *code = status(x->status);
+
 	if (x->role == SONDE_ROLE_CLIENT) {
 		o->family = &family_http_client;
 		o->nfixed = HTTP_CLIENT_NLABELS;
 		o->values[HTTP_CLIENT_METHOD] = http_method_name(x->method);
-		o->values[HTTP_CLIENT_STATUS] = status_text;
+		o->values[HTTP_CLIENT_STATUS] = code;
 		o->values[HTTP_CLIENT_ADDRESS] = peer(x);
 		o->values[HTTP_CLIENT_PORT] = port(x->dport);
 		/* Both sides' failures fail a client's request. */
@@ -177,10 +193,16 @@ static void http_labels(const struct http_exchange *x, struct proto_obs *o)
 	o->family = &family_http_server;
 	o->nfixed = HTTP_SERVER_NLABELS;
 	o->values[HTTP_SERVER_METHOD] = http_method_name(x->method);
-	o->values[HTTP_SERVER_STATUS] = status_text;
+	o->values[HTTP_SERVER_STATUS] = code;
 	o->values[HTTP_SERVER_ROUTE] = route(x);
 	o->values[HTTP_SERVER_PORT] = port(x->sport);
-	o->nextra = labels_fill_headers(exchange_field, x, o->extra, captured);
+	if (x->headers) {
+		o->nextra = labels_headers();
+		memcpy(o->extra, x->headers, o->nextra * sizeof(*o->extra));
+	} else {
+		o->nextra = labels_fill_headers(exchange_field, x, o->extra,
+						captured);
+	}
 	/* A 4xx is the client's mistake, not the server's failure. */
 	o->error = x->status >= 500;
 }

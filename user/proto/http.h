@@ -43,6 +43,9 @@ struct http_exchange {
 	 * were captured (HTTP/2: :authority first, as "host"). */
 	const char *fields;
 	size_t fields_len;
+	/* The captured headers' label values (labels_fill_headers), when
+	 * the protocol has them already; NULL: looked up in fields. */
+	const char *const *headers;
 	int status;	 /* the final response's code, 100 to 599 */
 	int grpc_status; /* the call's gRPC status, 0 to 16; -1: not gRPC */
 	uint64_t start_ns, end_ns;

@@ -444,10 +444,12 @@ static int key_field(const void *ctx, const char *name, const char **value,
  * in the lines after it. false for a request past the first (pipelined)
  * or a line cut short. */
 static bool server_key(const struct sonde_http_event *ev, size_t req_len,
-		       struct key *k)
+		       struct key *k, struct proto_record *r)
 {
-	char values[LABELS_MAX_HEADERS][LABELS_VALUE_MAX + 1];
-	const char *headers[LABELS_MAX_HEADERS], *fields[2], *nl;
+	/* The captured headers' values, kept for http1_observe. */
+	static char values[LABELS_MAX_HEADERS][LABELS_VALUE_MAX + 1];
+	static const char *headers[LABELS_MAX_HEADERS];
+	const char *fields[2], *nl;
 	unsigned n;
 
 	if (ev->pipeline_idx || !req_len || ev->req[0] == '\r' ||
@@ -459,6 +461,7 @@ static bool server_key(const struct sonde_http_event *ev, size_t req_len,
 	fields[0] = nl + 1;
 	fields[1] = ev->req + req_len;
 	n = labels_fill_headers(key_field, fields, headers, values);
+	r->state = headers;
 	/* Label values hold no NUL: one ends each. */
 	for (unsigned i = 0; i < n; i++)
 		if (!key_put(k, headers[i], strlen(headers[i]) + 1))
@@ -499,7 +502,7 @@ static void exchange_key(const struct sonde_http_event *ev, size_t req_len,
 	if (!key_put(&k, &ev->role, 1) || !key_put(&k, &code, sizeof(code)) ||
 	    !(client ? client_key(ev, req_len, &k) :
 		       key_put(&k, &ev->sport, sizeof(ev->sport)) &&
-			       server_key(ev, req_len, &k)))
+			       server_key(ev, req_len, &k, r)))
 		return;
 	r->key_len = (uint16_t)k.len;
 }
@@ -516,6 +519,7 @@ static enum proto_next http1_read(const void *rec, size_t size,
 	r->comm = ev->comm;
 	r->filter = PROTO_FILTER_CONN;
 	r->port = ev->sport;
+	r->state = NULL;
 	r->code = http1_parse_status(ev->resp, resp_len);
 	if (r->code < 0) {
 		r->error = PARSE_ERROR_RESPONSE;
@@ -558,8 +562,10 @@ static unsigned http1_observe(const void *rec, size_t size,
 		x.target_len = req.target_len;
 		x.target_complete = req.target_complete;
 	}
-	/* Only a server's series carry captured headers. */
-	if (ev->role != SONDE_ROLE_CLIENT && labels_headers())
+	/* Only a server's series carry captured headers, which
+	 * exchange_key may have found already. */
+	x.headers = r->state;
+	if (ev->role != SONDE_ROLE_CLIENT && !x.headers && labels_headers())
 		http1_head_fields(ev->req, req_len, ev->pipeline_idx, &x.fields,
 				  &x.fields_len);
 	return http_observe(&x, obs);
