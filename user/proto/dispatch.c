@@ -9,14 +9,13 @@
 #include "kernel/uprobes.h"
 #include "proto/dispatch.h"
 #include "proto/events.h"
-#include "proto/func.h"
-#include "proto/http1.h"
-#include "proto/http2.h"
-#include "proto/tcp.h"
 #include "sonde_events.h"
 #include "util/strmap.h"
 
-/* Every protocol, one entry each. */
+/* Every protocol, one entry each: each is defined in its own file,
+ * proto/<name>.c. */
+extern const struct proto proto_http1, proto_http2, proto_tcp, proto_func;
+
 static const struct proto *const protocols[] = {
 	&proto_http1,
 	&proto_http2,

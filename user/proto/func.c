@@ -1,6 +1,9 @@
+/* Calls of the functions named with --uprobe BINARY:SYMBOL (struct
+ * sonde_func_event), timed in sonde_function_duration_seconds under
+ * their symbol: the protocol proto_func. */
 #include "kernel/uprobes.h"
 #include "metrics/families.h"
-#include "proto/func.h"
+#include "proto/proto.h"
 
 static enum proto_next func_read(const void *rec, size_t size,
 				 struct proto_record *r)
@@ -33,6 +36,7 @@ static unsigned func_observe(const void *rec, size_t size,
 	return 1;
 }
 
+/* The protocol of --uprobe calls, in dispatch.c's table. */
 const struct proto proto_func = {
 	.name = "func",
 	.kind = SONDE_EV_FUNC_CALL,

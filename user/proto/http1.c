@@ -571,6 +571,7 @@ static unsigned http1_observe(const void *rec, size_t size,
 	return http_observe(&x, obs);
 }
 
+/* The protocol of HTTP/1 exchange records, in dispatch.c's table. */
 const struct proto proto_http1 = {
 	.name = "http1",
 	.kind = SONDE_EV_HTTP_EXCHANGE,

@@ -736,6 +736,7 @@ static unsigned http2_observe(const void *rec, size_t size,
 	return http_observe(r->state, obs);
 }
 
+/* The protocol of HTTP/2 header blocks, in dispatch.c's table. */
 const struct proto proto_http2 = {
 	.name = "http2",
 	.kind = SONDE_EV_HTTP2,

@@ -7,8 +7,9 @@
  * the process selection, adds service_name and the identity labels, and
  * makes the one call into the registry for each observation.
  *
- * Adding a protocol: proto/<p>.c with its struct proto, its families in
- * metrics/families.c, and one entry in dispatch.c's table.
+ * Adding a protocol: proto/<p>.c defining its struct proto, proto_<p>;
+ * its families in metrics/families.c; and one entry in the table in
+ * dispatch.c.
  *
  * Consumer thread only. */
 #ifndef SONDE_PROTO_H
@@ -126,11 +127,5 @@ struct proto {
 	void (*sweep)(proto_open_fn open);
 	void (*clear)(void);
 };
-
-/* The protocols, defined in their files. */
-extern const struct proto proto_http1;
-extern const struct proto proto_http2;
-extern const struct proto proto_tcp;
-extern const struct proto proto_func;
 
 #endif

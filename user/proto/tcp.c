@@ -3,6 +3,7 @@
 
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "proto/proto.h"
 #include "proto/tcp.h"
 #include "util/fmt.h"
 
@@ -135,6 +136,7 @@ static unsigned tcp_observe(const void *rec, size_t size,
 	return 0;
 }
 
+/* The protocol of TCP lifecycle records, in dispatch.c's table. */
 const struct proto proto_tcp = {
 	.name = "tcp",
 	.kind = SONDE_EV_TCP,

@@ -1,11 +1,9 @@
 /* TCP lifecycle events from the kernel in (struct sonde_tcp_event), the
  * TCP families out: connect durations and results, resets, retransmits
- * and the active-connection gauge. The protocol proto_tcp. */
+ * and the active-connection gauge: the protocol proto_tcp (tcp.c). */
 #ifndef SONDE_TCP_H
 #define SONDE_TCP_H
 
-#include "proto/proto.h"
-#include "sonde_events.h"
 
 /* The result label of a connect that ended with the socket error err
  * (positive errno; 0 for success): "ok", "refused", "timeout",
