@@ -120,7 +120,43 @@ TEST(call_events_are_filed_by_target)
 	registry_free();
 }
 
+/* Calls like an earlier one go to the series it found: each counted,
+ * each in its own bucket. */
+TEST(repeated_calls_are_each_counted)
+{
+	struct sonde_func_event ev = { 0 };
+	struct histogram_bounds b;
+	struct registry_limits lim = { 100, 100, 100 };
+	struct strbuf sb = { 0 };
+	char err[256];
+
+	registry_free();
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	if (!uprobes_function_symbol(0))
+		CHECK(uprobes_add_function("/proc/self/exe:main", err,
+					   sizeof(err)) == 0);
+	ev.hdr.kind = SONDE_EV_FUNC_CALL;
+	ev.hdr.tgid = 0x7ffffff3;
+	memcpy(ev.comm, "unitrep", 8);
+	ev.func_id = 0;
+	for (int i = 0; i < 5; i++) {
+		ev.duration_ns = i < 2 ? 1000 : 30000000;
+		dispatch_record(NULL, &ev, sizeof(ev));
+	}
+	registry_render(&sb);
+	CHECK(strstr(sb.data,
+		     "sonde_function_duration_seconds_count{"
+		     "service_name=\"unitrep\",function=\"main\"} 5\n"));
+	CHECK(strstr(sb.data, "sonde_function_duration_seconds_bucket{"
+			      "service_name=\"unitrep\",function=\"main\","
+			      "le=\"0.005\"} 2\n"));
+	strbuf_release(&sb);
+	registry_free();
+}
+
 UNIT_MAIN("uprobes", UNIT_CASE(maps_line_with_file),
 	  UNIT_CASE(maps_line_anonymous_and_bad), UNIT_CASE(libssl_names),
 	  UNIT_CASE(uprobe_flags_repeat), UNIT_CASE(add_function_errors),
-	  UNIT_CASE(call_events_are_filed_by_target))
+	  UNIT_CASE(call_events_are_filed_by_target),
+	  UNIT_CASE(repeated_calls_are_each_counted))

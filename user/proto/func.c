@@ -1,6 +1,8 @@
 /* Calls of the functions named with --uprobe BINARY:SYMBOL (struct
  * sonde_func_event), timed in sonde_function_duration_seconds under
  * their symbol: the protocol proto_func. */
+#include <string.h>
+
 #include "kernel/uprobes.h"
 #include "metrics/families.h"
 #include "proto/proto.h"
@@ -17,6 +19,10 @@ static enum proto_next func_read(const void *rec, size_t size,
 	r->tgid = ev->hdr.tgid;
 	r->comm = ev->comm;
 	r->filter = PROTO_FILTER_NONE;
+	/* The target alone decides the function label. */
+	r->value = ev->duration_ns;
+	memcpy(r->key, &ev->func_id, sizeof(ev->func_id));
+	r->key_len = sizeof(ev->func_id);
 	return PROTO_NEXT_OBSERVE;
 }
 
