@@ -90,14 +90,29 @@ static const struct procinfo *record_process(const struct proto_record *r)
 	return info;
 }
 
+/* Picks r's slot. A key is compared whole before its entry is used, so
+ * this need only spread keys over the slots: each 8-byte word is mixed
+ * with its place on its own (the multiplies overlap), not in a chain;
+ * the last word's bytes past the key are masked off (the key's room is
+ * a multiple of 8 bytes). */
 static uint64_t cache_hash(const struct proto *p, const struct procinfo *info,
 			   const struct proto_record *r)
 {
-	uint64_t h = STRMAP_HASH_SEED ^ (uint64_t)(uintptr_t)p ^
-		     info->serial * 0x9e3779b97f4a7c15ULL;
+	uint64_t h = (uint64_t)(uintptr_t)p ^
+		     info->serial * 0x9e3779b97f4a7c15ULL ^ r->key_len,
+		 w;
+	size_t i;
 
-	return strmap_hash_finish(
-		strmap_hash_bytes(h, (const char *)r->key, r->key_len));
+	for (i = 0; i + 8 <= r->key_len; i += 8) {
+		memcpy(&w, r->key + i, sizeof(w));
+		h += (w ^ i) * 0xff51afd7ed558ccdULL;
+	}
+	if (i < r->key_len) {
+		memcpy(&w, r->key + i, sizeof(w));
+		w &= ~0ULL >> 8 * (8 - (r->key_len - i));
+		h += (w ^ i) * 0xc4ceb9fe1a85ec53ULL;
+	}
+	return strmap_hash_finish(h);
 }
 
 static struct cache_entry *cache_slot(uint64_t hash)

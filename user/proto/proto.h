@@ -28,7 +28,7 @@
  * timed and held in the connection gauge. */
 #define PROTO_MAX_OBS 4
 /* The longest key a record's labels are cached under: a request line of
- * a hundred-odd bytes. */
+ * a hundred-odd bytes. A multiple of 8 (dispatch.c reads it in words). */
 #define PROTO_KEY_MAX 128
 
 /* Which records the process selection leaves out (identity/selection.h). */
