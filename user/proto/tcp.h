@@ -4,7 +4,6 @@
 #ifndef SONDE_TCP_H
 #define SONDE_TCP_H
 
-
 /* The result label of a connect that ended with the socket error err
  * (positive errno; 0 for success): "ok", "refused", "timeout",
  * "unreachable", "aborted" (err 0 on a connect that never established:
