@@ -16,6 +16,8 @@
 #                 then BPF run time per program run, sonde vs the bound,
 #                 by protocol path; then sonde's start-up time
 #                 (tools/README.md)
+#   make bench-dispatch  the daemon's CPU per record, kernel records fed
+#                 through the consumer (tests/unit/bench_dispatch.c)
 #   make install  the binary, a hardened systemd unit, /etc/default/sonde
 #   make fmt      clang-format every C source in place
 
@@ -95,7 +97,8 @@ DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev \
 	golang-go libnghttp2-dev python3-grpcio $(TEST_ONLY_PACKAGES)
 
-.PHONY: all deps run test unit unit-sanitize fuzz e2e e2e-syscall-hooks e2e-sanitize bench fmt \
+.PHONY: all deps run test unit unit-sanitize fuzz e2e e2e-syscall-hooks e2e-sanitize bench \
+	bench-dispatch fmt \
 	clean install uninstall otlp-receiver
 # Keep BPF objects: bench and debugging load them directly.
 .SECONDARY:
@@ -223,6 +226,11 @@ test: deps
 bench: deps
 	$(MAKE) all $(TOOL_BINS)
 	$(PYTHON) tools/bench.py
+
+# ns per record on the process's own CPU clock, per scenario; under
+# valgrind --tool=callgrind with a few records, instructions per record.
+bench-dispatch: $(OUT)/tests/bench_dispatch
+	$(OUT)/tests/bench_dispatch
 
 # Installs the binary, the systemd unit, the README and the example config
 # file under share/doc/sonde and, unless one exists, /etc/default/sonde. DESTDIR stages the files for a package; the unit's paths

@@ -28,9 +28,8 @@
 #include "metrics/families.h"
 #include "metrics/registry.h"
 #include "metrics/self.h"
+#include "proto/dispatch.h"
 #include "proto/events.h"
-#include "proto/http2.h"
-#include "proto/tcp.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -146,7 +145,7 @@ static int consume_until_signalled(uint64_t ttl_ms)
 		else if ((wait_ms *= 2) > POLL_IDLE_MAX_MS)
 			wait_ms = POLL_IDLE_MAX_MS;
 
-		events_end_round();
+		dispatch_end_round();
 		if (n < 0 && n != -EINTR) {
 			log_error("reading the ring buffer failed: %s",
 				  strerror(-n));
@@ -156,7 +155,7 @@ static int consume_until_signalled(uint64_t ttl_ms)
 				 __ATOMIC_RELAXED);
 		expire_series(ttl_ms);
 		if (capture_sweep_maps())
-			http2_sweep(capture_conn_open);
+			dispatch_sweep(capture_conn_open);
 	}
 	return 0;
 }
@@ -351,7 +350,7 @@ int main(int argc, char **argv)
 	copts.bpf_stats = opts.bpf_stats;
 	copts.max_tracked = opts.max_tracked;
 	copts.hooks = opts.hooks;
-	if (capture_start(&copts, events_handle, NULL))
+	if (capture_start(&copts, dispatch_record, NULL))
 		goto out_stop;
 	if (copts.select_enabled)
 		decide_running_processes();
@@ -377,7 +376,6 @@ out_stop:
 	capture_stop();
 out_close:
 	close(listen_fd);
-	tcp_free();
 	registry_free();
 	procinfo_free();
 	selection_free();

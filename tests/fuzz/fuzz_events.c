@@ -1,6 +1,6 @@
 /* libFuzzer target: what the kernel side hands the daemon, from bytes a
  * peer chose. The input is a run of records, each a 2-byte little-endian
- * length and that many bytes, fed to events_handle one after another (an
+ * length and that many bytes, fed to dispatch_record one after another (an
  * HTTP/2 connection's header blocks build up across them). Afterwards the
  * whole /metrics page and an OTLP export are made from what they left.
  *
@@ -20,9 +20,9 @@
 #include "identity/procinfo.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "proto/dispatch.h"
 #include "proto/events.h"
 #include "proto/http2.h"
-#include "proto/tcp.h"
 #include "sonde_events.h"
 #include "util/pb.h"
 #include "util/strbuf.h"
@@ -280,9 +280,9 @@ static void feed(const uint8_t *data, size_t size)
 		size -= len;
 		if (len >= sizeof(*hdr))
 			hdr->tgid = FAKE_TGID + hdr->tgid % 4;
-		events_handle(NULL, rec, len);
+		dispatch_record(NULL, rec, len);
 	}
-	events_end_round();
+	dispatch_end_round();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -302,7 +302,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	otlp_encode(&pb, false, true, 1);
 	pb_release(&pb);
 	http2_clear();
-	tcp_free();
 	procinfo_free();
 	otlp_reset();
 	registry_free();

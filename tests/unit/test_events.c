@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <nghttp2/nghttp2.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "export/prom.h"
@@ -11,7 +12,9 @@
 #include "identity/selection.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "proto/dispatch.h"
 #include "proto/events.h"
+#include "proto/http.h"
 #include "proto/http2.h"
 #include "proto/tcp.h"
 #include "sonde_events.h"
@@ -37,7 +40,6 @@ static void setup(void)
 				       .max_peers_per_service = 100,
 				       .max_series = 100 };
 
-	tcp_free();
 	registry_free();
 	histogram_bounds_default(&b);
 	registry_init(&b, &lim);
@@ -60,7 +62,7 @@ static void exchange_in(size_t req_room, const char *req, const char *resp,
 	ev.resp_len = status_line(&ev, resp);
 	ev.pipeline_idx = idx;
 	memcpy(ev.req, req, ev.req_len);
-	events_handle(NULL, &ev, SONDE_EXCHANGE_BYTES(req_room));
+	dispatch_record(NULL, &ev, SONDE_EXCHANGE_BYTES(req_room));
 }
 
 static void exchange(const char *req, const char *resp, unsigned idx,
@@ -68,6 +70,57 @@ static void exchange(const char *req, const char *resp, unsigned idx,
 {
 	exchange_in(SONDE_REQ_CAP, req, resp, idx, duration_ns);
 }
+
+static void process_exit(__u32 tgid)
+{
+	struct sonde_process_event ev = { 0 };
+
+	ev.hdr.kind = SONDE_EV_PROCESS_EXIT;
+	ev.hdr.tgid = tgid;
+	dispatch_record(NULL, &ev, sizeof(ev));
+}
+
+/* A server exchange as exchange() sends it, from a process comm names. */
+static void exchange_from(const char *comm, const char *req, const char *resp)
+{
+	struct sonde_http_event ev = { 0 };
+
+	ev.hdr.kind = SONDE_EV_HTTP_EXCHANGE;
+	ev.hdr.tgid = 0x7ffffff1;
+	memcpy(ev.comm, comm, strlen(comm));
+	ev.end_ns = 1;
+	ev.sport = 8080;
+	ev.req_len = strlen(req);
+	ev.resp_len = status_line(&ev, resp);
+	memcpy(ev.req, req, ev.req_len);
+	dispatch_record(NULL, &ev, SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP));
+}
+
+/* A client exchange of process "unitcli" with 10.0.0.peer:5432. */
+static void client(const char *req, uint8_t peer)
+{
+	struct sonde_http_event ev = { 0 };
+
+	ev.hdr.kind = SONDE_EV_HTTP_EXCHANGE;
+	ev.hdr.tgid = 0x7ffffff4;
+	memcpy(ev.comm, "unitcli", 8);
+	ev.role = SONDE_ROLE_CLIENT;
+	ev.family = AF_INET;
+	ev.daddr[0] = 10, ev.daddr[3] = peer;
+	ev.sport = 40000;
+	ev.dport = 5432;
+	ev.end_ns = 1;
+	ev.req_len = SONDE_CLIENT_REQ_CAP;
+	ev.resp_len = status_line(&ev, "HTTP/1.1 200 OK\r\n");
+	memcpy(ev.req, req, strnlen(req, SONDE_CLIENT_REQ_CAP));
+	dispatch_record(NULL, &ev, SONDE_EXCHANGE_BYTES(SONDE_CLIENT_REQ_CAP));
+}
+
+#define CLIENT(method, peer)                                                   \
+	"http_client_request_duration_seconds_count{service_name=\"unitcli\"," \
+	"http_request_method=\"" method                                        \
+	"\",http_response_status_code=\"200\","                                \
+	"server_address=\"" peer "\",server_port=\"5432\"} "
 
 static char *render(void)
 {
@@ -210,7 +263,7 @@ TEST(unparsable_responses_and_records_are_counted_not_stored)
 	exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 2", 0, 1);
 	exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 100 Continue\r\n\r\n", 0,
 		 1);
-	events_handle(NULL, junk, sizeof(junk));
+	dispatch_record(NULL, junk, sizeof(junk));
 	text = render();
 	CHECK(strstr(text, "sonde_series 0\n"));
 	CHECK(strstr(text, "sonde_parse_errors_total{reason=\"response_status"
@@ -242,7 +295,7 @@ TEST(client_exchanges_name_the_peer_not_the_route)
 	ev.req_len = SONDE_CLIENT_REQ_CAP;
 	ev.resp_len = status_line(&ev, resp);
 	memcpy(ev.req, req, ev.req_len);
-	events_handle(NULL, &ev, SONDE_EXCHANGE_BYTES(SONDE_CLIENT_REQ_CAP));
+	dispatch_record(NULL, &ev, SONDE_EXCHANGE_BYTES(SONDE_CLIENT_REQ_CAP));
 	text = render();
 	CHECK(strstr(text, "http_client_request_duration_seconds_count{"
 			   "service_name=\"unitcli\",http_request_method="
@@ -257,6 +310,112 @@ TEST(client_exchanges_name_the_peer_not_the_route)
 	CHECK(!strstr(text, "http_server_request_duration_seconds"));
 	CHECK(!strstr(text, "/orders"));
 	free(text);
+}
+
+/* A record like an earlier one goes to the series the earlier one found
+ * without its labels worked out again: only while everything its labels
+ * come from is the same, and every observation still counted exactly. */
+TEST(records_like_earlier_ones_count_exactly)
+{
+	const char *req = "GET /users/7 HTTP/1.1\r\nHost: x\r\n\r\n";
+	uint64_t hour = 3600ull * 1000000000ull;
+	struct timespec now;
+	char *text;
+
+	setup();
+	dispatch_clear();
+	for (int i = 0; i < 3; i++) {
+		exchange(req, "HTTP/1.1 200 OK\r\n", 0, 1);
+		exchange(req, "HTTP/1.1 503 Busy\r\n", 0, 1);
+	}
+	text = render();
+	CHECK(strstr(text, SERIES("GET", "200", "/users/{id}") "3\n"));
+	CHECK(strstr(text, SERIES("GET", "503", "/users/{id}") "3\n"));
+	free(text);
+	/* Every series expired and was freed: the next goes to a new one. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	CHECK(registry_expire((uint64_t)now.tv_sec * 1000000000ull + 2 * hour,
+			      hour) == 2);
+	exchange(req, "HTTP/1.1 200 OK\r\n", 0, 1);
+	text = render();
+	CHECK(strstr(text, SERIES("GET", "200", "/users/{id}") "1\n"));
+	CHECK(strstr(text, "sonde_series 1\n"));
+	free(text);
+	/* The process exited; a new one got its pid: named afresh. */
+	process_exit(0x7ffffff1);
+	dispatch_end_round();
+	exchange_from("othersvc", req, "HTTP/1.1 200 OK\r\n");
+	text = render();
+	CHECK(strstr(text, SERIES("GET", "200", "/users/{id}") "1\n"));
+	CHECK(strstr(text, "service_name=\"othersvc\",http_request_method="
+			   "\"GET\",http_response_status_code=\"200\","
+			   "http_route=\"/users/{id}\",server_port=\"8080\"} "
+			   "1\n"));
+	free(text);
+	procinfo_forget(0x7ffffff1);
+}
+
+/* Beyond the route cap, each request of a new route is counted as an
+ * overflow, however often the same request line comes. */
+TEST(every_request_over_the_route_cap_counts_as_an_overflow)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { .max_routes_per_service = 1,
+				       .max_peers_per_service = 100,
+				       .max_series = 100 };
+	char *text;
+
+	registry_free();
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	dispatch_clear();
+	exchange("GET /a HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n", 0, 1);
+	for (int i = 0; i < 3; i++)
+		exchange("GET /b HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n", 0,
+			 1);
+	text = render();
+	CHECK(strstr(text, SERIES("GET", "200", "/a") "1\n"));
+	CHECK(strstr(text, SERIES("GET", "200", "_overflow") "3\n"));
+	CHECK(strstr(text, "sonde_route_overflows_total{service_name="
+			   "\"unitsvc\"} 3\n"));
+	free(text);
+}
+
+/* Captured headers, and a client's peer and method, decide the series
+ * of records whose request lines are the same. */
+TEST(labels_beyond_the_request_line_keep_series_apart)
+{
+	struct metric_family saved = family_http_server;
+	char *hdrs[] = { "header=X-Tenant-ID,label=tenant_id" }, err[256];
+	char *text;
+
+	setup();
+	dispatch_clear();
+	CHECK(labels_init(&family_http_server, NULL, 0, hdrs, 1, err,
+			  sizeof(err)) == 0);
+	for (int i = 0; i < 2; i++) {
+		exchange("GET / HTTP/1.1\r\nX-Tenant-ID: a\r\n\r\n",
+			 "HTTP/1.1 200 OK\r\n", 0, 1);
+		exchange("GET / HTTP/1.1\r\nX-Tenant-ID: b\r\n\r\n",
+			 "HTTP/1.1 200 OK\r\n", 0, 1);
+		exchange("GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n", 0, 1);
+	}
+	for (uint8_t peer = 1; peer <= 2; peer++) {
+		client("GET /x HTTP/1.1\r\n", peer);
+		client("GET /y HTTP/1.1\r\n", peer);
+		client("POST /x HTTP/1.1\r\n", peer);
+	}
+	text = render();
+	CHECK(strstr(text, "server_port=\"8080\",tenant_id=\"a\"} 2\n"));
+	CHECK(strstr(text, "server_port=\"8080\",tenant_id=\"b\"} 2\n"));
+	CHECK(strstr(text, "server_port=\"8080\",tenant_id=\"\"} 2\n"));
+	CHECK(strstr(text, CLIENT("GET", "10.0.0.1") "2\n"));
+	CHECK(strstr(text, CLIENT("GET", "10.0.0.2") "2\n"));
+	CHECK(strstr(text, CLIENT("POST", "10.0.0.1") "1\n"));
+	CHECK(strstr(text, CLIENT("POST", "10.0.0.2") "1\n"));
+	free(text);
+	labels_reset();
+	family_http_server = saved;
 }
 
 /* One HTTP/2 connection's header blocks, as the kernel sends them. */
@@ -294,7 +453,8 @@ static void h2_headers(struct h2conn *c, int to_client, uint32_t stream,
 		   (end_stream ? SONDE_H2_FLAG_END_STREAM : 0);
 	ev.to_client = (uint8_t)to_client;
 	ev.role = c->role;
-	events_handle(NULL, &ev, sizeof(ev));
+	/* The record ends with the piece it carries. */
+	dispatch_record(NULL, &ev, offsetof(struct sonde_h2_event, data) + len);
 }
 
 /* One gRPC call on c: request at start, trailers with status at end. */
@@ -367,6 +527,109 @@ TEST(grpc_calls_become_rpc_series)
 		nghttp2_hd_deflate_del(cli.enc[i]);
 	}
 	http2_clear();
+}
+
+/* sonde_parse_errors_total for reason, which counts across tests. */
+static unsigned long parse_errors(const char *reason)
+{
+	struct strbuf sb = { 0 };
+	char want[96];
+	const char *at;
+	unsigned long n = 0;
+
+	events_register_metrics();
+	prom_render(&sb);
+	snprintf(want, sizeof(want), "sonde_parse_errors_total{reason=\"%s\"} ",
+		 reason);
+	at = strstr(sb.data, want);
+	if (at)
+		n = strtoul(at + strlen(want), NULL, 10);
+	strbuf_release(&sb);
+	return n;
+}
+
+/* HTTP/2 requests are labelled as HTTP/1's are, from the decoded
+ * fields: method, route, status, port, and the captured headers. */
+TEST(http2_exchanges_become_http_series)
+{
+	struct metric_family saved = family_http_server;
+	struct h2conn srv = { .role = SONDE_ROLE_SERVER };
+	char *hdrs[] = { "header=X-Tenant-ID,label=tenant_id" }, err[256];
+	const char *req[] = { ":method", "GET",	       ":scheme",
+			      "https",	 ":authority", "shop.test",
+			      ":path",	 "/carts/42",  "x-tenant-id",
+			      "acme",	 NULL };
+	const char *ok[] = { ":status", "200", NULL };
+	const char *bad[] = { ":status", "2x0", NULL };
+	unsigned long unread = parse_errors("response_status");
+	char *text;
+
+	setup();
+	http2_clear();
+	CHECK(labels_init(&family_http_server, NULL, 0, hdrs, 1, err,
+			  sizeof(err)) == 0);
+	for (int i = 0; i < 2; i++)
+		nghttp2_hd_deflate_new(&srv.enc[i], 4096);
+	h2_headers(&srv, 0, 1, false, 1000, req);
+	h2_headers(&srv, 1, 1, false, 1000 + 2000000, ok);
+	/* A :status that is no code: a response that could not be read. */
+	h2_headers(&srv, 0, 3, false, 3000, req);
+	h2_headers(&srv, 1, 3, false, 4000, bad);
+	text = render();
+	CHECK(strstr(text, "http_server_request_duration_seconds_count{"
+			   "service_name=\"grpcsvc\",http_request_method="
+			   "\"GET\",http_response_status_code=\"200\","
+			   "http_route=\"/carts/{id}\",server_port=\"50051\","
+			   "tenant_id=\"acme\"} 1\n"));
+	CHECK(strstr(text, "sonde_series 1\n"));
+	CHECK(parse_errors("response_status") == unread + 1);
+	free(text);
+	for (int i = 0; i < 2; i++)
+		nghttp2_hd_deflate_del(srv.enc[i]);
+	http2_clear();
+	labels_reset();
+	family_http_server = saved;
+}
+
+/* Whether an exchange failed, as each protocol's conventions say: the
+ * server's fault on the server side, any failure on the client's. */
+TEST(protocols_say_which_exchanges_failed)
+{
+	static const struct {
+		uint8_t role;
+		int status, grpc_status;
+		bool error;
+	} cases[] = {
+		{ SONDE_ROLE_SERVER, 200, -1, false },
+		{ SONDE_ROLE_SERVER, 404, -1, false },
+		{ SONDE_ROLE_SERVER, 503, -1, true },
+		{ SONDE_ROLE_CLIENT, 404, -1, true },
+		{ SONDE_ROLE_CLIENT, 302, -1, false },
+		{ SONDE_ROLE_SERVER, 200, 5, false }, /* NOT_FOUND */
+		{ SONDE_ROLE_SERVER, 200, 14, true }, /* UNAVAILABLE */
+		{ SONDE_ROLE_SERVER, 200, 4, true },  /* DEADLINE_EXCEEDED */
+		{ SONDE_ROLE_CLIENT, 200, 5, true },  /* NOT_FOUND */
+		{ SONDE_ROLE_CLIENT, 200, 0, false }, /* OK */
+	};
+	uint8_t addr[16] = { 10, 0, 0, 1 };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_exchange x = {
+			.role = cases[i].role,
+			.target = "/a.B/C",
+			.target_len = 6,
+			.target_complete = true,
+			.status = cases[i].status,
+			.grpc_status = cases[i].grpc_status,
+			.family = AF_INET,
+			.daddr = addr,
+		};
+		struct proto_obs o = { 0 };
+
+		CHECK(http_observe(&x, &o) == 1);
+		CHECK(o.error == cases[i].error);
+		CHECK(o.op == PROTO_OBSERVE);
+	}
 }
 
 TEST(addresses_are_written_as_ipv4_or_ipv6)
@@ -447,7 +710,7 @@ static void tcp(__u32 tgid, const char *comm, __u64 sk, __u8 what, __u8 detail,
 	ev.daddr[0] = 10, ev.daddr[3] = 7;
 	ev.dport = 5432;
 	ev.duration_ns = 2000000;
-	events_handle(NULL, &ev, sizeof(ev));
+	dispatch_record(NULL, &ev, sizeof(ev));
 }
 
 #define ACTIVE(svc, role, extra)                                             \
@@ -497,7 +760,7 @@ TEST(tcp_events_are_charged_to_the_socket_owner)
 	CHECK(strstr(text, "sonde_tcp_retransmits_total{service_name=\"api\"} "
 			   "2\n"));
 	free(text);
-	CHECK(tcp_active_tracked() == 3);
+	CHECK(registry_holds() == 3);
 
 	/* CLOSE comes with whatever comm the kernel had (here: none): the
 	 * gauge it lowers is the one its OPEN raised. */
@@ -509,7 +772,7 @@ TEST(tcp_events_are_charged_to_the_socket_owner)
 	CHECK(strstr(text, ACTIVE("api", "client", "") "0\n"));
 	CHECK(strstr(text, ACTIVE("web", "server", "") "1\n"));
 	free(text);
-	CHECK(tcp_active_tracked() == 1);
+	CHECK(registry_holds() == 1);
 }
 
 TEST(an_open_for_a_counted_connection_moves_it_to_the_new_owner)
@@ -532,7 +795,7 @@ TEST(an_open_for_a_counted_connection_moves_it_to_the_new_owner)
 	CHECK(strstr(text, ACTIVE("master", "server", "") "1\n"));
 	CHECK(strstr(text, ACTIVE("worker", "server", "") "1\n"));
 	free(text);
-	CHECK(tcp_active_tracked() == 2);
+	CHECK(registry_holds() == 2);
 	/* Its close lowers the worker's series, the one it is counted in. */
 	tcp(0x7fffffe8, "", 0x600, SONDE_TCP_CLOSE, 0, SONDE_ROLE_SERVER, 0);
 	tcp(0x7fffffe8, "", 0x700, SONDE_TCP_CLOSE, 0, SONDE_ROLE_SERVER, 0);
@@ -540,16 +803,7 @@ TEST(an_open_for_a_counted_connection_moves_it_to_the_new_owner)
 	CHECK(strstr(text, ACTIVE("master", "server", "") "0\n"));
 	CHECK(strstr(text, ACTIVE("worker", "server", "") "0\n"));
 	free(text);
-	CHECK(tcp_active_tracked() == 0);
-}
-
-static void process_exit(__u32 tgid)
-{
-	struct sonde_process_event ev = { 0 };
-
-	ev.hdr.kind = SONDE_EV_PROCESS_EXIT;
-	ev.hdr.tgid = tgid;
-	events_handle(NULL, &ev, sizeof(ev));
+	CHECK(registry_holds() == 0);
 }
 
 #define RETRANSMITS(svc) \
@@ -568,7 +822,7 @@ TEST(an_exit_is_applied_after_the_round_that_brought_it)
 	process_exit(0x7ffffff7);
 	tcp(0x7ffffff7, "second", 0x100, SONDE_TCP_RETRANSMIT, 0,
 	    SONDE_ROLE_CLIENT, 0);
-	events_end_round();
+	dispatch_end_round();
 	/* After the round it is forgotten: a new process with that pid is
 	 * looked at afresh. */
 	tcp(0x7ffffff7, "third", 0x100, SONDE_TCP_RETRANSMIT, 0,
@@ -578,7 +832,7 @@ TEST(an_exit_is_applied_after_the_round_that_brought_it)
 	CHECK(strstr(text, RETRANSMITS("third") "1\n"));
 	CHECK(!strstr(text, "\"second\""));
 	free(text);
-	events_end_round();
+	dispatch_end_round();
 	procinfo_forget(0x7ffffff7);
 }
 
@@ -653,7 +907,7 @@ TEST(tcp_series_carry_the_optional_labels)
 		     ACTIVE("unitself", "server", NAMESPACE_MONEY) "0\n"));
 	CHECK(!strstr(text, "\"other\""));
 	free(text);
-	CHECK(tcp_active_tracked() == 0);
+	CHECK(registry_holds() == 0);
 	for (int i = 0; i < 5; i++)
 		*fams[i] = saved[i];
 	selection_free();
@@ -668,7 +922,12 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(unknown_methods_and_targets_stay_bounded),
 	  UNIT_CASE(unparsable_responses_and_records_are_counted_not_stored),
 	  UNIT_CASE(client_exchanges_name_the_peer_not_the_route),
+	  UNIT_CASE(records_like_earlier_ones_count_exactly),
+	  UNIT_CASE(every_request_over_the_route_cap_counts_as_an_overflow),
+	  UNIT_CASE(labels_beyond_the_request_line_keep_series_apart),
 	  UNIT_CASE(grpc_calls_become_rpc_series),
+	  UNIT_CASE(http2_exchanges_become_http_series),
+	  UNIT_CASE(protocols_say_which_exchanges_failed),
 	  UNIT_CASE(addresses_are_written_as_ipv4_or_ipv6),
 	  UNIT_CASE(ipv4_addresses_match_inet_ntop_for_every_octet),
 	  UNIT_CASE(numbers_are_written_in_decimal_within_the_buffer),

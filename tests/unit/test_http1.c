@@ -698,23 +698,23 @@ TEST(status_len_is_honoured)
 
 TEST(method_names)
 {
-	CHECK_STR(http1_method_name(HTTP_METHOD_OTHER), "_OTHER");
-	CHECK_STR(http1_method_name(HTTP_METHOD_GET), "GET");
-	CHECK_STR(http1_method_name(HTTP_METHOD_HEAD), "HEAD");
-	CHECK_STR(http1_method_name(HTTP_METHOD_POST), "POST");
-	CHECK_STR(http1_method_name(HTTP_METHOD_PUT), "PUT");
-	CHECK_STR(http1_method_name(HTTP_METHOD_DELETE), "DELETE");
-	CHECK_STR(http1_method_name(HTTP_METHOD_CONNECT), "CONNECT");
-	CHECK_STR(http1_method_name(HTTP_METHOD_OPTIONS), "OPTIONS");
-	CHECK_STR(http1_method_name(HTTP_METHOD_TRACE), "TRACE");
-	CHECK_STR(http1_method_name(HTTP_METHOD_PATCH), "PATCH");
+	CHECK_STR(http_method_name(HTTP_METHOD_OTHER), "_OTHER");
+	CHECK_STR(http_method_name(HTTP_METHOD_GET), "GET");
+	CHECK_STR(http_method_name(HTTP_METHOD_HEAD), "HEAD");
+	CHECK_STR(http_method_name(HTTP_METHOD_POST), "POST");
+	CHECK_STR(http_method_name(HTTP_METHOD_PUT), "PUT");
+	CHECK_STR(http_method_name(HTTP_METHOD_DELETE), "DELETE");
+	CHECK_STR(http_method_name(HTTP_METHOD_CONNECT), "CONNECT");
+	CHECK_STR(http_method_name(HTTP_METHOD_OPTIONS), "OPTIONS");
+	CHECK_STR(http_method_name(HTTP_METHOD_TRACE), "TRACE");
+	CHECK_STR(http_method_name(HTTP_METHOD_PATCH), "PATCH");
 }
 
 TEST(method_name_out_of_range)
 {
-	CHECK_STR(http1_method_name(HTTP_METHOD_COUNT), "_OTHER");
-	CHECK_STR(http1_method_name((enum http_method)999), "_OTHER");
-	CHECK_STR(http1_method_name((enum http_method)(-1)), "_OTHER");
+	CHECK_STR(http_method_name(HTTP_METHOD_COUNT), "_OTHER");
+	CHECK_STR(http_method_name((enum http_method)999), "_OTHER");
+	CHECK_STR(http_method_name((enum http_method)(-1)), "_OTHER");
 }
 
 TEST(method_name_round_trip)
@@ -724,7 +724,7 @@ TEST(method_name_round_trip)
 		struct http1_request r = { 0 };
 
 		snprintf(line, sizeof(line), "%s / HTTP/1.1\r\n",
-			 http1_method_name((enum http_method)m));
+			 http_method_name((enum http_method)m));
 		CHECK(parse_req(line, 0, &r) == 0);
 		CHECK(r.method == (enum http_method)m);
 	}
@@ -816,7 +816,7 @@ static void fuzz_check_request(const char *buf, size_t len, unsigned int idx)
 		return;
 	}
 	CHECK(r.method >= HTTP_METHOD_OTHER && r.method < HTTP_METHOD_COUNT);
-	CHECK(http1_method_name(r.method) != NULL);
+	CHECK(http_method_name(r.method) != NULL);
 	CHECK(r.target > buf && r.target_len >= 1);
 	CHECK(r.target + r.target_len <= buf + len);
 	CHECK(r.target_complete == 0 || r.target_complete == 1);

@@ -271,6 +271,82 @@ TEST(registry_gauges_go_up_and_down)
 	registry_free();
 }
 
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define ACTIVE(role) \
+	"sonde_tcp_active_connections{service_name=\"svc\",role=\"" role "\"} "
+
+/* A connection's hold raises one series; its release lowers that one,
+ * given no labels; a hold under other labels moves it. */
+TEST(registry_holds_lower_the_series_they_raised)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { 100, 100, 100 };
+	const char *server[] = { "svc", "server" },
+		   *client[] = { "svc", "client" };
+	uint64_t hour = 3600ull * 1000000000ull;
+	struct strbuf sb = { 0 };
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	CHECK(registry_gauge_hold(&family_tcp_active, server, 0x100) == 0);
+	CHECK(registry_gauge_hold(&family_tcp_active, server, 0x200) == 0);
+	/* Held again under the same series: still counted once. */
+	CHECK(registry_gauge_hold(&family_tcp_active, server, 0x200) == 0);
+	/* Under another: it moves there. */
+	CHECK(registry_gauge_hold(&family_tcp_active, client, 0x100) == 0);
+	CHECK(registry_holds() == 2);
+	prom_render(&sb);
+	CHECK(strstr(sb.data, ACTIVE("server") "1\n") != NULL);
+	CHECK(strstr(sb.data, ACTIVE("client") "1\n") != NULL);
+	strbuf_release(&sb);
+	/* Held series outlive any TTL. */
+	CHECK(registry_expire(wall_ns() + 2 * hour, hour) == 0);
+	registry_gauge_release(0x100);
+	registry_gauge_release(0x200);
+	registry_gauge_release(0x300); /* never held: nothing */
+	CHECK(registry_holds() == 0);
+	prom_render(&sb);
+	CHECK(strstr(sb.data, ACTIVE("server") "0\n") != NULL);
+	CHECK(strstr(sb.data, ACTIVE("client") "0\n") != NULL);
+	strbuf_release(&sb);
+	CHECK(registry_expire(wall_ns() + 2 * hour, hour) == 2);
+	registry_free();
+}
+
+/* Beyond the cap on holds, a new connection is not counted at all; one
+ * whose series cannot be stored is dropped and its old hold released. */
+TEST(registry_holds_are_bounded)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { 100, 100, 1 };
+	const char *server[] = { "svc", "server" },
+		   *client[] = { "svc", "client" };
+	uint64_t before = registry_dropped();
+	struct strbuf sb = { 0 };
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	for (uint64_t id = 1; id <= REGISTRY_MAX_HOLDS + 5; id++)
+		CHECK(registry_gauge_hold(&family_tcp_active, server, id) == 0);
+	CHECK(registry_holds() == REGISTRY_MAX_HOLDS);
+	/* The series cap (1) leaves no room for the client series. */
+	CHECK(registry_gauge_hold(&family_tcp_active, client, 1) == -1);
+	CHECK(registry_dropped() == before + 1);
+	CHECK(registry_holds() == REGISTRY_MAX_HOLDS - 1);
+	prom_render(&sb);
+	CHECK(strstr(sb.data, ACTIVE("server") "65535\n") != NULL);
+	strbuf_release(&sb);
+	registry_free();
+	CHECK(registry_holds() == 0);
+}
+
 static void count_series(const struct registry_series *s, void *arg)
 {
 	unsigned *n = arg;
@@ -314,14 +390,6 @@ TEST(registry_drops_and_counts_beyond_the_series_cap)
 	CHECK(registry_dropped() == before + 1);
 	CHECK(registry_series_count() == 2);
 	registry_free();
-}
-
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 TEST(registry_expires_idle_series_but_not_live_gauges)
@@ -463,6 +531,8 @@ UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(registry_caps_routes_per_service_with_one_overflow_series),
 	  UNIT_CASE(registry_caps_peers_apart_from_routes),
 	  UNIT_CASE(registry_gauges_go_up_and_down),
+	  UNIT_CASE(registry_holds_lower_the_series_they_raised),
+	  UNIT_CASE(registry_holds_are_bounded),
 	  UNIT_CASE(registry_walk_sees_every_series_with_its_values),
 	  UNIT_CASE(registry_drops_and_counts_beyond_the_series_cap),
 	  UNIT_CASE(registry_expires_idle_series_but_not_live_gauges),

@@ -15,6 +15,7 @@
 #include "metrics/registry.h"
 #include "metrics/self.h"
 #include "pbdec.h"
+#include "proto/dispatch.h"
 #include "proto/events.h"
 #include "unit.h"
 
@@ -437,7 +438,7 @@ TEST(self_metrics_have_a_resource_of_their_own)
 	self_register(&attached);
 	self_register(&waits);
 	self_register(&silent);
-	events_handle(NULL, (void *)bad_record, sizeof(bad_record));
+	dispatch_record(NULL, (void *)bad_record, sizeof(bad_record));
 	observe("shop", "200", 1000);
 	/* The shop's point, the received count, four parse error reasons,
 	 * the two programs and the histogram. */

@@ -7,7 +7,7 @@
 #include "export/prom.h"
 #include "kernel/uprobes.h"
 #include "metrics/registry.h"
-#include "proto/events.h"
+#include "proto/dispatch.h"
 #include "unit.h"
 
 TEST(maps_line_with_file)
@@ -83,40 +83,77 @@ TEST(add_function_errors)
 		       "'/nonexistent'");
 }
 
-/* A function call record becomes one observation under the target's
- * symbol; an id no --uprobe has is ignored. */
-TEST(call_events_are_filed_by_target)
+/* An empty registry, and --uprobe target 0 (this test's main). */
+static void call_setup(void)
 {
-	struct sonde_func_event ev = { 0 };
 	struct histogram_bounds b;
 	struct registry_limits lim = { 100, 100, 100 };
-	struct strbuf sb = { 0 };
 	char err[256];
 
 	registry_free();
 	histogram_bounds_default(&b);
 	registry_init(&b, &lim);
-	CHECK(uprobes_add_function("/proc/self/exe:main", err, sizeof(err)) ==
-	      0);
+	if (!uprobes_function_symbol(0))
+		CHECK(uprobes_add_function("/proc/self/exe:main", err,
+					   sizeof(err)) == 0);
+}
+
+/* A call record of target id that took ns, size bytes of it, from
+ * process tgid (no such pid: comm names it). */
+static void call(uint32_t tgid, const char *comm, uint32_t id, uint64_t ns,
+		 size_t size)
+{
+	struct sonde_func_event ev = { 0 };
+
 	ev.hdr.kind = SONDE_EV_FUNC_CALL;
-	ev.hdr.tgid = 0x7ffffff2;
-	memcpy(ev.comm, "unitfn", 7);
-	ev.duration_ns = 30000000;
-	ev.func_id = 0;
-	events_handle(NULL, &ev, sizeof(ev));
-	ev.func_id = 9;
-	events_handle(NULL, &ev, sizeof(ev));
-	events_handle(NULL, &ev, sizeof(ev) - 1);
+	ev.hdr.tgid = tgid;
+	memcpy(ev.comm, comm, strlen(comm));
+	ev.duration_ns = ns;
+	ev.func_id = id;
+	dispatch_record(NULL, &ev, size);
+}
+
+#define FUNCTION(what, svc)                                                  \
+	"sonde_function_duration_seconds_" what "{service_name=\"" svc "\"," \
+	"function=\"main\""
+
+/* A function call record becomes one observation under the target's
+ * symbol; an id no --uprobe has is ignored. */
+TEST(call_events_are_filed_by_target)
+{
+	struct strbuf sb = { 0 };
+
+	call_setup();
+	call(0x7ffffff2, "unitfn", 0, 30000000,
+	     sizeof(struct sonde_func_event));
+	call(0x7ffffff2, "unitfn", 9, 30000000,
+	     sizeof(struct sonde_func_event));
+	call(0x7ffffff2, "unitfn", 9, 30000000,
+	     sizeof(struct sonde_func_event) - 1);
 	prom_render(&sb);
+	CHECK(strstr(sb.data, FUNCTION("count", "unitfn") "} 1\n"));
 	CHECK(strstr(sb.data,
-		     "sonde_function_duration_seconds_count{"
-		     "service_name=\"unitfn\",function=\"main\"} 1\n"));
-	CHECK(strstr(sb.data, "sonde_function_duration_seconds_bucket{"
-			      "service_name=\"unitfn\",function=\"main\","
-			      "le=\"0.025\"} 0\n"));
-	CHECK(strstr(sb.data, "sonde_function_duration_seconds_bucket{"
-			      "service_name=\"unitfn\",function=\"main\","
-			      "le=\"0.05\"} 1\n"));
+		     FUNCTION("bucket", "unitfn") ",le=\"0.025\"} 0\n"));
+	CHECK(strstr(sb.data,
+		     FUNCTION("bucket", "unitfn") ",le=\"0.05\"} 1\n"));
+	strbuf_release(&sb);
+	registry_free();
+}
+
+/* Calls like an earlier one go to the series it found: each counted,
+ * each in its own bucket. */
+TEST(repeated_calls_are_each_counted)
+{
+	struct strbuf sb = { 0 };
+
+	call_setup();
+	for (int i = 0; i < 5; i++)
+		call(0x7ffffff3, "unitrep", 0, i < 2 ? 1000 : 30000000,
+		     sizeof(struct sonde_func_event));
+	prom_render(&sb);
+	CHECK(strstr(sb.data, FUNCTION("count", "unitrep") "} 5\n"));
+	CHECK(strstr(sb.data,
+		     FUNCTION("bucket", "unitrep") ",le=\"0.005\"} 2\n"));
 	strbuf_release(&sb);
 	registry_free();
 }
@@ -124,4 +161,5 @@ TEST(call_events_are_filed_by_target)
 UNIT_MAIN("uprobes", UNIT_CASE(maps_line_with_file),
 	  UNIT_CASE(maps_line_anonymous_and_bad), UNIT_CASE(libssl_names),
 	  UNIT_CASE(uprobe_flags_repeat), UNIT_CASE(add_function_errors),
-	  UNIT_CASE(call_events_are_filed_by_target))
+	  UNIT_CASE(call_events_are_filed_by_target),
+	  UNIT_CASE(repeated_calls_are_each_counted))

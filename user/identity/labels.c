@@ -5,7 +5,6 @@
 
 #include "identity/labels.h"
 #include "identity/selection.h"
-#include "proto/http1.h"
 
 enum optional_label {
 	LABEL_SERVICE_NAMESPACE,
@@ -253,23 +252,25 @@ unsigned labels_fill_optional(const struct procinfo *pi, const char **values)
 	return noptional;
 }
 
-unsigned labels_fill(const struct procinfo *pi, const char *req, size_t len,
-		     unsigned idx, const char **values,
-		     char (*buf)[LABELS_VALUE_MAX + 1])
+unsigned labels_headers(void)
 {
-	unsigned n = labels_fill_optional(pi, values);
+	return nheaders;
+}
 
+unsigned labels_fill_headers(labels_field_fn field, const void *ctx,
+			     const char **values,
+			     char (*buf)[LABELS_VALUE_MAX + 1])
+{
 	for (unsigned i = 0; i < nheaders; i++) {
 		const char *v;
 		size_t vlen;
 
 		buf[i][0] = '\0';
-		if (!http1_find_header(req, len, idx, headers[i].header, &v,
-				       &vlen))
+		if (!field(ctx, headers[i].header, &v, &vlen))
 			copy_value(v, vlen, buf[i]);
-		values[n++] = buf[i];
+		values[i] = buf[i];
 	}
-	return n;
+	return nheaders;
 }
 
 void labels_reset(void)

@@ -52,12 +52,20 @@ int labels_init_optional(struct metric_family *f, char *err, size_t errsz);
  * Returns n. */
 unsigned labels_fill_optional(const struct procinfo *pi, const char **values);
 
-/* Fills values[0..n) for the extra labels, in labels_init's order, from the
- * process and the idx-th request head in req[0..len); buf holds the
- * captured values. Returns n. A header that is absent gives "". */
-unsigned labels_fill(const struct procinfo *pi, const char *req, size_t len,
-		     unsigned idx, const char **values,
-		     char (*buf)[LABELS_VALUE_MAX + 1]);
+/* Headers captured (http.capture_headers): 0 unless configured. */
+unsigned labels_headers(void);
+
+/* Looks a request's field up by name (any case): 0 with its value, or -1
+ * when the request has none. */
+typedef int (*labels_field_fn)(const void *ctx, const char *name,
+			       const char **value, size_t *len);
+
+/* Fills values[0..n) for the captured headers, in labels_init's order,
+ * each looked up with field(ctx, ...); buf holds their text. A header
+ * that is absent gives "". Returns n (0 when none are captured). */
+unsigned labels_fill_headers(labels_field_fn field, const void *ctx,
+			     const char **values,
+			     char (*buf)[LABELS_VALUE_MAX + 1]);
 
 /* Drops the configuration (tests). */
 void labels_reset(void);

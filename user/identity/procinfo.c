@@ -18,6 +18,7 @@
 #define EXE_MAX 4096
 
 static struct strmap cache; /* decimal pid -> struct procinfo */
+static uint64_t next_serial = 1;
 
 size_t procinfo_sanitize(const char *name, size_t len, char *out)
 {
@@ -342,6 +343,7 @@ const struct procinfo *procinfo_get(uint32_t pid, const char *comm)
 		if (!info)
 			return &unknown;
 		procinfo_read(pid, comm, info);
+		info->serial = next_serial++;
 		if (!strmap_put(&cache, key, info)) {
 			free(info);
 			return &unknown;

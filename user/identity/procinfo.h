@@ -26,6 +26,10 @@ struct procinfo {
 	char container_id[CGROUP_ID_LEN + 1]; /* "" outside containers */
 	char pod_uid[CGROUP_UID_LEN + 1];     /* "" outside Kubernetes */
 	uint8_t verdict;		      /* SONDE_VERDICT_* */
+	/* Unique to this entry (0: the stand-in when memory ran out): what
+	 * was worked out from it can be kept by serial, and is stale once
+	 * procinfo_get gives the pid an entry with another. */
+	uint64_t serial;
 };
 
 /* What /proc says of a process, for procinfo_identify. */

@@ -9,7 +9,7 @@ int ring_read(struct ring_view *r, ring_record_fn fn, void *ctx)
 	int n = 0;
 
 	while (at < end) {
-		const uint8_t *rec = r->data + (at & r->mask);
+		const uint8_t *rec = r->data + (at & r->mask), *next;
 		uint32_t size = *(const uint32_t *)rec;
 		uint64_t bytes = SONDE_RING_RECORD_BYTES(size);
 
@@ -18,6 +18,14 @@ int ring_read(struct ring_view *r, ring_record_fn fn, void *ctx)
 					 __ATOMIC_RELEASE);
 			return -EBADMSG;
 		}
+		/* The next record, if any, was written by another CPU:
+		 * start bringing its first lines in while this one is
+		 * handled. A record is whole from its start on, past the
+		 * end into the slack when it crosses it. */
+		next = r->data + ((at + bytes) & r->mask);
+		__builtin_prefetch(next);
+		__builtin_prefetch(next + 64);
+		__builtin_prefetch(next + 128);
 		fn(ctx, (void *)(rec + SONDE_RING_REC_HDR), size);
 		n++;
 		at += bytes;

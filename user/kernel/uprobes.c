@@ -14,14 +14,11 @@
 
 #include <bpf/libbpf.h>
 
-#include "identity/labels.h"
-#include "identity/procinfo.h"
 #include "kernel/elfsym.h"
 #include "kernel/sslprobe.h"
 #include "kernel/uprobes.h"
-#include "metrics/families.h"
-#include "metrics/registry.h"
 #include "metrics/self.h"
+#include "sonde_events.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -715,21 +712,9 @@ void uprobes_note_exec(uint32_t tgid)
 	pthread_mutex_unlock(&lock);
 }
 
-void uprobes_handle_call(const struct sonde_func_event *ev)
+const char *uprobes_function_symbol(uint32_t id)
 {
-	const char *values[FUNCTION_NLABELS + LABELS_MAX_EXTRA];
-	const struct procinfo *info;
-	char comm[SONDE_COMM_LEN + 1];
-
-	if (ev->func_id >= (uint32_t)nfuncs)
-		return;
-	memcpy(comm, ev->comm, SONDE_COMM_LEN);
-	comm[SONDE_COMM_LEN] = '\0';
-	info = procinfo_get(ev->hdr.tgid, comm);
-	values[0] = info->service;
-	values[FUNCTION_NAME] = funcs[ev->func_id].symbol;
-	labels_fill_optional(info, values + FUNCTION_NLABELS);
-	registry_observe(&family_function_duration, values, ev->duration_ns);
+	return id < (uint32_t)nfuncs ? funcs[id].symbol : NULL;
 }
 
 static void collect_attached(const struct self_metric *m,

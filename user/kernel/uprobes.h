@@ -17,8 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sonde_events.h"
-
 /* --uprobe flags accepted at most. */
 #define UPROBES_MAX_FUNCTIONS 64
 
@@ -37,9 +35,10 @@ int uprobes_add_function(const char *spec, char *err, size_t errsz);
  * dropped. Returns 0, or -errno when the thread cannot start (logged). */
 int uprobes_start(struct bpf_object *obj, bool tls);
 
-/* Files a function call event in sonde_function_duration_seconds.
- * Consumer thread only. */
-void uprobes_handle_call(const struct sonde_func_event *ev);
+/* The symbol of the id-th --uprobe function target (a call record's
+ * func_id), or NULL when there is no such target. Static storage, set
+ * before uprobes_start. */
+const char *uprobes_function_symbol(uint32_t id);
 
 /* A process exec'd: its libraries are looked at shortly after. Any
  * thread; never blocks for long. */

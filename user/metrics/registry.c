@@ -30,6 +30,7 @@ struct series {
 	uint64_t last_unix_ns;
 	uint64_t counter;
 	int64_t gauge;
+	unsigned holds; /* registry_gauge_hold()s not yet released */
 	char *text;
 	struct exphist *exp;   /* NULL unless registry_enable_exphist() */
 	struct histogram hist; /* last: flexible bucket array */
@@ -37,6 +38,9 @@ struct series {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t next_series_id = 1;
+/* Moves on whenever series may have been freed: a registry_ref taken
+ * before then is stale. */
+static uint64_t epoch = 1;
 static struct histogram_bounds bounds;
 static struct registry_limits limits;
 static struct strmap services; /* name -> struct service */
@@ -65,6 +69,11 @@ struct label_cap {
 };
 static struct label_cap label_caps[REGISTRY_MAX_LABEL_CAPS];
 static unsigned nlabel_caps;
+
+/* Gauges held by an id: "%llx" of the id -> the series its hold raised,
+ * which its release lowers, whatever the labels would be by then. A held
+ * series never expires, so the pointer stays good. */
+static struct strmap holds;
 
 void registry_init(const struct histogram_bounds *b,
 		   const struct registry_limits *l)
@@ -295,18 +304,32 @@ static struct series *series_create(uint64_t hash,
 	return s;
 }
 
+/* Whether capping changed none of values, given. */
+static bool values_kept(const struct metric_family *f,
+			const char *const *values, const char *const *given)
+{
+	for (unsigned i = 0; i < f->nlabels; i++)
+		if (values[i] != given[i])
+			return false;
+	return true;
+}
+
 /* The series for the given label values, created if new. A series
  * found under the values as given needs no capping: every value a series
  * holds is admitted to its cap's set, or is one of the fixed ones, which
- * capping leaves alone. */
+ * capping leaves alone. *as_given (when not NULL) says whether the series
+ * holds the values as given, none filed under REGISTRY_OVERFLOW. */
 static struct series *series_find_or_create(const struct metric_family *f,
-					    const char *const *given)
+					    const char *const *given,
+					    bool *as_given)
 {
 	const char *values[REGISTRY_MAX_LABELS];
 	struct service *svc;
 	struct series *s;
 	uint64_t hash;
 
+	if (as_given)
+		*as_given = true;
 	if (f->nlabels == 0 || f->nlabels > REGISTRY_MAX_LABELS)
 		return NULL;
 	hash = series_hash(f, given);
@@ -332,6 +355,8 @@ static struct series *series_find_or_create(const struct metric_family *f,
 		if (!values[lc->label])
 			return NULL;
 	}
+	if (as_given)
+		*as_given = values_kept(f, values, given);
 	hash = series_hash(f, values);
 	s = index_find(f, values, hash);
 	if (s)
@@ -341,39 +366,80 @@ static struct series *series_find_or_create(const struct metric_family *f,
 	return series_create(hash, f, values);
 }
 
-/* Finds the series under the lock; the caller updates it and unlocks. */
+/* Notes an observation of s now, for its TTL. */
+static void series_touch(struct series *s)
+{
+	/* Only the TTL reads it: a tick's precision is plenty, and the
+	 * coarse clock is a plain read where the exact one may not be. It
+	 * may lag the exact start time of a new series by that tick. */
+	uint64_t now = clock_ns(CLOCK_REALTIME_COARSE);
+
+	if (now > s->last_unix_ns)
+		s->last_unix_ns = now;
+}
+
+/* Finds the series under the lock; the caller updates it and unlocks.
+ * as_given as for series_find_or_create. */
 static struct series *lock_series(const struct metric_family *f,
-				  const char *const *values)
+				  const char *const *values, bool *as_given)
 {
 	struct series *s;
-	uint64_t now;
 
 	pthread_mutex_lock(&lock);
-	s = series_find_or_create(f, values);
+	s = series_find_or_create(f, values, as_given);
 	if (!s) {
 		dropped_series_limit++;
 		pthread_mutex_unlock(&lock);
 		return NULL;
 	}
-	/* Only the TTL reads it: a tick's precision is plenty, and the
-	 * coarse clock is a plain read where the exact one may not be. It
-	 * may lag the exact start time of a new series by that tick. */
-	now = clock_ns(CLOCK_REALTIME_COARSE);
-	if (now > s->last_unix_ns)
-		s->last_unix_ns = now;
+	series_touch(s);
 	return s;
+}
+
+static void series_observe(struct series *s, uint64_t duration_ns)
+{
+	histogram_observe(&s->hist, &bounds, duration_ns);
+	if (s->exp)
+		exphist_observe(s->exp, duration_ns);
 }
 
 int registry_observe(const struct metric_family *f, const char *const *values,
 		     uint64_t duration_ns)
 {
-	struct series *s = lock_series(f, values);
+	return registry_observe_ref(f, values, duration_ns, NULL);
+}
 
+/* A series capping filed elsewhere is not handed out: each observation
+ * of its values must pass the cap again, to be counted as an overflow. */
+int registry_observe_ref(const struct metric_family *f,
+			 const char *const *values, uint64_t duration_ns,
+			 struct registry_ref *ref)
+{
+	bool as_given;
+	struct series *s = lock_series(f, values, &as_given);
+
+	if (ref) {
+		ref->series = s && as_given ? s : NULL;
+		ref->epoch = epoch;
+	}
 	if (!s)
 		return -1;
-	histogram_observe(&s->hist, &bounds, duration_ns);
-	if (s->exp)
-		exphist_observe(s->exp, duration_ns);
+	series_observe(s, duration_ns);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+int registry_observe_at(const struct registry_ref *ref, uint64_t duration_ns)
+{
+	struct series *s = ref->series;
+
+	pthread_mutex_lock(&lock);
+	if (!s || ref->epoch != epoch) {
+		pthread_mutex_unlock(&lock);
+		return -1;
+	}
+	series_touch(s);
+	series_observe(s, duration_ns);
 	pthread_mutex_unlock(&lock);
 	return 0;
 }
@@ -381,7 +447,7 @@ int registry_observe(const struct metric_family *f, const char *const *values,
 int registry_add(const struct metric_family *f, const char *const *values,
 		 uint64_t n)
 {
-	struct series *s = lock_series(f, values);
+	struct series *s = lock_series(f, values, NULL);
 
 	if (!s)
 		return -1;
@@ -393,13 +459,82 @@ int registry_add(const struct metric_family *f, const char *const *values,
 int registry_gauge_add(const struct metric_family *f, const char *const *values,
 		       int64_t delta)
 {
-	struct series *s = lock_series(f, values);
+	struct series *s = lock_series(f, values, NULL);
 
 	if (!s)
 		return -1;
 	s->gauge += delta;
 	pthread_mutex_unlock(&lock);
 	return 0;
+}
+
+static void hold_key(uint64_t id, char key[24])
+{
+	snprintf(key, 24, "%llx", (unsigned long long)id);
+}
+
+/* Lowers the series held under key, if any, and forgets the hold. */
+static void hold_release(const char *key)
+{
+	struct series *s = strmap_remove(&holds, key);
+
+	if (!s)
+		return;
+	s->gauge--;
+	s->holds--;
+	series_touch(s);
+}
+
+int registry_gauge_hold(const struct metric_family *f,
+			const char *const *values, uint64_t id)
+{
+	struct series *s, *held;
+	char key[24];
+
+	hold_key(id, key);
+	pthread_mutex_lock(&lock);
+	held = strmap_get(&holds, key);
+	if (!held && holds.count >= REGISTRY_MAX_HOLDS) {
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	s = series_find_or_create(f, values, NULL);
+	if (s && s == held) {
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	if (held)
+		hold_release(key);
+	if (!s || !strmap_put(&holds, key, s)) {
+		dropped_series_limit++;
+		pthread_mutex_unlock(&lock);
+		return -1;
+	}
+	s->gauge++;
+	s->holds++;
+	series_touch(s);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+void registry_gauge_release(uint64_t id)
+{
+	char key[24];
+
+	hold_key(id, key);
+	pthread_mutex_lock(&lock);
+	hold_release(key);
+	pthread_mutex_unlock(&lock);
+}
+
+unsigned registry_holds(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&lock);
+	n = (unsigned)holds.count;
+	pthread_mutex_unlock(&lock);
+	return n;
 }
 
 /* The view of s that walkers get. */
@@ -440,6 +575,8 @@ void registry_walk_families(
 static bool series_expired(const struct series *s, uint64_t now,
 			   uint64_t ttl_ns)
 {
+	if (s->holds)
+		return false;
 	if (s->family->kind == METRIC_GAUGE && s->gauge != 0)
 		return false;
 	return s->last_unix_ns + ttl_ns < now;
@@ -523,6 +660,7 @@ unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns)
 	}
 	nseries = kept;
 	if (removed) {
+		epoch++;
 		recount_capped_values();
 		forget_empty_families();
 	}
@@ -576,6 +714,7 @@ static void free_service(const char *name, void *value, void *arg)
 void registry_free(void)
 {
 	pthread_mutex_lock(&lock);
+	epoch++;
 	for (unsigned i = 0; i < nseries; i++) {
 		free(series[i]->exp);
 		free(series[i]->text);
@@ -590,6 +729,7 @@ void registry_free(void)
 	index_nslots = 0;
 	strmap_each(&services, free_service, NULL);
 	strmap_clear(&services);
+	strmap_clear(&holds);
 	for (unsigned i = 0; i < nlabel_caps; i++)
 		strmap_clear(&label_caps[i].set.values);
 	nlabel_caps = 0;

@@ -24,6 +24,8 @@
 #define METHOD_OTHER "_OTHER"
 
 #define REGISTRY_MAX_LABELS 12
+/* Gauge holds (registry_gauge_hold) at once: one per live connection. */
+#define REGISTRY_MAX_HOLDS 65536
 
 enum metric_kind {
 	METRIC_HISTOGRAM, /* durations in ns, written in seconds */
@@ -96,6 +98,28 @@ const struct histogram_bounds *registry_bounds(void);
 int registry_observe(const struct metric_family *f, const char *const *values,
 		     uint64_t duration_ns);
 
+/* A series found once by its labels, to be observed again without them
+ * (the dispatcher keeps one per request head it has seen). Opaque. */
+struct registry_ref {
+	void *series;
+	uint64_t epoch; /* series freed since make it stale */
+};
+
+/* registry_observe, which also sets *ref (when not NULL) for
+ * registry_observe_at: to the series, when observations of the same
+ * values may go to it directly; to none when capping filed the values
+ * under REGISTRY_OVERFLOW (each must be counted there) or nothing was
+ * stored. */
+int registry_observe_ref(const struct metric_family *f,
+			 const char *const *values, uint64_t duration_ns,
+			 struct registry_ref *ref);
+
+/* Records a duration in ref's series, as registry_observe would under
+ * the values ref was taken for. Returns 0, or -1 (nothing recorded) when
+ * ref holds no series or series were freed since it was taken (expired,
+ * or the registry freed): observe by the labels then. */
+int registry_observe_at(const struct registry_ref *ref, uint64_t duration_ns);
+
 /* Adds n to a counter family's series. Same contract as registry_observe. */
 int registry_add(const struct metric_family *f, const char *const *values,
 		 uint64_t n);
@@ -104,6 +128,24 @@ int registry_add(const struct metric_family *f, const char *const *values,
  * as registry_observe. */
 int registry_gauge_add(const struct metric_family *f, const char *const *values,
 		       int64_t delta);
+
+/* Raises a gauge family's series by one on behalf of id (a connection)
+ * until registry_gauge_release(id) lowers that same series again, even
+ * when its label values could no longer be worked out by then. A hold
+ * for an id already held under the same series changes nothing; under
+ * another, it moves there. Beyond REGISTRY_MAX_HOLDS ids, a new one is
+ * not counted at all (returns 0), so the gauge cannot drift upwards.
+ * Returns -1 when the series could not be stored (counted as dropped;
+ * any earlier hold of id is released). A held series never expires. */
+int registry_gauge_hold(const struct metric_family *f,
+			const char *const *values, uint64_t id);
+
+/* Lowers the series id holds, and forgets the hold; nothing when id holds
+ * none. */
+void registry_gauge_release(uint64_t id);
+
+/* Ids holding a gauge now. */
+unsigned registry_holds(void);
 
 /* Calls fn for every series, in creation order, holding the registry lock:
  * fn must be quick and must not call back into the registry. */

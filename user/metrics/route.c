@@ -41,14 +41,24 @@ static bool route_is_hex(char c)
 	       (c >= 'A' && c <= 'F');
 }
 
-/* "42", "0017" */
-static bool route_segment_is_id(const char *s, size_t n)
+/* What a segment is made of, from one pass over it. */
+struct route_shape {
+	bool all_digits, all_hex, has_digit, has_alpha;
+};
+
+static struct route_shape route_shape_of(const char *s, size_t n)
 {
+	struct route_shape sh = { true, true, false, false };
+
 	for (size_t i = 0; i < n; i++) {
-		if (!route_is_digit(s[i]))
-			return false;
+		bool digit = route_is_digit(s[i]);
+
+		sh.all_digits &= digit;
+		sh.all_hex &= route_is_hex(s[i]);
+		sh.has_digit |= digit;
+		sh.has_alpha |= route_is_alpha(s[i]);
 	}
-	return n > 0;
+	return sh;
 }
 
 /* "550e8400-e29b-41d4-a716-446655440000", any case: hyphens at 8, 13, 18
@@ -66,50 +76,26 @@ static bool route_segment_is_uuid(const char *s, size_t n)
 	return true;
 }
 
-/* "9f86d081884c", "DEADBEEF01": at least 8 hex digits, one of them 0-9,
- * so that words spelt in hex letters ("deadbeef", "acceded") stay. */
-static bool route_segment_is_hex(const char *s, size_t n)
-{
-	bool has_digit = false;
-
-	if (n < ROUTE_HEX_MIN)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (!route_is_hex(s[i]))
-			return false;
-		has_digit |= route_is_digit(s[i]);
-	}
-	return has_digit;
-}
-
-/* Session ids, API keys, slugs ending in an id: "Xk9vQ2a7LmP0",
- * "order_2024_05_17_aaaa". Anything of 20 or more characters, or of 12 or
- * more that mixes letters and digits. */
-static bool route_segment_is_token(const char *s, size_t n)
-{
-	bool has_digit = false, has_alpha = false;
-
-	if (n >= ROUTE_TOKEN_MIN)
-		return true;
-	if (n < ROUTE_MIXED_TOKEN_MIN)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		has_digit |= route_is_digit(s[i]);
-		has_alpha |= route_is_alpha(s[i]);
-	}
-	return has_digit && has_alpha;
-}
-
-/* The placeholder a segment is written as, or NULL to keep it. */
+/* The placeholder a segment is written as, or NULL to keep it:
+ *   {id}     all digits: "42", "0017"
+ *   {uuid}   a UUID
+ *   {hex}    at least 8 hex digits, one of them 0-9, so that words spelt
+ *            in hex letters ("deadbeef", "acceded") stay: "9f86d081884c"
+ *   {token}  session ids, API keys, slugs ending in an id: anything of
+ *            20 or more characters, or of 12 or more that mixes letters
+ *            and digits ("Xk9vQ2a7LmP0", "order_2024_05_17_aaaa") */
 static const char *route_placeholder(const char *s, size_t n)
 {
-	if (route_segment_is_id(s, n))
+	struct route_shape sh = route_shape_of(s, n);
+
+	if (n > 0 && sh.all_digits)
 		return "{id}";
 	if (route_segment_is_uuid(s, n))
 		return "{uuid}";
-	if (route_segment_is_hex(s, n))
+	if (n >= ROUTE_HEX_MIN && sh.all_hex && sh.has_digit)
 		return "{hex}";
-	if (route_segment_is_token(s, n))
+	if (n >= ROUTE_TOKEN_MIN ||
+	    (n >= ROUTE_MIXED_TOKEN_MIN && sh.has_digit && sh.has_alpha))
 		return "{token}";
 	return NULL;
 }
@@ -195,23 +181,10 @@ static void route_segment_text(const char *seg, size_t seg_len,
 	*text_len = placeholder ? strlen(placeholder) : seg_len;
 }
 
-/* Length of the whole template, before any cut. */
-static size_t route_full_len(const char *path, size_t len)
-{
-	const char *seg, *text;
-	size_t pos = 0, seg_len, text_len, total = 0;
-
-	while (route_next_segment(path, len, &pos, &seg, &seg_len)) {
-		route_segment_text(seg, seg_len, &text, &text_len);
-		total += 1 + text_len;
-	}
-	return total;
-}
-
 size_t route_template(const char *target, size_t len, char *out, size_t outsz)
 {
 	const char *path, *seg, *text;
-	size_t path_len, pos = 0, seg_len, text_len, budget, n = 0;
+	size_t path_len, pos = 0, seg_len, text_len, n = 0, kept = 0;
 	bool cut = false;
 
 	if (!out || outsz == 0)
@@ -223,24 +196,23 @@ size_t route_template(const char *target, size_t len, char *out, size_t outsz)
 		return 0;
 
 	/* A template that does not fit keeps whole segments and leaves room
-	 * for "/..." after them. */
-	budget = ROUTE_MAX;
-	if (route_full_len(path, path_len) > ROUTE_MAX)
-		budget = ROUTE_MAX - ROUTE_CUT_LEN;
-
+	 * for "/..." after them: one pass writes up to ROUTE_MAX bytes,
+	 * noting where the last segment that leaves that room ends. */
 	while (route_next_segment(path, path_len, &pos, &seg, &seg_len)) {
 		route_segment_text(seg, seg_len, &text, &text_len);
-		if (n + 1 + text_len > budget) {
+		if (n + 1 + text_len > ROUTE_MAX) {
 			cut = true;
 			break;
 		}
 		out[n++] = '/';
 		memcpy(out + n, text, text_len);
 		n += text_len;
+		if (n <= ROUTE_MAX - ROUTE_CUT_LEN)
+			kept = n;
 	}
 	if (cut) {
-		memcpy(out + n, ROUTE_CUT, ROUTE_CUT_LEN);
-		n += ROUTE_CUT_LEN;
+		memcpy(out + kept, ROUTE_CUT, ROUTE_CUT_LEN);
+		n = kept + ROUTE_CUT_LEN;
 	}
 	if (n == 0)
 		out[n++] = '/';

@@ -1,19 +1,23 @@
-/* The ring-buffer consumer: turns each event from the kernel into an
- * observation in the registry. Runs on the consumer thread only; its
- * counters may be read from any thread. */
+/* What the consumer counts of the records it reads: every record
+ * received, and those it could not turn into a measurement, by reason.
+ * Counted on the consumer thread; read from any thread. */
 #ifndef SONDE_USER_EVENTS_H
 #define SONDE_USER_EVENTS_H
 
-#include <stddef.h>
+/* Why a record made no measurement (sonde_parse_errors_total's reason). */
+enum parse_error {
+	PARSE_ERROR_RESPONSE,	/* no final status line in the response head */
+	PARSE_ERROR_RECORD,	/* a record of unknown kind or size */
+	PARSE_ERROR_NO_REQUEST, /* a server's status line no request asked for */
+	PARSE_ERROR_HTTP2_LOST, /* an HTTP/2 connection no longer decoded */
+	PARSE_ERROR_COUNT,
+};
 
-#include <linux/types.h>
+/* Counts one record read from the kernel. */
+void events_count_received(void);
 
-/* capture_event_fn: handles one record. Always returns 0. */
-int events_handle(void *ctx, void *data, size_t size);
-
-/* Called after each round of reading every ring: forgets the processes
- * whose exit the round brought. */
-void events_end_round(void);
+/* Counts one record lost for reason why. */
+void events_count_parse_error(enum parse_error why);
 
 /* Registers sonde_events_received_total and sonde_parse_errors_total
  * (metrics/self.h). Call once at start-up. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "identity/labels.h"
 #include "proto/http1.h"
 
 /* A body this large cannot sit in a 256-byte capture; a Content-Length
@@ -22,53 +23,27 @@
 /* "HTTP/1.1 200" */
 #define HTTP1_STATUS_LINE_MIN 12
 
-static const char *const http1_method_names[HTTP_METHOD_COUNT] = {
-	[HTTP_METHOD_OTHER] = "_OTHER",	   [HTTP_METHOD_GET] = "GET",
-	[HTTP_METHOD_HEAD] = "HEAD",	   [HTTP_METHOD_POST] = "POST",
-	[HTTP_METHOD_PUT] = "PUT",	   [HTTP_METHOD_DELETE] = "DELETE",
-	[HTTP_METHOD_CONNECT] = "CONNECT", [HTTP_METHOD_OPTIONS] = "OPTIONS",
-	[HTTP_METHOD_TRACE] = "TRACE",	   [HTTP_METHOD_PATCH] = "PATCH",
-};
-
-const char *http1_method_name(enum http_method m)
-{
-	if ((int)m < 0 || m >= HTTP_METHOD_COUNT)
-		return http1_method_names[HTTP_METHOD_OTHER];
-	return http1_method_names[m];
-}
-
 /* tchar, RFC 9110 section 5.6.2: letters, digits and "!#$%&'*+-.^_`|~".
  *   "GET", "get", "M-SEARCH" are made of tchars; "GE T", "\x16\x03" are not.
- */
-static bool http1_is_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
-	    (c >= 'a' && c <= 'z'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+ * A table: every request line's method and every field name is looked up
+ * byte by byte. */
+static const bool http1_tchar[256] = {
+	['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true,
+	['!'] = true,	      ['#'] = true,	    ['$'] = true,
+	['%'] = true,	      ['&'] = true,	    ['\''] = true,
+	['*'] = true,	      ['+'] = true,	    ['-'] = true,
+	['.'] = true,	      ['^'] = true,	    ['_'] = true,
+	['`'] = true,	      ['|'] = true,	    ['~'] = true,
+};
 
 /* Length of the token at the start of p[0..len): 3 for "GET /". */
 static size_t http1_token_len(const char *p, size_t len)
 {
 	size_t n = 0;
 
-	while (n < len && http1_is_tchar((unsigned char)p[n]))
+	while (n < len && http1_tchar[(unsigned char)p[n]])
 		n++;
 	return n;
-}
-
-/* Methods are case-sensitive (RFC 9110 section 9.1): "GET" is known,
- * "get" is some other method. */
-static enum http_method http1_method_from_token(const char *tok, size_t n)
-{
-	for (int m = HTTP_METHOD_OTHER + 1; m < HTTP_METHOD_COUNT; m++) {
-		const char *name = http1_method_names[m];
-
-		if (strlen(name) == n && memcmp(name, tok, n) == 0)
-			return (enum http_method)m;
-	}
-	return HTTP_METHOD_OTHER;
 }
 
 /* The request-target ends at the SP before the version, or at a line end
@@ -122,12 +97,6 @@ static size_t http1_next_line(const char *buf, size_t end, size_t pos)
 static bool http1_field_name_is(const char *name, size_t n, const char *lower)
 {
 	return strlen(lower) == n && strncasecmp(name, lower, n) == 0;
-}
-
-/* Case-insensitive match against a name in any case ("X-Tenant-ID"). */
-static bool http1_field_name_is_ci(const char *name, size_t n, const char *want)
-{
-	return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }
 
 /* Content-Length value, RFC 9110 section 8.6: "1*DIGIT" and nothing else.
@@ -242,7 +211,7 @@ static int http1_parse_request_line(const char *buf, size_t len,
 	if (n == 0)
 		return -1;
 
-	out->method = http1_method_from_token(buf, method_len);
+	out->method = http_method_parse(buf, method_len);
 	out->target = target;
 	out->target_len = n;
 	out->target_complete = n < room;
@@ -335,46 +304,36 @@ bool http1_requests_end_before(const char *buf, size_t len, unsigned idx)
 	return pos == len;
 }
 
-/* Only the named field is looked at: other header values are skipped
- * without being copied or kept. A line the capture cut short is not a
- * value: a truncated tenant id would be a wrong label. */
-int http1_find_header(const char *buf, size_t len, unsigned idx,
-		      const char *name, const char **value, size_t *value_len)
+/* The field lines of the idx-th request head in buf[0..len): what
+ * follows its request line, to the capture's end. -1 when the capture
+ * holds no idx-th request. */
+static int http1_head_fields(const char *buf, size_t len, unsigned idx,
+			     const char **fields, size_t *fields_len)
 {
-	size_t name_len = strlen(name), pos;
+	const char *nl;
 	long start;
 
-	if (!buf || !name_len)
-		return -1;
 	start = http1_request_start(buf, len, idx);
 	if (start < 0)
 		return -1;
-	pos = (size_t)start;
-	while (pos < len && buf[pos] != '\n')
-		pos++;
-	pos++; /* past the request line */
-	while (pos < len) {
-		const char *line = buf + pos, *nl;
-		size_t line_len, v, v_end;
+	nl = memchr(buf + start, '\n', len - (size_t)start);
+	*fields = nl ? nl + 1 : buf + len;
+	*fields_len = (size_t)(buf + len - *fields);
+	return 0;
+}
 
-		nl = memchr(line, '\n', len - pos);
-		if (!nl)
-			return -1;
-		line_len = (size_t)(nl - line);
-		pos += line_len + 1;
-		if (line_len && line[line_len - 1] == '\r')
-			line_len--;
-		if (line_len == 0)
-			return -1; /* end of the head */
-		if (line_len <= name_len || line[name_len] != ':' ||
-		    !http1_field_name_is_ci(line, name_len, name))
-			continue;
-		field_value(line, line_len, name_len, &v, &v_end);
-		*value = line + v;
-		*value_len = v_end - v;
-		return 0;
-	}
-	return -1;
+/* Only the named field is looked at: other header values are skipped
+ * without being copied or kept. */
+int http1_find_header(const char *buf, size_t len, unsigned idx,
+		      const char *name, const char **value, size_t *value_len)
+{
+	const char *fields;
+	size_t fields_len;
+
+	if (!buf || !*name ||
+	    http1_head_fields(buf, len, idx, &fields, &fields_len))
+		return -1;
+	return http_find_field(fields, fields_len, name, value, value_len);
 }
 
 /* The code of the status line at buf[0..len), which may end right after
@@ -427,3 +386,196 @@ int http1_parse_status(const char *buf, size_t len)
 			return -1;
 	}
 }
+
+/* ---- The protocol: exchange records ------------------------------------ */
+
+/* The request bytes of an exchange record size bytes long: no more than
+ * it says it holds, nor than it holds. */
+static size_t exchange_req_len(const struct sonde_http_event *ev, size_t size)
+{
+	size_t room = size - SONDE_EXCHANGE_BYTES(0);
+	size_t len = ev->req_len < SONDE_REQ_CAP ? ev->req_len : SONDE_REQ_CAP;
+
+	return len < room ? len : room;
+}
+
+/* A server's later write that starts like a status line answers the
+ * next pipelined request, or is a body that happens to look like one (an
+ * HTTP message served as content). The capture holds every byte read
+ * before the first response unless it filled up; when it did not, and
+ * its requests are whole and already answered, there is no request for
+ * this one: counting it would add a request nobody made. */
+static bool no_request(const struct sonde_http_event *ev, size_t req_len)
+{
+	return ev->role != SONDE_ROLE_CLIENT && ev->pipeline_idx > 0 &&
+	       ev->req_len < SONDE_REQ_CAP && req_len == ev->req_len &&
+	       http1_requests_end_before(ev->req, req_len, ev->pipeline_idx);
+}
+
+/* A key being written (struct proto_record's). */
+struct key {
+	uint8_t *bytes;
+	size_t len;
+};
+
+/* Appends n bytes at s to k; false when they do not fit. */
+static bool key_put(struct key *k, const void *s, size_t n)
+{
+	if (n > PROTO_KEY_MAX - k->len)
+		return false;
+	memcpy(k->bytes + k->len, s, n);
+	k->len += n;
+	return true;
+}
+
+/* A request field, looked up in the lines fields[0] to fields[1]. */
+static int key_field(const void *ctx, const char *name, const char **value,
+		     size_t *len)
+{
+	const char *const *fields = ctx;
+
+	return http_find_field(fields[0], (size_t)(fields[1] - fields[0]), name,
+			       value, len);
+}
+
+/* A server's labels but its process's come from its status and port
+ * (already in k) and from the first request's line, its method and
+ * target, when the line ends in the capture, and the captured headers
+ * in the lines after it. false for a request past the first (pipelined)
+ * or a line cut short. */
+static bool server_key(const struct sonde_http_event *ev, size_t req_len,
+		       struct key *k, struct proto_record *r)
+{
+	/* The captured headers' values, kept for http1_observe. */
+	static char values[LABELS_MAX_HEADERS][LABELS_VALUE_MAX + 1];
+	static const char *headers[LABELS_MAX_HEADERS];
+	const char *fields[2], *nl;
+	unsigned n;
+
+	if (ev->pipeline_idx || !req_len || ev->req[0] == '\r' ||
+	    ev->req[0] == '\n')
+		return false;
+	nl = memchr(ev->req, '\n', req_len);
+	if (!nl || !key_put(k, ev->req, (size_t)(nl - ev->req) + 1))
+		return false;
+	fields[0] = nl + 1;
+	fields[1] = ev->req + req_len;
+	n = labels_fill_headers(key_field, fields, headers, values);
+	r->state = headers;
+	/* Label values hold no NUL: one ends each. */
+	for (unsigned i = 0; i < n; i++)
+		if (!key_put(k, headers[i], strlen(headers[i]) + 1))
+			return false;
+	return true;
+}
+
+/* A client's labels but its process's come from its status (in k), the
+ * peer's address and port, and its request's method. For the first
+ * request, the method depends on the bytes up to the one after the first
+ * space alone: the method token must end at that space and be followed
+ * by a target ("GET /", not "GET " nor "GE\tT /"). Past the first
+ * (pipelined), on every byte captured. */
+static bool client_key(const struct sonde_http_event *ev, size_t req_len,
+		       struct key *k)
+{
+	const char *sp = memchr(ev->req, ' ', req_len);
+	size_t n = req_len;
+
+	if (!ev->pipeline_idx && req_len && ev->req[0] != '\r' &&
+	    ev->req[0] != '\n' && sp && sp + 1 < ev->req + req_len)
+		n = (size_t)(sp - ev->req) + 2;
+	return key_put(k, &ev->family, sizeof(ev->family)) &&
+	       key_put(k, &ev->dport, sizeof(ev->dport)) &&
+	       key_put(k, ev->daddr, sizeof(ev->daddr)) &&
+	       key_put(k, &ev->pipeline_idx, 1) && key_put(k, ev->req, n);
+}
+
+/* r's key (struct proto_record): what decides the labels http1_observe
+ * gives an exchange with status code, besides its process. */
+static void exchange_key(const struct sonde_http_event *ev, size_t req_len,
+			 struct proto_record *r)
+{
+	struct key k = { r->key, 0 };
+	uint16_t code = (uint16_t)r->code;
+	bool client = ev->role == SONDE_ROLE_CLIENT;
+
+	if (!key_put(&k, &ev->role, 1) || !key_put(&k, &code, sizeof(code)) ||
+	    !(client ? client_key(ev, req_len, &k) :
+		       key_put(&k, &ev->sport, sizeof(ev->sport)) &&
+			       server_key(ev, req_len, &k, r)))
+		return;
+	r->key_len = (uint16_t)k.len;
+}
+
+static enum proto_next http1_read(const void *rec, size_t size,
+				  struct proto_record *r)
+{
+	const struct sonde_http_event *ev = rec;
+	size_t resp_len =
+		ev->resp_len < SONDE_RESP_CAP ? ev->resp_len : SONDE_RESP_CAP;
+	size_t req_len = exchange_req_len(ev, size);
+
+	r->tgid = ev->hdr.tgid;
+	r->comm = ev->comm;
+	r->filter = PROTO_FILTER_CONN;
+	r->port = ev->sport;
+	r->state = NULL;
+	r->code = http1_parse_status(ev->resp, resp_len);
+	if (r->code < 0) {
+		r->error = PARSE_ERROR_RESPONSE;
+		return PROTO_NEXT_TRACED_ERROR;
+	}
+	if (no_request(ev, req_len)) {
+		r->error = PARSE_ERROR_NO_REQUEST;
+		return PROTO_NEXT_TRACED_ERROR;
+	}
+	r->value = ev->end_ns > ev->start_ns ? ev->end_ns - ev->start_ns : 0;
+	exchange_key(ev, req_len, r);
+	return PROTO_NEXT_OBSERVE;
+}
+
+/* A request whose head is not in the capture (a pipelined one beyond
+ * SONDE_REQ_CAP) is still counted, as _OTHER on no known target. */
+static unsigned http1_observe(const void *rec, size_t size,
+			      const struct proto_record *r,
+			      struct proto_obs *obs)
+{
+	const struct sonde_http_event *ev = rec;
+	size_t req_len = exchange_req_len(ev, size);
+	struct http_exchange x = {
+		.role = ev->role,
+		.method = HTTP_METHOD_OTHER,
+		.status = r->code,
+		.grpc_status = -1,
+		.start_ns = ev->start_ns,
+		.end_ns = ev->end_ns,
+		.sport = ev->sport,
+		.dport = ev->dport,
+		.family = ev->family,
+		.daddr = ev->daddr,
+	};
+	struct http1_request req;
+
+	if (!http1_parse_request(ev->req, req_len, ev->pipeline_idx, &req)) {
+		x.method = req.method;
+		x.target = req.target;
+		x.target_len = req.target_len;
+		x.target_complete = req.target_complete;
+	}
+	/* Only a server's series carry captured headers, which
+	 * exchange_key may have found already. */
+	x.headers = r->state;
+	if (ev->role != SONDE_ROLE_CLIENT && !x.headers && labels_headers())
+		http1_head_fields(ev->req, req_len, ev->pipeline_idx, &x.fields,
+				  &x.fields_len);
+	return http_observe(&x, obs);
+}
+
+/* The protocol of HTTP/1 exchange records, in dispatch.c's table. */
+const struct proto proto_http1 = {
+	.name = "http1",
+	.kind = SONDE_EV_HTTP_EXCHANGE,
+	.min_size = SONDE_EXCHANGE_BYTES(0),
+	.read = http1_read,
+	.observe = http1_observe,
+};

@@ -1,28 +1,16 @@
-/* HTTP/1.0 and HTTP/1.1 message heads (RFC 9112), parsed from the first
- * bytes of a request and of a response that the BPF side captured. Pure
- * functions over caller-owned buffers: nothing is allocated, nothing is
- * kept, and any byte sequence is safe input. */
+/* HTTP/1.0 and HTTP/1.1 exchanges (RFC 9112): the protocol proto_http1
+ * reads exchange records (struct sonde_http_event) with the parsers
+ * below, which read the heads of a request and of a response from the
+ * first bytes the BPF side captured. The parsers are pure functions over
+ * caller-owned buffers: nothing is allocated, nothing is kept, and any
+ * byte sequence is safe input. */
 #ifndef SONDE_HTTP1_H
 #define SONDE_HTTP1_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The methods OpenTelemetry's semantic conventions know; anything else is
- * HTTP_METHOD_OTHER and is reported as "_OTHER". */
-enum http_method {
-	HTTP_METHOD_OTHER = 0,
-	HTTP_METHOD_GET,
-	HTTP_METHOD_HEAD,
-	HTTP_METHOD_POST,
-	HTTP_METHOD_PUT,
-	HTTP_METHOD_DELETE,
-	HTTP_METHOD_CONNECT,
-	HTTP_METHOD_OPTIONS,
-	HTTP_METHOD_TRACE,
-	HTTP_METHOD_PATCH,
-	HTTP_METHOD_COUNT,
-};
+#include "proto/http.h"
 
 struct http1_request {
 	enum http_method method;
@@ -60,8 +48,5 @@ int http1_find_header(const char *buf, size_t len, unsigned idx,
  * is final. Returns -1 when buf does not start with a valid status line
  * ("HTTP/1.x NNN"), or holds only interim heads. */
 int http1_parse_status(const char *buf, size_t len);
-
-/* Upper-case name of a method ("GET", ..., "_OTHER"). Never NULL. */
-const char *http1_method_name(enum http_method m);
 
 #endif

@@ -37,17 +37,21 @@ struct direction {
  * its response head, for the trailers that carry its status. */
 struct pending {
 	uint32_t stream;
-	size_t head_len;
-	bool requested;	     /* its request came: head and ns hold it */
-	bool grpc;	     /* the request is a gRPC call */
-	bool responded;	     /* its final response head came */
-	bool ended;	     /* the response ended, or the stream was reset */
+	bool requested; /* its request came: method, ns, text hold it */
+	bool grpc;	/* the request is a gRPC call */
+	bool responded; /* its final response head came */
+	bool ended;	/* the response ended, or the stream was reset */
+	bool target_complete;
+	uint8_t method;	     /* enum http_method */
+	uint16_t target_len; /* text: the target, then the field lines */
+	uint16_t fields_len;
 	int status;	     /* responded: the response's code */
 	int grpc_status;     /* ended: the call's gRPC status */
 	uint64_t timeout_ns; /* the request's grpc-timeout (0: none) */
 	uint64_t ns;	     /* the request's time */
 	uint64_t resp_ns, end_ns;
-	char head[SONDE_REQ_CAP];
+	/* As far as they fit, as HTTP/1's capture of a request head. */
+	char text[SONDE_REQ_CAP];
 };
 
 struct conn {
@@ -162,12 +166,6 @@ static void put(char *dst, size_t cap, size_t *used, const void *s, size_t len)
 		len = cap - *used;
 	memcpy(dst + *used, s, len);
 	*used += len;
-}
-
-/* Appends to the request head being written in p. */
-static void head_put(struct pending *p, const void *s, size_t len)
-{
-	put(p->head, sizeof(p->head), &p->head_len, s, len);
 }
 
 /* What a header block says, as far as sonde uses it: copied as each
@@ -292,57 +290,68 @@ static bool decode(struct direction *d, struct block_fields *f)
 	}
 }
 
-/* Writes into p the request head HTTP/1.1 would have sent. */
-static void request_head(struct pending *p, const struct block_fields *f)
+/* Keeps in p what labels a request: its method, its target (CONNECT has
+ * no :path: its target is the authority) and its field lines, with
+ * :authority first as the "host" HTTP/1.1 would have sent. They share
+ * SONDE_REQ_CAP bytes, as in HTTP/1's capture; a target cut short is
+ * marked so, and is no route. */
+static void request_text(struct pending *p, const struct block_fields *f)
 {
-	p->head_len = 0;
-	head_put(p, f->method, f->method_len);
-	head_put(p, " ", 1);
-	/* CONNECT has no :path: its target is the authority. */
-	if (f->has_path && f->path_len)
-		head_put(p, f->path, f->path_len);
-	else if (f->has_authority && f->authority_len)
-		head_put(p, f->authority, f->authority_len);
-	else
-		head_put(p, "*", 1);
-	head_put(p, " HTTP/1.1\r\n", 11);
-	if (f->has_authority) {
-		head_put(p, "host: ", 6);
-		head_put(p, f->authority, f->authority_len);
-		head_put(p, "\r\n", 2);
+	const char *target = "*";
+	size_t target_len = 1, used = 0;
+
+	if (f->has_path && f->path_len) {
+		target = f->path;
+		target_len = f->path_len;
+	} else if (f->has_authority && f->authority_len) {
+		target = f->authority;
+		target_len = f->authority_len;
 	}
-	head_put(p, f->fields, f->fields_len);
-	head_put(p, "\r\n", 2);
+	p->method = (uint8_t)http_method_parse(f->method, f->method_len);
+	put(p->text, sizeof(p->text), &used, target, target_len);
+	p->target_len = (uint16_t)used;
+	p->target_complete = target_len < sizeof(p->text);
+	if (f->has_authority) {
+		put(p->text, sizeof(p->text), &used, "host: ", 6);
+		put(p->text, sizeof(p->text), &used, f->authority,
+		    f->authority_len);
+		put(p->text, sizeof(p->text), &used, "\r\n", 2);
+	}
+	put(p->text, sizeof(p->text), &used, f->fields, f->fields_len);
+	p->fields_len = (uint16_t)(used - p->target_len);
 }
 
+/* The exchange handed back last, out of the pending stream that is then
+ * removed: valid until the next record. */
+static char done_text[SONDE_REQ_CAP];
+static uint8_t done_daddr[16];
+
+/* The exchange that p, ended at end_ns, makes on ev's connection. */
 static void fill_exchange(const struct sonde_h2_event *ev,
-			  const struct pending *p, int code, uint64_t end_ns,
-			  struct sonde_http_event *out)
+			  const struct pending *p, uint64_t end_ns,
+			  struct http_exchange *out)
 {
-	memset(out, 0, SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP));
-	out->hdr.ts_ns = ev->hdr.ts_ns;
-	out->hdr.tgid = ev->hdr.tgid;
-	out->hdr.kind = SONDE_EV_HTTP_EXCHANGE;
-	out->start_ns = p->ns;
-	out->end_ns = end_ns;
-	memcpy(out->saddr, ev->saddr, sizeof(out->saddr));
-	memcpy(out->daddr, ev->daddr, sizeof(out->daddr));
-	out->fd = ev->fd;
-	out->sport = ev->sport;
-	out->dport = ev->dport;
-	out->family = ev->family;
-	out->role = ev->role;
-	memcpy(out->comm, ev->comm, sizeof(out->comm));
-	/* The status line the daemon's HTTP/1 parser reads: only its code
-	 * is used. A :status that is no code gives none, and the parser
-	 * counts a response it could not read. */
-	memcpy(out->resp, "HTTP/1.1 ", 9);
-	out->resp[9] = (char)('0' + code / 100);
-	out->resp[10] = (char)('0' + code / 10 % 10);
-	out->resp[11] = (char)('0' + code % 10);
-	out->resp_len = code ? 12 : 0;
-	memcpy(out->req, p->head, p->head_len);
-	out->req_len = p->head_len;
+	memcpy(done_text, p->text, (size_t)p->target_len + p->fields_len);
+	memcpy(done_daddr, ev->daddr, sizeof(done_daddr));
+	*out = (struct http_exchange){
+		.role = ev->role,
+		.method = (enum http_method)p->method,
+		.target = done_text,
+		.target_len = p->target_len,
+		.target_complete = p->target_complete,
+		.fields = done_text + p->target_len,
+		.fields_len = p->fields_len,
+		/* 0 when the :status was no code, or a call was reset
+		 * before its head came. */
+		.status = p->status,
+		.grpc_status = p->grpc ? p->grpc_status : -1,
+		.start_ns = p->ns,
+		.end_ns = end_ns,
+		.sport = ev->sport,
+		.dport = ev->dport,
+		.family = ev->family,
+		.daddr = done_daddr,
+	};
 }
 
 /* A new pending stream at the end, for stream: when the table is full,
@@ -371,22 +380,20 @@ static struct pending *pending_add(struct conn *c, uint32_t stream,
 		pending_remove(c, &c->pending[0]);
 	}
 	p = &c->pending[c->npending++];
-	memset(p, 0, offsetof(struct pending, head));
+	memset(p, 0, offsetof(struct pending, text));
 	p->stream = stream;
 	return p;
 }
 
 /* Hands p back as an exchange once it is whole: an HTTP exchange at its
- * response head, a gRPC call at its end, when its status is known.
- * *grpc_status is the call's status, or -1 for HTTP. */
+ * response head, a gRPC call at its end, when its status is known. */
 static enum http2_result finish(struct conn *c, struct pending *p,
 				const struct sonde_h2_event *ev,
-				struct sonde_http_event *out, int *grpc_status)
+				struct http_exchange *out)
 {
 	if (!p->requested || !(p->grpc ? p->ended : p->responded))
 		return HTTP2_NOTHING;
-	*grpc_status = p->grpc ? p->grpc_status : -1;
-	fill_exchange(ev, p, p->status, p->grpc ? p->end_ns : p->resp_ns, out);
+	fill_exchange(ev, p, p->grpc ? p->end_ns : p->resp_ns, out);
 	pending_remove(c, p);
 	return HTTP2_EXCHANGE;
 }
@@ -406,8 +413,7 @@ static void end(struct pending *p, int grpc_status, uint64_t ns)
  * nothing. */
 static enum http2_result block_done(struct conn *c, struct direction *d,
 				    const struct sonde_h2_event *ev,
-				    struct sonde_http_event *out,
-				    int *grpc_status)
+				    struct http_exchange *out)
 {
 	struct block_fields f;
 	struct pending *p;
@@ -430,7 +436,7 @@ static enum http2_result block_done(struct conn *c, struct direction *d,
 		p->grpc = f.grpc && !d->promise;
 		p->timeout_ns = f.timeout_ns;
 		p->ns = d->block_ns;
-		request_head(p, &f);
+		request_text(p, &f);
 	} else if (f.status < 0) {
 		/* Trailers: the end of a stream whose head came. */
 		if (!p || !p->responded || p->ended)
@@ -458,7 +464,7 @@ static enum http2_result block_done(struct conn *c, struct direction *d,
 				    grpc_status_from_http(f.status),
 			    d->block_ns);
 	}
-	r = finish(c, p, ev, out, grpc_status);
+	r = finish(c, p, ev, out);
 	return r == HTTP2_NOTHING && dropped ? HTTP2_NO_REQUEST : r;
 }
 
@@ -466,8 +472,7 @@ static enum http2_result block_done(struct conn *c, struct direction *d,
  * frame's payload. */
 static enum http2_result block_piece(struct conn *c,
 				     const struct sonde_h2_event *ev,
-				     size_t len, struct sonde_http_event *out,
-				     int *grpc_status)
+				     size_t len, struct http_exchange *out)
 {
 	struct direction *d = &c->dir[ev->to_client ? 1 : 0];
 	size_t lo, hi, end = (size_t)ev->offset + len;
@@ -541,7 +546,7 @@ static enum http2_result block_piece(struct conn *c,
 	}
 	if (end == ev->frame_len &&
 	    (d->frame_flags & SONDE_H2_FLAG_END_HEADERS))
-		return block_done(c, d, ev, out, grpc_status);
+		return block_done(c, d, ev, out);
 	return HTTP2_NOTHING;
 }
 
@@ -571,8 +576,7 @@ static void forget_earlier(uint32_t tgid, uint32_t fd, uint64_t since)
  * with the status the reset's error code stands for, or with
  * DEADLINE_EXCEEDED when it was reset at its deadline (grpc-timeout). */
 static enum http2_result reset(struct conn *c, const struct sonde_h2_event *ev,
-			       size_t len, struct sonde_http_event *out,
-			       int *grpc_status)
+			       size_t len, struct http_exchange *out)
 {
 	struct pending *p = pending_find(c, ev->stream_id);
 	const uint8_t *code = (const uint8_t *)ev->data;
@@ -586,7 +590,7 @@ static enum http2_result reset(struct conn *c, const struct sonde_h2_event *ev,
 		return HTTP2_NOTHING;
 	}
 	if (p->ended)
-		return finish(c, p, ev, out, grpc_status);
+		return finish(c, p, ev, out);
 	error = ev->offset == 0 && len >= 4 ?
 			(uint32_t)code[0] << 24 | (uint32_t)code[1] << 16 |
 				(uint32_t)code[2] << 8 | code[3] :
@@ -601,11 +605,11 @@ static enum http2_result reset(struct conn *c, const struct sonde_h2_event *ev,
 	else
 		status = grpc_status_from_reset(error);
 	end(p, status, ev->hdr.ts_ns);
-	return finish(c, p, ev, out, grpc_status);
+	return finish(c, p, ev, out);
 }
 
 enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
-			       struct sonde_http_event *out, int *grpc_status)
+			       struct http_exchange *out)
 {
 	size_t len = ev->len,
 	       room = size - offsetof(struct sonde_h2_event, data);
@@ -637,11 +641,11 @@ enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 	    (size_t)ev->offset + len > ev->frame_len)
 		r = HTTP2_LOST;
 	else if (ev->type == SONDE_H2_RST_STREAM)
-		r = reset(c, ev, len, out, grpc_status);
+		r = reset(c, ev, len, out);
 	else if (ev->type == SONDE_H2_HEADERS ||
 		 ev->type == SONDE_H2_CONTINUATION ||
 		 ev->type == SONDE_H2_PUSH_PROMISE)
-		r = block_piece(c, ev, len, out, grpc_status);
+		r = block_piece(c, ev, len, out);
 	else
 		r = HTTP2_LOST;
 	c->next_seq[dir] = ev->seq + 1;
@@ -654,7 +658,7 @@ enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 	return r;
 }
 
-void http2_sweep(http2_open_fn open)
+void http2_sweep(proto_open_fn open)
 {
 	for (unsigned b = 0; b < NBUCKETS; b++) {
 		struct conn **p = &buckets[b];
@@ -687,3 +691,58 @@ void http2_clear(void)
 			conn_free(c);
 		}
 }
+
+/* ---- The protocol: pieces of header blocks ----------------------------- */
+
+static struct http_exchange done;
+
+static enum proto_next http2_read(const void *rec, size_t size,
+				  struct proto_record *r)
+{
+	const struct sonde_h2_event *ev = rec;
+
+	r->tgid = ev->hdr.tgid;
+	r->comm = ev->comm;
+	r->filter = PROTO_FILTER_CONN;
+	r->port = ev->sport;
+	switch (http2_handle(ev, size, &done)) {
+	case HTTP2_EXCHANGE:
+		/* A :status that was no code: a response that could not be
+		 * read. A gRPC call's status is its own. */
+		if (done.grpc_status < 0 && done.status == 0) {
+			r->error = PARSE_ERROR_RESPONSE;
+			return PROTO_NEXT_TRACED_ERROR;
+		}
+		r->state = &done;
+		return PROTO_NEXT_OBSERVE;
+	case HTTP2_LOST:
+		r->error = PARSE_ERROR_HTTP2_LOST;
+		return PROTO_NEXT_ERROR;
+	case HTTP2_NO_REQUEST:
+		r->error = PARSE_ERROR_NO_REQUEST;
+		return PROTO_NEXT_ERROR;
+	case HTTP2_NOTHING:
+		break;
+	}
+	return PROTO_NEXT_NOTHING;
+}
+
+static unsigned http2_observe(const void *rec, size_t size,
+			      const struct proto_record *r,
+			      struct proto_obs *obs)
+{
+	(void)rec;
+	(void)size;
+	return http_observe(r->state, obs);
+}
+
+/* The protocol of HTTP/2 header blocks, in dispatch.c's table. */
+const struct proto proto_http2 = {
+	.name = "http2",
+	.kind = SONDE_EV_HTTP2,
+	.min_size = offsetof(struct sonde_h2_event, data),
+	.read = http2_read,
+	.observe = http2_observe,
+	.sweep = http2_sweep,
+	.clear = http2_clear,
+};

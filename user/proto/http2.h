@@ -1,15 +1,14 @@
 /* HTTP/2 exchanges (RFC 9113) from the pieces of header blocks the BPF
- * side sends (struct sonde_h2_event).
+ * side sends (struct sonde_h2_event): the protocol proto_http2.
  *
  * Per connection, the pieces are put back together into header blocks
  * and decoded with HPACK (RFC 7541: libnghttp2's decoder, one per
  * direction, since each direction has its own dynamic table). A
  * request's HEADERS (or a server's PUSH_PROMISE) opens its stream; the
  * stream's final response HEADERS (not 1xx) closes it, and the pair is
- * handed back as the exchange record an HTTP/1.1 exchange would have
- * made: the request head as text ("GET /path HTTP/1.1", then "host" from
- * :authority and the request's fields), the status as a status line. The
- * daemon then labels and counts both protocols with the same code.
+ * handed back as a struct http_exchange (proto/http.h): method, target
+ * (:path), the request's fields with :authority as "host", status and
+ * times, labelled by the same code as HTTP/1's.
  *
  * A gRPC call (a request whose content-type is application/grpc) closes
  * at the end of its response instead: the trailers, a head that ends the
@@ -24,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/http.h"
+#include "proto/proto.h"
 #include "sonde_events.h"
 
 /* Connections followed at once; one beyond is not measured (counted as
@@ -47,19 +48,14 @@ enum http2_result {
 	HTTP2_NO_REQUEST,
 };
 
-/* Takes in one record, size bytes long. *out must have room for
- * SONDE_EXCHANGE_BYTES(SONDE_REQ_CAP) bytes. On HTTP2_EXCHANGE,
- * *grpc_status is the gRPC call's status (0 to 16), or -1 when the
- * exchange is not a gRPC call. */
+/* Takes in one record, size bytes long. On HTTP2_EXCHANGE, *out is the
+ * exchange, its grpc_status the gRPC call's status (0 to 16) or -1 when
+ * it is not a gRPC call; its pointers stay valid until the next call. */
 enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
-			       struct sonde_http_event *out, int *grpc_status);
-
-/* Whether the connection (tgid, fd), on the socket at address sk, is
- * still open. */
-typedef bool (*http2_open_fn)(uint32_t tgid, uint32_t fd, uint64_t sk);
+			       struct http_exchange *out);
 
 /* Forgets the connections open() says are closed. */
-void http2_sweep(http2_open_fn open);
+void http2_sweep(proto_open_fn open);
 
 /* Connections followed now. */
 size_t http2_connections(void);

@@ -1,24 +1,13 @@
-/* TCP lifecycle events from the kernel in, the TCP families out: connect
- * durations and results, resets, retransmits and the active-connection
- * gauge. Runs on the consumer thread only. */
+/* TCP lifecycle events from the kernel in (struct sonde_tcp_event), the
+ * TCP families out: connect durations and results, resets, retransmits
+ * and the active-connection gauge: the protocol proto_tcp (tcp.c). */
 #ifndef SONDE_TCP_H
 #define SONDE_TCP_H
-
-#include "sonde_events.h"
 
 /* The result label of a connect that ended with the socket error err
  * (positive errno; 0 for success): "ok", "refused", "timeout",
  * "unreachable", "aborted" (err 0 on a connect that never established:
  * the client closed it first), or "other". */
 const char *tcp_connect_result(int err, int established);
-
-/* Records one event. ev must be a whole sonde_tcp_event. */
-void tcp_handle(const struct sonde_tcp_event *ev);
-
-/* Connections counted in the active gauge and not yet closed. */
-unsigned tcp_active_tracked(void);
-
-/* Forgets every tracked connection. */
-void tcp_free(void);
 
 #endif
