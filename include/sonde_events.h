@@ -97,7 +97,7 @@ struct sonde_ring_pos {
 };
 
 #define SONDE_RING_REC_HDR 8
-#define SONDE_RING_SLACK 512
+#define SONDE_RING_SLACK 1024
 /* Ring bytes a record of size bytes takes: header, record, padding. */
 #define SONDE_RING_RECORD_BYTES(size) \
 	((SONDE_RING_REC_HDR + (__u64)(size) + 7) & ~7ULL)
@@ -207,12 +207,13 @@ struct sonde_listener {
  * the payloads of HEADERS, CONTINUATION and PUSH_PROMISE frames (the
  * header blocks the daemon's HPACK decoder needs, in order) and of
  * RST_STREAM frames. One record per piece of such a frame that one read
- * or write carried, at most SONDE_H2_DATA_CAP bytes; a longer piece takes
- * several. All go
- * through the shared ring, whose order is the order they were made in,
- * and seq numbers them per connection and direction: a gap means one was
- * lost. (A reader and a writer thread may send at once: each direction
- * has its own numbers, and its own HPACK table.) */
+ * or write carried, at most SONDE_H2_DATA_CAP bytes (the record ends
+ * after len of them, in one of two sizes); a longer piece takes several.
+ * They go to the exchange ring of the CPU that made them, and seq numbers
+ * them per connection and direction: the daemon reads them in that
+ * order, whichever ring each came through, and a gap that stays means
+ * one was lost. (A reader and a writer thread may send at once: each
+ * direction has its own numbers, and its own HPACK table.) */
 #define SONDE_H2_DATA_CAP 512
 #define SONDE_H2_HEADERS 0x1
 #define SONDE_H2_RST_STREAM 0x3

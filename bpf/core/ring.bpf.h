@@ -29,7 +29,7 @@ struct ring_slot {
  * writers outside a uprobe, but a uprobe's program can be preempted by a
  * task whose program then writes on the same CPU: the busy flag keeps
  * the two records apart, and the second is dropped.
- * ring_submit must follow. */
+ * ring_submit or ring_discard must follow. */
 static __always_inline void *ring_reserve(struct ring_slot *s, __u32 size)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
@@ -81,6 +81,14 @@ static __always_inline void ring_submit(struct ring_slot *s)
 		if (wake)
 			bpf_ringbuf_discard(wake, BPF_RB_FORCE_WAKEUP);
 	}
+}
+
+/* Gives up the record being written: nothing is published, and the next
+ * reservation takes its place. */
+static __always_inline void ring_discard(struct ring_slot *s)
+{
+	barrier();
+	s->pos->busy = 0;
 }
 
 /* Submits a record reserved on the shared ring. No wakeup per record:

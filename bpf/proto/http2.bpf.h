@@ -147,45 +147,43 @@ static __always_inline void h2_fill(struct sonde_h2_event *ev,
 	__builtin_memcpy(ev->comm, c->comm, SONDE_COMM_LEN);
 }
 
-/* Reserves a record on the shared ring with room for room bytes of
- * data, and reads len of them from src into it; NULL (counted, or the
- * read failed) when it cannot. */
-#define H2_RESERVE(room, src, len)                                          \
-	({                                                                  \
-		struct sonde_h2_event *e_ = bpf_ringbuf_reserve(            \
-			&events,                                            \
-			__builtin_offsetof(struct sonde_h2_event, data) +   \
-				(room),                                     \
-			0);                                                 \
-		if (!e_) {                                                  \
-			count_drop(SONDE_DROP_RINGBUF_FULL);                \
-		} else if ((len) > (room) ||                                \
-			   ((len) &&                                        \
-			    bpf_probe_read_user(e_->data, (len), (src)))) { \
-			bpf_ringbuf_discard(e_, 0);                         \
-			e_ = NULL;                                          \
-		}                                                           \
-		e_;                                                         \
+/* Reserves a record on this CPU's exchange ring with room for room bytes
+ * of data, and reads len of them from src into it; NULL when there is no
+ * room (counted) or the bytes cannot be read. */
+#define H2_RESERVE(slot, room, src, len)                                  \
+	({                                                                \
+		struct sonde_h2_event *e_ = ring_reserve(                 \
+			slot,                                             \
+			__builtin_offsetof(struct sonde_h2_event, data) + \
+				(room));                                  \
+		if (e_ && (len) &&                                        \
+		    ((len) > (room) ||                                    \
+		     bpf_probe_read_user(e_->data, (len), (src)))) {      \
+			ring_discard(slot);                               \
+			e_ = NULL;                                        \
+		}                                                         \
+		e_;                                                       \
 	})
 
 /* Sends the next len bytes of direction d's frame, at w->buf + st->pos.
- * The shared ring keeps them in the order they were made in, across
- * CPUs: the daemon decodes a header block only from every piece in turn.
- * False when the record was lost. */
+ * The records of one direction are numbered: the daemon reads them in
+ * that order, across the CPUs' rings, and decodes a header block only
+ * from every piece in turn. False when the record was lost. */
 static __always_inline bool h2_send(struct h2_walk *w, __u32 d, __u64 len)
 {
 	const char *src = w->buf + w->st->pos;
 	struct sonde_h2_event *ev;
+	struct ring_slot slot;
 
 	barrier_var(len);
 	if (len <= H2_SMALL_PIECE)
-		ev = H2_RESERVE(H2_SMALL_PIECE, src, len);
+		ev = H2_RESERVE(&slot, H2_SMALL_PIECE, src, len);
 	else
-		ev = H2_RESERVE(SONDE_H2_DATA_CAP, src, len);
+		ev = H2_RESERVE(&slot, SONDE_H2_DATA_CAP, src, len);
 	if (!ev)
 		return false;
 	h2_fill(ev, w, d, len);
-	event_submit(ev);
+	ring_submit(&slot);
 	return true;
 }
 

@@ -243,6 +243,14 @@ static void dispatch(const struct proto *p, const void *rec, size_t size)
 	observe(p, rec, size, &r, info, hash);
 }
 
+/* The processes whose exit came since the last call are forgotten. */
+static void forget_exits(void)
+{
+	for (unsigned i = 0; i < nexits; i++)
+		procinfo_forget(exits[i]);
+	nexits = 0;
+}
+
 /* A process the kernel has no verdict for (new, or a new image): look at
  * it afresh and tell the kernel. */
 static void decide(const struct sonde_process_event *ev)
@@ -268,7 +276,7 @@ static bool process_record(const struct sonde_event_header *hdr, size_t size)
 		return true;
 	case SONDE_EV_PROCESS_EXIT:
 		if (nexits == EXITS_MAX)
-			dispatch_end_round();
+			forget_exits();
 		exits[nexits++] = hdr->tgid;
 		return true;
 	case SONDE_EV_PROCESS_SEEN:
@@ -300,14 +308,21 @@ int dispatch_record(void *ctx, void *data, size_t size)
 		return 0;
 	}
 	dispatch(p, data, size);
+	if (p->ready)
+		while ((data = (void *)p->ready(&size)) != NULL)
+			dispatch(p, data, size);
 	return 0;
 }
 
 void dispatch_end_round(void)
 {
-	for (unsigned i = 0; i < nexits; i++)
-		procinfo_forget(exits[i]);
-	nexits = 0;
+	enum parse_error why;
+
+	for (size_t i = 0; i < NPROTOCOLS; i++)
+		if (protocols[i]->end_round)
+			for (unsigned n = protocols[i]->end_round(&why); n; n--)
+				events_count_parse_error(why);
+	forget_exits();
 }
 
 void dispatch_sweep(proto_open_fn open)

@@ -7,6 +7,12 @@
 #include "proto/http2.h"
 #include "util/strmap.h"
 
+/* Ends of round a held record waits through for the ones before it: a
+ * record is committed before the next is made, so the one it waits for
+ * is in the same round, or in the next when its CPU's ring had been read
+ * just before it was committed. */
+#define HELD_ROUNDS 2
+
 /* The largest dynamic table a peer may have announced in its SETTINGS,
  * which sonde does not read: the decoder accepts size updates up to it.
  * The table starts at the protocol's 4096 either way. */
@@ -54,6 +60,19 @@ struct pending {
 	char text[SONDE_REQ_CAP];
 };
 
+/* A record that came before one it follows: the BPF side writes to the
+ * ring of the CPU it runs on, and the daemon reads the rings one after
+ * another, so a connection's next record can be read before the one
+ * made just ahead of it on another CPU. Kept, a copy, in seq order,
+ * until those before it have come. */
+struct held {
+	struct held *next;
+	uint32_t seq;
+	unsigned round; /* the round of reading the rings it came in */
+	size_t size;
+	_Alignas(8) uint8_t rec[];
+};
+
 struct conn {
 	uint32_t tgid, fd;
 	uint64_t since, sk;
@@ -63,11 +82,19 @@ struct conn {
 	struct direction dir[2];
 	struct pending *pending; /* grown up to HTTP2_MAX_PENDING */
 	unsigned npending, pending_room;
+	struct held *held[2]; /* per direction, by seq */
+	unsigned nheld;
 	struct conn *next; /* hash chain */
 };
 
 static struct conn *buckets[NBUCKETS];
 static size_t nconns;
+/* Held records whose turn has come, to be read again (http2_ready), and
+ * the one handed out last, freed at the next call. */
+static struct held *ready_head, **ready_tail = &ready_head, *handed_out;
+/* Rounds of reading the rings so far, and connections holding records. */
+static unsigned rounds;
+static size_t nholding;
 /* Connections given up at their first record for want of room: kept, as
  * small entries without decoders, so they are counted once. */
 static size_t ngiven_up;
@@ -98,8 +125,24 @@ static void decoders_free(struct conn *c)
 	}
 }
 
+/* Forgets the records c holds back. */
+static void held_free(struct conn *c)
+{
+	for (int d = 0; d < 2; d++)
+		while (c->held[d]) {
+			struct held *h = c->held[d];
+
+			c->held[d] = h->next;
+			free(h);
+		}
+	if (c->nheld)
+		nholding--;
+	c->nheld = 0;
+}
+
 static void conn_free(struct conn *c)
 {
+	held_free(c);
 	decoders_free(c);
 	for (int d = 0; d < 2; d++)
 		free(c->dir[d].block);
@@ -608,6 +651,62 @@ static enum http2_result reset(struct conn *c, const struct sonde_h2_event *ev,
 	return finish(c, p, ev, out);
 }
 
+/* From here on c's header blocks cannot be decoded: its requests are
+ * not measured. */
+static enum http2_result lose(struct conn *c)
+{
+	/* Keep the entry, marked, so the rest of its records are passed
+	 * over: until it is swept. */
+	c->lost = true;
+	c->npending = 0;
+	held_free(c);
+	return HTTP2_LOST;
+}
+
+/* Keeps a copy of ev, size bytes, for when the records before it in its
+ * direction have come. False when c holds as many as it may, or memory
+ * ran out. */
+static bool hold(struct conn *c, unsigned dir, const struct sonde_h2_event *ev,
+		 size_t size)
+{
+	struct held *h, **at = &c->held[dir];
+
+	if (c->nheld >= HTTP2_MAX_HELD)
+		return false;
+	while (*at && (*at)->seq < ev->seq)
+		at = &(*at)->next;
+	if (*at && (*at)->seq == ev->seq)
+		return true; /* the same record twice: keep the first */
+	h = malloc(sizeof(*h) + size);
+	if (!h)
+		return false;
+	h->seq = ev->seq;
+	h->round = rounds;
+	h->size = size;
+	memcpy(h->rec, ev, size);
+	h->next = *at;
+	*at = h;
+	if (!c->nheld++)
+		nholding++;
+	return true;
+}
+
+/* The record c holds next in direction dir, when its turn has come, goes
+ * to be read again. */
+static void release(struct conn *c, unsigned dir)
+{
+	struct held *h = c->held[dir];
+
+	if (!h || h->seq != c->next_seq[dir])
+		return;
+	c->held[dir] = h->next;
+	if (!--c->nheld)
+		nholding--;
+	h->next = NULL;
+	*ready_tail = h;
+	ready_tail = &h->next;
+}
+
 enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 			       struct http_exchange *out)
 {
@@ -623,9 +722,7 @@ enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 	if (len > SONDE_H2_DATA_CAP)
 		len = SONDE_H2_DATA_CAP;
 	if (!c) {
-		/* The rest of a connection already given up, or swept. */
-		if (ev->seq != 0)
-			return HTTP2_NOTHING;
+		/* Its first record: seq 0, or a later one read first. */
 		forget_earlier(ev->hdr.tgid, ev->fd, ev->since);
 		c = conn_new(ev);
 		if (!c)
@@ -635,10 +732,11 @@ enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 		if (c->given_up)
 			return HTTP2_LOST;
 	}
-	if (c->lost)
+	if (c->lost || ev->seq < c->next_seq[dir])
 		return HTTP2_NOTHING;
-	if (ev->seq != c->next_seq[dir] ||
-	    (size_t)ev->offset + len > ev->frame_len)
+	if (ev->seq > c->next_seq[dir])
+		return hold(c, dir, ev, size) ? HTTP2_NOTHING : lose(c);
+	if ((size_t)ev->offset + len > ev->frame_len)
 		r = HTTP2_LOST;
 	else if (ev->type == SONDE_H2_RST_STREAM)
 		r = reset(c, ev, len, out);
@@ -649,13 +747,47 @@ enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 	else
 		r = HTTP2_LOST;
 	c->next_seq[dir] = ev->seq + 1;
-	if (r == HTTP2_LOST) {
-		/* Keep the entry, marked, so the rest of its records are
-		 * passed over: until it is swept. */
-		c->lost = true;
-		c->npending = 0;
-	}
+	if (r == HTTP2_LOST)
+		return lose(c);
+	release(c, dir);
 	return r;
+}
+
+const struct sonde_h2_event *http2_ready(size_t *size)
+{
+	free(handed_out);
+	handed_out = ready_head;
+	if (!ready_head)
+		return NULL;
+	ready_head = ready_head->next;
+	if (!ready_head)
+		ready_tail = &ready_head;
+	*size = handed_out->size;
+	return (const struct sonde_h2_event *)handed_out->rec;
+}
+
+/* Whether c has held a record through HELD_ROUNDS ends of round: the one
+ * before it would have come by then, had it been made. */
+static bool held_too_long(const struct conn *c)
+{
+	for (int d = 0; d < 2; d++)
+		if (c->held[d] && rounds - c->held[d]->round >= HELD_ROUNDS)
+			return true;
+	return false;
+}
+
+unsigned http2_end_round(void)
+{
+	unsigned lost = 0;
+
+	rounds++;
+	for (unsigned b = 0; nholding && b < NBUCKETS; b++)
+		for (struct conn *c = buckets[b]; c; c = c->next)
+			if (c->nheld && held_too_long(c)) {
+				lose(c);
+				lost++;
+			}
+	return lost;
 }
 
 void http2_sweep(proto_open_fn open)
@@ -683,6 +815,8 @@ size_t http2_connections(void)
 
 void http2_clear(void)
 {
+	while (http2_ready(&(size_t){ 0 }))
+		;
 	for (unsigned b = 0; b < NBUCKETS; b++)
 		while (buckets[b]) {
 			struct conn *c = buckets[b];
@@ -727,6 +861,17 @@ static enum proto_next http2_read(const void *rec, size_t size,
 	return PROTO_NEXT_NOTHING;
 }
 
+static const void *http2_ready_record(size_t *size)
+{
+	return http2_ready(size);
+}
+
+static unsigned http2_rounds_lost(enum parse_error *why)
+{
+	*why = PARSE_ERROR_HTTP2_LOST;
+	return http2_end_round();
+}
+
 static unsigned http2_observe(const void *rec, size_t size,
 			      const struct proto_record *r,
 			      struct proto_obs *obs)
@@ -745,4 +890,6 @@ const struct proto proto_http2 = {
 	.observe = http2_observe,
 	.sweep = http2_sweep,
 	.clear = http2_clear,
+	.ready = http2_ready_record,
+	.end_round = http2_rounds_lost,
 };

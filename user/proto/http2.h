@@ -36,6 +36,9 @@
 #define HTTP2_MAX_PENDING 256
 /* A header block longer than this loses its connection. */
 #define HTTP2_MAX_BLOCK 65536
+/* Records a connection holds back, come before one they follow (read
+ * from another CPU's ring first); one more loses it. */
+#define HTTP2_MAX_HELD 64
 
 enum http2_result {
 	HTTP2_NOTHING = 0, /* taken in; no exchange finished */
@@ -50,9 +53,21 @@ enum http2_result {
 
 /* Takes in one record, size bytes long. On HTTP2_EXCHANGE, *out is the
  * exchange, its grpc_status the gRPC call's status (0 to 16) or -1 when
- * it is not a gRPC call; its pointers stay valid until the next call. */
+ * it is not a gRPC call; its pointers stay valid until the next call. A
+ * record that comes before one it follows (its seq is ahead of its
+ * direction's) is held back until that one has come: HTTP2_NOTHING. */
 enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 			       struct http_exchange *out);
+
+/* A record held back whose turn has come, to be handed to http2_handle
+ * now; NULL when none. Valid until the next call; *size is its length.
+ * Call after each http2_handle until NULL. */
+const struct sonde_h2_event *http2_ready(size_t *size);
+
+/* After each round of reading every ring: gives up the connections that
+ * have held a record back for HELD_ROUNDS rounds (the one it waits for
+ * was lost). Returns how many (each is an HTTP2_LOST). */
+unsigned http2_end_round(void);
 
 /* Forgets the connections open() says are closed. */
 void http2_sweep(proto_open_fn open);

@@ -126,6 +126,15 @@ struct proto {
 	 * closed; and all of it. */
 	void (*sweep)(proto_open_fn open);
 	void (*clear)(void);
+	/* Optional, for a protocol whose records may be read out of the
+	 * order they were made in (each CPU has its ring) and that holds some
+	 * back: one whose turn has come, size bytes, valid until the next
+	 * call; NULL when none. The dispatcher reads them after each of the
+	 * protocol's records, as if they came then. */
+	const void *(*ready)(size_t *size);
+	/* Optional: after each round of reading the rings, how many
+	 * measurements the protocol has given up since, and why. */
+	unsigned (*end_round)(enum parse_error *why);
 };
 
 #endif
