@@ -42,16 +42,22 @@ static __always_inline void report_process(__u32 tgid, __u16 kind)
 							   BPF_RB_NO_WAKEUP);
 }
 
-/* Puts tgid in the procs map, so its exit and exec get reported. Returns
- * false when the map is full (counted). */
+/* Puts tgid in the procs map, so its exit and exec get reported. A
+ * process met for the first time wakes the daemon: it names a process
+ * from its /proc entry, which a short-lived client (a Go program making a
+ * thousand requests in 30 ms) may have lost by the daemon's next timed
+ * poll. Returns false when the map is full (counted). */
 static __always_inline bool note_tgid(__u32 tgid)
 {
 	__u8 one = 1;
+	long err = bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST);
 
-	if (bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST) == -E2BIG) {
+	if (err == -E2BIG) {
 		count_drop(SONDE_DROP_PROC_FULL);
 		return false;
 	}
+	if (!err)
+		wake_daemon();
 	return true;
 }
 

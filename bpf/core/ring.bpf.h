@@ -59,6 +59,15 @@ static __always_inline void *ring_reserve(struct ring_slot *s, __u32 size)
 	return data + off + SONDE_RING_REC_HDR;
 }
 
+/* Wakes the daemon now: an empty record discarded on the shared ring. */
+static __always_inline void wake_daemon(void)
+{
+	void *wake = bpf_ringbuf_reserve(&events, sizeof(__u64), 0);
+
+	if (wake)
+		bpf_ringbuf_discard(wake, BPF_RB_FORCE_WAKEUP);
+}
+
 /* Publishes the record: its bytes before the position that covers them.
  * x86, the one target (vmlinux/x86), keeps two stores in order once the
  * compiler does; a weakly ordered CPU would need a release here. When
@@ -70,17 +79,13 @@ static __always_inline void ring_submit(struct ring_slot *s)
 	__u64 end = s->at + s->bytes;
 	__u64 quarter = (ring_mask + 1) / 4;
 	__u64 read = *(volatile __u64 *)&pos->consumer;
-	void *wake;
 
 	barrier();
 	*(volatile __u64 *)&pos->producer = end;
 	barrier();
 	pos->busy = 0;
-	if (s->at - read <= quarter && end - read > quarter) {
-		wake = bpf_ringbuf_reserve(&events, sizeof(__u64), 0);
-		if (wake)
-			bpf_ringbuf_discard(wake, BPF_RB_FORCE_WAKEUP);
-	}
+	if (s->at - read <= quarter && end - read > quarter)
+		wake_daemon();
 }
 
 /* Gives up the record being written: nothing is published, and the next

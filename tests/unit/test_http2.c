@@ -370,12 +370,16 @@ TEST(a_missing_record_loses_the_connection_once)
 	CHECK(response(&p, 3, "200", 40) == HTTP2_NOTHING);
 	CHECK(http2_end_round() == 0);
 	/* A new connection on the same fd and socket starts afresh, and the
-	 * old one is forgotten. */
+	 * old one is forgotten once its late records have had two rounds to
+	 * come. */
 	peer_free(&p);
 	peer_init(&p, 11);
 	CHECK(request(&p, 1, "GET", "/again", 50) == HTTP2_NOTHING);
 	CHECK(response(&p, 1, "200", 60) == HTTP2_EXCHANGE);
 	check_exchange("GET", "/again", 200);
+	CHECK(http2_connections() == 2);
+	CHECK(http2_end_round() == 0);
+	CHECK(http2_end_round() == 0);
 	CHECK(http2_connections() == 1);
 	http2_clear();
 	peer_free(&p);
@@ -390,22 +394,19 @@ TEST(records_read_out_of_order_are_taken_in_order)
 
 	peer_init(&p, 12);
 	stashing = true;
-	request(&p, 1, "GET", "/a", 10);  /* client's seq 0 */
-	request(&p, 3, "GET", "/b", 20);  /* client's seq 1 */
-	response(&p, 1, "200", 30);	  /* server's seq 0 */
-	response(&p, 3, "404", 40);	  /* server's seq 1 */
+	request(&p, 1, "GET", "/a", 10); /* client's seq 0 */
+	request(&p, 3, "GET", "/b", 20); /* client's seq 1 */
+	response(&p, 1, "200", 30);	 /* server's seq 0 */
+	response(&p, 3, "404", 40);	 /* server's seq 1 */
 	stashing = false;
 	CHECK(nstash == 4);
 	/* Each comes before the one it follows. */
-	CHECK(http2_handle(&stash[1], sizeof(stash[1]), &out) ==
-	      HTTP2_NOTHING);
+	CHECK(http2_handle(&stash[1], sizeof(stash[1]), &out) == HTTP2_NOTHING);
 	CHECK(hand_over_ready() == 0);
-	CHECK(http2_handle(&stash[3], sizeof(stash[3]), &out) ==
-	      HTTP2_NOTHING);
+	CHECK(http2_handle(&stash[3], sizeof(stash[3]), &out) == HTTP2_NOTHING);
 	CHECK(hand_over_ready() == 0);
 	/* The server's first: its request has not come yet. */
-	CHECK(http2_handle(&stash[2], sizeof(stash[2]), &out) ==
-	      HTTP2_NOTHING);
+	CHECK(http2_handle(&stash[2], sizeof(stash[2]), &out) == HTTP2_NOTHING);
 	CHECK(hand_over_ready() == 0);
 	/* The client's first finishes stream 1, and lets its second, held,
 	 * finish stream 3. */
@@ -419,6 +420,46 @@ TEST(records_read_out_of_order_are_taken_in_order)
 	nstash = 0;
 	http2_clear();
 	peer_free(&p);
+}
+
+/* The records of a connection read after the first of the next
+ * connection on its fd (another CPU's ring read later) still make its
+ * exchanges, whether some of its records came before (the response) or
+ * none did (the second connection); the newest is not disturbed, and the
+ * older ones are forgotten two rounds on. */
+TEST(a_connection_s_late_records_outlive_the_next_one_s_first)
+{
+	struct peer old, short_lived, fresh;
+
+	peer_init(&old, 13);
+	CHECK(request(&old, 1, "GET", "/old", 10) == HTTP2_NOTHING);
+	stashing = true;
+	response(&old, 1, "200", 20);
+	peer_init(&short_lived, 13);
+	request(&short_lived, 1, "GET", "/brief", 22);
+	response(&short_lived, 1, "204", 24);
+	stashing = false;
+	CHECK(nstash == 3);
+	peer_init(&fresh, 13);
+	CHECK(request(&fresh, 1, "GET", "/new", 30) == HTTP2_NOTHING);
+	CHECK(http2_handle(&stash[0], sizeof(stash[0]), &out) ==
+	      HTTP2_EXCHANGE);
+	check_exchange("GET", "/old", 200);
+	CHECK(http2_handle(&stash[1], sizeof(stash[1]), &out) == HTTP2_NOTHING);
+	CHECK(http2_handle(&stash[2], sizeof(stash[2]), &out) ==
+	      HTTP2_EXCHANGE);
+	check_exchange("GET", "/brief", 204);
+	CHECK(http2_connections() == 3);
+	CHECK(http2_end_round() == 0);
+	CHECK(http2_end_round() == 0);
+	CHECK(http2_connections() == 1);
+	CHECK(response(&fresh, 1, "200", 40) == HTTP2_EXCHANGE);
+	check_exchange("GET", "/new", 200);
+	nstash = 0;
+	http2_clear();
+	peer_free(&old);
+	peer_free(&short_lived);
+	peer_free(&fresh);
 }
 
 TEST(garbage_blocks_lose_the_connection)
@@ -930,6 +971,7 @@ UNIT_MAIN("http2", UNIT_CASE(request_and_response_make_one_exchange),
 	  UNIT_CASE(a_reset_stream_is_forgotten),
 	  UNIT_CASE(a_missing_record_loses_the_connection_once),
 	  UNIT_CASE(records_read_out_of_order_are_taken_in_order),
+	  UNIT_CASE(a_connection_s_late_records_outlive_the_next_one_s_first),
 	  UNIT_CASE(garbage_blocks_lose_the_connection),
 	  UNIT_CASE(an_empty_header_block_is_no_request),
 	  UNIT_CASE(padding_longer_than_its_frame_loses_the_connection),

@@ -84,6 +84,10 @@ struct conn {
 	unsigned npending, pending_room;
 	struct held *held[2]; /* per direction, by seq */
 	unsigned nheld;
+	/* A newer connection took its fd: forgotten once the records it may
+	 * still have in other CPUs' rings have come (HELD_ROUNDS rounds). */
+	bool superseded;
+	unsigned superseded_round;
 	struct conn *next; /* hash chain */
 };
 
@@ -92,9 +96,10 @@ static size_t nconns;
 /* Held records whose turn has come, to be read again (http2_ready), and
  * the one handed out last, freed at the next call. */
 static struct held *ready_head, **ready_tail = &ready_head, *handed_out;
-/* Rounds of reading the rings so far, and connections holding records. */
+/* Rounds of reading the rings so far, connections holding records, and
+ * connections superseded and not forgotten yet. */
 static unsigned rounds;
-static size_t nholding;
+static size_t nholding, nsuperseded;
 /* Connections given up at their first record for want of room: kept, as
  * small entries without decoders, so they are counted once. */
 static size_t ngiven_up;
@@ -142,6 +147,8 @@ static void held_free(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
+	if (c->superseded)
+		nsuperseded--;
 	held_free(c);
 	decoders_free(c);
 	for (int d = 0; d < 2; d++)
@@ -593,20 +600,53 @@ static enum http2_result block_piece(struct conn *c,
 	return HTTP2_NOTHING;
 }
 
-/* Forgets the connections process tgid had on fd before the one that
- * began at since: an fd holds one connection at a time. */
-static void forget_earlier(uint32_t tgid, uint32_t fd, uint64_t since)
+/* The connections process tgid had on fd before the one that began at
+ * since are superseded: an fd holds one connection at a time. They are
+ * forgotten a few rounds later, not at once: their last records may be
+ * read after the new one's first, from another CPU's ring. */
+static void supersede_earlier(uint32_t tgid, uint32_t fd, uint64_t since)
 {
-	struct conn **p = &buckets[bucket_of(tgid, fd)];
+	for (struct conn *c = buckets[bucket_of(tgid, fd)]; c; c = c->next)
+		if (c->tgid == tgid && c->fd == fd && c->since < since &&
+		    !c->superseded) {
+			c->superseded = true;
+			c->superseded_round = rounds;
+			nsuperseded++;
+		}
+}
 
-	while (*p) {
-		struct conn *c = *p;
+/* c was just met: when process tgid already has a connection on its fd
+ * that began after it (the newer one's first record was read first, from
+ * another CPU's ring), c is superseded from the start. */
+static void supersede_if_newer(struct conn *c)
+{
+	for (struct conn *o = buckets[bucket_of(c->tgid, c->fd)]; o;
+	     o = o->next)
+		if (o->tgid == c->tgid && o->fd == c->fd &&
+		    o->since > c->since) {
+			c->superseded = true;
+			c->superseded_round = rounds;
+			nsuperseded++;
+			return;
+		}
+}
 
-		if (c->tgid == tgid && c->fd == fd && c->since != since) {
-			*p = c->next;
-			conn_free(c);
-		} else {
-			p = &c->next;
+/* Forgets the superseded connections whose time is up. */
+static void forget_superseded(void)
+{
+	for (unsigned b = 0; b < NBUCKETS; b++) {
+		struct conn **p = &buckets[b];
+
+		while (*p) {
+			struct conn *c = *p;
+
+			if (c->superseded &&
+			    rounds - c->superseded_round >= HELD_ROUNDS) {
+				*p = c->next;
+				conn_free(c);
+			} else {
+				p = &c->next;
+			}
 		}
 	}
 }
@@ -722,13 +762,14 @@ enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 	if (len > SONDE_H2_DATA_CAP)
 		len = SONDE_H2_DATA_CAP;
 	if (!c) {
-		/* Its first record: seq 0, or a later one read first. */
-		forget_earlier(ev->hdr.tgid, ev->fd, ev->since);
+		/* Its first record read: seq 0, or a later one read first. */
+		supersede_earlier(ev->hdr.tgid, ev->fd, ev->since);
 		c = conn_new(ev);
 		if (!c)
 			return HTTP2_LOST;
 		slot = find(ev->hdr.tgid, ev->fd, ev->since);
 		*slot = c;
+		supersede_if_newer(c);
 		if (c->given_up)
 			return HTTP2_LOST;
 	}
@@ -787,6 +828,8 @@ unsigned http2_end_round(void)
 				lose(c);
 				lost++;
 			}
+	if (nsuperseded)
+		forget_superseded();
 	return lost;
 }
 
