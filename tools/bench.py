@@ -190,11 +190,17 @@ STARTUP_FIGURES = (("first /metrics", "metrics_s", TARGET_FIRST_METRICS_S),
                    ("/readyz 200", "ready_s", TARGET_READY_S))
 
 # kernel scenario: the socket programs' run time per run, by protocol
-# path: (name, label, pingpong flags, the side traced).
+# path: (name, label, pingpong flags, the side traced). Each round also
+# runs every agent on the baseline, where neither side is traced: its
+# time per run is what an untraced call's early exit costs, taken off
+# the paths' untraced calls to leave the traced calls' own time.
 KERNEL_PATHS = (("http1_server", "HTTP/1 server", (), "server"),
                 ("http1_client", "HTTP/1 client", (), "client"),
                 ("http2_server", "HTTP/2 server", ("--h2",), "server"))
 KERNEL_MODES = ("bound", "sonde")
+KERNEL_BASELINE = "untraced"
+# A traced side makes two calls an exchange: a read and a write.
+TRACED_CALLS_PER_EXCHANGE = 2
 # A run of 2 s makes some 10^5 exchanges, each 4 program runs: the mean
 # per run settles well within it, and the scenario's six runs a round
 # stay short.
@@ -530,7 +536,10 @@ def begun(load, seconds):
 class SplitPingpong(Load):
     """build/tools/pingpong --split (flags) pinned to the last CPU: its
     server and client ends in two processes, held until the agent is
-    ready, which traces only side's ("server" or "client")."""
+    ready, which traces only side's ("server" or "client"); with side
+    None, neither: the agent traces an idle process, and every call of
+    both ends is an early exit (the baseline the traced runs are read
+    against)."""
 
     program_time = True
 
@@ -540,6 +549,7 @@ class SplitPingpong(Load):
         self.flags = list(flags)
         self.side = side
         self.proc = None
+        self.idle = None
 
     def begin(self, seconds):
         self.proc = subprocess.Popen(
@@ -550,6 +560,11 @@ class SplitPingpong(Load):
             preexec_fn=_die_with_bench)
         m = wait_line(self.proc, r"pingpong: server (\d+) client (\d+)",
                       "pingpong --split")
+        if self.side is None:
+            self.idle = subprocess.Popen(["sleep", "3600"],
+                                         start_new_session=True,
+                                         preexec_fn=_die_with_bench)
+            return self.idle.pid
         return int(m.group(1 if self.side == "server" else 2))
 
     def go(self, seconds):
@@ -564,6 +579,9 @@ class SplitPingpong(Load):
     def end(self):
         stop(self.proc)
         self.proc = None
+        if self.idle:
+            stop(self.idle)
+            self.idle = None
 
 
 def wrk_load(url):
@@ -1213,26 +1231,44 @@ def print_exchange_report(cfg, s, warnings):
     print_verdicts(s, "exchange", warnings)
 
 
+def traced_ns_per_call(run, baseline):
+    """The traced side's own time per call in a path's run: the run time
+    less the baseline's per run for every other call (the untraced side's
+    and other processes', all early exits), over the traced calls."""
+    traced = TRACED_CALLS_PER_EXCHANGE * run["requests"]
+    untraced = max(run["prog_runs"] - traced, 0)
+    return (run["prog_ns"] - untraced * baseline["ns_per_run"]) / traced
+
+
 def summarize_kernel(results):
-    """Per path: each agent's ns per program run and per exchange, sonde's
-    per-run time over the bound's of the same round, and sonde's counts of
-    the traced and the untraced side."""
+    """Per path: each agent's ns per program run and per traced call (the
+    untraced calls' early exits taken off at the baseline's rate of the
+    same round), sonde's per traced call over the bound's of the same
+    round, and sonde's counts of the traced and the untraced side."""
     out = {}
+    base = results[KERNEL_BASELINE]
+    out[KERNEL_BASELINE] = {
+        "ns_per_run": {m: spread(r["ns_per_run"] for r in base[m])
+                       for m in KERNEL_MODES}}
     for name, _, _, side in KERNEL_PATHS:
         by_mode = results[name]
         runs = by_mode["sonde"]
         traced, untraced = (("counted", "client_counted") if side == "server"
                             else ("client_counted", "counted"))
+        per_call = {m: [traced_ns_per_call(run, b)
+                        for run, b in zip(by_mode[m], base[m])]
+                    for m in KERNEL_MODES}
         out[name] = {
             "ns_per_run": {m: spread(r["ns_per_run"] for r in by_mode[m])
                            for m in KERNEL_MODES},
+            "ns_per_traced_call": {m: spread(per_call[m])
+                                   for m in KERNEL_MODES},
             "ns_per_exchange": {m: median(by_mode[m], "prog_ns_per_exchange")
                                 for m in KERNEL_MODES},
             "runs_per_exchange": {m: median(by_mode[m], "runs_per_exchange")
                                   for m in KERNEL_MODES},
             "sonde_vs_bound": spread(
-                s["ns_per_run"] / b["ns_per_run"]
-                for s, b in zip(runs, by_mode["bound"])),
+                s / b for s, b in zip(per_call["sonde"], per_call["bound"])),
             "exchanges": sum(r["requests"] for r in runs),
             "traced_counted": sum(r[traced] for r in runs),
             "untraced_counted": sum(r[untraced] for r in runs),
@@ -1265,15 +1301,20 @@ def print_kernel_report(cfg, s, warnings):
           f"{cfg['cpus'] - 1}, one side traced (--pid), {cfg['rounds']} "
           f"round(s) x {min(cfg['seconds'], KERNEL_SECONDS)} s, medians; "
           f"{cfg['cpus']} CPUs, kernel {cfg['kernel']}")
+    base = s[KERNEL_BASELINE]["ns_per_run"]
+    print(f"  {'untraced':<14} " + "   ".join(
+        f"{m} {med:6.1f} ns/run ({lo:.1f}..{hi:.1f})"
+        for m, (med, lo, hi) in base.items())
+        + "   (early exits: the baseline)")
     for name, label, _, side in KERNEL_PATHS:
         p = s[name]
         print(f"  {label:<14} " + "   ".join(
-            f"{m} {med:6.1f} ns/run ({lo:.1f}..{hi:.1f})"
-            for m, (med, lo, hi) in p["ns_per_run"].items()))
+            f"{m} {med:6.1f} ns/traced call ({lo:.1f}..{hi:.1f})"
+            for m, (med, lo, hi) in p["ns_per_traced_call"].items()))
         med, lo, hi = p["sonde_vs_bound"]
         print(f"  {'':<14} sonde/bound {med:.2f}x (rounds {lo:.2f}x.."
-              f"{hi:.2f}x); per exchange " + ", ".join(
-                  f"{m} {v:.0f} ns" for m, v in p["ns_per_exchange"].items())
+              f"{hi:.2f}x); ns/run " + ", ".join(
+                  f"{m} {v[0]:.1f}" for m, v in p["ns_per_run"].items())
               + "; runs an exchange " + ", ".join(
                   f"{m} {v:.2f}" for m, v in p["runs_per_exchange"].items()))
         print(f"  {'':<14} sonde counted the {side} side "
@@ -1281,13 +1322,16 @@ def print_kernel_report(cfg, s, warnings):
               f"the other {p['untraced_counted']:.0f}; dropped "
               + (", ".join(f"{k}={v:.0f}" for k, v
                            in sorted(p["drops"].items()) if v) or "none"))
-    print("  A run is any call on the socket hooks: the traced side's two an "
-          "exchange, the\n"
-          "  untraced side's two (early exits on the pid filter), other "
-          "processes' (early\n"
-          "  exits too: runs an exchange above 4). Over HTTP/2 the bound "
-          "peeks 16 bytes a\n"
-          "  call as over HTTP/1: the least work, no frame followed.")
+    print("  A traced call is one of the traced side's two calls an exchange "
+          "(a read, a\n"
+          "  write): the run time of a path's run less, for every other call "
+          "(the\n"
+          "  untraced side's and other processes', early exits on the pid "
+          "filter), the\n"
+          "  untraced baseline's time per run of the same round. Over HTTP/2 "
+          "the bound\n"
+          "  peeks 16 bytes a call as over HTTP/1: the least work, no frame "
+          "followed.")
     print_verdicts(s, "kernel", warnings)
 
 
@@ -1468,6 +1512,7 @@ def bench_kernel(tmp, rounds, seconds):
           f"{seconds} s runs", flush=True)
     loads = {name: SplitPingpong(flags, side)
              for name, _, flags, side in KERNEL_PATHS}
+    loads[KERNEL_BASELINE] = SplitPingpong((), None)
     results = {name: {mode: [] for mode in KERNEL_MODES} for name in loads}
     warnings = []
     with bpf_run_stats():

@@ -287,18 +287,24 @@ def test_http2_prior_knowledge_is_classified_http2(tmp_path):
             assert got == {("200", "2"): 6, ("503", "2"): 3,
                            ("404", "2"): 3}
             assert conns == 12
-            assert sonde.settled_series(port, 12) == {
-                ("GET", "200", "/"): 3,
-                ("GET", "200", "/users/{id}"): 3,
-                ("GET", "503", "/fail"): 3,
-                ("GET", "404", "/nope"): 3,
-            }
-            wait_for(lambda: client_series(sonde, port, "curl") == {
-                ("GET", "200"): 6, ("GET", "503"): 3, ("GET", "404"): 3},
-                10, what="curl's client series")
+            check_h2_site_series(sonde, port)
             settle_classified(sonde, before, {"http2": 2 * conns})
     finally:
         server.stop()
+
+
+def check_h2_site_series(sonde, port):
+    """The test site's series after curl fetched H2_PATHS three times:
+    nginx's and curl's, exact."""
+    assert sonde.settled_series(port, 12) == {
+        ("GET", "200", "/"): 3,
+        ("GET", "200", "/users/{id}"): 3,
+        ("GET", "503", "/fail"): 3,
+        ("GET", "404", "/nope"): 3,
+    }
+    wait_for(lambda: client_series(sonde, port, "curl") == {
+        ("GET", "200"): 6, ("GET", "503"): 3, ("GET", "404"): 3},
+        10, what="curl's client series")
 
 
 def test_http2_over_tls_is_tls_on_the_socket_and_http2_in_plaintext(
@@ -319,15 +325,7 @@ def test_http2_over_tls_is_tls_on_the_socket_and_http2_in_plaintext(
             got, conns = curl_counted(["--http2", *args])
             assert got == {("200", "2"): 6, ("503", "2"): 3,
                            ("404", "2"): 3}
-            assert sonde.settled_series(port, 12) == {
-                ("GET", "200", "/"): 3,
-                ("GET", "200", "/users/{id}"): 3,
-                ("GET", "503", "/fail"): 3,
-                ("GET", "404", "/nope"): 3,
-            }
-            wait_for(lambda: client_series(sonde, port, "curl") == {
-                ("GET", "200"): 6, ("GET", "503"): 3, ("GET", "404"): 3},
-                10, what="curl's client series")
+            check_h2_site_series(sonde, port)
             settle_classified(sonde, before,
                               {"tls": 2 * conns, "http2": 2 * conns})
     finally:
