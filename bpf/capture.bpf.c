@@ -181,8 +181,7 @@ int sock_io(struct bpf_raw_tracepoint_args *ctx)
 	struct conn *c;
 
 	/* A peek leaves the bytes for the read that follows. */
-	if (!io_result_wanted(io.ret, tls_calls_maybe_open()) ||
-	    ((__u32)ctx->args[2] & MSG_PEEK))
+	if (!proto_io_wanted(io.ret) || ((__u32)ctx->args[2] & MSG_PEEK))
 		return 0;
 	/* A kernel thread's or an io_uring worker's registers are not a
 	 * syscall's. */
@@ -211,8 +210,7 @@ int sys_exit_io(struct trace_event_raw_sys_exit *ctx)
 	__u8 flags_at, skipped;
 	struct conn *c;
 
-	if (!io_result_wanted(io.ret, tls_calls_maybe_open()) ||
-	    process_excluded(key.tgid) ||
+	if (!proto_io_wanted(io.ret) || process_excluded(key.tgid) ||
 	    !io_syscall(ctx->id, &io.how, &io.is_read, &flags_at))
 		return 0;
 	io.regs = syscall_args(task, &key.fd, &io.arg2);
@@ -382,6 +380,8 @@ int ssl_exit(struct pt_regs *ctx)
 	if (!c)
 		return 0;
 	tls_mark(c);
+	if (plain.bound)
+		c->tls_bound = 1;
 	proto_data(&key, c, plain.buf, plain.n, plain.is_read);
 	return 0;
 }

@@ -48,7 +48,9 @@ struct conn {
 	__u8 tls;	    /* OpenSSL carries it: the socket sees ciphertext */
 	__u8 process_noted; /* its process is in the procs map */
 	__u8 tries;	    /* calls no detector claimed (PROTO_TRIES) */
-	__u8 pad;
+	/* The OpenSSL object on it is known to use this socket, through a
+	 * syscall inside one of its calls: its calls need name it no more. */
+	__u8 tls_bound;
 	/* The name of the task that first used the connection, for its
 	 * records: here it shares a cache line each record reads anyway,
 	 * where the task's own copy is usually a cache miss. */
@@ -322,10 +324,13 @@ static __always_inline struct conn *conn_track(struct conn_key *key,
 /* The connection on key, tracking it if it is new; NULL for an fd sonde
  * does not trace, with *skipped saying why (enum skip_why; 0 when a
  * connection is returned). Under socket hooks, sk is the syscall's socket,
- * of any kind, or NULL to take the fd's (the TLS probes, which make no
- * syscall): a connection whose socket is another one is tracked afresh,
- * so a closed fd's number reused is a new connection. The common case, a
- * connection known already, costs one lookup: no verdict, no fd table. */
+ * of any kind: a connection whose socket is another one is tracked
+ * afresh, so a closed fd's number reused is a new connection. sk is NULL
+ * for the TLS probes, which make no syscall: they take the connection
+ * known on the fd as it is (a reused fd's handshake, made of syscalls,
+ * has tracked it afresh before any plaintext), and the fd's socket only
+ * for one not known yet. The common case, a connection known already,
+ * costs one lookup: no verdict, no fd table. */
 static __always_inline struct conn *conn_find(struct conn_key *key,
 					      struct sock *sk, __u8 *skipped)
 {
@@ -334,7 +339,7 @@ static __always_inline struct conn *conn_find(struct conn_key *key,
 
 	*skipped = 0;
 	if (socket_hooks) {
-		if (sk && c && c->sk == (__u64)sk)
+		if (c && (!sk || c->sk == (__u64)sk))
 			return c;
 		if (process_verdict(key->tgid) == SONDE_VERDICT_IGNORE) {
 			*skipped = SKIP_IGNORED;

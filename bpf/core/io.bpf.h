@@ -138,12 +138,4 @@ static __always_inline __u32 peek_user(char *dst, const void *src, long n)
 	return len;
 }
 
-/* Whether ret is worth a look: bytes, or a read that would block inside
- * an OpenSSL call (a handshake waiting for the peer), which carries none
- * but names the call's socket. */
-static __always_inline bool io_result_wanted(long ret, bool tls_open)
-{
-	return ret > 0 || (ret == -EAGAIN && tls_open);
-}
-
 #endif

@@ -350,6 +350,28 @@ static __always_inline __u32 resume_status_line(struct http1_conn *h,
 	return have + more > SONDE_PEEK ? SONDE_PEEK : have + more;
 }
 
+/* "CONNECT host:443 HTTP/1.1": the request of a tunnel. */
+static __always_inline bool is_connect(const char *req)
+{
+	const char m[] = "CONNECT ";
+
+	for (__u32 i = 0; i < sizeof(m) - 1; i++)
+		if (req[i] != m[i])
+			return false;
+	return true;
+}
+
+/* Whether the final status line in status ends HTTP/1 on the connection:
+ * "101 Switching Protocols" (WebSocket, h2c), or a 2xx to a CONNECT (a
+ * tunnel, usually of TLS). What follows is another protocol's. */
+static __always_inline bool switches_protocol(const struct http1_conn *h,
+					      const char *status)
+{
+	if (status[9] == '1' && status[10] == '0' && status[11] == '1')
+		return true;
+	return status[9] == '2' && h->pipeline_idx == 0 && is_connect(h->req);
+}
+
 /* Bytes going from server to client (written by a server, read by a
  * client). A final status line ends the exchange. A server may go on
  * writing pipelined responses, each one the next request's; a client's
@@ -386,6 +408,10 @@ static __always_inline void on_response_bytes(struct conn_key *key,
 			return;
 	}
 	emit_exchange(key, c, h, peek, got);
+	if (switches_protocol(h, peek)) {
+		proto_switched(c);
+		return;
+	}
 	h->phase = PHASE_RESPONSE;
 	if (h->pipeline_idx < 255)
 		h->pipeline_idx++;

@@ -21,6 +21,14 @@ static __always_inline void count_classified(__u32 proto)
 		*n += 1; /* per CPU, with preemption off: no atomic needed */
 }
 
+/* c's protocol handed over to another (after CONNECT, or 101 Switching
+ * Protocols): its next bytes are classified afresh. */
+static __always_inline void proto_switched(struct conn *c)
+{
+	c->proto = SONDE_PROTO_NONE;
+	c->tries = 0;
+}
+
 /* Calls whose bytes no detector claimed that are let by before a
  * connection found in the middle of its life is unknown. */
 #define PROTO_TRIES 16
@@ -135,12 +143,31 @@ static __always_inline void proto_io(struct conn_key *key, struct conn *c,
 		h2_vector(key, c, io, 1, first);
 }
 
+/* Whether a read or write that returned ret is worth a look: bytes, or a
+ * read that would block inside an OpenSSL call (a handshake waiting for
+ * the peer), which carries none but names the call's socket. */
+static __always_inline bool proto_io_wanted(long ret)
+{
+	return ret > 0 || (ret == -EAGAIN && tls_open_call());
+}
+
+/* Whether the TLS bookkeeping has anything to learn from a call on c: a
+ * socket sonde does not trace (an OpenSSL call on it is not ours), one
+ * OpenSSL carries whose object is not known to use it yet, or one whose
+ * bytes are not known to be a plaintext protocol yet. */
+static __always_inline bool tls_maybe_involved(const struct conn *c)
+{
+	return !c || (c->tls && !c->tls_bound) ||
+	       c->proto == SONDE_PROTO_NONE || c->proto == SONDE_PROTO_UNKNOWN;
+}
+
 /* A read or write on a socket (ret: bytes, or -EAGAIN inside an OpenSSL
  * call, where it still names the socket); c is its connection, NULL when
- * sonde does not trace it. The TLS bookkeeping runs only while some
- * thread is inside an OpenSSL call, or for a memory-BIO process's reads
- * of a connection not known to be plaintext; on a connection OpenSSL
- * carries, the bytes are ciphertext and go no further. */
+ * sonde does not trace it. The TLS bookkeeping runs only where OpenSSL
+ * may be in play: never for a connection whose bytes are HTTP (one that
+ * switches protocols, after CONNECT or 101, is classified afresh); on a
+ * connection OpenSSL carries, the bytes are ciphertext and go no
+ * further. */
 static __always_inline void
 proto_socket_io(struct conn_key *key, struct conn *c, const struct io_call *io)
 {
@@ -148,11 +175,11 @@ proto_socket_io(struct conn_key *key, struct conn *c, const struct io_call *io)
 	 * tracked (dup2 onto it, close_range): tracked afresh then. */
 	if (c && io->ret > 0)
 		c = conn_revalidate(key, c, c->role);
-	if (io->is_read && io->ret > 0 &&
-	    (!c || c->tls || c->proto == SONDE_PROTO_NONE ||
-	     c->proto == SONDE_PROTO_UNKNOWN))
-		tls_note_read(key, c != NULL);
-	tls_note_fd(key, c);
+	if (tls_maybe_involved(c)) {
+		if (io->is_read && io->ret > 0)
+			tls_note_read(key, c != NULL);
+		tls_note_fd(key, c);
+	}
 	if (io->ret <= 0 || !c || c->tls || c->proto == SONDE_PROTO_UNKNOWN)
 		return;
 	proto_io(key, c, io);

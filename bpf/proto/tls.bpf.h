@@ -69,13 +69,13 @@ struct tls_socket {
 	__u8 pad[3];
 };
 
-/* One entry per thread that has made an OpenSSL call, kept between calls
- * (open says whether one is in progress): an insert and a delete per call
- * cost more than a lookup. LRU: threads that are gone are evicted. */
+/* Each thread's OpenSSL call, in the thread's own storage: kept between
+ * calls (open says whether one is in progress), found without a hash,
+ * and freed with the thread. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SONDE_MAX_TLS_CALLS);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct tls_call);
 } tls_calls SEC(".maps");
 
@@ -94,19 +94,19 @@ struct {
 	__type(value, __u8);
 } tls_bio_procs SEC(".maps");
 
-/* pid_tgid -> the TCP socket the thread read from last (those processes
- * only). */
+/* The TCP socket each thread of those processes read from last, in the
+ * thread's own storage. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SONDE_MAX_TLS_CALLS);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, __s32);
 } tls_last_read SEC(".maps");
 
-/* Open entries in tls_calls, or more (an open entry the LRU evicted, a
- * thread that died inside a call, is never subtracted): while it is 0, no
- * thread is inside an OpenSSL call and the syscall path need not look. */
-__u64 tls_calls_open;
+/* Set at the first OpenSSL call sonde sees, and never cleared: until
+ * then no syscall needs a look at its thread's call. Written once, so
+ * the CPUs do not pass its cache line back and forth. */
+__u32 tls_seen;
 /* Set once a process has been put in tls_bio_procs: until then no read
  * needs remembering. */
 __u32 tls_bio_seen;
@@ -126,11 +126,23 @@ static __always_inline bool tls_detect(const char *p, __u32 n)
 	       (n < 3 || (__u8)p[2] <= 0x04);
 }
 
-/* False while no thread is inside an OpenSSL call: the syscall path then
- * has nothing to tell the TLS programs. */
-static __always_inline bool tls_calls_maybe_open(void)
+/* False before any OpenSSL call: the syscall path then has nothing to
+ * tell the TLS programs. */
+static __always_inline bool tls_maybe_calls(void)
 {
-	return tls_enabled && *(volatile __u64 *)&tls_calls_open;
+	return tls_enabled && *(volatile __u32 *)&tls_seen;
+}
+
+/* The OpenSSL call the current thread is inside, or NULL. */
+static __always_inline struct tls_call *tls_open_call(void)
+{
+	struct tls_call *call;
+
+	if (!tls_maybe_calls())
+		return NULL;
+	call = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0,
+				    0);
+	return call && call->open ? call : NULL;
 }
 
 /* From now on c's socket carries ciphertext: counted once as TLS, and
@@ -152,14 +164,9 @@ static __always_inline void tls_mark(struct conn *c)
 static __always_inline void tls_note_fd(const struct conn_key *key,
 					struct conn *c)
 {
-	struct tls_call *call;
-	__u64 id;
+	struct tls_call *call = tls_open_call();
 
-	if (!tls_calls_maybe_open())
-		return;
-	id = bpf_get_current_pid_tgid();
-	call = bpf_map_lookup_elem(&tls_calls, &id);
-	if (!call || !call->open)
+	if (!call)
 		return;
 	if (c) {
 		call->fd = key->fd;
@@ -179,43 +186,40 @@ static __always_inline void tls_note_read(const struct conn_key *key,
 					  bool traced)
 {
 	__s32 fd = traced ? (__s32)key->fd : TLS_FD_UNTRACED;
-	__u64 id;
+	__s32 *last;
 
 	if (!tls_enabled || !*(volatile __u32 *)&tls_bio_seen ||
 	    !bpf_map_lookup_elem(&tls_bio_procs, &key->tgid))
 		return;
-	id = bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&tls_last_read, &id, &fd, BPF_ANY);
+	last = bpf_task_storage_get(&tls_last_read, bpf_get_current_task_btf(),
+				    0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (last)
+		*last = fd;
 }
 
 /* The entry of an OpenSSL call; how: its SONDE_TLS_CALL_* flags. */
 static __always_inline int tls_enter(struct pt_regs *ctx, __u64 how)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	bool is_ex = how & SONDE_TLS_CALL_EX,
 	     is_handshake = how & SONDE_TLS_CALL_HANDSHAKE;
-	struct tls_call call = {
-		.ssl = PT_REGS_PARM1(ctx),
-		.buf = is_handshake ? 0 : PT_REGS_PARM2(ctx),
-		.size_ptr = is_ex ? PT_REGS_PARM4(ctx) : 0,
-		.fd = TLS_FD_NONE,
-		.is_read = !!(how & SONDE_TLS_CALL_READ),
-		.is_ex = is_ex,
-		.is_handshake = is_handshake,
-		.open = 1,
-	};
-	struct tls_call *known;
+	struct tls_call *call;
 
-	if (process_ignored(id >> 32))
+	if (process_ignored(bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	known = bpf_map_lookup_elem(&tls_calls, &id);
-	if (known) {
-		if (!known->open)
-			__sync_fetch_and_add(&tls_calls_open, 1);
-		*known = call;
-	} else if (!bpf_map_update_elem(&tls_calls, &id, &call, BPF_NOEXIST)) {
-		__sync_fetch_and_add(&tls_calls_open, 1);
-	}
+	call = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call)
+		return 0;
+	call->ssl = PT_REGS_PARM1(ctx);
+	call->buf = is_handshake ? 0 : PT_REGS_PARM2(ctx);
+	call->size_ptr = is_ex ? PT_REGS_PARM4(ctx) : 0;
+	call->fd = TLS_FD_NONE;
+	call->is_read = !!(how & SONDE_TLS_CALL_READ);
+	call->is_ex = is_ex;
+	call->is_handshake = is_handshake;
+	call->open = 1;
+	if (!*(volatile __u32 *)&tls_seen)
+		tls_seen = 1;
 	return 0;
 }
 
@@ -237,15 +241,16 @@ static __always_inline long tls_bytes(struct pt_regs *ctx,
 	return n > 0x7fffffff ? 0x7fffffff : n;
 }
 
-/* The socket the call's plaintext belongs to, kept per SSL object. A
+/* The socket the call's plaintext belongs to, kept per SSL object, with
+ * *bound saying whether a syscall of the object's named it. A
  * syscall inside the call named it; or else the object's known one; or,
  * for a memory BIO, the thread's last read when the call returned
  * plaintext or finished a handshake (a fresh SSL object takes it at its
  * first call that moves plaintext). TLS_FD_NONE when there is none; the
  * first such call marks the process. */
 static __always_inline __s32 tls_socket(const struct tls_session_key *skey,
-					const struct tls_call *call, __u64 id,
-					long ret, long n)
+					const struct tls_call *call, long ret,
+					long n, bool *bound)
 {
 	struct tls_socket *known = bpf_map_lookup_elem(&tls_fds, skey);
 	struct tls_socket seen = { .fd = call->fd };
@@ -253,10 +258,14 @@ static __always_inline __s32 tls_socket(const struct tls_session_key *skey,
 	__u8 yes = 1;
 	__s32 *last;
 
+	*bound = false;
 	if (call->fd == TLS_FD_NONE) {
-		if (known && (!known->from_read || !fed))
+		if (known && (!known->from_read || !fed)) {
+			*bound = !known->from_read;
 			return known->fd;
-		last = bpf_map_lookup_elem(&tls_last_read, &id);
+		}
+		last = bpf_task_storage_get(&tls_last_read,
+					    bpf_get_current_task_btf(), 0, 0);
 		if (!last) {
 			if (!known &&
 			    !bpf_map_lookup_elem(&tls_bio_procs, &skey->tgid)) {
@@ -278,6 +287,7 @@ static __always_inline __s32 tls_socket(const struct tls_session_key *skey,
 	if (!known || known->fd != seen.fd ||
 	    known->from_read != seen.from_read)
 		bpf_map_update_elem(&tls_fds, skey, &seen, BPF_ANY);
+	*bound = !seen.from_read;
 	return seen.fd;
 }
 
@@ -286,6 +296,7 @@ struct tls_plain {
 	__u64 buf;
 	long n;
 	bool is_read;
+	bool bound; /* a syscall of the SSL object's named its socket */
 };
 
 /* The return of an OpenSSL call: true when it moved plaintext on a
@@ -293,27 +304,27 @@ struct tls_plain {
 static __always_inline bool tls_exit(struct pt_regs *ctx, struct conn_key *key,
 				     struct tls_plain *plain)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_session_key skey = { .tgid = id >> 32 };
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct tls_session_key skey = { .tgid = tgid };
 	struct tls_call *callp, call;
 	long n;
 
-	callp = bpf_map_lookup_elem(&tls_calls, &id);
+	callp = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0,
+				     0);
 	if (!callp || !callp->open)
 		return false;
 	call = *callp;
 	callp->open = 0;
-	__sync_fetch_and_add(&tls_calls_open, -1);
 	skey.ssl = call.ssl;
 	n = call.is_handshake ? 0 : tls_bytes(ctx, &call);
-	call.fd = tls_socket(&skey, &call, id, PT_REGS_RC(ctx), n);
+	call.fd = tls_socket(&skey, &call, PT_REGS_RC(ctx), n, &plain->bound);
 	if (n <= 0 || call.fd == TLS_FD_UNTRACED)
 		return false;
 	if (call.fd < 0) {
 		count_drop(SONDE_DROP_TLS_NO_SOCKET);
 		return false;
 	}
-	key->tgid = id >> 32;
+	key->tgid = tgid;
 	key->fd = call.fd;
 	plain->buf = call.buf;
 	plain->n = n;

@@ -540,6 +540,51 @@ def test_http_after_other_first_bytes_is_never_parsed(lead_hex, first,
         server.stop()
 
 
+def test_a_connection_that_switches_protocols_is_classified_afresh():
+    """A WebSocket upgrade: the request and its 101 are one HTTP/1
+    exchange on each side; what follows the 101 is classified anew, from
+    its first bytes (a binary frame): unknown on both ends. Frames whose
+    payload reads like an HTTP request are not taken for one, and the
+    binary phase makes no record."""
+    port = free_port()
+    server = Server([sys.executable, TOOL, "upgrade-server", str(port)],
+                    port)
+    try:
+        with sonde_on(port, "--no-tls") as sonde:
+            before = classified(sonde)
+            with socket.create_connection(("127.0.0.1", port),
+                                          timeout=10) as conn:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.sendall(b"GET /chat HTTP/1.1\r\nHost: x\r\n"
+                             b"Upgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\n\r\n")
+                conn.settimeout(10)
+                got = b""
+                while b"\r\n\r\n" not in got:
+                    got += conn.recv(4096)
+                assert got.startswith(b"HTTP/1.1 101 ")
+                assert sonde.settled_series(port, 1) == {
+                    ("GET", "101", "/chat"): 1}
+                settle_classified(sonde, before, {"http1": 2})
+                base = quiet_received(sonde)
+                # Binary frames (0x82: final, binary), some of whose
+                # payloads start like a request line.
+                for i in range(20):
+                    payload = (b"GET /frame/%d HTTP/1.1\r\n\r\n" % i
+                               if i % 2 else os.urandom(40))
+                    frame = bytes([0x82, len(payload)]) + payload
+                    conn.sendall(frame)
+                    echo = b""
+                    while len(echo) < len(frame):
+                        echo += conn.recv(len(frame) - len(echo))
+                    assert echo == frame
+                assert_no_records_since(sonde, base)
+            settle_classified(sonde, before, {"http1": 2, "unknown": 2})
+            assert sonde.series(port) == {("GET", "101", "/chat"): 1}
+    finally:
+        server.stop()
+
+
 # --- HTTP/1 found after a few bytes -----------------------------------------
 
 

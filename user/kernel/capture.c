@@ -90,13 +90,6 @@ static struct map_fill fills[MAX_HASH_MAPS];
 static int nfills;
 static uint64_t swept_at_ns;
 
-/* bpf_get_current_pid_tgid(): the thread id is the low half. */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define PID_TGID_TID 0
-#else
-#define PID_TGID_TID 4
-#endif
-
 /* The maps whose keys name the task that owns each entry, as the BPF side
  * lays them out (bpf/capture.bpf.h, tls.bpf.h, uprobe.bpf.h). socks is
  * not here: it is keyed by socket and forgets one when it is destroyed. */
@@ -108,11 +101,8 @@ static const struct map_owner {
 	{ "conns", 8, 0 },    /* struct conn_key: tgid, fd */
 	{ "skip_fds", 8, 0 }, /* struct conn_key */
 	{ "procs", 4, 0 },    /* the tgid */
-	{ "verdicts", 4, 0 },
-	{ "tls_bio_procs", 4, 0 },
-	{ "tls_fds", 16, 8 }, /* struct tls_session_key: ssl, tgid */
-	{ "tls_calls", 8, PID_TGID_TID },
-	{ "tls_last_read", 8, PID_TGID_TID },
+	{ "verdicts", 4, 0 },	 { "tls_bio_procs", 4, 0 },
+	{ "tls_fds", 16, 8 },	 /* struct tls_session_key: ssl, tgid */
 	{ "func_starts", 8, 0 }, /* struct func_key: tid, func_id */
 };
 
@@ -799,9 +789,9 @@ static void collect_classified(const struct self_metric *m,
 	(void)m;
 	pthread_mutex_lock(&status_lock);
 	for (__u32 p = SONDE_PROTO_HTTP1; p < SONDE_PROTO_COUNT; p++)
-		self_emit_u64(sink, &proto_names[p],
-			      published ? per_cpu_sum(skel->maps.classified, p) :
-					  0);
+		self_emit_u64(
+			sink, &proto_names[p],
+			published ? per_cpu_sum(skel->maps.classified, p) : 0);
 	pthread_mutex_unlock(&status_lock);
 }
 

@@ -32,6 +32,11 @@ last byte and the close.
         HOLD 1: on the first request of the first connection that sends
         one, prints "request" and waits for a line before answering.
 
+    classify_tool.py upgrade-server PORT
+        Accepts one connection at a time. Answers its first request head
+        with "101 Switching Protocols" (a WebSocket upgrade), then echoes
+        every chunk it reads, until EOF.
+
     classify_tool.py tls-client PORT N
         Connects, prints "connected" and waits for a line; does the TLS
         handshake (python's ssl module, no certificate check), prints
@@ -208,6 +213,32 @@ def preamble_server(port, lead, first):
                 pass
 
 
+def upgrade_server(port):
+    srv = listen(port)
+    while True:
+        conn, _ = srv.accept()
+        with conn:
+            conn.settimeout(30)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    data = conn.recv(65536)
+                    if not data:
+                        raise ConnectionError("closed before its request")
+                    head += data
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                             b"Upgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\n\r\n")
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    conn.sendall(data)
+            except (ConnectionError, socket.timeout):
+                pass
+
+
 def split_server(port, hold, cut):
     srv = listen(port)
     held = [hold]
@@ -266,6 +297,8 @@ def main():
         blob_client(int(args[0]), int(args[1]), args[2] == "1")
     elif cmd == "preamble-server":
         preamble_server(int(args[0]), bytes.fromhex(args[1]), args[2])
+    elif cmd == "upgrade-server":
+        upgrade_server(int(args[0]))
     elif cmd == "split-server":
         split_server(int(args[0]), args[1] == "1", int(args[2]))
     elif cmd == "tls-client":
