@@ -32,19 +32,32 @@
 /* Buffers of one readv or writev followed: the kernel's own limit
  * (UIO_MAXIOV), so none is too many. */
 #define H2_MAX_IOVECS 1024
-/* Records carry the piece of a frame one call moved, in two sizes: most
- * header blocks are a few dozen bytes once HPACK-encoded. */
+/* A record carries the piece of a frame one call moved, with room for
+ * it rounded up to 8 bytes: most header blocks are a few dozen bytes once
+ * HPACK-encoded, and a ring that fills slower stays in the caches. Pieces
+ * of at most H2_SMALL_PIECE early in the window are copied word by
+ * word. */
 #define H2_SMALL_PIECE 128
+/* The first bytes of each buffer, read from the process once: frame
+ * headers and header-block pieces that lie within them are taken from
+ * this copy, and only what lies beyond is read from the process again (a
+ * read of user memory costs as much as the rest of a step). Most calls
+ * are whole within it: a request's or a response's HEADERS, a short DATA
+ * frame's header. The copy lives in the connection's state, one per
+ * direction: a reader and a writer thread may walk the two at once, and
+ * nothing else can be in the middle of the same walk. */
+#define H2_WINDOW 192
 
 /* Per direction (index 0: bytes the client sends): records sent, the
- * frame being read, how much of its payload is still to come, and a frame
- * header cut short by the end of a read or write. */
+ * frame being read, how much of its payload is still to come, a frame
+ * header cut short by the end of a read or write, and the window of the
+ * call being walked. */
 struct h2_conn {
 	__u64 since;  /* sonde_h2_event.since: when the preface went */
 	__u32 seq[2]; /* records sent (sonde_h2_event.seq) */
 	/* Bytes of the current read or write walked so far: kept here, not
 	 * on the stack, so that the verifier sees bpf_loop's steps alike. */
-	__u32 pos;
+	__u32 pos[2];
 	__u32 left[2];
 	__u32 len[2];
 	__u32 stream[2];
@@ -54,6 +67,7 @@ struct h2_conn {
 	__u8 lost; /* a frame or a record was lost: no longer followed */
 	__u8 pad;
 	char part[2][H2_FRAME_HEADER_ROOM];
+	char win[2][H2_WINDOW];
 };
 
 _Static_assert(sizeof(struct h2_conn) <= CONN_PROTO_STATE,
@@ -101,6 +115,7 @@ struct h2_walk {
 	const char *buf;
 	long n;
 	__u32 dir; /* 0: sent by the client, 1: by the server */
+	__u32 got; /* bytes of buf in st->win[dir] */
 };
 
 static __always_inline bool h2_forwarded(__u8 type)
@@ -147,94 +162,93 @@ static __always_inline void h2_fill(struct sonde_h2_event *ev,
 	__builtin_memcpy(ev->comm, c->comm, SONDE_COMM_LEN);
 }
 
-/* Reserves a record on this CPU's exchange ring with room for room bytes
- * of data, and reads len of them from src into it; NULL when there is no
- * room (counted) or the bytes cannot be read. */
-#define H2_RESERVE(slot, room, src, len)                                  \
-	({                                                                \
-		struct sonde_h2_event *e_ = ring_reserve(                 \
-			slot,                                             \
-			__builtin_offsetof(struct sonde_h2_event, data) + \
-				(room));                                  \
-		if (e_ && (len) &&                                        \
-		    ((len) > (room) ||                                    \
-		     bpf_probe_read_user(e_->data, (len), (src)))) {      \
-			ring_discard(slot);                               \
-			e_ = NULL;                                        \
-		}                                                         \
-		e_;                                                       \
-	})
+/* Words a piece copied from the window takes at most: a small piece's
+ * room. */
+#define H2_COPY_WORDS (H2_SMALL_PIECE / 8)
 
-/* Sends the next len bytes of direction d's frame, at w->buf + st->pos.
+/* Copies the len bytes at w->buf + pos, src, to dst, which has room for
+ * len rounded up to 8: from the window when they lie within it (a small
+ * piece early in it by words, with loads and stores the program makes
+ * itself: the helper that copies kernel memory costs about half as much
+ * as the rest of a record), else from the process. Nonzero when they
+ * cannot be read. */
+static __always_inline long h2_copy(void *dst, struct h2_walk *w,
+				    const char *src, __u64 len)
+{
+	__u32 d = w->dir & 1;
+	__u64 pos = w->st->pos[d]; /* 64 bits: one register the checks bound */
+	const char *win;
+
+	barrier_var(len);
+	if (len > SONDE_H2_DATA_CAP)
+		return -1;
+	if (len > w->got || pos > w->got - len)
+		return bpf_probe_read_user(dst, len, src);
+	barrier_var(pos);
+	if (pos >= H2_WINDOW)
+		return bpf_probe_read_user(dst, len, src);
+	if (len > H2_SMALL_PIECE || pos > H2_WINDOW - H2_SMALL_PIECE)
+		return bpf_probe_read_kernel(dst, len, &w->st->win[d][pos]);
+	barrier_var(pos);
+	win = &w->st->win[d][pos];
+	for (__u32 i = 0; i < H2_COPY_WORDS; i++) {
+		if (i * 8 >= len)
+			break;
+		((__u64 *)dst)[i] = *(const __u64 *)(win + i * 8);
+	}
+	return 0;
+}
+
+/* Sends the next len bytes of direction d's frame, at w->buf + st->pos[d].
  * The records of one direction are numbered: the daemon reads them in
  * that order, across the CPUs' rings, and decodes a header block only
  * from every piece in turn. False when the record was lost. */
 static __always_inline bool h2_send(struct h2_walk *w, __u32 d, __u64 len)
 {
-	const char *src = w->buf + w->st->pos;
+	const char *src = w->buf + w->st->pos[d];
 	struct sonde_h2_event *ev;
 	struct ring_slot slot;
+	__u64 room = (len + 7) & ~7ULL;
 
-	barrier_var(len);
-	if (len <= H2_SMALL_PIECE)
-		ev = H2_RESERVE(&slot, H2_SMALL_PIECE, src, len);
-	else
-		ev = H2_RESERVE(&slot, SONDE_H2_DATA_CAP, src, len);
+	barrier_var(room);
+	if (room > SONDE_H2_DATA_CAP)
+		return false;
+	ev = ring_reserve(&slot,
+			  __builtin_offsetof(struct sonde_h2_event, data) + room);
 	if (!ev)
 		return false;
+	if (len && h2_copy(ev->data, w, src, len)) {
+		ring_discard(&slot);
+		return false;
+	}
 	h2_fill(ev, w, d, len);
 	ring_submit(&slot);
 	return true;
 }
 
-/* One step through w's buffer: a piece of the current frame's payload,
- * or (some of) the next frame's header. bpf_loop's callback: 1 stops. */
-static long h2_step(__u32 i, void *ctx)
+/* Where direction d's next frame header lies in the window, or NULL
+ * when it does not lie whole within it. */
+static __always_inline const __u8 *h2_header_in_window(struct h2_walk *w,
+						       __u32 d)
 {
-	struct h2_walk *w = ctx;
-	struct h2_conn *st = w->st;
-	__u32 d = w->dir & 1, left, take, have, want;
-	long rest = w->n - st->pos;
-	const __u8 *f;
+	__u64 pos = w->st->pos[d]; /* 64 bits: one register the checks bound */
 
-	if (rest <= 0 || st->lost)
-		return 1;
-	left = st->left[d];
-	if (left) {
-		take = left < rest ? left : rest;
-		if (h2_forwarded(st->type[d])) {
-			if (take > SONDE_H2_DATA_CAP)
-				take = SONDE_H2_DATA_CAP;
-			if (!h2_send(w, d, take)) {
-				h2_unfollow(st);
-				return 1;
-			}
-		}
-		st->left[d] = left - take;
-		st->pos += take;
-		return 0;
-	}
-	have = st->part_len[d];
-	if (have >= H2_FRAME_HEADER)
-		have = 0;
-	want = H2_FRAME_HEADER - have;
-	if (want > rest)
-		want = rest;
-	barrier_var(want);
-	barrier_var(have);
-	if (want > H2_FRAME_HEADER || have >= H2_FRAME_HEADER ||
-	    bpf_probe_read_user(&st->part[d][have], want, w->buf + st->pos)) {
-		h2_unfollow(st);
-		return 1;
-	}
-	st->pos += want;
-	have += want;
-	if (have < H2_FRAME_HEADER) {
-		st->part_len[d] = have;
-		return 1;
-	}
-	st->part_len[d] = 0;
-	f = (const __u8 *)st->part[d];
+	if (pos + H2_FRAME_HEADER > w->got)
+		return NULL;
+	barrier_var(pos);
+	if (pos > H2_WINDOW - H2_FRAME_HEADER)
+		return NULL;
+	return (const __u8 *)&w->st->win[d][pos];
+}
+
+/* Direction d's next frame starts with the 9-byte header f: its payload
+ * follows. bpf_loop's callback's result: 1 stops (the connection is no
+ * longer followed). */
+static __always_inline long h2_header(struct h2_walk *w, __u32 d,
+				      const __u8 *f)
+{
+	struct h2_conn *st = w->st;
+
 	st->len[d] = (__u32)f[0] << 16 | (__u32)f[1] << 8 | f[2];
 	st->left[d] = st->len[d];
 	st->type[d] = f[3];
@@ -247,6 +261,82 @@ static long h2_step(__u32 i, void *ctx)
 		return 1;
 	}
 	return 0;
+}
+
+/* Takes in (some of) direction d's next frame header, rest bytes of w's
+ * buffer from its position on. 0: the header is whole and its payload
+ * follows; 1: stop (the buffer ends inside the header, or the connection
+ * is no longer followed). */
+static __always_inline long h2_next_header(struct h2_walk *w, __u32 d,
+					   long rest)
+{
+	struct h2_conn *st = w->st;
+	__u32 have = st->part_len[d], want;
+	const __u8 *f = have ? NULL : h2_header_in_window(w, d);
+
+	if (f) {
+		st->pos[d] += H2_FRAME_HEADER;
+		return h2_header(w, d, f);
+	}
+	if (have >= H2_FRAME_HEADER)
+		have = 0;
+	want = H2_FRAME_HEADER - have;
+	if (want > rest)
+		want = rest;
+	barrier_var(want);
+	barrier_var(have);
+	if (want > H2_FRAME_HEADER || have >= H2_FRAME_HEADER ||
+	    bpf_probe_read_user(&st->part[d][have], want,
+				w->buf + st->pos[d])) {
+		h2_unfollow(st);
+		return 1;
+	}
+	st->pos[d] += want;
+	have += want;
+	if (have < H2_FRAME_HEADER) {
+		st->part_len[d] = have;
+		return 1;
+	}
+	st->part_len[d] = 0;
+	return h2_header(w, d, (const __u8 *)st->part[d]);
+}
+
+/* One step through w's buffer: the next frame's header if the current
+ * frame is done, then what follows of its payload: a piece forwarded or
+ * skipped. bpf_loop's callback: 1 stops, as soon as the buffer is
+ * walked. */
+static long h2_step(__u32 i, void *ctx)
+{
+	struct h2_walk *w = ctx;
+	struct h2_conn *st = w->st;
+	__u32 d = w->dir & 1, left, take;
+	long rest = w->n - st->pos[d];
+
+	if (rest <= 0 || st->lost)
+		return 1;
+	left = st->left[d];
+	if (!left) {
+		if (h2_next_header(w, d, rest))
+			return 1;
+		rest = w->n - st->pos[d];
+		left = st->left[d];
+		if (rest <= 0)
+			return 1;
+		if (!left)
+			return 0;
+	}
+	take = left < rest ? left : rest;
+	if (h2_forwarded(st->type[d])) {
+		if (take > SONDE_H2_DATA_CAP)
+			take = SONDE_H2_DATA_CAP;
+		if (!h2_send(w, d, take)) {
+			h2_unfollow(st);
+			return 1;
+		}
+	}
+	st->left[d] = left - take;
+	st->pos[d] += take;
+	return st->pos[d] >= w->n;
 }
 
 /* c, the connection key, was just classified HTTP/2 by its preface (or
@@ -277,6 +367,8 @@ __attribute__((noinline)) int h2_data(struct conn_key *key, struct conn *c,
 		.n = n,
 		.dir = dir,
 	};
+	__u32 d = dir & 1;
+	__u64 got;
 
 	if (!key || !c)
 		return 0;
@@ -285,9 +377,14 @@ __attribute__((noinline)) int h2_data(struct conn_key *key, struct conn *c,
 		c->proto = SONDE_PROTO_UNKNOWN;
 		return 0;
 	}
-	w.st->pos = 0;
+	w.st->pos[d] = 0;
+	got = n > H2_WINDOW ? H2_WINDOW : n;
+	barrier_var(got);
+	if (got <= H2_WINDOW &&
+	    !bpf_probe_read_user(w.st->win[d], got, (const void *)buf))
+		w.got = got;
 	bpf_loop(H2_MAX_STEPS, h2_step, &w, 0);
-	if (!w.st->lost && w.st->pos < n)
+	if (!w.st->lost && w.st->pos[d] < n)
 		h2_unfollow(w.st);
 	if (!w.st->lost)
 		return 1;
