@@ -37,9 +37,8 @@
  * than hosts we know run; LRU beyond it. */
 #define SONDE_MAX_VERDICTS 65536
 #define SONDE_MAX_PORT_RULES 256
-/* Threads inside an OpenSSL read or write at once, and SSL objects whose
- * socket is known. */
-#define SONDE_MAX_TLS_CALLS 16384
+/* SSL objects whose socket is known (each thread's OpenSSL call lives in
+ * the thread's own storage, with no bound of its own). */
 #define SONDE_MAX_TLS_SESSIONS 32768
 /* Threads inside a --uprobe function at once. */
 #define SONDE_MAX_FUNC_CALLS 16384

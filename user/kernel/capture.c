@@ -101,8 +101,9 @@ static const struct map_owner {
 	{ "conns", 8, 0 },    /* struct conn_key: tgid, fd */
 	{ "skip_fds", 8, 0 }, /* struct conn_key */
 	{ "procs", 4, 0 },    /* the tgid */
-	{ "verdicts", 4, 0 },	 { "tls_bio_procs", 4, 0 },
-	{ "tls_fds", 16, 8 },	 /* struct tls_session_key: ssl, tgid */
+	{ "verdicts", 4, 0 },
+	{ "tls_bio_procs", 4, 0 },
+	{ "tls_fds", 16, 8 }, /* struct tls_session_key: ssl, tgid */
 	{ "func_starts", 8, 0 }, /* struct func_key: tid, func_id */
 };
 

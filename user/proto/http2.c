@@ -600,35 +600,34 @@ static enum http2_result block_piece(struct conn *c,
 	return HTTP2_NOTHING;
 }
 
-/* The connections process tgid had on fd before the one that began at
- * since are superseded: an fd holds one connection at a time. They are
- * forgotten a few rounds later, not at once: their last records may be
- * read after the new one's first, from another CPU's ring. */
-static void supersede_earlier(uint32_t tgid, uint32_t fd, uint64_t since)
+/* c is superseded: a newer connection took its fd. It is forgotten a few
+ * rounds later, not at once: its last records may be read after the
+ * newer one's first, from another CPU's ring. */
+static void supersede(struct conn *c)
 {
-	for (struct conn *c = buckets[bucket_of(tgid, fd)]; c; c = c->next)
-		if (c->tgid == tgid && c->fd == fd && c->since < since &&
-		    !c->superseded) {
-			c->superseded = true;
-			c->superseded_round = rounds;
-			nsuperseded++;
-		}
+	c->superseded = true;
+	c->superseded_round = rounds;
+	nsuperseded++;
 }
 
-/* c was just met: when process tgid already has a connection on its fd
- * that began after it (the newer one's first record was read first, from
- * another CPU's ring), c is superseded from the start. */
-static void supersede_if_newer(struct conn *c)
+/* Meeting process tgid's connection on fd that began at since: the ones
+ * it had there before are superseded (an fd holds one connection at a
+ * time). Returns whether one that began after it is known already (its
+ * first record was read first, from another CPU's ring): then the one
+ * met is superseded from the start. */
+static bool supersede_earlier(uint32_t tgid, uint32_t fd, uint64_t since)
 {
-	for (struct conn *o = buckets[bucket_of(c->tgid, c->fd)]; o;
-	     o = o->next)
-		if (o->tgid == c->tgid && o->fd == c->fd &&
-		    o->since > c->since) {
-			c->superseded = true;
-			c->superseded_round = rounds;
-			nsuperseded++;
-			return;
-		}
+	bool newer = false;
+
+	for (struct conn *c = buckets[bucket_of(tgid, fd)]; c; c = c->next) {
+		if (c->tgid != tgid || c->fd != fd)
+			continue;
+		if (c->since < since && !c->superseded)
+			supersede(c);
+		else if (c->since > since)
+			newer = true;
+	}
+	return newer;
 }
 
 /* Forgets the superseded connections whose time is up. */
@@ -763,13 +762,15 @@ enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 		len = SONDE_H2_DATA_CAP;
 	if (!c) {
 		/* Its first record read: seq 0, or a later one read first. */
-		supersede_earlier(ev->hdr.tgid, ev->fd, ev->since);
+		bool newer = supersede_earlier(ev->hdr.tgid, ev->fd, ev->since);
+
 		c = conn_new(ev);
 		if (!c)
 			return HTTP2_LOST;
 		slot = find(ev->hdr.tgid, ev->fd, ev->since);
 		*slot = c;
-		supersede_if_newer(c);
+		if (newer)
+			supersede(c);
 		if (c->given_up)
 			return HTTP2_LOST;
 	}

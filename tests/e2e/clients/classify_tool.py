@@ -196,7 +196,9 @@ def whole_answer(conn, path):
                  (len(path), path))
 
 
-def preamble_server(port, lead, first):
+def serve_connections(port, serve):
+    """Accepts connections on port one at a time, for ever, and hands each
+    to serve; a peer that goes away or stalls ends only its connection."""
     srv = listen(port)
     while True:
         conn, _ = srv.accept()
@@ -204,43 +206,43 @@ def preamble_server(port, lead, first):
             conn.settimeout(30)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                if first == "client":
-                    recv_exactly(conn, len(lead))
-                else:
-                    conn.sendall(lead)
-                serve_heads(conn, whole_answer)
+                serve(conn)
             except (ConnectionError, socket.timeout):
                 pass
+
+
+def preamble_server(port, lead, first):
+    def serve(conn):
+        if first == "client":
+            recv_exactly(conn, len(lead))
+        else:
+            conn.sendall(lead)
+        serve_heads(conn, whole_answer)
+
+    serve_connections(port, serve)
 
 
 def upgrade_server(port):
-    srv = listen(port)
-    while True:
-        conn, _ = srv.accept()
-        with conn:
-            conn.settimeout(30)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        raise ConnectionError("closed before its request")
-                    head += data
-                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
-                             b"Upgrade: websocket\r\n"
-                             b"Connection: Upgrade\r\n\r\n")
-                while True:
-                    data = conn.recv(65536)
-                    if not data:
-                        break
-                    conn.sendall(data)
-            except (ConnectionError, socket.timeout):
-                pass
+    def serve(conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = conn.recv(65536)
+            if not data:
+                raise ConnectionError("closed before its request")
+            head += data
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                     b"Upgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\n\r\n")
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            conn.sendall(data)
+
+    serve_connections(port, serve)
 
 
 def split_server(port, hold, cut):
-    srv = listen(port)
     held = [hold]
 
     def answer(conn, path):
@@ -254,15 +256,7 @@ def split_server(port, hold, cut):
         time.sleep(0.05)
         conn.sendall(reply[cut:])
 
-    while True:
-        conn, _ = srv.accept()
-        with conn:
-            conn.settimeout(30)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                serve_heads(conn, answer)
-            except (ConnectionError, socket.timeout):
-                pass
+    serve_connections(port, lambda conn: serve_heads(conn, answer))
 
 
 def tls_client(port, n):
