@@ -55,7 +55,7 @@ ifdef SANITIZE
 CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 endif
-LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lcurl -lyaml -lnghttp2 -lpthread -lm
+LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lcurl -lyaml -lnghttp2 -lncurses -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Wextra \
 	-Werror -Wno-unused-parameter -Iinclude -Ibpf -Ivmlinux/$(BPF_ARCH)
 
@@ -90,12 +90,12 @@ NPM_TEST_DEPS := $(OTLP_RECEIVER) tests/e2e/grpc/node_modules/.package-lock.json
 
 # Needed by the tests alone, not by the build nor in the image: the
 # libFuzzer runtime of tests/fuzz.
-TEST_ONLY_PACKAGES := libclang-rt-dev
+TEST_ONLY_PACKAGES := libclang-rt-dev tmux
 DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
 	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev \
-	golang-go libnghttp2-dev python3-grpcio $(TEST_ONLY_PACKAGES)
+	golang-go libnghttp2-dev libncurses-dev python3-grpcio $(TEST_ONLY_PACKAGES)
 
 .PHONY: all deps run test unit unit-sanitize fuzz e2e e2e-syscall-hooks e2e-sanitize bench \
 	bench-dispatch fmt \

@@ -30,6 +30,7 @@
 #include "metrics/self.h"
 #include "proto/dispatch.h"
 #include "proto/events.h"
+#include "top/top.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -284,6 +285,8 @@ int main(int argc, char **argv)
 	char err[256];
 	int listen_fd, rc = 1;
 
+	if (argc > 1 && strcmp(argv[1], "top") == 0)
+		return top_main(argc - 1, argv + 1);
 	switch (options_parse(argc, argv, &opts, err, sizeof(err))) {
 	case OPTIONS_EXIT:
 		options_free(&opts);

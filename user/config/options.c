@@ -63,6 +63,8 @@ static const char *const hooks_names[] = {
 
 static const char usage[] =
 	"Usage: sonde [OPTION]...\n"
+	"       sonde top [OPTION]...  (a live view of a running sonde; "
+	"sonde top --help)\n"
 	"Measures the rate, errors and duration of every HTTP/1.x and HTTP/2 "
 	"server\nand client on this host (HTTPS through OpenSSL too), and each "
 	"process's TCP\nconnects, resets and retransmits, from tracepoints and "
@@ -268,9 +270,7 @@ static const char *flag_name(int opt)
 	return "?";
 }
 
-/* "300", "500ms", "30s", "5m", "1h": a duration in milliseconds; "0" is
- * never. At most a week. */
-static int parse_duration_ms(const char *text, uint64_t *ms)
+int options_parse_duration_ms(const char *text, uint64_t *ms)
 {
 	static const struct {
 		const char *suffix;
@@ -456,7 +456,7 @@ static enum options_result apply(int opt, const char *arg,
 		o->print_config = true;
 		return OPTIONS_RUN;
 	case OPT_SERIES_TTL:
-		if (parse_duration_ms(arg, &o->series_ttl_ms)) {
+		if (options_parse_duration_ms(arg, &o->series_ttl_ms)) {
 			snprintf(err, errsz,
 				 "--series-ttl: '%s' is not a duration such "
 				 "as 500ms, 30s, 5m, 1h or 0",

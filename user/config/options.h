@@ -88,4 +88,9 @@ void options_free(struct sonde_options *o);
 int options_parse_listen(const char *text, struct sonde_options *o, char *err,
 			 size_t errsz);
 
+/* "300", "500ms", "30s", "5m", "1h": a duration into *ms (a bare number
+ * is seconds; "0" is 0). At most a week. Returns 0, or -1 when text is
+ * none of these. */
+int options_parse_duration_ms(const char *text, uint64_t *ms);
+
 #endif
