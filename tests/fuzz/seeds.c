@@ -267,6 +267,49 @@ static void otlp_seeds(void)
 	write_file("fuzz_otlp", "date", date, strlen(date));
 }
 
+/* Two reads of a sonde's /metrics, NUL between them: a server's and a
+ * client's histograms, a gRPC call's, connections and sonde's counts. */
+static void top_seeds(void)
+{
+	static const char reads[] =
+		"sonde_build_info{version=\"0.1.0\"} 1\n"
+		"http_server_request_duration_seconds_bucket{service_name=\"web\","
+		"http_request_method=\"GET\",http_response_status_code=\"200\","
+		"http_route=\"/\",server_port=\"80\",le=\"0.005\"} 3\n"
+		"http_server_request_duration_seconds_bucket{service_name=\"web\","
+		"http_request_method=\"GET\",http_response_status_code=\"200\","
+		"http_route=\"/\",server_port=\"80\",le=\"+Inf\"} 4\n"
+		"http_server_request_duration_seconds_count{service_name=\"web\","
+		"http_request_method=\"GET\",http_response_status_code=\"200\","
+		"http_route=\"/\",server_port=\"80\"} 4\n"
+		"sonde_tcp_active_connections{service_name=\"web\",role=\"server\"}"
+		" 2\n"
+		"\0"
+		"sonde_build_info{version=\"0.1.0\"} 1\n"
+		"http_server_request_duration_seconds_bucket{service_name=\"web\","
+		"http_request_method=\"GET\",http_response_status_code=\"200\","
+		"http_route=\"/\",server_port=\"80\",le=\"0.005\"} 9\n"
+		"http_server_request_duration_seconds_bucket{service_name=\"web\","
+		"http_request_method=\"GET\",http_response_status_code=\"200\","
+		"http_route=\"/\",server_port=\"80\",le=\"+Inf\"} 12\n"
+		"http_server_request_duration_seconds_count{service_name=\"web\","
+		"http_request_method=\"GET\",http_response_status_code=\"200\","
+		"http_route=\"/\",server_port=\"80\"} 12\n"
+		"http_client_request_duration_seconds_bucket{service_name=\"web\","
+		"http_request_method=\"POST\",http_response_status_code=\"502\","
+		"server_address=\"10.0.0.9\",server_port=\"8080\",le=\"+Inf\"} "
+		"1 1700000000000\n"
+		"http_client_request_duration_seconds_count{service_name=\"web\","
+		"http_request_method=\"POST\",http_response_status_code=\"502\","
+		"server_address=\"10.0.0.9\",server_port=\"8080\"} 1\n"
+		"rpc_server_call_duration_seconds_count{service_name=\"api\","
+		"rpc_system_name=\"grpc\",rpc_method=\"shop.Cart/Get\","
+		"rpc_response_status_code=\"OK\",server_port=\"50051\"} 5\n"
+		"sonde_events_received_total 40\nsonde_series 3\n";
+
+	write_file("fuzz_top", "reads", reads, sizeof(reads) - 1);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -277,5 +320,6 @@ int main(int argc, char **argv)
 	events_seeds();
 	config_seeds();
 	otlp_seeds();
+	top_seeds();
 	return 0;
 }
