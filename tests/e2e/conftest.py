@@ -326,6 +326,26 @@ def cert(tmp_path):
     return tmp_path / "cert.pem", tmp_path / "key.pem"
 
 
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA and a server certificate for 127.0.0.1 signed by it."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True,
+                       cwd=d)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=sonde test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey",
+        "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext",
+        "-out", "server.pem")
+    return d
+
+
 def nginx_server(tmp_path, port, servers):
     """nginx with its files in tmp_path serving the given server blocks
     (already formatted), stopped by the caller."""

@@ -95,26 +95,6 @@ def test_services_of_other_users_are_named_after_the_drop(sonde):
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    """A CA and a server certificate for 127.0.0.1 signed by it."""
-    d = tmp_path_factory.mktemp("pki")
-
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True,
-                       cwd=d)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=sonde test CA", "-keyout", "ca.key", "-out", "ca.pem")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", "server.key", "-out", "server.csr")
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey",
-        "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext",
-        "-out", "server.pem")
-    return d
-
-
 def test_tls_endpoint(pki):
     s = Sonde("--tls-cert", str(pki / "server.pem"),
               "--tls-key", str(pki / "server.key"), ready_tls=pki / "ca.pem")
