@@ -187,6 +187,11 @@ def test_live_view_keys_and_terminal_restored(driven, tmux):
     timed = [p for p in p99s if p is not None]
     assert timed == sorted(timed, reverse=True), screen
     assert p99s[:len(timed)] == timed, "idle rows come last: " + screen
+    # The column to the left of P99.
+    tmux.keys("<")
+    screen = tmux.shows(lambda s: "sort: p95" in s, "sorted by p95")
+    p95s = [r["p95"] for r in table_rows(screen) if r["p95"] is not None]
+    assert p95s == sorted(p95s, reverse=True), screen
 
     tmux.keys("/", "nginx", "Enter")
     screen = tmux.shows(lambda s: "filter: nginx" in s, "filtered")

@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    g ? (b.nseries ? b.series[0]->service : "x") :
 				NULL))
 			abort();
-		for (int by = TOP_SORT_RATE; by <= TOP_SORT_NAME; by++) {
+		for (int by = 0; by < TOP_NSORTS; by++) {
 			top_table_sort(&t, by);
 			check_rows(&t);
 		}

@@ -269,6 +269,12 @@ TEST(sort_by_p99_puts_idle_rows_last)
 	CHECK_STR(t.rows[2].service, "a");
 	top_table_sort(&t, TOP_SORT_NAME);
 	CHECK_STR(t.rows[0].service, "a");
+	t.rows[0].conns = 3;
+	t.rows[2].conns = 5;
+	top_table_sort(&t, TOP_SORT_CONNS);
+	CHECK_STR(t.rows[0].service, "c");
+	CHECK_STR(t.rows[1].service, "a");
+	CHECK_STR(t.rows[2].service, "b");
 }
 
 TEST(not_sonde)

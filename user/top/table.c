@@ -217,6 +217,12 @@ static int compare_rows(const void *pa, const void *pb)
 	case TOP_SORT_RATE:
 		c = by_value(a->rate, b->rate);
 		break;
+	case TOP_SORT_P50:
+		c = by_value(a->p50, b->p50);
+		break;
+	case TOP_SORT_P95:
+		c = by_value(a->p95, b->p95);
+		break;
 	case TOP_SORT_P99:
 		c = by_value(a->p99, b->p99);
 		break;
@@ -225,7 +231,13 @@ static int compare_rows(const void *pa, const void *pb)
 		if (!c)
 			c = by_value(a->errors, b->errors);
 		break;
-	case TOP_SORT_NAME:
+	case TOP_SORT_CONNS:
+		c = by_value(a->conns, b->conns);
+		break;
+	case TOP_SORT_KIND:
+		c = strcmp(top_kind_name(a->kind), top_kind_name(b->kind));
+		break;
+	default:
 		break;
 	}
 	return c ? c : by_name(a, b);

@@ -16,11 +16,17 @@ enum top_group {
 	TOP_BY_STATUS,	  /* per kind and status code */
 };
 
+/* In the order of the columns shown: '<' and '>' step through them. */
 enum top_sort {
-	TOP_SORT_RATE,
-	TOP_SORT_P99,
-	TOP_SORT_ERRORS,
 	TOP_SORT_NAME,
+	TOP_SORT_RATE,
+	TOP_SORT_ERRORS,
+	TOP_SORT_P50,
+	TOP_SORT_P95,
+	TOP_SORT_P99,
+	TOP_SORT_CONNS,
+	TOP_SORT_KIND,
+	TOP_NSORTS,
 };
 
 struct top_row {
@@ -54,8 +60,8 @@ int top_table_build(struct top_table *t, const struct top_snapshot *prev,
 		    const struct top_snapshot *cur, double seconds,
 		    enum top_group group, const char *service);
 
-/* Sorts: rate, p99 and errors highest first, name A to Z; ties by
- * name. */
+/* Sorts: figures highest first (rows without requests last), name and
+ * kind A to Z; ties by name. */
 void top_table_sort(struct top_table *t, enum top_sort by);
 
 void top_table_release(struct top_table *t);

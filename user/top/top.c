@@ -40,9 +40,10 @@ static const char usage[] =
 	"500ms)\n"
 	"  -h, --help              show this help and exit\n"
 	"\n"
-	"Keys: P sort by p99, R by rate, E by errors, N by name; / filter by "
-	"service;\nup/down and Enter show one service's operations, peers and "
-	"statuses; Esc back;\nq quit.\n";
+	"Keys: P sort by p99, R by rate, E by errors, N by name, < and > by "
+	"the column\nleft or right; / filter by service; up/down and Enter "
+	"show one service's\noperations, peers and statuses; Esc back; q "
+	"quit.\n";
 
 enum {
 	OPT_ONCE = 256,

@@ -60,16 +60,14 @@ static void install_handlers(void)
 
 static const char *sort_name(enum top_sort sort)
 {
-	switch (sort) {
-	case TOP_SORT_P99:
-		return "p99";
-	case TOP_SORT_ERRORS:
-		return "errors";
-	case TOP_SORT_NAME:
-		return "name";
-	default:
-		return "rate";
-	}
+	static const char *const names[TOP_NSORTS] = {
+		[TOP_SORT_NAME] = "name",     [TOP_SORT_RATE] = "rate",
+		[TOP_SORT_ERRORS] = "errors", [TOP_SORT_P50] = "p50",
+		[TOP_SORT_P95] = "p95",	      [TOP_SORT_P99] = "p99",
+		[TOP_SORT_CONNS] = "conns",   [TOP_SORT_KIND] = "kind",
+	};
+
+	return sort < TOP_NSORTS ? names[sort] : "?";
 }
 
 static bool shown(const struct tui *t, const struct top_row *r)
@@ -267,8 +265,8 @@ static void draw(struct tui *t)
 		draw_services(t, rows);
 	attron(A_DIM);
 	mvprintw(LINES - 1, 0,
-		 "P p99  R rate  E errors  N name  / filter  Enter details  "
-		 "Esc back  q quit");
+		 "P p99  R rate  E errors  N name  < > sort column  / filter  "
+		 "Enter details  Esc back  q quit");
 	attroff(A_DIM);
 	refresh();
 }
@@ -331,6 +329,12 @@ static bool handle_key(struct tui *t, int ch)
 		break;
 	case 'N':
 		t->sort = TOP_SORT_NAME;
+		break;
+	case '<':
+		t->sort = (t->sort + TOP_NSORTS - 1) % TOP_NSORTS;
+		break;
+	case '>':
+		t->sort = (t->sort + 1) % TOP_NSORTS;
 		break;
 	case '/':
 		start_typing(t);
