@@ -17,9 +17,9 @@ import conftest
 EXAMPLE = os.path.join(ROOT, "deploy", "sonde.yaml")
 
 
-def run_sonde(*args):
+def run_sonde(*args, timeout=30):
     return subprocess.run([SONDE, *args], capture_output=True, text=True,
-                          timeout=30)
+                          timeout=timeout)
 
 
 # --- config file -----------------------------------------------------------
@@ -107,6 +107,42 @@ def test_missing_config_file_is_one_line():
     assert r.returncode == 2
     assert r.stderr == ("sonde: /nonexistent/sonde.yaml: cannot open the "
                         "config file: No such file or directory\n")
+
+
+def deep_block(levels):
+    return "select:\n" + "".join("  " * i + f"k{i}:\n"
+                                  for i in range(1, levels))
+
+
+@pytest.mark.parametrize("make,reason", [
+    # 100,000 levels of flow lists took libyaml 51 s to refuse.
+    (lambda p: p.write_text("max_routes: " + "[" * 100000 + "]" * 100000),
+     "{p}:1: nested deeper than 64 levels"),
+    (lambda p: p.write_text(deep_block(70)),
+     "{p}:65: nested deeper than 64 levels"),
+    (lambda p: p.write_text("#" * (1 << 20) + "\n"),
+     "{p}: 1048577 bytes, more than the 1024 KiB a config file may have"),
+    (lambda p: p.mkdir(), "{p}: is a directory, expected a YAML file"),
+    (lambda p: os.mkfifo(p), "{p}: is a FIFO, expected a YAML file"),
+], ids=["deep-flow", "deep-block", "oversized", "directory", "fifo"])
+def test_config_files_refused_before_parsing(tmp_path, make, reason):
+    conf = tmp_path / "sonde.yaml"
+    make(conf)
+    # A FIFO with no writer, or libyaml on 100,000 levels, would hang.
+    r = run_sonde("--config", str(conf), timeout=5)
+    assert r.returncode == 2, r
+    assert r.stderr == "sonde: " + reason.format(p=conf) + "\n", r.stderr
+
+
+def test_config_nested_as_deep_as_allowed_is_read(tmp_path):
+    # 64 levels: a mapping at the top and 63 under it is within the limit
+    # (and then refused for its unknown key, on its line, not its depth).
+    conf = tmp_path / "sonde.yaml"
+    conf.write_text(deep_block(64))
+    r = run_sonde("--config", str(conf))
+    assert r.returncode == 2
+    assert r.stderr == f"sonde: {conf}:2: unknown key 'k1' in 'select'\n", \
+        r.stderr
 
 
 # --- process selection -----------------------------------------------------

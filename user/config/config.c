@@ -2,11 +2,15 @@
  * (https://pyyaml.org/wiki/LibYAML), each key applied through the flag it
  * stands for. To give a new flag a key, add one row to config_keys. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "config/config.h"
@@ -326,6 +330,114 @@ static int walk_mapping(struct config_ctx *c, const yaml_node_t *map,
 	return 0;
 }
 
+/* Past these a file is refused before libyaml builds it: sonde's whole
+ * configuration, every section and list written out, is a few KiB and
+ * four levels deep; libyaml's time grows with the square of the nesting
+ * (100,000 levels took 51 s). */
+#define CONFIG_MAX_BYTES (1u << 20)
+#define CONFIG_MAX_DEPTH 64
+
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+/* The whole file at path, NUL-terminated, in *text (free() it): a regular
+ * file of at most CONFIG_MAX_BYTES. Opened without blocking, so a FIFO
+ * is refused, not waited on. */
+static int read_file(const char *path, char **text, size_t *len, char *err,
+		     size_t errsz)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	struct stat st;
+	ssize_t n = 0;
+	char *buf;
+
+	if (fd < 0) {
+		snprintf(err, errsz, "%s: cannot open the config file: %s",
+			 path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errsz, "%s: is %s, expected a YAML file", path,
+			 file_kind(st.st_mode));
+		close(fd);
+		return -1;
+	}
+	if (st.st_size > CONFIG_MAX_BYTES) {
+		snprintf(err, errsz,
+			 "%s: %lld bytes, more than the %u KiB a config file "
+			 "may have",
+			 path, (long long)st.st_size, CONFIG_MAX_BYTES >> 10);
+		close(fd);
+		return -1;
+	}
+	/* One byte more than the limit tells a file that grew since. */
+	buf = malloc(CONFIG_MAX_BYTES + 2);
+	*len = 0;
+	while (buf && *len <= CONFIG_MAX_BYTES &&
+	       (n = read(fd, buf + *len, CONFIG_MAX_BYTES + 1 - *len)) > 0)
+		*len += n;
+	close(fd);
+	if (!buf || n < 0 || *len > CONFIG_MAX_BYTES) {
+		snprintf(err, errsz, "%s: %s", path,
+			 !buf  ? "out of memory" :
+			 n < 0 ? strerror(errno) :
+				 "grew past the size a config file may have");
+		free(buf);
+		return -1;
+	}
+	buf[*len] = '\0';
+	*text = buf;
+	return 0;
+}
+
+/* Walks the file's events alone (no document built) and refuses one
+ * nested deeper than CONFIG_MAX_DEPTH, at the line where it goes too
+ * deep; a syntax error is left for the load to report. */
+static int check_depth(const char *path, const char *text, size_t len,
+		       char *err, size_t errsz)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	int depth = 0, rc = 0;
+	bool done = false;
+
+	if (!yaml_parser_initialize(&parser)) {
+		snprintf(err, errsz, "%s: out of memory", path);
+		return -1;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	while (!done && yaml_parser_parse(&parser, &ev)) {
+		if (ev.type == YAML_SEQUENCE_START_EVENT ||
+		    ev.type == YAML_MAPPING_START_EVENT)
+			depth++;
+		else if (ev.type == YAML_SEQUENCE_END_EVENT ||
+			 ev.type == YAML_MAPPING_END_EVENT)
+			depth--;
+		done = ev.type == YAML_STREAM_END_EVENT;
+		if (depth > CONFIG_MAX_DEPTH) {
+			snprintf(err, errsz,
+				 "%s:%lu: nested deeper than %d levels", path,
+				 (unsigned long)ev.start_mark.line + 1,
+				 CONFIG_MAX_DEPTH);
+			rc = -1;
+			done = true;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	return rc;
+}
+
 int config_load(const char *path, config_setter set, void *ctx, char *err,
 		size_t errsz)
 {
@@ -333,26 +445,28 @@ int config_load(const char *path, config_setter set, void *ctx, char *err,
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;
-	FILE *f = fopen(path, "re");
+	char *text;
+	size_t len;
 	int rc;
 
-	if (!f) {
-		snprintf(err, errsz, "%s: cannot open the config file: %s",
-			 path, strerror(errno));
+	if (read_file(path, &text, &len, err, errsz))
+		return -1;
+	if (check_depth(path, text, len, err, errsz)) {
+		free(text);
 		return -1;
 	}
 	if (!yaml_parser_initialize(&parser)) {
-		fclose(f);
+		free(text);
 		snprintf(err, errsz, "%s: out of memory", path);
 		return -1;
 	}
-	yaml_parser_set_input_file(&parser, f);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		snprintf(err, errsz, "%s:%lu: YAML syntax: %s", path,
 			 (unsigned long)parser.problem_mark.line + 1,
 			 parser.problem ? parser.problem : "unreadable");
 		yaml_parser_delete(&parser);
-		fclose(f);
+		free(text);
 		return -1;
 	}
 	c.doc = &doc;
@@ -368,6 +482,6 @@ int config_load(const char *path, config_setter set, void *ctx, char *err,
 		rc = walk_mapping(&c, root, "");
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
-	fclose(f);
+	free(text);
 	return rc;
 }

@@ -27,8 +27,9 @@ typedef int (*config_setter)(void *ctx, const char *flag, const char *text,
 
 /* Applies the file at path, one set(ctx, ...) per key or list item.
  * Returns 0, or -1 with one line in err: "PATH:LINE: reason" (unknown key,
- * wrong type, bad value, YAML syntax), or "PATH: reason" when it cannot be
- * read. */
+ * wrong type, bad value, YAML syntax, nested deeper than 64 levels), or
+ * "PATH: reason" when it cannot be read, is not a regular file or is
+ * larger than 1 MiB. */
 int config_load(const char *path, config_setter set, void *ctx, char *err,
 		size_t errsz);
 
