@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +288,12 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "top") == 0)
 		return top_main(argc - 1, argv + 1);
+	/* Blocks of 256 KiB and more (a /metrics body, a render's copies)
+	 * are mapped, and given back when freed. Left to itself, glibc raises
+	 * this threshold to the largest block freed (up to 32 MiB) and keeps
+	 * later such blocks in the heap, whose pages stay in RSS between
+	 * scrapes. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	switch (options_parse(argc, argv, &opts, err, sizeof(err))) {
 	case OPTIONS_EXIT:
 		options_free(&opts);

@@ -4,17 +4,22 @@
 #include <string.h>
 
 #include <microhttpd.h>
-#include <zlib.h>
 
 #include "export/auth.h"
 #include "export/httpd.h"
 #include "export/prom.h"
+#include "export/scrape.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/privs.h"
 
 /* A scrape holds a connection for milliseconds: one idle (or trickling)
  * for 10 s is closed, so hoarded connections free up. */
 #define HTTPD_TIMEOUT_SECONDS 10
+/* However it trickles, a scrape's body is cut off after this long. */
+#define HTTPD_SCRAPE_SECONDS 30
+/* The body is handed to libmicrohttpd this much at a time. */
+#define HTTPD_BLOCK_BYTES (64 * 1024)
 #define HTTPD_REALM "sonde"
 
 static struct MHD_Daemon *daemon_handle;
@@ -69,38 +74,6 @@ bool httpd_accepts_gzip(const char *value)
 	return false;
 }
 
-/* gzip-compresses in[0..n) into a new buffer; NULL on failure. */
-static char *gzip_compress(const char *in, size_t n, size_t *out_len)
-{
-	z_stream zs = { 0 };
-	char *out;
-	size_t cap;
-
-	/* 15 + 16: a gzip wrapper instead of zlib's. Level 1: scrapes come
-	 * every few seconds and the text compresses well even so. */
-	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-	    Z_OK)
-		return NULL;
-	cap = deflateBound(&zs, n);
-	out = malloc(cap);
-	if (!out) {
-		deflateEnd(&zs);
-		return NULL;
-	}
-	zs.next_in = (Bytef *)in;
-	zs.avail_in = n;
-	zs.next_out = (Bytef *)out;
-	zs.avail_out = cap;
-	if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
-		deflateEnd(&zs);
-		free(out);
-		return NULL;
-	}
-	*out_len = zs.total_out;
-	deflateEnd(&zs);
-	return out;
-}
-
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
 				 const char *text)
 {
@@ -118,40 +91,64 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
 	return ret;
 }
 
+/* A scrape being sent: its share of a rendering. */
+struct sending {
+	struct scrape_body *body;
+	const char *data;
+	size_t len;
+	uint64_t deadline_ns;
+};
+
+/* libmicrohttpd asks for the body a block at a time, as the socket takes
+ * it: a slow reader costs its socket buffer and this block, and the
+ * rendering it shares. One that takes longer than HTTPD_SCRAPE_SECONDS
+ * is cut off. */
+static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sending *s = cls;
+	size_t n;
+
+	if (clock_monotonic_ns() > s->deadline_ns)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (pos >= s->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	n = s->len - pos < max ? s->len - pos : max;
+	memcpy(buf, s->data + pos, n);
+	return (ssize_t)n;
+}
+
+static void sent(void *cls)
+{
+	struct sending *s = cls;
+
+	scrape_release(s->body);
+	free(s);
+}
+
 static enum MHD_Result send_metrics(struct MHD_Connection *conn)
 {
 	const char *accept = MHD_lookup_connection_value(
 		conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
-	struct strbuf sb = { 0 };
+	struct sending *s = calloc(1, sizeof(*s));
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	bool gzip = httpd_accepts_gzip(accept);
-	size_t len;
-	char *body;
+	bool gzip;
 
-	hooks.render_metrics(&sb);
-	if (sb.failed) {
-		strbuf_release(&sb);
+	if (s)
+		s->body = scrape_take(hooks.render_metrics);
+	if (!s || !s->body) {
+		free(s);
 		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				 "out of memory\n");
 	}
-	body = strbuf_detach(&sb, &len);
-	if (gzip) {
-		size_t zlen;
-		char *z = gzip_compress(body ? body : "", len, &zlen);
-
-		if (z) {
-			free(body);
-			body = z;
-			len = zlen;
-		} else {
-			gzip = false;
-		}
-	}
-	resp = MHD_create_response_from_buffer(len, body,
-					       MHD_RESPMEM_MUST_FREE);
+	s->data = scrape_data(s->body, httpd_accepts_gzip(accept), &s->len,
+			      &gzip);
+	s->deadline_ns =
+		clock_monotonic_ns() + HTTPD_SCRAPE_SECONDS * 1000000000ULL;
+	resp = MHD_create_response_from_callback(s->len, HTTPD_BLOCK_BYTES,
+						 read_body, s, sent);
 	if (!resp) {
-		free(body);
+		sent(s);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -304,4 +301,5 @@ void httpd_stop(void)
 	if (daemon_handle)
 		MHD_stop_daemon(daemon_handle);
 	daemon_handle = NULL;
+	scrape_reset();
 }

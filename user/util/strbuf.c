@@ -5,7 +5,7 @@
 
 #include "util/strbuf.h"
 
-static bool strbuf_reserve(struct strbuf *sb, size_t more)
+bool strbuf_reserve(struct strbuf *sb, size_t more)
 {
 	size_t cap = sb->cap ? sb->cap : 4096;
 	char *data;

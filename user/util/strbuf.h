@@ -12,6 +12,10 @@ struct strbuf {
 	bool failed; /* an allocation failed: contents are incomplete */
 };
 
+/* Makes room for more bytes (and the NUL) at once. Returns false, with
+ * sb->failed set, when memory ran out. */
+bool strbuf_reserve(struct strbuf *sb, size_t more);
+
 /* Appends; on allocation failure sets sb->failed and drops the text. */
 void strbuf_append(struct strbuf *sb, const char *s, size_t n);
 void strbuf_puts(struct strbuf *sb, const char *s);

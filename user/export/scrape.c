@@ -1,0 +1,151 @@
+#include <pthread.h>
+#include <stdlib.h>
+#include <zlib.h>
+
+#include "export/scrape.h"
+#include "util/clock.h"
+
+struct scrape_body {
+	unsigned refs;
+	uint64_t made_ns;
+	char *text;
+	size_t len;
+	char *gz; /* made on the first gzip scrape */
+	size_t gz_len;
+	bool gz_failed;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* The newest rendering, while any scrape still holds it: the last to let
+ * it go frees it, so an idle sonde keeps no body. */
+static struct scrape_body *newest;
+static unsigned alive;
+/* The last body's length: the next one is given room for it at once. */
+static size_t last_len;
+
+char *scrape_gzip(const char *in, size_t n, size_t *out_len)
+{
+	z_stream zs = { 0 };
+	char *out;
+	size_t cap;
+
+	/* 15 + 16: a gzip wrapper instead of zlib's. Level 1: the text
+	 * repeats itself and compresses well even so. */
+	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK)
+		return NULL;
+	cap = deflateBound(&zs, n);
+	out = malloc(cap);
+	if (!out) {
+		deflateEnd(&zs);
+		return NULL;
+	}
+	zs.next_in = (Bytef *)in;
+	zs.avail_in = n;
+	zs.next_out = (Bytef *)out;
+	zs.avail_out = cap;
+	if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&zs);
+		free(out);
+		return NULL;
+	}
+	*out_len = zs.total_out;
+	deflateEnd(&zs);
+	return out;
+}
+
+static void body_free(struct scrape_body *b)
+{
+	if (b == newest)
+		newest = NULL;
+	free(b->text);
+	free(b->gz);
+	free(b);
+	alive--;
+}
+
+/* Drops one reference; under the lock. */
+static void body_put(struct scrape_body *b)
+{
+	if (--b->refs == 0)
+		body_free(b);
+}
+
+static struct scrape_body *render_body(void (*render)(struct strbuf *sb),
+				       uint64_t now)
+{
+	struct scrape_body *b = calloc(1, sizeof(*b));
+	struct strbuf sb = { 0 };
+
+	if (!b)
+		return NULL;
+	strbuf_reserve(&sb, last_len + last_len / 8 + 4096);
+	render(&sb);
+	if (sb.failed) {
+		strbuf_release(&sb);
+		free(b);
+		return NULL;
+	}
+	b->text = strbuf_detach(&sb, &b->len);
+	b->made_ns = now;
+	last_len = b->len;
+	alive++;
+	return b;
+}
+
+struct scrape_body *scrape_take(void (*render)(struct strbuf *sb))
+{
+	uint64_t now = clock_monotonic_ns();
+	struct scrape_body *b;
+
+	pthread_mutex_lock(&lock);
+	if (!newest || (now - newest->made_ns > SCRAPE_FRESH_MS * 1000000ULL &&
+			alive < SCRAPE_MAX_BODIES)) {
+		b = render_body(render, now);
+		if (b)
+			newest = b;
+	}
+	b = newest;
+	if (b)
+		b->refs++;
+	pthread_mutex_unlock(&lock);
+	return b;
+}
+
+const char *scrape_data(struct scrape_body *b, bool gzip, size_t *len,
+			bool *gzipped)
+{
+	pthread_mutex_lock(&lock);
+	if (gzip && !b->gz && !b->gz_failed) {
+		b->gz = scrape_gzip(b->text ? b->text : "", b->len, &b->gz_len);
+		b->gz_failed = !b->gz;
+	}
+	pthread_mutex_unlock(&lock);
+	*gzipped = gzip && b->gz;
+	*len = *gzipped ? b->gz_len : b->len;
+	return *gzipped ? b->gz : b->text ? b->text : "";
+}
+
+void scrape_release(struct scrape_body *b)
+{
+	pthread_mutex_lock(&lock);
+	body_put(b);
+	pthread_mutex_unlock(&lock);
+}
+
+unsigned scrape_bodies_alive(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&lock);
+	n = alive;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+void scrape_reset(void)
+{
+	pthread_mutex_lock(&lock);
+	newest = NULL;
+	pthread_mutex_unlock(&lock);
+}
