@@ -98,7 +98,7 @@ DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	golang-go libnghttp2-dev libncurses-dev python3-grpcio $(TEST_ONLY_PACKAGES)
 
 .PHONY: all deps run test unit unit-sanitize fuzz e2e e2e-syscall-hooks e2e-sanitize bench \
-	bench-dispatch fmt \
+	bench-dispatch bench-scrape fmt \
 	clean install uninstall otlp-receiver
 # Keep BPF objects: bench and debugging load them directly.
 .SECONDARY:
@@ -231,6 +231,11 @@ bench: deps
 # valgrind --tool=callgrind with a few records, instructions per record.
 bench-dispatch: $(OUT)/tests/bench_dispatch
 	$(OUT)/tests/bench_dispatch
+
+# One /metrics scrape at 1k, 10k and 100k series: render and gzip time
+# and size (tests/unit/bench_scrape.c).
+bench-scrape: $(OUT)/tests/bench_scrape
+	$(OUT)/tests/bench_scrape
 
 # Installs the binary, the systemd unit, the README and the example config
 # file under share/doc/sonde and, unless one exists, /etc/default/sonde. DESTDIR stages the files for a package; the unit's paths

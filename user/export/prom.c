@@ -150,35 +150,390 @@ static const char *const kind_type[] = {
 	[METRIC_GAUGE] = "gauge",
 };
 
-static void write_family_head(const struct metric_family *f, void *arg)
+/* The registry's series are rendered in two steps: under the registry's
+ * lock, their numbers are copied (with their label text, rendered once per
+ * series and kept); then, with the lock let go, the text is written from
+ * the copy. The consumer waits for the copy alone. */
+
+/* A series' label text, "service_name=\"web\",...", by series id. */
+struct label_text {
+	uint64_t id;   /* 0: a free slot */
+	uint64_t seen; /* the render that last used it */
+	char *text;
+	size_t len;
+};
+
+/* The kept label texts, open addressing by id; only the renderer uses
+ * them (one render at a time: export/scrape.c). */
+static struct label_text *texts;
+static size_t texts_nslots, texts_count;
+static uint64_t render_gen;
+
+/* One series as copied under the lock. */
+struct series_copy {
+	const struct metric_family *family;
+	/* Its label text (NULL for a family's head): kept until the sweep
+	 * after the render, while the table that holds it may move. */
+	const char *labels;
+	size_t labels_len;
+	uint64_t value; /* counter, or the gauge's bits */
+	uint64_t count, sum_ns;
+	size_t buckets; /* index of its first bucket count in copy.buckets */
+};
+
+struct render_copy {
+	struct series_copy *series;
+	size_t n, cap;
+	uint64_t *buckets; /* per bucket, not cumulative */
+	size_t nbuckets, bucket_cap;
+	size_t nbounds;
+	bool failed;
+};
+
+static size_t slot_of(uint64_t id, size_t nslots)
 {
-	prom_write_family(arg, f->name, kind_type[f->kind], f->help);
+	return (id * 0x9e3779b97f4a7c15ULL >> 17) & (nslots - 1);
 }
 
-static void write_series(const struct registry_series *s, void *arg)
+static bool texts_grow(void)
+{
+	size_t nslots = texts_nslots ? texts_nslots * 2 : 1024;
+	struct label_text *grown = calloc(nslots, sizeof(*grown));
+
+	if (!grown)
+		return false;
+	for (size_t i = 0; i < texts_nslots; i++) {
+		size_t j = slot_of(texts[i].id, nslots);
+
+		if (!texts[i].id)
+			continue;
+		while (grown[j].id)
+			j = (j + 1) & (nslots - 1);
+		grown[j] = texts[i];
+	}
+	free(texts);
+	texts = grown;
+	texts_nslots = nslots;
+	return true;
+}
+
+static void write_labels_of(struct strbuf *sb, const struct registry_series *s)
 {
 	const struct metric_family *f = s->family;
-	struct prom_label labels[REGISTRY_MAX_LABELS];
-	struct strbuf *sb = arg;
-	char value[32];
 
 	for (unsigned i = 0; i < f->nlabels; i++) {
-		labels[i].name = f->labels[i];
-		labels[i].value = s->values[i];
+		if (i)
+			strbuf_append(sb, ",", 1);
+		strbuf_puts(sb, f->labels[i]);
+		strbuf_append(sb, "=\"", 2);
+		write_label_value(sb, s->values[i]);
+		strbuf_append(sb, "\"", 1);
 	}
-	switch (f->kind) {
-	case METRIC_HISTOGRAM:
-		prom_write_histogram(sb, f->name, labels, f->nlabels, s->hist,
-				     registry_bounds());
-		break;
-	case METRIC_COUNTER:
-		prom_write_u64(sb, f->name, labels, f->nlabels, s->counter);
-		break;
-	case METRIC_GAUGE:
-		snprintf(value, sizeof(value), "%lld", (long long)s->gauge);
-		prom_write_sample(sb, f->name, labels, f->nlabels, value);
-		break;
+}
+
+/* The kept label text of s, made on its first render. */
+static const struct label_text *label_text_of(const struct registry_series *s)
+{
+	struct strbuf sb = { 0 };
+	size_t j;
+
+	if ((texts_count + 1) * 2 > texts_nslots && !texts_grow())
+		return NULL;
+	j = slot_of(s->id, texts_nslots);
+	while (texts[j].id && texts[j].id != s->id)
+		j = (j + 1) & (texts_nslots - 1);
+	if (!texts[j].id) {
+		write_labels_of(&sb, s);
+		if (sb.failed) {
+			strbuf_release(&sb);
+			return NULL;
+		}
+		/* Its own allocation, as long as the text: a strbuf starts
+		 * with room for 4 KiB. */
+		texts[j].len = sb.len;
+		texts[j].text = strndup(sb.data ? sb.data : "", sb.len);
+		strbuf_release(&sb);
+		if (!texts[j].text)
+			return NULL;
+		texts[j].id = s->id;
+		texts_count++;
 	}
+	texts[j].seen = render_gen;
+	return &texts[j];
+}
+
+/* Forgets the texts of series no longer in the registry, re-placing the
+ * rest (open addressing cannot leave holes). */
+static void texts_sweep(void)
+{
+	struct label_text *old = texts;
+	size_t nslots = texts_nslots;
+
+	if (!old)
+		return;
+	texts = calloc(nslots, sizeof(*texts));
+	if (!texts) { /* keep them all, stale ones too */
+		texts = old;
+		return;
+	}
+	texts_count = 0;
+	for (size_t i = 0; i < nslots; i++) {
+		size_t j;
+
+		if (!old[i].id)
+			continue;
+		if (old[i].seen != render_gen) {
+			free(old[i].text);
+			continue;
+		}
+		j = slot_of(old[i].id, nslots);
+		while (texts[j].id)
+			j = (j + 1) & (nslots - 1);
+		texts[j] = old[i];
+		texts_count++;
+	}
+	free(old);
+}
+
+static bool grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 256;
+	void *grown;
+
+	if (need <= *cap)
+		return true;
+	while (n < need)
+		n *= 2;
+	grown = realloc(*p, n * size);
+	if (!grown)
+		return false;
+	*p = grown;
+	*cap = n;
+	return true;
+}
+
+/* Under the registry's lock: the numbers of s, and its label text. */
+static void copy_series(const struct registry_series *s, void *arg)
+{
+	struct render_copy *c = arg;
+	const struct metric_family *f = s->family;
+	const struct label_text *text;
+	struct series_copy *out;
+
+	if (c->failed ||
+	    !grow((void **)&c->series, &c->cap, c->n + 1, sizeof(*c->series))) {
+		c->failed = true;
+		return;
+	}
+	out = &c->series[c->n];
+	text = label_text_of(s);
+	if (!text) {
+		c->failed = true;
+		return;
+	}
+	out->family = f;
+	out->labels = text->text;
+	out->labels_len = text->len;
+	if (f->kind == METRIC_HISTOGRAM) {
+		size_t nb = c->nbounds + 1;
+
+		if (!grow((void **)&c->buckets, &c->bucket_cap,
+			  c->nbuckets + nb, sizeof(*c->buckets))) {
+			c->failed = true;
+			return;
+		}
+		memcpy(c->buckets + c->nbuckets, s->hist->buckets,
+		       nb * sizeof(*c->buckets));
+		out->buckets = c->nbuckets;
+		c->nbuckets += nb;
+		out->count = s->hist->count;
+		out->sum_ns = s->hist->sum_ns;
+	} else if (f->kind == METRIC_COUNTER) {
+		out->value = s->counter;
+	} else {
+		out->value = (uint64_t)s->gauge;
+	}
+	c->n++;
+}
+
+/* A family's HELP and TYPE go where a copy with no labels stands. */
+static void copy_family(const struct metric_family *f, void *arg)
+{
+	struct render_copy *c = arg;
+
+	if (c->failed ||
+	    !grow((void **)&c->series, &c->cap, c->n + 1, sizeof(*c->series))) {
+		c->failed = true;
+		return;
+	}
+	c->series[c->n++] = (struct series_copy){ .family = f };
+}
+
+/* Decimal digits of v at p, which has room for 20; returns their count. */
+static size_t put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* A duration in ns as seconds, exactly: "0.000191034", "12", "0". It
+ * reads back as the nearest double to ns / 1e9, as the double would
+ * print. */
+static size_t put_seconds(char *p, uint64_t ns)
+{
+	size_t n = put_u64(p, ns / 1000000000ULL);
+	uint64_t frac = ns % 1000000000ULL;
+	int digits = 9;
+
+	if (!frac)
+		return n;
+	while (frac % 10 == 0) {
+		frac /= 10;
+		digits--;
+	}
+	p[n++] = '.';
+	for (int i = digits - 1; i >= 0; i--) {
+		p[n + i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	return n + digits;
+}
+
+struct piece {
+	const char *p;
+	size_t n;
+};
+
+/* One sample line from its pieces and its value's text, written into
+ * room reserved once. */
+static void put_line(struct strbuf *sb, const struct piece *pieces,
+		     size_t npieces, const char *value, size_t nvalue)
+{
+	size_t len = nvalue + 1;
+	char *w;
+
+	for (size_t i = 0; i < npieces; i++)
+		len += pieces[i].n;
+	if (!strbuf_reserve(sb, len))
+		return;
+	w = sb->data + sb->len;
+	for (size_t i = 0; i < npieces; i++) {
+		memcpy(w, pieces[i].p, pieces[i].n);
+		w += pieces[i].n;
+	}
+	memcpy(w, value, nvalue);
+	w[nvalue] = '\n';
+	sb->len += len;
+	sb->data[sb->len] = '\0';
+}
+
+/* The bounds as le="..." texts, the +Inf one last. */
+struct le_texts {
+	char text[HISTOGRAM_MAX_BOUNDS + 1][40];
+	size_t len[HISTOGRAM_MAX_BOUNDS + 1];
+};
+
+static void make_le_texts(struct le_texts *le, const struct histogram_bounds *b)
+{
+	char v[32];
+
+	for (size_t i = 0; i <= b->n; i++) {
+		if (i < b->n)
+			prom_format_double(b->seconds[i], v);
+		else
+			strcpy(v, "+Inf");
+		le->len[i] = (size_t)snprintf(le->text[i], sizeof(le->text[i]),
+					      "le=\"%s\"} ", v);
+	}
+}
+
+static void write_histogram_copy(struct strbuf *sb, const struct render_copy *c,
+				 const struct series_copy *s,
+				 const struct le_texts *le)
+{
+	const struct metric_family *f = s->family;
+	size_t name = strlen(f->name), labels = s->labels_len;
+	struct piece pieces[5] = {
+		{ f->name, name },
+		{ "_bucket{", 8 },
+		{ s->labels, labels },
+		{ ",", labels ? 1 : 0 },
+	};
+	uint64_t cumulative = 0;
+	char value[32];
+
+	for (size_t i = 0; i <= c->nbounds; i++) {
+		cumulative += c->buckets[s->buckets + i];
+		pieces[4] = (struct piece){ le->text[i], le->len[i] };
+		put_line(sb, pieces, 5, value, put_u64(value, cumulative));
+	}
+	pieces[1] = (struct piece){ "_sum{", 5 };
+	pieces[3] = (struct piece){ "} ", 2 };
+	put_line(sb, pieces, 4, value, put_seconds(value, s->sum_ns));
+	pieces[1] = (struct piece){ "_count{", 7 };
+	put_line(sb, pieces, 4, value, put_u64(value, s->count));
+}
+
+static void write_copy(struct strbuf *sb, const struct render_copy *c,
+		       const struct le_texts *le)
+{
+	char value[32];
+
+	for (size_t i = 0; i < c->n; i++) {
+		const struct series_copy *s = &c->series[i];
+		const struct metric_family *f = s->family;
+		struct piece pieces[4];
+		size_t n;
+
+		if (!s->labels) {
+			prom_write_family(sb, f->name, kind_type[f->kind],
+					  f->help);
+			continue;
+		}
+		pieces[0] = (struct piece){ f->name, strlen(f->name) };
+		pieces[1] = (struct piece){ "{", 1 };
+		pieces[2] = (struct piece){ s->labels, s->labels_len };
+		pieces[3] = (struct piece){ "} ", 2 };
+		switch (f->kind) {
+		case METRIC_HISTOGRAM:
+			write_histogram_copy(sb, c, s, le);
+			continue;
+		case METRIC_COUNTER:
+			n = put_u64(value, s->value);
+			break;
+		default:
+			n = snprintf(value, sizeof(value), "%lld",
+				     (long long)(int64_t)s->value);
+			break;
+		}
+		put_line(sb, pieces, 4, value, n);
+	}
+}
+
+static void write_registry(struct strbuf *sb)
+{
+	struct render_copy c = { .nbounds = registry_bounds()->n };
+	struct le_texts le;
+
+	render_gen++;
+	registry_walk_families(copy_family, copy_series, &c);
+	if (c.failed) {
+		sb->failed = true;
+	} else {
+		make_le_texts(&le, registry_bounds());
+		write_copy(sb, &c, &le);
+	}
+	texts_sweep();
+	free(c.series);
+	free(c.buckets);
 }
 
 /* Writes a self-metric's samples as its collect callback emits them. */
@@ -252,6 +607,6 @@ static void write_self_metric(const struct self_metric *m, void *arg)
 
 void prom_render(struct strbuf *sb)
 {
-	registry_walk_families(write_family_head, write_series, sb);
+	write_registry(sb);
 	self_each(write_self_metric, sb);
 }
