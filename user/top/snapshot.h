@@ -9,9 +9,9 @@
 
 #include "util/strmap.h"
 
-/* Buckets a histogram may have, +Inf included (sonde takes at most 32
- * bounds). */
-#define TOP_MAX_BUCKETS 40
+/* Buckets a histogram may have: sonde's at most 64 bounds (--buckets,
+ * HISTOGRAM_MAX_BOUNDS) and +Inf. */
+#define TOP_MAX_BUCKETS 65
 
 /* What kind of calls a histogram measures, by family. */
 enum top_kind {
