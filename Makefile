@@ -55,7 +55,7 @@ ifdef SANITIZE
 CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 endif
-LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lcurl -lyaml -lnghttp2 -lncurses -lpthread -lm
+LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lcrypt -lcurl -lyaml -lnghttp2 -lncurses -ldeflate -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Wextra \
 	-Werror -Wno-unused-parameter -Iinclude -Ibpf -Ivmlinux/$(BPF_ARCH)
 
@@ -95,7 +95,7 @@ DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \
 	libcap2-bin systemd nftables libcurl4-openssl-dev nodejs libyaml-dev \
-	golang-go libnghttp2-dev libncurses-dev python3-grpcio $(TEST_ONLY_PACKAGES)
+	golang-go libnghttp2-dev libncurses-dev libdeflate-dev python3-grpcio $(TEST_ONLY_PACKAGES)
 
 .PHONY: all deps run test unit unit-sanitize fuzz e2e e2e-syscall-hooks e2e-sanitize bench \
 	bench-dispatch bench-scrape fmt \
