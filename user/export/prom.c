@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "export/prom.h"
+#include "export/series_copy.h"
 #include "metrics/registry.h"
 #include "metrics/self.h"
 
@@ -150,74 +151,8 @@ static const char *const kind_type[] = {
 	[METRIC_GAUGE] = "gauge",
 };
 
-/* The registry's series are rendered in two steps: under the registry's
- * lock, their numbers are copied (with their label text, rendered once per
- * series and kept); then, with the lock let go, the text is written from
- * the copy. The consumer waits for the copy alone. */
-
-/* A series' label text, "service_name=\"web\",...", by series id. */
-struct label_text {
-	uint64_t id;   /* 0: a free slot */
-	uint64_t seen; /* the render that last used it */
-	char *text;
-	size_t len;
-};
-
-/* The kept label texts, open addressing by id; only the renderer uses
- * them (one render at a time: export/scrape.c). */
-static struct label_text *texts;
-static size_t texts_nslots, texts_count;
-static uint64_t render_gen;
-
-/* One series as copied under the lock. */
-struct series_copy {
-	const struct metric_family *family;
-	/* Its label text (NULL for a family's head): kept until the sweep
-	 * after the render, while the table that holds it may move. */
-	const char *labels;
-	size_t labels_len;
-	uint64_t value; /* counter, or the gauge's bits */
-	uint64_t count, sum_ns;
-	size_t buckets; /* index of its first bucket count in copy.buckets */
-};
-
-struct render_copy {
-	struct series_copy *series;
-	size_t n, cap;
-	uint64_t *buckets; /* per bucket, not cumulative */
-	size_t nbuckets, bucket_cap;
-	size_t nbounds;
-	bool failed;
-};
-
-static size_t slot_of(uint64_t id, size_t nslots)
-{
-	return (id * 0x9e3779b97f4a7c15ULL >> 17) & (nslots - 1);
-}
-
-static bool texts_grow(void)
-{
-	size_t nslots = texts_nslots ? texts_nslots * 2 : 1024;
-	struct label_text *grown = calloc(nslots, sizeof(*grown));
-
-	if (!grown)
-		return false;
-	for (size_t i = 0; i < texts_nslots; i++) {
-		size_t j = slot_of(texts[i].id, nslots);
-
-		if (!texts[i].id)
-			continue;
-		while (grown[j].id)
-			j = (j + 1) & (nslots - 1);
-		grown[j] = texts[i];
-	}
-	free(texts);
-	texts = grown;
-	texts_nslots = nslots;
-	return true;
-}
-
-static void write_labels_of(struct strbuf *sb, const struct registry_series *s)
+/* A series' labels as the text format has them, for series_copy.h. */
+static void text_labels(struct strbuf *sb, const struct registry_series *s)
 {
 	const struct metric_family *f = s->family;
 
@@ -229,144 +164,6 @@ static void write_labels_of(struct strbuf *sb, const struct registry_series *s)
 		write_label_value(sb, s->values[i]);
 		strbuf_append(sb, "\"", 1);
 	}
-}
-
-/* The kept label text of s, made on its first render. */
-static const struct label_text *label_text_of(const struct registry_series *s)
-{
-	struct strbuf sb = { 0 };
-	size_t j;
-
-	if ((texts_count + 1) * 2 > texts_nslots && !texts_grow())
-		return NULL;
-	j = slot_of(s->id, texts_nslots);
-	while (texts[j].id && texts[j].id != s->id)
-		j = (j + 1) & (texts_nslots - 1);
-	if (!texts[j].id) {
-		write_labels_of(&sb, s);
-		if (sb.failed) {
-			strbuf_release(&sb);
-			return NULL;
-		}
-		/* Its own allocation, as long as the text: a strbuf starts
-		 * with room for 4 KiB. */
-		texts[j].len = sb.len;
-		texts[j].text = strndup(sb.data ? sb.data : "", sb.len);
-		strbuf_release(&sb);
-		if (!texts[j].text)
-			return NULL;
-		texts[j].id = s->id;
-		texts_count++;
-	}
-	texts[j].seen = render_gen;
-	return &texts[j];
-}
-
-/* Forgets the texts of series no longer in the registry, re-placing the
- * rest (open addressing cannot leave holes). */
-static void texts_sweep(void)
-{
-	struct label_text *old = texts;
-	size_t nslots = texts_nslots;
-
-	if (!old)
-		return;
-	texts = calloc(nslots, sizeof(*texts));
-	if (!texts) { /* keep them all, stale ones too */
-		texts = old;
-		return;
-	}
-	texts_count = 0;
-	for (size_t i = 0; i < nslots; i++) {
-		size_t j;
-
-		if (!old[i].id)
-			continue;
-		if (old[i].seen != render_gen) {
-			free(old[i].text);
-			continue;
-		}
-		j = slot_of(old[i].id, nslots);
-		while (texts[j].id)
-			j = (j + 1) & (nslots - 1);
-		texts[j] = old[i];
-		texts_count++;
-	}
-	free(old);
-}
-
-static bool grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	size_t n = *cap ? *cap : 256;
-	void *grown;
-
-	if (need <= *cap)
-		return true;
-	while (n < need)
-		n *= 2;
-	grown = realloc(*p, n * size);
-	if (!grown)
-		return false;
-	*p = grown;
-	*cap = n;
-	return true;
-}
-
-/* Under the registry's lock: the numbers of s, and its label text. */
-static void copy_series(const struct registry_series *s, void *arg)
-{
-	struct render_copy *c = arg;
-	const struct metric_family *f = s->family;
-	const struct label_text *text;
-	struct series_copy *out;
-
-	if (c->failed ||
-	    !grow((void **)&c->series, &c->cap, c->n + 1, sizeof(*c->series))) {
-		c->failed = true;
-		return;
-	}
-	out = &c->series[c->n];
-	text = label_text_of(s);
-	if (!text) {
-		c->failed = true;
-		return;
-	}
-	out->family = f;
-	out->labels = text->text;
-	out->labels_len = text->len;
-	if (f->kind == METRIC_HISTOGRAM) {
-		size_t nb = c->nbounds + 1;
-
-		if (!grow((void **)&c->buckets, &c->bucket_cap,
-			  c->nbuckets + nb, sizeof(*c->buckets))) {
-			c->failed = true;
-			return;
-		}
-		memcpy(c->buckets + c->nbuckets, s->hist->buckets,
-		       nb * sizeof(*c->buckets));
-		out->buckets = c->nbuckets;
-		c->nbuckets += nb;
-		out->count = s->hist->count;
-		out->sum_ns = s->hist->sum_ns;
-	} else if (f->kind == METRIC_COUNTER) {
-		out->value = s->counter;
-	} else {
-		out->value = (uint64_t)s->gauge;
-	}
-	c->n++;
-}
-
-/* A family's HELP and TYPE go where a copy with no labels stands. */
-static void copy_family(const struct metric_family *f, void *arg)
-{
-	struct render_copy *c = arg;
-
-	if (c->failed ||
-	    !grow((void **)&c->series, &c->cap, c->n + 1, sizeof(*c->series))) {
-		c->failed = true;
-		return;
-	}
-	c->series[c->n++] = (struct series_copy){ .family = f };
 }
 
 /* Decimal digits of v at p, which has room for 20; returns their count. */
@@ -455,7 +252,8 @@ static void make_le_texts(struct le_texts *le, const struct histogram_bounds *b)
 	}
 }
 
-static void write_histogram_copy(struct strbuf *sb, const struct render_copy *c,
+static void write_histogram_copy(struct strbuf *sb,
+				 const struct series_copies *c,
 				 const struct series_copy *s,
 				 const struct le_texts *le)
 {
@@ -482,7 +280,7 @@ static void write_histogram_copy(struct strbuf *sb, const struct render_copy *c,
 	put_line(sb, pieces, 4, value, put_u64(value, s->count));
 }
 
-static void write_copy(struct strbuf *sb, const struct render_copy *c,
+static void write_copy(struct strbuf *sb, const struct series_copies *c,
 		       const struct le_texts *le)
 {
 	char value[32];
@@ -520,20 +318,16 @@ static void write_copy(struct strbuf *sb, const struct render_copy *c,
 
 static void write_registry(struct strbuf *sb)
 {
-	struct render_copy c = { .nbounds = registry_bounds()->n };
+	struct series_copies c;
 	struct le_texts le;
 
-	render_gen++;
-	registry_walk_families(copy_family, copy_series, &c);
-	if (c.failed) {
+	if (series_copies_take(&c, COPY_LABELS_TEXT, text_labels, false)) {
 		sb->failed = true;
-	} else {
-		make_le_texts(&le, registry_bounds());
-		write_copy(sb, &c, &le);
+		return;
 	}
-	texts_sweep();
-	free(c.series);
-	free(c.buckets);
+	make_le_texts(&le, registry_bounds());
+	write_copy(sb, &c, &le);
+	series_copies_release(&c);
 }
 
 /* Writes a self-metric's samples as its collect callback emits them. */
