@@ -19,6 +19,7 @@
 #include "export/httpd.h"
 #include "export/otlp.h"
 #include "export/prom.h"
+#include "export/promproto.h"
 #include "identity/labels.h"
 #include "identity/procinfo.h"
 #include "identity/selection.h"
@@ -334,8 +335,13 @@ int main(int argc, char **argv)
 	limits.max_peers_per_service = opts.max_peers;
 	limits.max_series = opts.max_series;
 	registry_init(&opts.buckets, &limits);
-	if (ocfg.exponential)
+	if (ocfg.exponential || opts.native_histograms)
 		registry_enable_exphist();
+	promproto_configure(&(struct promproto_config){
+		.native = opts.native_histograms,
+		.schema = opts.native_schema,
+		.max_buckets = opts.native_max_buckets,
+	});
 	if (setup_rules(&opts)) {
 		rc = 2;
 		goto out_close;

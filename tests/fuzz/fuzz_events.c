@@ -16,6 +16,7 @@
 
 #include "export/otlp.h"
 #include "export/prom.h"
+#include "export/promproto.h"
 #include "identity/labels.h"
 #include "identity/procinfo.h"
 #include "metrics/families.h"
@@ -285,6 +286,38 @@ static void feed(const uint8_t *data, size_t size)
 	dispatch_end_round();
 }
 
+/* The protobuf exposition, native histograms on: a run of
+ * length-delimited messages that fill the body exactly. */
+static void check_protobuf(void)
+{
+	struct strbuf sb = { 0 };
+	const uint8_t *p, *end;
+
+	promproto_configure(&(struct promproto_config){
+		.native = true, .schema = 3, .max_buckets = 20 });
+	promproto_render(&sb);
+	p = (const uint8_t *)sb.data;
+	end = p + sb.len;
+	while (p && p < end) {
+		uint64_t len = 0;
+		int shift = 0;
+
+		while (p < end && shift < 64) {
+			len |= (uint64_t)(*p & 0x7f) << shift;
+			shift += 7;
+			if (!(*p++ & 0x80))
+				break;
+		}
+		if (len > (uint64_t)(end - p)) {
+			fprintf(stderr, "fuzz_events: a MetricFamily runs past "
+					"the protobuf body\n");
+			abort();
+		}
+		p += len;
+	}
+	strbuf_release(&sb);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct strbuf sb = { 0 };
@@ -301,6 +334,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(page);
 	otlp_encode(&pb, false, true, 1);
 	pb_release(&pb);
+	check_protobuf();
 	http2_clear();
 	procinfo_free();
 	otlp_reset();

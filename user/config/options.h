@@ -37,12 +37,15 @@ struct sonde_options {
 	unsigned max_tracked;	  /* size of the BPF connection maps */
 	const char *tls_cert;	  /* PEM files for TLS on the endpoint */
 	const char *tls_key;
-	const char *auth_file;	   /* basic auth users, see auth.h */
-	const char *otlp_endpoint; /* --otlp-endpoint, or NULL */
-	bool check;		   /* --check: report host support, exit */
-	bool no_tls;		   /* --no-tls: leave OpenSSL alone */
-	bool bpf_stats;		   /* --bpf-stats: count program runs */
-	enum capture_hooks hooks;  /* --hooks */
+	const char *auth_file;	     /* basic auth users, see auth.h */
+	const char *otlp_endpoint;   /* --otlp-endpoint, or NULL */
+	bool check;		     /* --check: report host support, exit */
+	bool no_tls;		     /* --no-tls: leave OpenSSL alone */
+	bool bpf_stats;		     /* --bpf-stats: count program runs */
+	bool native_histograms;	     /* --native-histograms */
+	int native_schema;	     /* --native-histogram-schema */
+	unsigned native_max_buckets; /* --native-histogram-max-buckets */
+	enum capture_hooks hooks;    /* --hooks */
 	struct histogram_bounds buckets;
 	bool verbose;
 	const char *config_path; /* --config FILE */

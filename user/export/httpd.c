@@ -8,6 +8,7 @@
 #include "export/auth.h"
 #include "export/httpd.h"
 #include "export/prom.h"
+#include "export/promproto.h"
 #include "export/scrape.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -127,21 +128,27 @@ static void sent(void *cls)
 
 static enum MHD_Result send_metrics(struct MHD_Connection *conn)
 {
-	const char *accept = MHD_lookup_connection_value(
+	const char *encodings = MHD_lookup_connection_value(
 		conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	const char *accept = MHD_lookup_connection_value(
+		conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	/* The protobuf format only for a scraper that asks for it (Prometheus
+	 * with native histograms on); the text for everyone else. */
+	bool protobuf = accept && promproto_accepted(accept);
 	struct sending *s = calloc(1, sizeof(*s));
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	bool gzip;
 
 	if (s)
-		s->body = scrape_take(hooks.render_metrics);
+		s->body = scrape_take(protobuf ? promproto_render :
+						 hooks.render_metrics);
 	if (!s || !s->body) {
 		free(s);
 		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				 "out of memory\n");
 	}
-	s->data = scrape_data(s->body, httpd_accepts_gzip(accept), &s->len,
+	s->data = scrape_data(s->body, httpd_accepts_gzip(encodings), &s->len,
 			      &gzip);
 	s->deadline_ns =
 		clock_monotonic_ns() + HTTPD_SCRAPE_SECONDS * 1000000000ULL;
@@ -152,9 +159,10 @@ static enum MHD_Result send_metrics(struct MHD_Connection *conn)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				PROM_CONTENT_TYPE);
+				protobuf ? PROMPROTO_CONTENT_TYPE :
+					   PROM_CONTENT_TYPE);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
-				MHD_HTTP_HEADER_ACCEPT_ENCODING);
+				"Accept, Accept-Encoding");
 	if (gzip)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
 					"gzip");

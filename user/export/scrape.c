@@ -1,11 +1,13 @@
 #include <libdeflate.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "export/scrape.h"
 #include "util/clock.h"
 
 struct scrape_body {
+	void (*render)(struct strbuf *sb); /* which format it is */
 	unsigned refs;
 	uint64_t made_ns;
 	char *text;
@@ -16,9 +18,11 @@ struct scrape_body {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-/* The newest rendering, while any scrape still holds it: the last to let
- * it go frees it, so an idle sonde keeps no body. */
-static struct scrape_body *newest;
+/* The newest rendering of each format (text, protobuf), while any scrape
+ * still holds it: the last to let it go frees it, so an idle sonde keeps
+ * no body. */
+#define SCRAPE_FORMATS 2
+static struct scrape_body *newest[SCRAPE_FORMATS];
 static unsigned alive;
 /* The last body's length: the next one is given room for it at once. */
 static size_t last_len;
@@ -48,8 +52,9 @@ char *scrape_gzip(const char *in, size_t n, size_t *out_len)
 
 static void body_free(struct scrape_body *b)
 {
-	if (b == newest)
-		newest = NULL;
+	for (int i = 0; i < SCRAPE_FORMATS; i++)
+		if (newest[i] == b)
+			newest[i] = NULL;
 	free(b->text);
 	free(b->gz);
 	free(b);
@@ -80,24 +85,42 @@ static struct scrape_body *render_body(void (*render)(struct strbuf *sb),
 	}
 	b->text = strbuf_detach(&sb, &b->len);
 	b->made_ns = now;
+	b->render = render;
 	last_len = b->len;
 	alive++;
 	return b;
 }
 
+/* The slot of render's newest rendering: its own, or a free one. */
+static struct scrape_body **slot_of(void (*render)(struct strbuf *sb))
+{
+	static void (*renders[SCRAPE_FORMATS])(struct strbuf * sb);
+
+	for (int i = 0; i < SCRAPE_FORMATS; i++) {
+		if (!renders[i])
+			renders[i] = render;
+		if (renders[i] == render)
+			return &newest[i];
+	}
+	return NULL;
+}
+
 struct scrape_body *scrape_take(void (*render)(struct strbuf *sb))
 {
 	uint64_t now = clock_monotonic_ns();
-	struct scrape_body *b;
+	struct scrape_body *b, **slot;
 
 	pthread_mutex_lock(&lock);
-	if (!newest || (now - newest->made_ns > SCRAPE_FRESH_MS * 1000000ULL &&
-			alive < SCRAPE_MAX_BODIES)) {
+	slot = slot_of(render);
+	b = slot ? *slot : NULL;
+	if (!b || (now - b->made_ns > SCRAPE_FRESH_MS * 1000000ULL &&
+		   alive < SCRAPE_MAX_BODIES)) {
 		b = render_body(render, now);
-		if (b)
-			newest = b;
+		if (b && slot)
+			*slot = b;
+		else if (!b && slot)
+			b = *slot;
 	}
-	b = newest;
 	if (b)
 		b->refs++;
 	pthread_mutex_unlock(&lock);
@@ -138,6 +161,6 @@ unsigned scrape_bodies_alive(void)
 void scrape_reset(void)
 {
 	pthread_mutex_lock(&lock);
-	newest = NULL;
+	memset(newest, 0, sizeof(newest));
 	pthread_mutex_unlock(&lock);
 }
