@@ -224,7 +224,7 @@ test: deps
 	$(MAKE) e2e-syscall-hooks
 
 bench: deps
-	$(MAKE) all $(TOOL_BINS)
+	$(MAKE) all $(TOOL_BINS) $(OUT)/tests/bench_scrape
 	$(PYTHON) tools/bench.py
 
 # ns per record on the process's own CPU clock, per scenario; under

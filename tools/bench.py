@@ -39,8 +39,16 @@ load of its own, in these scenarios:
   startup ./sonde started 5 times, alone: from just before its exec to
           the first 200 on GET /metrics (target <= 1 s) and on /readyz
           (<= 1.5 s), polled every 5 ms, medians
+  scrape  what one /metrics scrape costs: build/tests/bench_scrape renders
+          1k, 10k and 100k series in-process, plain and gzip (CPU time,
+          median of 5; targets at 10k <= 50 ms plain and <= 100 ms gzip,
+          100k <= 1 s plain); then a sonde holding 10k series (nginx
+          served 10k routes) with 32 clients reading its body a byte a
+          second for 10 s, one normal scrape a second: peak RSS (target:
+          idle plus 4 bodies) and the normal scrapes' time (< 1 s)
 
-and, in each scenario but kernel (bound and sonde) and startup (sonde),
+and, in each scenario but kernel (bound and sonde), startup and scrape
+(sonde),
 three or four ways side by side:
 
   none    no agent: the service's own throughput
@@ -118,6 +126,7 @@ Usage: /usr/bin/python3 tools/bench.py [--rounds N] [--seconds S]
 import argparse
 import contextlib
 import ctypes
+import http.client
 import json
 import os
 import re
@@ -277,7 +286,22 @@ TLS_SERVERS = """\
 
 SCENARIOS = {"direct": DIRECT_SERVERS, "proxy": PROXY_SERVERS,
              "tls": TLS_SERVERS}
-ALL_SCENARIOS = (*SCENARIOS, "bystander", "exchange", "kernel", "startup")
+ALL_SCENARIOS = (*SCENARIOS, "bystander", "exchange", "kernel", "startup",
+                 "scrape")
+# scrape scenario: one /metrics scrape at 1k, 10k and 100k series, rendered
+# and gzipped in-process (tests/unit/bench_scrape.c); then a sonde holding
+# 10k series (nginx served 10k routes) with SLOW_READERS clients reading
+# its body a byte a second while a normal scrape is made each second.
+BENCH_SCRAPE = os.path.join(ROOT, "build", "tests", "bench_scrape")
+SCRAPE_SERIES = (1000, 10000, 100000)
+SCRAPE_ROUTES = 10000
+SLOW_READERS = 32
+SLOW_SECONDS = 10
+TARGET_RENDER_MS = {10000: 50.0, 100000: 1000.0}  # plain text
+TARGET_GZIP_SCRAPE_MS = {10000: 100.0}  # render, then gzip
+# Renderings alive at once (export/scrape.h) and one render in progress.
+TARGET_SLOW_BODIES = 4
+TARGET_SLOW_SCRAPE_S = 1.0
 BYSTANDER = os.path.join(ROOT, "build", "tools", "bystander")
 PINGPONG = os.path.join(ROOT, "build", "tools", "pingpong")
 # Calls to the read and write hooks in one pingpong exchange.
@@ -1119,6 +1143,8 @@ def verdicts(s, scenario):
         return startup_verdicts(s)
     if scenario == "kernel":
         return kernel_verdicts(s)
+    if scenario == "scrape":
+        return scrape_verdicts(s)
     lvf = s["loss_vs_floor"]
     kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT)
     max_lvf = TARGET_LOSS_VS_FLOOR_BY_SCENARIO.get(scenario,
@@ -1362,7 +1388,8 @@ def print_report(cfg, scenario, s, warnings):
     own = {"bystander": print_bystander_report,
            "exchange": print_exchange_report,
            "kernel": print_kernel_report,
-           "startup": print_startup_report}.get(scenario)
+           "startup": print_startup_report,
+           "scrape": print_scrape_report}.get(scenario)
     if own:
         own(cfg, s, warnings)
     else:
@@ -1445,8 +1472,9 @@ def parse_args():
                    "OpenSSL uprobes), bystander (a process with no socket), "
                    "exchange (pingpong: per-call cost), kernel (BPF run "
                    "time per program run, by protocol path), startup (exec "
-                   "to first answers) or all (env BENCH_SCENARIO, default "
-                   "all)")
+                   "to first answers), scrape (/metrics at 1k to 100k "
+                   "series, and with slow readers) or all (env "
+                   "BENCH_SCENARIO, default all)")
     p.add_argument("--hooks", choices=("auto", "socket", "syscall"),
                    default=os.environ.get("BENCH_HOOKS", "auto"),
                    help="sonde's and the floor's --hooks: where reads and "
@@ -1463,7 +1491,8 @@ def preflight():
         raise BenchError("run as root: loading BPF programs needs it")
     for path, hint in ((SONDE, "make"), (FLOOR, "make build/tools/floor"),
                        (BYSTANDER, "make build/tools/bystander"),
-                       (PINGPONG, "make build/tools/pingpong")):
+                       (PINGPONG, "make build/tools/pingpong"),
+                       (BENCH_SCRAPE, "make build/tests/bench_scrape")):
         if not os.access(path, os.X_OK):
             raise BenchError(f"{path} missing: build it with `{hint}`")
     for tool in ("nginx", "wrk", "taskset", "bpftool"):
@@ -1550,12 +1579,145 @@ def bench_startup(tmp):
     return {"sonde": runs}, warnings
 
 
+def route_series(base, port):
+    """The /rN routes the nginx on port has series for, and the body."""
+    status, text = http_get(base + "/metrics", timeout=10)
+    if status != 200:
+        raise BenchError(f"sonde's /metrics answered {status}")
+    prefix = "http_server_request_duration_seconds_count{"
+    return sum(1 for line in text.splitlines()
+               if line.startswith(prefix) and 'http_route="/r' in line
+               and f'server_port="{port}"' in line), text
+
+
+def slow_readers(tmp):
+    """sonde with SCRAPE_ROUTES series, then SLOW_READERS clients reading
+    /metrics a byte a second for SLOW_SECONDS, a normal scrape each
+    second."""
+    nginx = proc = None
+    readers = []
+    try:
+        nginx, url = start_nginx(tmp, "direct")
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        sport = free_port()
+        log = os.path.join(tmp, "sonde.log")
+        proc = spawn([SONDE, "--listen", f"127.0.0.1:{sport}",
+                      "--hooks", HOOKS[0], "--max-routes", str(2 * SCRAPE_ROUTES),
+                      "--max-series", str(3 * SCRAPE_ROUTES)], log)
+        base = f"http://127.0.0.1:{sport}"
+        wait_http_200(base + "/readyz", proc, "sonde", log)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for i in range(SCRAPE_ROUTES):
+            conn.request("GET", f"/r{i}")
+            conn.getresponse().read()
+        conn.close()
+        deadline = time.monotonic() + 30
+        while route_series(base, port)[0] < SCRAPE_ROUTES:
+            if time.monotonic() > deadline:
+                raise BenchError(f"sonde did not reach {SCRAPE_ROUTES} "
+                                 "route series in 30 s")
+            time.sleep(0.5)
+        body = route_series(base, port)[1]
+        time.sleep(1)
+        idle = memory_kib(proc.pid)["VmRSS"]
+        for _ in range(SLOW_READERS):
+            s = socket.create_connection(("127.0.0.1", sport), timeout=5)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            readers.append(s)
+        peak, scrapes = idle, []
+        for _ in range(SLOW_SECONDS):
+            for s in readers:
+                try:
+                    s.recv(1)
+                except OSError:
+                    pass
+            peak = max(peak, memory_kib(proc.pid)["VmRSS"])
+            t0 = time.monotonic()
+            status, text = http_get(base + "/metrics", timeout=10)
+            scrapes.append(time.monotonic() - t0)
+            if status != 200 or len(text) < 0.9 * len(body):
+                raise BenchError("a scrape among slow readers came back "
+                                 f"{status}, {len(text)} bytes")
+            peak = max(peak, memory_kib(proc.pid)["VmRSS"])
+            time.sleep(1)
+        return {"idle_mib": idle / 1024, "peak_mib": peak / 1024,
+                "body_mib": len(body) / 2**20,
+                "scrape_max_s": max(scrapes),
+                "scrape_median_s": statistics.median(scrapes)}
+    finally:
+        for s in readers:
+            s.close()
+        stop(proc)
+        stop(nginx)
+
+
+def bench_scrape(tmp):
+    print(f"bench: scrape: {BENCH_SCRAPE}, then {SLOW_READERS} slow readers "
+          f"of {SCRAPE_ROUTES} series", flush=True)
+    out = subprocess.run([BENCH_SCRAPE, *map(str, SCRAPE_SERIES)],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise BenchError(f"{BENCH_SCRAPE} failed: {out.stderr.strip()}")
+    renders = [json.loads(line) for line in out.stdout.splitlines()]
+    for r in renders:
+        print(f"  {r['series']:>6} series  render {r['render_ms']:7.1f} ms "
+              f"{r['bytes'] / 2**20:6.1f} MiB  gzip {r['gzip_ms']:7.1f} ms "
+              f"{r['gzip_bytes'] / 2**20:5.2f} MiB", flush=True)
+    slow = slow_readers(tmp)
+    return {"render": renders, "slow": slow}, []
+
+
+def scrape_verdicts(s):
+    by = {r["series"]: r for r in s["render"]}
+    rows = []
+    for n, limit in TARGET_RENDER_MS.items():
+        if n in by:
+            rows.append((f"{n} series plain <= {limit:g} ms",
+                         by[n]["render_ms"] <= limit,
+                         f"{by[n]['render_ms']:.1f} ms"))
+    for n, limit in TARGET_GZIP_SCRAPE_MS.items():
+        if n in by:
+            ms = by[n]["render_ms"] + by[n]["gzip_ms"]
+            rows.append((f"{n} series gzip <= {limit:g} ms", ms <= limit,
+                         f"{ms:.1f} ms"))
+    slow = s["slow"]
+    bound = slow["idle_mib"] + TARGET_SLOW_BODIES * slow["body_mib"]
+    rows.append((f"RSS with {SLOW_READERS} slow readers <= idle + "
+                 f"{TARGET_SLOW_BODIES} bodies", slow["peak_mib"] <= bound,
+                 f"{slow['peak_mib']:.1f} MiB (bound {bound:.1f})"))
+    rows.append((f"scrape among them < {TARGET_SLOW_SCRAPE_S:g} s",
+                 slow["scrape_max_s"] < TARGET_SLOW_SCRAPE_S,
+                 f"{slow['scrape_max_s']:.3f} s"))
+    return rows
+
+
+def print_scrape_report(cfg, s, warnings):
+    print()
+    print(f"sonde bench, scrape: one /metrics scrape (CPU time, median of "
+          f"5 renders); {cfg['cpus']} CPUs, kernel {cfg['kernel']}")
+    for r in s["render"]:
+        print(f"  {r['series']:>6} series  plain {r['render_ms']:7.1f} ms "
+              f"{r['bytes'] / 2**20:6.1f} MiB   gzip +{r['gzip_ms']:6.1f} ms "
+              f"{r['gzip_bytes'] / 2**20:5.2f} MiB")
+    slow = s["slow"]
+    print(f"  {SLOW_READERS} slow readers of a {slow['body_mib']:.1f} MiB "
+          f"body: RSS idle {slow['idle_mib']:.1f} MiB, peak "
+          f"{slow['peak_mib']:.1f} MiB; a scrape among them "
+          f"{slow['scrape_median_s']:.3f} s median, "
+          f"{slow['scrape_max_s']:.3f} s max")
+    print_verdicts(s, "scrape", warnings)
+
+
 def run_scenario(name, tmp, rounds, seconds):
     """(results, summary, warnings) of one scenario; None when it does not
     apply to the hooks in use."""
     if name == "startup":
         results, warnings = bench_startup(tmp)
         return results, summarize_startup(results), warnings
+    if name == "scrape":
+        results, warnings = bench_scrape(tmp)
+        return results, results, warnings
     if name == "kernel":
         results, warnings = bench_kernel(tmp, rounds, seconds)
         if results is None:
