@@ -277,6 +277,53 @@ TEST(sort_by_p99_puts_idle_rows_last)
 	CHECK_STR(t.rows[2].service, "b");
 }
 
+TEST(grpc_server_errors_are_the_servers_faults_alone)
+{
+	static const char body[] =
+		"sonde_build_info{version=\"1\"} 1\n"
+		"rpc_server_call_duration_seconds_count{service_name=\"api\","
+		"rpc_method=\"a.B/C\",rpc_response_status_code=\"NOT_FOUND\"}"
+		" 3\n"
+		"rpc_server_call_duration_seconds_count{service_name=\"api\","
+		"rpc_method=\"a.B/C\",rpc_response_status_code=\"UNAVAILABLE\"}"
+		" 1\n"
+		"rpc_client_call_duration_seconds_count{service_name=\"api\","
+		"rpc_method=\"a.B/C\",rpc_response_status_code=\"NOT_FOUND\"}"
+		" 2\n";
+	struct top_snapshot s = { 0 };
+	struct top_table t;
+	const struct top_row *r;
+
+	CHECK(top_snapshot_parse(&s, body, strlen(body)) == 0);
+	CHECK(top_table_build(&t, NULL, &s, 1.0, TOP_BY_SERVICE, NULL) == 0);
+	r = row_of(&t, TOP_GRPC_SERVER, "");
+	CHECK(r && r->requests == 4 && r->errors == 1);
+	r = row_of(&t, TOP_GRPC_CLIENT, "");
+	CHECK(r && r->requests == 2 && r->errors == 2);
+	top_table_release(&t);
+	top_snapshot_release(&s);
+}
+
+TEST(what_no_sonde_would_write_is_left_out)
+{
+	static const char body[] =
+		"sonde_build_info{version=\"1\"} 1\n"
+		"http_server_request_duration_seconds_count{service_name=\"a\","
+		"http_response_status_code=\"200\"} +Inf\n"
+		"http_server_request_duration_seconds_count{service_name=\"b\","
+		"http_response_status_code=\"200\"} 1e300\n"
+		"http_server_request_duration_seconds_count{service_name="
+		"\"c\\n\x1b[2J\",http_response_status_code=\"200\"} 5\n";
+	struct top_snapshot s = { 0 };
+
+	CHECK(top_snapshot_parse(&s, body, strlen(body)) == 0);
+	CHECK(s.broken == 2 && s.nseries == 1);
+	/* The newline and the escape are shown as '?'. */
+	CHECK(s.nseries == 1 && strchr(s.series[0]->service, '\n') == NULL &&
+	      strchr(s.series[0]->service, 0x1b) == NULL);
+	top_snapshot_release(&s);
+}
+
 TEST(not_sonde)
 {
 	static const char other[] = "up 1\nnode_cpu_seconds_total 5\n";
@@ -311,5 +358,7 @@ UNIT_MAIN("top", UNIT_CASE(sample_line_with_escaped_labels),
 	  UNIT_CASE(delta_between_two_reads),
 	  UNIT_CASE(delta_after_a_counter_reset_counts_from_zero),
 	  UNIT_CASE(table_of_two_reads),
-	  UNIT_CASE(sort_by_p99_puts_idle_rows_last), UNIT_CASE(not_sonde),
-	  UNIT_CASE(durations_with_their_unit))
+	  UNIT_CASE(sort_by_p99_puts_idle_rows_last),
+	  UNIT_CASE(grpc_server_errors_are_the_servers_faults_alone),
+	  UNIT_CASE(what_no_sonde_would_write_is_left_out),
+	  UNIT_CASE(not_sonde), UNIT_CASE(durations_with_their_unit))

@@ -371,7 +371,12 @@ static int read_file(const char *path, char **text, size_t *len, char *err,
 			 path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st)) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errsz, "%s: is %s, expected a YAML file", path,
 			 file_kind(st.st_mode));
 		close(fd);

@@ -113,8 +113,10 @@ struct scrape_body *scrape_take(void (*render)(struct strbuf *sb))
 	pthread_mutex_lock(&lock);
 	slot = slot_of(render);
 	b = slot ? *slot : NULL;
-	if (!b || (now - b->made_ns > SCRAPE_FRESH_MS * 1000000ULL &&
-		   alive < SCRAPE_MAX_BODIES)) {
+	if (!b ||
+	    (now - b->made_ns > SCRAPE_FRESH_MS * 1000000ULL &&
+	     alive < SCRAPE_MAX_BODIES) ||
+	    now - b->made_ns > SCRAPE_STALE_MAX_MS * 1000000ULL) {
 		b = render_body(render, now);
 		if (b && slot)
 			*slot = b;

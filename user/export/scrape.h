@@ -18,8 +18,13 @@
  * figures older than this unless the cap below holds. */
 #define SCRAPE_FRESH_MS 250
 /* Renderings alive at once; with this many still being sent, a scrape
- * gets the newest of them whatever its age. */
+ * gets the newest of them, unless it is older than SCRAPE_STALE_MAX_MS:
+ * readers that trickle can hold renderings for up to 30 s each
+ * (export/httpd.c), and a scrape never gets figures older than this.
+ * Memory then holds at most 3 renderings plus one per 10 s of the
+ * longest such hold: 6 at worst. */
 #define SCRAPE_MAX_BODIES 3
+#define SCRAPE_STALE_MAX_MS 10000
 
 struct scrape_body;
 

@@ -147,6 +147,8 @@ int top_fetch(struct top_source *src, struct strbuf *body, char *err,
 		curl_easy_setopt(c, CURLOPT_USERPWD, src->userpwd);
 	}
 	rc = curl_easy_perform(c);
+	/* detail lives on this stack frame: libcurl must not keep it. */
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	if (rc != CURLE_OK) {
 		describe_failure(src, rc, detail, err, errsz);
 		return -1;

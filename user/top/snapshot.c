@@ -77,6 +77,32 @@ static bool http_failed(const char *status, long limit)
 	return end == status || *end || code >= limit;
 }
 
+/* gRPC statuses that fail a call on the server side, as sonde counts
+ * them (user/proto/http.c): the server's own faults, not the caller's (a
+ * NOT_FOUND, an INVALID_ARGUMENT). A client counts every status but OK. */
+static bool grpc_server_failed(const char *status)
+{
+	static const char *const faults[] = {
+		"UNKNOWN",  "DEADLINE_EXCEEDED", "UNIMPLEMENTED",
+		"INTERNAL", "UNAVAILABLE",	 "DATA_LOSS"
+	};
+
+	for (size_t i = 0; i < sizeof(faults) / sizeof(*faults); i++)
+		if (strcmp(status, faults[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Control bytes in s (from whatever answered at the URL) become '?', so
+ * that no label moves the terminal's cursor. */
+static char *printable(char *s)
+{
+	for (char *c = s; c && *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return s;
+}
+
 static char *joined(const char *a, const char *sep, const char *b)
 {
 	char *out;
@@ -115,7 +141,9 @@ static int describe(struct top_series *t, const struct expo_sample *s)
 	case TOP_GRPC_CLIENT:
 		t->op = strdup(label_or_empty(s, "rpc_method"));
 		status = label_or_empty(s, "rpc_response_status_code");
-		t->error = strcmp(status, "OK") != 0;
+		t->error = t->kind == TOP_GRPC_SERVER ?
+				   grpc_server_failed(status) :
+				   strcmp(status, "OK") != 0;
 		break;
 	default:
 		t->op = joined(label_or_empty(s, "db_operation_name"), " ",
@@ -125,6 +153,10 @@ static int describe(struct top_series *t, const struct expo_sample *s)
 		break;
 	}
 	t->status = strdup(status);
+	printable(t->service);
+	printable(t->op);
+	printable(t->peer);
+	printable(t->status);
 	return t->service && t->peer && t->op && t->status ? 0 : -1;
 }
 
@@ -190,8 +222,9 @@ static int note_histogram(struct top_snapshot *snap, int family, char which,
 	struct top_series *t;
 	const char *le;
 
-	/* A count is never negative: such a line is not sonde's. */
-	if (!(s->value >= 0)) {
+	/* A count is a whole number from 0 to 2^53 (where a double stops
+	 * holding every integer): anything else is not sonde's. */
+	if (!(s->value >= 0 && s->value <= 9007199254740992.0)) {
 		snap->broken++;
 		return 0;
 	}

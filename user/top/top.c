@@ -326,7 +326,8 @@ int top_main(int argc, char **argv)
 	}
 	if (gethostname(s.host, sizeof(s.host)))
 		snprintf(s.host, sizeof(s.host), "?");
-	if (once || json || !isatty(STDOUT_FILENO))
+	/* The live view needs a terminal both ways: keys come from stdin. */
+	if (once || json || !isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
 		rc = run_once(&s, json);
 	else
 		rc = top_tui_run(&s);

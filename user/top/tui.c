@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "top/top.h"
 #include "util/clock.h"
@@ -27,6 +29,9 @@ struct tui {
 };
 
 static volatile sig_atomic_t stop_signal;
+/* The terminal as it was, for a crash to put back. */
+static struct termios saved_termios;
+static bool have_termios;
 
 static void on_stop(int sig)
 {
@@ -34,10 +39,18 @@ static void on_stop(int sig)
 }
 
 /* A crash leaves the terminal as it found it, then dies as it would
- * have. */
+ * have. Only async-signal-safe calls: the saved modes back, and the
+ * sequences that leave the alternate screen, show the cursor and reset
+ * the colours written as they are (endwin() may be what crashed). */
 static void on_fatal(int sig)
 {
-	endwin();
+	static const char reset[] = "\033[0m\033[?25h\033[?1049l\r\n";
+	ssize_t n;
+
+	if (have_termios)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
+	n = write(STDOUT_FILENO, reset, sizeof(reset) - 1);
+	(void)n;
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -46,6 +59,8 @@ static void install_handlers(void)
 {
 	struct sigaction sa = { .sa_handler = on_stop };
 	static const int fatal[] = { SIGSEGV, SIGBUS, SIGFPE, SIGABRT, SIGILL };
+
+	have_termios = tcgetattr(STDIN_FILENO, &saved_termios) == 0;
 
 	/* Before initscr: ncurses leaves handlers it finds in place. No
 	 * SA_RESTART, so a wait for a key returns at once. */
