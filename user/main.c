@@ -20,6 +20,7 @@
 #include "export/otlp.h"
 #include "export/prom.h"
 #include "export/promproto.h"
+#include "export/scrape.h"
 #include "identity/labels.h"
 #include "identity/procinfo.h"
 #include "identity/selection.h"
@@ -105,6 +106,7 @@ static void register_self_metrics(bool otlp)
 	if (otlp)
 		otlp_register_metrics();
 	uprobes_register_metrics();
+	scrape_register_metrics();
 	self_register(&build_info);
 }
 

@@ -68,7 +68,19 @@ def get_body(port, out, i, start):
     out[i] = (head, body)
 
 
+def scrape_counts(sonde):
+    """(text renderings made, scrapes served a shared one) as sonde's
+    own metrics say before this scrape's rendering."""
+    samples = sonde.samples()
+    return (next(v for n, lab, v in samples
+                 if n == "sonde_scrape_renders_total"
+                 and lab == {"format": "text"}),
+            next(v for n, _, v in samples
+                 if n == "sonde_scrape_shared_total"))
+
+
 def test_concurrent_scrapes_get_identical_complete_bodies(big):
+    renders, shared = scrape_counts(big)
     out = [None] * 8
     start = threading.Event()
     threads = [threading.Thread(target=get_body,
@@ -96,6 +108,8 @@ def test_concurrent_scrapes_get_identical_complete_bodies(big):
     check = subprocess.run(["promtool", "check", "metrics"], input=text,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout[:2000] + check.stderr[:2000]
+    # One rendering served the eight: the read before them made one too.
+    assert scrape_counts(big) == (renders + 2, shared + 7)
 
 
 class SlowReader:

@@ -141,8 +141,10 @@ static enum MHD_Result send_metrics(struct MHD_Connection *conn)
 	bool gzip;
 
 	if (s)
-		s->body = scrape_take(protobuf ? promproto_render :
-						 hooks.render_metrics);
+		s->body =
+			protobuf ?
+				scrape_take(SCRAPE_PROTOBUF, promproto_render) :
+				scrape_take(SCRAPE_TEXT, hooks.render_metrics);
 	if (!s || !s->body) {
 		free(s);
 		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,

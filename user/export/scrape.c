@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "export/scrape.h"
+#include "metrics/self.h"
 #include "util/clock.h"
 
 struct scrape_body {
@@ -18,14 +19,17 @@ struct scrape_body {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-/* The newest rendering of each format (text, protobuf), while any scrape
- * still holds it: the last to let it go frees it, so an idle sonde keeps
- * no body. */
-#define SCRAPE_FORMATS 2
+/* The newest rendering of each format, while any scrape still holds it:
+ * the last to let it go frees it, so an idle sonde keeps no body. */
 static struct scrape_body *newest[SCRAPE_FORMATS];
 static unsigned alive;
 /* The last body's length: the next one is given room for it at once. */
 static size_t last_len;
+/* For sonde's own metrics: renderings made and their time (wall clock,
+ * ns), per format slot, and scrapes served one made for another. Read
+ * without the lock (a render reads them, under it). */
+static uint64_t renders[SCRAPE_FORMATS], render_ns[SCRAPE_FORMATS];
+static uint64_t shared;
 
 char *scrape_gzip(const char *in, size_t n, size_t *out_len)
 {
@@ -69,7 +73,7 @@ static void body_put(struct scrape_body *b)
 }
 
 static struct scrape_body *render_body(void (*render)(struct strbuf *sb),
-				       uint64_t now)
+				       uint64_t now, enum scrape_format format)
 {
 	struct scrape_body *b = calloc(1, sizeof(*b));
 	struct strbuf sb = { 0 };
@@ -84,6 +88,9 @@ static struct scrape_body *render_body(void (*render)(struct strbuf *sb),
 		return NULL;
 	}
 	b->text = strbuf_detach(&sb, &b->len);
+	__atomic_add_fetch(&renders[format], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&render_ns[format], clock_monotonic_ns() - now,
+			   __ATOMIC_RELAXED);
 	b->made_ns = now;
 	b->render = render;
 	last_len = b->len;
@@ -91,37 +98,24 @@ static struct scrape_body *render_body(void (*render)(struct strbuf *sb),
 	return b;
 }
 
-/* The slot of render's newest rendering: its own, or a free one. */
-static struct scrape_body **slot_of(void (*render)(struct strbuf *sb))
-{
-	static void (*renders[SCRAPE_FORMATS])(struct strbuf * sb);
-
-	for (int i = 0; i < SCRAPE_FORMATS; i++) {
-		if (!renders[i])
-			renders[i] = render;
-		if (renders[i] == render)
-			return &newest[i];
-	}
-	return NULL;
-}
-
-struct scrape_body *scrape_take(void (*render)(struct strbuf *sb))
+struct scrape_body *scrape_take(enum scrape_format format,
+				void (*render)(struct strbuf *sb))
 {
 	uint64_t now = clock_monotonic_ns();
-	struct scrape_body *b, **slot;
+	struct scrape_body *b, *made;
 
 	pthread_mutex_lock(&lock);
-	slot = slot_of(render);
-	b = slot ? *slot : NULL;
+	b = newest[format];
 	if (!b ||
 	    (now - b->made_ns > SCRAPE_FRESH_MS * 1000000ULL &&
 	     alive < SCRAPE_MAX_BODIES) ||
 	    now - b->made_ns > SCRAPE_STALE_MAX_MS * 1000000ULL) {
-		b = render_body(render, now);
-		if (b && slot)
-			*slot = b;
-		else if (!b && slot)
-			b = *slot;
+		made = render_body(render, now, format);
+		if (made)
+			newest[format] = made;
+		b = made ? made : b;
+	} else {
+		__atomic_add_fetch(&shared, 1, __ATOMIC_RELAXED);
 	}
 	if (b)
 		b->refs++;
@@ -165,4 +159,75 @@ void scrape_reset(void)
 	pthread_mutex_lock(&lock);
 	memset(newest, 0, sizeof(newest));
 	pthread_mutex_unlock(&lock);
+}
+
+static const char *const format_names[SCRAPE_FORMATS] = {
+	[SCRAPE_TEXT] = "text",
+	[SCRAPE_PROTOBUF] = "protobuf",
+};
+
+static void collect_renders(const struct self_metric *m, struct self_sink *sink)
+{
+	(void)m;
+	for (int i = 0; i < SCRAPE_FORMATS; i++)
+		self_emit_u64(sink, &format_names[i],
+			      __atomic_load_n(&renders[i], __ATOMIC_RELAXED));
+}
+
+static void collect_render_time(const struct self_metric *m,
+				struct self_sink *sink)
+{
+	(void)m;
+	for (int i = 0; i < SCRAPE_FORMATS; i++)
+		self_emit_double(
+			sink, &format_names[i],
+			__atomic_load_n(&render_ns[i], __ATOMIC_RELAXED) / 1e9);
+}
+
+static void collect_shared(const struct self_metric *m, struct self_sink *sink)
+{
+	(void)m;
+	self_emit_u64(sink, NULL, __atomic_load_n(&shared, __ATOMIC_RELAXED));
+}
+
+static const struct self_metric renders_metric = {
+	.name = "sonde_scrape_renders_total",
+	.otel_name = "sonde.scrape.renders",
+	.unit = "{rendering}",
+	.help = "Renderings of /metrics made, by format; scrapes that come "
+		"together share one.",
+	.kind = SELF_COUNTER,
+	.nlabels = 1,
+	.labels = { "format" },
+	.otel_labels = { "sonde.scrape.format" },
+	.collect = collect_renders,
+};
+
+static const struct self_metric render_time_metric = {
+	.name = "sonde_scrape_render_seconds_total",
+	.otel_name = "sonde.scrape.render_time",
+	.unit = "s",
+	.help = "Time spent rendering /metrics (gzip not included), by "
+		"format.",
+	.kind = SELF_COUNTER,
+	.nlabels = 1,
+	.labels = { "format" },
+	.otel_labels = { "sonde.scrape.format" },
+	.collect = collect_render_time,
+};
+
+static const struct self_metric shared_metric = {
+	.name = "sonde_scrape_shared_total",
+	.otel_name = "sonde.scrape.shared",
+	.unit = "{scrape}",
+	.help = "Scrapes served a rendering made for an earlier one.",
+	.kind = SELF_COUNTER,
+	.collect = collect_shared,
+};
+
+void scrape_register_metrics(void)
+{
+	self_register(&renders_metric);
+	self_register(&render_time_metric);
+	self_register(&shared_metric);
 }

@@ -1,7 +1,8 @@
 /* What a /metrics scrape is served. Scrapes that arrive together share
  * one rendering (and one gzip of it) instead of each rendering its own:
- * a rendering is reused by every scrape within SCRAPE_FRESH_MS of its
- * making, and at most SCRAPE_MAX_BODIES renderings exist at once (slow
+ * a rendering is reused by every scrape that arrives within
+ * SCRAPE_FRESH_MS of its making while it is still being sent, and at
+ * most SCRAPE_MAX_BODIES renderings exist at once (slow
  * readers still sending older ones), so memory does not grow with the
  * number of scrapers. Renderings are reference counted and freed by the
  * last scrape that sends one; thread-safe, one render at a time. */
@@ -28,10 +29,17 @@
 
 struct scrape_body;
 
-/* A rendering for a scrape arriving now, made by render when none is
- * fresh, with a reference the caller gives back with scrape_release.
- * NULL when out of memory. */
-struct scrape_body *scrape_take(void (*render)(struct strbuf *sb));
+enum scrape_format {
+	SCRAPE_TEXT,	 /* Prometheus text 0.0.4 */
+	SCRAPE_PROTOBUF, /* delimited MetricFamily messages */
+	SCRAPE_FORMATS,
+};
+
+/* A rendering in format for a scrape arriving now, made by render (the
+ * same one for a format every time) when none is fresh, with a reference
+ * the caller gives back with scrape_release. NULL when out of memory. */
+struct scrape_body *scrape_take(enum scrape_format format,
+				void (*render)(struct strbuf *sb));
 
 /* The rendering's text, or its gzip (made once, on the first ask) when
  * gzip is set and compression works; *gzipped says which. */
@@ -46,6 +54,10 @@ unsigned scrape_bodies_alive(void);
 /* Forgets the newest rendering (at shutdown): the next scrape renders
  * afresh; scrapes in flight keep theirs. */
 void scrape_reset(void);
+
+/* Registers sonde_scrape_renders_total, sonde_scrape_render_seconds_total
+ * and sonde_scrape_shared_total (metrics/self.h). */
+void scrape_register_metrics(void);
 
 /* gzip-compresses in[0..n) into a new buffer (free() it); NULL on
  * failure. */
