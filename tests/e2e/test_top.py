@@ -205,6 +205,15 @@ def test_live_view_keys_and_terminal_restored(driven, tmux):
     assert re.search(r"http-server\s+GET /\s", screen), screen
     assert re.search(r"http-server\s+503\s", screen), screen
     assert re.search(r"http-server\s+200\s", screen), screen
+    # Down scrolls the operations by one, Up back.
+    ops = re.findall(r"^http-server\s+(GET \S+)\s", screen, re.M)
+    assert sorted(ops) == ["GET /", "GET /fail"], screen
+    tmux.keys("Down")
+    screen = tmux.shows(lambda s: re.findall(
+        r"^http-server\s+(GET \S+)\s", s, re.M) == ops[1:], "scrolled")
+    tmux.keys("Up")
+    tmux.shows(lambda s: re.findall(
+        r"^http-server\s+(GET \S+)\s", s, re.M) == ops, "scrolled back")
     tmux.keys("Escape")
     tmux.shows(lambda s: "SERVICE" in s and "operations and peers" not in s,
                "back to the services")

@@ -23,6 +23,7 @@ struct tui {
 	char editing[TUI_FILTER_MAX]; /* the filter being typed */
 	bool typing;
 	char *detail;		/* the service drilled into, or NULL */
+	size_t detail_first;	/* its first operation row shown */
 	size_t selected, first; /* in the main view's shown rows */
 	char message[600];	/* the last read's failure, if any */
 	struct top_table services, ops, statuses;
@@ -235,7 +236,9 @@ static void draw_detail(struct tui *t, int rows)
 	mvprintw(line++, 0, "%-12s %-*s %9s %6s %8s %8s %8s", "KIND", what,
 		 "OPERATION / PEER", "REQ/S", "ERR%", "P50", "P95", "P99");
 	attroff(A_REVERSE);
-	for (size_t i = 0; i < t->ops.n && line < rows + 3; i++) {
+	if (t->detail_first >= t->ops.n)
+		t->detail_first = t->ops.n ? t->ops.n - 1 : 0;
+	for (size_t i = t->detail_first; i < t->ops.n && line < rows + 3; i++) {
 		const struct top_row *r = &t->ops.rows[i];
 		char label[256];
 		int attr = row_colour(t, r);
@@ -320,6 +323,7 @@ static void open_detail(struct tui *t)
 		return;
 	free(t->detail);
 	t->detail = strdup(r->service);
+	t->detail_first = 0;
 }
 
 /* Returns false when the key asks to quit. */
@@ -356,12 +360,17 @@ static bool handle_key(struct tui *t, int ch)
 		return true;
 	case KEY_UP:
 	case 'k':
-		if (t->selected)
+		if (t->detail && t->detail_first)
+			t->detail_first--;
+		else if (!t->detail && t->selected)
 			t->selected--;
 		return true;
 	case KEY_DOWN:
 	case 'j':
-		t->selected++;
+		if (t->detail)
+			t->detail_first++;
+		else
+			t->selected++;
 		return true;
 	case '\n':
 	case '\r':
