@@ -72,6 +72,15 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=10):
     return proc.returncode
 
 
+def rss_kib(pid):
+    """A process's resident memory, KiB (VmRSS in /proc/<pid>/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def parse_labels(text):
     """Parses 'a="x",b="y\\"z"' into a dict, honouring escapes."""
     labels, i = {}, 0

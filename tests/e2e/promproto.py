@@ -89,8 +89,7 @@ def metric(buf):
     m = {"labels": {}}
     for f, _, v in fields(buf):
         if f == 1:
-            pair = dict(fields(v) and ((lf, lv.decode())
-                                       for lf, _, lv in fields(v)))
+            pair = {lf: lv.decode() for lf, _, lv in fields(v)}
             m["labels"][pair[1]] = pair.get(2, "")
         elif f in (2, 3):
             m["value"] = next(double(x) for xf, _, x in fields(v) if xf == 1)

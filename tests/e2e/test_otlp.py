@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 from conftest import (HISTOGRAM, SONDE, Server, Sonde, free_port,
-                      keepalive_requests, not_sanitized, wait_for)
+                      keepalive_requests, not_sanitized, rss_kib, wait_for)
 
 RECEIVER = os.path.join(os.path.dirname(__file__), "otlp", "receiver.js")
 METRIC = "http.server.request.duration"
@@ -389,14 +389,6 @@ def test_hanging_receiver_times_out_without_stalling_metrics(
         assert slow[1] - slow[0] >= 1  # the attempt that timed out
     finally:
         stop_sonde(s)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 @not_sanitized

@@ -1,7 +1,6 @@
 """Scrapes at scale: 10k series served to concurrent and slow scrapers
 from shared renderings, with memory that does not grow with their
 number."""
-import hashlib
 import socket
 import subprocess
 import threading
@@ -10,17 +9,9 @@ import time
 import pytest
 
 from conftest import (HISTOGRAM, Sonde, keepalive_requests, nginx_site,
-                      free_port, parse_exposition, wait_for)
+                      free_port, parse_exposition, rss_kib, wait_for)
 
 SERIES = 10000
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def route_series(sonde, port):

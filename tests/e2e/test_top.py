@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import SONDE, Sonde, free_port, stop_process, wait_for
+from conftest import SONDE, Sonde, free_port, wait_for
 
 # Driven traffic: 200 requests a second to / and 20 to /fail (503).
 OK_RATE, FAIL_RATE = 200, 20

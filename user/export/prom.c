@@ -7,6 +7,7 @@
 #include "export/series_copy.h"
 #include "metrics/registry.h"
 #include "metrics/self.h"
+#include "util/fmt.h"
 
 /* As Go's strconv.FormatFloat(v, 'g', -1, 64), which Prometheus' own
  * clients use for le="...": the fewest digits that read back as v, in
@@ -166,27 +167,12 @@ static void text_labels(struct strbuf *sb, const struct registry_series *s)
 	}
 }
 
-/* Decimal digits of v at p, which has room for 20; returns their count. */
-static size_t put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
 /* A duration in ns as seconds, exactly: "0.000191034", "12", "0". It
  * reads back as the nearest double to ns / 1e9, as the double would
  * print. */
 static size_t put_seconds(char *p, uint64_t ns)
 {
-	size_t n = put_u64(p, ns / 1000000000ULL);
+	size_t n = fmt_u64_digits(ns / 1000000000ULL, p);
 	uint64_t frac = ns % 1000000000ULL;
 	int digits = 9;
 
@@ -271,13 +257,14 @@ static void write_histogram_copy(struct strbuf *sb,
 	for (size_t i = 0; i <= c->nbounds; i++) {
 		cumulative += c->buckets[s->buckets + i];
 		pieces[4] = (struct piece){ le->text[i], le->len[i] };
-		put_line(sb, pieces, 5, value, put_u64(value, cumulative));
+		put_line(sb, pieces, 5, value,
+			 fmt_u64_digits(cumulative, value));
 	}
 	pieces[1] = (struct piece){ "_sum{", 5 };
 	pieces[3] = (struct piece){ "} ", 2 };
 	put_line(sb, pieces, 4, value, put_seconds(value, s->sum_ns));
 	pieces[1] = (struct piece){ "_count{", 7 };
-	put_line(sb, pieces, 4, value, put_u64(value, s->count));
+	put_line(sb, pieces, 4, value, fmt_u64_digits(s->count, value));
 }
 
 static void write_copy(struct strbuf *sb, const struct series_copies *c,
@@ -305,7 +292,7 @@ static void write_copy(struct strbuf *sb, const struct series_copies *c,
 			write_histogram_copy(sb, c, s, le);
 			continue;
 		case METRIC_COUNTER:
-			n = put_u64(value, s->value);
+			n = fmt_u64_digits(s->value, value);
 			break;
 		default:
 			n = snprintf(value, sizeof(value), "%lld",

@@ -7,11 +7,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "metrics/histogram.h"
 #include "util/strmap.h"
 
-/* Buckets a histogram may have: sonde's at most 64 bounds (--buckets,
- * HISTOGRAM_MAX_BOUNDS) and +Inf. */
-#define TOP_MAX_BUCKETS 65
+/* Buckets a histogram may have: sonde's bounds (--buckets) and +Inf. */
+#define TOP_MAX_BUCKETS (HISTOGRAM_MAX_BOUNDS + 1)
 
 /* What kind of calls a histogram measures, by family. */
 enum top_kind {

@@ -40,19 +40,28 @@ int fmt_address(uint16_t family, const uint8_t addr[16], char *out,
 	return -1;
 }
 
-int fmt_uint(unsigned value, char *out, size_t outsz)
+size_t fmt_u64_digits(uint64_t value, char out[FMT_U64_DIGITS])
 {
-	char digits[10];
+	char digits[FMT_U64_DIGITS];
 	size_t n = 0;
 
 	do {
 		digits[n++] = (char)('0' + value % 10);
 		value /= 10;
 	} while (value);
-	if (n >= outsz)
-		return -1;
 	for (size_t i = 0; i < n; i++)
 		out[i] = digits[n - 1 - i];
+	return n;
+}
+
+int fmt_uint(unsigned value, char *out, size_t outsz)
+{
+	char digits[FMT_U64_DIGITS];
+	size_t n = fmt_u64_digits(value, digits);
+
+	if (n >= outsz)
+		return -1;
+	memcpy(out, digits, n);
 	out[n] = '\0';
 	return 0;
 }

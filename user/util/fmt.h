@@ -12,6 +12,12 @@
 int fmt_address(uint16_t family, const uint8_t addr[16], char *out,
 		size_t outsz);
 
+/* The most digits a uint64_t has in decimal. */
+#define FMT_U64_DIGITS 20
+
+/* Writes value's decimal digits at out, with no NUL; returns how many. */
+size_t fmt_u64_digits(uint64_t value, char out[FMT_U64_DIGITS]);
+
 /* Writes value in decimal (a status code, a port). Returns 0, or -1 when
  * out is too short. */
 int fmt_uint(unsigned value, char *out, size_t outsz);
