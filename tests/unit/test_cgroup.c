@@ -182,11 +182,14 @@ TEST(plain_hosts_and_garbage)
 	CHECK_STR(i.container_id, "");
 }
 
-static struct procinfo identify(const char *env, size_t envlen,
-				const char *cgroup, const char *exe)
+static struct procinfo identify_started(const char *env, size_t envlen,
+					const char *cgroup, const char *exe,
+					const char *cmdline, size_t cmdlen)
 {
 	struct procinfo_source src = { .pid = 4242,
 				       .exe = exe,
+				       .cmdline = cmdline,
+				       .cmdline_len = cmdlen,
 				       .environ = env,
 				       .environ_len = envlen,
 				       .comm = "kcomm" };
@@ -199,7 +202,22 @@ static struct procinfo identify(const char *env, size_t envlen,
 	return out;
 }
 
+static struct procinfo identify(const char *env, size_t envlen,
+				const char *cgroup, const char *exe)
+{
+	return identify_started(env, envlen, cgroup, exe, NULL, 0);
+}
+
 #define ENV(s) s, sizeof(s) - 1
+
+/* A process outside any unit and container: argv and executable only. */
+static const char *started_as(const char *cmdline, size_t len, const char *exe)
+{
+	static struct procinfo p;
+
+	p = identify_started(ENV("PATH=/bin\0"), "/", exe, cmdline, len);
+	return p.service;
+}
 
 TEST(identity_chain_first_match_wins)
 {
@@ -260,6 +278,86 @@ TEST(identity_chain_first_match_wins)
 	}
 }
 
+TEST(service_is_the_name_the_process_was_started_as)
+{
+	struct procinfo p;
+
+	/* Debian's /usr/bin/redis-server links to the multi-call
+	 * redis-check-rdb: the link names it, by path or found on PATH, and
+	 * after redis rewrote its title to "<argv[0]> <address>". */
+	CHECK_STR(started_as(ENV("/usr/bin/redis-server\0"
+				 "/etc/redis/redis.conf\0"),
+			     "/usr/bin/redis-check-rdb"),
+		  "redis-server");
+	CHECK_STR(started_as(ENV("redis-server\0--port\0"
+				 "6380\0"),
+			     "/usr/bin/redis-check-rdb"),
+		  "redis-server");
+	CHECK_STR(started_as(ENV("/usr/bin/redis-server 127.0.0.1:6379\0\0\0"),
+			     "/usr/bin/redis-check-rdb"),
+		  "redis-server");
+	/* busybox's applets, likewise. */
+	CHECK_STR(started_as(ENV("httpd\0-f\0"), "/bin/busybox"), "httpd");
+	/* Titles rewritten as "<name>: <role>": the executable names them,
+	 * whatever link started them. */
+	CHECK_STR(started_as(ENV("postgres: 17/main: checkpointer \0\0\0"),
+			     "/usr/lib/postgresql/17/bin/postgres"),
+		  "postgres");
+	CHECK_STR(started_as(ENV("postgres: checkpointer"),
+			     "/usr/local/bin/postgres"),
+		  "postgres");
+	CHECK_STR(started_as(ENV("nginx: worker process\0\0\0"),
+			     "/usr/sbin/nginx"),
+		  "nginx");
+	CHECK_STR(started_as(ENV("nginx: master process /tmp/t/edge-proxy -c "
+				 "/tmp/t/nginx.conf\0"),
+			     "/usr/sbin/nginx"),
+		  "nginx");
+	/* A binary started by its own name: unchanged. */
+	CHECK_STR(started_as(ENV("/usr/sbin/nginx\0-c\0/etc/nginx.conf\0"),
+			     "/usr/sbin/nginx"),
+		  "nginx");
+	CHECK_STR(started_as(ENV("./server\0"), "/app/server"), "server");
+	/* A link to a version of the program keeps the executable's name:
+	 * interpreters stay named as they always were. */
+	CHECK_STR(started_as(ENV("/usr/bin/python3\0app.py\0"),
+			     "/usr/bin/python3.11"),
+		  "python3.11");
+	CHECK_STR(started_as(ENV("/srv/app/venv/bin/python\0-m\0app\0"),
+			     "/usr/bin/python3.11"),
+		  "python3.11");
+	CHECK_STR(started_as(ENV("ruby\0app.rb\0"), "/usr/bin/ruby3.1"),
+		  "ruby3.1");
+	CHECK_STR(started_as(ENV("nodejs\0server.js\0"), "/usr/bin/node"),
+		  "node");
+	CHECK_STR(started_as(ENV("node\0server.js\0"), "/usr/bin/node"),
+		  "node");
+	/* No plain name in argv[0]: the executable, else the command. */
+	CHECK_STR(started_as(ENV("-bash\0"), "/usr/bin/bash"), "bash");
+	CHECK_STR(started_as(ENV("(sd-pam)\0"), "/usr/lib/systemd/systemd"),
+		  "systemd");
+	CHECK_STR(started_as(ENV("/proc/self/exe\0init\0"), "/usr/bin/runc"),
+		  "runc");
+	CHECK_STR(started_as(ENV(".hidden\0"), "/opt/x/agent"), "agent");
+	CHECK_STR(started_as(ENV("/usr/bin/\0"), "/usr/bin/tool"), "tool");
+	CHECK_STR(started_as(ENV("caf\xc3\xa9\0"), "/usr/bin/cafe"), "cafe");
+	CHECK_STR(started_as(ENV("\0"), "/usr/bin/tool"), "tool");
+	CHECK_STR(started_as(NULL, 0, "/usr/bin/tool"), "tool");
+	CHECK_STR(started_as(ENV(""), ""), "kcomm");
+	/* Not NUL-terminated: the name stays inside len. */
+	CHECK_STR(started_as("/usr/bin/redis-server", 14, "/usr/bin/x"),
+		  "redis");
+	/* The rules before it still come first. */
+	p = identify_started(ENV("OTEL_SERVICE_NAME=checkout\0"), "/",
+			     "/usr/bin/redis-check-rdb",
+			     ENV("/usr/bin/redis-server\0"));
+	CHECK_STR(p.service, "checkout");
+	p = identify_started(
+		ENV("PATH=/bin\0"), "/system.slice/redis-server.service",
+		"/usr/bin/redis-check-rdb", ENV("/usr/bin/cache\0"));
+	CHECK_STR(p.service, "redis-server");
+}
+
 TEST(resource_attributes_are_percent_decoded)
 {
 	char out[SERVICE_NAME_MAX + 1];
@@ -309,5 +407,6 @@ UNIT_MAIN("cgroup", UNIT_CASE(docker_cgroup_v1_cgroupfs),
 	  UNIT_CASE(systemd_unit_from_cgroup_v1_hierarchy),
 	  UNIT_CASE(plain_hosts_and_garbage),
 	  UNIT_CASE(identity_chain_first_match_wins),
+	  UNIT_CASE(service_is_the_name_the_process_was_started_as),
 	  UNIT_CASE(resource_attributes_are_percent_decoded),
 	  UNIT_CASE(workload_from_pod_name))

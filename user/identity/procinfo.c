@@ -16,6 +16,9 @@
 /* /proc/<pid>/cgroup: one line per v1 hierarchy, about a dozen. */
 #define CGROUP_FILE_MAX (8 << 10)
 #define EXE_MAX 4096
+/* /proc/<pid>/cmdline: only argv[0] is used, and a path is at most
+ * PATH_MAX (4096) bytes. */
+#define CMDLINE_MAX 4096
 
 static struct strmap cache; /* decimal pid -> struct procinfo */
 static uint64_t next_serial = 1;
@@ -190,6 +193,77 @@ static size_t exe_service_name(const char *exe, char *out)
 	return procinfo_sanitize(base, strlen(base), out);
 }
 
+/* A name a file can have and a process can go by: letters, digits and
+ * "._+-", not starting with '-' (a login shell's "-bash") or '.'. The
+ * ':' of a title rewritten as "<name>: <role>" ("postgres: checkpointer",
+ * "nginx: worker process") makes it none. */
+static bool is_plain_name(const char *s, size_t n)
+{
+	if (n == 0 || s[0] == '-' || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+		    !(c >= '0' && c <= '9') && !strchr("._+-", c))
+			return false;
+	}
+	return true;
+}
+
+/* The name the process was started as: the file name in argv[0], which
+ * tells apart the links to one multi-call binary (Debian's
+ * /usr/bin/redis-server -> redis-check-rdb). A title rewritten in place
+ * keeps the program as its first word ("/usr/bin/redis-server
+ * 127.0.0.1:6379"), so the name ends at the first space. "/proc/self/exe"
+ * names no one. Returns 0 when argv[0] gives no plain name. */
+static size_t argv0_service_name(const char *cmdline, size_t len, char *out)
+{
+	const char *end, *base;
+	size_t n;
+
+	if (!cmdline)
+		return 0;
+	end = memchr(cmdline, '\0', len);
+	n = end ? (size_t)(end - cmdline) : len;
+	end = memchr(cmdline, ' ', n);
+	if (end)
+		n = (size_t)(end - cmdline);
+	if (n >= 6 && memcmp(cmdline, "/proc/", 6) == 0)
+		return 0;
+	base = memrchr(cmdline, '/', n);
+	base = base ? base + 1 : cmdline;
+	n -= (size_t)(base - cmdline);
+	if (!is_plain_name(base, n))
+		return 0;
+	return procinfo_sanitize(base, n, out);
+}
+
+/* One name starts the other: a link that names a version of the program
+ * (python3 -> python3.11, ruby -> ruby3.1, nodejs -> node), not another
+ * program. */
+static bool is_alias(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+
+	return !memcmp(a, b, na < nb ? na : nb);
+}
+
+/* The name in argv[0] when it tells the process apart from its
+ * executable's: a multi-call binary's link. An alias keeps the
+ * executable's more specific name, as interpreters were always named. */
+static size_t started_as_other_name(const struct procinfo_source *src,
+				    char *out)
+{
+	char exe[SERVICE_NAME_MAX + 1];
+	size_t n = argv0_service_name(src->cmdline, src->cmdline_len, out);
+
+	if (n && src->exe[0] && exe_service_name(src->exe, exe) &&
+	    is_alias(out, exe))
+		return 0;
+	return n;
+}
+
 static void identify_service(const struct procinfo_source *src,
 			     const struct selection_process *sp,
 			     struct procinfo *out)
@@ -225,6 +299,8 @@ static void identify_service(const struct procinfo_source *src,
 		if (out->service[0])
 			return;
 	}
+	if (started_as_other_name(src, out->service))
+		return;
 	if (src->exe[0] && exe_service_name(src->exe, out->service))
 		return;
 	if (!procinfo_sanitize(src->comm, strnlen(src->comm, 16), out->service))
@@ -301,11 +377,13 @@ static void procinfo_read(uint32_t pid, const char *comm, struct procinfo *out)
 	struct procinfo_source src = { .pid = pid, .comm = comm };
 	struct cgroup_info cg;
 	char exe[EXE_MAX];
-	char *env, *cgtext;
+	char *env, *cgtext, *cmdline;
 	size_t cglen;
 
 	read_exe(pid, exe, sizeof(exe));
 	src.exe = exe;
+	src.cmdline_len = read_proc_file(pid, "cmdline", CMDLINE_MAX, &cmdline);
+	src.cmdline = cmdline;
 	src.environ_len = read_proc_file(pid, "environ", ENVIRON_MAX, &env);
 	src.environ = env ? env : "";
 	cglen = read_proc_file(pid, "cgroup", CGROUP_FILE_MAX, &cgtext);
@@ -313,6 +391,7 @@ static void procinfo_read(uint32_t pid, const char *comm, struct procinfo *out)
 		memset(&cg, 0, sizeof(cg));
 	src.cgroup = &cg;
 	procinfo_identify(&src, out);
+	free(cmdline);
 	free(env);
 	free(cgtext);
 }

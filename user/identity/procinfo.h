@@ -6,7 +6,15 @@
  *   4. its Kubernetes workload: the pod name Kubernetes puts in HOSTNAME,
  *      without the generated suffixes ("checkout-7d9f8c6b5-x2x9z" ->
  *      checkout); the cgroup path gives the container id and pod UID
- *   5. the executable's file name, else the kernel's command name
+ *   5. the name it was started as, the file name in argv[0]: a link to a
+ *      multi-call binary names it (Debian's /usr/bin/redis-server ->
+ *      redis-check-rdb gives redis-server). A title the process rewrote
+ *      counts by its first word when that is a plain name
+ *      ("/usr/bin/redis-server 127.0.0.1:6379"); "postgres: checkpointer"
+ *      or "nginx: worker process" fall through, and so does a name that
+ *      starts the executable's or is started by it, a version link
+ *      (/usr/bin/python3 -> python3.11 stays python3.11), to
+ *   6. the executable's file name, else the kernel's command name
  * Also the process's selection verdict (selection.h). Cached per pid until
  * the process exits or execs. Used by the event consumer thread only. */
 #ifndef SONDE_PROCINFO_H
@@ -36,6 +44,9 @@ struct procinfo {
 struct procinfo_source {
 	uint32_t pid;
 	const char *exe;     /* readlink of /proc/<pid>/exe, "" unknown */
+	const char *cmdline; /* /proc/<pid>/cmdline: NUL-separated argv, or
+				NULL (then cmdline_len is 0) */
+	size_t cmdline_len;
 	const char *environ; /* NUL-separated "KEY=value" entries */
 	size_t environ_len;
 	const struct cgroup_info *cgroup;
