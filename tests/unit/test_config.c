@@ -47,6 +47,8 @@ TEST(example_config_has_every_section)
 	CHECK(load(&o, err, "deploy/sonde.yaml", NULL, NULL) == OPTIONS_RUN);
 	CHECK_STR(o.listen_host, "127.0.0.1");
 	CHECK(o.buckets.n == 14 && o.max_routes == 100);
+	/* It leaves each family its default bounds. */
+	CHECK(!o.buckets_given);
 	CHECK(o.series_ttl_ms == 300000);
 	CHECK(o.max_connections == 512 && !o.verbose);
 	CHECK(o.max_tracked == 32768);
@@ -84,6 +86,7 @@ TEST(every_key_loads)
 	CHECK_STR(o.listen_host, "::1");
 	CHECK_STR(o.listen_port, "9000");
 	CHECK(o.pid == 77 && o.port == 8080 && o.buckets.n == 2);
+	CHECK(o.buckets_given);
 	CHECK(o.max_routes == 3 && o.max_peers == 4 && o.max_series == 5);
 	CHECK(o.max_tracked == 2048);
 	CHECK(o.series_ttl_ms == 1500 && o.verbose);
@@ -235,6 +238,41 @@ TEST(print_config_round_trips)
 	      strstr(first, "hooks: syscall\n"));
 	CHECK(again.max_tracked == 1048576 &&
 	      strstr(first, "max_tracked_connections: 1048576\n"));
+	/* Bounds not given stay not given: commented out, with both
+	 * defaults. */
+	CHECK(!again.buckets_given && again.buckets.n == 14);
+	CHECK(strstr(first, "\nbuckets:") == NULL);
+	CHECK(strstr(first, "# buckets: (not set: each family's default)\n"
+			    "#   most families: [0.005, 0.01, ") != NULL);
+	CHECK(strstr(first, "#   database families: [0.0001, 0.00025, ") !=
+	      NULL);
+	free(first);
+	free(second);
+	options_free(&o);
+	options_free(&again);
+}
+
+TEST(print_config_keeps_buckets_given)
+{
+	struct sonde_options o, again;
+	char err[512], *first = NULL, *second = NULL;
+	size_t n1 = 0, n2 = 0;
+	FILE *f;
+	char *argv[] = { "sonde", "--buckets", "0.0001,0.5", NULL };
+
+	CHECK(options_parse(3, argv, &o, err, sizeof(err)) == OPTIONS_RUN);
+	f = open_memstream(&first, &n1);
+	options_print_yaml(&o, f);
+	fclose(f);
+	CHECK(strstr(first, "\nbuckets: [0.0001, 0.5]\n") != NULL);
+	CHECK(strstr(first, "# buckets") == NULL);
+	CHECK(load(&again, err, write_file(first), NULL, NULL) == OPTIONS_RUN);
+	unlink(path);
+	CHECK(again.buckets_given && again.buckets.n == 2);
+	f = open_memstream(&second, &n2);
+	options_print_yaml(&again, f);
+	fclose(f);
+	CHECK_STR(second, first);
 	free(first);
 	free(second);
 	options_free(&o);
@@ -500,6 +538,7 @@ UNIT_MAIN("config", UNIT_CASE(example_config_has_every_section),
 	  UNIT_CASE(checks_of_options_together_name_the_file),
 	  UNIT_CASE(a_flag_value_with_control_bytes_is_quoted_escaped),
 	  UNIT_CASE(print_config_round_trips),
+	  UNIT_CASE(print_config_keeps_buckets_given),
 	  UNIT_CASE(flag_forms_of_the_new_options),
 	  UNIT_CASE(selection_verdicts), UNIT_CASE(selection_rule_parsing),
 	  UNIT_CASE(captured_headers_are_found_in_their_request_only),

@@ -29,7 +29,7 @@ TEST(defaults)
 	CHECK_STR(o.listen_port, "9464");
 	CHECK(o.pid == 0 && o.port == 0 && !o.verbose);
 	CHECK(o.max_routes == 100 && o.max_series == 10000);
-	CHECK(o.buckets.n == 14);
+	CHECK(o.buckets.n == 14 && !o.buckets_given);
 }
 
 TEST(listen_forms)
@@ -67,7 +67,8 @@ TEST(filters_and_limits)
 	      o.max_routes == 5);
 	CHECK(parse(&o, err, "--max-series", "0") == OPTIONS_ERROR);
 	CHECK(parse(&o, err, "--buckets", "0.5,1") == OPTIONS_RUN &&
-	      o.buckets.n == 2);
+	      o.buckets.n == 2 && o.buckets_given);
+	CHECK(parse(&o, err, "--pid", "1") == OPTIONS_RUN && !o.buckets_given);
 	CHECK(parse(&o, err, "--buckets", "1,0.5") == OPTIONS_ERROR);
 	CHECK(strstr(err, "--buckets: ") == err);
 	CHECK(parse(&o, err, "-v", NULL) == OPTIONS_RUN && o.verbose);

@@ -34,6 +34,22 @@ TEST(default_bounds_are_the_opentelemetry_ones)
 	CHECK(b.ns[13] == 10000000000ULL);
 }
 
+TEST(fine_bounds_start_at_100_us)
+{
+	static const double want[] = { 0.0001, 0.00025, 0.0005, 0.001,
+				       0.0025, 0.005,	0.01,	0.025,
+				       0.05,   0.1,	0.25,	0.5,
+				       1,      2.5,	5,	10 };
+	struct histogram_bounds b;
+
+	histogram_bounds_fine(&b);
+	CHECK(b.n == 16);
+	for (size_t i = 0; i < 16; i++)
+		CHECK(b.seconds[i] == want[i]);
+	CHECK(b.ns[0] == 100000 && b.ns[1] == 250000 && b.ns[3] == 1000000);
+	CHECK(b.ns[15] == 10000000000ULL);
+}
+
 TEST(observation_on_a_bound_counts_in_that_bucket)
 {
 	struct histogram_bounds b;
@@ -357,6 +373,177 @@ static void count_series(const struct registry_series *s, void *arg)
 		(*n)++;
 }
 
+/* A family with bounds of its own, as the database ones have. */
+static struct histogram_bounds fine_bounds;
+static struct metric_family fine_family = {
+	.name = "t_fine_seconds",
+	.otel_name = "t.fine",
+	.unit = "s",
+	.help = "Fine.",
+	.kind = METRIC_HISTOGRAM,
+	.nlabels = 2,
+	.labels = { "service_name", "op" },
+	.otel_labels = { "service.name", "op" },
+	.capped_label = -1,
+	.bounds = &fine_bounds,
+};
+
+/* The bucket lines of one series, prefix being its name and labels up
+ * to le: one line per le text, with its cumulative count. */
+static void bucket_lines(struct strbuf *sb, const char *prefix,
+			 const char *const *les, const unsigned *counts,
+			 size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		strbuf_printf(sb, "%sle=\"%s\"} %u\n", prefix, les[i],
+			      counts[i]);
+}
+
+#define WEB_BUCKET                                                  \
+	"http_server_request_duration_seconds_bucket{service_name=" \
+	"\"web\",http_request_method=\"GET\","                      \
+	"http_response_status_code=\"200\",http_route=\"/\","       \
+	"server_port=\"8080\","
+
+/* Each family's series are kept and written with its own bounds, side
+ * by side in one exposition, rendered twice (the second from the kept le
+ * texts). */
+TEST(registry_writes_each_family_with_its_bounds)
+{
+	static const char *const fine_les[] = {
+		"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+		"0.01",	  "0.025",   "0.05",   "0.1",	"0.25",	  "0.5",
+		"1",	  "2.5",     "5",      "10",	"+Inf"
+	};
+	static const unsigned fine_counts[] = { 2, 2, 3, 3, 4, 4, 4, 4, 4,
+						4, 4, 4, 4, 4, 4, 4, 5 };
+	static const char *const web_les[] = { "0.005", "0.01", "0.025", "0.05",
+					       "0.075", "0.1",	"0.25",	 "0.5",
+					       "0.75",	"1",	"2.5",	 "5",
+					       "7.5",	"10",	"+Inf" };
+	static const unsigned web_counts[] = { 1, 1, 1, 1, 1, 1, 1, 1,
+					       1, 1, 1, 1, 1, 1, 1 };
+	struct histogram_bounds b;
+	struct registry_limits lim = { 100, 100, 100 };
+	const char *op[] = { "cache", "GET" };
+	/* 50 us, 100 us (on the first bound), 300 us, 2 ms, 20 s. */
+	const uint64_t ns[] = { 50000, 100000, 300000, 2000000,
+				20000000000ULL };
+	struct strbuf sb = { 0 }, fine = { 0 }, web = { 0 };
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	histogram_bounds_fine(&fine_bounds);
+	CHECK(registry_family_bounds(&fine_family) == &fine_bounds);
+	CHECK(registry_family_bounds(&family_http_server) == registry_bounds());
+	CHECK(observe("web", "/", 200) == 0); /* 1 ms */
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+		CHECK(registry_observe(&fine_family, op, ns[i]) == 0);
+	strbuf_puts(&fine, "# TYPE t_fine_seconds histogram\n");
+	bucket_lines(&fine,
+		     "t_fine_seconds_bucket{service_name=\"cache\","
+		     "op=\"GET\",",
+		     fine_les, fine_counts, 17);
+	strbuf_puts(&fine, "t_fine_seconds_sum{service_name=\"cache\","
+			   "op=\"GET\"} 20.00245\n"
+			   "t_fine_seconds_count{service_name=\"cache\","
+			   "op=\"GET\"} 5\n");
+	bucket_lines(&web, WEB_BUCKET, web_les, web_counts, 15);
+	for (int pass = 0; pass < 2; pass++) {
+		render(&sb);
+		CHECK(strstr(sb.data, fine.data) != NULL);
+		CHECK(strstr(sb.data, web.data) != NULL);
+		/* Neither family's bounds leak into the other's lines. */
+		CHECK(count_lines(sb.data, "le=\"0.0001\"") == 1);
+		CHECK(count_lines(sb.data, "le=\"0.075\"") == 1);
+		strbuf_release(&sb);
+	}
+	strbuf_release(&fine);
+	strbuf_release(&web);
+	registry_free();
+}
+
+/* The le texts are kept by the bounds' values: the registry's bounds
+ * set again (same storage, other values) are written as they are now. */
+TEST(le_texts_follow_bounds_set_again)
+{
+	static const char *const les[] = { "0.0005", "0.02", "+Inf" };
+	static const unsigned counts[] = { 0, 1, 1 };
+	struct histogram_bounds b;
+	struct registry_limits lim = { 100, 100, 100 };
+	struct strbuf sb = { 0 }, want = { 0 };
+	char err[64];
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	CHECK(observe("web", "/", 200) == 0);
+	render(&sb);
+	CHECK(strstr(sb.data, WEB_BUCKET "le=\"0.005\"} 1\n") != NULL);
+	strbuf_release(&sb);
+	registry_free();
+	CHECK(histogram_bounds_parse("0.0005,0.02", &b, err, sizeof(err)) == 0);
+	registry_init(&b, &lim);
+	CHECK(observe("web", "/", 200) == 0);
+	render(&sb);
+	bucket_lines(&want, WEB_BUCKET, les, counts, 3);
+	CHECK(strstr(sb.data, want.data) != NULL);
+	CHECK(strstr(sb.data, "le=\"0.005\"") == NULL);
+	strbuf_release(&want);
+	strbuf_release(&sb);
+	registry_free();
+}
+
+/* More bounds sets than prom.c keeps le texts for: each family still
+ * gets its own, render after render. */
+TEST(many_bounds_sets_each_get_their_own_le)
+{
+	enum { NSETS = 12 };
+	static struct histogram_bounds sets[NSETS];
+	static struct metric_family fams[NSETS];
+	static char names[NSETS][32];
+	struct histogram_bounds b;
+	struct registry_limits lim = { 100, 100, 100 };
+	const char *svc[] = { "s" };
+	struct strbuf sb = { 0 };
+	char want[128], le[32];
+
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	for (int i = 0; i < NSETS; i++) {
+		/* One bound, (i + 1) ms: 1.5 ms is above the first's. */
+		sets[i].n = 1;
+		sets[i].seconds[0] = (i + 1) / 1000.0;
+		sets[i].ns[0] = (uint64_t)(i + 1) * 1000000;
+		snprintf(names[i], sizeof(names[i]), "t_set%d_seconds", i);
+		fams[i] = (struct metric_family){
+			.name = names[i],
+			.otel_name = names[i],
+			.unit = "s",
+			.help = "Set.",
+			.kind = METRIC_HISTOGRAM,
+			.nlabels = 1,
+			.labels = { "service_name" },
+			.otel_labels = { "service.name" },
+			.capped_label = -1,
+			.bounds = &sets[i],
+		};
+		CHECK(registry_observe(&fams[i], svc, 1500000) == 0);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		render(&sb);
+		for (int i = 0; i < NSETS; i++) {
+			prom_format_double(sets[i].seconds[0], le);
+			snprintf(want, sizeof(want),
+				 "t_set%d_seconds_bucket{service_name=\"s\","
+				 "le=\"%s\"} %d\n",
+				 i, le, i ? 1 : 0);
+			CHECK(strstr(sb.data, want) != NULL);
+		}
+		strbuf_release(&sb);
+	}
+	registry_free();
+}
+
 TEST(registry_walk_sees_every_series_with_its_values)
 {
 	struct histogram_bounds b;
@@ -521,6 +708,7 @@ TEST(registry_caps_a_captured_label_across_services)
 }
 
 UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
+	  UNIT_CASE(fine_bounds_start_at_100_us),
 	  UNIT_CASE(observation_on_a_bound_counts_in_that_bucket),
 	  UNIT_CASE(bounds_parse_accepts_increasing_positive_lists),
 	  UNIT_CASE(bounds_parse_rejects_bad_lists_with_a_reason),
@@ -533,6 +721,9 @@ UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(registry_gauges_go_up_and_down),
 	  UNIT_CASE(registry_holds_lower_the_series_they_raised),
 	  UNIT_CASE(registry_holds_are_bounded),
+	  UNIT_CASE(registry_writes_each_family_with_its_bounds),
+	  UNIT_CASE(le_texts_follow_bounds_set_again),
+	  UNIT_CASE(many_bounds_sets_each_get_their_own_le),
 	  UNIT_CASE(registry_walk_sees_every_series_with_its_values),
 	  UNIT_CASE(registry_drops_and_counts_beyond_the_series_cap),
 	  UNIT_CASE(registry_expires_idle_series_but_not_live_gauges),

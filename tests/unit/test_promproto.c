@@ -178,9 +178,85 @@ TEST(rendered_histogram_with_native_buckets)
 	registry_free();
 }
 
+/* A family with bounds of its own, as the database ones have. */
+static struct histogram_bounds fine_bounds;
+static struct metric_family fine_family = {
+	.name = "t_fine_seconds",
+	.otel_name = "t.fine",
+	.unit = "s",
+	.help = "Fine.",
+	.kind = METRIC_HISTOGRAM,
+	.nlabels = 2,
+	.labels = { "service_name", "op" },
+	.otel_labels = { "service.name", "op" },
+	.capped_label = -1,
+	.bounds = &fine_bounds,
+};
+
+/* The Histogram of the first series of family name. */
+static struct span histogram_of(struct span body, const char *name)
+{
+	return dec_msg(dec_msg(family_named(body, name), 4, 0), 7, 0);
+}
+
+/* Classic bucket i of h: its upper bound, and its cumulative count in
+ * *cum. */
+static double bucket_of(struct span h, unsigned i, uint64_t *cum)
+{
+	struct span bucket = dec_msg(h, 3, i);
+
+	*cum = dec_u64(bucket, 1, 0);
+	return dec_double(bucket, 2);
+}
+
+TEST(each_family_has_its_own_classic_buckets)
+{
+	struct registry_limits lim = { 100, 100, 1000 };
+	struct histogram_bounds b;
+	const char *web[] = { "web", "GET", "200", "/", "80" };
+	const char *op[] = { "cache", "GET" };
+	/* 50 us, 100 us (on the first bound), 300 us, 2 ms, 20 s. */
+	const uint64_t ns[] = { 50000, 100000, 300000, 2000000,
+				20000000000ULL };
+	const uint64_t fine_cum[] = { 2, 2, 3, 3, 4, 4, 4, 4,
+				      4, 4, 4, 4, 4, 4, 4, 4 };
+	struct strbuf sb = { 0 };
+	struct span body, h;
+	uint64_t cum;
+
+	registry_free();
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	histogram_bounds_fine(&fine_bounds);
+	promproto_configure(&(struct promproto_config){
+		.native = false, .schema = 3, .max_buckets = 160 });
+	registry_observe(&family_http_server, web, 1000000);
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+		registry_observe(&fine_family, op, ns[i]);
+	promproto_render(&sb);
+	CHECK(!sb.failed);
+	body = (struct span){ (const uint8_t *)sb.data, sb.len };
+	/* 16 bounds from 0.0001 to 10, the 20 s one in sample_count only. */
+	h = histogram_of(body, "t_fine_seconds");
+	CHECK(dec_u64(h, 1, 0) == 5 && dec_count(h, 3) == 16);
+	for (unsigned i = 0; i < 16; i++)
+		CHECK(bucket_of(h, i, &cum) == fine_bounds.seconds[i] &&
+		      cum == fine_cum[i]);
+	CHECK(bucket_of(h, 0, &cum) == 0.0001 && bucket_of(h, 15, &cum) == 10);
+	/* The registry's 14, from 0.005. */
+	h = histogram_of(body, "http_server_request_duration_seconds");
+	CHECK(dec_u64(h, 1, 0) == 1 && dec_count(h, 3) == 14);
+	for (unsigned i = 0; i < 14; i++)
+		CHECK(bucket_of(h, i, &cum) == b.seconds[i] && cum == 1);
+	CHECK(bucket_of(h, 0, &cum) == 0.005);
+	strbuf_release(&sb);
+	registry_free();
+}
+
 UNIT_MAIN("promproto", UNIT_CASE(accept_headers),
 	  UNIT_CASE(native_buckets_keep_the_schema_asked),
 	  UNIT_CASE(native_buckets_merge_negative_indices_downwards),
 	  UNIT_CASE(native_buckets_within_the_bucket_limit),
 	  UNIT_CASE(native_buckets_leave_out_empty_ends),
-	  UNIT_CASE(rendered_histogram_with_native_buckets))
+	  UNIT_CASE(rendered_histogram_with_native_buckets),
+	  UNIT_CASE(each_family_has_its_own_classic_buckets))

@@ -84,11 +84,13 @@ static const char usage[] =
 	"  -p, --pid PID           trace only this process\n"
 	"  -P, --port PORT         trace only connections with this local or "
 	"peer port\n"
-	"      --buckets LIST      histogram bounds in seconds, comma-separated"
-	"\n"
-	"                          (default 0.005,0.01,0.025,0.05,0.075,0.1,"
-	"0.25,\n"
-	"                          0.5,0.75,1,2.5,5,7.5,10)\n"
+	"      --buckets LIST      histogram bounds in seconds, comma-separated, "
+	"for every\n"
+	"                          histogram family (default 0.005,0.01,0.025,"
+	"0.05,0.075,\n"
+	"                          0.1,0.25,0.5,0.75,1,2.5,5,7.5,10), the "
+	"database families'\n"
+	"                          finer default (0.0001 to 10) included\n"
 	"      --max-routes N      distinct routes per service before "
 	"http_route=\"_overflow\"\n"
 	"                          (gRPC methods count too; default 100)\n"
@@ -431,6 +433,7 @@ static enum options_result apply(int opt, const char *arg,
 			snprintf(err, errsz, "--buckets: %s", why);
 			return OPTIONS_ERROR;
 		}
+		o->buckets_given = true;
 		return OPTIONS_RUN;
 	case OPT_MAX_ROUTES:
 		if (parse_number(arg, 1, 1000000, &n))
@@ -799,10 +802,42 @@ static void print_duration(FILE *out, const char *key, uint64_t ms)
 		ms ? "ms" : "");
 }
 
+static void print_bounds(FILE *out, const struct histogram_bounds *b)
+{
+	char num[32];
+
+	fputc('[', out);
+	for (size_t i = 0; i < b->n; i++) {
+		prom_format_double(b->seconds[i], num);
+		fprintf(out, "%s%s", i ? ", " : "", num);
+	}
+	fputc(']', out);
+}
+
+/* Written out only when given: bounds set in a file replace the database
+ * families' finer defaults too. Unset, both defaults show, commented. */
+static void print_buckets(FILE *out, const struct sonde_options *o)
+{
+	struct histogram_bounds fine;
+
+	if (o->buckets_given) {
+		fprintf(out, "buckets: ");
+		print_bounds(out, &o->buckets);
+		fputc('\n', out);
+		return;
+	}
+	histogram_bounds_fine(&fine);
+	fprintf(out, "# buckets: (not set: each family's default)\n"
+		     "#   most families: ");
+	print_bounds(out, &o->buckets);
+	fprintf(out, "\n#   database families: ");
+	print_bounds(out, &fine);
+	fputc('\n', out);
+}
+
 void options_print_yaml(const struct sonde_options *o, FILE *out)
 {
 	bool v6 = strchr(o->listen_host, ':') != NULL;
-	char num[32];
 
 	fprintf(out,
 		"# sonde %s: effective configuration (sonde "
@@ -818,12 +853,7 @@ void options_print_yaml(const struct sonde_options *o, FILE *out)
 		fprintf(out, "port: %u\n", o->port);
 	else
 		fprintf(out, "# port: (every port)\n");
-	fprintf(out, "buckets: [");
-	for (size_t i = 0; i < o->buckets.n; i++) {
-		prom_format_double(o->buckets.seconds[i], num);
-		fprintf(out, "%s%s", i ? ", " : "", num);
-	}
-	fprintf(out, "]\n");
+	print_buckets(out, o);
 	fprintf(out, "max_routes: %u\nmax_peers: %u\nmax_series: %u\n",
 		o->max_routes, o->max_peers, o->max_series);
 	fprintf(out, "max_tracked_connections: %u\n", o->max_tracked);

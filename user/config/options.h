@@ -47,6 +47,9 @@ struct sonde_options {
 	unsigned native_max_buckets; /* --native-histogram-max-buckets */
 	enum capture_hooks hooks;    /* --hooks */
 	struct histogram_bounds buckets;
+	/* --buckets or the file's buckets was given: its bounds are every
+	 * histogram family's, the database ones' finer defaults included. */
+	bool buckets_given;
 	bool verbose;
 	const char *config_path; /* --config FILE */
 	bool print_config;	 /* --print-config: print, exit */

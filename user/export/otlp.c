@@ -435,7 +435,7 @@ struct prev {
 	bool sent;	  /* a delta went out: the fields below are its base */
 	uint64_t time_ns; /* end of the last delta sent */
 	uint64_t count, sum_ns, counter;
-	uint64_t *buckets;
+	uint64_t *buckets; /* the series' bounds->n + 1 */
 	struct exphist *exp;
 };
 
@@ -620,7 +620,7 @@ static void prevs_replace(struct collect *c)
 static void explicit_point(struct pb_buf *b, const struct registry_series *s,
 			   const struct prev *p, uint64_t start, uint64_t now)
 {
-	const struct histogram_bounds *bounds = registry_bounds();
+	const struct histogram_bounds *bounds = s->bounds;
 	uint64_t counts[HISTOGRAM_MAX_BOUNDS + 1];
 	size_t dp = pb_begin(b, DATA_POINTS);
 
@@ -687,7 +687,7 @@ static void number_point(struct pb_buf *b, const struct registry_series *s,
 static void prev_update(struct prev *p, const struct registry_series *s,
 			uint64_t now)
 {
-	size_t nb = registry_bounds()->n + 1;
+	size_t nb = s->bounds->n + 1;
 
 	p->sent = true;
 	p->time_ns = now;

@@ -218,16 +218,29 @@ static void put_line(struct strbuf *sb, const struct piece *pieces,
 	sb->data[sb->len] = '\0';
 }
 
-/* The bounds as le="..." texts, the +Inf one last. */
+/* A set of bounds as le="..." texts, the +Inf one last. */
 struct le_texts {
+	size_t n;
+	double seconds[HISTOGRAM_MAX_BOUNDS]; /* what they were made from */
 	char text[HISTOGRAM_MAX_BOUNDS + 1][40];
 	size_t len[HISTOGRAM_MAX_BOUNDS + 1];
 };
+
+/* The le texts of the bounds sets rendered lately: the registry's and
+ * the few that families have of their own. Made once per set rather than
+ * per scrape, and found by the bounds' values, so a set that changed
+ * (registry_init again) is made anew. One renderer at a time
+ * (series_copy.h) keeps them without a lock. */
+#define LE_SETS 8
+static struct le_texts le_sets[LE_SETS];
+static unsigned le_nsets, le_next_evicted;
 
 static void make_le_texts(struct le_texts *le, const struct histogram_bounds *b)
 {
 	char v[32];
 
+	le->n = b->n;
+	memcpy(le->seconds, b->seconds, b->n * sizeof(*b->seconds));
 	for (size_t i = 0; i <= b->n; i++) {
 		if (i < b->n)
 			prom_format_double(b->seconds[i], v);
@@ -236,6 +249,28 @@ static void make_le_texts(struct le_texts *le, const struct histogram_bounds *b)
 		le->len[i] = (size_t)snprintf(le->text[i], sizeof(le->text[i]),
 					      "le=\"%s\"} ", v);
 	}
+}
+
+/* The texts of b, from le_sets or made there (over the set made the
+ * longest ago when full). Valid until the next call. */
+static const struct le_texts *le_texts_of(const struct histogram_bounds *b)
+{
+	struct le_texts *le;
+
+	for (unsigned i = 0; i < le_nsets; i++) {
+		le = &le_sets[i];
+		if (le->n == b->n && !memcmp(le->seconds, b->seconds,
+					     b->n * sizeof(*b->seconds)))
+			return le;
+	}
+	if (le_nsets < LE_SETS) {
+		le = &le_sets[le_nsets++];
+	} else {
+		le = &le_sets[le_next_evicted];
+		le_next_evicted = (le_next_evicted + 1) % LE_SETS;
+	}
+	make_le_texts(le, b);
+	return le;
 }
 
 static void write_histogram_copy(struct strbuf *sb,
@@ -251,11 +286,13 @@ static void write_histogram_copy(struct strbuf *sb,
 		{ s->labels, labels },
 		{ ",", labels ? 1 : 0 },
 	};
+	const uint64_t *counts = c->buckets + s->buckets;
+	size_t n = s->bounds->n;
 	uint64_t cumulative = 0;
 	char value[32];
 
-	for (size_t i = 0; i <= c->nbounds; i++) {
-		cumulative += c->buckets[s->buckets + i];
+	for (size_t i = 0; i <= n; i++) {
+		cumulative += counts[i];
 		pieces[4] = (struct piece){ le->text[i], le->len[i] };
 		put_line(sb, pieces, 5, value,
 			 fmt_u64_digits(cumulative, value));
@@ -267,9 +304,10 @@ static void write_histogram_copy(struct strbuf *sb,
 	put_line(sb, pieces, 4, value, fmt_u64_digits(s->count, value));
 }
 
-static void write_copy(struct strbuf *sb, const struct series_copies *c,
-		       const struct le_texts *le)
+static void write_copy(struct strbuf *sb, const struct series_copies *c)
 {
+	const struct histogram_bounds *bounds = NULL;
+	const struct le_texts *le = NULL;
 	char value[32];
 
 	for (size_t i = 0; i < c->n; i++) {
@@ -289,6 +327,12 @@ static void write_copy(struct strbuf *sb, const struct series_copies *c,
 		pieces[3] = (struct piece){ "} ", 2 };
 		switch (f->kind) {
 		case METRIC_HISTOGRAM:
+			/* Series come family by family: the texts are
+			 * looked for again only where the bounds change. */
+			if (s->bounds != bounds) {
+				bounds = s->bounds;
+				le = le_texts_of(bounds);
+			}
 			write_histogram_copy(sb, c, s, le);
 			continue;
 		case METRIC_COUNTER:
@@ -306,14 +350,12 @@ static void write_copy(struct strbuf *sb, const struct series_copies *c,
 static void write_registry(struct strbuf *sb)
 {
 	struct series_copies c;
-	struct le_texts le;
 
 	if (series_copies_take(&c, COPY_LABELS_TEXT, text_labels, false)) {
 		sb->failed = true;
 		return;
 	}
-	make_le_texts(&le, registry_bounds());
-	write_copy(sb, &c, &le);
+	write_copy(sb, &c);
 	series_copies_release(&c);
 }
 

@@ -210,7 +210,7 @@ static void write_series(struct pb_buf *b, const struct series_copies *c,
 		v = pb_begin(b, M_HISTOGRAM);
 		pb_uint(b, H_SAMPLE_COUNT, s->count);
 		pb_double(b, H_SAMPLE_SUM, (double)s->sum_ns / 1e9);
-		classic_buckets(b, c->buckets + s->buckets, registry_bounds());
+		classic_buckets(b, c->buckets + s->buckets, s->bounds);
 		if (s->has_exp)
 			native_histogram(b, c, s);
 		pb_end(b, v);

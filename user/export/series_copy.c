@@ -169,7 +169,7 @@ static void copy_series(const struct registry_series *s, void *arg)
 	out->labels = k->text;
 	out->labels_len = k->len;
 	if (f->kind == METRIC_HISTOGRAM) {
-		size_t nb = c->nbounds + 1;
+		size_t nb = s->bounds->n + 1;
 
 		if (!grow((void **)&c->buckets, &c->bucket_cap,
 			  c->nbuckets + nb, sizeof(*c->buckets))) {
@@ -178,6 +178,7 @@ static void copy_series(const struct registry_series *s, void *arg)
 		}
 		memcpy(c->buckets + c->nbuckets, s->hist->buckets,
 		       nb * sizeof(*c->buckets));
+		out->bounds = s->bounds;
 		out->buckets = c->nbuckets;
 		c->nbuckets += nb;
 		out->count = s->hist->count;
@@ -213,7 +214,6 @@ int series_copies_take(struct series_copies *c, enum copy_labels form,
 	memset(c, 0, sizeof(*c));
 	c->form = form;
 	c->with_exp = with_exp;
-	c->nbounds = registry_bounds()->n;
 	caches[form].gen++;
 	registry_walk_families(copy_family, copy_series, &t);
 	if (!c->failed)

@@ -28,7 +28,11 @@ struct series_copy {
 	size_t labels_len;
 	uint64_t value; /* the counter, or the gauge's bits */
 	uint64_t count, sum_ns;
-	size_t buckets; /* its first (non-cumulative) count in buckets[] */
+	/* A histogram's bounds (the registry's or its family's, which
+	 * outlive the copy), and its first (non-cumulative) count in
+	 * buckets[]: bounds->n + 1 of them. */
+	const struct histogram_bounds *bounds;
+	size_t buckets;
 	/* The exponential histogram, when asked for and kept: */
 	bool has_exp;
 	int32_t exp_scale, exp_offset;
@@ -40,11 +44,10 @@ struct series_copy {
 struct series_copies {
 	struct series_copy *series;
 	size_t n, cap;
-	uint64_t *buckets; /* registry_bounds()->n + 1 per histogram */
+	uint64_t *buckets; /* bounds->n + 1 per histogram */
 	size_t nbuckets, bucket_cap;
 	uint64_t *exp_counts;
 	size_t nexp, exp_cap;
-	size_t nbounds;
 	enum copy_labels form;
 	bool with_exp;
 	bool failed;

@@ -11,18 +11,39 @@ static const double default_seconds[] = { 0.005, 0.01, 0.025, 0.05, 0.075,
 					  0.1,	 0.25, 0.5,   0.75, 1,
 					  2.5,	 5,    7.5,   10 };
 
+/* For calls of tens of microseconds (a Redis GET), which the default's
+ * first bound, 5 ms, would all hold: 1, 2.5 and 5 per decade from 100 µs
+ * to 10 s. */
+static const double fine_seconds[] = { 0.0001, 0.00025, 0.0005, 0.001,
+				       0.0025, 0.005,	0.01,	0.025,
+				       0.05,   0.1,	0.25,	0.5,
+				       1,      2.5,	5,	10 };
+
 static uint64_t seconds_to_ns(double s)
 {
 	return (uint64_t)llround(s * 1e9);
 }
 
+static void bounds_set(struct histogram_bounds *b, const double *seconds,
+		       size_t n)
+{
+	b->n = n;
+	for (size_t i = 0; i < n; i++) {
+		b->seconds[i] = seconds[i];
+		b->ns[i] = seconds_to_ns(seconds[i]);
+	}
+}
+
 void histogram_bounds_default(struct histogram_bounds *b)
 {
-	b->n = sizeof(default_seconds) / sizeof(default_seconds[0]);
-	for (size_t i = 0; i < b->n; i++) {
-		b->seconds[i] = default_seconds[i];
-		b->ns[i] = seconds_to_ns(default_seconds[i]);
-	}
+	bounds_set(b, default_seconds,
+		   sizeof(default_seconds) / sizeof(default_seconds[0]));
+}
+
+void histogram_bounds_fine(struct histogram_bounds *b)
+{
+	bounds_set(b, fine_seconds,
+		   sizeof(fine_seconds) / sizeof(fine_seconds[0]));
 }
 
 int histogram_bounds_parse(const char *text, struct histogram_bounds *b,

@@ -27,6 +27,10 @@ struct histogram {
 /* The OpenTelemetry default boundaries for HTTP durations, in seconds. */
 void histogram_bounds_default(struct histogram_bounds *b);
 
+/* 16 bounds from 100 µs to 10 s, for calls that take tens of microseconds
+ * (database families): 0.0001, 0.00025, 0.0005, 0.001, ..., 2.5, 5, 10. */
+void histogram_bounds_fine(struct histogram_bounds *b);
+
 /* Parses a comma-separated list of positive, strictly increasing seconds
  * ("0.005,0.01,0.5"). Returns 0, or -1 with a reason in err[0..errsz). */
 int histogram_bounds_parse(const char *text, struct histogram_bounds *b,

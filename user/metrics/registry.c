@@ -32,6 +32,10 @@ struct series {
 	int64_t gauge;
 	unsigned holds; /* registry_gauge_hold()s not yet released */
 	char *text;
+	/* hist's: its family's when the series was made, so that the
+	 * bucket array and what reads it agree. Next to hist, which an
+	 * observation reads it for. */
+	const struct histogram_bounds *bounds;
 	struct exphist *exp;   /* NULL unless registry_enable_exphist() */
 	struct histogram hist; /* last: flexible bucket array */
 };
@@ -90,6 +94,12 @@ void registry_enable_exphist(void)
 const struct histogram_bounds *registry_bounds(void)
 {
 	return &bounds;
+}
+
+const struct histogram_bounds *
+registry_family_bounds(const struct metric_family *f)
+{
+	return f->bounds ? f->bounds : &bounds;
 }
 
 static struct service *service_get(const char *name)
@@ -255,6 +265,7 @@ static struct series *series_create(uint64_t hash,
 				    const struct metric_family *f,
 				    const char *const *values)
 {
+	const struct histogram_bounds *b = registry_family_bounds(f);
 	size_t textsz = 0, off = 0;
 	struct series *s, **grown;
 
@@ -269,8 +280,8 @@ static struct series *series_create(uint64_t hash,
 	}
 	for (unsigned i = 0; i < f->nlabels; i++)
 		textsz += strlen(values[i]) + 1;
-	s = calloc(1, sizeof(*s) + histogram_size(&bounds) -
-			      sizeof(struct histogram));
+	s = calloc(1,
+		   sizeof(*s) + histogram_size(b) - sizeof(struct histogram));
 	if (!s)
 		return NULL;
 	s->text = malloc(textsz ? textsz : 1);
@@ -297,6 +308,7 @@ static struct series *series_create(uint64_t hash,
 	}
 	s->id = next_series_id++;
 	s->family = f;
+	s->bounds = b;
 	family_note(f);
 	s->start_unix_ns = clock_realtime_ns();
 	s->last_unix_ns = s->start_unix_ns;
@@ -398,7 +410,7 @@ static struct series *lock_series(const struct metric_family *f,
 
 static void series_observe(struct series *s, uint64_t duration_ns)
 {
-	histogram_observe(&s->hist, &bounds, duration_ns);
+	histogram_observe(&s->hist, s->bounds, duration_ns);
 	if (s->exp)
 		exphist_observe(s->exp, duration_ns);
 }
@@ -547,6 +559,7 @@ static struct registry_series view_of(const struct series *s)
 		.start_unix_ns = s->start_unix_ns,
 		.last_unix_ns = s->last_unix_ns,
 		.hist = &s->hist,
+		.bounds = s->bounds,
 		.exp = s->exp,
 		.counter = s->counter,
 		.gauge = s->gauge,

@@ -55,6 +55,10 @@ struct metric_family {
 	const char *otel_labels[REGISTRY_MAX_LABELS]; /* OTLP attribute keys */
 	int capped_label; /* index into labels, or -1 */
 	enum registry_cap cap;
+	/* METRIC_HISTOGRAM: its bucket bounds, not copied (a static that
+	 * outlives the registry), set before its first observation. NULL:
+	 * the registry's (registry_bounds()). */
+	const struct histogram_bounds *bounds;
 };
 
 struct registry_limits {
@@ -76,10 +80,14 @@ struct registry_series {
 	const struct exphist *exp;    /* METRIC_HISTOGRAM, when enabled */
 	uint64_t counter;	      /* METRIC_COUNTER */
 	int64_t gauge;		      /* METRIC_GAUGE */
+	/* hist's bounds: registry_family_bounds(family) when the series
+	 * was made. */
+	const struct histogram_bounds *bounds;
 };
 
-/* Sets the buckets and limits; call once before anything else. The bounds
- * are copied. */
+/* Sets the buckets of every histogram family without bounds of its own,
+ * and the limits; call once before anything else. The bounds are
+ * copied. */
 void registry_init(const struct histogram_bounds *bounds,
 		   const struct registry_limits *limits);
 
@@ -88,8 +96,13 @@ void registry_init(const struct histogram_bounds *bounds,
  * first observation. */
 void registry_enable_exphist(void);
 
-/* The histogram bounds every histogram family uses. */
+/* The histogram bounds of every histogram family whose bounds are NULL. */
 const struct histogram_bounds *registry_bounds(void);
+
+/* The bounds f's series are kept and written with: f->bounds, or
+ * registry_bounds() when NULL. Never NULL; cannot fail. */
+const struct histogram_bounds *
+registry_family_bounds(const struct metric_family *f);
 
 /* Records a duration in a histogram family's series. values holds
  * f->nlabels strings (copied). Returns 0, or -1 when it could not be stored
