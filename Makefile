@@ -90,7 +90,9 @@ NPM_TEST_DEPS := $(OTLP_RECEIVER) tests/e2e/grpc/node_modules/.package-lock.json
 
 # Needed by the tests alone, not by the build nor in the image: the
 # libFuzzer runtime of tests/fuzz.
-TEST_ONLY_PACKAGES := libclang-rt-dev tmux
+TEST_ONLY_PACKAGES := libclang-rt-dev tmux postgresql mariadb-server \
+	libmariadb-dev redis-server redis-tools memcached python3-psycopg2 \
+	python3-asyncpg python3-pymysql python3-redis python3-pymemcache
 DEBIAN_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config nginx wrk \
 	prometheus curl openssl python3 python3-pytest python3-yaml iproute2 \

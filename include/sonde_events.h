@@ -36,6 +36,7 @@ enum sonde_event_kind {
 	SONDE_EV_TCP = 4,
 	SONDE_EV_PROCESS_SEEN = 5, /* first syscall of a process not decided */
 	SONDE_EV_HTTP2 = 6,	   /* a piece of an HTTP/2 header block */
+	SONDE_EV_DB = 7,	   /* bytes of a database connection */
 	/* Kinds from 16 on come from uprobes (bpf/uprobe.bpf.h). */
 	SONDE_EV_FUNC_CALL = 16,
 };
@@ -51,6 +52,10 @@ enum sonde_proto {
 	SONDE_PROTO_HTTP2,
 	SONDE_PROTO_TLS,     /* ciphertext: never parsed from the socket */
 	SONDE_PROTO_UNKNOWN, /* no protocol claimed it: ignored from then on */
+	SONDE_PROTO_POSTGRESQL,
+	SONDE_PROTO_MYSQL,
+	SONDE_PROTO_REDIS,
+	SONDE_PROTO_MEMCACHED,
 	SONDE_PROTO_COUNT,
 };
 
@@ -246,6 +251,46 @@ struct sonde_h2_event {
 	char comm[SONDE_COMM_LEN];
 	char data[SONDE_H2_DATA_CAP];
 };
+/* Databases and caches (PostgreSQL, MySQL/MariaDB, Redis, Memcached):
+ * the bytes of each read or write of a connection classified as one of
+ * them, in the order they were moved (the shared ring), one record per
+ * buffer. The first len bytes of the buffer's total are in data; the
+ * rest of a longer one is a hole the daemon's parser passes over by
+ * length (user/proto/db.h). The record ends after len bytes of data, in
+ * one of three sizes. */
+#define SONDE_DB_DATA_CAP 4096
+/* Records one buffer may take: a longer buffer's bytes beyond
+ * SONDE_DB_CHUNKS * SONDE_DB_DATA_CAP are sent as a hole. 64 KiB holds
+ * hundreds of pipelined commands or their replies. */
+#define SONDE_DB_CHUNKS 16
+#define SONDE_DB_SMALL 64
+#define SONDE_DB_MEDIUM 512
+struct sonde_db_event {
+	struct sonde_event_header hdr;
+	__u64 sk;	/* struct sock * of the connection */
+	__u8 saddr[16]; /* local address (IPv4 in the first 4 bytes) */
+	__u8 daddr[16]; /* peer address */
+	__u32 fd;
+	__u32 total;   /* bytes the buffer moved */
+	__u16 sport;   /* local port, host order */
+	__u16 dport;   /* peer port, host order */
+	__u16 family;  /* AF_INET or AF_INET6 */
+	__u16 len;     /* bytes valid in data */
+	__u8 proto;    /* enum sonde_proto */
+	__u8 from_client; /* 1: the bytes went from client to server */
+	__u8 role;	  /* enum sonde_role of the traced process */
+	__u8 pad;
+	/* Records this connection's direction was sent before this one, lost
+	 * ones included: a gap says bytes are missing. */
+	__u32 seq;
+	char comm[SONDE_COMM_LEN];
+	char data[SONDE_DB_DATA_CAP];
+};
+
+/* Size of a database record whose data holds room bytes. */
+#define SONDE_DB_BYTES(room) \
+	(__builtin_offsetof(struct sonde_db_event, data) + (room))
+
 /* A traced process ended or replaced its image: whatever the daemon cached
  * about it (service name) is stale. */
 struct sonde_process_event {

@@ -251,8 +251,23 @@ static struct metric_family *const identity_families[] = {
 	&family_rpc_client,	   &family_tcp_connect_duration,
 	&family_tcp_connects,	   &family_tcp_resets,
 	&family_tcp_retransmits,   &family_tcp_active,
-	&family_function_duration,
+	&family_function_duration, &family_db_client,
+	&family_db_server,
 };
+
+/* Database calls take tens of microseconds where HTTP requests take
+ * milliseconds: their families start at 100 us, unless the operator
+ * chose bounds for every family (--buckets, or the file's buckets). */
+static void use_db_bounds(const struct sonde_options *o)
+{
+	static struct histogram_bounds db_bounds; /* the registry keeps it */
+
+	if (o->buckets_given)
+		return;
+	histogram_bounds_fine(&db_bounds);
+	family_db_client.bounds = &db_bounds;
+	family_db_server.bounds = &db_bounds;
+}
 
 /* Rules and labels from the options; a mistake here is a config error. */
 static int setup_rules(const struct sonde_options *o)
@@ -337,6 +352,7 @@ int main(int argc, char **argv)
 	limits.max_peers_per_service = opts.max_peers;
 	limits.max_series = opts.max_series;
 	registry_init(&opts.buckets, &limits);
+	use_db_bounds(&opts);
 	if (ocfg.exponential || opts.native_histograms)
 		registry_enable_exphist();
 	promproto_configure(&(struct promproto_config){

@@ -36,14 +36,22 @@ static __always_inline void proto_switched(struct conn *c)
 #include "proto/http1.bpf.h"
 #include "proto/http2.bpf.h"
 #include "proto/tls.bpf.h"
+#include "proto/db.bpf.h"
+#include "proto/pg.bpf.h"
+#include "proto/mysql.bpf.h"
+#include "proto/redis.bpf.h"
+#include "proto/memcached.bpf.h"
 
 /* The detectors, in order: the most specific first (the HTTP/2 preface
  * would pass for an HTTP/1 request line "PRI * ..."). plain: the bytes are
- * OpenSSL's plaintext, which is no TLS record. to_client: they go from
- * server to client, where a server may speak first (its HTTP/2
- * SETTINGS). */
+ * OpenSSL's plaintext, which is no TLS record. known: the connection's
+ * role is known, and with it the bytes' direction; to_client: they go
+ * from server to client, where a server may speak first (its HTTP/2
+ * SETTINGS, a MySQL greeting). A connection open before sonde may be
+ * found in the middle of its life: a database's next request then
+ * classifies it. */
 static __always_inline __u8 classify(const char *p, __u32 n, bool plain,
-				     bool to_client)
+				     bool known, bool to_client)
 {
 	if (h2_detect(p, n) || (to_client && h2_detect_server(p, n)))
 		return SONDE_PROTO_HTTP2;
@@ -51,7 +59,30 @@ static __always_inline __u8 classify(const char *p, __u32 n, bool plain,
 		return SONDE_PROTO_TLS;
 	if (http1_detect(p, n))
 		return SONDE_PROTO_HTTP1;
+	if (redis_detect(p, n))
+		return SONDE_PROTO_REDIS;
+	if (memcached_detect(p, n))
+		return SONDE_PROTO_MEMCACHED;
+	if ((!known || !to_client) && pg_detect_startup(p, n))
+		return SONDE_PROTO_POSTGRESQL;
+	if ((!known || to_client) && mysql_detect_greeting(p, n))
+		return SONDE_PROTO_MYSQL;
+	if (!known && pg_detect_midstream(p, n))
+		return SONDE_PROTO_POSTGRESQL;
+	if (!known && mysql_detect_midstream(p, n))
+		return SONDE_PROTO_MYSQL;
 	return SONDE_PROTO_UNKNOWN;
+}
+
+/* A connection of unknown role that a database's bytes classified: they
+ * are a request, or a MySQL greeting, and say which side c is on. */
+static __always_inline void db_learn_role(struct conn *c, const char *p,
+					  __u32 n, bool is_read)
+{
+	bool from_server =
+		c->proto == SONDE_PROTO_MYSQL && mysql_detect_greeting(p, n);
+
+	c->role = is_read != from_server ? ROLE_SERVER : ROLE_CLIENT;
 }
 
 /* c, the connection key, was just classified proto: its state starts. */
@@ -71,20 +102,26 @@ static __always_inline void proto_start(struct conn_key *key, struct conn *c,
  * before sonde) may be in the middle of a message: PROTO_TRIES such calls
  * are let by first. False when there is nothing to hand to a handler: no
  * bytes could be read, the bytes are ciphertext (the socket is marked
- * TLS), or no protocol claims them (yet). */
-static __always_inline bool proto_classify(struct conn_key *key, struct conn *c,
-					   const void *buf, long n,
-					   bool is_read)
+ * TLS), or no protocol claims them (yet). A global function, verified
+ * once: its frame (the peek, the detectors) stays off the deepest call
+ * path, the dispatcher's into a handler's. */
+__attribute__((noinline)) int proto_classify(struct conn_key *key,
+					     struct conn *c, __u64 buf, long n,
+					     __u32 is_read)
 {
-	bool known = c->role != ROLE_UNKNOWN;
-	bool from_server = known && to_client(c, is_read);
+	bool known, from_server;
 	char peek[SONDE_PEEK];
-	__u32 got = peek_user(peek, buf, n);
+	__u32 got;
 	__u8 proto;
 
+	if (!key || !c || n <= 0)
+		return false;
+	known = c->role != ROLE_UNKNOWN;
+	from_server = known && to_client(c, is_read);
+	got = peek_user(peek, (const void *)buf, n);
 	if (!got)
 		return false;
-	proto = classify(peek, got, c->tls, from_server);
+	proto = classify(peek, got, c->tls, known, from_server);
 	if (proto == SONDE_PROTO_TLS) {
 		tls_mark(c);
 		return false;
@@ -93,6 +130,8 @@ static __always_inline bool proto_classify(struct conn_key *key, struct conn *c,
 		return false;
 	c->proto = proto;
 	count_classified(proto);
+	if (!known && db_proto(proto))
+		db_learn_role(c, peek, got, is_read);
 	proto_start(key, c, proto);
 	return proto != SONDE_PROTO_UNKNOWN;
 }
@@ -107,7 +146,7 @@ __attribute__((noinline)) int proto_data(struct conn_key *key, struct conn *c,
 	if (!key || !c || n <= 0)
 		return 0;
 	if (c->proto == SONDE_PROTO_NONE &&
-	    !proto_classify(key, c, (const void *)buf, n, is_read))
+	    !proto_classify(key, c, buf, n, is_read))
 		return 0;
 	switch (c->proto) {
 	case SONDE_PROTO_HTTP1:
@@ -115,6 +154,11 @@ __attribute__((noinline)) int proto_data(struct conn_key *key, struct conn *c,
 	case SONDE_PROTO_HTTP2:
 		h2_data(key, c, buf, n, to_client(c, is_read));
 		return 0;
+	case SONDE_PROTO_POSTGRESQL:
+	case SONDE_PROTO_MYSQL:
+	case SONDE_PROTO_REDIS:
+	case SONDE_PROTO_MEMCACHED:
+		return db_data(key, c, buf, n, is_read);
 	}
 	return 0;
 }
@@ -132,6 +176,10 @@ static __always_inline void proto_io(struct conn_key *key, struct conn *c,
 		h2_vector(key, c, io, 0, 0);
 		return;
 	}
+	if (db_proto(c->proto) && io->how != IO_PLAIN) {
+		db_vector(key, c, io, 0, 0);
+		return;
+	}
 	first = io->ret;
 	buf = io_first_buffer(io->arg2, io->how, &first);
 	if (!buf || first <= 0)
@@ -141,6 +189,8 @@ static __always_inline void proto_io(struct conn_key *key, struct conn *c,
 	 * frames (node writes the preface and its SETTINGS from two). */
 	if (c->proto == SONDE_PROTO_HTTP2 && io->ret > first)
 		h2_vector(key, c, io, 1, first);
+	if (db_proto(c->proto) && io->ret > first)
+		db_vector(key, c, io, 1, first);
 }
 
 /* Whether a read or write that returned ret is worth a look: bytes, or a

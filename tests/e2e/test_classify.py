@@ -38,7 +38,8 @@ from conftest import (NGINX_TLS_LISTEN, Server, Sonde, client_series,
 
 TOOL = os.path.join(os.path.dirname(__file__), "clients", "classify_tool.py")
 CLASSIFIED = "sonde_connections_classified_total"
-PROTOCOLS = ("http1", "http2", "tls", "unknown")
+PROTOCOLS = ("http1", "http2", "tls", "unknown", "postgresql", "mysql", "redis",
+             "memcached")
 # The service name of this process, the client in several tests.
 PYTEST_SERVICE = os.path.basename(os.path.realpath(sys.executable))
 

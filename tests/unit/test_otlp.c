@@ -251,6 +251,90 @@ TEST(counters_and_gauges_are_sums)
 	pb_release(&d);
 }
 
+/* A family with bounds of its own, as the database ones have. */
+static struct histogram_bounds fine_bounds;
+static struct metric_family fine_family = {
+	.name = "t_fine_seconds",
+	.otel_name = "t.fine",
+	.unit = "s",
+	.help = "Fine.",
+	.kind = METRIC_HISTOGRAM,
+	.nlabels = 2,
+	.labels = { "service_name", "op" },
+	.otel_labels = { "service.name", "op" },
+	.capped_label = -1,
+	.bounds = &fine_bounds,
+};
+
+/* Item i of a packed fixed64 or double field (little-endian). */
+static uint64_t packed_u64(struct span packed, unsigned i)
+{
+	uint64_t v = 0;
+
+	for (int k = 7; k >= 0; k--)
+		v = (v << 8) | packed.p[i * 8 + k];
+	return v;
+}
+
+static double packed_double(struct span packed, unsigned i)
+{
+	uint64_t bits = packed_u64(packed, i);
+	double d;
+
+	memcpy(&d, &bits, sizeof(d));
+	return d;
+}
+
+TEST(explicit_bounds_are_each_familys_own)
+{
+	struct pb_buf b = { 0 }, d1 = { 0 }, d2 = { 0 };
+	const char *op[] = { "shop", "GET" };
+	/* 50 us, 100 us (on the first bound), 300 us, 2 ms, 20 s. */
+	const uint64_t ns[] = { 50000, 100000, 300000, 2000000,
+				20000000000ULL };
+	/* Per bucket: 2 up to 0.0001, 1 in (0.00025, 0.0005], 1 in
+	 * (0.001, 0.0025], 1 above 10. */
+	const uint64_t fine_counts[17] = { 2, 0, 1, 0, 1, [16] = 1 };
+	struct span dp, bounds, counts;
+
+	fresh_registry(false);
+	histogram_bounds_fine(&fine_bounds);
+	observe("shop", "200", 3000000); /* 3 ms: 0.005's bucket */
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+		registry_observe(&fine_family, op, ns[i]);
+	CHECK(otlp_encode(&b, false, false, 1000) == 2);
+	dp = first_point(&b, "shop", "t.fine", 9);
+	CHECK(dec_u64(dp, 4, 0) == 5);
+	bounds = dec_msg(dp, 7, 0);
+	counts = dec_msg(dp, 6, 0);
+	CHECK(bounds.n == 16 * 8 && counts.n == 17 * 8);
+	for (unsigned i = 0; bounds.n == 16 * 8 && i < 16; i++)
+		CHECK(packed_double(bounds, i) == fine_bounds.seconds[i]);
+	for (unsigned i = 0; counts.n == 17 * 8 && i < 17; i++)
+		CHECK(packed_u64(counts, i) == fine_counts[i]);
+	CHECK(packed_double(bounds, 0) == 0.0001);
+	/* The registry's, alongside. */
+	dp = first_point(&b, "shop", "http.server.request.duration", 9);
+	bounds = dec_msg(dp, 7, 0);
+	counts = dec_msg(dp, 6, 0);
+	CHECK(bounds.n == 14 * 8 && counts.n == 15 * 8);
+	CHECK(packed_double(bounds, 0) == 0.005 && packed_u64(counts, 0) == 1);
+	/* Deltas subtract bucket by bucket, over all 17. */
+	CHECK(otlp_encode(&d1, true, false, 2000) == 2);
+	registry_observe(&fine_family, op, 50000);
+	registry_observe(&fine_family, op, 20000000000ULL);
+	CHECK(otlp_encode(&d2, true, false, 3000) == 1);
+	dp = first_point(&d2, "shop", "t.fine", 9);
+	counts = dec_msg(dp, 6, 0);
+	CHECK(dec_u64(dp, 4, 0) == 2 && counts.n == 17 * 8);
+	for (unsigned i = 0; counts.n == 17 * 8 && i < 17; i++)
+		CHECK(packed_u64(counts, i) == (i == 0 || i == 16));
+	CHECK(dec_msg(dp, 7, 0).n == 16 * 8);
+	pb_release(&b);
+	pb_release(&d1);
+	pb_release(&d2);
+}
+
 /* The as_int value of the first point of the retransmits sum of service in
  * request b, or -1 when it has none. */
 static int64_t retransmits_in(struct pb_buf *b, const char *service)
@@ -440,9 +524,9 @@ TEST(self_metrics_have_a_resource_of_their_own)
 	self_register(&silent);
 	dispatch_record(NULL, (void *)bad_record, sizeof(bad_record));
 	observe("shop", "200", 1000);
-	/* The shop's point, the received count, four parse error reasons,
+	/* The shop's point, the received count, six parse error reasons,
 	 * the two programs and the histogram. */
-	CHECK(otlp_encode(&b, false, false, now) == 1 + 1 + 4 + 2 + 1);
+	CHECK(otlp_encode(&b, false, false, now) == 1 + 1 + 6 + 2 + 1);
 	req = (struct span){ b.data, b.len };
 	CHECK(dec_count(req, 1) == 2);
 	rm = resource_of(req, "sonde");
@@ -470,7 +554,7 @@ TEST(self_metrics_have_a_resource_of_their_own)
 	CHECK(dec_count(dp, 7) == 0);
 	/* Labels become attributes under their OTLP names. */
 	sum = dec_msg(metric_named(rm, "sonde.parse_errors"), 7, 0);
-	CHECK(dec_count(sum, 1) == 4);
+	CHECK(dec_count(sum, 1) == 6);
 	dp = point_with(sum, "sonde.parse_error.reason", "record");
 	CHECK(dec_u64(dp, 6, 9) == 1);
 	dp = point_with(sum, "sonde.parse_error.reason", "no_request");
@@ -501,7 +585,7 @@ TEST(self_metrics_have_a_resource_of_their_own)
 	 * sent anything: sonde's own counters stay cumulative. */
 	otlp_encode(&d, true, false, now + 1);
 	pb_release(&d);
-	CHECK(otlp_encode(&d, true, false, now + 2) == 1 + 4 + 2 + 1);
+	CHECK(otlp_encode(&d, true, false, now + 2) == 1 + 6 + 2 + 1);
 	rm = resource_of((struct span){ d.data, d.len }, "sonde");
 	sum = dec_msg(metric_named(rm, "sonde.events.received"), 7, 0);
 	CHECK(dec_u64(sum, 2, 0) == 2);
@@ -752,6 +836,7 @@ UNIT_MAIN("otlp", UNIT_CASE(nothing_to_send_encodes_nothing),
 	  UNIT_CASE(start_time_is_stable_between_exports),
 	  UNIT_CASE(delta_sends_what_changed_and_skips_the_unchanged),
 	  UNIT_CASE(counters_and_gauges_are_sums),
+	  UNIT_CASE(explicit_bounds_are_each_familys_own),
 	  UNIT_CASE(delta_survives_series_expiring_around_it),
 	  UNIT_CASE(process_table_is_off_without_export),
 	  UNIT_CASE(resource_names_the_process_a_service_was_last_seen_in),

@@ -122,6 +122,10 @@ static const char *const proto_names[SONDE_PROTO_COUNT] = {
 	[SONDE_PROTO_HTTP2] = "http2",
 	[SONDE_PROTO_TLS] = "tls",
 	[SONDE_PROTO_UNKNOWN] = "unknown",
+	[SONDE_PROTO_POSTGRESQL] = "postgresql",
+	[SONDE_PROTO_MYSQL] = "mysql",
+	[SONDE_PROTO_REDIS] = "redis",
+	[SONDE_PROTO_MEMCACHED] = "memcached",
 };
 
 static int print_libbpf(enum libbpf_print_level level, const char *fmt,

@@ -158,3 +158,46 @@ struct metric_family family_function_duration = {
 	.otel_labels = { "service.name", "code.function.name" },
 	.capped_label = -1,
 };
+
+/* Database and cache calls, after the database conventions
+ * (https://opentelemetry.io/docs/specs/semconv/database/database-metrics/):
+ * the operation is the statement's first keyword or the command, the
+ * collection the table of a single-table statement, capped like a route;
+ * error_type is set exactly when the call failed. */
+struct metric_family family_db_client = {
+	.name = "db_client_operation_duration_seconds",
+	.otel_name = "db.client.operation.duration",
+	.unit = "s",
+	.help = "Duration of database calls made, from the request written to "
+		"its reply read.",
+	.kind = METRIC_HISTOGRAM,
+	.nlabels = DB_CLIENT_NLABELS,
+	.labels = { "service_name", "db_system_name", "db_operation_name",
+		    "db_collection_name", "db_response_status_code",
+		    "error_type", "server_address", "server_port" },
+	.otel_labels = { "service.name", "db.system.name",
+			 "db.operation.name", "db.collection.name",
+			 "db.response.status_code", "error.type",
+			 "server.address", "server.port" },
+	.capped_label = DB_COLLECTION,
+	.cap = REGISTRY_CAP_ROUTE,
+};
+
+struct metric_family family_db_server = {
+	.name = "db_server_operation_duration_seconds",
+	.otel_name = "db.server.operation.duration",
+	.unit = "s",
+	.help = "Duration of database calls served, from the request read to "
+		"its reply written.",
+	.kind = METRIC_HISTOGRAM,
+	.nlabels = DB_SERVER_NLABELS,
+	.labels = { "service_name", "db_system_name", "db_operation_name",
+		    "db_collection_name", "db_response_status_code",
+		    "error_type", "server_port" },
+	.otel_labels = { "service.name", "db.system.name",
+			 "db.operation.name", "db.collection.name",
+			 "db.response.status_code", "error.type",
+			 "server.port" },
+	.capped_label = DB_COLLECTION,
+	.cap = REGISTRY_CAP_ROUTE,
+};

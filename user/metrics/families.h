@@ -31,6 +31,18 @@ enum { TCP_RESETS_DIRECTION = 1, TCP_RESETS_NLABELS };
 enum { TCP_RETRANSMITS_NLABELS = 1 };
 enum { TCP_ACTIVE_ROLE = 1, TCP_ACTIVE_NLABELS };
 enum { FUNCTION_NAME = 1, FUNCTION_NLABELS };
+/* Database calls, after the database conventions: the peer on the
+ * client's side, the port it listens on on the server's. */
+enum {
+	DB_SYSTEM = 1,
+	DB_OPERATION,
+	DB_COLLECTION,
+	DB_STATUS,
+	DB_ERROR_TYPE,
+	DB_NLABELS
+};
+enum { DB_SERVER_PORT = DB_NLABELS, DB_SERVER_NLABELS };
+enum { DB_CLIENT_ADDRESS = DB_NLABELS, DB_CLIENT_PORT, DB_CLIENT_NLABELS };
 
 extern struct metric_family family_http_server;
 extern struct metric_family family_http_client;
@@ -42,5 +54,7 @@ extern struct metric_family family_tcp_resets;
 extern struct metric_family family_tcp_retransmits;
 extern struct metric_family family_tcp_active;
 extern struct metric_family family_function_duration;
+extern struct metric_family family_db_client;
+extern struct metric_family family_db_server;
 
 #endif

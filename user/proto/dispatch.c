@@ -14,13 +14,11 @@
 
 /* Every protocol, one entry each: each is defined in its own file,
  * proto/<name>.c. */
-extern const struct proto proto_http1, proto_http2, proto_tcp, proto_func;
+extern const struct proto proto_http1, proto_http2, proto_tcp, proto_func,
+	proto_db;
 
 static const struct proto *const protocols[] = {
-	&proto_http1,
-	&proto_http2,
-	&proto_tcp,
-	&proto_func,
+	&proto_http1, &proto_http2, &proto_tcp, &proto_func, &proto_db,
 };
 
 #define NPROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))

@@ -8,6 +8,8 @@ static const char *const parse_error_names[PARSE_ERROR_COUNT] = {
 	[PARSE_ERROR_RECORD] = "record",
 	[PARSE_ERROR_NO_REQUEST] = "no_request",
 	[PARSE_ERROR_HTTP2_LOST] = "http2_lost",
+	[PARSE_ERROR_DB_STREAM] = "db_stream_lost",
+	[PARSE_ERROR_DB_CALL] = "db_call_lost",
 };
 
 static uint64_t received;

@@ -10,6 +10,8 @@ enum parse_error {
 	PARSE_ERROR_RECORD,	/* a record of unknown kind or size */
 	PARSE_ERROR_NO_REQUEST, /* a server's status line no request asked for */
 	PARSE_ERROR_HTTP2_LOST, /* an HTTP/2 connection no longer decoded */
+	PARSE_ERROR_DB_STREAM,	/* a database stream stopped making sense */
+	PARSE_ERROR_DB_CALL,	/* a database call lost with its stream */
 	PARSE_ERROR_COUNT,
 };
 

@@ -1,0 +1,252 @@
+/* Databases and caches: the bytes of a PostgreSQL, MySQL/MariaDB, Redis or
+ * Memcached connection, sent as they are moved.
+ *
+ * These protocols frame their messages by length (a PostgreSQL message's
+ * int32, a MySQL packet's 3 bytes, a RESP bulk string's $n, a Memcached
+ * value's byte count), pipeline freely (hundreds of Redis commands in one
+ * write, many PostgreSQL Executes before one Sync) and answer in order.
+ * Counting each call exactly means following every message, which is the
+ * daemon's work (user/proto/db.h, where it can be tested): the BPF side
+ * sends each buffer a read or write moved, its first SONDE_DB_DATA_CAP
+ * bytes and its length, on the shared ring so that a connection's
+ * requests and replies arrive in the order they were moved. What lies
+ * beyond the first bytes of a long buffer is rows and values, which the
+ * daemon passes over by length.
+ *
+ * The detectors are in one header per system (pg, mysql, redis,
+ * memcached); they share this handler, db_data. */
+#ifndef SONDE_PROTO_DB_BPF_H
+#define SONDE_PROTO_DB_BPF_H
+
+/* Buffers of one readv, writev, recvmsg or sendmsg sent; the bytes of
+ * any further ones are sent as one hole. */
+#define DB_MAX_IOVECS 8
+
+/* Calls of a PostgreSQL or MySQL connection in which it may turn to TLS
+ * (its SSLRequest, the server's answer, the handshake's first record). */
+#define DB_TLS_WINDOW 6
+
+struct db_conn {
+	__u32 seq[2]; /* records sent, by from_client */
+	__u8 calls;   /* up to DB_TLS_WINDOW */
+	/* A TLS record's header was seen where the protocol's plaintext
+	 * was: the socket carries ciphertext from now on (PostgreSQL's
+	 * SSLRequest, MySQL's), and OpenSSL's plaintext continues the
+	 * same protocol. */
+	__u8 secured;
+};
+
+_Static_assert(sizeof(struct db_conn) <= CONN_PROTO_STATE,
+	       "a database connection's state fits");
+
+static __always_inline bool db_proto(__u8 proto)
+{
+	return proto == SONDE_PROTO_POSTGRESQL || proto == SONDE_PROTO_MYSQL ||
+	       proto == SONDE_PROTO_REDIS || proto == SONDE_PROTO_MEMCACHED;
+}
+
+/* A TLS record header (handshake, or application data after it): the
+ * protocol's own negotiation ended and ciphertext follows. */
+static __always_inline bool db_tls_record(const char *p, __u32 n)
+{
+	return n >= 3 && ((__u8)p[0] == 0x16 || (__u8)p[0] == 0x17) &&
+	       p[1] == 0x03 && (__u8)p[2] <= 0x04;
+}
+
+/* Whether c's bytes at buf start TLS: early in a PostgreSQL or MySQL
+ * connection, whose client may ask for TLS after its first message. The
+ * socket is then marked as carrying ciphertext, and OpenSSL's plaintext
+ * continues the protocol. */
+static __always_inline bool db_turns_tls(struct conn *c, __u64 buf)
+{
+	struct db_conn *d = (struct db_conn *)c->proto_state;
+	char peek[4];
+
+	if (!buf || c->tls || d->calls >= DB_TLS_WINDOW ||
+	    (c->proto != SONDE_PROTO_POSTGRESQL &&
+	     c->proto != SONDE_PROTO_MYSQL))
+		return false;
+	d->calls++;
+	if (bpf_probe_read_user(peek, sizeof(peek), (const void *)buf) ||
+	    !db_tls_record(peek, sizeof(peek)))
+		return false;
+	d->secured = 1;
+	c->tls = 1;
+	count_classified(SONDE_PROTO_TLS);
+	return true;
+}
+
+/* Fills a reserved record's fixed part. */
+static __always_inline void db_fill(struct sonde_db_event *ev,
+				    struct conn_key *key, struct conn *c,
+				    __u64 total, __u32 len, bool from_client)
+{
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.tgid = key->tgid;
+	ev->hdr.kind = SONDE_EV_DB;
+	ev->hdr.pad = 0;
+	ev->sk = c->sk;
+	__builtin_memcpy(ev->saddr, c->saddr, sizeof(ev->saddr));
+	__builtin_memcpy(ev->daddr, c->daddr, sizeof(ev->daddr));
+	ev->fd = key->fd;
+	ev->total = total > 0xffffffffULL ? 0xffffffffU : (__u32)total;
+	ev->sport = c->sport;
+	ev->dport = c->dport;
+	ev->family = c->family;
+	ev->len = len;
+	ev->proto = c->proto;
+	ev->from_client = from_client;
+	ev->role = c->role;
+	ev->pad = 0;
+	__builtin_memcpy(ev->comm, c->comm, SONDE_COMM_LEN);
+}
+
+/* Sends n bytes at buf, the first room of them (room: one of the record
+ * sizes, a constant once inlined). False when the ring was full
+ * (counted) or the bytes could not be read. */
+static __always_inline bool db_send(struct conn_key *key, struct conn *c,
+				    const void *buf, __u64 n, bool from_client,
+				    __u32 room)
+{
+	struct db_conn *d = (struct db_conn *)c->proto_state;
+	struct sonde_db_event *ev =
+		bpf_ringbuf_reserve(&events, SONDE_DB_BYTES(room), 0);
+	__u32 len = n < room ? n : room;
+	__u32 seq = d->seq[from_client & 1]++;
+
+	if (!ev) {
+		count_drop(SONDE_DROP_RINGBUF_FULL);
+		return false;
+	}
+	barrier_var(len);
+	if (len > room ||
+	    (len && buf && bpf_probe_read_user(ev->data, len, buf))) {
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		return false;
+	}
+	if (!buf)
+		len = 0;
+	db_fill(ev, key, c, n, len, from_client);
+	ev->seq = seq;
+	event_submit(ev);
+	return true;
+}
+
+/* The handler: n bytes at buf were read (is_read) or written on c, a
+ * database connection; buf 0 sends a hole of n bytes. A global
+ * function: verified once. */
+__attribute__((noinline)) int db_data(struct conn_key *key, struct conn *c,
+				      __u64 buf, long n, __u32 is_read)
+{
+	bool from_client;
+
+	if (!key || !c || n <= 0)
+		return 0;
+	if (db_turns_tls(c, buf))
+		return 0;
+	from_client = !to_client(c, is_read);
+	if (!buf || n <= SONDE_DB_SMALL) {
+		db_send(key, c, (const void *)buf, n, from_client,
+			SONDE_DB_SMALL);
+		return 0;
+	}
+	if (n <= SONDE_DB_MEDIUM) {
+		db_send(key, c, (const void *)buf, n, from_client,
+			SONDE_DB_MEDIUM);
+		return 0;
+	}
+	for (__u32 i = 0; i < SONDE_DB_CHUNKS && n > 0; i++) {
+		long k = n < SONDE_DB_DATA_CAP ? n : SONDE_DB_DATA_CAP;
+
+		db_send(key, c, (const void *)buf, k, from_client,
+			SONDE_DB_DATA_CAP);
+		buf += k;
+		n -= k;
+	}
+	if (n > 0)
+		db_send(key, c, NULL, n, from_client, SONDE_DB_SMALL);
+	return 0;
+}
+
+/* Walking the buffers of a vector read or write. */
+struct db_iov_walk {
+	struct conn_key *key;
+	struct conn *c;
+	const struct iovec *iovp;
+	__u64 count;
+	long left;    /* bytes the call moved not yet sent */
+	__u32 first;  /* the buffer to start from */
+	__u32 is_read;
+};
+
+static long db_iov_step(__u64 step, void *ctx)
+{
+	struct db_iov_walk *w = ctx;
+	__u64 i = step + w->first;
+	struct iovec iov;
+	long n;
+
+	if (w->left <= 0 || i >= w->count)
+		return 1;
+	if (step == DB_MAX_IOVECS - 1 || i > 1024 ||
+	    bpf_probe_read_user(&iov, sizeof(iov), &w->iovp[i])) {
+		db_data(w->key, w->c, 0, w->left, w->is_read);
+		return 1;
+	}
+	n = iov.iov_len < (__u64)w->left ? (long)iov.iov_len : w->left;
+	if (n > 0)
+		db_data(w->key, w->c, (__u64)iov.iov_base, n, w->is_read);
+	w->left -= n;
+	return 0;
+}
+
+/* The walk of db_vector: the buffers from (where & 0xff) on of an iovec
+ * array (arg, shaped as where >> 16 says; sizes >> 32 of them, for readv
+ * and writev) that moved (__u32)sizes bytes, read ((where >> 8) & 1) or
+ * written. A global function (five arguments at most, hence the
+ * packing), so that the walk's state is not on the socket program's
+ * stack, which the deepest call path shares. */
+__attribute__((noinline)) int db_vector_walk(struct conn_key *key,
+					     struct conn *c, __u64 arg,
+					     __u64 sizes, __u32 where)
+{
+	struct db_iov_walk w = {
+		.key = key,
+		.c = c,
+		.count = sizes >> 32,
+		.left = (__u32)sizes,
+		.first = where & 0xff,
+		.is_read = (where >> 8) & 1,
+	};
+
+	if (!key || !c)
+		return 0;
+	w.iovp = io_iovecs(arg, where >> 16, &w.count);
+	if (!w.iovp) {
+		db_data(key, c, 0, w.left, w.is_read);
+		return 0;
+	}
+	bpf_loop(DB_MAX_IOVECS, db_iov_step, &w, 0);
+	return 0;
+}
+
+/* The buffers of a readv, writev, recvmsg or sendmsg from the first-th
+ * on, which moved io->ret less sent bytes, each sent in turn (node writes
+ * a Parse/Bind/Execute/Sync sequence from several buffers). */
+static __always_inline void db_vector(struct conn_key *key, struct conn *c,
+				      const struct io_call *io, __u32 first,
+				      long sent)
+{
+	__u64 count = PT_REGS_PARM3_SYSCALL(io->regs);
+	__u64 left = io->ret - sent;
+
+	if (io->ret > sent)
+		db_vector_walk(key, c, io->arg2,
+			       (count > 0xffffffffULL ? 0xffffffffULL : count)
+					       << 32 |
+				       (left & 0xffffffffULL),
+			       first | (__u32)io->is_read << 8 |
+				       (__u32)io->how << 16);
+}
+
+#endif

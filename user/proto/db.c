@@ -1,0 +1,354 @@
+/* The protocol of database and cache records (struct sonde_db_event): each
+ * connection's bytes go to its system's parser through the streams of
+ * dbstream.c, and each call a parser finishes comes back out of ready()
+ * as a record of its own, observed in db_client_operation_duration_seconds
+ * or db_server_operation_duration_seconds. See proto/db.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics/families.h"
+#include "metrics/registry.h"
+#include "proto/db.h"
+#include "proto/dbstream.h"
+#include "proto/events.h"
+#include "proto/proto.h"
+#include "util/fmt.h"
+
+/* A finished call, as ready() hands it back to the dispatcher. Never
+ * crosses the kernel boundary: its kind is the database records' own. */
+struct db_call_record {
+	struct sonde_event_header hdr;
+	uint64_t duration_ns;
+	uint8_t daddr[16];
+	uint16_t sport, dport, family;
+	uint8_t role;
+	bool error;
+	const char *system_name;
+	char comm[SONDE_COMM_LEN];
+	char op[DB_OP_MAX];
+	char collection[DB_COLL_MAX];
+	char status[DB_STATUS_MAX];
+};
+
+/* A connection known by (tgid, fd, socket). */
+struct db_entry {
+	uint32_t tgid, fd;
+	uint64_t sk;
+	struct db_conn *conn;
+	/* What its calls' records carry. */
+	uint8_t daddr[16];
+	uint16_t sport, dport, family;
+	uint8_t role;
+	/* The seq the next record of each direction should carry. */
+	uint32_t next_seq[2];
+	bool seq_known[2];
+	char comm[SONDE_COMM_LEN];
+};
+
+/* Open addressing, linear probing; at most half full. */
+static struct db_entry *table;
+static size_t nslots, nused;
+
+/* Calls finished and not yet handed back, oldest first. A record can
+ * finish hundreds (a pipeline's replies in one read); beyond
+ * QUEUE_MAX they are lost, counted. */
+#define QUEUE_MAX 65536
+static struct db_call_record *queue;
+static size_t qcap, qhead, qlen;
+/* The call ready() last handed back: valid until the next call. */
+static struct db_call_record current;
+
+static uint64_t entry_hash(uint32_t tgid, uint32_t fd, uint64_t sk)
+{
+	uint64_t h = ((uint64_t)tgid << 32 | fd) * 0x9e3779b97f4a7c15ULL;
+
+	return (h ^ (sk >> 4)) * 0xff51afd7ed558ccdULL;
+}
+
+static struct db_entry *slot_for(struct db_entry *t, size_t n, uint32_t tgid,
+				 uint32_t fd, uint64_t sk)
+{
+	size_t i = entry_hash(tgid, fd, sk) & (n - 1);
+
+	while (t[i].conn &&
+	       !(t[i].tgid == tgid && t[i].fd == fd && t[i].sk == sk))
+		i = (i + 1) & (n - 1);
+	return &t[i];
+}
+
+/* Room for one more entry: false when memory ran out. */
+static bool table_grow(void)
+{
+	size_t n = nslots ? 2 * nslots : 64;
+	struct db_entry *t;
+
+	if (2 * (nused + 1) <= nslots)
+		return true;
+	t = calloc(n, sizeof(*t));
+	if (!t)
+		return false;
+	for (size_t i = 0; i < nslots; i++)
+		if (table[i].conn)
+			*slot_for(t, n, table[i].tgid, table[i].fd,
+				  table[i].sk) = table[i];
+	free(table);
+	table = t;
+	nslots = n;
+	return true;
+}
+
+/* Deletes the entry at slot i, moving later ones of its run back. */
+static void table_delete(size_t i)
+{
+	size_t j = i;
+
+	db_conn_close(table[i].conn);
+	db_conn_free(table[i].conn);
+	table[i].conn = NULL;
+	nused--;
+	for (;;) {
+		size_t home;
+
+		j = (j + 1) & (nslots - 1);
+		if (!table[j].conn)
+			return;
+		home = entry_hash(table[j].tgid, table[j].fd, table[j].sk) &
+		       (nslots - 1);
+		/* Move j back to i unless its home lies in (i, j]. */
+		if ((j > i && (home <= i || home > j)) ||
+		    (j < i && home <= i && home > j)) {
+			table[i] = table[j];
+			table[j].conn = NULL;
+			i = j;
+		}
+	}
+}
+
+static const struct db_system *system_of(uint8_t proto)
+{
+	switch (proto) {
+	case SONDE_PROTO_POSTGRESQL:
+		return &db_postgresql;
+	case SONDE_PROTO_MYSQL:
+		return &db_mysql;
+	case SONDE_PROTO_REDIS:
+		return &db_redis;
+	case SONDE_PROTO_MEMCACHED:
+		return &db_memcached;
+	}
+	return NULL;
+}
+
+/* A call the parser of e's connection finished: queued for ready(). */
+static void call_done(void *owner, const struct db_result *res)
+{
+	const struct db_entry *e = owner;
+	struct db_call_record *rec;
+
+	if (qlen == qcap) {
+		size_t cap = qcap ? 2 * qcap : 64;
+		struct db_call_record *q;
+
+		if (cap > QUEUE_MAX || !(q = malloc(cap * sizeof(*q)))) {
+			events_count_parse_error(PARSE_ERROR_DB_CALL);
+			return;
+		}
+		for (size_t i = 0; i < qlen; i++)
+			q[i] = queue[(qhead + i) % qcap];
+		free(queue);
+		queue = q;
+		qcap = cap;
+		qhead = 0;
+	}
+	rec = &queue[(qhead + qlen) % qcap];
+	qlen++;
+	memset(&rec->hdr, 0, sizeof(rec->hdr));
+	rec->hdr.tgid = e->tgid;
+	rec->hdr.kind = SONDE_EV_DB;
+	rec->duration_ns = res->end_ns - res->start_ns;
+	memcpy(rec->daddr, e->daddr, sizeof(rec->daddr));
+	rec->sport = e->sport;
+	rec->dport = e->dport;
+	rec->family = e->family;
+	rec->role = e->role;
+	rec->error = res->error;
+	rec->system_name = res->system_name;
+	memcpy(rec->comm, e->comm, sizeof(rec->comm));
+	strcpy(rec->op, res->op);
+	strcpy(rec->collection, res->collection);
+	strcpy(rec->status, res->status);
+}
+
+/* The entry of ev's connection, made when new; NULL when memory ran out
+ * or the record names no system. */
+static struct db_entry *entry_of(const struct sonde_db_event *ev)
+{
+	const struct db_system *sys = system_of(ev->proto);
+	struct db_entry *e;
+
+	if (!sys || !table_grow())
+		return NULL;
+	e = slot_for(table, nslots, ev->hdr.tgid, ev->fd, ev->sk);
+	if (e->conn)
+		return e;
+	e->conn = db_conn_new_owned(sys, ev->role == SONDE_ROLE_SERVER,
+				    call_done, e);
+	if (!e->conn)
+		return NULL;
+	nused++;
+	e->tgid = ev->hdr.tgid;
+	e->fd = ev->fd;
+	e->sk = ev->sk;
+	memcpy(e->daddr, ev->daddr, sizeof(e->daddr));
+	e->sport = ev->sport;
+	e->dport = ev->dport;
+	e->family = ev->family;
+	e->role = ev->role;
+	e->seq_known[0] = e->seq_known[1] = false;
+	memcpy(e->comm, ev->comm, sizeof(e->comm));
+	return e;
+}
+
+/* The queue's entries point at their connection's entry (the owner):
+ * growing the table moves entries, so owners are fixed up after. */
+static void rehome_owners(void)
+{
+	for (size_t i = 0; i < nslots; i++)
+		if (table[i].conn)
+			db_conn_set_owner(table[i].conn, &table[i]);
+}
+
+static enum proto_next bytes_read(const struct sonde_db_event *ev, size_t size)
+{
+	size_t before = nslots;
+	struct db_entry *e;
+	size_t len = ev->len;
+	bool dir;
+
+	if (len > size - SONDE_DB_BYTES(0) || len > ev->total)
+		return PROTO_NEXT_NOTHING;
+	e = entry_of(ev);
+	if (nslots != before)
+		rehome_owners();
+	if (!e)
+		return PROTO_NEXT_NOTHING;
+	dir = ev->from_client ? 1 : 0;
+	if (e->seq_known[dir] && ev->seq != e->next_seq[dir])
+		db_gap(e->conn, dir);
+	e->seq_known[dir] = true;
+	e->next_seq[dir] = ev->seq + 1;
+	db_feed(e->conn, ev->from_client, (const uint8_t *)ev->data, len,
+		ev->total, ev->hdr.ts_ns);
+	return PROTO_NEXT_NOTHING;
+}
+
+static enum proto_next db_read(const void *rec, size_t size,
+			       struct proto_record *r)
+{
+	const struct db_call_record *call = rec;
+
+	if (rec != &current)
+		return bytes_read(rec, size);
+	r->tgid = call->hdr.tgid;
+	r->comm = call->comm;
+	r->filter = PROTO_FILTER_CONN;
+	r->port = call->sport;
+	r->value = call->duration_ns;
+	return PROTO_NEXT_OBSERVE;
+}
+
+/* Label text for the observation being made: the registry copies it. */
+static char peer_text[48], port_text[8];
+
+static unsigned db_observe(const void *rec, size_t size,
+			   const struct proto_record *r, struct proto_obs *obs)
+{
+	const struct db_call_record *call = rec;
+	struct proto_obs *o = &obs[0];
+
+	(void)size;
+	o->op = PROTO_OBSERVE;
+	o->value = r->value;
+	o->error = call->error;
+	o->values[DB_SYSTEM] = call->system_name;
+	o->values[DB_OPERATION] = call->op;
+	o->values[DB_COLLECTION] = call->collection;
+	o->values[DB_STATUS] = call->status;
+	o->values[DB_ERROR_TYPE] = !call->error	   ? "" :
+				   call->status[0] ? call->status :
+						     "_OTHER";
+	if (call->role == SONDE_ROLE_SERVER) {
+		fmt_uint(call->sport, port_text, sizeof(port_text));
+		o->family = &family_db_server;
+		o->nfixed = DB_SERVER_NLABELS;
+		o->values[DB_SERVER_PORT] = port_text;
+		return 1;
+	}
+	if (fmt_address(call->family, call->daddr, peer_text,
+			sizeof(peer_text)))
+		strcpy(peer_text, ROUTE_UNKNOWN);
+	fmt_uint(call->dport, port_text, sizeof(port_text));
+	o->family = &family_db_client;
+	o->nfixed = DB_CLIENT_NLABELS;
+	o->values[DB_CLIENT_ADDRESS] = peer_text;
+	o->values[DB_CLIENT_PORT] = port_text;
+	return 1;
+}
+
+static const void *db_ready(size_t *size)
+{
+	if (!qlen)
+		return NULL;
+	current = queue[qhead];
+	qhead = (qhead + 1) % qcap;
+	qlen--;
+	*size = sizeof(current);
+	return &current;
+}
+
+static void db_sweep(proto_open_fn open)
+{
+	for (size_t i = 0; i < nslots;) {
+		if (table[i].conn &&
+		    !open(table[i].tgid, table[i].fd, table[i].sk)) {
+			table_delete(i);
+			continue; /* another entry may have moved into i */
+		}
+		i++;
+	}
+	rehome_owners();
+}
+
+static void db_clear(void)
+{
+	for (size_t i = 0; i < nslots; i++)
+		if (table[i].conn)
+			db_conn_free(table[i].conn);
+	free(table);
+	table = NULL;
+	nslots = nused = 0;
+	qhead = qlen = 0;
+}
+
+static unsigned db_end_round(enum parse_error *why)
+{
+	struct db_losses lost = db_take_losses();
+
+	for (uint64_t i = 0; i < lost.calls; i++)
+		events_count_parse_error(PARSE_ERROR_DB_CALL);
+	*why = PARSE_ERROR_DB_STREAM;
+	return lost.streams;
+}
+
+/* The protocol of database records, in dispatch.c's table. */
+const struct proto proto_db = {
+	.name = "db",
+	.kind = SONDE_EV_DB,
+	.min_size = SONDE_DB_BYTES(0),
+	.read = db_read,
+	.observe = db_observe,
+	.sweep = db_sweep,
+	.clear = db_clear,
+	.ready = db_ready,
+	.end_round = db_end_round,
+};
