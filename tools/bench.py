@@ -14,6 +14,17 @@ load of its own, in these scenarios:
           openssl, wrk on https://): sonde reads the plaintext through its
           OpenSSL uprobes in nginx and in wrk (target >= 90% of none, and
           a loss at most 1.25x the floor's, the uprobe traps')
+  redis   no nginx, no wrk: a redis-server of its own (no persistence)
+          loaded by redis-benchmark -c 32 -t set,get, as many commands
+          a run as the warm-up says fill the run's seconds: commands/s
+          kept (target >= 95% of none), and sonde's counts of the SETs
+          and GETs, server and client side, exact
+  postgres
+          no nginx, no wrk: a PostgreSQL cluster of its own (fsync off,
+          pgbench -i -s 1) loaded by pgbench -S -c 8 -j 2 over TCP:
+          transactions/s kept (target >= 95% of none), and sonde's
+          counts of the SELECTs on pgbench_accounts, server and client
+          side, exact (one a transaction)
   bystander
           no nginx, no wrk: build/tools/bystander, a process that never
           touches a socket, reads /dev/zero and a pipe in a loop; what the
@@ -98,6 +109,11 @@ How to read the report:
                     stops are served (and counted) but not reported by wrk.
                     Likewise wrk's own client series, and in the proxy
                     scenario nginx's client series towards its upstream
+  counts exact      (redis, postgres) the load's own calls sonde counted
+                    (db_server_ and db_client_operation_duration_seconds
+                    _count on the server's port, the load's operations
+                    only) against what the load says it made; its clients
+                    wait for every reply, so none is in flight at the end
   added/call        (exchange) median over rounds of (mode - none) ns an
                     exchange, over 4 calls, and its min..max over rounds
   sonde/bound       (exchange) median over rounds of what sonde adds to an
@@ -116,8 +132,9 @@ status is 1 only when something broke (a process failed to start, wrk output
 could not be read). Results also go to build/bench.json.
 
 Usage: /usr/bin/python3 tools/bench.py [--rounds N] [--seconds S]
-                         [--scenario direct|proxy|tls|bystander|exchange|
-                                     kernel|startup|all]
+                         [--scenario direct|proxy|tls|redis|postgres|
+                                     bystander|exchange|kernel|startup|
+                                     scrape|all]
                          [--hooks auto|socket|syscall]
        (or BENCH_ROUNDS / BENCH_SECONDS / BENCH_SCENARIO / BENCH_HOOKS in
        the environment; as root)
@@ -129,6 +146,7 @@ import ctypes
 import http.client
 import json
 import os
+import pwd
 import re
 import select
 import shutil
@@ -167,9 +185,10 @@ TARGET_KEPT = 0.95  # sonde keeps >= 95% of the no-agent throughput
 MIN_ROUNDS = 9
 # Rounds when neither --rounds nor BENCH_ROUNDS says: MIN_ROUNDS where a
 # kept ratio is judged, fewer where the figures are steadier or have no
-# such target; a full bench then takes 22 to 25 minutes on a 2-core host.
+# such target; a full bench then takes 29 to 32 minutes on a 2-core host.
 ROUNDS_BY_SCENARIO = {"direct": MIN_ROUNDS, "proxy": MIN_ROUNDS,
-                      "tls": MIN_ROUNDS}
+                      "tls": MIN_ROUNDS, "redis": MIN_ROUNDS,
+                      "postgres": MIN_ROUNDS}
 DEFAULT_ROUNDS = 7
 TARGET_LOSS_VS_FLOOR = 1.5  # and loses <= 1.5x what the bare hooks lose
 # Over TLS the floor's loss is the uprobe traps': sonde's own work in its
@@ -286,8 +305,8 @@ TLS_SERVERS = """\
 
 SCENARIOS = {"direct": DIRECT_SERVERS, "proxy": PROXY_SERVERS,
              "tls": TLS_SERVERS}
-ALL_SCENARIOS = (*SCENARIOS, "bystander", "exchange", "kernel", "startup",
-                 "scrape")
+ALL_SCENARIOS = (*SCENARIOS, "redis", "postgres", "bystander", "exchange",
+                 "kernel", "startup", "scrape")
 # scrape scenario: one /metrics scrape at 1k, 10k and 100k series, rendered
 # and gzipped in-process (tests/unit/bench_scrape.c); then a sonde holding
 # 10k series (nginx served 10k routes) with SLOW_READERS clients reading
@@ -311,6 +330,29 @@ CALLS_PER_EXCHANGE = 4
 # never touches a socket should not notice sonde at all: a higher one.
 TARGET_KEPT_BY_SCENARIO = {"proxy": 0.93, "tls": 0.90, "bystander": 0.98}
 
+# redis and postgres scenarios: a database server of the bench's own on a
+# free loopback port, loaded by the benchmark client its package ships.
+# Each counts its load's own calls, by operation (and table), on both
+# sides: the clients' set-up calls (redis-benchmark's CONFIG GETs,
+# pgbench's count of pgbench_branches and its vacuums) are not the load.
+DB_SCENARIOS = ("redis", "postgres")
+REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_BENCHMARK = "/usr/bin/redis-benchmark"
+REDIS_CLIENTS = 32
+REDIS_TESTS = ("SET", "GET")  # redis-benchmark -t set,get, in its order
+# The warm-up's commands of each test: 2 x 50k, a second or two here. Its
+# rate sizes the runs: redis-benchmark -n makes exactly that many of each
+# test and waits for every reply, so the counts are exact, where a run
+# cut at a time would leave some in flight.
+REDIS_WARMUP_REQUESTS = 50000
+REDIS_MIN_REQUESTS = 1000
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PG_USER = "postgres"
+PG_CLIENTS = 8
+PG_THREADS = 2
+PG_SCALE = 1  # pgbench -i -s 1: 100k rows in pgbench_accounts
+PG_TABLE = "pgbench_accounts"  # pgbench -S: one SELECT on it a transaction
+
 
 class BenchError(Exception):
     """Something the bench needs did not work; the run cannot go on."""
@@ -331,15 +373,30 @@ def _die_with_bench():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(argv, log_path, stdout=None):
+def _as_user(name):
+    """In the child: become user name (its group alone), then ask for
+    SIGTERM when the bench dies: a change of user clears that request."""
+    pw = pwd.getpwnam(name)
+
+    def become():
+        os.setgroups([pw.pw_gid])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+        _die_with_bench()
+    return become
+
+
+def spawn(argv, log_path, stdout=None, user=None):
     """Starts argv in its own session (a Ctrl-C reaches only the bench, which
-    then stops it), stderr (and stdout unless piped) to log_path."""
+    then stops it), stderr (and stdout unless piped) to log_path; as user
+    when given, with no wrapper between (its pid is the bench's to stop)."""
     log = open(log_path, "ab")
     try:
         return subprocess.Popen(
             argv, cwd=ROOT, stdin=subprocess.DEVNULL,
             stdout=stdout if stdout is not None else log, stderr=log,
-            bufsize=0, start_new_session=True, preexec_fn=_die_with_bench)
+            bufsize=0, start_new_session=True,
+            preexec_fn=_as_user(user) if user else _die_with_bench)
     except OSError as e:
         raise BenchError(f"cannot start {argv[0]}: {e}") from e
     finally:
@@ -525,18 +582,21 @@ class Load:
     "rps" (requests or calls a second) and "requests" (how many); port is
     the loaded server's, whose requests sonde's counts are read for, or
     None when the load serves nothing; server and client name the services
-    whose series count them. program_time: read the agent's socket
-    programs' run time around the run."""
+    whose series count them. db: for a database's load, (db_system_name,
+    the operations counted, the collection counted or None for any): its
+    db_ series count it, not the HTTP ones. program_time: read the agent's
+    socket programs' run time around the run."""
 
     program_time = False
 
     def __init__(self, run, port=None, unit="req/s", server="nginx",
-                 client="wrk"):
+                 client="wrk", db=None):
         self.run = run
         self.port = port
         self.unit = unit
         self.server = server
         self.client = client
+        self.db = db
 
     def begin(self, seconds):
         """Readies the load before the agent starts. Returns the pid the
@@ -685,6 +745,47 @@ def parse_wrk(out, rc):
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(map(int, sock.groups())) if sock else 0,
     }
+
+
+def run_redis_benchmark(port, requests, seconds):
+    """redis-benchmark -n requests of each REDIS_TESTS on port (a run the
+    warm-up sized to about seconds); its commands a second over both tests
+    and its commands."""
+    out, rc = run_load([REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port),
+                        "-c", str(REDIS_CLIENTS), "-n", str(requests),
+                        "-t", ",".join(REDIS_TESTS).lower(), "--csv"],
+                       seconds)
+    rates = {test: float(rps) for test, rps
+             in re.findall(r'^"(\w+)","([\d.]+)"', out, re.M)}
+    if rc != 0 or sorted(rates) != sorted(REDIS_TESTS) or not all(
+            rates.values()):
+        raise BenchError(f"redis-benchmark failed (status {rc}); its "
+                         f"output:\n{out}")
+    # Each test's rate is its own commands over its own time: the run's
+    # is all commands over the tests' times together.
+    busy = sum(requests / rps for rps in rates.values())
+    total = requests * len(REDIS_TESTS)
+    return {"rps": total / busy, "requests": total, "non_2xx": 0,
+            "socket_errors": 0}
+
+
+def run_pgbench(port, seconds):
+    """pgbench -S for seconds on port (TCP); its transactions a second
+    (without the connections' set-up), transactions and failed ones."""
+    out, rc = run_load([os.path.join(PG_BIN, "pgbench"), "-S",
+                        "-c", str(PG_CLIENTS), "-j", str(PG_THREADS),
+                        "-T", str(seconds), "-h", "127.0.0.1",
+                        "-p", str(port), "-U", PG_USER, "postgres"], seconds)
+    tps = re.search(r"^tps = ([\d.]+) \(without initial connection time\)",
+                    out, re.M)
+    total = re.search(r"^number of transactions actually processed: (\d+)",
+                      out, re.M)
+    failed = re.search(r"^number of failed transactions: (\d+)", out, re.M)
+    if rc != 0 or not tps or not total or float(tps.group(1)) <= 0:
+        raise BenchError(f"pgbench failed (status {rc}); its output:\n{out}")
+    return {"rps": float(tps.group(1)), "requests": int(total.group(1)),
+            "non_2xx": int(failed.group(1)) if failed else 0,
+            "socket_errors": 0}
 
 
 def cpu_seconds(pid):
@@ -871,6 +972,8 @@ def counts(samples, load):
     port, the client (wrk) calling it, and the server calling anything
     else (nginx's upstream)."""
     out = {"counted": 0.0, "client_counted": 0.0, "upstream_counted": 0.0}
+    if load.db:
+        return db_counts(samples, load, out)
     for name, labels, v in samples:
         service = labels.get("service_name")
         on_port = labels.get("server_port") == str(load.port)
@@ -885,6 +988,28 @@ def counts(samples, load):
     return out
 
 
+def db_counts(samples, load, out):
+    """Database calls counted so far into out: the load's operations (on
+    its collection) served by the server on the loaded port and made by
+    the client to it (server_port is the server's on both sides)."""
+    system, operations, collection = load.db
+    for name, labels, v in samples:
+        if (labels.get("server_port") != str(load.port)
+                or labels.get("db_system_name") != system
+                or labels.get("db_operation_name") not in operations
+                or (collection is not None
+                    and labels.get("db_collection_name") != collection)):
+            continue
+        service = labels.get("service_name")
+        if name == "db_server_operation_duration_seconds_count":
+            if service == load.server:
+                out["counted"] += v
+        elif name == "db_client_operation_duration_seconds_count":
+            if service == load.client:
+                out["client_counted"] += v
+    return out
+
+
 def drops(samples):
     return {labels.get("reason", ""): v for name, labels, v in samples
             if name == "sonde_events_dropped_total"}
@@ -892,7 +1017,8 @@ def drops(samples):
 
 def other_agents(ours):
     """Processes that would skew the numbers and are not ours: other sonde
-    or floor instances (they trace our nginx too) and other wrk loads."""
+    or floor instances (they trace our nginx too) and other wrk, pingpong,
+    redis-benchmark or pgbench loads."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         if int(pid) in ours:
@@ -902,7 +1028,8 @@ def other_agents(ours):
                 comm = f.read().strip()
         except OSError:
             continue
-        if comm in ("sonde", "floor", "wrk", "pingpong"):
+        if comm in ("sonde", "floor", "wrk", "pingpong", "redis-benchmark",
+                    "pgbench"):
             found.append(f"{comm}[{pid}]")
     return found
 
@@ -1034,6 +1161,11 @@ def sonde_line(res, load):
     if load.port is None:
         return (f"  cpu {res['cpu_share']:.2%}"
                 f"  peak {res['hwm_kib'] / 1024:.1f} MiB")
+    if load.db:
+        return (f"  cpu {res['cpu_us_per_request']:.3f} us/call"
+                f"  peak {res['hwm_kib'] / 1024:.1f} MiB"
+                f"  counted server {res['counted']:.0f} client "
+                f"{res['client_counted']:.0f} of {res['requests']}")
     return (f"  cpu {res['cpu_us_per_request']:.3f} us/req"
             f"  peak {res['hwm_kib'] / 1024:.1f} MiB"
             f"  counted {res['counted']:.0f}/{res['requests']}")
@@ -1158,19 +1290,22 @@ def verdicts(s, scenario):
         return [kept_row,
                 (f"sonde CPU < {TARGET_IDLE_CPU:.1%} of one CPU",
                  s["cpu_share"] < TARGET_IDLE_CPU, f"{s['cpu_share']:.2%}")]
+    exact_row = ("counts exact, server and client",
+                 s["counted"] == s["wrk_requests"]
+                 and s["client_counted"] == s["wrk_requests"],
+                 f"{s['counted']:.0f} and {s['client_counted']:.0f} of "
+                 f"{s['wrk_requests']}")
     if scenario == "exchange":
         # A synchronous exchange is never in flight when the load stops:
         # sonde's counts are the exchanges made, exactly. What sonde adds
         # over the bound has no target here: it moves too much from run
         # to run on a shared host (tools/README.md).
-        exact = (s["counted"] == s["wrk_requests"]
-                 and s["client_counted"] == s["wrk_requests"])
-        return [
-            ("counts exact, server and client", exact,
-             f"{s['counted']:.0f} and {s['client_counted']:.0f} of "
-             f"{s['wrk_requests']}"),
-            rss_row,
-        ]
+        return [exact_row, rss_row]
+    if scenario in DB_SCENARIOS:
+        # redis-benchmark and pgbench wait for every reply before they
+        # stop: the calls sonde counts are the ones they report, exactly.
+        # The loss against the floor's is printed without a target.
+        return [kept_row, exact_row, rss_row]
     rows = [
         kept_row,
         (f"loss <= {max_lvf}x floor's",
@@ -1392,18 +1527,60 @@ def print_report(cfg, scenario, s, warnings):
            "scrape": print_scrape_report}.get(scenario)
     if own:
         own(cfg, s, warnings)
+    elif scenario in DB_SCENARIOS:
+        print_db_report(cfg, scenario, s, warnings)
     else:
         print_nginx_report(cfg, scenario, s, warnings)
 
 
 def print_nginx_report(cfg, scenario, s, warnings):
-    lvf = s["loss_vs_floor"]
     print()
     print(f"sonde bench, {scenario}: nginx (1 worker) + wrk -t{WRK_THREADS} "
           f"-c{WRK_CONNECTIONS}, {cfg['rounds']} round(s) x "
           f"{cfg['seconds']} s, medians; {cfg['cpus']} CPUs, "
           f"kernel {cfg['kernel']}")
     print_rates(cfg, s, "requests/s")
+    print_kept(cfg, s, "request")
+    print(f"  counted      sonde {s['counted']:.0f} nginx requests, wrk "
+          f"{s['wrk_requests']}, ratio {s['count_ratio']:.4f}")
+    print(f"  client side  wrk's calls {s['client_counted']:.0f}"
+          + (f", nginx's upstream calls {s['upstream_counted']:.0f}"
+             if scenario == "proxy" else ""))
+    print("  dropped      " + (", ".join(
+        f"{k}={v:.0f}" for k, v in sorted(s["drops"].items())) or "(none)"))
+    if s["wrk_errors"]:
+        print(f"  wrk errors   {s['wrk_errors']} (non-2xx or socket errors)")
+    print_verdicts(s, scenario, warnings)
+
+
+def print_db_report(cfg, scenario, s, warnings):
+    server, client, calls = {
+        "redis": ("redis-server", "redis-benchmark",
+                  f"{'+'.join(REDIS_TESTS)} commands"),
+        "postgres": ("postgres", "pgbench",
+                     f"SELECTs on {PG_TABLE} (transactions)"),
+    }[scenario]
+    print()
+    print(f"sonde bench, {scenario}: {s['load']}, {cfg['rounds']} round(s) "
+          f"x {cfg['seconds']} s, medians; {cfg['cpus']} CPUs, kernel "
+          f"{cfg['kernel']}")
+    print_rates(cfg, s, "commands/s" if scenario == "redis"
+                else "transact/s")
+    print_kept(cfg, s, "call")
+    print(f"  counted      sonde {s['counted']:.0f} {calls} served by "
+          f"{server}, {client} made {s['wrk_requests']}")
+    print(f"  client side  sonde {s['client_counted']:.0f} made by {client}")
+    print("  dropped      " + (", ".join(
+        f"{k}={v:.0f}" for k, v in sorted(s["drops"].items())) or "(none)"))
+    if s["wrk_errors"]:
+        print(f"  errors       {s['wrk_errors']} ({client}'s failed calls)")
+    print_verdicts(s, scenario, warnings)
+
+
+def print_kept(cfg, s, per):
+    """The kept ratios, the losses against the floor's (and the bound's),
+    and sonde's CPU (per request or call) and memory."""
+    lvf = s["loss_vs_floor"]
     print(f"  floor/none   {s['floor_over_none']:7.1%}   "
           f"(loss {s['floor_loss']:.1%}; median of the rounds' ratios)")
     if "bound_over_none" in s:
@@ -1420,20 +1597,10 @@ def print_nginx_report(cfg, scenario, s, warnings):
         print("  sonde loss vs bound loss   "
               + ("n/a (bound loss < 0.5%)" if lvb is None
                  else f"{lvb:.2f}x"))
-    print(f"  sonde CPU    {s['cpu_us_per_request']:.3f} us/request "
+    print(f"  sonde CPU    {s['cpu_us_per_request']:.3f} us/{per} "
           "(userspace process, median)")
     print(f"  sonde RSS    peak {s['peak_rss_mib']:.1f} MiB, "
           f"at end {s['end_rss_mib']:.1f} MiB")
-    print(f"  counted      sonde {s['counted']:.0f} nginx requests, wrk "
-          f"{s['wrk_requests']}, ratio {s['count_ratio']:.4f}")
-    print(f"  client side  wrk's calls {s['client_counted']:.0f}"
-          + (f", nginx's upstream calls {s['upstream_counted']:.0f}"
-             if scenario == "proxy" else ""))
-    print("  dropped      " + (", ".join(
-        f"{k}={v:.0f}" for k, v in sorted(s["drops"].items())) or "(none)"))
-    if s["wrk_errors"]:
-        print(f"  wrk errors   {s['wrk_errors']} (non-2xx or socket errors)")
-    print_verdicts(s, scenario, warnings)
 
 
 def write_json(cfg, scenarios):
@@ -1461,15 +1628,18 @@ def parse_args():
     p.add_argument("--rounds", type=int,
                    default=int(env_rounds) if env_rounds else None,
                    help="interleaved rounds of every mode, in every "
-                   "scenario (env BENCH_ROUNDS; default 9 in direct, proxy "
-                   "and tls, 7 in the others)")
+                   "scenario (env BENCH_ROUNDS; default 9 in direct, proxy, "
+                   "tls, redis and postgres, 7 in the others)")
     p.add_argument("--seconds", type=int,
                    default=int(os.environ.get("BENCH_SECONDS", 5)),
-                   help="wrk duration per run (env BENCH_SECONDS, default 5)")
+                   help="wrk duration per run, and redis-benchmark's and "
+                   "pgbench's (env BENCH_SECONDS, default 5)")
     p.add_argument("--scenario", choices=(*ALL_SCENARIOS, "all"),
                    default=os.environ.get("BENCH_SCENARIO", "all"),
                    help="direct, proxy (client-heavy), tls (https, "
-                   "OpenSSL uprobes), bystander (a process with no socket), "
+                   "OpenSSL uprobes), redis (redis-benchmark SET and GET), "
+                   "postgres (pgbench -S), bystander (a process with no "
+                   "socket), "
                    "exchange (pingpong: per-call cost), kernel (BPF run "
                    "time per program run, by protocol path), startup (exec "
                    "to first answers), scrape (/metrics at 1k to 100k "
@@ -1526,6 +1696,140 @@ def bench_exchange(tmp, rounds, seconds):
     print(f"bench: exchange: {PINGPONG}", flush=True)
     return run_rounds(pingpong_load(), modes_of("exchange"), rounds, seconds,
                       tmp, {os.getpid()})
+
+
+def missing(scenario, paths):
+    """Whether any of paths is not an executable, saying the scenario is
+    skipped for it."""
+    absent = [p for p in paths if not os.access(p, os.X_OK)]
+    if absent:
+        print(f"bench: {scenario}: skipped: {', '.join(absent)} not "
+              "installed (make deps)", flush=True)
+    return bool(absent)
+
+
+def wait_redis(port, proc, log):
+    """Waits until the redis-server on port answers PING."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        exited(proc, "redis-server", log)
+        try:
+            with socket.create_connection(("127.0.0.1", port),
+                                          timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(64).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise BenchError(f"redis-server did not answer PING on {port} within "
+                     f"{START_TIMEOUT:.0f} s; its log ({log}):\n"
+                     f"{log_tail(log)}")
+
+
+def bench_redis(tmp, rounds, seconds):
+    """Starts a redis-server in tmp, sizes the runs from a warm-up, runs
+    the rounds, stops it. None when redis is not installed."""
+    if missing("redis", (REDIS_SERVER, REDIS_BENCHMARK)):
+        return None
+    data = os.path.join(tmp, "redis")
+    os.makedirs(data)
+    port = free_port()
+    log = os.path.join(tmp, "redis.log")
+    server = None
+    try:
+        server = spawn([REDIS_SERVER, "--port", str(port), "--bind",
+                        "127.0.0.1", "--save", "", "--appendonly", "no",
+                        "--dir", data, "--daemonize", "no", "--logfile", ""],
+                       log)
+        wait_redis(port, server, log)
+        print(f"bench: redis: redis-server[{server.pid}] on 127.0.0.1:{port}"
+              f"; warming up", flush=True)
+        warm = run_redis_benchmark(port, REDIS_WARMUP_REQUESTS,
+                                   WARMUP_SECONDS)
+        requests = max(REDIS_MIN_REQUESTS, int(round(
+            warm["rps"] * seconds / len(REDIS_TESTS), -3)))
+        about = (f"redis-server + redis-benchmark -c {REDIS_CLIENTS} -t "
+                 f"{','.join(REDIS_TESTS).lower()} -n {requests} (sized "
+                 f"from the warm-up's {warm['rps']:.0f} commands/s)")
+        print(f"  runs of {requests} of each of {', '.join(REDIS_TESTS)}",
+              flush=True)
+        load = Load(lambda secs: run_redis_benchmark(port, requests, secs),
+                    port, unit="cmd/s", server="redis-server",
+                    client="redis-benchmark", db=("redis", REDIS_TESTS, None))
+        results, warnings = run_rounds(load, MODES, rounds, seconds, tmp,
+                                       {server.pid, os.getpid()})
+        return results, warnings, about
+    finally:
+        stop(server)
+
+
+def bench_postgres(tmp, rounds, seconds):
+    """Makes a PostgreSQL cluster in tmp, starts it, fills pgbench's
+    tables, warms up, runs the rounds, stops it. None when PostgreSQL is
+    not installed."""
+    postgres, pgbench = (os.path.join(PG_BIN, b)
+                         for b in ("postgres", "pgbench"))
+    initdb, isready = (os.path.join(PG_BIN, b)
+                       for b in ("initdb", "pg_isready"))
+    if missing("postgres", (postgres, pgbench, initdb, isready)):
+        return None
+    try:
+        pw = pwd.getpwnam(PG_USER)
+    except KeyError:
+        print(f"bench: postgres: skipped: no user {PG_USER} to run the "
+              "server as (make deps)", flush=True)
+        return None
+    home = os.path.join(tmp, "pg")  # the socket's directory too
+    data = os.path.join(home, "data")
+    os.chmod(tmp, 0o755)  # the server runs as postgres
+    os.makedirs(home)
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    r = subprocess.run(["runuser", "-u", PG_USER, "--", initdb, "-D", data,
+                        "-A", "trust", "-U", PG_USER, "--no-sync"],
+                       capture_output=True, text=True, cwd=home)
+    if r.returncode:
+        raise BenchError(f"initdb failed (status {r.returncode}):\n"
+                         f"{r.stdout}{r.stderr}")
+    port = free_port()
+    log = os.path.join(tmp, "postgres.log")
+    server = None
+    try:
+        server = spawn([postgres, "-D", data, "-p", str(port), "-k", home,
+                        "-c", "listen_addresses=127.0.0.1",
+                        "-c", "fsync=off"], log, user=PG_USER)
+        deadline = time.monotonic() + START_TIMEOUT
+        while subprocess.run([isready, "-q", "-h", "127.0.0.1", "-p",
+                              str(port)]).returncode:
+            exited(server, "postgres", log)
+            if time.monotonic() > deadline:
+                raise BenchError(f"postgres did not accept connections "
+                                 f"within {START_TIMEOUT:.0f} s; its log "
+                                 f"({log}):\n{log_tail(log)}")
+            time.sleep(0.1)
+        r = subprocess.run([pgbench, "-i", "-s", str(PG_SCALE), "-h",
+                            "127.0.0.1", "-p", str(port), "-U", PG_USER,
+                            "postgres"], capture_output=True, text=True)
+        if r.returncode:
+            raise BenchError(f"pgbench -i failed (status {r.returncode}):\n"
+                             f"{r.stdout}{r.stderr}")
+        print(f"bench: postgres: postgres[{server.pid}] on 127.0.0.1:{port}"
+              f", pgbench -i -s {PG_SCALE}; warming up {WARMUP_SECONDS} s",
+              flush=True)
+        run_pgbench(port, WARMUP_SECONDS)
+        about = (f"postgres (fsync off) + pgbench -S -c {PG_CLIENTS} -j "
+                 f"{PG_THREADS} over TCP, scale {PG_SCALE}")
+        load = Load(lambda secs: run_pgbench(port, secs), port, unit="tps",
+                    server="postgres", client="pgbench",
+                    db=("postgresql", ("SELECT",), PG_TABLE))
+        results, warnings = run_rounds(load, MODES, rounds, seconds, tmp,
+                                       {server.pid, os.getpid()})
+        return results, warnings, about
+    finally:
+        stop(server)
+
+
+DB_BENCHES = {"redis": bench_redis, "postgres": bench_postgres}
 
 
 def bench_kernel(tmp, rounds, seconds):
@@ -1723,6 +2027,12 @@ def run_scenario(name, tmp, rounds, seconds):
         if results is None:
             return None
         return results, summarize_kernel(results), warnings
+    if name in DB_BENCHES:
+        ran = DB_BENCHES[name](tmp, rounds, seconds)
+        if ran is None:
+            return None
+        results, warnings, about = ran
+        return results, dict(summarize(results), load=about), warnings
     if name == "bystander":
         results, warnings = bench_bystander(tmp, rounds, seconds)
     elif name == "exchange":
