@@ -28,8 +28,13 @@
 #include "util/pb.h"
 #include "util/strbuf.h"
 
-/* The largest record the kernel sends is an HTTP/2 piece. */
-#define RECORD_MAX (sizeof(struct sonde_h2_event) + 64)
+/* The largest records the kernel sends: an HTTP/2 piece, a database
+ * connection's bytes. */
+#define RECORD_MAX                                                  \
+	((sizeof(struct sonde_h2_event) > sizeof(struct sonde_db_event) ? \
+		  sizeof(struct sonde_h2_event) :                          \
+		  sizeof(struct sonde_db_event)) +                         \
+	 64)
 /* Process ids no process has (above pid_max's ceiling): named by the
  * record's comm, as a process gone before its first event is. */
 #define FAKE_TGID 0x7ffffff0u
@@ -158,6 +163,57 @@ static bool all_digits(const char *v, size_t min, size_t max)
 	return true;
 }
 
+/* Whether value is all [A-Z_] (a command, an error prefix), or empty
+ * when empty is let. */
+static bool upper_word(const char *v, size_t max, bool empty)
+{
+	size_t n = strlen(v);
+
+	if (n > max || (!n && !empty))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] >= 'A' && v[i] <= 'Z') || v[i] == '_'))
+			return false;
+	return true;
+}
+
+/* The database families' labels (README, "Database and cache calls"). */
+static bool db_label_ok(const char *name, const char *value)
+{
+	static const char *const systems[] = { "postgresql", "mysql",
+					       "mariadb", "redis",
+					       "memcached" };
+	size_t n = strlen(value);
+
+	if (strcmp(name, "db_system_name") == 0)
+		return in_list(value, systems,
+			       sizeof(systems) / sizeof(*systems));
+	if (strcmp(name, "db_operation_name") == 0)
+		return upper_word(value, 23, false);
+	if (strcmp(name, "db_collection_name") == 0) {
+		if (strcmp(value, "_overflow") == 0)
+			return true;
+		for (size_t i = 0; i < n; i++)
+			if (!((value[i] >= 'a' && value[i] <= 'z') ||
+			      (value[i] >= 'A' && value[i] <= 'Z') ||
+			      (value[i] >= '0' && value[i] <= '9') ||
+			      value[i] == '_' || value[i] == '$' ||
+			      value[i] == '.'))
+				return false;
+		return n <= 63;
+	}
+	if (strcmp(name, "db_response_status_code") == 0 ||
+	    strcmp(name, "error_type") == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (!((value[i] >= 'A' && value[i] <= 'Z') ||
+			      (value[i] >= '0' && value[i] <= '9') ||
+			      value[i] == '_'))
+				return false;
+		return n <= 15;
+	}
+	return true;
+}
+
 /* Whether value (unescaped) is one label name may carry. */
 static bool label_ok(const char *name, const char *value)
 {
@@ -186,7 +242,7 @@ static bool label_ok(const char *name, const char *value)
 		       inet_pton(AF_INET6, value, a) == 1;
 	if (strcmp(name, "service_name") == 0 || strcmp(name, "tenant_id") == 0)
 		return strlen(value) <= 64;
-	return true;
+	return db_label_ok(name, value);
 }
 
 static int compare_strings(const void *a, const void *b)

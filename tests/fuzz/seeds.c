@@ -134,6 +134,73 @@ static void h2_headers(struct seed *s, nghttp2_hd_deflater *enc, int to_client,
 	add(s, &ev, offsetof(struct sonde_h2_event, data) + len);
 }
 
+/* The bytes of one read or write of a database connection. */
+static void db_bytes(struct seed *s, __u8 proto, __u8 role, int from_client,
+		     __u32 seq, const void *data, size_t len)
+{
+	static struct sonde_db_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.hdr.ts_ns = 1000000 + seq * 1000;
+	ev.hdr.tgid = 0x7ffffff1;
+	ev.hdr.kind = SONDE_EV_DB;
+	ev.sk = 0xffff888000001000ULL + proto * 16 + role;
+	ev.fd = 7;
+	ev.total = len;
+	ev.sport = role == SONDE_ROLE_SERVER ? 6379 : 40000;
+	ev.dport = role == SONDE_ROLE_SERVER ? 40000 : 6379;
+	ev.family = AF_INET;
+	ev.daddr[0] = 127;
+	ev.daddr[3] = 1;
+	ev.len = len;
+	ev.proto = proto;
+	ev.from_client = from_client;
+	ev.role = role;
+	ev.seq = seq;
+	memcpy(ev.comm, "dbclient", 8);
+	memcpy(ev.data, data, len);
+	add(s, &ev, SONDE_DB_BYTES(len));
+}
+
+#define DB_BYTES(s, proto, role, from_client, seq, lit) \
+	db_bytes(s, proto, role, from_client, seq, lit, sizeof(lit) - 1)
+
+/* A call each of the four systems answers, at both ends. */
+static void db_seeds(void)
+{
+	static const char pg_q[] = "Q\0\0\0\x1eSELECT id FROM orders;\0";
+	static const char pg_ok[] =
+		"C\0\0\0\x0dSELECT 1\0Z\0\0\0\x05I";
+	static const char pg_err[] =
+		"E\0\0\0\x10SERROR\0C42P01\0\0Z\0\0\0\x05I";
+	static const char my_q[] = "\x13\0\0\0\x03SELECT * FROM t1";
+	static const char my_err[] =
+		"\x17\0\0\x01\xff\x7a\x04#42S02Table missing";
+	static const char rd_q[] = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+				   "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+	static const char rd_r[] = "+OK\r\n$1\r\nv\r\n";
+	static const char rd_e[] = "-WRONGTYPE Operation against a key\r\n";
+	static const char mc_q[] = "set k 0 0 1\r\nv\r\nget k j\r\n";
+	static const char mc_r[] = "STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n";
+	struct seed s = { .len = 0 };
+
+	for (__u8 role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
+		DB_BYTES(&s, SONDE_PROTO_POSTGRESQL, role, 1, 0, pg_q);
+		DB_BYTES(&s, SONDE_PROTO_POSTGRESQL, role, 0, 0, pg_ok);
+		DB_BYTES(&s, SONDE_PROTO_POSTGRESQL, role, 1, 1, pg_q);
+		DB_BYTES(&s, SONDE_PROTO_POSTGRESQL, role, 0, 1, pg_err);
+		DB_BYTES(&s, SONDE_PROTO_MYSQL, role, 1, 0, my_q);
+		DB_BYTES(&s, SONDE_PROTO_MYSQL, role, 0, 0, my_err);
+		DB_BYTES(&s, SONDE_PROTO_REDIS, role, 1, 0, rd_q);
+		DB_BYTES(&s, SONDE_PROTO_REDIS, role, 0, 0, rd_r);
+		DB_BYTES(&s, SONDE_PROTO_REDIS, role, 1, 1, rd_q);
+		DB_BYTES(&s, SONDE_PROTO_REDIS, role, 0, 1, rd_e);
+		DB_BYTES(&s, SONDE_PROTO_MEMCACHED, role, 1, 0, mc_q);
+		DB_BYTES(&s, SONDE_PROTO_MEMCACHED, role, 0, 0, mc_r);
+	}
+	write_file("fuzz_events", "db", s.bytes, s.len);
+}
+
 static void events_seeds(void)
 {
 	static const char *const grpc_req[] = { ":method",
@@ -318,6 +385,7 @@ int main(int argc, char **argv)
 	}
 	dir = argv[1];
 	events_seeds();
+	db_seeds();
 	config_seeds();
 	otlp_seeds();
 	top_seeds();

@@ -523,14 +523,17 @@ static struct group *group_for(struct collect *c, const struct metric_family *f,
 	return &c->groups[c->ngroups++];
 }
 
-/* Semantic-convention attributes that are integers: status codes, ports. */
+/* Semantic-convention attributes that are integers: status codes, ports.
+ * db.response.status_code is a string, whatever it looks like: SQLSTATE
+ * 23505 and MySQL's 1146 as much as 42P01. */
 static bool int_attribute(const char *key, const char *value, int64_t *out)
 {
 	size_t klen = strlen(key);
 	char *end;
 
 	if (!((klen >= 5 && strcmp(key + klen - 5, ".port") == 0) ||
-	      (klen >= 12 && strcmp(key + klen - 12, ".status_code") == 0)))
+	      (klen >= 12 && strcmp(key + klen - 12, ".status_code") == 0)) ||
+	    strcmp(key, "db.response.status_code") == 0)
 		return false;
 	if (!isdigit((unsigned char)value[0]))
 		return false;

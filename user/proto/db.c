@@ -242,6 +242,38 @@ static enum proto_next bytes_read(const struct sonde_db_event *ev, size_t size)
 	return PROTO_NEXT_NOTHING;
 }
 
+/* Appends n bytes at p to r's key; false when they do not fit. */
+static bool key_put(struct proto_record *r, const void *p, size_t n)
+{
+	if (r->key_len + n > PROTO_KEY_MAX)
+		return false;
+	memcpy(r->key + r->key_len, p, n);
+	r->key_len += n;
+	return true;
+}
+
+/* r's key (struct proto_record): everything db_observe's labels come
+ * from, so that the next call like it goes straight to its series. None
+ * when it does not fit (a long collection). */
+static void call_key(const struct db_call_record *call,
+		     struct proto_record *r)
+{
+	bool server = call->role == SONDE_ROLE_SERVER;
+	uint8_t head[2] = { server, call->error };
+	bool fits = key_put(r, head, sizeof(head)) &&
+		    key_put(r, &call->system_name, sizeof(call->system_name)) &&
+		    key_put(r, server ? &call->sport : &call->dport,
+			    sizeof(call->sport)) &&
+		    (server || (key_put(r, &call->family, sizeof(call->family)) &&
+				key_put(r, call->daddr, sizeof(call->daddr)))) &&
+		    key_put(r, call->op, strlen(call->op) + 1) &&
+		    key_put(r, call->collection, strlen(call->collection) + 1) &&
+		    key_put(r, call->status, strlen(call->status) + 1);
+
+	if (!fits)
+		r->key_len = 0;
+}
+
 static enum proto_next db_read(const void *rec, size_t size,
 			       struct proto_record *r)
 {
@@ -254,6 +286,7 @@ static enum proto_next db_read(const void *rec, size_t size,
 	r->filter = PROTO_FILTER_CONN;
 	r->port = call->sport;
 	r->value = call->duration_ns;
+	call_key(call, r);
 	return PROTO_NEXT_OBSERVE;
 }
 
