@@ -915,6 +915,78 @@ TEST(tcp_series_carry_the_optional_labels)
 	labels_reset();
 }
 
+/* The bytes of one read or write of a Redis connection on the server
+ * side, fd 9 of the made-up process, seq-th of its direction. */
+static void redis_bytes(__u64 sk, int from_client, __u32 seq, const char *s,
+			__u64 ts)
+{
+	static struct sonde_db_event ev;
+	size_t n = strlen(s);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.hdr.kind = SONDE_EV_DB;
+	ev.hdr.tgid = 0x7ffffff1;
+	ev.hdr.ts_ns = ts;
+	memcpy(ev.comm, "unitsvc", 8);
+	ev.sk = sk;
+	ev.fd = 9;
+	ev.total = n;
+	ev.len = n;
+	ev.sport = 6379;
+	ev.dport = 40000;
+	ev.family = AF_INET;
+	ev.proto = SONDE_PROTO_REDIS;
+	ev.role = SONDE_ROLE_SERVER;
+	ev.from_client = from_client;
+	ev.seq = seq;
+	memcpy(ev.data, s, n);
+	dispatch_record(NULL, &ev, SONDE_DB_BYTES(n));
+}
+
+#define REDIS_GET "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+#define REDIS_SERVER_GETS                                                   \
+	"db_server_operation_duration_seconds_count{service_name=\"unitsvc\"," \
+	"db_system_name=\"redis\",db_operation_name=\"GET\","                 \
+	"db_collection_name=\"\",db_response_status_code=\"\","                \
+	"error_type=\"\",server_port=\"6379\"} "
+
+/* A call is timed from its request to its own reply; a new connection
+ * that gets the fd and the socket memory of one that closed starts
+ * afresh (its records are numbered from 0 again) and loses nothing; a
+ * record missing from a direction loses the calls open with it,
+ * counted. */
+TEST(database_calls_follow_their_connection)
+{
+	unsigned long lost_streams = parse_errors("db_stream_lost");
+	unsigned long lost_calls = parse_errors("db_call_lost");
+	char *text;
+
+	setup();
+	redis_bytes(0x1000, 1, 0, REDIS_GET REDIS_GET, 1000);
+	redis_bytes(0x1000, 0, 0, "$1\r\nv\r\n", 3000);
+	redis_bytes(0x1000, 0, 1, "$-1\r\n", 5000);
+	/* Closed; a new connection on the same fd and socket memory. */
+	redis_bytes(0x1000, 1, 0, REDIS_GET, 7000);
+	redis_bytes(0x1000, 0, 0, "$1\r\nv\r\n", 8000);
+	dispatch_end_round();
+	text = render();
+	CHECK(strstr(text, REDIS_SERVER_GETS "3\n"));
+	free(text);
+	CHECK(parse_errors("db_stream_lost") == lost_streams);
+	CHECK(parse_errors("db_call_lost") == lost_calls);
+
+	/* Record 1 of the replies never came: the call open is lost. */
+	redis_bytes(0x1000, 1, 1, REDIS_GET, 9000);
+	redis_bytes(0x1000, 0, 2, "$1\r\nv\r\n", 9500);
+	dispatch_end_round();
+	text = render();
+	CHECK(strstr(text, REDIS_SERVER_GETS "3\n"));
+	free(text);
+	CHECK(parse_errors("db_stream_lost") == lost_streams + 1);
+	CHECK(parse_errors("db_call_lost") == lost_calls + 1);
+	dispatch_clear();
+}
+
 UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(pipelined_responses_pick_their_own_request),
 	  UNIT_CASE(a_status_line_no_request_asked_for_is_not_counted),
@@ -935,4 +1007,5 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(tcp_events_are_charged_to_the_socket_owner),
 	  UNIT_CASE(an_open_for_a_counted_connection_moves_it_to_the_new_owner),
 	  UNIT_CASE(an_exit_is_applied_after_the_round_that_brought_it),
-	  UNIT_CASE(tcp_series_carry_the_optional_labels))
+	  UNIT_CASE(tcp_series_carry_the_optional_labels),
+	  UNIT_CASE(database_calls_follow_their_connection))

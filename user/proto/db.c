@@ -39,6 +39,7 @@ struct db_entry {
 	uint8_t daddr[16];
 	uint16_t sport, dport, family;
 	uint8_t role;
+	uint8_t proto; /* enum sonde_proto */
 	/* The seq the next record of each direction should carry. */
 	uint32_t next_seq[2];
 	bool seq_known[2];
@@ -179,6 +180,43 @@ static void call_done(void *owner, const struct db_result *res)
 	strcpy(rec->status, res->status);
 }
 
+/* Fills e, a free slot or one whose connection is gone, for ev's
+ * connection: false when memory ran out. */
+static bool entry_start(struct db_entry *e, const struct sonde_db_event *ev,
+			const struct db_system *sys)
+{
+	e->conn = db_conn_new_owned(sys, ev->role == SONDE_ROLE_SERVER,
+				    call_done, e);
+	if (!e->conn)
+		return false;
+	e->tgid = ev->hdr.tgid;
+	e->fd = ev->fd;
+	e->sk = ev->sk;
+	memcpy(e->daddr, ev->daddr, sizeof(e->daddr));
+	e->sport = ev->sport;
+	e->dport = ev->dport;
+	e->family = ev->family;
+	e->role = ev->role;
+	e->proto = ev->proto;
+	e->seq_known[0] = e->seq_known[1] = false;
+	memcpy(e->comm, ev->comm, sizeof(e->comm));
+	return true;
+}
+
+/* Whether ev comes from a new connection on the (tgid, fd, socket) of
+ * e's: a process that closes a connection and opens another may get the
+ * same fd and the same socket memory back. The new one's records are
+ * numbered from 0 again. */
+static bool entry_reused(const struct db_entry *e,
+			 const struct sonde_db_event *ev)
+{
+	bool dir = ev->from_client;
+
+	return e->proto != ev->proto || e->role != ev->role ||
+	       e->dport != ev->dport || e->sport != ev->sport ||
+	       (ev->seq == 0 && e->seq_known[dir] && e->next_seq[dir] != 0);
+}
+
 /* The entry of ev's connection, made when new; NULL when memory ran out
  * or the record names no system. */
 static struct db_entry *entry_of(const struct sonde_db_event *ev)
@@ -189,23 +227,17 @@ static struct db_entry *entry_of(const struct sonde_db_event *ev)
 	if (!sys || !table_grow())
 		return NULL;
 	e = slot_for(table, nslots, ev->hdr.tgid, ev->fd, ev->sk);
-	if (e->conn)
+	if (e->conn && !entry_reused(e, ev))
 		return e;
-	e->conn = db_conn_new_owned(sys, ev->role == SONDE_ROLE_SERVER,
-				    call_done, e);
-	if (!e->conn)
+	if (e->conn) {
+		db_conn_close(e->conn);
+		db_conn_free(e->conn);
+		e->conn = NULL;
+		nused--;
+	}
+	if (!entry_start(e, ev, sys))
 		return NULL;
 	nused++;
-	e->tgid = ev->hdr.tgid;
-	e->fd = ev->fd;
-	e->sk = ev->sk;
-	memcpy(e->daddr, ev->daddr, sizeof(e->daddr));
-	e->sport = ev->sport;
-	e->dport = ev->dport;
-	e->family = ev->family;
-	e->role = ev->role;
-	e->seq_known[0] = e->seq_known[1] = false;
-	memcpy(e->comm, ev->comm, sizeof(e->comm));
 	return e;
 }
 
