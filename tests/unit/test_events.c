@@ -915,13 +915,13 @@ TEST(tcp_series_carry_the_optional_labels)
 	labels_reset();
 }
 
-/* The bytes of one read or write of a Redis connection on the server
- * side, fd 9 of the made-up process, seq-th of its direction. */
-static void redis_bytes(__u64 sk, int from_client, __u32 seq, const char *s,
-			__u64 ts)
+/* A database record of the made-up process's server side: the n bytes
+ * at data that went one way on the connection (proto, sk, its local
+ * port), the seq-th of that direction. */
+static void db_bytes(__u8 proto, __u64 sk, __u16 port, int from_client,
+		     __u32 seq, const void *data, size_t n, __u64 ts)
 {
 	static struct sonde_db_event ev;
-	size_t n = strlen(s);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.hdr.kind = SONDE_EV_DB;
@@ -932,15 +932,22 @@ static void redis_bytes(__u64 sk, int from_client, __u32 seq, const char *s,
 	ev.fd = 9;
 	ev.total = n;
 	ev.len = n;
-	ev.sport = 6379;
+	ev.sport = port;
 	ev.dport = 40000;
 	ev.family = AF_INET;
-	ev.proto = SONDE_PROTO_REDIS;
+	ev.proto = proto;
 	ev.role = SONDE_ROLE_SERVER;
 	ev.from_client = from_client;
 	ev.seq = seq;
-	memcpy(ev.data, s, n);
+	memcpy(ev.data, data, n);
 	dispatch_record(NULL, &ev, SONDE_DB_BYTES(n));
+}
+
+static void redis_bytes(__u64 sk, int from_client, __u32 seq, const char *s,
+			__u64 ts)
+{
+	db_bytes(SONDE_PROTO_REDIS, sk, 6379, from_client, seq, s, strlen(s),
+		 ts);
 }
 
 #define REDIS_GET "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
@@ -987,6 +994,56 @@ TEST(database_calls_follow_their_connection)
 	dispatch_clear();
 }
 
+/* A PostgreSQL simple query and its answer, server side, on the
+ * connection sk. */
+static void pg_query(__u64 sk, __u32 seq, const char *sql, __u64 ts)
+{
+	static const char done[] = "C\0\0\0\x0dSELECT 1\0Z\0\0\0\x05I";
+	size_t n = strlen(sql) + 1;
+	char q[128] = { 'Q', 0, 0, (char)((n + 4) >> 8),
+			(char)((n + 4) & 0xff) };
+
+	memcpy(q + 5, sql, n);
+	db_bytes(SONDE_PROTO_POSTGRESQL, sk, 5432, 1, seq, q, 5 + n, ts);
+	db_bytes(SONDE_PROTO_POSTGRESQL, sk, 5432, 0, seq, done,
+		 sizeof(done) - 1, ts + 100);
+}
+
+/* Tables come from the traffic: beyond a service's cap (the routes')
+ * they are counted as _overflow, and the overflow is counted. */
+TEST(database_collections_are_capped_like_routes)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { .max_routes_per_service = 2,
+				       .max_peers_per_service = 100,
+				       .max_series = 100 };
+	char sql[64];
+	char *text;
+
+	registry_free();
+	histogram_bounds_default(&b);
+	registry_init(&b, &lim);
+	dispatch_clear();
+	for (unsigned i = 0; i < 5; i++) {
+		snprintf(sql, sizeof(sql), "SELECT * FROM t%u WHERE id = 1", i);
+		pg_query(0x2000, i, sql, 1000 * (i + 1));
+	}
+	text = render();
+#define PG_SELECTS(table)                                                   \
+	"db_server_operation_duration_seconds_count{service_name=\"unitsvc\"," \
+	"db_system_name=\"postgresql\",db_operation_name=\"SELECT\","         \
+	"db_collection_name=\"" table "\",db_response_status_code=\"\","       \
+	"error_type=\"\",server_port=\"5432\"} "
+	CHECK(strstr(text, PG_SELECTS("t0") "1\n"));
+	CHECK(strstr(text, PG_SELECTS("t1") "1\n"));
+	CHECK(strstr(text, PG_SELECTS("_overflow") "3\n"));
+	CHECK(!strstr(text, "t2"));
+	CHECK(strstr(text, "sonde_route_overflows_total{service_name="
+			   "\"unitsvc\"} 3\n"));
+	free(text);
+	dispatch_clear();
+}
+
 UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(pipelined_responses_pick_their_own_request),
 	  UNIT_CASE(a_status_line_no_request_asked_for_is_not_counted),
@@ -1008,4 +1065,5 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(an_open_for_a_counted_connection_moves_it_to_the_new_owner),
 	  UNIT_CASE(an_exit_is_applied_after_the_round_that_brought_it),
 	  UNIT_CASE(tcp_series_carry_the_optional_labels),
-	  UNIT_CASE(database_calls_follow_their_connection))
+	  UNIT_CASE(database_calls_follow_their_connection),
+	  UNIT_CASE(database_collections_are_capped_like_routes))
