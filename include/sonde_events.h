@@ -271,12 +271,12 @@ struct sonde_db_event {
 	__u8 saddr[16]; /* local address (IPv4 in the first 4 bytes) */
 	__u8 daddr[16]; /* peer address */
 	__u32 fd;
-	__u32 total;   /* bytes the buffer moved */
-	__u16 sport;   /* local port, host order */
-	__u16 dport;   /* peer port, host order */
-	__u16 family;  /* AF_INET or AF_INET6 */
-	__u16 len;     /* bytes valid in data */
-	__u8 proto;    /* enum sonde_proto */
+	__u32 total;	  /* bytes the buffer moved */
+	__u16 sport;	  /* local port, host order */
+	__u16 dport;	  /* peer port, host order */
+	__u16 family;	  /* AF_INET or AF_INET6 */
+	__u16 len;	  /* bytes valid in data */
+	__u8 proto;	  /* enum sonde_proto */
 	__u8 from_client; /* 1: the bytes went from client to server */
 	__u8 role;	  /* enum sonde_role of the traced process */
 	__u8 pad;

@@ -174,8 +174,8 @@ struct db_iov_walk {
 	struct conn *c;
 	const struct iovec *iovp;
 	__u64 count;
-	long left;    /* bytes the call moved not yet sent */
-	__u32 first;  /* the buffer to start from */
+	long left;   /* bytes the call moved not yet sent */
+	__u32 first; /* the buffer to start from */
 	__u32 is_read;
 };
 
@@ -241,12 +241,11 @@ static __always_inline void db_vector(struct conn_key *key, struct conn *c,
 	__u64 left = io->ret - sent;
 
 	if (io->ret > sent)
-		db_vector_walk(key, c, io->arg2,
-			       (count > 0xffffffffULL ? 0xffffffffULL : count)
-					       << 32 |
-				       (left & 0xffffffffULL),
-			       first | (__u32)io->is_read << 8 |
-				       (__u32)io->how << 16);
+		db_vector_walk(
+			key, c, io->arg2,
+			(count > 0xffffffffULL ? 0xffffffffULL : count) << 32 |
+				(left & 0xffffffffULL),
+			first | (__u32)io->is_read << 8 | (__u32)io->how << 16);
 }
 
 #endif

@@ -11,8 +11,7 @@
 #define MC_W4(a, b, c, d) (MC_W3(a, b, c) | (__u64)(d) << 24)
 #define MC_W5(a, b, c, d, e) (MC_W4(a, b, c, d) | (__u64)(e) << 32)
 #define MC_W6(a, b, c, d, e, f) (MC_W5(a, b, c, d, e) | (__u64)(f) << 40)
-#define MC_W7(a, b, c, d, e, f, g) \
-	(MC_W6(a, b, c, d, e, f) | (__u64)(g) << 48)
+#define MC_W7(a, b, c, d, e, f, g) (MC_W6(a, b, c, d, e, f) | (__u64)(g) << 48)
 
 /* The command word a connection's first bytes start with (lower-case
  * letters, '_' allowed after the first, at most 7 of them; 9 for

@@ -30,10 +30,10 @@
 
 /* The largest records the kernel sends: an HTTP/2 piece, a database
  * connection's bytes. */
-#define RECORD_MAX                                                  \
+#define RECORD_MAX                                                        \
 	((sizeof(struct sonde_h2_event) > sizeof(struct sonde_db_event) ? \
-		  sizeof(struct sonde_h2_event) :                          \
-		  sizeof(struct sonde_db_event)) +                         \
+		  sizeof(struct sonde_h2_event) :                         \
+		  sizeof(struct sonde_db_event)) +                        \
 	 64)
 /* Process ids no process has (above pid_max's ceiling): named by the
  * record's comm, as a process gone before its first event is. */
@@ -180,9 +180,8 @@ static bool upper_word(const char *v, size_t max, bool empty)
 /* The database families' labels (README, "Database and cache calls"). */
 static bool db_label_ok(const char *name, const char *value)
 {
-	static const char *const systems[] = { "postgresql", "mysql",
-					       "mariadb", "redis",
-					       "memcached" };
+	static const char *const systems[] = { "postgresql", "mysql", "mariadb",
+					       "redis", "memcached" };
 	size_t n = strlen(value);
 
 	if (strcmp(name, "db_system_name") == 0)

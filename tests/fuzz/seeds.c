@@ -169,8 +169,7 @@ static void db_bytes(struct seed *s, __u8 proto, __u8 role, int from_client,
 static void db_seeds(void)
 {
 	static const char pg_q[] = "Q\0\0\0\x1eSELECT id FROM orders;\0";
-	static const char pg_ok[] =
-		"C\0\0\0\x0dSELECT 1\0Z\0\0\0\x05I";
+	static const char pg_ok[] = "C\0\0\0\x0dSELECT 1\0Z\0\0\0\x05I";
 	static const char pg_err[] =
 		"E\0\0\0\x10SERROR\0C42P01\0\0Z\0\0\0\x05I";
 	static const char my_q[] = "\x13\0\0\0\x03SELECT * FROM t1";

@@ -951,9 +951,9 @@ static void redis_bytes(__u64 sk, int from_client, __u32 seq, const char *s,
 }
 
 #define REDIS_GET "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
-#define REDIS_SERVER_GETS                                                   \
+#define REDIS_SERVER_GETS                                                      \
 	"db_server_operation_duration_seconds_count{service_name=\"unitsvc\"," \
-	"db_system_name=\"redis\",db_operation_name=\"GET\","                 \
+	"db_system_name=\"redis\",db_operation_name=\"GET\","                  \
 	"db_collection_name=\"\",db_response_status_code=\"\","                \
 	"error_type=\"\",server_port=\"6379\"} "
 
@@ -1029,9 +1029,9 @@ TEST(database_collections_are_capped_like_routes)
 		pg_query(0x2000, i, sql, 1000 * (i + 1));
 	}
 	text = render();
-#define PG_SELECTS(table)                                                   \
+#define PG_SELECTS(table)                                                      \
 	"db_server_operation_duration_seconds_count{service_name=\"unitsvc\"," \
-	"db_system_name=\"postgresql\",db_operation_name=\"SELECT\","         \
+	"db_system_name=\"postgresql\",db_operation_name=\"SELECT\","          \
 	"db_collection_name=\"" table "\",db_response_status_code=\"\","       \
 	"error_type=\"\",server_port=\"5432\"} "
 	CHECK(strstr(text, PG_SELECTS("t0") "1\n"));

@@ -287,20 +287,20 @@ static bool key_put(struct proto_record *r, const void *p, size_t n)
 /* r's key (struct proto_record): everything db_observe's labels come
  * from, so that the next call like it goes straight to its series. None
  * when it does not fit (a long collection). */
-static void call_key(const struct db_call_record *call,
-		     struct proto_record *r)
+static void call_key(const struct db_call_record *call, struct proto_record *r)
 {
 	bool server = call->role == SONDE_ROLE_SERVER;
 	uint8_t head[2] = { server, call->error };
-	bool fits = key_put(r, head, sizeof(head)) &&
-		    key_put(r, &call->system_name, sizeof(call->system_name)) &&
-		    key_put(r, server ? &call->sport : &call->dport,
-			    sizeof(call->sport)) &&
-		    (server || (key_put(r, &call->family, sizeof(call->family)) &&
-				key_put(r, call->daddr, sizeof(call->daddr)))) &&
-		    key_put(r, call->op, strlen(call->op) + 1) &&
-		    key_put(r, call->collection, strlen(call->collection) + 1) &&
-		    key_put(r, call->status, strlen(call->status) + 1);
+	bool fits =
+		key_put(r, head, sizeof(head)) &&
+		key_put(r, &call->system_name, sizeof(call->system_name)) &&
+		key_put(r, server ? &call->sport : &call->dport,
+			sizeof(call->sport)) &&
+		(server || (key_put(r, &call->family, sizeof(call->family)) &&
+			    key_put(r, call->daddr, sizeof(call->daddr)))) &&
+		key_put(r, call->op, strlen(call->op) + 1) &&
+		key_put(r, call->collection, strlen(call->collection) + 1) &&
+		key_put(r, call->status, strlen(call->status) + 1);
 
 	if (!fits)
 		r->key_len = 0;
