@@ -19,20 +19,33 @@ static __always_inline bool mysql_detect_greeting(const char *p, __u32 n)
 	       p[5] >= '1' && p[5] <= '9';
 }
 
+/* A byte a statement's text starts with: a keyword's letter, a space, a
+ * parenthesis ("SELECT", " SELECT", "(SELECT"). */
+static __always_inline bool mysql_sql_start(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+	       ch == ' ' || ch == '(';
+}
+
 /* On a connection open before sonde: a COM_QUERY, a pooled connection's
- * next command ("\x13\0\0" "\0" "\x03" "SELECT ..."): sequence 0, then
- * statement text. */
+ * next command: sequence 0, then statement text ("\x13\0\0" "\0" "\x03"
+ * "SELECT ..."). A MySQL 8 client that negotiated CLIENT_QUERY_ATTRIBUTES
+ * puts its attributes before the text: their count and the count of
+ * their sets (always 1), both length-encoded, then, for a count above 0,
+ * their NULL bitmap, types, names and values
+ * (https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query.html).
+ * With none, the common case, that is "\0\x01" ("\x0b\0\0" "\0" "\x03"
+ * "\0\x01" "SELECT 1"). */
 static __always_inline bool mysql_detect_midstream(const char *p, __u32 n)
 {
+	bool attrs;
 	__u32 len;
-	char ch;
 
 	if (n < 7 || p[3] != 0 || p[4] != 0x03)
 		return false;
 	len = (__u8)p[0] | (__u32)(__u8)p[1] << 8 | (__u32)(__u8)p[2] << 16;
-	ch = p[5];
-	return len >= 2 && ((ch >= 'A' && ch <= 'Z') ||
-			    (ch >= 'a' && ch <= 'z') || ch == ' ' || ch == '(');
+	attrs = p[5] == 0 && p[6] == 0x01 && n >= 8;
+	return len >= (attrs ? 4 : 2) && mysql_sql_start(attrs ? p[7] : p[5]);
 }
 
 #endif

@@ -596,7 +596,9 @@ TEST(error_mid_pipeline_drops_the_rest)
 	error_response("ERROR", "42P01");
 	srv(c, 30);
 	CHECK(ngot == 2);
-	CHECK(db_calls_open(c) == 2);
+	/* No ParseComplete came: the second Parse failed. Its Execute and
+	 * the Parses and Executes after it wait for the Sync's reply. */
+	CHECK(db_calls_open(c) == 5);
 	ready('E');
 	srv(c, 40);
 	CHECK(ngot == 2);
@@ -643,8 +645,8 @@ TEST(error_only_in_its_own_sync)
 	CHECK(ngot == 2);
 	check_call(1, "SELECT", "t", "", 10, 30);
 
-	/* A Parse that fails with no Execute in its Sync ends no call,
-	 * not even one sent behind it. */
+	/* A Parse that fails with no Execute in its Sync is a call of its
+	 * own, and ends none sent behind it. */
 	parse_msg("bad", "SELEC oops");
 	sync_msg();
 	query_msg("SELECT 1");
@@ -652,12 +654,13 @@ TEST(error_only_in_its_own_sync)
 	error_response("ERROR", "42601");
 	ready('I');
 	srv(c, 60);
-	CHECK(ngot == 2);
+	CHECK(ngot == 3);
+	check_call(2, "_OTHER", "", "42601", 50, 60);
 	rows("SELECT 1");
 	ready('I');
 	srv(c, 70);
-	CHECK(ngot == 3);
-	check_call(2, "SELECT", "", "", 50, 70);
+	CHECK(ngot == 4);
+	check_call(3, "SELECT", "", "", 50, 70);
 	db_conn_free(c);
 }
 
@@ -802,6 +805,164 @@ TEST(prepare_with_flush_and_no_sync)
 	srv(c, 100);
 	CHECK(ngot == 3);
 	check_call(2, "SELECT", "x", "", 80, 100);
+	db_conn_free(c);
+}
+
+/* asyncpg's conn.fetch("SELECT 1 FROM missing_table"): it prepares
+ * first, the Parse fails, and no Execute is ever sent. */
+TEST(parse_error_is_a_failed_call)
+{
+	struct db_conn *c = conn(false);
+
+	parse_msg("__asyncpg_stmt_1__", "SELECT 1 FROM missing_table");
+	describe_msg('S', "__asyncpg_stmt_1__");
+	sync_msg();
+	cli(c, 100);
+	error_response("ERROR", "42P01");
+	srv(c, 130);
+	CHECK(ngot == 1);
+	check_call(0, "SELECT", "missing_table", "42P01", 100, 130);
+	ready('I');
+	srv(c, 140);
+	CHECK(ngot == 1);
+	CHECK(db_calls_open(c) == 0);
+
+	/* Parse/Describe/Flush, the unnamed statement: the client sends
+	 * its Sync only after the error. */
+	parse_msg("", "DELETE FROM gone WHERE id = $1");
+	describe_msg('S', "");
+	flush_msg();
+	cli(c, 200);
+	error_response("ERROR", "42P01");
+	srv(c, 210);
+	CHECK(ngot == 2);
+	check_call(1, "DELETE", "gone", "42P01", 200, 210);
+	sync_msg();
+	cli(c, 220);
+	ready('I');
+	srv(c, 230);
+	CHECK(ngot == 2);
+	CHECK(db_calls_open(c) == 0);
+
+	/* A COPY FROM STDIN through the extended protocol whose table is
+	 * missing: no copy-in mode, the Sync after its Execute is
+	 * answered. */
+	parse_msg("", "COPY gone FROM STDIN");
+	bind_msg("", "");
+	execute_msg("", 0);
+	sync_msg();
+	cli(c, 250);
+	error_response("ERROR", "42P01");
+	ready('I');
+	srv(c, 260);
+	CHECK(ngot == 3);
+	check_call(2, "COPY", "gone", "42P01", 250, 260);
+	CHECK(db_calls_open(c) == 0);
+
+	/* Still in step. */
+	query_msg("SELECT * FROM t");
+	cli(c, 300);
+	rows("SELECT 2");
+	ready('I');
+	srv(c, 310);
+	CHECK(ngot == 4);
+	check_call(3, "SELECT", "t", "", 300, 310);
+	db_conn_free(c);
+}
+
+TEST(prepare_then_execute_is_one_call)
+{
+	struct db_conn *c = conn(false);
+
+	/* Prepared in its own Sync, executed in the next. */
+	parse_msg("s1", "SELECT * FROM accounts WHERE id = $1");
+	describe_msg('S', "s1");
+	sync_msg();
+	cli(c, 10);
+	empty_msg('1');
+	put8('t');
+	put32(10);
+	put16(1);
+	put32(23);
+	row_description();
+	ready('I');
+	srv(c, 20);
+	CHECK(ngot == 0);
+	CHECK(db_calls_open(c) == 0);
+	bind_msg("", "s1");
+	execute_msg("", 0);
+	sync_msg();
+	cli(c, 30);
+	empty_msg('2');
+	rows("SELECT 2");
+	ready('I');
+	srv(c, 40);
+	CHECK(ngot == 1);
+	check_call(0, "SELECT", "accounts", "", 30, 40);
+
+	/* Prepared and executed in one Sync, the ParseComplete in a read
+	 * of its own. */
+	parse_msg("", "UPDATE ledger SET x = $1");
+	bind_msg("", "");
+	execute_msg("", 0);
+	sync_msg();
+	cli(c, 50);
+	empty_msg('1');
+	srv(c, 60);
+	CHECK(db_calls_open(c) == 1);
+	empty_msg('2');
+	str_msg('C', "UPDATE 1");
+	ready('I');
+	srv(c, 70);
+	CHECK(ngot == 2);
+	check_call(1, "UPDATE", "ledger", "", 50, 70);
+	CHECK(db_calls_open(c) == 0);
+	db_conn_free(c);
+}
+
+TEST(pipeline_second_parse_fails)
+{
+	struct db_conn *c = conn(false);
+
+	parse_msg("", "SELECT * FROM t");
+	bind_msg("", "");
+	execute_msg("", 0);
+	parse_msg("", "SELECT * FROM missing");
+	bind_msg("", "");
+	execute_msg("", 0);
+	sync_msg();
+	cli(c, 10);
+	empty_msg('1');
+	empty_msg('2');
+	rows("SELECT 2");
+	srv(c, 20);
+	error_response("ERROR", "42P01");
+	srv(c, 30);
+	ready('E');
+	srv(c, 40);
+	CHECK(ngot == 2);
+	check_call(0, "SELECT", "t", "", 10, 20);
+	check_call(1, "SELECT", "missing", "42P01", 10, 30);
+	CHECK(db_calls_open(c) == 0);
+
+	/* The first Execute fails: the second Parse is skipped with its
+	 * Execute, neither counted. */
+	parse_msg("", "INSERT INTO u VALUES ($1)");
+	bind_msg("", "");
+	execute_msg("", 0);
+	parse_msg("", "SELECT * FROM u");
+	bind_msg("", "");
+	execute_msg("", 0);
+	sync_msg();
+	cli(c, 50);
+	empty_msg('1');
+	empty_msg('2');
+	error_response("ERROR", "23505");
+	ready('I');
+	srv(c, 60);
+	CHECK(ngot == 3);
+	check_call(2, "INSERT", "u", "23505", 50, 60);
+	CHECK(db_calls_open(c) == 0);
 	db_conn_free(c);
 }
 
@@ -1500,7 +1661,7 @@ TEST(fuzz_valid_messages_in_random_pieces)
 				put8('S');
 				break;
 			case 5:
-				empty_msg('I');
+				empty_msg((r >> 16) & 1 ? 'I' : '1');
 				break;
 			case 6:
 				error_response("FATAL", code);
@@ -1537,7 +1698,10 @@ UNIT_MAIN("pg", UNIT_CASE(simple_query), UNIT_CASE(simple_query_error),
 	  UNIT_CASE(unknown_statement_is_execute),
 	  UNIT_CASE(statement_cache_keeps_the_recent),
 	  UNIT_CASE(prepare_with_flush_and_no_sync),
-	  UNIT_CASE(one_byte_at_a_time), UNIT_CASE(big_data_row_with_a_hole),
+	  UNIT_CASE(parse_error_is_a_failed_call),
+	  UNIT_CASE(prepare_then_execute_is_one_call),
+	  UNIT_CASE(pipeline_second_parse_fails), UNIT_CASE(one_byte_at_a_time),
+	  UNIT_CASE(big_data_row_with_a_hole),
 	  UNIT_CASE(long_statement_and_bind_with_holes),
 	  UNIT_CASE(stream_lost_then_in_step_again), UNIT_CASE(copy_from_stdin),
 	  UNIT_CASE(function_call_and_portal_suspended),

@@ -22,6 +22,15 @@
  *    no table. After an ErrorResponse the server skips everything up to
  *    the next Sync ('S'): the Executes it skipped never get a reply and
  *    are dropped, uncounted, when that Sync's ReadyForQuery comes.
+ *  - A Parse ('P') the server rejects is one failed call, named after its
+ *    statement, from the Parse to its ErrorResponse: a client that
+ *    prepares before it executes (asyncpg's fetch, JDBC's server-side
+ *    statements) never sends the Execute of a statement that does not
+ *    parse ("SELECT 1 FROM missing_table": 42P01). Each Parse opens a
+ *    call that its ParseComplete ('1') drops unobserved; replies come in
+ *    order, so a ParseComplete or an ErrorResponse finds the Parse it
+ *    answers the oldest open call, and a Parse the server skipped after
+ *    an earlier error is dropped with that Sync's Executes.
  *  - A FunctionCall ('F', the fast path behind large objects) is one call
  *    named CALL, from the FunctionCall to its ReadyForQuery.
  *
@@ -87,16 +96,17 @@
 /* "DEALLOCATE" and its NUL: the longest operation sql_summarize names. */
 #define PG_OP_MAX 11
 
-/* A call's tag: its kind in the top two bits, below them its number:
+/* A call's tag: its kind in the top three bits, below them its number:
  * how many ReadyForQuery-bound messages the client sent before it.
- * Numbers wrap at 2^30. */
-#define PG_SEQ_BITS 30
+ * Numbers wrap at 2^29. */
+#define PG_SEQ_BITS 29
 #define PG_SEQ_MASK ((UINT32_C(1) << PG_SEQ_BITS) - 1)
 
 enum pg_kind {
 	PG_QUERY = 1,	 /* 'Q': ends at its ReadyForQuery */
 	PG_EXECUTE = 2,	 /* 'E': ends at its CommandComplete or error */
 	PG_FUNCTION = 3, /* 'F': ends at its ReadyForQuery */
+	PG_PARSE = 4,	 /* 'P': a call only when it fails */
 };
 
 /* A statement the client prepared with Parse. */
@@ -122,7 +132,7 @@ struct pg_conn {
 	uint32_t clock; /* ticks at each Parse and Bind, for LRU */
 	uint32_t gen;	/* ticks at each Parse */
 	/* ReadyForQuery-bound messages the client sent, and ReadyForQuery
-	 * messages the server sent, both wrapping at 2^30. */
+	 * messages the server sent, both wrapping at 2^29. */
 	uint32_t sent, answered;
 	/* Syncs since the last Execute: when CopyData follows, that Execute
 	 * was a COPY FROM STDIN and the server ignored them (copy-in mode
@@ -142,6 +152,7 @@ struct pg_conn {
 _Static_assert(sizeof(struct pg_conn) <= DB_PRIV_BYTES,
 	       "struct pg_conn lives in db_conn.priv");
 _Static_assert(PG_STMTS <= INT8_MAX, "pg_portal.stmt holds an index");
+_Static_assert(PG_PARSE < 1 << (32 - PG_SEQ_BITS), "a kind fits in a tag");
 
 static struct pg_conn *pg_conn_of(struct db_conn *c)
 {
@@ -183,7 +194,7 @@ static enum pg_kind pg_tag_kind(uint32_t tag)
 	return (enum pg_kind)(tag >> PG_SEQ_BITS);
 }
 
-/* Sequence number a comes no later than b, both wrapping at 2^30. */
+/* Sequence number a comes no later than b, both wrapping at 2^29. */
 static bool pg_seq_le(uint32_t a, uint32_t b)
 {
 	return ((b - a) & PG_SEQ_MASK) <= PG_SEQ_MASK / 2;
@@ -491,6 +502,17 @@ static bool pg_oldest(const struct db_conn *c, const struct pg_conn *pc,
 	return true;
 }
 
+/* ParseComplete: the Parse at the head of the open calls succeeded, and
+ * a statement prepared is no call. One that finds another call there
+ * answers a Parse sonde did not see, and changes nothing. */
+static void pg_parsed(struct db_conn *c, struct pg_conn *pc)
+{
+	enum pg_kind kind;
+
+	if (pg_oldest(c, pc, &kind) && kind == PG_PARSE)
+		db_call_drop(c);
+}
+
 /* CommandComplete, EmptyQueryResponse, PortalSuspended: an Execute
  * finished. A Query's statements finish at its ReadyForQuery. */
 static void pg_completed(struct db_conn *c, struct pg_conn *pc, uint64_t ts)
@@ -528,11 +550,11 @@ static void pg_error_fields(const uint8_t *p, size_t n, char state[6],
 	}
 }
 
-/* An ErrorResponse ends an Execute at once. A Query or FunctionCall ends
- * at its ReadyForQuery with the first error's status, or at once when
- * the error ends the session (no ReadyForQuery follows a FATAL). An
- * error with no call of its own (a failed Parse, a failed login) ends
- * nothing. */
+/* An ErrorResponse ends an Execute or a Parse at once. A Query or
+ * FunctionCall ends at its ReadyForQuery with the first error's status,
+ * or at once when the error ends the session (no ReadyForQuery follows a
+ * FATAL). An error with no call of its own (a failed Bind of a statement
+ * not seen, a failed login) ends nothing. */
 static void pg_error(struct db_conn *c, struct pg_conn *pc, const uint8_t *p,
 		     size_t n, uint64_t ts)
 {
@@ -543,7 +565,7 @@ static void pg_error(struct db_conn *c, struct pg_conn *pc, const uint8_t *p,
 	pg_error_fields(p, n, state, &fatal);
 	if (!pg_oldest(c, pc, &kind))
 		return;
-	if (kind == PG_EXECUTE) {
+	if (kind == PG_EXECUTE || kind == PG_PARSE) {
 		db_call_end(c, ts, state, true);
 		return;
 	}
@@ -558,9 +580,9 @@ static void pg_error(struct db_conn *c, struct pg_conn *pc, const uint8_t *p,
 }
 
 /* ReadyForQuery ends the Query or FunctionCall it answers, and drops the
- * Executes of its Sync still open: the server skipped them after an
- * error. One that answers nothing the client was seen to send (a
- * connection seen mid-life, or after a loss) changes nothing. */
+ * Executes and Parses of its Sync still open: the server skipped them
+ * after an error. One that answers nothing the client was seen to send
+ * (a connection seen mid-life, or after a loss) changes nothing. */
 static void pg_ready(struct db_conn *c, struct pg_conn *pc, uint64_t ts)
 {
 	enum pg_kind kind;
@@ -570,7 +592,7 @@ static void pg_ready(struct db_conn *c, struct pg_conn *pc, uint64_t ts)
 		return;
 	}
 	while (pg_oldest(c, pc, &kind)) {
-		if (kind == PG_EXECUTE) {
+		if (kind == PG_EXECUTE || kind == PG_PARSE) {
 			db_call_drop(c);
 			continue;
 		}
@@ -608,15 +630,23 @@ static bool pg_query(struct db_conn *c, struct pg_conn *pc, const uint8_t *p,
 	return true;
 }
 
-/* Parse: "P" len "name\0" "SELECT $1\0" int16 nparams, int32 type OIDs. */
-static bool pg_parse_stmt(struct pg_conn *pc, const uint8_t *p, size_t n,
-			  bool whole)
+/* Parse: "P" len "name\0" "SELECT $1\0" int16 nparams, int32 type OIDs.
+ * Keeps the statement for its Executes and opens a call that is one only
+ * if the server rejects the statement (see pg_parsed, pg_error). */
+static bool pg_parse_stmt(struct db_conn *c, struct pg_conn *pc,
+			  const uint8_t *p, size_t n, bool whole, uint64_t ts)
 {
 	char op[DB_OP_MAX], coll[DB_COLL_MAX];
 	size_t name = pg_cstr_len(p, n), text;
 
-	if (name == n)
-		return !whole; /* a name over DB_MSG_MAX: not a statement */
+	if (name == n) {
+		if (whole)
+			return false;
+		/* A name over DB_MSG_MAX: no statement kept, and its
+		 * Executes are EXECUTE; its reply still comes. */
+		db_call_begin(c, ts, "EXECUTE", "", pg_tag(PG_PARSE, pc->sent));
+		return true;
+	}
 	text = pg_cstr_len(p + name + 1, n - name - 1);
 	if (whole) {
 		size_t params = name + 1 + text + 1;
@@ -627,6 +657,7 @@ static bool pg_parse_stmt(struct pg_conn *pc, const uint8_t *p, size_t n,
 	}
 	pg_summarize(p + name + 1, text, name + 1 + text == n, op, coll);
 	pg_stmt_put(pc, pg_hash(p, name), op, coll);
+	db_call_begin(c, ts, op, coll, pg_tag(PG_PARSE, pc->sent));
 	return true;
 }
 
@@ -694,7 +725,7 @@ static bool pg_frontend(struct db_conn *c, struct pg_conn *pc, uint8_t t,
 	case 'Q':
 		return pg_query(c, pc, p, n, whole, ts);
 	case 'P':
-		return pg_parse_stmt(pc, p, n, whole);
+		return pg_parse_stmt(c, pc, p, n, whole, ts);
 	case 'B':
 		return pg_bind(pc, p, n, whole);
 	case 'E':
@@ -729,6 +760,9 @@ static bool pg_backend(struct db_conn *c, struct pg_conn *pc, uint8_t t,
 {
 	pc->server_seen = true;
 	switch (t) {
+	case '1':
+		pg_parsed(c, pc);
+		return true;
 	case 'C':
 	case 'I':
 	case 's':
