@@ -304,6 +304,43 @@ TEST(grpc_server_errors_are_the_servers_faults_alone)
 	top_snapshot_release(&s);
 }
 
+/* A database server's calls are a row of their own, next to its
+ * callers'; a call failed exactly when it has an error_type. */
+TEST(database_calls_by_side)
+{
+	static const char body[] =
+		"sonde_build_info{version=\"1\"} 1\n"
+		"db_server_operation_duration_seconds_count{service_name="
+		"\"redis-server\",db_system_name=\"redis\","
+		"db_operation_name=\"GET\",db_collection_name=\"\","
+		"db_response_status_code=\"\",error_type=\"\","
+		"server_port=\"6379\"} 6\n"
+		"db_server_operation_duration_seconds_count{service_name="
+		"\"redis-server\",db_system_name=\"redis\","
+		"db_operation_name=\"LPUSH\",db_collection_name=\"\","
+		"db_response_status_code=\"WRONGTYPE\",error_type=\"WRONGTYPE\","
+		"server_port=\"6379\"} 2\n"
+		"db_client_operation_duration_seconds_count{service_name="
+		"\"api\",db_system_name=\"redis\",db_operation_name=\"GET\","
+		"db_collection_name=\"\",db_response_status_code=\"\","
+		"error_type=\"\",server_address=\"10.0.0.5\","
+		"server_port=\"6379\"} 6\n";
+	struct top_snapshot s = { 0 };
+	struct top_table t;
+	const struct top_row *r;
+
+	CHECK(top_snapshot_parse(&s, body, strlen(body)) == 0);
+	CHECK(top_table_build(&t, NULL, &s, 1.0, TOP_BY_SERVICE, NULL) == 0);
+	r = row_of(&t, TOP_DB_SERVER, "");
+	CHECK(r && r->requests == 8 && r->errors == 2);
+	CHECK(r && strcmp(r->service, "redis-server") == 0);
+	r = row_of(&t, TOP_DB_CLIENT, "");
+	CHECK(r && r->requests == 6 && r->errors == 0);
+	CHECK(strcmp(top_kind_name(TOP_DB_SERVER), "db-server") == 0);
+	top_table_release(&t);
+	top_snapshot_release(&s);
+}
+
 TEST(what_no_sonde_would_write_is_left_out)
 {
 	static const char body[] =
@@ -360,5 +397,6 @@ UNIT_MAIN("top", UNIT_CASE(sample_line_with_escaped_labels),
 	  UNIT_CASE(table_of_two_reads),
 	  UNIT_CASE(sort_by_p99_puts_idle_rows_last),
 	  UNIT_CASE(grpc_server_errors_are_the_servers_faults_alone),
+	  UNIT_CASE(database_calls_by_side),
 	  UNIT_CASE(what_no_sonde_would_write_is_left_out),
 	  UNIT_CASE(not_sonde), UNIT_CASE(durations_with_their_unit))

@@ -19,12 +19,13 @@ static const struct {
 	{ "http_client_request_duration_seconds", TOP_HTTP_CLIENT },
 	{ "rpc_client_call_duration_seconds", TOP_GRPC_CLIENT },
 	{ "db_client_operation_duration_seconds", TOP_DB_CLIENT },
+	{ "db_server_operation_duration_seconds", TOP_DB_SERVER },
 };
 
 static const char *const kind_names[TOP_NKINDS] = {
 	[TOP_HTTP_SERVER] = "http-server", [TOP_GRPC_SERVER] = "grpc-server",
 	[TOP_HTTP_CLIENT] = "http-client", [TOP_GRPC_CLIENT] = "grpc-client",
-	[TOP_DB_CLIENT] = "db-client",
+	[TOP_DB_CLIENT] = "db-client",	   [TOP_DB_SERVER] = "db-server",
 };
 
 const char *top_kind_name(enum top_kind kind)
@@ -34,7 +35,8 @@ const char *top_kind_name(enum top_kind kind)
 
 bool top_kind_serves(enum top_kind kind)
 {
-	return kind == TOP_HTTP_SERVER || kind == TOP_GRPC_SERVER;
+	return kind == TOP_HTTP_SERVER || kind == TOP_GRPC_SERVER ||
+	       kind == TOP_DB_SERVER;
 }
 
 /* The family a sample's name belongs to and which of its lines it is:

@@ -20,6 +20,7 @@ enum top_kind {
 	TOP_HTTP_CLIENT,
 	TOP_GRPC_CLIENT,
 	TOP_DB_CLIENT,
+	TOP_DB_SERVER,
 	TOP_NKINDS,
 };
 
