@@ -83,10 +83,12 @@ FUZZ_CFLAGS := $(filter-out -O2 -I$(OUT),$(CFLAGS)) -O1 -Ibuild \
 FUZZ_RUNS ?= 200000
 FUZZ_SECONDS ?= 120
 # The end-to-end tests' npm packages: the OTLP test receiver's
-# (tests/e2e/otlp) and grpc-js (tests/e2e/grpc), each pinned by its
-# package-lock.json; node_modules stays out of git.
+# (tests/e2e/otlp), grpc-js (tests/e2e/grpc) and the database clients
+# (tests/e2e/dbnode), each pinned by its package-lock.json; node_modules
+# stays out of git.
 OTLP_RECEIVER := tests/e2e/otlp/node_modules/.package-lock.json
-NPM_TEST_DEPS := $(OTLP_RECEIVER) tests/e2e/grpc/node_modules/.package-lock.json
+NPM_TEST_DEPS := $(OTLP_RECEIVER) tests/e2e/grpc/node_modules/.package-lock.json \
+	tests/e2e/dbnode/node_modules/.package-lock.json
 
 # Needed by the tests alone, not by the build nor in the image: the
 # libFuzzer runtime of tests/fuzz.
@@ -204,7 +206,8 @@ e2e: all $(TOOL_BINS) $(NPM_TEST_DEPS)
 # (--hooks syscall), which kernels before 6.3 use; `make e2e` runs every
 # test on the hooks this kernel gets by default.
 SYSCALL_HOOK_TESTS := test_http_server.py test_client_tcp.py test_tls.py \
-	test_http2.py test_grpc.py test_go.py test_fleet.py test_classify.py
+	test_http2.py test_grpc.py test_go.py test_fleet.py test_classify.py \
+	test_db.py test_db_node.py
 e2e-syscall-hooks: all $(TOOL_BINS) $(NPM_TEST_DEPS)
 	SONDE_HOOKS=syscall $(PYTHON) -m pytest -v \
 		$(addprefix tests/e2e/,$(SYSCALL_HOOK_TESTS))

@@ -181,12 +181,16 @@ def test_postgres_extended_protocol_asyncpg(postgres):
         await conn.executemany(
             "INSERT INTO orders (item, qty) VALUES ($1, $2)",
             [("gadget", i) for i in range(25)])
+        # Parse/Describe/Sync, answered with an error: no Execute comes.
+        with pytest.raises(asyncpg.exceptions.UndefinedTableError):
+            await conn.fetch("SELECT 1 FROM missing_table")
         await conn.close()
 
     with sonde_on(postgres.port) as s:
         asyncio.run(run())
         want = {("SELECT", "orders", ""): 30,
-                ("INSERT", "orders", ""): 25}
+                ("INSERT", "orders", ""): 25,
+                ("SELECT", "missing_table", "42P01"): 1}
         check_exact(s, CLIENT, postgres.port, want, "postgresql")
         check_exact(s, SERVER, postgres.port, want, "postgresql")
 
@@ -475,3 +479,61 @@ def test_hostile_bytes_to_every_server(postgres, mariadb, redis_server,
             time.sleep(0.5)
             assert s.proc.poll() is None, s.output()
             check_labels_in_sets(s)
+
+
+# ---------------------------------------------------------------------- OTLP
+
+def test_db_calls_reach_otlp(redis_server, monkeypatch):
+    """The same calls over OTLP, decoded by the OpenTelemetry project's
+    code: db.client.operation.duration and db.server.operation.duration
+    with dotted attributes, status codes as strings, and the database
+    families' finer bounds (from 100 us)."""
+    from test_otlp import Receiver, all_points, attrs
+    import redis
+    port = redis_server.port
+    receiver = Receiver()
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "500")
+    try:
+        with sonde_on(port, "--otlp-endpoint", receiver.url()):
+            r = redis.Redis(host="127.0.0.1", port=port)
+            for i in range(5):
+                r.set(f"otlp:{i}", "x")
+            for _ in range(2):
+                with pytest.raises(redis.exceptions.ResponseError):
+                    r.lpush("otlp:0", "y")
+            r.close()
+
+            def exported():
+                found = {}
+                for record in reversed(receiver.requests()):
+                    for metric in ("db.client.operation.duration",
+                                   "db.server.operation.duration"):
+                        for _, kind, data, p in all_points(record, metric):
+                            a = attrs(p.get("attributes"))
+                            if a.get("server.port") != str(port):
+                                continue
+                            found[(metric, a["db.operation.name"])] = (
+                                kind, a, p)
+                    if len(found) == 4:
+                        return found
+                return None
+
+            found = wait_for(exported, 20, what="database points over OTLP")
+    finally:
+        receiver.stop()
+    for side in ("client", "server"):
+        metric = f"db.{side}.operation.duration"
+        kind, a, p = found[(metric, "SET")]
+        assert kind == "histogram" and int(p["count"]) == 5
+        assert a["db.system.name"] == "redis"
+        # An empty attribute may be sent empty or left out.
+        assert a.get("db.collection.name") in ("", None)
+        assert a.get("error.type") in ("", None)
+        assert float(p["explicitBounds"][0]) == 0.0001
+        assert len(p["explicitBounds"]) == 16
+        kind, a, p = found[(metric, "LPUSH")]
+        assert int(p["count"]) == 2
+        assert a["db.response.status_code"] == "WRONGTYPE"
+        assert a["error.type"] == "WRONGTYPE"
+    _, a, _ = found[("db.client.operation.duration", "SET")]
+    assert a["server.address"] == "127.0.0.1"
