@@ -10,8 +10,12 @@
  *   api     server exchanges of a REST service: paths with ids in them
  *           (each request line differs), a few statuses, captured
  *           X-Tenant-ID; and its client calls to three peers
+ *   redis   tools/bench.py's redis scenario: per command the four
+ *           database records of a SET or a GET on one of 32 connections
+ *           (the client's request and reply, the server's), as
+ *           redis-benchmark makes them
  *
- * Usage: bench_dispatch [direct|api|all] [records] */
+ * Usage: bench_dispatch [direct|api|redis|all] [records] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +158,66 @@ static void fill_api(struct pool *p)
 	}
 }
 
+/* The bytes one read or write moved on connection conn of redis-benchmark
+ * (role client) or redis-server (role server), the seq-th that way. */
+static void add_redis(struct pool *p, int role, unsigned conn, int from_client,
+		      uint32_t seq, const char *bytes, uint64_t ns)
+{
+	size_t len = strlen(bytes);
+	size_t room = len <= SONDE_DB_SMALL ? SONDE_DB_SMALL : SONDE_DB_MEDIUM;
+	struct sonde_db_event *ev = pool_add(p, SONDE_DB_BYTES(room));
+
+	ev->hdr.kind = SONDE_EV_DB;
+	ev->hdr.ts_ns = ns;
+	ev->sk = 0xffff888000100000ULL + conn * 0x1000 + role;
+	ev->family = 2;
+	ev->daddr[0] = 127, ev->daddr[3] = 1;
+	ev->fd = 10 + conn;
+	ev->total = (uint32_t)len;
+	ev->len = (uint16_t)len;
+	ev->proto = SONDE_PROTO_REDIS;
+	ev->from_client = (uint8_t)from_client;
+	ev->role = (uint8_t)role;
+	ev->seq = seq;
+	if (role == SONDE_ROLE_CLIENT) {
+		ev->hdr.tgid = CLIENT_TGID;
+		memcpy(ev->comm, "redis-benchmark", 15);
+		ev->sport = (uint16_t)(40000 + conn);
+		ev->dport = 6379;
+	} else {
+		ev->hdr.tgid = SERVER_TGID;
+		memcpy(ev->comm, "redis-server", 12);
+		ev->sport = 6379;
+		ev->dport = (uint16_t)(40000 + conn);
+	}
+	memcpy(ev->data, bytes, len);
+}
+
+static void fill_redis(struct pool *p)
+{
+	static const char set[] = "*3\r\n$3\r\nSET\r\n$16\r\nkey:__rand_int__"
+				  "\r\n$3\r\nxxx\r\n";
+	static const char get[] = "*2\r\n$3\r\nGET\r\n$16\r\nkey:__rand_int__"
+				  "\r\n";
+	uint32_t seq[32] = { 0 };
+
+	for (size_t i = 0; p->n + 4 <= BENCH_POOL; i++) {
+		unsigned c = i % 32;
+		bool is_set = i / 4096 % 2 == 0;
+		uint64_t ns = 1000000 + i * 1000;
+
+		add_redis(p, SONDE_ROLE_CLIENT, c, 1, seq[c],
+			  is_set ? set : get, ns);
+		add_redis(p, SONDE_ROLE_SERVER, c, 1, seq[c],
+			  is_set ? set : get, ns + 100);
+		add_redis(p, SONDE_ROLE_SERVER, c, 0, seq[c],
+			  is_set ? "+OK\r\n" : "$3\r\nxxx\r\n", ns + 200);
+		add_redis(p, SONDE_ROLE_CLIENT, c, 0, seq[c],
+			  is_set ? "+OK\r\n" : "$3\r\nxxx\r\n", ns + 300);
+		seq[c]++;
+	}
+}
+
 /* A fresh registry, with X-Tenant-ID captured as the README shows. */
 static void setup(bool headers)
 {
@@ -227,6 +291,8 @@ int main(int argc, char **argv)
 		run("direct", fill_direct, false, records);
 	if (all || strcmp(which, "api") == 0)
 		run("api", fill_api, true, records);
+	if (all || strcmp(which, "redis") == 0)
+		run("redis", fill_redis, false, records);
 	registry_free();
 	procinfo_free();
 	return 0;

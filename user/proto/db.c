@@ -14,10 +14,13 @@
 #include "proto/proto.h"
 #include "util/fmt.h"
 
+/* The kind of a finished call's record: never one the kernel sends. */
+#define DB_CALL_KIND 0x8000
+
 /* A finished call, as ready() hands it back to the dispatcher. Never
- * crosses the kernel boundary: its kind is the database records' own. */
+ * crosses the kernel boundary. */
 struct db_call_record {
-	struct sonde_event_header hdr;
+	struct sonde_event_header hdr; /* kind DB_CALL_KIND */
 	uint64_t duration_ns;
 	uint8_t daddr[16];
 	uint16_t sport, dport, family;
@@ -25,6 +28,7 @@ struct db_call_record {
 	bool error;
 	const char *system_name;
 	char comm[SONDE_COMM_LEN];
+	uint8_t op_len, collection_len, status_len;
 	char op[DB_OP_MAX];
 	char collection[DB_COLL_MAX];
 	char status[DB_STATUS_MAX];
@@ -56,8 +60,6 @@ static size_t nslots, nused;
 #define QUEUE_MAX 65536
 static struct db_call_record *queue;
 static size_t qcap, qhead, qlen;
-/* The call ready() last handed back: valid until the next call. */
-static struct db_call_record current;
 
 static uint64_t entry_hash(uint32_t tgid, uint32_t fd, uint64_t sk)
 {
@@ -140,6 +142,17 @@ static const struct db_system *system_of(uint8_t proto)
 	return NULL;
 }
 
+/* Copies the string src (shorter than size: dbstream.c cut it) into
+ * dst, NUL included; returns its length. */
+static uint8_t copy_text(char *dst, const char *src, size_t size)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return (uint8_t)n;
+}
+
 /* A call the parser of e's connection finished: queued for ready(). */
 static void call_done(void *owner, const struct db_result *res)
 {
@@ -165,7 +178,7 @@ static void call_done(void *owner, const struct db_result *res)
 	qlen++;
 	memset(&rec->hdr, 0, sizeof(rec->hdr));
 	rec->hdr.tgid = e->tgid;
-	rec->hdr.kind = SONDE_EV_DB;
+	rec->hdr.kind = DB_CALL_KIND;
 	rec->duration_ns = res->end_ns - res->start_ns;
 	memcpy(rec->daddr, e->daddr, sizeof(rec->daddr));
 	rec->sport = e->sport;
@@ -175,9 +188,11 @@ static void call_done(void *owner, const struct db_result *res)
 	rec->error = res->error;
 	rec->system_name = res->system_name;
 	memcpy(rec->comm, e->comm, sizeof(rec->comm));
-	strcpy(rec->op, res->op);
-	strcpy(rec->collection, res->collection);
-	strcpy(rec->status, res->status);
+	rec->op_len = copy_text(rec->op, res->op, sizeof(rec->op));
+	rec->collection_len = copy_text(rec->collection, res->collection,
+					sizeof(rec->collection));
+	rec->status_len =
+		copy_text(rec->status, res->status, sizeof(rec->status));
 }
 
 /* Fills e, a free slot or one whose connection is gone, for ev's
@@ -298,9 +313,9 @@ static void call_key(const struct db_call_record *call, struct proto_record *r)
 			sizeof(call->sport)) &&
 		(server || (key_put(r, &call->family, sizeof(call->family)) &&
 			    key_put(r, call->daddr, sizeof(call->daddr)))) &&
-		key_put(r, call->op, strlen(call->op) + 1) &&
-		key_put(r, call->collection, strlen(call->collection) + 1) &&
-		key_put(r, call->status, strlen(call->status) + 1);
+		key_put(r, call->op, call->op_len + 1u) &&
+		key_put(r, call->collection, call->collection_len + 1u) &&
+		key_put(r, call->status, call->status_len + 1u);
 
 	if (!fits)
 		r->key_len = 0;
@@ -311,7 +326,7 @@ static enum proto_next db_read(const void *rec, size_t size,
 {
 	const struct db_call_record *call = rec;
 
-	if (rec != &current)
+	if (call->hdr.kind != DB_CALL_KIND)
 		return bytes_read(rec, size);
 	r->tgid = call->hdr.tgid;
 	r->comm = call->comm;
@@ -362,13 +377,18 @@ static unsigned db_observe(const void *rec, size_t size,
 
 static const void *db_ready(size_t *size)
 {
+	const struct db_call_record *rec;
+
 	if (!qlen)
 		return NULL;
-	current = queue[qhead];
+	/* The slot is free from now on, and stays as it is until the next
+	 * record of bytes finishes calls: the dispatcher is done with it
+	 * by then. */
+	rec = &queue[qhead];
 	qhead = (qhead + 1) % qcap;
 	qlen--;
-	*size = sizeof(current);
-	return &current;
+	*size = sizeof(*rec);
+	return rec;
 }
 
 static void db_sweep(proto_open_fn open)

@@ -86,8 +86,8 @@ struct redis_command {
 	uint8_t flags;
 };
 
-/* The operations sonde names, sorted for bsearch() (C locale: '_' after
- * the letters); anything else is "_OTHER". */
+/* The operations sonde names, sorted (C locale: '_' after the
+ * letters); anything else is "_OTHER". */
 static const struct redis_command redis_commands[] = {
 	{ "APPEND", 0 },
 	{ "AUTH", 0 },
@@ -496,9 +496,37 @@ static enum redis_push redis_push_kind(const uint8_t *s, size_t len)
 	return REDIS_PUSH_OTHER;
 }
 
-static int redis_command_cmp(const void *key, const void *elem)
+/* redis_commands[] by name: an open-addressing table of their indexes
+ * plus one (0: empty), built on first use. A pipeline's commands are
+ * looked up one by one, so this is on the path of every call. */
+#define REDIS_LOOKUP_SLOTS 1024
+#define REDIS_NCOMMANDS (sizeof(redis_commands) / sizeof(redis_commands[0]))
+_Static_assert(REDIS_NCOMMANDS < REDIS_LOOKUP_SLOTS / 2,
+	       "the command table stays at most half full");
+static uint16_t redis_lookup[REDIS_LOOKUP_SLOTS];
+static bool redis_lookup_built;
+
+/* FNV-1a of an upper-case name. */
+static uint32_t redis_name_hash(const char *name, size_t len)
 {
-	return strcmp(key, ((const struct redis_command *)elem)->name);
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)name[i]) * 16777619u;
+	return h;
+}
+
+static void redis_lookup_build(void)
+{
+	for (size_t i = 0; i < REDIS_NCOMMANDS; i++) {
+		const char *name = redis_commands[i].name;
+		uint32_t at = redis_name_hash(name, strlen(name));
+
+		while (redis_lookup[at % REDIS_LOOKUP_SLOTS])
+			at++;
+		redis_lookup[at % REDIS_LOOKUP_SLOTS] = (uint16_t)(i + 1);
+	}
+	redis_lookup_built = true;
 }
 
 /* The command named name[0..len) in any case ("get", "Get"), or NULL
@@ -507,6 +535,7 @@ static const struct redis_command *redis_command_find(const uint8_t *name,
 						      size_t len)
 {
 	char upper[DB_OP_MAX];
+	uint32_t at;
 
 	if (!len || len >= sizeof(upper))
 		return NULL;
@@ -518,9 +547,16 @@ static const struct redis_command *redis_command_find(const uint8_t *name,
 				   (char)name[i];
 	}
 	upper[len] = '\0';
-	return bsearch(upper, redis_commands,
-		       sizeof(redis_commands) / sizeof(redis_commands[0]),
-		       sizeof(redis_commands[0]), redis_command_cmp);
+	if (!redis_lookup_built)
+		redis_lookup_build();
+	for (at = redis_name_hash(upper, len);; at++) {
+		uint16_t i = redis_lookup[at % REDIS_LOOKUP_SLOTS];
+
+		if (!i)
+			return NULL;
+		if (strcmp(redis_commands[i - 1].name, upper) == 0)
+			return &redis_commands[i - 1];
+	}
 }
 
 /* Words in the rest of an inline command, p[0..n) up to its line end:
