@@ -279,7 +279,7 @@ struct sonde_db_event {
 	__u8 proto;	  /* enum sonde_proto */
 	__u8 from_client; /* 1: the bytes went from client to server */
 	__u8 role;	  /* enum sonde_role of the traced process */
-	__u8 pad;
+	__u8 starts;	  /* 1: data starts a buffer (not a later piece) */
 	/* Records this connection's direction was sent before this one, lost
 	 * ones included: a gap says bytes are missing. */
 	__u32 seq;

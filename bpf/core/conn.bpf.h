@@ -82,6 +82,24 @@ struct sock_owner {
 	char comm[SONDE_COMM_LEN];
 };
 
+/* The network namespace sk lives in, as its inode number. */
+static __always_inline __u32 sock_netns(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* Whether a socket listens on c's local port in c's namespace: c was
+ * accepted from it (a client's local port is its own). */
+static __always_inline bool conn_port_listens(const struct conn *c)
+{
+	struct sonde_listener_key k = {
+		.netns = sock_netns((struct sock *)c->sk),
+		.port = c->sport,
+	};
+
+	return bpf_map_lookup_elem(&listeners, &k) != NULL;
+}
+
 /* Template for a new connection: inserted, then filled in place. */
 static const struct conn zero_conn;
 

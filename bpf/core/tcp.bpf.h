@@ -32,12 +32,6 @@ client_connecting(struct trace_event_raw_inet_sock_set_state *ctx)
 	note_tgid(tgid);
 }
 
-/* The network namespace sk lives in, as its inode number. */
-static __always_inline __u32 sock_netns(struct sock *sk)
-{
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-}
-
 /* Socket hooks: a socket moved to LISTEN (in the listen() of the current
  * process) or left it. The listeners map keeps, per namespace and port,
  * the last process to listen there and how many sockets do. A listener
@@ -185,10 +179,11 @@ tcp_state_changed(struct trace_event_raw_inet_sock_set_state *ctx)
 		return;
 	}
 	/* A connection's socket is born a copy of its listener: its first
-	 * move, to SYN_RECV, is from LISTEN too. */
-	if (socket_hooks &&
-	    (ctx->newstate == TCP_LISTEN ||
-	     (ctx->oldstate == TCP_LISTEN && ctx->newstate == TCP_CLOSE))) {
+	 * move, to SYN_RECV, is from LISTEN too. The listeners are kept
+	 * under both hook sets: a database connection open before sonde
+	 * learns its side from them. */
+	if (ctx->newstate == TCP_LISTEN ||
+	    (ctx->oldstate == TCP_LISTEN && ctx->newstate == TCP_CLOSE)) {
 		listener_changed(ctx);
 		return;
 	}

@@ -22,17 +22,19 @@
  * any further ones are sent as one hole. */
 #define DB_MAX_IOVECS 8
 
-/* Calls of a PostgreSQL or MySQL connection in which it may turn to TLS
- * (its SSLRequest, the server's answer, the handshake's first record). */
+/* Calls of a PostgreSQL or MySQL connection in which its client may ask
+ * for TLS (PostgreSQL's SSLRequest comes first; MySQL's after the
+ * greeting). */
 #define DB_TLS_WINDOW 6
 
 struct db_conn {
 	__u32 seq[2]; /* records sent, by from_client */
 	__u8 calls;   /* up to DB_TLS_WINDOW */
-	/* A TLS record's header was seen where the protocol's plaintext
-	 * was: the socket carries ciphertext from now on (PostgreSQL's
-	 * SSLRequest, MySQL's), and OpenSSL's plaintext continues the
-	 * same protocol. */
+	/* The client asked for TLS: the next TLS handshake record starts
+	 * ciphertext. */
+	__u8 tls_asked;
+	/* It did: the socket carries ciphertext from now on, and OpenSSL's
+	 * plaintext continues the same protocol. */
 	__u8 secured;
 };
 
@@ -45,30 +47,58 @@ static __always_inline bool db_proto(__u8 proto)
 	       proto == SONDE_PROTO_REDIS || proto == SONDE_PROTO_MEMCACHED;
 }
 
-/* A TLS record header (handshake, or application data after it): the
- * protocol's own negotiation ended and ciphertext follows. */
-static __always_inline bool db_tls_record(const char *p, __u32 n)
+/* c was just classified as a database: nothing of another protocol's
+ * state (after CONNECT or 101) is kept. */
+static __always_inline void db_start(struct conn *c)
 {
-	return n >= 3 && ((__u8)p[0] == 0x16 || (__u8)p[0] == 0x17) &&
-	       p[1] == 0x03 && (__u8)p[2] <= 0x04;
+	__builtin_memset(c->proto_state, 0, sizeof(struct db_conn));
 }
 
-/* Whether c's bytes at buf start TLS: early in a PostgreSQL or MySQL
- * connection, whose client may ask for TLS after its first message. The
- * socket is then marked as carrying ciphertext, and OpenSSL's plaintext
- * continues the protocol. */
-static __always_inline bool db_turns_tls(struct conn *c, __u64 buf)
+/* A client's request for TLS, n bytes at p (8 of them read): PostgreSQL's
+ * SSLRequest ("\0\0\0\x08\x04\xd2\x16\x2f"), or MySQL's, the short
+ * handshake response of sequence 1 with CLIENT_SSL (0x800) set
+ * ("\x20\0\0\x01" then capabilities, little-endian). */
+static __always_inline bool db_tls_request(__u8 proto, const __u8 *p, long n)
+{
+	if (proto == SONDE_PROTO_POSTGRESQL)
+		return n == 8 && p[0] == 0 && p[1] == 0 && p[2] == 0 &&
+		       p[3] == 8 && p[4] == 0x04 && p[5] == 0xd2 &&
+		       p[6] == 0x16 && p[7] == 0x2f;
+	return n == 36 && p[0] == 32 && p[1] == 0 && p[2] == 0 && p[3] == 1 &&
+	       (p[5] & 0x08);
+}
+
+/* A TLS handshake record starting a ClientHello or a ServerHello
+ * ("\x16\x03\x01" length, then 1 or 2). */
+static __always_inline bool db_tls_hello(const __u8 *p, long n)
+{
+	return n >= 6 && p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04 &&
+	       (p[5] == 1 || p[5] == 2);
+}
+
+/* Whether c's n bytes at buf start TLS, which its client asked for early
+ * in a PostgreSQL or MySQL connection. The socket is then marked as
+ * carrying ciphertext, and OpenSSL's plaintext continues the protocol.
+ * A payload that happens to look like a TLS record is not taken for
+ * one: only a hello after the request counts. */
+static __always_inline bool db_turns_tls(struct conn *c, __u64 buf, long n,
+					 bool from_client)
 {
 	struct db_conn *d = (struct db_conn *)c->proto_state;
-	char peek[4];
+	__u8 peek[8] = { 0 };
 
 	if (!buf || c->tls || d->calls >= DB_TLS_WINDOW ||
 	    (c->proto != SONDE_PROTO_POSTGRESQL &&
 	     c->proto != SONDE_PROTO_MYSQL))
 		return false;
 	d->calls++;
-	if (bpf_probe_read_user(peek, sizeof(peek), (const void *)buf) ||
-	    !db_tls_record(peek, sizeof(peek)))
+	if (bpf_probe_read_user(peek, n < 8 ? n & 7 : 8, (const void *)buf))
+		return false;
+	if (!d->tls_asked) {
+		d->tls_asked = from_client && db_tls_request(c->proto, peek, n);
+		return false;
+	}
+	if (!db_tls_hello(peek, n))
 		return false;
 	d->secured = 1;
 	c->tls = 1;
@@ -97,7 +127,6 @@ static __always_inline void db_fill(struct sonde_db_event *ev,
 	ev->proto = c->proto;
 	ev->from_client = from_client;
 	ev->role = c->role;
-	ev->pad = 0;
 	__builtin_memcpy(ev->comm, c->comm, SONDE_COMM_LEN);
 }
 
@@ -106,7 +135,7 @@ static __always_inline void db_fill(struct sonde_db_event *ev,
  * (counted) or the bytes could not be read. */
 static __always_inline bool db_send(struct conn_key *key, struct conn *c,
 				    const void *buf, __u64 n, bool from_client,
-				    __u32 room)
+				    __u32 room, __u8 starts)
 {
 	struct db_conn *d = (struct db_conn *)c->proto_state;
 	struct sonde_db_event *ev =
@@ -127,6 +156,7 @@ static __always_inline bool db_send(struct conn_key *key, struct conn *c,
 	if (!buf)
 		len = 0;
 	db_fill(ev, key, c, n, len, from_client);
+	ev->starts = starts;
 	ev->seq = seq;
 	event_submit(ev);
 	return true;
@@ -142,29 +172,29 @@ __attribute__((noinline)) int db_data(struct conn_key *key, struct conn *c,
 
 	if (!key || !c || n <= 0)
 		return 0;
-	if (db_turns_tls(c, buf))
-		return 0;
 	from_client = !to_client(c, is_read);
+	if (db_turns_tls(c, buf, n, from_client))
+		return 0;
 	if (!buf || n <= SONDE_DB_SMALL) {
 		db_send(key, c, (const void *)buf, n, from_client,
-			SONDE_DB_SMALL);
+			SONDE_DB_SMALL, buf != 0);
 		return 0;
 	}
 	if (n <= SONDE_DB_MEDIUM) {
 		db_send(key, c, (const void *)buf, n, from_client,
-			SONDE_DB_MEDIUM);
+			SONDE_DB_MEDIUM, 1);
 		return 0;
 	}
 	for (__u32 i = 0; i < SONDE_DB_CHUNKS && n > 0; i++) {
 		long k = n < SONDE_DB_DATA_CAP ? n : SONDE_DB_DATA_CAP;
 
 		db_send(key, c, (const void *)buf, k, from_client,
-			SONDE_DB_DATA_CAP);
+			SONDE_DB_DATA_CAP, i == 0);
 		buf += k;
 		n -= k;
 	}
 	if (n > 0)
-		db_send(key, c, NULL, n, from_client, SONDE_DB_SMALL);
+		db_send(key, c, NULL, n, from_client, SONDE_DB_SMALL, 0);
 	return 0;
 }
 

@@ -74,15 +74,14 @@ static __always_inline __u8 classify(const char *p, __u32 n, bool plain,
 	return SONDE_PROTO_UNKNOWN;
 }
 
-/* A connection of unknown role that a database's bytes classified: they
- * are a request, or a MySQL greeting, and say which side c is on. */
-static __always_inline void db_learn_role(struct conn *c, const char *p,
-					  __u32 n, bool is_read)
+/* A connection of unknown role that a database's bytes classified: the
+ * side it is on is the listening one when a socket listens on its local
+ * port (the listeners map, filled at start for those that already did),
+ * else the connecting one. The bytes themselves cannot say: a reply to
+ * MGET or BRPOP looks like a command. */
+static __always_inline void db_learn_role(struct conn *c)
 {
-	bool from_server =
-		c->proto == SONDE_PROTO_MYSQL && mysql_detect_greeting(p, n);
-
-	c->role = is_read != from_server ? ROLE_SERVER : ROLE_CLIENT;
+	c->role = conn_port_listens(c) ? ROLE_SERVER : ROLE_CLIENT;
 }
 
 /* c, the connection key, was just classified proto: its state starts. */
@@ -93,6 +92,8 @@ static __always_inline void proto_start(struct conn_key *key, struct conn *c,
 		http1_start(c);
 	else if (proto == SONDE_PROTO_HTTP2)
 		h2_start(key, c);
+	else if (db_proto(proto))
+		db_start(c);
 }
 
 /* Classifies the connection key, tracked in c, from the n bytes at buf
@@ -131,7 +132,7 @@ __attribute__((noinline)) int proto_classify(struct conn_key *key,
 	c->proto = proto;
 	count_classified(proto);
 	if (!known && db_proto(proto))
-		db_learn_role(c, peek, got, is_read);
+		db_learn_role(c);
 	proto_start(key, c, proto);
 	return proto != SONDE_PROTO_UNKNOWN;
 }

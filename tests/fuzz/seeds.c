@@ -157,6 +157,7 @@ static void db_bytes(struct seed *s, __u8 proto, __u8 role, int from_client,
 	ev.from_client = from_client;
 	ev.role = role;
 	ev.seq = seq;
+	ev.starts = 1;
 	memcpy(ev.comm, "dbclient", 8);
 	memcpy(ev.data, data, len);
 	add(s, &ev, SONDE_DB_BYTES(len));

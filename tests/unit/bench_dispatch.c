@@ -179,6 +179,7 @@ static void add_redis(struct pool *p, int role, unsigned conn, int from_client,
 	ev->from_client = (uint8_t)from_client;
 	ev->role = (uint8_t)role;
 	ev->seq = seq;
+	ev->starts = 1;
 	if (role == SONDE_ROLE_CLIENT) {
 		ev->hdr.tgid = CLIENT_TGID;
 		memcpy(ev->comm, "redis-benchmark", 15);

@@ -939,6 +939,7 @@ static void db_bytes(__u8 proto, __u64 sk, __u16 port, int from_client,
 	ev.role = SONDE_ROLE_SERVER;
 	ev.from_client = from_client;
 	ev.seq = seq;
+	ev.starts = 1;
 	memcpy(ev.data, data, n);
 	dispatch_record(NULL, &ev, SONDE_DB_BYTES(n));
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proto/db.h"
+#include "proto/dbstream.h"
 #include "unit.h"
 
 #define MAX_CALLS 8192
@@ -936,6 +937,66 @@ TEST(fuzz_labels_stay_in_their_sets)
 	CHECK(total > 100);
 }
 
+/* More calls than a connection holds open: those beyond are lost,
+ * counted, and so are the calls after them until the replies have
+ * caught up; each reply still ends its own call. */
+TEST(calls_beyond_the_open_cap_do_not_shift_replies)
+{
+	struct db_conn *c = open_conn(false);
+	static char buf[64 * (DB_MAX_OPEN + 8)], out[16 * (DB_MAX_OPEN + 8)];
+	size_t len = 0, olen = 0;
+
+	db_take_losses();
+	for (unsigned i = 0; i < DB_MAX_OPEN + 5; i++) {
+		len += (size_t)sprintf(buf + len,
+				       "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+		olen += (size_t)sprintf(out + olen, "$-1\r\n");
+	}
+	db_feed(c, true, (const uint8_t *)buf, len, len, 100);
+	/* The first reply frees room, but the refused calls' replies are
+	 * still due before a new call's: DEL is refused too. */
+	reply(c, "$-1\r\n", 120);
+	cmd(c, "*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n", 150);
+	db_feed(c, false, (const uint8_t *)out + 5, olen - 5, olen - 5, 200);
+	reply(c, ":0\r\n", 250);
+	CHECK(ncalls == DB_MAX_OPEN);
+	for (unsigned i = 0; i < ncalls; i++)
+		if (strcmp(calls[i].op, "GET") != 0)
+			CHECK(!"a call other than GET ended");
+	CHECK(db_take_losses().calls == 6);
+	/* Caught up: the next call is timed by its own reply. */
+	cmd(c, "*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n", 300);
+	reply(c, ":1\r\n", 340);
+	CHECK(ncalls == DB_MAX_OPEN + 1);
+	CHECK_STR(calls[DB_MAX_OPEN].op, "INCR");
+	CHECK(calls[DB_MAX_OPEN].end - calls[DB_MAX_OPEN].start == 40);
+	db_conn_free(c);
+}
+
+/* A lost direction starts again at the first piece of a read or write,
+ * never in the middle of a long buffer's pieces (a value's bytes). */
+TEST(a_lost_direction_starts_again_at_a_buffer)
+{
+	struct db_conn *c = open_conn(false);
+	static const char value_bytes[] = "*1\r\n$4\r\nPING\r\n";
+
+	db_take_losses();
+	/* Bytes that are no RESP: the client's direction is lost. */
+	cmd(c, "\x01\x02garbage\r\n", 10);
+	CHECK(db_take_losses().streams == 1);
+	/* A later piece of some buffer that happens to look like a
+	 * command: passed over. */
+	db_feed_piece(c, true, (const uint8_t *)value_bytes,
+		      strlen(value_bytes), strlen(value_bytes), 20, false);
+	reply(c, "+PONG\r\n", 30);
+	CHECK(ncalls == 0);
+	/* The next read or write starts it again. */
+	cmd(c, "*1\r\n$4\r\nPING\r\n", 40);
+	reply(c, "+PONG\r\n", 45);
+	CHECK(ncalls == 1 && calls[0].end - calls[0].start == 5);
+	db_conn_free(c);
+}
+
 UNIT_MAIN("redis", UNIT_CASE(set_then_get_timed),
 	  UNIT_CASE(command_names_any_case_and_unknown),
 	  UNIT_CASE(common_commands_are_named),
@@ -955,4 +1016,6 @@ UNIT_MAIN("redis", UNIT_CASE(set_then_get_timed),
 	  UNIT_CASE(server_side_reads_the_same),
 	  UNIT_CASE(garbage_replies_lose_the_stream),
 	  UNIT_CASE(garbage_commands_lose_the_stream), UNIT_CASE(nesting_depth),
-	  UNIT_CASE(fuzz_labels_stay_in_their_sets))
+	  UNIT_CASE(fuzz_labels_stay_in_their_sets),
+	  UNIT_CASE(calls_beyond_the_open_cap_do_not_shift_replies),
+	  UNIT_CASE(a_lost_direction_starts_again_at_a_buffer))

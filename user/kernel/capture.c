@@ -474,9 +474,12 @@ static void enter_listener(void *ctx, const struct sonde_listener_key *key,
 	bpf_map_update_elem(*(int *)ctx, key, value, BPF_NOEXIST);
 }
 
-/* Socket hooks: enters the listeners that were there before the programs
- * attached (user/listeners.h). Without them, their connections still
- * count from their first read or write. */
+/* Enters the listeners that were there before the programs attached
+ * (user/listeners.h): under socket hooks an accepted connection is
+ * charged to its listener's process until one reads or writes it, and
+ * under both a database connection open before sonde learns its side
+ * from them. Without them, their connections still count from their
+ * first read or write. */
 static void enter_listeners(uint32_t self_pid)
 {
 	int fd = bpf_map__fd(skel->maps.listeners), n;
@@ -560,8 +563,7 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	err = attach_all();
 	if (err)
 		goto fail;
-	if (socket_hooks)
-		enter_listeners(o->self_pid);
+	enter_listeners(o->self_pid);
 	if (o->bpf_stats)
 		enable_run_stats();
 	ring = ring_buffer__new(bpf_map__fd(skel->maps.events),

@@ -3,6 +3,7 @@
  * dbstream.c, and each call a parser finishes comes back out of ready()
  * as a record of its own, observed in db_client_operation_duration_seconds
  * or db_server_operation_duration_seconds. See proto/db.h. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,9 +51,14 @@ struct db_entry {
 	char comm[SONDE_COMM_LEN];
 };
 
-/* Open addressing, linear probing; at most half full. */
+/* Open addressing, linear probing; at most half full. Connections
+ * beyond DB_MAX_CONNS (until the sweep forgets closed ones) are not
+ * followed: each of their records is counted, in db_full, as a stream
+ * lost. About 4.5 KiB each, plus what their open calls hold. */
+#define DB_MAX_CONNS 16384
 static struct db_entry *table;
 static size_t nslots, nused;
+static uint64_t db_full;
 
 /* Calls finished and not yet handed back, oldest first. A record can
  * finish hundreds (a pipeline's replies in one read); beyond
@@ -239,20 +245,28 @@ static struct db_entry *entry_of(const struct sonde_db_event *ev)
 	const struct db_system *sys = system_of(ev->proto);
 	struct db_entry *e;
 
+	struct db_conn *old;
+
 	if (!sys || !table_grow())
 		return NULL;
 	e = slot_for(table, nslots, ev->hdr.tgid, ev->fd, ev->sk);
 	if (e->conn && !entry_reused(e, ev))
 		return e;
-	if (e->conn) {
-		db_conn_close(e->conn);
-		db_conn_free(e->conn);
-		e->conn = NULL;
-		nused--;
-	}
-	if (!entry_start(e, ev, sys))
+	if (!e->conn && nused >= DB_MAX_CONNS) {
+		db_full++;
 		return NULL;
-	nused++;
+	}
+	old = e->conn;
+	if (!entry_start(e, ev, sys)) {
+		e->conn = old;
+		return NULL;
+	}
+	if (old) {
+		db_conn_close(old);
+		db_conn_free(old);
+	} else {
+		nused++;
+	}
 	return e;
 }
 
@@ -284,8 +298,8 @@ static enum proto_next bytes_read(const struct sonde_db_event *ev, size_t size)
 		db_gap(e->conn, dir);
 	e->seq_known[dir] = true;
 	e->next_seq[dir] = ev->seq + 1;
-	db_feed(e->conn, ev->from_client, (const uint8_t *)ev->data, len,
-		ev->total, ev->hdr.ts_ns);
+	db_feed_piece(e->conn, ev->from_client, (const uint8_t *)ev->data, len,
+		      ev->total, ev->hdr.ts_ns, ev->starts);
 	return PROTO_NEXT_NOTHING;
 }
 
@@ -419,10 +433,11 @@ static unsigned db_end_round(enum parse_error *why)
 {
 	struct db_losses lost = db_take_losses();
 
-	for (uint64_t i = 0; i < lost.calls; i++)
-		events_count_parse_error(PARSE_ERROR_DB_CALL);
+	events_count_parse_errors(PARSE_ERROR_DB_CALL, lost.calls);
 	*why = PARSE_ERROR_DB_STREAM;
-	return lost.streams;
+	lost.streams += db_full;
+	db_full = 0;
+	return lost.streams > UINT_MAX ? UINT_MAX : (unsigned)lost.streams;
 }
 
 /* The protocol of database records, in dispatch.c's table. */

@@ -84,9 +84,12 @@ extern const struct db_system db_memcached;
 /* A call starts: its request was written (client) or read (server) at
  * ts. op and collection are copied (cut to their maxima; NULL is empty);
  * tag is the parser's own, read back with db_call_tag(). A connection
- * holds at most DB_MAX_OPEN calls: one more is counted as lost and not
- * timed. */
-#define DB_MAX_OPEN 4096
+ * holds at most DB_MAX_OPEN calls, and all connections together
+ * DB_MAX_OPEN_TOTAL: a call beyond is counted as lost and not timed, and
+ * so are the calls after it until the replies have caught up with it
+ * (each reply ends its own call, in order). */
+#define DB_MAX_OPEN 1024
+#define DB_MAX_OPEN_TOTAL 65536
 void db_call_begin(struct db_conn *c, uint64_t ts, const char *op,
 		   const char *collection, uint32_t tag);
 
@@ -113,6 +116,12 @@ struct db_conn *db_conn_new(const struct db_system *sys, bool server);
 void db_conn_free(struct db_conn *c);
 void db_feed(struct db_conn *c, bool from_client, const uint8_t *data,
 	     size_t len, uint64_t total, uint64_t ts);
+
+/* db_feed for a piece of a read or write: starts says whether it is the
+ * first (a longer buffer comes in several). A direction that was lost
+ * starts again only at the first piece of a read or write. */
+void db_feed_piece(struct db_conn *c, bool from_client, const uint8_t *data,
+		   size_t len, uint64_t total, uint64_t ts, bool starts);
 
 /* A finished call, as the sink sees it. */
 struct db_result {

@@ -25,7 +25,13 @@ struct direction {
 	uint8_t *kept; /* room, allocated when first needed */
 	size_t nkept, room;
 	uint64_t skip;
+	bool lost; /* until the first piece of a read or write */
 };
+
+/* Kept room beyond which an emptied direction gives its memory back. */
+#define KEEP_ROOM_IDLE 1024
+/* Open-call room beyond which an emptied connection gives it back. */
+#define CALLS_ROOM_IDLE 64
 
 struct stream_conn {
 	struct db_conn pub; /* first: a db_conn * is a stream_conn * */
@@ -35,9 +41,14 @@ struct stream_conn {
 	struct direction dir[2]; /* [1]: from the client */
 	struct open_call *calls; /* a ring of cap, count from head */
 	unsigned cap, head, count;
+	/* Calls refused (over a cap) whose replies are still to come: they
+	 * come after those of the open calls, and before any later call's. */
+	unsigned refused;
 };
 
 static struct db_losses losses;
+/* Calls open on all connections. */
+static unsigned open_total;
 
 static struct stream_conn *stream_of(struct db_conn *c)
 {
@@ -88,16 +99,25 @@ void db_conn_free(struct db_conn *c)
 	if (!c)
 		return;
 	s = stream_of(c);
+	open_total -= s->count;
 	free(s->dir[0].kept);
 	free(s->dir[1].kept);
 	free(s->calls);
 	free(s);
 }
 
+/* Forgets every call open on s, counting them as lost. */
+static void drop_open(struct stream_conn *s)
+{
+	losses.calls += s->count;
+	open_total -= s->count;
+	s->count = 0;
+	s->refused = 0;
+}
+
 void db_conn_close(struct db_conn *c)
 {
-	losses.calls += stream_of(c)->count;
-	stream_of(c)->count = 0;
+	drop_open(stream_of(c));
 }
 
 struct db_losses db_take_losses(void)
@@ -124,6 +144,8 @@ static bool make_room(struct stream_conn *s)
 	struct open_call *calls;
 	unsigned cap;
 
+	if (open_total >= DB_MAX_OPEN_TOTAL)
+		return false;
 	if (s->count < s->cap)
 		return true;
 	if (s->cap >= DB_MAX_OPEN)
@@ -147,19 +169,22 @@ void db_call_begin(struct db_conn *c, uint64_t ts, const char *op,
 	struct stream_conn *s = stream_of(c);
 	struct open_call *call;
 
-	if (!make_room(s)) {
+	if (s->refused || !make_room(s)) {
+		s->refused++;
 		losses.calls++;
 		return;
 	}
 	call = &s->calls[(s->head + s->count) % s->cap];
 	s->count++;
+	open_total++;
 	call->start_ns = ts;
 	call->tag = tag;
 	copy_label(call->op, sizeof(call->op), op);
 	copy_label(call->collection, sizeof(call->collection), collection);
 }
 
-/* Takes the oldest open call off the ring; NULL when none. */
+/* Takes the oldest open call off the ring; NULL when none. The call
+ * stays readable until the next call begins. */
 static struct open_call *pop_call(struct stream_conn *s)
 {
 	struct open_call *call;
@@ -169,16 +194,41 @@ static struct open_call *pop_call(struct stream_conn *s)
 	call = &s->calls[s->head];
 	s->head = (s->head + 1) % s->cap;
 	s->count--;
+	open_total--;
 	return call;
+}
+
+/* A reply that no open call waits for ends a refused one: true when
+ * there was one. */
+static bool pop_refused(struct stream_conn *s)
+{
+	if (s->count || !s->refused)
+		return false;
+	s->refused--;
+	return true;
+}
+
+/* s has no call open: a ring grown for a burst is given back. */
+static void shrink_calls(struct stream_conn *s)
+{
+	if (s->count || s->cap <= CALLS_ROOM_IDLE)
+		return;
+	free(s->calls);
+	s->calls = NULL;
+	s->cap = 0;
+	s->head = 0;
 }
 
 bool db_call_end(struct db_conn *c, uint64_t ts, const char *status, bool error)
 {
 	struct stream_conn *s = stream_of(c);
-	struct open_call *call = pop_call(s);
+	struct open_call *call;
 	char code[DB_STATUS_MAX];
 	struct db_result r;
 
+	if (pop_refused(s))
+		return true;
+	call = pop_call(s);
 	if (!call)
 		return false;
 	copy_label(code, sizeof(code), status);
@@ -190,12 +240,17 @@ bool db_call_end(struct db_conn *c, uint64_t ts, const char *status, bool error)
 	r.start_ns = call->start_ns;
 	r.end_ns = ts > call->start_ns ? ts : call->start_ns;
 	s->done(s->owner, &r);
+	shrink_calls(s);
 	return true;
 }
 
 bool db_call_drop(struct db_conn *c)
 {
-	return pop_call(stream_of(c)) != NULL;
+	struct stream_conn *s = stream_of(c);
+	bool dropped = pop_refused(s) || pop_call(s) != NULL;
+
+	shrink_calls(s);
+	return dropped;
 }
 
 unsigned db_calls_open(const struct db_conn *c)
@@ -219,10 +274,10 @@ static void lose(struct stream_conn *s, bool from_client)
 	struct direction *d = &s->dir[from_client];
 
 	losses.streams++;
-	losses.calls += s->count;
-	s->count = 0;
+	drop_open(s);
 	d->nkept = 0;
 	d->skip = 0;
+	d->lost = true;
 	if (s->sys->lost)
 		s->sys->lost(&s->pub, from_client);
 }
@@ -304,14 +359,29 @@ static void frame(struct stream_conn *s, bool from_client, const uint8_t *p,
 	if (n && p != d->kept)
 		memmove(d->kept, p, n);
 	d->nkept = n;
+	if (!n && d->room > KEEP_ROOM_IDLE) {
+		free(d->kept);
+		d->kept = NULL;
+		d->room = 0;
+	}
 }
 
 void db_feed(struct db_conn *c, bool from_client, const uint8_t *data,
 	     size_t len, uint64_t total, uint64_t ts)
 {
+	db_feed_piece(c, from_client, data, len, total, ts, true);
+}
+
+void db_feed_piece(struct db_conn *c, bool from_client, const uint8_t *data,
+		   size_t len, uint64_t total, uint64_t ts, bool starts)
+{
 	struct stream_conn *s = stream_of(c);
 	struct direction *d = &s->dir[from_client];
 	uint64_t hole = total > len ? total - len : 0;
+
+	if (d->lost && !starts)
+		return;
+	d->lost = false;
 
 	if (d->skip) {
 		size_t k = d->skip < len ? d->skip : len;

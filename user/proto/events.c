@@ -41,6 +41,16 @@ void events_count_parse_error(enum parse_error why)
 		count(&parse_errors[why]);
 }
 
+void events_count_parse_errors(enum parse_error why, uint64_t n)
+{
+	if (why < PARSE_ERROR_COUNT && n)
+		__atomic_store_n(
+			&parse_errors[why],
+			__atomic_load_n(&parse_errors[why], __ATOMIC_RELAXED) +
+				n,
+			__ATOMIC_RELAXED);
+}
+
 static void collect_received(const struct self_metric *m,
 			     struct self_sink *sink)
 {

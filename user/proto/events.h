@@ -4,6 +4,8 @@
 #ifndef SONDE_USER_EVENTS_H
 #define SONDE_USER_EVENTS_H
 
+#include <stdint.h>
+
 /* Why a record made no measurement (sonde_parse_errors_total's reason). */
 enum parse_error {
 	PARSE_ERROR_RESPONSE,	/* no final status line in the response head */
@@ -20,6 +22,9 @@ void events_count_received(void);
 
 /* Counts one record lost for reason why. */
 void events_count_parse_error(enum parse_error why);
+
+/* Counts n of them at once. */
+void events_count_parse_errors(enum parse_error why, uint64_t n);
 
 /* Registers sonde_events_received_total and sonde_parse_errors_total
  * (metrics/self.h). Call once at start-up. */
