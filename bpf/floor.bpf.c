@@ -37,15 +37,24 @@ FLOOR("raw_tracepoint/sock_send_length")
  * no request capture for routes, no HTTP/2, TLS, pipelining or process
  * selection, and nobody reads the records. What a workload loses with it
  * is what the per-request work itself costs on this host, whatever the
- * design. */
+ * design. With bound_calls, the same for database calls. */
 
 /* Set by tools/floor.c --bound --pid: like sonde --pid, the bound then
  * works only for this process's calls, and leaves every other call at
  * the same early exit as sonde's filter (0: every process). */
 const volatile __u32 bound_tgid = 0;
 
+/* Set by tools/floor.c --bound-calls: the bound for a protocol of
+ * requests and replies in turn (a database's): a connection's calls
+ * alternate, request then reply, whatever their bytes say, and each reply
+ * writes the record. A tracer of those protocols reads the bytes of
+ * every call too (an operation, a status), and needs more than this to
+ * follow pipelines and replies spread over several calls. */
+const volatile __u8 bound_calls = 0;
+
 struct bound_conn {
 	__u64 start_ns;
+	__u64 calls;
 	char head[SONDE_PEEK];
 };
 
@@ -118,8 +127,10 @@ static __always_inline int bound_io(struct sock *sk, long ret)
 	}
 	if (bpf_probe_read_user(c->head, sizeof(c->head), buf))
 		return 0;
-	if (c->head[0] != 'H' || c->head[1] != 'T' || c->head[2] != 'T' ||
-	    c->head[3] != 'P' || c->head[4] != '/') {
+	if (bound_calls ? !(c->calls++ & 1) :
+			  c->head[0] != 'H' || c->head[1] != 'T' ||
+				  c->head[2] != 'T' || c->head[3] != 'P' ||
+				  c->head[4] != '/') {
 		c->start_ns = bpf_ktime_get_ns();
 		return 0;
 	}

@@ -67,13 +67,15 @@ three or four ways side by side:
           sonde uses and, at the same offsets, on the OpenSSL functions it
           probes in the libssl that nginx and wrk load; i.e. what any design
           built on those hooks must pay (in tls, mostly the uprobe traps)
-  bound   (direct, proxy, exchange and kernel, on the socket hooks)
-          ./build/tools/floor --bound: the floor, with the socket hooks
-          running the least work per call any HTTP tracer on them does
-          (bpf/floor.bpf.c): find the connection, read the first bytes of
-          the call's buffer, stamp the time, write a small record per
-          response; what the per-request work itself costs on this host,
-          whatever the design
+  bound   (direct, proxy, exchange, kernel, redis and postgres, on the
+          socket hooks) ./build/tools/floor --bound: the floor, with the
+          socket hooks running the least work per call any HTTP tracer on
+          them does (bpf/floor.bpf.c): find the connection, read the first
+          bytes of the call's buffer, stamp the time, write a small record
+          per response; what the per-request work itself costs on this
+          host, whatever the design. In redis and postgres, --bound-calls:
+          the same for a protocol of requests and replies in turn, every
+          other call of a connection taken for a reply
   sonde   ./sonde --listen 127.0.0.1:<port>, ready (/readyz 200) before load
 
 Rounds are interleaved: each round runs the modes back to back, in an
@@ -167,9 +169,10 @@ FLOOR = os.path.join(ROOT, "build", "tools", "floor")
 RESULTS = os.path.join(ROOT, "build", "bench.json")
 
 MODES = ("none", "floor", "sonde")
-# Where the bound applies: plain HTTP over the socket hooks.
+# Where the bound applies, over the socket hooks: plain HTTP, and the
+# databases' requests and replies (floor --bound-calls).
 BOUND_MODES = ("none", "floor", "bound", "sonde")
-BOUND_SCENARIOS = ("direct", "proxy", "exchange")
+BOUND_SCENARIOS = ("direct", "proxy", "exchange", "redis", "postgres")
 WRK_THREADS = 1
 WRK_CONNECTIONS = 32
 WARMUP_SECONDS = 2
@@ -535,11 +538,11 @@ def wait_line(proc, pattern, what, log=None):
                      + (f"its log ({log}):\n{log_tail(log)}" if log else ""))
 
 
-def start_floor(tmp, bound=False, pid=None):
-    """floor attached (the bound's programs with bound, for pid alone with
-    pid as well)."""
+def start_floor(tmp, bound=None, pid=None):
+    """floor attached (the bound's programs with bound, its flag:
+    "--bound" or "--bound-calls"; for pid alone with pid as well)."""
     log = os.path.join(tmp, "floor.log")
-    argv = [FLOOR, "--hooks", HOOKS[0]] + (["--bound"] if bound else [])
+    argv = [FLOOR, "--hooks", HOOKS[0]] + ([bound] if bound else [])
     if pid:
         argv += ["--pid", str(pid)]
     for path in libssl_files():
@@ -1054,7 +1057,7 @@ def run_none(load, seconds, tmp):
         return load.run(seconds)
 
 
-def run_floor(load, seconds, tmp, bound=False):
+def run_floor(load, seconds, tmp, bound=None):
     with begun(load, seconds) as pid:
         proc = start_floor(tmp, bound, pid)
         try:
@@ -1098,7 +1101,8 @@ def run_sonde(load, seconds, tmp):
 
 
 def run_bound(load, seconds, tmp):
-    return run_floor(load, seconds, tmp, bound=True)
+    return run_floor(load, seconds, tmp,
+                     bound="--bound-calls" if load.db else "--bound")
 
 
 RUNNERS = {"none": run_none, "floor": run_floor, "bound": run_bound,
@@ -1757,7 +1761,8 @@ def bench_redis(tmp, rounds, seconds):
         load = Load(lambda secs: run_redis_benchmark(port, requests, secs),
                     port, unit="cmd/s", server="redis-server",
                     client="redis-benchmark", db=("redis", REDIS_TESTS, None))
-        results, warnings = run_rounds(load, MODES, rounds, seconds, tmp,
+        results, warnings = run_rounds(load, modes_of("redis"), rounds,
+                                       seconds, tmp,
                                        {server.pid, os.getpid()})
         return results, warnings, about
     finally:
@@ -1822,7 +1827,8 @@ def bench_postgres(tmp, rounds, seconds):
         load = Load(lambda secs: run_pgbench(port, secs), port, unit="tps",
                     server="postgres", client="pgbench",
                     db=("postgresql", ("SELECT",), PG_TABLE))
-        results, warnings = run_rounds(load, MODES, rounds, seconds, tmp,
+        results, warnings = run_rounds(load, modes_of("postgres"), rounds,
+                                       seconds, tmp,
                                        {server.pid, os.getpid()})
         return results, warnings, about
     finally:

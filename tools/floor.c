@@ -6,9 +6,11 @@
  * until SIGINT or SIGTERM. What a workload loses with this running is the
  * price of the hooks alone; tools/bench.py compares sonde's loss against
  * it. With --bound, the socket hooks run the bound's programs instead of
- * empty ones: the least work per call any HTTP tracer on them does; with
- * --pid PID as well, the bound works for that process only, as sonde
- * --pid does (the empty programs have nothing to filter). */
+ * empty ones: the least work per call any HTTP tracer on them does
+ * (--bound-calls: any tracer of a protocol of requests and replies in
+ * turn, a database's); with --pid PID as well, the bound works for that
+ * process only, as sonde --pid does (the empty programs have nothing to
+ * filter). */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -130,7 +132,8 @@ static int attach_tls(struct floor_bpf *skel, const char *path)
 static void usage(void)
 {
 	fprintf(stderr, "usage: floor [--hooks auto|socket|syscall] "
-			"[--bound [--pid PID]] [--tls OPENSSL_FILE]...\n");
+			"[--bound|--bound-calls [--pid PID]] "
+			"[--tls OPENSSL_FILE]...\n");
 }
 
 /* With the socket hooks chosen, loads on them either the bound's programs
@@ -150,7 +153,7 @@ static void load_socket_programs(struct bpf_object *obj, bool bound)
 int main(int argc, char **argv)
 {
 	const char *tls_files[MAX_TLS_FILES], *hooks = "auto";
-	bool bound = false, socket_hooks;
+	bool bound = false, calls = false, socket_hooks;
 	struct floor_bpf *skel;
 	sigset_t wait_mask;
 	int ntls = 0, err;
@@ -165,8 +168,10 @@ int main(int argc, char **argv)
 			hooks = argv[++i];
 			continue;
 		}
-		if (!strcmp(argv[i], "--bound")) {
+		if (!strcmp(argv[i], "--bound") ||
+		    !strcmp(argv[i], "--bound-calls")) {
 			bound = true;
+			calls = !strcmp(argv[i], "--bound-calls");
 			continue;
 		}
 		if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
@@ -218,6 +223,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	skel->rodata->bound_tgid = (__u32)pid;
+	skel->rodata->bound_calls = calls;
 	hooks_load_only(skel->obj, socket_hooks);
 	if (socket_hooks)
 		load_socket_programs(skel->obj, bound);
