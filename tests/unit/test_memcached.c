@@ -10,48 +10,13 @@
 #include <string.h>
 
 #include "proto/db.h"
+#include "dbcalls.h"
 #include "unit.h"
-
-#define MAX_CALLS 8192
-
-/* A finished call, copied out of the sink. */
-struct call {
-	char system[16];
-	char op[DB_OP_MAX];
-	char collection[DB_COLL_MAX];
-	char status[DB_STATUS_MAX];
-	bool error;
-	uint64_t start, end;
-};
-
-static struct call calls[MAX_CALLS];
-static unsigned ncalls;
-
-static void copy(char *dst, size_t size, const char *src)
-{
-	snprintf(dst, size, "%s", src ? src : "(null)");
-}
-
-static void sink(const struct db_result *r)
-{
-	struct call *k = &calls[ncalls < MAX_CALLS ? ncalls : MAX_CALLS - 1];
-
-	copy(k->system, sizeof(k->system), r->system_name);
-	copy(k->op, sizeof(k->op), r->op);
-	copy(k->collection, sizeof(k->collection), r->collection);
-	copy(k->status, sizeof(k->status), r->status);
-	k->error = r->error;
-	k->start = r->start_ns;
-	k->end = r->end_ns;
-	ncalls++;
-}
 
 /* A connection whose calls go to calls[], emptied. */
 static struct db_conn *open_conn(bool server)
 {
-	ncalls = 0;
-	db_test_sink = sink;
-	return db_conn_new(&db_memcached, server);
+	return calls_open(&db_memcached, server);
 }
 
 /* One write of the client (or read of the server), all captured. */
@@ -79,7 +44,7 @@ TEST(get_hit_and_miss_timed)
 	CHECK(ncalls == 2);
 	CHECK_STR(calls[0].system, "memcached");
 	CHECK_STR(calls[0].op, "GET");
-	CHECK_STR(calls[0].collection, "");
+	CHECK_STR(calls[0].coll, "");
 	CHECK_STR(calls[0].status, "");
 	CHECK(!calls[0].error);
 	CHECK(calls[0].start == 100 && calls[0].end == 150);
@@ -741,7 +706,7 @@ TEST(fuzz_labels_stay_in_their_sets)
 		}
 		for (unsigned i = 0; i < ncalls && i < MAX_CALLS; i++) {
 			CHECK(op_known(calls[i].op));
-			CHECK_STR(calls[i].collection, "");
+			CHECK_STR(calls[i].coll, "");
 			CHECK(status_known(calls[i].status));
 			CHECK(calls[i].error == (calls[i].status[0] != '\0'));
 			CHECK(calls[i].end >= calls[i].start);

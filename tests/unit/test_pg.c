@@ -9,71 +9,36 @@
 #include <string.h>
 
 #include "proto/db.h"
+#include "dbcalls.h"
 #include "unit.h"
 
 /* ---- the calls finished ---- */
 
-struct got {
-	char system[16];
-	char op[DB_OP_MAX], coll[DB_COLL_MAX], status[DB_STATUS_MAX];
-	bool error;
-	uint64_t start, end;
-};
-
-#define GOT_MAX 128
-static struct got got[GOT_MAX];
-static int ngot;
-
-static void copy_str(char *dst, size_t size, const char *src)
-{
-	snprintf(dst, size, "%s", src ? src : "(null)");
-}
-
-static void record(const struct db_result *r)
-{
-	struct got *g;
-
-	if (ngot >= GOT_MAX) {
-		ngot++;
-		return;
-	}
-	g = &got[ngot++];
-	copy_str(g->system, sizeof(g->system), r->system_name);
-	copy_str(g->op, sizeof(g->op), r->op);
-	copy_str(g->coll, sizeof(g->coll), r->collection);
-	copy_str(g->status, sizeof(g->status), r->status);
-	g->error = r->error;
-	g->start = r->start_ns;
-	g->end = r->end_ns;
-}
-
 static struct db_conn *conn(bool server)
 {
-	ngot = 0;
-	db_test_sink = record;
-	return db_conn_new(&db_postgresql, server);
+	return calls_open(&db_postgresql, server);
 }
 
 /* The i-th call finished is op on coll, ok or failed with status, timed
  * from start to end. */
-static void check_call(int i, const char *op, const char *coll,
+static void check_call(unsigned i, const char *op, const char *coll,
 		       const char *status, uint64_t start, uint64_t end)
 {
-	CHECK(i < ngot);
-	if (i >= ngot)
+	CHECK(i < ncalls);
+	if (i >= ncalls)
 		return;
-	CHECK_STR(got[i].system, "postgresql");
-	CHECK_STR(got[i].op, op);
-	CHECK_STR(got[i].coll, coll);
-	CHECK_STR(got[i].status, status);
-	CHECK(got[i].error == (status != NULL && status[0] != '\0'));
-	if (got[i].start != start || got[i].end != end)
-		fprintf(stderr, "  call %d: %llu..%llu, want %llu..%llu\n", i,
-			(unsigned long long)got[i].start,
-			(unsigned long long)got[i].end,
+	CHECK_STR(calls[i].system, "postgresql");
+	CHECK_STR(calls[i].op, op);
+	CHECK_STR(calls[i].coll, coll);
+	CHECK_STR(calls[i].status, status);
+	CHECK(calls[i].error == (status != NULL && status[0] != '\0'));
+	if (calls[i].start != start || calls[i].end != end)
+		fprintf(stderr, "  call %u: %llu..%llu, want %llu..%llu\n", i,
+			(unsigned long long)calls[i].start,
+			(unsigned long long)calls[i].end,
 			(unsigned long long)start, (unsigned long long)end);
-	CHECK(got[i].start == start);
-	CHECK(got[i].end == end);
+	CHECK(calls[i].start == start);
+	CHECK(calls[i].end == end);
 }
 
 /* ---- building messages ---- */
@@ -363,10 +328,10 @@ TEST(simple_query)
 	srv(c, 150);
 	str_msg('C', "SELECT 1");
 	srv(c, 200);
-	CHECK(ngot == 0); /* a Query ends at its ReadyForQuery */
+	CHECK(ncalls == 0); /* a Query ends at its ReadyForQuery */
 	ready('I');
 	srv(c, 250);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "orders", "", 100, 250);
 	CHECK(db_calls_open(c) == 0);
 
@@ -380,7 +345,7 @@ TEST(simple_query)
 	str_msg('C', "DELETE 3");
 	ready('I');
 	srv(c, 400);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(1, "INSERT", "public.orders", "", 300, 400);
 	check_call(2, "DELETE", "orders", "", 310, 400);
 	db_conn_free(c);
@@ -394,10 +359,10 @@ TEST(simple_query_error)
 	cli(c, 10);
 	error_response("ERROR", "42P01");
 	srv(c, 20);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	ready('I');
 	srv(c, 30);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "missing", "42P01", 10, 30);
 
 	/* A malformed SQLSTATE: failed, status left empty. */
@@ -406,10 +371,10 @@ TEST(simple_query_error)
 	error_response("ERROR", "42p01");
 	ready('I');
 	srv(c, 50);
-	CHECK(ngot == 2);
-	if (ngot == 2) {
-		CHECK_STR(got[1].status, "");
-		CHECK(got[1].error);
+	CHECK(ncalls == 2);
+	if (ncalls == 2) {
+		CHECK_STR(calls[1].status, "");
+		CHECK(calls[1].error);
 	}
 	db_conn_free(c);
 }
@@ -424,10 +389,10 @@ TEST(multi_statement_query_is_one_call)
 	rows("SELECT 2");
 	str_msg('C', "COMMIT");
 	srv(c, 1100);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	ready('I');
 	srv(c, 1200);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "BEGIN", "", "", 1000, 1200);
 
 	/* An error in the second statement: the rest is skipped, the
@@ -439,7 +404,7 @@ TEST(multi_statement_query_is_one_call)
 	error_response("ERROR", "25P02");
 	ready('E');
 	srv(c, 2100);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "BEGIN", "", "42P01", 2000, 2100);
 	db_conn_free(c);
 }
@@ -453,7 +418,7 @@ TEST(empty_query_and_notices)
 	cli(c, 1);
 	empty_msg('I');
 	srv(c, 2);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	ready('I');
 	srv(c, 3);
 	check_call(0, "_OTHER", "", "", 1, 3);
@@ -475,7 +440,7 @@ TEST(empty_query_and_notices)
 	str_msg('C', "VACUUM");
 	ready('I');
 	srv(c, 20);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "VACUUM", "", "", 10, 20);
 	db_conn_free(c);
 }
@@ -488,7 +453,7 @@ TEST(fatal_error_ends_query_at_once)
 	cli(c, 5);
 	error_response("FATAL", "57P01");
 	srv(c, 9);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "", "57P01", 5, 9);
 	CHECK(db_calls_open(c) == 0);
 	db_conn_free(c);
@@ -520,7 +485,7 @@ TEST(extended_named_and_unnamed)
 	srv(c, 140);
 	ready('I');
 	srv(c, 150);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(0, "SELECT", "accounts", "", 100, 120);
 	check_call(1, "UPDATE", "ledger", "", 100, 140);
 
@@ -533,7 +498,7 @@ TEST(extended_named_and_unnamed)
 	rows("SELECT 1");
 	ready('I');
 	srv(c, 210);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(2, "SELECT", "accounts", "", 200, 210);
 	db_conn_free(c);
 }
@@ -569,7 +534,7 @@ TEST(pipelined_executes_each_timed)
 	}
 	ready('I');
 	srv(c, 2000);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(0, "SELECT", "a", "", 1000, 1100);
 	check_call(1, "INSERT", "b", "", 1010, 1200);
 	check_call(2, "DELETE", "c", "", 1020, 1300);
@@ -595,13 +560,13 @@ TEST(error_mid_pipeline_drops_the_rest)
 	srv(c, 20);
 	error_response("ERROR", "42P01");
 	srv(c, 30);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	/* No ParseComplete came: the second Parse failed. Its Execute and
 	 * the Parses and Executes after it wait for the Sync's reply. */
 	CHECK(db_calls_open(c) == 5);
 	ready('E');
 	srv(c, 40);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(0, "SELECT", "t", "", 10, 20);
 	check_call(1, "SELECT", "missing", "42P01", 10, 30);
 	CHECK(db_calls_open(c) == 0);
@@ -612,7 +577,7 @@ TEST(error_mid_pipeline_drops_the_rest)
 	rows("SELECT 2");
 	ready('I');
 	srv(c, 60);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(2, "SELECT", "t", "", 50, 60);
 	db_conn_free(c);
 }
@@ -634,7 +599,7 @@ TEST(error_only_in_its_own_sync)
 	error_response("ERROR", "42P01");
 	ready('I');
 	srv(c, 20);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "missing", "42P01", 10, 20);
 	empty_msg('1');
 	empty_msg('2');
@@ -642,7 +607,7 @@ TEST(error_only_in_its_own_sync)
 	srv(c, 30);
 	ready('I');
 	srv(c, 40);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "SELECT", "t", "", 10, 30);
 
 	/* A Parse that fails with no Execute in its Sync is a call of its
@@ -654,12 +619,12 @@ TEST(error_only_in_its_own_sync)
 	error_response("ERROR", "42601");
 	ready('I');
 	srv(c, 60);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(2, "_OTHER", "", "42601", 50, 60);
 	rows("SELECT 1");
 	ready('I');
 	srv(c, 70);
-	CHECK(ngot == 4);
+	CHECK(ncalls == 4);
 	check_call(3, "SELECT", "", "", 50, 70);
 	db_conn_free(c);
 }
@@ -677,7 +642,7 @@ TEST(unknown_statement_is_execute)
 	str_msg('C', "UPDATE 1");
 	ready('I');
 	srv(c, 6);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "EXECUTE", "", "", 5, 6);
 
 	/* A portal never bound that sonde saw. */
@@ -688,7 +653,7 @@ TEST(unknown_statement_is_execute)
 	empty_msg('s');
 	ready('T');
 	srv(c, 8);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "EXECUTE", "", "", 7, 8);
 
 	/* A statement closed is forgotten. */
@@ -707,7 +672,7 @@ TEST(unknown_statement_is_execute)
 	error_response("ERROR", "26000");
 	ready('I');
 	srv(c, 10);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(2, "EXECUTE", "", "26000", 9, 10);
 	db_conn_free(c);
 }
@@ -737,12 +702,12 @@ TEST(statement_cache_keeps_the_recent)
 	}
 	ready('I');
 	srv(c, 2);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	str_msg('C', "SELECT 0");
 	str_msg('C', "SELECT 0");
 	ready('I');
 	srv(c, 3);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(0, "EXECUTE", "", "", 1, 3);
 	check_call(1, "SELECT", "t99", "", 1, 3);
 	db_conn_free(c);
@@ -763,7 +728,7 @@ TEST(prepare_with_flush_and_no_sync)
 	put32(23);
 	row_description();
 	srv(c, 20);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 
 	bind_msg("", "q1");
 	execute_msg("", 0);
@@ -772,7 +737,7 @@ TEST(prepare_with_flush_and_no_sync)
 	empty_msg('2');
 	rows("SELECT 2");
 	srv(c, 40);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "items", "", 30, 40);
 
 	bind_msg("", "q1");
@@ -784,7 +749,7 @@ TEST(prepare_with_flush_and_no_sync)
 	srv(c, 60);
 	ready('I');
 	srv(c, 70);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "SELECT", "items", "", 50, 60);
 	CHECK(db_calls_open(c) == 0);
 
@@ -799,11 +764,11 @@ TEST(prepare_with_flush_and_no_sync)
 	empty_msg('n');
 	ready('I');
 	srv(c, 90);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	rows("SELECT 0");
 	ready('I');
 	srv(c, 100);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(2, "SELECT", "x", "", 80, 100);
 	db_conn_free(c);
 }
@@ -820,11 +785,11 @@ TEST(parse_error_is_a_failed_call)
 	cli(c, 100);
 	error_response("ERROR", "42P01");
 	srv(c, 130);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "missing_table", "42P01", 100, 130);
 	ready('I');
 	srv(c, 140);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	CHECK(db_calls_open(c) == 0);
 
 	/* Parse/Describe/Flush, the unnamed statement: the client sends
@@ -835,13 +800,13 @@ TEST(parse_error_is_a_failed_call)
 	cli(c, 200);
 	error_response("ERROR", "42P01");
 	srv(c, 210);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "DELETE", "gone", "42P01", 200, 210);
 	sync_msg();
 	cli(c, 220);
 	ready('I');
 	srv(c, 230);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	CHECK(db_calls_open(c) == 0);
 
 	/* A COPY FROM STDIN through the extended protocol whose table is
@@ -855,7 +820,7 @@ TEST(parse_error_is_a_failed_call)
 	error_response("ERROR", "42P01");
 	ready('I');
 	srv(c, 260);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(2, "COPY", "gone", "42P01", 250, 260);
 	CHECK(db_calls_open(c) == 0);
 
@@ -865,7 +830,7 @@ TEST(parse_error_is_a_failed_call)
 	rows("SELECT 2");
 	ready('I');
 	srv(c, 310);
-	CHECK(ngot == 4);
+	CHECK(ncalls == 4);
 	check_call(3, "SELECT", "t", "", 300, 310);
 	db_conn_free(c);
 }
@@ -887,7 +852,7 @@ TEST(prepare_then_execute_is_one_call)
 	row_description();
 	ready('I');
 	srv(c, 20);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	CHECK(db_calls_open(c) == 0);
 	bind_msg("", "s1");
 	execute_msg("", 0);
@@ -897,7 +862,7 @@ TEST(prepare_then_execute_is_one_call)
 	rows("SELECT 2");
 	ready('I');
 	srv(c, 40);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "accounts", "", 30, 40);
 
 	/* Prepared and executed in one Sync, the ParseComplete in a read
@@ -914,7 +879,7 @@ TEST(prepare_then_execute_is_one_call)
 	str_msg('C', "UPDATE 1");
 	ready('I');
 	srv(c, 70);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "UPDATE", "ledger", "", 50, 70);
 	CHECK(db_calls_open(c) == 0);
 	db_conn_free(c);
@@ -940,7 +905,7 @@ TEST(pipeline_second_parse_fails)
 	srv(c, 30);
 	ready('E');
 	srv(c, 40);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(0, "SELECT", "t", "", 10, 20);
 	check_call(1, "SELECT", "missing", "42P01", 10, 30);
 	CHECK(db_calls_open(c) == 0);
@@ -960,7 +925,7 @@ TEST(pipeline_second_parse_fails)
 	error_response("ERROR", "23505");
 	ready('I');
 	srv(c, 60);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(2, "INSERT", "u", "23505", 50, 60);
 	CHECK(db_calls_open(c) == 0);
 	db_conn_free(c);
@@ -998,15 +963,15 @@ TEST(one_byte_at_a_time)
 		db_feed(c, true, cl + i, 1, 1, ts++);
 	for (size_t i = 0; i < nsv; i++)
 		db_feed(c, false, sv + i, 1, 1, ts++);
-	CHECK(ngot == 2);
-	if (ngot == 2) {
-		CHECK_STR(got[0].op, "SELECT");
-		CHECK_STR(got[0].coll, "orders");
-		CHECK(!got[0].error);
-		CHECK_STR(got[1].op, "UPDATE");
-		CHECK_STR(got[1].status, "40P01");
-		CHECK(got[0].end < got[1].end);
-		CHECK(got[1].end == ts - 1);
+	CHECK(ncalls == 2);
+	if (ncalls == 2) {
+		CHECK_STR(calls[0].op, "SELECT");
+		CHECK_STR(calls[0].coll, "orders");
+		CHECK(!calls[0].error);
+		CHECK_STR(calls[1].op, "UPDATE");
+		CHECK_STR(calls[1].status, "40P01");
+		CHECK(calls[0].end < calls[1].end);
+		CHECK(calls[1].end == ts - 1);
 	}
 	CHECK(db_calls_open(c) == 0);
 	db_conn_free(c);
@@ -1034,11 +999,11 @@ TEST(big_data_row_with_a_hole)
 	end_msg(at);
 	db_feed(c, false, m.b, captured, m.n, 2);
 	m.n = 0;
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	str_msg('C', "SELECT 1");
 	ready('I');
 	srv(c, 3);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "blobs", "", 1, 3);
 
 	/* A DataRow split across two reads with no hole, the second read
@@ -1051,7 +1016,7 @@ TEST(big_data_row_with_a_hole)
 	db_feed(c, false, m.b, 9, 9, 11);
 	db_feed(c, false, m.b + 9, m.n - 9, m.n - 9, 12);
 	m.n = 0;
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "SELECT", "t2", "", 10, 12);
 	db_conn_free(c);
 }
@@ -1078,7 +1043,7 @@ TEST(long_statement_and_bind_with_holes)
 	str_msg('C', "SELECT 0");
 	ready('I');
 	srv(c, 6);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "wide", "", 5, 6);
 
 	/* A statement cut in its table's name is not named after half of
@@ -1096,9 +1061,9 @@ TEST(long_statement_and_bind_with_holes)
 	m.n = 0;
 	ready('I');
 	srv(c, 8);
-	CHECK(ngot == 2);
-	if (ngot == 2)
-		CHECK_STR(got[1].coll, "");
+	CHECK(ncalls == 2);
+	if (ncalls == 2)
+		CHECK_STR(calls[1].coll, "");
 
 	/* Parse, then a Bind of a 100 kB value, split across writes: the
 	 * first write's capture ends inside the Bind, after its names; the
@@ -1125,7 +1090,7 @@ TEST(long_statement_and_bind_with_holes)
 	str_msg('C', "INSERT 0 1");
 	ready('I');
 	srv(c, 13);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(2, "INSERT", "files", "", 12, 13);
 	db_conn_free(c);
 }
@@ -1157,14 +1122,14 @@ TEST(stream_lost_then_in_step_again)
 	srv(c, 3);
 	ready('I');
 	srv(c, 4);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 
 	query_msg("SELECT * FROM t");
 	cli(c, 5);
 	rows("SELECT 2");
 	ready('I');
 	srv(c, 6);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "t", "", 5, 6);
 
 	/* The extended protocol too, its statements kept. */
@@ -1188,7 +1153,7 @@ TEST(stream_lost_then_in_step_again)
 	str_msg('C', "UPDATE 1");
 	ready('I');
 	srv(c, 11);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "UPDATE", "t", "", 10, 11);
 	db_conn_free(c);
 }
@@ -1214,10 +1179,10 @@ TEST(copy_from_stdin)
 	cli(c, 130);
 	str_msg('C', "COPY 2");
 	srv(c, 140);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	ready('I');
 	srv(c, 150);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "COPY", "items", "", 100, 150);
 
 	/* Through the extended protocol, as libpq sends it: the Sync after
@@ -1244,7 +1209,7 @@ TEST(copy_from_stdin)
 	str_msg('C', "COPY 1");
 	ready('I');
 	srv(c, 230);
-	CHECK(ngot == 2);
+	CHECK(ncalls == 2);
 	check_call(1, "COPY", "items", "", 200, 230);
 
 	/* Still in step. */
@@ -1253,7 +1218,7 @@ TEST(copy_from_stdin)
 	rows("SELECT 1");
 	ready('I');
 	srv(c, 310);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(2, "SELECT", "", "", 300, 310);
 	db_conn_free(c);
 }
@@ -1270,7 +1235,7 @@ TEST(function_call_and_portal_suspended)
 	put32(0);
 	end_msg(at);
 	srv(c, 2);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	ready('T');
 	srv(c, 3);
 	check_call(0, "CALL", "", "", 1, 3);
@@ -1295,7 +1260,7 @@ TEST(function_call_and_portal_suspended)
 	str_msg('C', "SELECT 1");
 	ready('T');
 	srv(c, 14);
-	CHECK(ngot == 3);
+	CHECK(ncalls == 3);
 	check_call(1, "SELECT", "big", "", 10, 11);
 	check_call(2, "SELECT", "big", "", 13, 14);
 	db_conn_free(c);
@@ -1325,13 +1290,13 @@ TEST(startup_message)
 	cli(c, 3);
 	login_ok();
 	srv(c, 4);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	query_msg("SELECT * FROM t");
 	cli(c, 5);
 	rows("SELECT 2");
 	ready('I');
 	srv(c, 6);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "t", "", 5, 6);
 
 	/* Query pipelined right behind the StartupMessage: the login's
@@ -1343,11 +1308,11 @@ TEST(startup_message)
 	cli(c, 1);
 	login_ok();
 	srv(c, 2);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	rows("SELECT 2");
 	ready('I');
 	srv(c, 3);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "t", "", 1, 3);
 
 	/* A failed login. */
@@ -1357,7 +1322,7 @@ TEST(startup_message)
 	cli(c, 1);
 	error_response("FATAL", "28P01");
 	srv(c, 2);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	CHECK(db_calls_open(c) == 0);
 	db_conn_free(c);
 }
@@ -1381,7 +1346,7 @@ static void ssl_then_query(uint32_t code, char answer)
 	rows("SELECT 2");
 	ready('I');
 	srv(c, 6);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "t", "", 5, 6);
 	db_conn_free(c);
 }
@@ -1408,7 +1373,7 @@ TEST(ssl_answer_seen_without_its_request)
 	rows("SELECT 2");
 	ready('I');
 	srv(c, 4);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "t", "", 3, 4);
 	db_conn_free(c);
 }
@@ -1438,13 +1403,13 @@ TEST(connection_seen_mid_life)
 	str_msg('C', "SELECT 1");
 	ready('I');
 	srv(c, 1);
-	CHECK(ngot == 0);
+	CHECK(ncalls == 0);
 	query_msg("SELECT * FROM t");
 	cli(c, 2);
 	rows("SELECT 2");
 	ready('I');
 	srv(c, 3);
-	CHECK(ngot == 1);
+	CHECK(ncalls == 1);
 	check_call(0, "SELECT", "t", "", 2, 3);
 	db_conn_free(c);
 }
