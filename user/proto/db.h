@@ -58,16 +58,17 @@ struct db_conn {
 
 struct db_system {
 	const char *name; /* db_system_name */
-	/* Frames the bytes p[0..n) that went from the client
-	 * (from_client) or from the server, the first at time ts, and reads
-	 * the whole messages among them. Returns how many bytes it used:
-	 * fewer than n when the last message is not all there yet (the rest
-	 * is kept and shown again, after the next bytes, up to DB_MSG_MAX of
-	 * it; a message longer than that must be taken from its first
-	 * DB_MSG_MAX bytes). A message it has the start of and needs no more
-	 * of it may take whole, setting *skip to how many of its bytes are
-	 * still to come: they are passed over, holes included. Returns
-	 * DB_PARSE_LOST when the bytes are not the system's. */
+	/* Frames the message that the bytes p[0..n) (n > 0) start with,
+	 * which went from the client (from_client) or from the server at
+	 * time ts, and reads it. Returns how many bytes it used, and is
+	 * called again for the rest: 0 when the message is not all there
+	 * yet (the bytes are kept and shown again, after the next ones, up
+	 * to DB_MSG_MAX of them; a message longer than that must be taken
+	 * from its first DB_MSG_MAX bytes). A message it has the start of
+	 * and needs no more of it may take whole, setting *skip to how many
+	 * of its bytes are still to come: they are passed over, holes
+	 * included. Returns DB_PARSE_LOST when the bytes are not the
+	 * system's. */
 	size_t (*parse)(struct db_conn *c, bool from_client, const uint8_t *p,
 			size_t n, uint64_t ts, uint64_t *skip);
 	/* Optional: the bytes of one direction were lost (from_client or

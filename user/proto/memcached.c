@@ -561,37 +561,24 @@ static size_t mc_server_step(struct db_conn *c, struct mc_conn *mc,
 	return h;
 }
 
+/* Frames the message p[0..n) starts with, or the rest of a line too long
+ * to keep (a value line's tail, passed over to its end). */
 static size_t mc_parse(struct db_conn *c, bool from_client, const uint8_t *p,
 		       size_t n, uint64_t ts, uint64_t *skip)
 {
 	struct mc_conn *mc = mc_of(c);
 	struct mc_dir *d = &mc->dir[from_client];
-	size_t i = 0;
+	const uint8_t *lf;
 
 	*skip = 0;
-	while (i < n && !*skip) {
-		size_t r;
-
-		if (d->in_line) {
-			const uint8_t *lf = memchr(p + i, '\n', n - i);
-
-			if (!lf)
-				return n;
-			i = (size_t)(lf - p) + 1;
-			d->in_line = false;
-			continue;
-		}
-		if (from_client)
-			r = mc_client_step(c, mc, p + i, n - i, ts, skip);
-		else
-			r = mc_server_step(c, mc, p + i, n - i, ts, skip);
-		if (r == DB_PARSE_LOST)
-			return r;
-		if (!r)
-			break;
-		i += r;
-	}
-	return i;
+	if (!d->in_line)
+		return from_client ? mc_client_step(c, mc, p, n, ts, skip) :
+				     mc_server_step(c, mc, p, n, ts, skip);
+	lf = memchr(p, '\n', n);
+	if (!lf)
+		return n;
+	d->in_line = false;
+	return (size_t)(lf - p) + 1;
 }
 
 /* The direction starts again at its next read or write. */

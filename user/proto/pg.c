@@ -873,34 +873,24 @@ static bool pg_is_answer(const struct pg_conn *pc, const uint8_t *p, size_t n)
 	       (p[0] == 'S' || p[0] == 'G' || p[0] == 'N');
 }
 
+/* Frames the message p[0..n) starts with: a startup packet (no type
+ * byte), the server's one-byte answer to a request for TLS or GSS, or a
+ * typed message. */
 static size_t pg_parse(struct db_conn *c, bool from_client, const uint8_t *p,
 		       size_t n, uint64_t ts, uint64_t *skip)
 {
 	struct pg_conn *pc = pg_conn_of(c);
-	size_t off = 0;
 
 	*skip = 0;
-	while (off < n && !*skip) {
-		size_t used;
-
-		if (from_client && p[off] == 0) {
-			used = pg_untyped(c, p + off, n - off, skip);
-		} else if (!from_client && pg_is_answer(pc, p + off, n)) {
-			pc->answer = 0;
-			used = 1;
-		} else {
-			if (!from_client)
-				pc->answer = 0;
-			used = pg_typed(c, from_client, p + off, n - off, ts,
-					skip);
-		}
-		if (used == DB_PARSE_LOST)
-			return DB_PARSE_LOST;
-		if (!used)
-			break;
-		off += used;
+	if (from_client && p[0] == 0)
+		return pg_untyped(c, p, n, skip);
+	if (!from_client && pg_is_answer(pc, p, n)) {
+		pc->answer = 0;
+		return 1;
 	}
-	return off;
+	if (!from_client)
+		pc->answer = 0;
+	return pg_typed(c, from_client, p, n, ts, skip);
 }
 
 /* A direction's bytes were lost, and the calls open with them: which

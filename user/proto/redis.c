@@ -979,43 +979,30 @@ static size_t redis_client_step(struct db_conn *c, struct redis_conn *rc,
 	return redis_inline(c, rc, p, n, ts);
 }
 
+/* Frames the element head p[0..n) starts with, or the rest of a line
+ * too long to keep (an inline command's tail, passed over to its end). */
 static size_t redis_parse(struct db_conn *c, bool from_client, const uint8_t *p,
 			  size_t n, uint64_t ts, uint64_t *skip)
 {
 	struct redis_conn *rc = redis_of(c);
 	struct redis_dir *d = &rc->dir[from_client];
-	size_t i = 0;
+	const uint8_t *lf;
 
 	*skip = 0;
-	while (i < n && !*skip) {
-		size_t r;
-
-		/* After PSYNC's reply come the RDB (a bulk string with no CR
-		 * LF) and the feed of the master's commands; the replica's
-		 * REPLCONF ACKs get no reply. */
-		if (rc->replication && (from_client || !db_calls_open(c)))
-			return n;
-		if (d->in_line) {
-			const uint8_t *lf = memchr(p + i, '\n', n - i);
-
-			if (!lf)
-				return n;
-			i = (size_t)(lf - p) + 1;
-			d->in_line = false;
-			redis_element_done(d);
-			continue;
-		}
-		if (from_client)
-			r = redis_client_step(c, rc, p + i, n - i, ts, skip);
-		else
-			r = redis_server_step(c, rc, p + i, n - i, ts, skip);
-		if (r == DB_PARSE_LOST)
-			return r;
-		if (!r)
-			break;
-		i += r;
-	}
-	return i;
+	/* After PSYNC's reply come the RDB (a bulk string with no CR LF)
+	 * and the feed of the master's commands; the replica's REPLCONF
+	 * ACKs get no reply. */
+	if (rc->replication && (from_client || !db_calls_open(c)))
+		return n;
+	if (!d->in_line)
+		return from_client ? redis_client_step(c, rc, p, n, ts, skip) :
+				     redis_server_step(c, rc, p, n, ts, skip);
+	lf = memchr(p, '\n', n);
+	if (!lf)
+		return n;
+	d->in_line = false;
+	redis_element_done(d);
+	return (size_t)(lf - p) + 1;
 }
 
 /* The direction starts again at its next read or write; the calls open
