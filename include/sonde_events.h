@@ -268,8 +268,7 @@ struct sonde_h2_event {
 struct sonde_db_event {
 	struct sonde_event_header hdr;
 	__u64 sk;	/* struct sock * of the connection */
-	__u8 saddr[16]; /* local address (IPv4 in the first 4 bytes) */
-	__u8 daddr[16]; /* peer address */
+	__u8 daddr[16]; /* peer address (IPv4 in the first 4 bytes) */
 	__u32 fd;
 	__u32 total;	  /* bytes the buffer moved */
 	__u16 sport;	  /* local port, host order */

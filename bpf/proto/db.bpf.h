@@ -116,7 +116,6 @@ static __always_inline void db_fill(struct sonde_db_event *ev,
 	ev->hdr.kind = SONDE_EV_DB;
 	ev->hdr.pad = 0;
 	ev->sk = c->sk;
-	__builtin_memcpy(ev->saddr, c->saddr, sizeof(ev->saddr));
 	__builtin_memcpy(ev->daddr, c->daddr, sizeof(ev->daddr));
 	ev->fd = key->fd;
 	ev->total = total > 0xffffffffULL ? 0xffffffffU : (__u32)total;
