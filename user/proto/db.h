@@ -108,6 +108,11 @@ bool db_call_drop(struct db_conn *c);
 unsigned db_calls_open(const struct db_conn *c);
 uint32_t db_call_tag(const struct db_conn *c);
 
+/* The rest of a line too long to keep (a parser's *in_line), passed
+ * over: the bytes of p[0..n) it takes, up to and including its '\n',
+ * all n while it goes on; *in_line turns false where it ends. */
+size_t db_line_rest(const uint8_t *p, size_t n, bool *in_line);
+
 /* For the parsers and their tests, with no kernel behind them: a
  * connection of system sys on the server side or not, and the bytes of
  * one read or write fed to it: data[0..len) of a call that moved total

@@ -253,6 +253,16 @@ bool db_call_drop(struct db_conn *c)
 	return dropped;
 }
 
+size_t db_line_rest(const uint8_t *p, size_t n, bool *in_line)
+{
+	const uint8_t *lf = memchr(p, '\n', n);
+
+	if (!lf)
+		return n;
+	*in_line = false;
+	return (size_t)(lf - p) + 1;
+}
+
 unsigned db_calls_open(const struct db_conn *c)
 {
 	return stream_of_const(c)->count;

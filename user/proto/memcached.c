@@ -568,17 +568,12 @@ static size_t mc_parse(struct db_conn *c, bool from_client, const uint8_t *p,
 {
 	struct mc_conn *mc = mc_of(c);
 	struct mc_dir *d = &mc->dir[from_client];
-	const uint8_t *lf;
 
 	*skip = 0;
 	if (!d->in_line)
 		return from_client ? mc_client_step(c, mc, p, n, ts, skip) :
 				     mc_server_step(c, mc, p, n, ts, skip);
-	lf = memchr(p, '\n', n);
-	if (!lf)
-		return n;
-	d->in_line = false;
-	return (size_t)(lf - p) + 1;
+	return db_line_rest(p, n, &d->in_line);
 }
 
 /* The direction starts again at its next read or write. */

@@ -986,7 +986,7 @@ static size_t redis_parse(struct db_conn *c, bool from_client, const uint8_t *p,
 {
 	struct redis_conn *rc = redis_of(c);
 	struct redis_dir *d = &rc->dir[from_client];
-	const uint8_t *lf;
+	size_t used;
 
 	*skip = 0;
 	/* After PSYNC's reply come the RDB (a bulk string with no CR LF)
@@ -997,12 +997,10 @@ static size_t redis_parse(struct db_conn *c, bool from_client, const uint8_t *p,
 	if (!d->in_line)
 		return from_client ? redis_client_step(c, rc, p, n, ts, skip) :
 				     redis_server_step(c, rc, p, n, ts, skip);
-	lf = memchr(p, '\n', n);
-	if (!lf)
-		return n;
-	d->in_line = false;
-	redis_element_done(d);
-	return (size_t)(lf - p) + 1;
+	used = db_line_rest(p, n, &d->in_line);
+	if (!d->in_line)
+		redis_element_done(d);
+	return used;
 }
 
 /* The direction starts again at its next read or write; the calls open
