@@ -422,6 +422,65 @@ TEST(records_read_out_of_order_are_taken_in_order)
 	peer_free(&p);
 }
 
+/* A thread that moved CPUs may have filled much of one ring before the
+ * daemon reads the other, where the record those follow waits: many
+ * more records than a round usually brings are held, in order, and then
+ * each exchange is whole. */
+TEST(a_ring_s_worth_of_records_waits_for_the_one_before_them)
+{
+	enum { STREAMS = 200 };
+	struct sonde_h2_event first;
+	struct peer p;
+	unsigned exchanges = 0;
+
+	peer_init(&p, 14);
+	stashing = true;
+	request(&p, 1, "GET", "/0", 10); /* client's seq 0, read last */
+	stashing = false;
+	first = stash[0];
+	nstash = 0;
+	for (uint32_t i = 1; i < STREAMS; i++)
+		CHECK(request(&p, 2 * i + 1, "GET", "/n", 10 + i) ==
+		      HTTP2_NOTHING);
+	CHECK(http2_end_round() == 0);
+	CHECK(http2_handle(&first, sizeof(first), &out) == HTTP2_NOTHING);
+	CHECK(hand_over_ready() == 0);
+	for (uint32_t i = 0; i < STREAMS; i++)
+		exchanges += response(&p, 2 * i + 1, "200", 1000 + i) ==
+			     HTTP2_EXCHANGE;
+	CHECK(exchanges == STREAMS);
+	CHECK(http2_end_round() == 0);
+	http2_clear();
+	peer_free(&p);
+}
+
+/* What all connections hold back is bounded in bytes: the record that
+ * would pass the bound loses its connection, and what it held is
+ * given back. */
+TEST(records_held_back_are_bounded)
+{
+	const unsigned fit = HTTP2_HELD_BYTES / sizeof(struct sonde_h2_event);
+	struct peer p, next;
+	unsigned held = 0;
+	enum http2_result r;
+
+	peer_init(&p, 15);
+	p.seq[0] = 1; /* the first record never comes */
+	do {
+		r = request(&p, 1, "GET", "/", 10);
+	} while (r == HTTP2_NOTHING && ++held <= fit);
+	CHECK(r == HTTP2_LOST);
+	CHECK(held == fit);
+	/* Its room is free again for the next connection. */
+	peer_init(&next, 16);
+	next.seq[0] = 1;
+	for (unsigned i = 0; i < 100; i++)
+		CHECK(request(&next, 1, "GET", "/", 20) == HTTP2_NOTHING);
+	http2_clear();
+	peer_free(&p);
+	peer_free(&next);
+}
+
 /* The records of a connection read after the first of the next
  * connection on its fd (another CPU's ring read later) still make its
  * exchanges, whether some of its records came before (the response) or
@@ -971,6 +1030,8 @@ UNIT_MAIN("http2", UNIT_CASE(request_and_response_make_one_exchange),
 	  UNIT_CASE(a_reset_stream_is_forgotten),
 	  UNIT_CASE(a_missing_record_loses_the_connection_once),
 	  UNIT_CASE(records_read_out_of_order_are_taken_in_order),
+	  UNIT_CASE(a_ring_s_worth_of_records_waits_for_the_one_before_them),
+	  UNIT_CASE(records_held_back_are_bounded),
 	  UNIT_CASE(a_connection_s_late_records_outlive_the_next_one_s_first),
 	  UNIT_CASE(garbage_blocks_lose_the_connection),
 	  UNIT_CASE(an_empty_header_block_is_no_request),

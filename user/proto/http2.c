@@ -83,6 +83,7 @@ struct conn {
 	struct pending *pending; /* grown up to HTTP2_MAX_PENDING */
 	unsigned npending, pending_room;
 	struct held *held[2]; /* per direction, by seq */
+	struct held *held_last[2];
 	unsigned nheld;
 	/* A newer connection took its fd: forgotten once the records it may
 	 * still have in other CPUs' rings have come (HELD_ROUNDS rounds). */
@@ -100,6 +101,8 @@ static struct held *ready_head, **ready_tail = &ready_head, *handed_out;
  * connections superseded and not forgotten yet. */
 static unsigned rounds;
 static size_t nholding, nsuperseded;
+/* The bytes of the records held back (HTTP2_HELD_BYTES at most). */
+static size_t held_bytes;
 /* Connections given up at their first record for want of room: kept, as
  * small entries without decoders, so they are counted once. */
 static size_t ngiven_up;
@@ -138,8 +141,10 @@ static void held_free(struct conn *c)
 			struct held *h = c->held[d];
 
 			c->held[d] = h->next;
+			held_bytes -= h->size;
 			free(h);
 		}
+	c->held_last[0] = c->held_last[1] = NULL;
 	if (c->nheld)
 		nholding--;
 	c->nheld = 0;
@@ -708,10 +713,13 @@ static enum http2_result lose(struct conn *c)
 static bool hold(struct conn *c, unsigned dir, const struct sonde_h2_event *ev,
 		 size_t size)
 {
-	struct held *h, **at = &c->held[dir];
+	struct held *h, **at = &c->held[dir], *last = c->held_last[dir];
 
-	if (c->nheld >= HTTP2_MAX_HELD)
+	if (size > HTTP2_HELD_BYTES - held_bytes)
 		return false;
+	/* Mostly they come in order after the gap: after the last. */
+	if (last && last->seq < ev->seq)
+		at = &last->next;
 	while (*at && (*at)->seq < ev->seq)
 		at = &(*at)->next;
 	if (*at && (*at)->seq == ev->seq)
@@ -725,6 +733,9 @@ static bool hold(struct conn *c, unsigned dir, const struct sonde_h2_event *ev,
 	memcpy(h->rec, ev, size);
 	h->next = *at;
 	*at = h;
+	if (!h->next)
+		c->held_last[dir] = h;
+	held_bytes += size;
 	if (!c->nheld++)
 		nholding++;
 	return true;
@@ -739,6 +750,9 @@ static void release(struct conn *c, unsigned dir)
 	if (!h || h->seq != c->next_seq[dir])
 		return;
 	c->held[dir] = h->next;
+	if (!h->next)
+		c->held_last[dir] = NULL;
+	held_bytes -= h->size;
 	if (!--c->nheld)
 		nholding--;
 	h->next = NULL;

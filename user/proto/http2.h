@@ -36,9 +36,14 @@
 #define HTTP2_MAX_PENDING 256
 /* A header block longer than this loses its connection. */
 #define HTTP2_MAX_BLOCK 65536
-/* Records a connection holds back, come before one they follow (read
- * from another CPU's ring first); one more loses it. */
-#define HTTP2_MAX_HELD 64
+/* Bytes of records held back, all connections together: records come
+ * before one they follow (read from another CPU's ring first). A thread
+ * that moved CPUs may have filled most of one ring before the daemon
+ * reads the other, and a record is held for at most two rounds of
+ * reading: twice what the CPU rings hold together (8 MiB at most) is
+ * never reached while nothing is missing. The record that would pass it
+ * loses its connection. */
+#define HTTP2_HELD_BYTES (16u << 20)
 
 enum http2_result {
 	HTTP2_NOTHING = 0, /* taken in; no exchange finished */
