@@ -353,6 +353,34 @@ TEST(a_reset_stream_is_forgotten)
 	peer_free(&p);
 }
 
+/* A client resets a stream once it has its answer (curl does for a 500
+ * with no body): the reset, read from one CPU's ring, may come before
+ * the response it followed, read from another's. The response made
+ * before the reset still makes the exchange. */
+TEST(a_reset_read_before_the_response_made_first_counts)
+{
+	const uint8_t code[4] = { 0, 0, 0, 0 }; /* NO_ERROR */
+	struct peer p;
+
+	peer_init(&p, 17);
+	CHECK(request(&p, 1, "GET", "/fail", 10) == HTTP2_NOTHING);
+	stashing = true;
+	response(&p, 1, "500", 20);
+	stashing = false;
+	CHECK(frame(&p, 0, SONDE_H2_RST_STREAM, 0, 1, code, 4, 512, 30) ==
+	      HTTP2_NOTHING);
+	CHECK(http2_handle(&stash[0], sizeof(stash[0]), &out) ==
+	      HTTP2_EXCHANGE);
+	check_exchange("GET", "/fail", 500);
+	nstash = 0;
+	/* The connection goes on. */
+	CHECK(request(&p, 3, "GET", "/next", 40) == HTTP2_NOTHING);
+	CHECK(response(&p, 3, "200", 50) == HTTP2_EXCHANGE);
+	check_exchange("GET", "/next", 200);
+	http2_clear();
+	peer_free(&p);
+}
+
 TEST(a_missing_record_loses_the_connection_once)
 {
 	struct peer p;
@@ -1028,6 +1056,7 @@ UNIT_MAIN("http2", UNIT_CASE(request_and_response_make_one_exchange),
 	  UNIT_CASE(interleaved_streams_pair_by_stream_id),
 	  UNIT_CASE(interim_responses_and_trailers_end_nothing),
 	  UNIT_CASE(a_reset_stream_is_forgotten),
+	  UNIT_CASE(a_reset_read_before_the_response_made_first_counts),
 	  UNIT_CASE(a_missing_record_loses_the_connection_once),
 	  UNIT_CASE(records_read_out_of_order_are_taken_in_order),
 	  UNIT_CASE(a_ring_s_worth_of_records_waits_for_the_one_before_them),

@@ -56,6 +56,9 @@ struct pending {
 	uint64_t timeout_ns; /* the request's grpc-timeout (0: none) */
 	uint64_t ns;	     /* the request's time */
 	uint64_t resp_ns, end_ns;
+	/* When a RST_STREAM ended the stream before its response head came
+	 * (0: none). */
+	uint64_t reset_ns;
 	/* As far as they fit, as HTTP/1's capture of a request head. */
 	char text[SONDE_REQ_CAP];
 };
@@ -501,6 +504,10 @@ static enum http2_result block_done(struct conn *c, struct direction *d,
 	} else if (f.status >= 100 && f.status < 200) {
 		return HTTP2_NOTHING;
 	} else {
+		if (p && p->reset_ns && d->block_ns > p->reset_ns) {
+			pending_remove(c, p);
+			return HTTP2_NOTHING;
+		}
 		if (p && p->responded)
 			return p->requested ? HTTP2_NOTHING : HTTP2_NO_REQUEST;
 		if (!p)
@@ -672,8 +679,13 @@ static enum http2_result reset(struct conn *c, const struct sonde_h2_event *ev,
 
 	if (!p)
 		return HTTP2_NOTHING;
+	/* The response may still come: made before the reset (a client
+	 * resets a stream once it has its answer) but read after it, from
+	 * another CPU's ring. It counts if it was made first; otherwise the
+	 * stream is forgotten when it comes, or pushed out unanswered. */
 	if (p->requested && !p->grpc) {
-		pending_remove(c, p);
+		if (!p->reset_ns)
+			p->reset_ns = ev->hdr.ts_ns ? ev->hdr.ts_ns : 1;
 		return HTTP2_NOTHING;
 	}
 	if (p->ended)
