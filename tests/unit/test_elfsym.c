@@ -173,31 +173,7 @@ TEST(not_elf_or_missing)
 	      -ENOENT);
 }
 
-static void cleanup(void)
-{
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
-int main(void)
-{
-	static const struct unit_case cases[] = {
-		UNIT_CASE(pie_executable),
-		UNIT_CASE(non_pie_executable),
-		UNIT_CASE(stripped_executable_uses_dynsym),
-		UNIT_CASE(system_libssl),
-		UNIT_CASE(not_elf_or_missing),
-	};
-	int rc;
-
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		return 1;
-	}
-	rc = unit_run("elfsym", cases, sizeof(cases) / sizeof(cases[0]));
-	cleanup();
-	return rc;
-}
+UNIT_MAIN_IN_DIR("elfsym", tmpdir, NULL, UNIT_CASE(pie_executable),
+		 UNIT_CASE(non_pie_executable),
+		 UNIT_CASE(stripped_executable_uses_dynsym),
+		 UNIT_CASE(system_libssl), UNIT_CASE(not_elf_or_missing))

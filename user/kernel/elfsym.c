@@ -70,11 +70,12 @@ static int scan_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh,
 	return 1;
 }
 
-static Elf *open_elf(const char *path, int *fd)
+Elf *elfsym_open(const char *path, int *fd)
 {
 	Elf *elf;
 
 	if (elf_version(EV_CURRENT) == EV_NONE) {
+		*fd = -1;
 		errno = ENOEXEC;
 		return NULL;
 	}
@@ -86,10 +87,17 @@ static Elf *open_elf(const char *path, int *fd)
 		if (elf)
 			elf_end(elf);
 		close(*fd);
+		*fd = -1;
 		errno = ENOEXEC;
 		return NULL;
 	}
 	return elf;
+}
+
+void elfsym_close(Elf *elf, int fd)
+{
+	elf_end(elf);
+	close(fd);
 }
 
 int elfsym_lookup(const char *path, const char *const *names, size_t n,
@@ -97,7 +105,7 @@ int elfsym_lookup(const char *path, const char *const *names, size_t n,
 {
 	Elf_Scn *scn = NULL;
 	int fd, tables = 0, found = 0;
-	Elf *elf = open_elf(path, &fd);
+	Elf *elf = elfsym_open(path, &fd);
 
 	if (!elf)
 		return -errno;
@@ -110,8 +118,7 @@ int elfsym_lookup(const char *path, const char *const *names, size_t n,
 		if (sh.sh_type == SHT_SYMTAB || sh.sh_type == SHT_DYNSYM)
 			tables += scan_symtab(elf, scn, &sh, names, n, offsets);
 	}
-	elf_end(elf);
-	close(fd);
+	elfsym_close(elf, fd);
 	if (!tables)
 		return -ENOEXEC;
 	for (size_t k = 0; k < n; k++)

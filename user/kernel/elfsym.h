@@ -6,6 +6,7 @@
 #ifndef SONDE_ELFSYM_H
 #define SONDE_ELFSYM_H
 
+#include <libelf.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,5 +21,15 @@ int elfsym_lookup(const char *path, const char *const *names, size_t n,
 /* One name: returns 0 with *offset set, -ENOENT when path does not define
  * the function, or -errno as elfsym_lookup. */
 int elfsym_offset(const char *path, const char *name, uint64_t *offset);
+
+/* Opens path read-only and starts libelf on it (mapped, ELF_C_READ_MMAP).
+ * Returns the descriptor with *fd the open file, both the caller's to
+ * release with elfsym_close. On failure returns NULL with *fd -1 and
+ * errno set: ENOEXEC when path is not an ELF file or libelf cannot
+ * start, open's error otherwise. */
+Elf *elfsym_open(const char *path, int *fd);
+
+/* Ends what elfsym_open began: elf_end, then close. */
+void elfsym_close(Elf *elf, int fd);
 
 #endif
