@@ -125,10 +125,12 @@ $(OUT)/user/%.o: user/%.c | $(SKELS)
 $(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
 	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-# The floor places its OpenSSL probes where sonde does, and loads the read
-# and write hooks sonde would.
+# The floor places its OpenSSL and Go crypto/tls probes where sonde does,
+# and loads the read and write hooks sonde would.
 $(OUT)/tools/floor: $(OUT)/user/kernel/sslprobe.o $(OUT)/user/kernel/elfsym.o \
-	$(OUT)/user/kernel/hooks.o
+	$(OUT)/user/kernel/hooks.o $(OUT)/user/kernel/goprobe.o \
+	$(OUT)/user/kernel/gobin.o $(OUT)/user/kernel/godwarf.o \
+	$(OUT)/user/kernel/x86ret.o
 $(OUT)/tools/%: tools/%.c | $(SKELS) $(OUT)/tools
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
 
@@ -206,8 +208,8 @@ e2e: all $(TOOL_BINS) $(NPM_TEST_DEPS)
 # (--hooks syscall), which kernels before 6.3 use; `make e2e` runs every
 # test on the hooks this kernel gets by default.
 SYSCALL_HOOK_TESTS := test_http_server.py test_client_tcp.py test_tls.py \
-	test_http2.py test_grpc.py test_go.py test_fleet.py test_classify.py \
-	test_db.py test_db_node.py
+	test_http2.py test_grpc.py test_go.py test_gotls.py test_fleet.py \
+	test_classify.py test_db.py test_db_node.py
 e2e-syscall-hooks: all $(TOOL_BINS) $(NPM_TEST_DEPS)
 	SONDE_HOOKS=syscall $(PYTHON) -m pytest -v \
 		$(addprefix tests/e2e/,$(SYSCALL_HOOK_TESTS))

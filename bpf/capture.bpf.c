@@ -366,23 +366,56 @@ int ssl_entry(struct pt_regs *ctx)
 	return tls_enter(ctx, bpf_get_attach_cookie(ctx));
 }
 
+/* Plaintext a TLS library handed over, on the connection key names: its
+ * ciphertext is not parsed from now on. */
+static __always_inline void tls_plaintext(struct conn_key *key,
+					  const struct tls_plain *plain)
+{
+	struct conn *c;
+	__u8 skipped;
+
+	c = conn_find(key, NULL, &skipped);
+	if (!c)
+		return;
+	tls_mark(c);
+	if (plain->bound)
+		c->tls_bound = 1;
+	proto_data(key, c, plain->buf, plain->n, plain->is_read);
+}
+
 SEC("uretprobe")
 int ssl_exit(struct pt_regs *ctx)
 {
 	struct conn_key key;
 	struct tls_plain plain;
-	struct conn *c;
-	__u8 skipped;
 
-	if (!tls_exit(ctx, &key, &plain))
-		return 0;
-	c = conn_find(&key, NULL, &skipped);
-	if (!c)
-		return 0;
-	tls_mark(c);
-	if (plain.bound)
-		c->tls_bound = 1;
-	proto_data(&key, c, plain.buf, plain.n, plain.is_read);
+	if (tls_exit(ctx, &key, &plain))
+		tls_plaintext(&key, &plain);
+	return 0;
+}
+
+/* Go's crypto/tls (proto/gotls.bpf.h): the entry of (*Conn).Read and
+ * (*Conn).Write, told apart by the attach cookie, and each return
+ * instruction of Read. */
+SEC("uprobe")
+int go_tls_entry(struct pt_regs *ctx)
+{
+	struct conn_key key;
+	struct tls_plain plain;
+
+	if (gotls_enter(ctx, bpf_get_attach_cookie(ctx), &key, &plain))
+		tls_plaintext(&key, &plain);
+	return 0;
+}
+
+SEC("uprobe")
+int go_tls_return(struct pt_regs *ctx)
+{
+	struct conn_key key;
+	struct tls_plain plain;
+
+	if (gotls_return(ctx, &key, &plain))
+		tls_plaintext(&key, &plain);
 	return 0;
 }
 

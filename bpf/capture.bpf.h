@@ -40,6 +40,8 @@
 /* SSL objects whose socket is known (each thread's OpenSSL call lives in
  * the thread's own storage, with no bound of its own). */
 #define SONDE_MAX_TLS_SESSIONS 32768
+/* Go crypto/tls Reads in progress at once (one per goroutine). */
+#define SONDE_MAX_GO_READS 16384
 /* Threads inside a --uprobe function at once. */
 #define SONDE_MAX_FUNC_CALLS 16384
 /* The shared ring: TCP and process events, HTTP/2 header pieces and

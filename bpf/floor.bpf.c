@@ -179,7 +179,9 @@ FLOOR("tracepoint/tcp/tcp_receive_reset")
 FLOOR("tracepoint/tcp/tcp_destroy_sock")
 
 /* Placed by tools/floor.c with --tls, where sonde places its OpenSSL
- * probes (user/kernel/sslprobe.c): the price of the uprobe traps alone. */
+ * probes (user/kernel/sslprobe.c), and with --go-tls (the entry alone)
+ * where it places its Go crypto/tls probes (user/kernel/goprobe.c): the
+ * price of the uprobe traps alone. */
 SEC("uprobe")
 int floor_ssl_entry(void *ctx)
 {

@@ -303,6 +303,16 @@ struct sonde_process_event {
 #define SONDE_TLS_CALL_EX 0x2	     /* the _ex forms */
 #define SONDE_TLS_CALL_HANDSHAKE 0x4 /* SSL_do_handshake */
 
+/* The attach cookie of the Go crypto/tls entry program (go_tls_entry):
+ * bit 0 set for crypto/tls.(*Conn).Read, clear for Write; then three
+ * 16-bit byte offsets that lead from a *tls.Conn to its socket's fd
+ * (bpf/proto/gotls.bpf.h): tls.Conn's net.Conn field, the *netFD in
+ * the net.TCPConn, and the fd (pfd.Sysfd) in the netFD. */
+#define SONDE_GO_TLS_READ 0x1
+#define SONDE_GO_TLS_CONN_SHIFT 16
+#define SONDE_GO_TLS_FD_SHIFT 32
+#define SONDE_GO_TLS_SYSFD_SHIFT 48
+
 /* One call of a --uprobe function: how long it took, and which of the
  * --uprobe targets it was (the attach cookie: the flag's index). */
 struct sonde_func_event {

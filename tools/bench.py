@@ -14,6 +14,11 @@ load of its own, in these scenarios:
           openssl, wrk on https://): sonde reads the plaintext through its
           OpenSSL uprobes in nginx and in wrk (target >= 90% of none, and
           a loss at most 1.25x the floor's, the uprobe traps')
+  go-tls  no nginx: tests/e2e/servers/goapp.go, a Go net/http HTTPS server
+          (HTTP/1.1 to wrk) built here with Debian's Go, loaded by wrk on
+          https://: sonde reads the plaintext through its uprobes on Go's
+          crypto/tls in the server (wrk's OpenSSL as in tls), the floor
+          puts empty probes at the same places; the same targets as tls
   redis   no nginx, no wrk: a redis-server of its own (no persistence)
           loaded by redis-benchmark -c 32 -t set,get, as many commands
           a run as the warm-up says fill the run's seconds: commands/s
@@ -190,13 +195,14 @@ MIN_ROUNDS = 9
 # kept ratio is judged, fewer where the figures are steadier or have no
 # such target; a full bench then takes 29 to 32 minutes on a 2-core host.
 ROUNDS_BY_SCENARIO = {"direct": MIN_ROUNDS, "proxy": MIN_ROUNDS,
-                      "tls": MIN_ROUNDS, "redis": MIN_ROUNDS,
+                      "tls": MIN_ROUNDS, "go-tls": MIN_ROUNDS,
+                      "redis": MIN_ROUNDS,
                       "postgres": MIN_ROUNDS}
 DEFAULT_ROUNDS = 7
 TARGET_LOSS_VS_FLOOR = 1.5  # and loses <= 1.5x what the bare hooks lose
 # Over TLS the floor's loss is the uprobe traps': sonde's own work in its
 # OpenSSL probes (parsing plaintext) may add a quarter to it.
-TARGET_LOSS_VS_FLOOR_BY_SCENARIO = {"tls": 1.25}
+TARGET_LOSS_VS_FLOOR_BY_SCENARIO = {"tls": 1.25, "go-tls": 1.25}
 # --hooks for sonde and the floor alike (set from the command line).
 HOOKS = ["auto"]
 FLOOR_LOSS_MIN = 0.005  # below 0.5% the floor loss is noise: no ratio
@@ -308,8 +314,8 @@ TLS_SERVERS = """\
 
 SCENARIOS = {"direct": DIRECT_SERVERS, "proxy": PROXY_SERVERS,
              "tls": TLS_SERVERS}
-ALL_SCENARIOS = (*SCENARIOS, "redis", "postgres", "bystander", "exchange",
-                 "kernel", "startup", "scrape")
+ALL_SCENARIOS = (*SCENARIOS, "go-tls", "redis", "postgres", "bystander",
+                 "exchange", "kernel", "startup", "scrape")
 # scrape scenario: one /metrics scrape at 1k, 10k and 100k series, rendered
 # and gzipped in-process (tests/unit/bench_scrape.c); then a sonde holding
 # 10k series (nginx served 10k routes) with SLOW_READERS clients reading
@@ -331,7 +337,13 @@ CALLS_PER_EXCHANGE = 4
 # Behind a proxy each request is four exchanges, not two: a little lower.
 # Over TLS every OpenSSL call is a uprobe hit: lower still. A process that
 # never touches a socket should not notice sonde at all: a higher one.
-TARGET_KEPT_BY_SCENARIO = {"proxy": 0.93, "tls": 0.90, "bystander": 0.98}
+TARGET_KEPT_BY_SCENARIO = {"proxy": 0.93, "tls": 0.90, "go-tls": 0.90,
+                           "bystander": 0.98}
+# go-tls scenario: the Go HTTPS server, built from the tests' source; the
+# floor probes the executables listed here as sonde would.
+GOTLS_SOURCE = os.path.join(ROOT, "tests", "e2e", "servers", "goapp.go")
+GO = "/usr/bin/go"
+GO_TLS_EXES = []
 
 # redis and postgres scenarios: a database server of the bench's own on a
 # free loopback port, loaded by the benchmark client its package ships.
@@ -547,6 +559,8 @@ def start_floor(tmp, bound=None, pid=None):
         argv += ["--pid", str(pid)]
     for path in libssl_files():
         argv += ["--tls", path]
+    for path in GO_TLS_EXES:
+        argv += ["--go-tls", path]
     proc = spawn(argv, log, stdout=subprocess.PIPE)
     wait_line(proc, r"floor: attached", "floor", log)
     return proc
@@ -1539,13 +1553,15 @@ def print_report(cfg, scenario, s, warnings):
 
 def print_nginx_report(cfg, scenario, s, warnings):
     print()
-    print(f"sonde bench, {scenario}: nginx (1 worker) + wrk -t{WRK_THREADS} "
+    server = ("a Go net/http HTTPS server" if scenario == "go-tls" else
+              "nginx (1 worker)")
+    print(f"sonde bench, {scenario}: {server} + wrk -t{WRK_THREADS} "
           f"-c{WRK_CONNECTIONS}, {cfg['rounds']} round(s) x "
           f"{cfg['seconds']} s, medians; {cfg['cpus']} CPUs, "
           f"kernel {cfg['kernel']}")
     print_rates(cfg, s, "requests/s")
     print_kept(cfg, s, "request")
-    print(f"  counted      sonde {s['counted']:.0f} nginx requests, wrk "
+    print(f"  counted      sonde {s['counted']:.0f} server requests, wrk "
           f"{s['wrk_requests']}, ratio {s['count_ratio']:.4f}")
     print(f"  client side  wrk's calls {s['client_counted']:.0f}"
           + (f", nginx's upstream calls {s['upstream_counted']:.0f}"
@@ -1688,6 +1704,46 @@ def bench_nginx(tmp, scenario, rounds, seconds):
                           seconds, tmp, {nginx.pid, os.getpid()})
     finally:
         stop(nginx)
+
+
+def build_gotls(tmp):
+    """tests/e2e/servers/goapp.go built into tmp; its path."""
+    out = os.path.join(tmp, "gotls")
+    env = dict(os.environ, GOCACHE=os.path.join(tmp, "gocache"),
+               GOPATH=os.path.join(tmp, "gopath"), GO111MODULE="off",
+               GOFLAGS="")
+    r = subprocess.run([GO, "build", "-o", out, GOTLS_SOURCE], env=env,
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode:
+        raise BenchError(f"go build {GOTLS_SOURCE} failed:\n{r.stderr}")
+    return out
+
+
+def bench_go_tls(tmp, rounds, seconds):
+    """Builds and starts the Go HTTPS server in tmp, warms it up, runs the
+    rounds (the floor probing it as sonde does), stops it."""
+    if missing("go-tls", [GO]):
+        return None
+    make_certificate(tmp)
+    binary = build_gotls(tmp)
+    port = free_port()
+    log = os.path.join(tmp, "gotls.log")
+    server = spawn([binary, "serve-tls", f"127.0.0.1:{port}",
+                    os.path.join(tmp, "cert.pem"),
+                    os.path.join(tmp, "key.pem")], log)
+    url = f"https://127.0.0.1:{port}/items/1"
+    GO_TLS_EXES[:] = [binary]
+    try:
+        wait_http_200(url, server, "the Go HTTPS server", log)
+        print(f"bench: go-tls: gotls[{server.pid}] on {url}; warming up "
+              f"{WARMUP_SECONDS} s", flush=True)
+        run_wrk(url, WARMUP_SECONDS)
+        load = Load(lambda s: run_wrk(url, s), port, server="gotls")
+        return run_rounds(load, MODES, rounds, seconds, tmp,
+                          {server.pid, os.getpid()})
+    finally:
+        GO_TLS_EXES.clear()
+        stop(server)
 
 
 def bench_bystander(tmp, rounds, seconds):
@@ -2043,6 +2099,11 @@ def run_scenario(name, tmp, rounds, seconds):
         results, warnings = bench_bystander(tmp, rounds, seconds)
     elif name == "exchange":
         results, warnings = bench_exchange(tmp, rounds, seconds)
+    elif name == "go-tls":
+        ran = bench_go_tls(tmp, rounds, seconds)
+        if ran is None:
+            return None
+        results, warnings = ran
     else:
         results, warnings = bench_nginx(tmp, name, rounds, seconds)
     return results, summarize(results), warnings

@@ -2,7 +2,9 @@
 /* floor: the benchmark's baseline agent. Loads bpf/floor.bpf.c, empty
  * programs on exactly the tracepoints sonde uses and, for each
  * --tls LIBRARY, an empty entry and return probe wherever sonde probes that
- * OpenSSL file (user/kernel/sslprobe.c); prints "floor: attached" and holds them
+ * OpenSSL file (user/kernel/sslprobe.c), and for each --go-tls EXECUTABLE
+ * an empty probe wherever sonde probes its Go crypto/tls
+ * (user/kernel/goprobe.c); prints "floor: attached" and holds them
  * until SIGINT or SIGTERM. What a workload loses with this running is the
  * price of the hooks alone; tools/bench.py compares sonde's loss against
  * it. With --bound, the socket hooks run the bound's programs instead of
@@ -24,14 +26,20 @@
 #include <bpf/libbpf.h>
 
 #include "floor.skel.h"
+#include "kernel/goprobe.h"
 #include "kernel/hooks.h"
 #include "kernel/sslprobe.h"
 
 #define TRACEFS "/sys/kernel/tracing"
-/* --tls flags accepted, each one OpenSSL file. */
+/* --tls and --go-tls flags accepted, each one OpenSSL file or Go
+ * executable. */
 #define MAX_TLS_FILES 16
-/* Per file: an entry and a return probe per point. */
-#define MAX_LINKS (MAX_TLS_FILES * SSLPROBE_FNS * 2)
+/* Per file: an entry and a return probe per OpenSSL point, or a probe per
+ * Go point. */
+#define MAX_LINKS                                                 \
+	(MAX_TLS_FILES * (SSLPROBE_FNS * 2 > GOPROBE_MAX_POINTS ? \
+				  SSLPROBE_FNS * 2 :              \
+				  GOPROBE_MAX_POINTS))
 
 static struct bpf_link *links[MAX_LINKS];
 static int nlinks;
@@ -129,11 +137,38 @@ static int attach_tls(struct floor_bpf *skel, const char *path)
 	return err;
 }
 
+/* Empty probes wherever sonde probes the Go executable at path. */
+static int attach_go_tls(struct floor_bpf *skel, const char *path)
+{
+	struct goprobe_point points[GOPROBE_MAX_POINTS];
+	char why[256];
+	int n = goprobe_points(path, points, why, sizeof(why)), err = 0;
+
+	if (n < 0) {
+		fprintf(stderr, "floor: --go-tls %s: %s\n", path,
+			why[0]	      ? why :
+			n == -ENOENT  ? "no crypto/tls there" :
+			n == -ENOEXEC ? "not a Go executable" :
+					strerror(-n));
+		return n;
+	}
+	for (int i = 0; i < n && !err; i++)
+		err = attach_at(skel->progs.floor_ssl_entry, path,
+				points[i].offset, false);
+	if (err)
+		fprintf(stderr, "floor: --go-tls %s: attaching failed: %s\n",
+			path, strerror(-err));
+	else
+		fprintf(stderr, "floor: %d probe points in %s\n", n, path);
+	return err;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: floor [--hooks auto|socket|syscall] "
-			"[--bound|--bound-calls [--pid PID]] "
-			"[--tls OPENSSL_FILE]...\n");
+	fprintf(stderr,
+		"usage: floor [--hooks auto|socket|syscall] "
+		"[--bound|--bound-calls [--pid PID]] "
+		"[--tls OPENSSL_FILE]... [--go-tls GO_EXECUTABLE]...\n");
 }
 
 /* With the socket hooks chosen, loads on them either the bound's programs
@@ -153,6 +188,7 @@ static void load_socket_programs(struct bpf_object *obj, bool bound)
 int main(int argc, char **argv)
 {
 	const char *tls_files[MAX_TLS_FILES], *hooks = "auto";
+	bool is_go[MAX_TLS_FILES];
 	bool bound = false, calls = false, socket_hooks;
 	struct floor_bpf *skel;
 	sigset_t wait_mask;
@@ -182,7 +218,8 @@ int main(int argc, char **argv)
 			}
 			continue;
 		}
-		if (strcmp(argv[i], "--tls") || i + 1 == argc) {
+		if ((strcmp(argv[i], "--tls") && strcmp(argv[i], "--go-tls")) ||
+		    i + 1 == argc) {
 			usage();
 			return 2;
 		}
@@ -191,6 +228,7 @@ int main(int argc, char **argv)
 				MAX_TLS_FILES);
 			return 2;
 		}
+		is_go[ntls] = !strcmp(argv[i], "--go-tls");
 		tls_files[ntls++] = argv[++i];
 	}
 	if (pid && !bound) {
@@ -241,7 +279,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (int i = 0; i < ntls && !err; i++)
-		err = attach_tls(skel, tls_files[i]);
+		err = is_go[i] ? attach_go_tls(skel, tls_files[i]) :
+				 attach_tls(skel, tls_files[i]);
 	if (err)
 		goto out;
 	printf("floor: attached\n");

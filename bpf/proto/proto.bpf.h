@@ -36,6 +36,7 @@ static __always_inline void proto_switched(struct conn *c)
 #include "proto/http1.bpf.h"
 #include "proto/http2.bpf.h"
 #include "proto/tls.bpf.h"
+#include "proto/gotls.bpf.h"
 #include "proto/db.bpf.h"
 #include "proto/pg.bpf.h"
 #include "proto/mysql.bpf.h"

@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "kernel/elfsym.h"
+#include "kernel/goprobe.h"
 #include "kernel/sslprobe.h"
 #include "kernel/uprobes.h"
 #include "metrics/self.h"
@@ -23,8 +24,9 @@
 #include "util/log.h"
 #include "util/privs.h"
 
-/* Distinct OpenSSL files attached at once: one per libssl build and per
- * executable that carries OpenSSL, host and containers together. */
+/* Distinct TLS library files attached at once: one per libssl build and
+ * per executable that carries OpenSSL or Go's crypto/tls, host and
+ * containers together. */
 #define MAX_TLS_TARGETS 256
 /* An exec'd process is looked at three times: at once, for OpenSSL in
  * the executable itself (node), mapped by the exec; once its dynamic
@@ -40,7 +42,8 @@
 #define FULL_RESCAN_NS (30ULL * 1000000000ULL)
 /* Libraries whose last user exited are detached within this. */
 #define SWEEP_NS (2ULL * 1000000000ULL)
-/* Executables known to carry no OpenSSL, by (dev, inode). */
+/* Executables known to carry neither OpenSSL nor Go's crypto/tls, by
+ * (dev, inode). */
 #define EXE_CACHE_LEN 4096
 
 /* The programs that probe each OpenSSL function (bpf/proto/tls.bpf.h):
@@ -49,6 +52,14 @@
 #define TLS_ENTRY "ssl_entry"
 #define TLS_EXIT "ssl_exit"
 #define TLS_FREE "ssl_free_entry"
+/* Go's crypto/tls (bpf/proto/gotls.bpf.h): one entry program for Read
+ * and Write, and one for Read's return instructions. */
+#define GO_ENTRY "go_tls_entry"
+#define GO_RETURN "go_tls_return"
+/* Links one file's probes take at most. */
+#define TARGET_LINKS_MAX                                              \
+	(GOPROBE_MAX_POINTS > 2 * SSLPROBE_FNS ? GOPROBE_MAX_POINTS : \
+						 2 * SSLPROBE_FNS)
 static const uint64_t tls_cookies[SSLPROBE_FNS] = {
 	[SSLPROBE_READ] = SONDE_TLS_CALL_READ,
 	[SSLPROBE_WRITE] = 0,
@@ -66,17 +77,27 @@ struct function_target {
 	int err;
 };
 
+/* A file whose TLS library sonde probes: a libssl, or an executable that
+ * carries OpenSSL or Go's crypto/tls. */
 struct tls_target {
 	bool used;
 	bool pinned; /* the host's own libssl: kept with no user */
 	dev_t dev;
 	ino_t ino;
 	char label[PATH_MAX];
-	struct bpf_link *links[2 * SSLPROBE_FNS];
+	struct bpf_link *links[TARGET_LINKS_MAX];
 	int nlinks;
 	int err;	/* 0: attached */
 	uint32_t *pids; /* processes seen mapping it */
 	size_t npids, pidcap;
+};
+
+/* Where the Go probes go in one executable (goprobe_points): n points,
+ * or -errno with the reason in why. */
+struct go_plan {
+	struct goprobe_point points[GOPROBE_MAX_POINTS];
+	int n;
+	char why[256];
 };
 
 struct pending_scan {
@@ -288,6 +309,35 @@ static int attach_tls(struct tls_target *t, const char *path)
 	return err;
 }
 
+static bool go_programs_present(void)
+{
+	return bpf_object__find_program_by_name(object, GO_ENTRY) &&
+	       bpf_object__find_program_by_name(object, GO_RETURN);
+}
+
+/* Attaches the Go crypto/tls probes of plan to the executable at path;
+ * fills t->links, or leaves it empty on failure. */
+static int attach_go(struct tls_target *t, const char *path,
+		     const struct go_plan *plan)
+{
+	int err = plan->n < 0 ? plan->n : 0;
+
+	for (int i = 0; i < plan->n && !err; i++) {
+		const struct goprobe_point *p = &plan->points[i];
+		struct bpf_link *l = attach_one(
+			p->kind == GOPROBE_READ_RETURN ? GO_RETURN : GO_ENTRY,
+			path, p->offset, false, p->cookie, &err);
+
+		if (l)
+			t->links[t->nlinks++] = l;
+	}
+	if (err) {
+		while (t->nlinks)
+			bpf_link__destroy(t->links[--t->nlinks]);
+	}
+	return err;
+}
+
 static struct tls_target *tls_find(dev_t dev, ino_t ino)
 {
 	for (int i = 0; i < MAX_TLS_TARGETS; i++)
@@ -319,10 +369,11 @@ static void tls_add_pid(struct tls_target *t, uint32_t pid)
 	pthread_mutex_unlock(&lock);
 }
 
-/* Makes sure the file (dev, ino), openable at path, is attached, and
- * notes that pid maps it. The attach happens outside the lock. */
+/* Makes sure the file (dev, ino), openable at path, is attached (its
+ * OpenSSL, or its Go crypto/tls by go's plan), and notes that pid maps
+ * it. The attach happens outside the lock. */
 static void tls_ensure(uint32_t pid, dev_t dev, ino_t ino, const char *path,
-		       const char *label, bool pinned)
+		       const char *label, bool pinned, const struct go_plan *go)
 {
 	struct tls_target *t = tls_find(dev, ino), fresh = { 0 };
 	int slot = -1;
@@ -335,24 +386,28 @@ static void tls_ensure(uint32_t pid, dev_t dev, ino_t ino, const char *path,
 		if (!tls[i].used)
 			slot = i;
 	if (slot < 0) {
-		log_debug("uprobe: %s not attached: %d OpenSSL files "
+		log_debug("uprobe: %s not attached: %d TLS library files "
 			  "already are",
 			  label, MAX_TLS_TARGETS);
 		return;
 	}
-	fresh.err = attach_tls(&fresh, path);
+	fresh.err = go ? attach_go(&fresh, path, go) : attach_tls(&fresh, path);
 	fresh.used = true;
 	fresh.pinned = pinned;
 	fresh.dev = dev;
 	fresh.ino = ino;
 	snprintf(fresh.label, sizeof(fresh.label), "%s", label);
-	if (fresh.err) {
-		log_debug("uprobe: cannot attach OpenSSL probes to %s "
+	if (go && go->why[0]) {
+		log_info("uprobe: Go crypto/tls in %s (pid %u) not traced: %s",
+			 label, pid, go->why);
+	} else if (fresh.err) {
+		log_debug("uprobe: cannot attach %s probes to %s "
 			  "(pid %u): %s",
-			  label, pid, strerror(-fresh.err));
+			  go ? "Go crypto/tls" : "OpenSSL", label, pid,
+			  strerror(-fresh.err));
 	} else {
-		log_debug("uprobe: OpenSSL probes attached to %s (pid %u)",
-			  label, pid);
+		log_debug("uprobe: %s probes attached to %s (pid %u)",
+			  go ? "Go crypto/tls" : "OpenSSL", label, pid);
 	}
 	pthread_mutex_lock(&lock);
 	tls[slot] = fresh;
@@ -399,7 +454,7 @@ bool uprobes_is_libssl(const char *path)
 	       !strstr(base, " (deleted)");
 }
 
-/* Executables found to carry no OpenSSL: a small open-addressed table,
+/* Executables found to carry no TLS library: a small open-addressed table,
  * emptied when full. One that does carry it is not kept here: after its
  * last process exits and its probes are released, the next process that
  * runs it must be attached again. exe_slot returns the entry of (dev,
@@ -418,14 +473,14 @@ static struct exe_seen *exe_slot(dev_t dev, ino_t ino)
 	return NULL;
 }
 
-static bool exe_without_openssl(dev_t dev, ino_t ino)
+static bool exe_without_tls(dev_t dev, ino_t ino)
 {
 	struct exe_seen *e = exe_slot(dev, ino);
 
 	return e && e->used;
 }
 
-static void exe_note_without_openssl(dev_t dev, ino_t ino)
+static void exe_note_without_tls(dev_t dev, ino_t ino)
 {
 	struct exe_seen *e = exe_slot(dev, ino);
 
@@ -451,13 +506,30 @@ static void tls_forget_pid(uint32_t pid)
 	pthread_mutex_unlock(&lock);
 }
 
-/* A static OpenSSL in the executable itself (node): found by its
- * symbols, once per distinct executable. */
+/* Where the Go probes go in the executable at path; false when it is no
+ * Go executable with crypto/tls (or this build has no Go programs). */
+static bool go_plan_for(const char *path, struct go_plan *plan)
+{
+	if (!go_programs_present())
+		return false;
+	plan->n = goprobe_points(path, plan->points, plan->why,
+				 sizeof(plan->why));
+	if (plan->n < 0 && !plan->why[0] && plan->n != -ENOEXEC &&
+	    plan->n != -ENOENT)
+		snprintf(plan->why, sizeof(plan->why), "cannot read it: %s",
+			 strerror(-plan->n));
+	return plan->n != -ENOEXEC && plan->n != -ENOENT;
+}
+
+/* A static OpenSSL in the executable itself (node), or Go's crypto/tls:
+ * found by their symbols, once per distinct executable. */
 static void scan_exe(uint32_t pid)
 {
+	static struct go_plan plan; /* the discovery thread's alone */
 	char path[64], label[PATH_MAX];
 	struct tls_target *t;
 	struct stat st;
+	bool openssl;
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
@@ -468,16 +540,17 @@ static void scan_exe(uint32_t pid)
 		tls_add_pid(t, pid);
 		return;
 	}
-	if (exe_without_openssl(st.st_dev, st.st_ino))
+	if (exe_without_tls(st.st_dev, st.st_ino))
 		return;
-	if (!sslprobe_has_openssl(path)) {
-		exe_note_without_openssl(st.st_dev, st.st_ino);
+	openssl = sslprobe_has_openssl(path);
+	if (!openssl && !go_plan_for(path, &plan)) {
+		exe_note_without_tls(st.st_dev, st.st_ino);
 		return;
 	}
 	n = readlink(path, label, sizeof(label) - 1);
 	label[n > 0 ? n : 0] = '\0';
-	tls_ensure(pid, st.st_dev, st.st_ino, path, n > 0 ? label : path,
-		   false);
+	tls_ensure(pid, st.st_dev, st.st_ino, path, n > 0 ? label : path, false,
+		   openssl ? NULL : &plan);
 }
 
 /* Looks at what pid maps now: the libssl files and the executable. */
@@ -506,8 +579,8 @@ static void scan_pid(uint32_t pid)
 		 * library is relative to its own mount namespace. */
 		snprintf(root, sizeof(root), "/proc/%u/root%s", pid, file);
 		if (stat(root, &st) == 0)
-			tls_ensure(pid, st.st_dev, st.st_ino, root, file,
-				   false);
+			tls_ensure(pid, st.st_dev, st.st_ino, root, file, false,
+				   NULL);
 	}
 	fclose(f);
 	scan_exe(pid);
@@ -554,7 +627,8 @@ static void attach_system_libssl(void)
 
 			if (uprobes_is_libssl(p) && stat(p, &st) == 0 &&
 			    S_ISREG(st.st_mode))
-				tls_ensure(0, st.st_dev, st.st_ino, p, p, true);
+				tls_ensure(0, st.st_dev, st.st_ino, p, p, true,
+					   NULL);
 		}
 		globfree(&g);
 	}
@@ -768,7 +842,8 @@ static const struct self_metric uprobe_metrics[] = {
 		.otel_name = "sonde.uprobe.attached",
 		.unit = "1",
 		.help = "1 when the uprobes of the target (a --uprobe "
-			"function, or an OpenSSL file) are attached.",
+			"function, an OpenSSL file, or a Go executable's "
+			"crypto/tls) are attached.",
 		.kind = SELF_GAUGE,
 		.nlabels = 1,
 		.labels = { "target" },

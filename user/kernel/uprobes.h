@@ -1,15 +1,17 @@
 /* Uprobe targets: user functions named with --uprobe BINARY:SYMBOL, and
- * the OpenSSL libraries (shared libssl, or executables that carry OpenSSL
- * statically) that processes on the host use.
+ * the TLS libraries that processes on the host use: OpenSSL (shared
+ * libssl, or executables that carry it statically) and Go's crypto/tls
+ * (in Go executables, stripped or not).
  *
  * A uprobe belongs to a file, not to a process: the kernel places it in
  * every process that maps the file. So each distinct file (device, inode)
  * is attached once, whichever processes and paths (containers) it is seen
- * through. OpenSSL files are found by scanning /proc/<pid>/maps at start,
- * after each exec and every 30 s; a library no process maps any more is
- * detached (the system's own libssl stays attached, for processes that
- * load it later). Attach failures are per target: counted, logged with -v,
- * never fatal. */
+ * through. They are found by scanning /proc/<pid>/maps and
+ * /proc/<pid>/exe at start, after each exec and every 30 s; a file no
+ * process maps any more is detached (the system's own libssl stays
+ * attached, for processes that load it later). Attach failures are per
+ * target: counted, logged with -v (a Go executable sonde cannot trace
+ * is named in the log without -v), never fatal. */
 #ifndef SONDE_UPROBES_H
 #define SONDE_UPROBES_H
 

@@ -1,0 +1,154 @@
+/* goprobe: where the Go crypto/tls probes go, checked on Go programs the
+ * test builds, as is and stripped (-ldflags='-s -w'): the entries are
+ * the functions' symbols, each return point is a return instruction of
+ * Read, and both builds give the same points. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "gobuild.h"
+#include "kernel/elfsym.h"
+#include "kernel/goprobe.h"
+#include "sonde_events.h"
+#include "unit.h"
+
+static char tmpdir[] = "/tmp/sonde-goprobe-XXXXXX";
+static char plain[600], stripped[600];
+
+TEST(offsets_by_go_version)
+{
+	struct goprobe_offsets o = { 1, 1, 1 };
+
+	CHECK(goprobe_version_offsets("go1.19.8", &o) == 0);
+	CHECK(o.conn == 0 && o.fd == 0 && o.sysfd == 16);
+	CHECK(goprobe_version_offsets("go1.17", &o) == 0);
+	CHECK(goprobe_version_offsets("devel go1.22-4f2a7c0 Tue", &o) == 0);
+	/* Before the register calling convention, and past the table. */
+	CHECK(goprobe_version_offsets("go1.16.15", &o) == -ENOENT);
+	CHECK(goprobe_version_offsets("go1.99", &o) == -ENOENT);
+	CHECK(goprobe_version_offsets("go2", &o) == -ENOENT);
+	CHECK(goprobe_version_offsets("", &o) == -ENOENT);
+}
+
+TEST(the_cookie_carries_direction_and_offsets)
+{
+	struct goprobe_offsets o = { 0x10, 0x208, 0xfff8 };
+	uint64_t r = goprobe_cookie(&o, 1), w = goprobe_cookie(&o, 0);
+
+	CHECK(r & SONDE_GO_TLS_READ);
+	CHECK(!(w & SONDE_GO_TLS_READ));
+	CHECK(((r >> SONDE_GO_TLS_CONN_SHIFT) & 0xffff) == 0x10);
+	CHECK(((r >> SONDE_GO_TLS_FD_SHIFT) & 0xffff) == 0x208);
+	CHECK(((r >> SONDE_GO_TLS_SYSFD_SHIFT) & 0xffff) == 0xfff8);
+	CHECK((r & ~(uint64_t)SONDE_GO_TLS_READ) == w);
+}
+
+/* Whether the byte at offset off of path is a RET (C3 or C2). */
+static bool ret_at(const char *path, uint64_t off)
+{
+	FILE *f = fopen(path, "rb");
+	int c = EOF;
+
+	if (f && fseek(f, (long)off, SEEK_SET) == 0)
+		c = fgetc(f);
+	if (f)
+		fclose(f);
+	return c == 0xc3 || c == 0xc2;
+}
+
+static void check_points(const char *path)
+{
+	struct goprobe_point p[GOPROBE_MAX_POINTS];
+	uint64_t read_at = 0, write_at = 0;
+	char why[256];
+	int n = goprobe_points(path, p, why, sizeof(why));
+
+	CHECK(n >= 3);
+	if (n < 3) {
+		fprintf(stderr, "%s: %d (%s)\n", path, n, why);
+		return;
+	}
+	/* The unstripped build's symbols say where the functions are. */
+	CHECK(elfsym_offset(plain, "crypto/tls.(*Conn).Read", &read_at) == 0);
+	CHECK(elfsym_offset(plain, "crypto/tls.(*Conn).Write", &write_at) == 0);
+	CHECK(p[0].kind == GOPROBE_READ_ENTRY && p[0].offset == read_at);
+	CHECK(p[0].cookie & SONDE_GO_TLS_READ);
+	CHECK(p[1].kind == GOPROBE_WRITE_ENTRY && p[1].offset == write_at);
+	CHECK(!(p[1].cookie & SONDE_GO_TLS_READ));
+	for (int i = 2; i < n; i++) {
+		CHECK(p[i].kind == GOPROBE_READ_RETURN);
+		CHECK(p[i].offset > read_at);
+		CHECK(ret_at(path, p[i].offset));
+	}
+}
+
+TEST(points_in_a_go_program_as_built)
+{
+	check_points(plain);
+}
+
+/* No symbol table and no DWARF: the Go symbol table and the offsets by
+ * version give the same points. */
+TEST(points_in_a_stripped_go_program)
+{
+	struct goprobe_point a[GOPROBE_MAX_POINTS], b[GOPROBE_MAX_POINTS];
+	char why[256];
+	int na = goprobe_points(plain, a, why, sizeof(why));
+	int nb = goprobe_points(stripped, b, why, sizeof(why));
+
+	check_points(stripped);
+	CHECK(na == nb);
+	for (int i = 0; i < na && na == nb; i++)
+		CHECK(a[i].kind == b[i].kind && a[i].offset == b[i].offset &&
+		      a[i].cookie == b[i].cookie);
+}
+
+TEST(files_that_are_not_go_programs_with_tls)
+{
+	static const char no_tls[] = "package main\n"
+				     "\n"
+				     "import \"fmt\"\n"
+				     "\n"
+				     "func main() { fmt.Println(\"hi\") }\n";
+	struct goprobe_point p[GOPROBE_MAX_POINTS];
+	char why[256], hello[600];
+
+	CHECK(goprobe_points("/bin/ls", p, why, sizeof(why)) == -ENOEXEC);
+	CHECK(goprobe_points("/nonexistent", p, why, sizeof(why)) < 0);
+	CHECK(gobuild(tmpdir, "hello", no_tls, "-s -w", hello, sizeof(hello)) ==
+	      0);
+	CHECK(goprobe_points(hello, p, why, sizeof(why)) == -ENOENT);
+}
+
+int main(void)
+{
+	static const struct unit_case plain_cases[] = {
+		UNIT_CASE(offsets_by_go_version),
+		UNIT_CASE(the_cookie_carries_direction_and_offsets),
+	};
+	static const struct unit_case go_cases[] = {
+		UNIT_CASE(points_in_a_go_program_as_built),
+		UNIT_CASE(points_in_a_stripped_go_program),
+		UNIT_CASE(files_that_are_not_go_programs_with_tls),
+	};
+	int rc;
+
+	rc = unit_run("goprobe", plain_cases,
+		      sizeof(plain_cases) / sizeof(plain_cases[0]));
+	if (!gobuild_available()) {
+		printf("goprobe: no Go toolchain at " GOBUILD_GO
+		       ": the Go programs are not built\n");
+		return rc;
+	}
+	if (!mkdtemp(tmpdir) ||
+	    gobuild(tmpdir, "plain", gobuild_tls_program, "", plain,
+		    sizeof(plain)) ||
+	    gobuild(tmpdir, "stripped", gobuild_tls_program, "-s -w", stripped,
+		    sizeof(stripped))) {
+		fprintf(stderr, "goprobe: cannot build the Go programs\n");
+		return 1;
+	}
+	rc |= unit_run("goprobe (Go programs)", go_cases,
+		       sizeof(go_cases) / sizeof(go_cases[0]));
+	unit_remove_dir(tmpdir);
+	return rc;
+}

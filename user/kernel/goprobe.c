@@ -1,0 +1,178 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel/gobin.h"
+#include "kernel/godwarf.h"
+#include "kernel/goprobe.h"
+#include "kernel/x86ret.h"
+#include "sonde_events.h"
+
+/* The register calling convention came with Go 1.17 (amd64). */
+#define GO_REGABI_MINOR 17
+
+/* Go releases whose layout the table vouches for: the fields below have
+ * not moved since before Go 1.17 (crypto/tls/conn.go, net/net.go,
+ * net/tcpsock.go, net/fd_posix.go, internal/poll/fd_unix.go):
+ *   tls.Conn    { conn net.Conn; ... }              conn at 0
+ *   net.TCPConn { conn }, net.conn { fd *netFD }    fd at 0
+ *   net.netFD   { pfd poll.FD; ... }
+ *   poll.FD     { fdmu fdMutex; Sysfd int; ... }
+ *   fdMutex     { state uint64; rsema, wsema uint32 } 16 bytes: Sysfd at 16
+ * A newer release is taken from its DWARF, or refused. */
+#define GO_TABLE_LAST_MINOR 24
+static const struct goprobe_offsets table_offsets = { 0, 0, 16 };
+
+static const char *const functions[] = {
+	"crypto/tls.(*Conn).Read",
+	"crypto/tls.(*Conn).Write",
+};
+
+/* The minor release of "go1.N..." (or "devel go1.N-..."), or -1. */
+static int go_minor(const char *version)
+{
+	const char *p = strstr(version, "go1.");
+	char *end;
+	long minor;
+
+	if (!p)
+		return -1;
+	minor = strtol(p + 4, &end, 10);
+	return end == p + 4 || minor < 0 || minor > 1000 ? -1 : (int)minor;
+}
+
+int goprobe_version_offsets(const char *version, struct goprobe_offsets *o)
+{
+	int minor = go_minor(version);
+
+	if (minor < GO_REGABI_MINOR || minor > GO_TABLE_LAST_MINOR)
+		return -ENOENT;
+	*o = table_offsets;
+	return 0;
+}
+
+uint64_t goprobe_cookie(const struct goprobe_offsets *o, int is_read)
+{
+	return (is_read ? SONDE_GO_TLS_READ : 0) |
+	       (uint64_t)o->conn << SONDE_GO_TLS_CONN_SHIFT |
+	       (uint64_t)o->fd << SONDE_GO_TLS_FD_SHIFT |
+	       (uint64_t)o->sysfd << SONDE_GO_TLS_SYSFD_SHIFT;
+}
+
+/* The offsets from path's DWARF: 0, or -ENOENT when it has none or
+ * lacks one of the fields. */
+static int dwarf_offsets(const char *path, struct goprobe_offsets *o)
+{
+	struct godwarf_member m[] = {
+		{ "crypto/tls.Conn", "conn", -1 },
+		{ "net.TCPConn", "conn", -1 },
+		{ "net.conn", "fd", -1 },
+		{ "net.netFD", "pfd", -1 },
+		{ "internal/poll.FD", "Sysfd", -1 },
+	};
+	size_t n = sizeof(m) / sizeof(m[0]);
+	int64_t fd, sysfd;
+
+	if (godwarf_offsets(path, m, n) != (int)n)
+		return -ENOENT;
+	fd = m[1].offset + m[2].offset;
+	sysfd = m[3].offset + m[4].offset;
+	if (m[0].offset > 0xfff0 || fd > 0xffff || sysfd > 0xffff)
+		return -ENOENT;
+	o->conn = (uint16_t)m[0].offset;
+	o->fd = (uint16_t)fd;
+	o->sysfd = (uint16_t)sysfd;
+	return 0;
+}
+
+/* The offsets for path, built by Go version: from its DWARF, else from
+ * the table. */
+static int offsets_for(const char *path, const char *version,
+		       struct goprobe_offsets *o, char *why, size_t whysz)
+{
+	int minor = go_minor(version);
+
+	if (minor >= 0 && minor < GO_REGABI_MINOR) {
+		snprintf(why, whysz,
+			 "built by %s, before Go 1.17's register calling "
+			 "convention",
+			 version);
+		return -ENOTSUP;
+	}
+	if (!dwarf_offsets(path, o) || !goprobe_version_offsets(version, o))
+		return 0;
+	snprintf(why, whysz,
+		 "built by %s: no DWARF, and sonde's table of field offsets "
+		 "stops at go1.%d",
+		 version, GO_TABLE_LAST_MINOR);
+	return -ENOTSUP;
+}
+
+/* Appends a point for each return instruction of the function at
+ * f; false when its code cannot be read or decoded, or has too many. */
+static int add_returns(const char *path, const struct gobin_func *f,
+		       struct goprobe_point *points, int n, char *why,
+		       size_t whysz)
+{
+	uint32_t rets[GOPROBE_MAX_POINTS];
+	uint8_t *code = gobin_code(path, f->offset, f->size);
+	int found;
+
+	if (!code) {
+		snprintf(why, whysz, "cannot read the code of %s",
+			 functions[0]);
+		return -EIO;
+	}
+	found = x86_returns(code, f->size, rets, GOPROBE_MAX_POINTS);
+	free(code);
+	if (found < 0) {
+		snprintf(why, whysz, "cannot decode the instructions of %s",
+			 functions[0]);
+		return -ENOTSUP;
+	}
+	if (!found || n + found > GOPROBE_MAX_POINTS) {
+		snprintf(why, whysz, "%s has %d return instructions",
+			 functions[0], found);
+		return -ENOTSUP;
+	}
+	for (int i = 0; i < found; i++)
+		points[n++] = (struct goprobe_point){
+			.kind = GOPROBE_READ_RETURN,
+			.offset = f->offset + rets[i],
+		};
+	return n;
+}
+
+int goprobe_points(const char *path, struct goprobe_point *points, char *why,
+		   size_t whysz)
+{
+	struct gobin_func f[2];
+	struct goprobe_offsets o;
+	char version[64];
+	int rc;
+
+	why[0] = '\0';
+	rc = gobin_version(path, version, sizeof(version));
+	if (rc)
+		return rc;
+	rc = gobin_lookup(path, functions, 2, f);
+	if (rc < 0)
+		return rc;
+	if (rc < 2 || !f[0].offset || !f[1].offset)
+		return -ENOENT;
+	rc = offsets_for(path, version, &o, why, whysz);
+	if (rc)
+		return rc;
+	points[0] = (struct goprobe_point){
+		.kind = GOPROBE_READ_ENTRY,
+		.offset = f[0].offset,
+		.cookie = goprobe_cookie(&o, 1),
+	};
+	points[1] = (struct goprobe_point){
+		.kind = GOPROBE_WRITE_ENTRY,
+		.offset = f[1].offset,
+		.cookie = goprobe_cookie(&o, 0),
+	};
+	return add_returns(path, &f[0], points, 2, why, whysz);
+}
