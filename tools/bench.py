@@ -1359,6 +1359,10 @@ def print_verdicts(s, scenario, warnings):
         print(f"  note: the bound keeps {s['bound_over_none']:.1%}, under "
               f"{kept:.0%}: on this host no tracer doing the per-call work "
               "reaches the target")
+    if scenario in ("tls", "go-tls") and s.get("floor_over_none", 1) < kept:
+        print(f"  note: the floor keeps {s['floor_over_none']:.1%}, under "
+              f"{kept:.0%}: on this host the uprobe traps alone, at the "
+              "places sonde probes, cost more than the target allows")
     for w in warnings:
         print(f"  warning: {w}")
 

@@ -47,7 +47,9 @@ int gobin_lookup(const char *path, const char *const *names, size_t n,
 		 struct gobin_func *funcs);
 
 /* gobin_lookup from .gopclntab alone, as for a stripped binary even when
- * .symtab is there: for tests that check the table against the symbols. */
+ * .symtab is there: the table is smaller to read than .symtab and its
+ * strings (goprobe.c looks there first), and tests check it against the
+ * symbols. */
 int gobin_lookup_pclntab(const char *path, const char *const *names, size_t n,
 			 struct gobin_func *funcs);
 

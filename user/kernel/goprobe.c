@@ -20,7 +20,8 @@
  *   net.netFD   { pfd poll.FD; ... }
  *   poll.FD     { fdmu fdMutex; Sysfd int; ... }
  *   fdMutex     { state uint64; rsema, wsema uint32 } 16 bytes: Sysfd at 16
- * A newer release is taken from its DWARF, or refused. */
+ * A newer release is taken from its DWARF, or refused. The tests
+ * check the table against DWARF (tests/unit/test_goprobe.c). */
 #define GO_TABLE_LAST_MINOR 24
 static const struct goprobe_offsets table_offsets = { 0, 0, 16 };
 
@@ -60,9 +61,7 @@ uint64_t goprobe_cookie(const struct goprobe_offsets *o, int is_read)
 	       (uint64_t)o->sysfd << SONDE_GO_TLS_SYSFD_SHIFT;
 }
 
-/* The offsets from path's DWARF: 0, or -ENOENT when it has none or
- * lacks one of the fields. */
-static int dwarf_offsets(const char *path, struct goprobe_offsets *o)
+int goprobe_dwarf_offsets(const char *path, struct goprobe_offsets *o)
 {
 	struct godwarf_member m[] = {
 		{ "crypto/tls.Conn", "conn", -1 },
@@ -86,8 +85,11 @@ static int dwarf_offsets(const char *path, struct goprobe_offsets *o)
 	return 0;
 }
 
-/* The offsets for path, built by Go version: from its DWARF, else from
- * the table. */
+/* The offsets for path, built by Go version: from the table for the
+ * releases it covers (the tests check it against the DWARF of what Go
+ * builds here), else from path's DWARF. The table first: reading
+ * .debug_info means inflating megabytes of it, which would raise sonde's
+ * peak memory by about 3 MiB a binary. */
 static int offsets_for(const char *path, const char *version,
 		       struct goprobe_offsets *o, char *why, size_t whysz)
 {
@@ -100,7 +102,7 @@ static int offsets_for(const char *path, const char *version,
 			 version);
 		return -ENOTSUP;
 	}
-	if (!dwarf_offsets(path, o) || !goprobe_version_offsets(version, o))
+	if (!goprobe_version_offsets(version, o) || !goprobe_dwarf_offsets(path, o))
 		return 0;
 	snprintf(why, whysz,
 		 "built by %s: no DWARF, and sonde's table of field offsets "
@@ -109,23 +111,55 @@ static int offsets_for(const char *path, const char *version,
 	return -ENOTSUP;
 }
 
-/* Appends a point for each return instruction of the function at
- * f; false when its code cannot be read or decoded, or has too many. */
-static int add_returns(const char *path, const struct gobin_func *f,
+size_t goprobe_entry_skip(const uint8_t *code, size_t n)
+{
+	/* cmp 0x10(%r14),%rsp; or, after lea -N(%rsp),%r12 (disp8 or
+	 * disp32), cmp 0x10(%r14),%r12 */
+	static const uint8_t cmp_rsp[] = { 0x49, 0x3b, 0x66, 0x10 },
+			     cmp_r12[] = { 0x4d, 0x3b, 0x66, 0x10 };
+	const uint8_t *cmp = cmp_rsp;
+	size_t at = 0;
+
+	if (n >= 5 && !memcmp(code, "\x4c\x8d\x64\x24", 4)) {
+		at = 5;
+		cmp = cmp_r12;
+	} else if (n >= 8 && !memcmp(code, "\x4c\x8d\xa4\x24", 4)) {
+		at = 8;
+		cmp = cmp_r12;
+	}
+	if (n < at + sizeof(cmp_rsp) + 2 ||
+	    memcmp(code + at, cmp, sizeof(cmp_rsp)))
+		return 0;
+	at += sizeof(cmp_rsp);
+	/* jbe rel8, or jbe rel32 */
+	if (code[at] == 0x76 || (code[at] == 0x0f && code[at + 1] == 0x86))
+		return at;
+	return 0;
+}
+
+/* The code of function i, found at f; NULL (said in why) when it cannot
+ * be read. */
+static uint8_t *code_of(const char *path, const struct gobin_func *f, int i,
+			char *why, size_t whysz)
+{
+	uint8_t *code = gobin_code(path, f->offset, f->size);
+
+	if (!code)
+		snprintf(why, whysz, "cannot read the code of %s",
+			 functions[i]);
+	return code;
+}
+
+/* Appends a point for each return instruction of Read, whose code is
+ * code at f; an error when its code cannot be decoded, or has too
+ * many. */
+static int add_returns(const uint8_t *code, const struct gobin_func *f,
 		       struct goprobe_point *points, int n, char *why,
 		       size_t whysz)
 {
 	uint32_t rets[GOPROBE_MAX_POINTS];
-	uint8_t *code = gobin_code(path, f->offset, f->size);
-	int found;
+	int found = x86_returns(code, f->size, rets, GOPROBE_MAX_POINTS);
 
-	if (!code) {
-		snprintf(why, whysz, "cannot read the code of %s",
-			 functions[0]);
-		return -EIO;
-	}
-	found = x86_returns(code, f->size, rets, GOPROBE_MAX_POINTS);
-	free(code);
 	if (found < 0) {
 		snprintf(why, whysz, "cannot decode the instructions of %s",
 			 functions[0]);
@@ -149,6 +183,7 @@ int goprobe_points(const char *path, struct goprobe_point *points, char *why,
 {
 	struct gobin_func f[2];
 	struct goprobe_offsets o;
+	uint8_t *code[2] = { NULL, NULL };
 	char version[64];
 	int rc;
 
@@ -156,7 +191,11 @@ int goprobe_points(const char *path, struct goprobe_point *points, char *why,
 	rc = gobin_version(path, version, sizeof(version));
 	if (rc)
 		return rc;
-	rc = gobin_lookup(path, functions, 2, f);
+	/* The Go symbol table first: every Go executable has it, and it
+	 * costs less memory to search than .symtab. */
+	rc = gobin_lookup_pclntab(path, functions, 2, f);
+	if (rc < 2)
+		rc = gobin_lookup(path, functions, 2, f);
 	if (rc < 0)
 		return rc;
 	if (rc < 2 || !f[0].offset || !f[1].offset)
@@ -164,15 +203,23 @@ int goprobe_points(const char *path, struct goprobe_point *points, char *why,
 	rc = offsets_for(path, version, &o, why, whysz);
 	if (rc)
 		return rc;
+	for (int i = 0; i < 2; i++)
+		if (!(code[i] = code_of(path, &f[i], i, why, whysz))) {
+			free(code[0]);
+			return -EIO;
+		}
 	points[0] = (struct goprobe_point){
 		.kind = GOPROBE_READ_ENTRY,
-		.offset = f[0].offset,
+		.offset = f[0].offset + goprobe_entry_skip(code[0], f[0].size),
 		.cookie = goprobe_cookie(&o, 1),
 	};
 	points[1] = (struct goprobe_point){
 		.kind = GOPROBE_WRITE_ENTRY,
-		.offset = f[1].offset,
+		.offset = f[1].offset + goprobe_entry_skip(code[1], f[1].size),
 		.cookie = goprobe_cookie(&o, 0),
 	};
-	return add_returns(path, &f[0], points, 2, why, whysz);
+	rc = add_returns(code[0], &f[0], points, 2, why, whysz);
+	free(code[0]);
+	free(code[1]);
+	return rc;
 }

@@ -47,6 +47,19 @@ int goprobe_points(const char *path, struct goprobe_point *points, char *why,
  * -ENOENT for a version the table does not cover. Exposed for tests. */
 int goprobe_version_offsets(const char *version, struct goprobe_offsets *o);
 
+/* The offsets from the DWARF of the executable at path: 0, or -ENOENT
+ * when it has none or lacks one of the fields. Exposed for tests. */
+int goprobe_dwarf_offsets(const char *path, struct goprobe_offsets *o);
+
+/* Where in a Go function's code (n bytes) its entry probe goes: on the
+ * conditional jump of the stack check that opens it ("cmp
+ * 0x10(%r14),%rsp; jbe", or with "lea -N(%rsp),%r12" first), which the
+ * kernel emulates, where a probe on the cmp would also single-step it
+ * (a second trap: four times the cost here). Neither instruction touches
+ * the argument registers. 0 (the first instruction) for any other
+ * opening. Exposed for tests. */
+size_t goprobe_entry_skip(const uint8_t *code, size_t n);
+
 /* The attach cookie of an entry probe. Exposed for tests. */
 uint64_t goprobe_cookie(const struct goprobe_offsets *o, int is_read);
 
