@@ -102,7 +102,8 @@ static int offsets_for(const char *path, const char *version,
 			 version);
 		return -ENOTSUP;
 	}
-	if (!goprobe_version_offsets(version, o) || !goprobe_dwarf_offsets(path, o))
+	if (!goprobe_version_offsets(version, o) ||
+	    !goprobe_dwarf_offsets(path, o))
 		return 0;
 	snprintf(why, whysz,
 		 "built by %s: no DWARF, and sonde's table of field offsets "
