@@ -359,7 +359,7 @@ int tcp_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 
 /* OpenSSL (proto/tls.bpf.h): one entry program for SSL_read, SSL_write,
  * their _ex forms and SSL_do_handshake, told apart by the attach cookie;
- * one return program for all of them. */
+ * their return probes run tls_plain, below. */
 SEC("uprobe")
 int ssl_entry(struct pt_regs *ctx)
 {
@@ -383,38 +383,30 @@ static __always_inline void tls_plaintext(struct conn_key *key,
 	proto_data(key, c, plain->buf, plain->n, plain->is_read);
 }
 
-SEC("uretprobe")
-int ssl_exit(struct pt_regs *ctx)
-{
-	struct conn_key key;
-	struct tls_plain plain;
-
-	if (tls_exit(ctx, &key, &plain))
-		tls_plaintext(&key, &plain);
-	return 0;
-}
-
-/* Go's crypto/tls (proto/gotls.bpf.h): the entry of (*Conn).Read and
- * (*Conn).Write, told apart by the attach cookie, and each return
- * instruction of Read. */
+/* Plaintext a TLS library hands over: one program for every probe that
+ * hands some over, so that the verifier checks the protocol handlers
+ * once. OpenSSL's return probe (cookie 0), and Go's crypto/tls entry and
+ * return probes (proto/gotls.bpf.h), told apart by the attach cookie's
+ * kind (SONDE_TLS_PLAIN_*). */
 SEC("uprobe")
-int go_tls_entry(struct pt_regs *ctx)
+int tls_plain(struct pt_regs *ctx)
 {
+	__u64 cookie = bpf_get_attach_cookie(ctx);
 	struct conn_key key;
 	struct tls_plain plain;
+	bool got;
 
-	if (gotls_enter(ctx, bpf_get_attach_cookie(ctx), &key, &plain))
-		tls_plaintext(&key, &plain);
-	return 0;
-}
-
-SEC("uprobe")
-int go_tls_return(struct pt_regs *ctx)
-{
-	struct conn_key key;
-	struct tls_plain plain;
-
-	if (gotls_return(ctx, &key, &plain))
+	switch ((cookie >> SONDE_TLS_PLAIN_KIND_SHIFT) & 0xff) {
+	case SONDE_TLS_PLAIN_GO_ENTRY:
+		got = gotls_enter(ctx, cookie, &key, &plain);
+		break;
+	case SONDE_TLS_PLAIN_GO_RETURN:
+		got = gotls_return(ctx, &key, &plain);
+		break;
+	default:
+		got = tls_exit(ctx, &key, &plain);
+	}
+	if (got)
 		tls_plaintext(&key, &plain);
 	return 0;
 }

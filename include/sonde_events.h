@@ -303,11 +303,20 @@ struct sonde_process_event {
 #define SONDE_TLS_CALL_EX 0x2	     /* the _ex forms */
 #define SONDE_TLS_CALL_HANDSHAKE 0x4 /* SSL_do_handshake */
 
-/* The attach cookie of the Go crypto/tls entry program (go_tls_entry):
- * bit 0 set for crypto/tls.(*Conn).Read, clear for Write; then three
- * 16-bit byte offsets that lead from a *tls.Conn to its socket's fd
- * (bpf/proto/gotls.bpf.h): tls.Conn's net.Conn field, the *netFD in
- * the net.TCPConn, and the fd (pfd.Sysfd) in the netFD. */
+/* The attach cookie of the program that takes plaintext from TLS
+ * libraries (tls_plain): its kind in bits 8 to 15 says which probe it
+ * is. */
+#define SONDE_TLS_PLAIN_KIND_SHIFT 8
+enum sonde_tls_plain_kind {
+	SONDE_TLS_PLAIN_OPENSSL_RETURN = 0, /* an OpenSSL call returned */
+	SONDE_TLS_PLAIN_GO_ENTRY = 1,	    /* crypto/tls Read or Write */
+	SONDE_TLS_PLAIN_GO_RETURN = 2,	    /* a return of Read */
+};
+/* A Go entry's cookie also has bit 0 set for crypto/tls.(*Conn).Read,
+ * clear for Write; then three 16-bit byte offsets that lead from a
+ * *tls.Conn to its socket's fd (bpf/proto/gotls.bpf.h): tls.Conn's
+ * net.Conn field, the *netFD in the net.TCPConn, and the fd (pfd.Sysfd)
+ * in the netFD. */
 #define SONDE_GO_TLS_READ 0x1
 #define SONDE_GO_TLS_CONN_SHIFT 16
 #define SONDE_GO_TLS_FD_SHIFT 32

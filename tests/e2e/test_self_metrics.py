@@ -61,7 +61,7 @@ def test_program_runs_are_counted_with_bpf_stats_only(nginx):
         reads, conns = "sock_io", "sock_set_state"
     else:
         reads, conns = "sys_exit_io", "sys_exit_accept"
-    assert {reads, conns, "tcp_retransmit", "ssl_entry", "ssl_exit"} <= \
+    assert {reads, conns, "tcp_retransmit", "ssl_entry", "tls_plain"} <= \
         set(runs)
     assert set(seconds) == set(runs)
     if not bpf_stats_sysctl_on():

@@ -41,6 +41,8 @@ TEST(the_cookie_carries_direction_and_offsets)
 	CHECK(((r >> SONDE_GO_TLS_FD_SHIFT) & 0xffff) == 0x208);
 	CHECK(((r >> SONDE_GO_TLS_SYSFD_SHIFT) & 0xffff) == 0xfff8);
 	CHECK((r & ~(uint64_t)SONDE_GO_TLS_READ) == w);
+	CHECK(((r >> SONDE_TLS_PLAIN_KIND_SHIFT) & 0xff) ==
+	      SONDE_TLS_PLAIN_GO_ENTRY);
 }
 
 /* Go's prologues (amd64): the probe goes on the stack check's jump. */
@@ -131,6 +133,8 @@ static void check_points(const char *path)
 	CHECK(!(p[1].cookie & SONDE_GO_TLS_READ));
 	for (int i = 2; i < n; i++) {
 		CHECK(p[i].kind == GOPROBE_READ_RETURN);
+		CHECK(p[i].cookie == (uint64_t)SONDE_TLS_PLAIN_GO_RETURN
+					     << SONDE_TLS_PLAIN_KIND_SHIFT);
 		CHECK(p[i].offset > read_at);
 		CHECK(ret_at(path, p[i].offset));
 	}

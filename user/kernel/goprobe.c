@@ -55,7 +55,9 @@ int goprobe_version_offsets(const char *version, struct goprobe_offsets *o)
 
 uint64_t goprobe_cookie(const struct goprobe_offsets *o, int is_read)
 {
-	return (is_read ? SONDE_GO_TLS_READ : 0) |
+	return (uint64_t)SONDE_TLS_PLAIN_GO_ENTRY
+		       << SONDE_TLS_PLAIN_KIND_SHIFT |
+	       (is_read ? SONDE_GO_TLS_READ : 0) |
 	       (uint64_t)o->conn << SONDE_GO_TLS_CONN_SHIFT |
 	       (uint64_t)o->fd << SONDE_GO_TLS_FD_SHIFT |
 	       (uint64_t)o->sysfd << SONDE_GO_TLS_SYSFD_SHIFT;
@@ -175,6 +177,8 @@ static int add_returns(const uint8_t *code, const struct gobin_func *f,
 		points[n++] = (struct goprobe_point){
 			.kind = GOPROBE_READ_RETURN,
 			.offset = f->offset + rets[i],
+			.cookie = (uint64_t)SONDE_TLS_PLAIN_GO_RETURN
+				  << SONDE_TLS_PLAIN_KIND_SHIFT,
 		};
 	return n;
 }

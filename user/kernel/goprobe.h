@@ -24,7 +24,8 @@ enum goprobe_kind {
 struct goprobe_point {
 	enum goprobe_kind kind;
 	uint64_t offset; /* in the file */
-	uint64_t cookie; /* the entries': SONDE_GO_TLS_* */
+	uint64_t cookie; /* SONDE_TLS_PLAIN_GO_*, and the entries'
+			  * SONDE_GO_TLS_* */
 };
 
 /* The byte offsets that lead from a *tls.Conn to its fd: tls.Conn's

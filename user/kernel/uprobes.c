@@ -48,14 +48,12 @@
 
 /* The programs that probe each OpenSSL function (bpf/proto/tls.bpf.h):
  * one entry program, told by its attach cookie which function it is in,
- * and one return program for all; SSL_free has its own entry. */
+ * and for all returns tls_plain, which also takes Go's crypto/tls
+ * plaintext (bpf/proto/gotls.bpf.h), told by the cookie; SSL_free has
+ * its own entry. */
 #define TLS_ENTRY "ssl_entry"
-#define TLS_EXIT "ssl_exit"
+#define TLS_PLAIN "tls_plain"
 #define TLS_FREE "ssl_free_entry"
-/* Go's crypto/tls (bpf/proto/gotls.bpf.h): one entry program for Read
- * and Write, and one for Read's return instructions. */
-#define GO_ENTRY "go_tls_entry"
-#define GO_RETURN "go_tls_return"
 /* Links one file's probes take at most. */
 #define TARGET_LINKS_MAX                                              \
 	(GOPROBE_MAX_POINTS > 2 * SSLPROBE_FNS ? GOPROBE_MAX_POINTS : \
@@ -259,7 +257,7 @@ static void attach_functions(void)
 static bool tls_programs_present(void)
 {
 	return bpf_object__find_program_by_name(object, TLS_ENTRY) &&
-	       bpf_object__find_program_by_name(object, TLS_EXIT) &&
+	       bpf_object__find_program_by_name(object, TLS_PLAIN) &&
 	       bpf_object__find_program_by_name(object, TLS_FREE);
 }
 
@@ -280,7 +278,8 @@ static int attach_tls_point(struct tls_target *t, const char *path,
 		t->links[t->nlinks++] = l;
 	if (err || p->entry_only)
 		return err;
-	l = attach_one(TLS_EXIT, path, p->offset, true, 0, &err);
+	l = attach_one(TLS_PLAIN, path, p->offset, true,
+		       SONDE_TLS_PLAIN_OPENSSL_RETURN, &err);
 	if (l)
 		t->links[t->nlinks++] = l;
 	return err;
@@ -311,8 +310,7 @@ static int attach_tls(struct tls_target *t, const char *path)
 
 static bool go_programs_present(void)
 {
-	return bpf_object__find_program_by_name(object, GO_ENTRY) &&
-	       bpf_object__find_program_by_name(object, GO_RETURN);
+	return bpf_object__find_program_by_name(object, TLS_PLAIN);
 }
 
 /* Attaches the Go crypto/tls probes of plan to the executable at path;
@@ -324,9 +322,8 @@ static int attach_go(struct tls_target *t, const char *path,
 
 	for (int i = 0; i < plan->n && !err; i++) {
 		const struct goprobe_point *p = &plan->points[i];
-		struct bpf_link *l = attach_one(
-			p->kind == GOPROBE_READ_RETURN ? GO_RETURN : GO_ENTRY,
-			path, p->offset, false, p->cookie, &err);
+		struct bpf_link *l = attach_one(TLS_PLAIN, path, p->offset,
+						false, p->cookie, &err);
 
 		if (l)
 			t->links[t->nlinks++] = l;
