@@ -146,10 +146,10 @@ static int attach_go_tls(struct floor_bpf *skel, const char *path)
 
 	if (n < 0) {
 		fprintf(stderr, "floor: --go-tls %s: %s\n", path,
-			why[0]	      ? why :
-			n == -ENOENT  ? "no crypto/tls there" :
-			n == -ENOEXEC ? "not a Go executable" :
-					strerror(-n));
+			why[0]		   ? why :
+			access(path, R_OK) ? strerror(errno) :
+			n == -ENOEXEC	   ? "not a Go executable" :
+					     "no crypto/tls there");
 		return n;
 	}
 	for (int i = 0; i < n && !err; i++)

@@ -76,6 +76,26 @@ static __always_inline bool gotls_fd(__u64 conn, __u64 cookie, __s32 *fd)
 	return true;
 }
 
+/* The n bytes at buf that a call on the *tls.Conn conn moved, into key
+ * and *plain; false when its socket cannot be named. */
+static __always_inline bool gotls_plain(__u32 tgid, __u64 conn, __u64 cookie,
+					__u64 buf, long n, bool is_read,
+					struct conn_key *key,
+					struct tls_plain *plain)
+{
+	__s32 fd;
+
+	if (n <= 0 || !gotls_fd(conn, cookie, &fd))
+		return false;
+	key->tgid = tgid;
+	key->fd = fd;
+	plain->buf = buf;
+	plain->n = n;
+	plain->is_read = is_read;
+	plain->bound = true;
+	return true;
+}
+
 /* The entry of Read or Write, told apart by cookie. A Write fills *plain
  * and key and returns true: its bytes go now. A Read is kept for its
  * return. */
@@ -90,8 +110,6 @@ static __always_inline bool gotls_enter(struct pt_regs *ctx, __u64 cookie,
 		.buf = ctx->bx,
 		.cookie = cookie,
 	};
-	long n = (long)ctx->cx;
-	__s32 fd;
 
 	if (process_ignored(tgid))
 		return false;
@@ -99,15 +117,8 @@ static __always_inline bool gotls_enter(struct pt_regs *ctx, __u64 cookie,
 		bpf_map_update_elem(&gotls_reads, &gk, &call, BPF_ANY);
 		return false;
 	}
-	if (n <= 0 || !gotls_fd(call.conn, cookie, &fd))
-		return false;
-	key->tgid = tgid;
-	key->fd = fd;
-	plain->buf = call.buf;
-	plain->n = n;
-	plain->is_read = false;
-	plain->bound = true;
-	return true;
+	return gotls_plain(tgid, call.conn, cookie, call.buf, (long)ctx->cx,
+			   false, key, plain);
 }
 
 /* A return of Read: true with key and *plain filled when it read
@@ -119,22 +130,13 @@ gotls_return(struct pt_regs *ctx, struct conn_key *key, struct tls_plain *plain)
 	struct gotls_key gk = { .g = ctx->r14, .tgid = tgid };
 	struct gotls_call *callp = bpf_map_lookup_elem(&gotls_reads, &gk);
 	struct gotls_call call;
-	long n = (long)ctx->ax;
-	__s32 fd;
 
 	if (!callp)
 		return false;
 	call = *callp;
 	bpf_map_delete_elem(&gotls_reads, &gk);
-	if (n <= 0 || !gotls_fd(call.conn, call.cookie, &fd))
-		return false;
-	key->tgid = tgid;
-	key->fd = fd;
-	plain->buf = call.buf;
-	plain->n = n;
-	plain->is_read = true;
-	plain->bound = true;
-	return true;
+	return gotls_plain(tgid, call.conn, call.cookie, call.buf,
+			   (long)ctx->ax, true, key, plain);
 }
 
 #endif

@@ -183,6 +183,15 @@ static int add_returns(const uint8_t *code, const struct gobin_func *f,
 	return n;
 }
 
+/* rc from reading path: said in why unless it means the file is no Go
+ * executable with crypto/tls. */
+static int read_error(int rc, char *why, size_t whysz)
+{
+	if (rc != -ENOEXEC && rc != -ENOENT)
+		snprintf(why, whysz, "cannot read it: %s", strerror(-rc));
+	return rc;
+}
+
 int goprobe_points(const char *path, struct goprobe_point *points, char *why,
 		   size_t whysz)
 {
@@ -195,14 +204,14 @@ int goprobe_points(const char *path, struct goprobe_point *points, char *why,
 	why[0] = '\0';
 	rc = gobin_version(path, version, sizeof(version));
 	if (rc)
-		return rc;
+		return read_error(rc, why, whysz);
 	/* The Go symbol table first: every Go executable has it, and it
 	 * costs less memory to search than .symtab. */
 	rc = gobin_lookup_pclntab(path, functions, 2, f);
 	if (rc < 2)
 		rc = gobin_lookup(path, functions, 2, f);
 	if (rc < 0)
-		return rc;
+		return read_error(rc, why, whysz);
 	if (rc < 2 || !f[0].offset || !f[1].offset)
 		return -ENOENT;
 	rc = offsets_for(path, version, &o, why, whysz);

@@ -308,11 +308,6 @@ static int attach_tls(struct tls_target *t, const char *path)
 	return err;
 }
 
-static bool go_programs_present(void)
-{
-	return bpf_object__find_program_by_name(object, TLS_PLAIN);
-}
-
 /* Attaches the Go crypto/tls probes of plan to the executable at path;
  * fills t->links, or leaves it empty on failure. */
 static int attach_go(struct tls_target *t, const char *path,
@@ -504,17 +499,11 @@ static void tls_forget_pid(uint32_t pid)
 }
 
 /* Where the Go probes go in the executable at path; false when it is no
- * Go executable with crypto/tls (or this build has no Go programs). */
+ * Go executable with crypto/tls. */
 static bool go_plan_for(const char *path, struct go_plan *plan)
 {
-	if (!go_programs_present())
-		return false;
 	plan->n = goprobe_points(path, plan->points, plan->why,
 				 sizeof(plan->why));
-	if (plan->n < 0 && !plan->why[0] && plan->n != -ENOEXEC &&
-	    plan->n != -ENOENT)
-		snprintf(plan->why, sizeof(plan->why), "cannot read it: %s",
-			 strerror(-plan->n));
 	return plan->n != -ENOEXEC && plan->n != -ENOENT;
 }
 
