@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "proto/db.h"
+#include "unit.h"
 
 #define MAX_CALLS 8192
 
@@ -61,9 +62,33 @@ static void calls_reset(void)
 	db_test_sink = calls_sink;
 }
 
+/* calls[i] is a call of system with these labels (status "" for a
+ * success, which sets no error) from start to end. */
+static inline void calls_expect(unsigned i, const char *system, const char *op,
+				const char *coll, const char *status,
+				uint64_t start, uint64_t end)
+{
+	CHECK(i < ncalls);
+	if (i >= ncalls)
+		return;
+	CHECK_STR(calls[i].system, system);
+	CHECK_STR(calls[i].op, op);
+	CHECK_STR(calls[i].coll, coll);
+	CHECK_STR(calls[i].status, status);
+	CHECK(calls[i].error == (status != NULL && status[0] != '\0'));
+	if (calls[i].start != start || calls[i].end != end)
+		fprintf(stderr, "  call %u: %llu..%llu, want %llu..%llu\n", i,
+			(unsigned long long)calls[i].start,
+			(unsigned long long)calls[i].end,
+			(unsigned long long)start, (unsigned long long)end);
+	CHECK(calls[i].start == start);
+	CHECK(calls[i].end == end);
+}
+
 /* A connection of sys, a server's or a client's, whose calls go to
  * calls[], emptied. */
-static inline struct db_conn *calls_open(const struct db_system *sys, bool server)
+static inline struct db_conn *calls_open(const struct db_system *sys,
+					 bool server)
 {
 	calls_reset();
 	return db_conn_new(sys, server);

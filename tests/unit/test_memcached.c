@@ -42,12 +42,7 @@ TEST(get_hit_and_miss_timed)
 	cmd(c, "get nope\r\n", 200);
 	reply(c, "END\r\n", 230);
 	CHECK(ncalls == 2);
-	CHECK_STR(calls[0].system, "memcached");
-	CHECK_STR(calls[0].op, "GET");
-	CHECK_STR(calls[0].coll, "");
-	CHECK_STR(calls[0].status, "");
-	CHECK(!calls[0].error);
-	CHECK(calls[0].start == 100 && calls[0].end == 150);
+	calls_expect(0, "memcached", "GET", "", "", 100, 150);
 	CHECK_STR(calls[1].op, "GET");
 	CHECK(calls[1].start == 200 && calls[1].end == 230);
 	CHECK(db_calls_open(c) == 0);

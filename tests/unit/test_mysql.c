@@ -567,12 +567,7 @@ TEST(query_result_set_eof_packets)
 	exchange(c, 0x03, "SELECT id, name FROM users WHERE id > 0", &r, 100,
 		 250);
 	CHECK(ncalls == 1);
-	CHECK_STR(calls[0].system, "mysql");
-	CHECK_STR(calls[0].op, "SELECT");
-	CHECK_STR(calls[0].coll, "users");
-	CHECK_STR(calls[0].status, "");
-	CHECK(!calls[0].error);
-	CHECK(calls[0].start == 100 && calls[0].end == 250);
+	calls_expect(0, "mysql", "SELECT", "users", "", 100, 250);
 	CHECK(db_calls_open(c) == 0);
 	CHECK(streams_lost() == 0);
 	db_conn_free(c);

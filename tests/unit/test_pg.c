@@ -24,21 +24,7 @@ static struct db_conn *conn(bool server)
 static void check_call(unsigned i, const char *op, const char *coll,
 		       const char *status, uint64_t start, uint64_t end)
 {
-	CHECK(i < ncalls);
-	if (i >= ncalls)
-		return;
-	CHECK_STR(calls[i].system, "postgresql");
-	CHECK_STR(calls[i].op, op);
-	CHECK_STR(calls[i].coll, coll);
-	CHECK_STR(calls[i].status, status);
-	CHECK(calls[i].error == (status != NULL && status[0] != '\0'));
-	if (calls[i].start != start || calls[i].end != end)
-		fprintf(stderr, "  call %u: %llu..%llu, want %llu..%llu\n", i,
-			(unsigned long long)calls[i].start,
-			(unsigned long long)calls[i].end,
-			(unsigned long long)start, (unsigned long long)end);
-	CHECK(calls[i].start == start);
-	CHECK(calls[i].end == end);
+	calls_expect(i, "postgresql", op, coll, status, start, end);
 }
 
 /* ---- building messages ---- */

@@ -76,12 +76,7 @@ TEST(set_then_get_timed)
 	CHECK(db_calls_open(c) == 1);
 	reply(c, "$1\r\nv\r\n", 260);
 	CHECK(ncalls == 2);
-	CHECK_STR(calls[0].system, "redis");
-	CHECK_STR(calls[0].op, "SET");
-	CHECK_STR(calls[0].coll, "");
-	CHECK_STR(calls[0].status, "");
-	CHECK(!calls[0].error);
-	CHECK(calls[0].start == 100 && calls[0].end == 150);
+	calls_expect(0, "redis", "SET", "", "", 100, 150);
 	CHECK_STR(calls[1].op, "GET");
 	CHECK(calls[1].start == 200 && calls[1].end == 260);
 	CHECK(db_calls_open(c) == 0);
