@@ -158,6 +158,23 @@ struct {
 	__uint(value_size, SONDE_CPU_RING_TEMPLATE_BYTES + SONDE_RING_SLACK);
 } ring_data SEC(".maps");
 
+/* --trace-propagation (core/propagate.bpf.h): client TCP sockets by
+ * socket cookie, and what became of the requests seen, by enum
+ * sonde_propagation_result. Created and sized only with the option. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SONDE_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, __u64);
+} prop_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SONDE_PROP_RESULT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} prop_results SEC(".maps");
+
 #include "core/ring.bpf.h"
 #include "core/process.bpf.h"
 #include "core/conn.bpf.h"
@@ -165,6 +182,7 @@ struct {
 #include "proto/proto.bpf.h"
 #include "core/tcp.bpf.h"
 #include "core/func.bpf.h"
+#include "core/propagate.bpf.h"
 
 /* Socket hooks: the socket sk received or sent ret bytes (flags: the
  * receive's) inside the syscall of the current task, whose saved
@@ -431,4 +449,22 @@ int func_exit(struct pt_regs *ctx)
 {
 	func_return(ctx);
 	return 0;
+}
+
+/* --trace-propagation (core/propagate.bpf.h): client sockets join
+ * prop_socks as their connect completes; what they send passes
+ * propagate_msg first. Both are left out of the load without the
+ * option. */
+SEC("sockops")
+int propagate_sockops(struct bpf_sock_ops *skops)
+{
+	propagate_sock_op(skops);
+	return 1;
+}
+
+SEC("sk_msg")
+int propagate_sk_msg(struct sk_msg_md *msg)
+{
+	propagate_msg(msg);
+	return SK_PASS;
 }

@@ -15,7 +15,8 @@
  * bounds the copy for the verifier. */
 #define SONDE_REQ_CAP 256
 /* A client's series need only the method: the first bytes of what it
- * wrote. */
+ * wrote. With traces on, a client keeps SONDE_REQ_CAP bytes, as a server
+ * does, for the traceparent a request may carry. */
 #define SONDE_CLIENT_REQ_CAP 16
 /* Bytes of the final status line sent per exchange ("HTTP/1.1 200 OK"):
  * the daemon reads the code. Interim 1xx heads are skipped in BPF. */
@@ -37,6 +38,7 @@ enum sonde_event_kind {
 	SONDE_EV_PROCESS_SEEN = 5, /* first syscall of a process not decided */
 	SONDE_EV_HTTP2 = 6,	   /* a piece of an HTTP/2 header block */
 	SONDE_EV_DB = 7,	   /* bytes of a database connection */
+	SONDE_EV_TRACE_INJECT = 8, /* a traceparent was added to a request */
 	/* Kinds from 16 on come from uprobes (bpf/uprobe.bpf.h). */
 	SONDE_EV_FUNC_CALL = 16,
 };
@@ -141,6 +143,7 @@ struct sonde_http_event {
 	__u8 saddr[16]; /* local address (IPv4 in the first 4 bytes) */
 	__u8 daddr[16]; /* peer address */
 	__u32 fd;
+	__u32 tid;	/* the thread that ended the exchange (for spans) */
 	__u16 sport;	/* local port, host order */
 	__u16 dport;	/* peer port, host order */
 	__u16 family;	/* AF_INET or AF_INET6 */
@@ -282,6 +285,8 @@ struct sonde_db_event {
 	/* Records this connection's direction was sent before this one, lost
 	 * ones included: a gap says bytes are missing. */
 	__u32 seq;
+	__u32 tid; /* the thread that moved the bytes (for spans) */
+	__u32 pad;
 	char comm[SONDE_COMM_LEN];
 	char data[SONDE_DB_DATA_CAP];
 };
@@ -330,6 +335,39 @@ struct sonde_func_event {
 	__u32 func_id;
 	__u32 pad;
 	char comm[SONDE_COMM_LEN];
+};
+
+/* --trace-propagation (bpf/core/propagate.bpf.h): the kernel added
+ *
+ *     traceparent: 00-<trace_id>-<span_id>-01
+ *
+ * to an HTTP/1.x request that process hdr.tgid sent (hdr.ts_ns: when),
+ * from local port sport to peer port dport. The ids are as the header
+ * spells them, most significant byte first. Goes through the exchange
+ * rings. */
+struct sonde_trace_inject_event {
+	struct sonde_event_header hdr;
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u16 sport; /* local port, host order */
+	__u16 dport; /* peer port, host order */
+	__u32 pad;
+};
+
+/* What --trace-propagation did with a request it saw start: indexes the
+ * per-CPU "prop_results" array; names in user/kernel/propagate.c. All
+ * but INJECTED leave the request as it was. */
+enum sonde_propagation_result {
+	SONDE_PROP_INJECTED = 0,
+	SONDE_PROP_PRESENT,	   /* it carried a traceparent already */
+	SONDE_PROP_HEAD_SPLIT,	   /* its head went on past this send */
+	SONDE_PROP_HEAD_LONG,	   /* longer than the bytes checked */
+	SONDE_PROP_PULL_FAILED,	   /* its head could not be made linear */
+	SONDE_PROP_PUSH_FAILED,	   /* no room could be made for the line */
+	SONDE_PROP_RING_FULL,	   /* the ids could not be reported */
+	SONDE_PROP_CONN_UNTRACKED, /* a connection (not a request) not
+				     * followed: the socket map was full */
+	SONDE_PROP_RESULT_COUNT,
 };
 
 #endif

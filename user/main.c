@@ -18,6 +18,7 @@
 #include "export/auth.h"
 #include "export/httpd.h"
 #include "export/otlp.h"
+#include "export/otlptrace.h"
 #include "export/prom.h"
 #include "export/promproto.h"
 #include "export/scrape.h"
@@ -98,13 +99,17 @@ static const struct self_metric build_info = {
 
 /* sonde's own metrics, in the order /metrics lists them after the
  * families it measures. */
-static void register_self_metrics(bool otlp)
+static void register_self_metrics(const struct otlp_config *ocfg)
 {
 	registry_register_metrics();
 	events_register_metrics();
 	capture_register_metrics();
-	if (otlp)
+	if (ocfg->metrics.endpoint)
 		otlp_register_metrics();
+	if (ocfg->traces.endpoint) {
+		trace_register_metrics();
+		otlptrace_register_metrics();
+	}
 	uprobes_register_metrics();
 	scrape_register_metrics();
 	self_register(&build_info);
@@ -299,6 +304,7 @@ int main(int argc, char **argv)
 	struct sonde_options opts;
 	struct httpd_config hcfg = { 0 };
 	struct otlp_config ocfg = { 0 };
+	struct trace_config tcfg;
 	struct capture_options copts;
 	struct registry_limits limits;
 	char err[256];
@@ -329,7 +335,9 @@ int main(int argc, char **argv)
 		goto out_free;
 	}
 	rc = 2;
-	if (otlp_config_load(opts.otlp_endpoint, &ocfg, err, sizeof(err))) {
+	if (otlp_config_load(opts.otlp_endpoint, &ocfg, err, sizeof(err)) ||
+	    (ocfg.traces.endpoint &&
+	     trace_config_load(&tcfg, err, sizeof(err)))) {
 		log_error("%s", err);
 		goto out_free;
 	}
@@ -365,7 +373,7 @@ int main(int argc, char **argv)
 		goto out_close;
 	}
 	install_signal_handlers();
-	register_self_metrics(ocfg.endpoint != NULL);
+	register_self_metrics(&ocfg);
 	/* Before loading, which takes the verifier some 0.3 s: /healthz and
 	 * /metrics answer meanwhile, /readyz once everything is attached.
 	 * The server's thread holds no capability (httpd.h). */
@@ -386,8 +394,11 @@ int main(int argc, char **argv)
 	copts.tls = !opts.no_tls;
 	copts.functions = opts.uprobes.n > 0;
 	copts.bpf_stats = opts.bpf_stats;
+	copts.propagation = opts.trace_propagation;
 	copts.max_tracked = opts.max_tracked;
 	copts.hooks = opts.hooks;
+	/* Spans read a client request's traceparent from its head. */
+	copts.client_heads = ocfg.traces.endpoint != NULL;
 	if (capture_start(&copts, dispatch_record, NULL))
 		goto out_stop;
 	if (copts.select_enabled)
@@ -400,8 +411,13 @@ int main(int argc, char **argv)
 	if (privs_drop_after_attach())
 		goto out_stop;
 	/* Runs with the reduced privileges; curl never sees the lock. */
-	if (ocfg.endpoint && otlp_start(&ocfg))
+	if (ocfg.metrics.endpoint && otlp_start(&ocfg))
 		goto out_stop;
+	if (ocfg.traces.endpoint) {
+		trace_start(&tcfg);
+		if (otlptrace_start(&ocfg, &tcfg))
+			goto out_stop;
+	}
 
 	rc = consume_until_signalled(opts.series_ttl_ms) ? 1 : 0;
 	if (!rc)
@@ -409,6 +425,10 @@ int main(int argc, char **argv)
 out_stop:
 	/* Each is safe to call when it never started. */
 	httpd_stop();
+	/* The trace exporter drains the span queue before it goes; the
+	 * metrics exporter goes last, with the final span counts. */
+	otlptrace_stop();
+	trace_stop();
 	otlp_stop();
 	uprobes_stop();
 	capture_stop();

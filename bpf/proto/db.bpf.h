@@ -118,6 +118,8 @@ static __always_inline void db_fill(struct sonde_db_event *ev,
 	ev->sk = c->sk;
 	__builtin_memcpy(ev->daddr, c->daddr, sizeof(ev->daddr));
 	ev->fd = key->fd;
+	ev->tid = (__u32)bpf_get_current_pid_tgid();
+	ev->pad = 0;
 	ev->total = total > 0xffffffffULL ? 0xffffffffU : (__u32)total;
 	ev->sport = c->sport;
 	ev->dport = c->dport;

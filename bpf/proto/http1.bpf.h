@@ -185,11 +185,16 @@ static __always_inline void req_append(struct http1_conn *h, const void *buf,
 	h->req_len = off + len;
 }
 
+/* Set when traces are on: a client's request head is kept like a
+ * server's, for the traceparent it may carry. */
+const volatile bool client_heads = false;
+
 /* How much of the request a connection keeps: a client's series need
  * only its method. */
 static __always_inline __u32 req_cap(const struct conn *c)
 {
-	return c->role == ROLE_CLIENT ? SONDE_CLIENT_REQ_CAP : SONDE_REQ_CAP;
+	return c->role == ROLE_CLIENT && !client_heads ? SONDE_CLIENT_REQ_CAP :
+							 SONDE_REQ_CAP;
 }
 
 /* Offset just past the first "\r\n\r\n" in p[0..n), or 0. */
@@ -282,6 +287,7 @@ static __always_inline void emit_exchange(struct conn_key *key, struct conn *c,
 	__builtin_memcpy(ev->saddr, c->saddr, sizeof(ev->saddr));
 	__builtin_memcpy(ev->daddr, c->daddr, sizeof(ev->daddr));
 	ev->fd = key->fd;
+	ev->tid = (__u32)bpf_get_current_pid_tgid();
 	ev->sport = c->sport;
 	ev->dport = c->dport;
 	ev->family = c->family;
@@ -310,8 +316,9 @@ on_request_bytes(struct conn *c, struct http1_conn *h, const void *buf, long n)
 	}
 	/* A server's capture is read at once into the unused half of
 	 * h->req: one read from user memory, not a peek and then another.
-	 * A client's capture is what it peeks. */
-	if (c->role == ROLE_SERVER) {
+	 * A client's capture is what it peeks, or, with traces on, its
+	 * head like a server's. */
+	if (c->role == ROLE_SERVER || client_heads) {
 		got = read_request_start(h, buf, n);
 		if (!looks_like_request(h->req + SONDE_REQ_CAP, got))
 			return;

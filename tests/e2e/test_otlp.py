@@ -60,6 +60,9 @@ def receiver():
 
 def start_sonde(monkeypatch, endpoint, interval=500, **env):
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", str(interval))
+    # The metrics alone: --otlp-endpoint sends spans there too
+    # (test_traces.py), which would come between the attempts timed here.
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return Sonde("--otlp-endpoint", endpoint)

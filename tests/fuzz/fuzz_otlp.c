@@ -1,8 +1,10 @@
 /* libFuzzer target: what an OTLP collector answers. The input is both a
- * response body (an ExportMetricsServiceResponse, read for a partial
- * success) and, as text, a Retry-After header value. Neither may crash
- * the exporter; the message read stays within its buffer and the delay
- * within the cap, or -1 when the header means nothing. */
+ * response body (an ExportMetricsServiceResponse or
+ * ExportTraceServiceResponse, which share their shape and their parser,
+ * read for a partial success) and, as text, a Retry-After header value.
+ * Neither may crash the exporter; the message read stays within its
+ * buffer and the delay within the cap, or -1 when the header means
+ * nothing. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,8 @@
 
 #include "export/otlp.h"
 
-/* The exporter waits at most this long on a collector's word (otlp.c). */
+/* The exporter waits at most this long on a collector's word
+ * (otlpsend.c). */
 #define RETRY_AFTER_CAP_MS (5 * 60 * 1000)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-struct span {
+struct pb_span {
 	const uint8_t *p;
 	size_t n;
 };
@@ -30,8 +30,8 @@ static inline bool dec_varint(const uint8_t **p, const uint8_t *end,
 /* The k-th field numbered num in m: its wire type in *wire, a varint or
  * fixed value in *v, a LEN body in *sub. False when there is none or the
  * bytes are malformed. */
-static inline bool dec_field(struct span m, unsigned num, unsigned k,
-			     unsigned *wire, uint64_t *v, struct span *sub)
+static inline bool dec_field(struct pb_span m, unsigned num, unsigned k,
+			     unsigned *wire, uint64_t *v, struct pb_span *sub)
 {
 	const uint8_t *p = m.p, *end = m.p ? m.p + m.n : m.p;
 	uint64_t key, len;
@@ -76,11 +76,11 @@ static inline bool dec_field(struct span m, unsigned num, unsigned k,
 }
 
 /* Occurrences of field num in m. */
-static inline unsigned dec_count(struct span m, unsigned num)
+static inline unsigned dec_count(struct pb_span m, unsigned num)
 {
 	unsigned n = 0, wire;
 	uint64_t v;
-	struct span sub;
+	struct pb_span sub;
 
 	while (dec_field(m, num, n, &wire, &v, &sub))
 		n++;
@@ -88,9 +88,9 @@ static inline unsigned dec_count(struct span m, unsigned num)
 }
 
 /* The k-th embedded message / string field num (empty span when none). */
-static inline struct span dec_msg(struct span m, unsigned num, unsigned k)
+static inline struct pb_span dec_msg(struct pb_span m, unsigned num, unsigned k)
 {
-	struct span sub = { NULL, 0 };
+	struct pb_span sub = { NULL, 0 };
 	unsigned wire;
 	uint64_t v;
 
@@ -100,16 +100,16 @@ static inline struct span dec_msg(struct span m, unsigned num, unsigned k)
 }
 
 /* The varint or fixed field num (first occurrence), or dflt. */
-static inline uint64_t dec_u64(struct span m, unsigned num, uint64_t dflt)
+static inline uint64_t dec_u64(struct pb_span m, unsigned num, uint64_t dflt)
 {
-	struct span sub;
+	struct pb_span sub;
 	unsigned wire;
 	uint64_t v;
 
 	return dec_field(m, num, 0, &wire, &v, &sub) && wire != 2 ? v : dflt;
 }
 
-static inline double dec_double(struct span m, unsigned num)
+static inline double dec_double(struct pb_span m, unsigned num)
 {
 	uint64_t bits = dec_u64(m, num, 0);
 	double d;
@@ -118,7 +118,7 @@ static inline double dec_double(struct span m, unsigned num)
 	return d;
 }
 
-static inline bool dec_str_eq(struct span s, const char *want)
+static inline bool dec_str_eq(struct pb_span s, const char *want)
 {
 	return s.p && s.n == strlen(want) && memcmp(s.p, want, s.n) == 0;
 }

@@ -42,11 +42,11 @@ static void observe(const char *service, const char *status, uint64_t ns)
 
 /* The string value of the attribute named key in a list of KeyValue
  * fields numbered field; NULL-span when absent. */
-static struct span attr(struct span m, unsigned field, const char *key,
-			struct span *any)
+static struct pb_span attr(struct pb_span m, unsigned field, const char *key,
+			   struct pb_span *any)
 {
 	for (unsigned i = 0; i < dec_count(m, field); i++) {
-		struct span kv = dec_msg(m, field, i);
+		struct pb_span kv = dec_msg(m, field, i);
 
 		if (dec_str_eq(dec_msg(kv, 1, 0), key)) {
 			*any = dec_msg(kv, 2, 0);
@@ -59,32 +59,32 @@ static struct span attr(struct span m, unsigned field, const char *key,
 }
 
 /* The resource metrics for service, or an empty span. */
-static struct span resource_of(struct span req, const char *service)
+static struct pb_span resource_of(struct pb_span req, const char *service)
 {
-	struct span any;
+	struct pb_span any;
 
 	for (unsigned i = 0; i < dec_count(req, 1); i++) {
-		struct span rm = dec_msg(req, 1, i);
+		struct pb_span rm = dec_msg(req, 1, i);
 
 		if (dec_str_eq(attr(dec_msg(rm, 1, 0), 1, "service.name", &any),
 			       service))
 			return rm;
 	}
-	return (struct span){ NULL, 0 };
+	return (struct pb_span){ NULL, 0 };
 }
 
 /* The first metric of the service's scope metrics named name. */
-static struct span metric_named(struct span rm, const char *name)
+static struct pb_span metric_named(struct pb_span rm, const char *name)
 {
-	struct span sm = dec_msg(rm, 2, 0);
+	struct pb_span sm = dec_msg(rm, 2, 0);
 
 	for (unsigned i = 0; i < dec_count(sm, 2); i++) {
-		struct span m = dec_msg(sm, 2, i);
+		struct pb_span m = dec_msg(sm, 2, i);
 
 		if (dec_str_eq(dec_msg(m, 1, 0), name))
 			return m;
 	}
-	return (struct span){ NULL, 0 };
+	return (struct pb_span){ NULL, 0 };
 }
 
 TEST(nothing_to_send_encodes_nothing)
@@ -100,7 +100,7 @@ TEST(nothing_to_send_encodes_nothing)
 TEST(histogram_request_field_by_field)
 {
 	struct pb_buf b = { 0 };
-	struct span req, rm, res, sm, scope, m, h, dp, any, packed;
+	struct pb_span req, rm, res, sm, scope, m, h, dp, any, packed;
 	uint64_t now = 1700000000000000000ULL;
 
 	fresh_registry(false);
@@ -109,7 +109,7 @@ TEST(histogram_request_field_by_field)
 	observe("shop", "200", 20000000000ULL); /* 20 s: overflow bucket */
 	observe("cart", "503", 1000);
 	CHECK(otlp_encode(&b, false, false, now) == 2);
-	req = (struct span){ b.data, b.len };
+	req = (struct pb_span){ b.data, b.len };
 	CHECK(dec_count(req, 1) == 2); /* one ResourceMetrics per service */
 	rm = resource_of(req, "shop");
 	CHECK(rm.p != NULL);
@@ -156,18 +156,18 @@ TEST(histogram_request_field_by_field)
 TEST(start_time_is_stable_between_exports)
 {
 	struct pb_buf b1 = { 0 }, b2 = { 0 };
-	struct span dp1, dp2, rm;
+	struct pb_span dp1, dp2, rm;
 
 	fresh_registry(false);
 	observe("shop", "200", 1000);
 	otlp_encode(&b1, false, false, 1000);
 	observe("shop", "200", 1000);
 	otlp_encode(&b2, false, false, 2000);
-	rm = resource_of((struct span){ b1.data, b1.len }, "shop");
+	rm = resource_of((struct pb_span){ b1.data, b1.len }, "shop");
 	dp1 = dec_msg(
 		dec_msg(metric_named(rm, "http.server.request.duration"), 9, 0),
 		1, 0);
-	rm = resource_of((struct span){ b2.data, b2.len }, "shop");
+	rm = resource_of((struct pb_span){ b2.data, b2.len }, "shop");
 	dp2 = dec_msg(
 		dec_msg(metric_named(rm, "http.server.request.duration"), 9, 0),
 		1, 0);
@@ -177,10 +177,11 @@ TEST(start_time_is_stable_between_exports)
 	pb_release(&b2);
 }
 
-static struct span first_point(struct pb_buf *b, const char *service,
-			       const char *metric, unsigned data_field)
+static struct pb_span first_point(struct pb_buf *b, const char *service,
+				  const char *metric, unsigned data_field)
 {
-	struct span rm = resource_of((struct span){ b->data, b->len }, service);
+	struct pb_span rm =
+		resource_of((struct pb_span){ b->data, b->len }, service);
 
 	return dec_msg(dec_msg(metric_named(rm, metric), data_field, 0), 1, 0);
 }
@@ -188,7 +189,7 @@ static struct span first_point(struct pb_buf *b, const char *service,
 TEST(delta_sends_what_changed_and_skips_the_unchanged)
 {
 	struct pb_buf b1 = { 0 }, b2 = { 0 }, b3 = { 0 };
-	struct span dp1, dp2, h;
+	struct pb_span dp1, dp2, h;
 
 	fresh_registry(false);
 	observe("shop", "200", 3000000);
@@ -199,10 +200,11 @@ TEST(delta_sends_what_changed_and_skips_the_unchanged)
 	CHECK(otlp_encode(&b3, true, false, 3000) == 0);
 	dp1 = first_point(&b1, "shop", "http.server.request.duration", 9);
 	dp2 = first_point(&b2, "shop", "http.server.request.duration", 9);
-	h = dec_msg(metric_named(resource_of((struct span){ b2.data, b2.len },
-					     "shop"),
-				 "http.server.request.duration"),
-		    9, 0);
+	h = dec_msg(
+		metric_named(resource_of((struct pb_span){ b2.data, b2.len },
+					 "shop"),
+			     "http.server.request.duration"),
+		9, 0);
 	CHECK(dec_u64(h, 2, 0) == 1); /* AGGREGATION_TEMPORALITY_DELTA */
 	CHECK(dec_u64(dp1, 4, 0) == 2 && dec_u64(dp2, 4, 0) == 1);
 	CHECK(fabs(dec_double(dp2, 5) - 0.06) < 1e-12);
@@ -219,21 +221,21 @@ TEST(counters_and_gauges_are_sums)
 	struct pb_buf b = { 0 }, d = { 0 };
 	const char *retrans[] = { "db" };
 	const char *active[] = { "db", "server" };
-	struct span m, sum, dp, any;
+	struct pb_span m, sum, dp, any;
 
 	fresh_registry(false);
 	registry_add(&family_tcp_retransmits, retrans, 5);
 	registry_gauge_add(&family_tcp_active, active, 3);
 	registry_gauge_add(&family_tcp_active, active, -1);
 	CHECK(otlp_encode(&b, false, false, 10) == 2);
-	m = metric_named(resource_of((struct span){ b.data, b.len }, "db"),
+	m = metric_named(resource_of((struct pb_span){ b.data, b.len }, "db"),
 			 "sonde.tcp.retransmits");
 	sum = dec_msg(m, 7, 0);
 	CHECK(dec_u64(sum, 3, 9) == 1); /* is_monotonic */
 	CHECK(dec_u64(sum, 2, 0) == 2);
 	dp = dec_msg(sum, 1, 0);
 	CHECK(dec_u64(dp, 6, 0) == 5); /* as_int */
-	m = metric_named(resource_of((struct span){ b.data, b.len }, "db"),
+	m = metric_named(resource_of((struct pb_span){ b.data, b.len }, "db"),
 			 "sonde.tcp.active_connections");
 	sum = dec_msg(m, 7, 0);
 	CHECK(dec_u64(sum, 3, 9) == 0);
@@ -244,7 +246,7 @@ TEST(counters_and_gauges_are_sums)
 	registry_add(&family_tcp_retransmits, retrans, 2);
 	otlp_encode(&d, true, false, 20);
 	otlp_encode(&d, true, false, 30);
-	m = metric_named(resource_of((struct span){ d.data, d.len }, "db"),
+	m = metric_named(resource_of((struct pb_span){ d.data, d.len }, "db"),
 			 "sonde.tcp.active_connections");
 	CHECK(dec_u64(dec_msg(m, 7, 0), 2, 0) == 2);
 	pb_release(&b);
@@ -267,7 +269,7 @@ static struct metric_family fine_family = {
 };
 
 /* Item i of a packed fixed64 or double field (little-endian). */
-static uint64_t packed_u64(struct span packed, unsigned i)
+static uint64_t packed_u64(struct pb_span packed, unsigned i)
 {
 	uint64_t v = 0;
 
@@ -276,7 +278,7 @@ static uint64_t packed_u64(struct span packed, unsigned i)
 	return v;
 }
 
-static double packed_double(struct span packed, unsigned i)
+static double packed_double(struct pb_span packed, unsigned i)
 {
 	uint64_t bits = packed_u64(packed, i);
 	double d;
@@ -295,7 +297,7 @@ TEST(explicit_bounds_are_each_familys_own)
 	/* Per bucket: 2 up to 0.0001, 1 in (0.00025, 0.0005], 1 in
 	 * (0.001, 0.0025], 1 above 10. */
 	const uint64_t fine_counts[17] = { 2, 0, 1, 0, 1, [16] = 1 };
-	struct span dp, bounds, counts;
+	struct pb_span dp, bounds, counts;
 
 	fresh_registry(false);
 	histogram_bounds_fine(&fine_bounds);
@@ -339,8 +341,8 @@ TEST(explicit_bounds_are_each_familys_own)
  * request b, or -1 when it has none. */
 static int64_t retransmits_in(struct pb_buf *b, const char *service)
 {
-	struct span m = metric_named(
-		resource_of((struct span){ b->data, b->len }, service),
+	struct pb_span m = metric_named(
+		resource_of((struct pb_span){ b->data, b->len }, service),
 		"sonde.tcp.retransmits");
 
 	if (!m.p)
@@ -387,7 +389,7 @@ TEST(delta_survives_series_expiring_around_it)
 TEST(process_table_is_off_without_export)
 {
 	struct pb_buf b = { 0 };
-	struct span res, any;
+	struct pb_span res, any;
 	struct procinfo info = { .service = "shop", .namespace = "retail" };
 
 	fresh_registry(false);
@@ -395,7 +397,7 @@ TEST(process_table_is_off_without_export)
 	lastseen_note(&info, 4242, "nginx");
 	observe("shop", "200", 1000);
 	otlp_encode(&b, false, false, 1);
-	res = dec_msg(resource_of((struct span){ b.data, b.len }, "shop"), 1,
+	res = dec_msg(resource_of((struct pb_span){ b.data, b.len }, "shop"), 1,
 		      0);
 	CHECK(attr(res, 1, "process.pid", &any).p == NULL);
 	CHECK(dec_str_eq(attr(res, 1, "service.name", &any), "shop"));
@@ -408,7 +410,7 @@ TEST(resource_names_the_process_a_service_was_last_seen_in)
 			 "0123456789abcdef0123456789abcdef";
 	struct procinfo info = { .service = "shop", .namespace = "retail" };
 	struct pb_buf b = { 0 };
-	struct span res, any;
+	struct pb_span res, any;
 
 	fresh_registry(false);
 	snprintf(info.container_id, sizeof(info.container_id), "%s", id);
@@ -418,7 +420,7 @@ TEST(resource_names_the_process_a_service_was_last_seen_in)
 	lastseen_enable(false);
 	observe("shop", "200", 1000);
 	otlp_encode(&b, false, false, 1);
-	res = dec_msg(resource_of((struct span){ b.data, b.len }, "shop"), 1,
+	res = dec_msg(resource_of((struct pb_span){ b.data, b.len }, "shop"), 1,
 		      0);
 	attr(res, 1, "process.pid", &any);
 	CHECK(dec_u64(any, 3, 0) == 0x7ffffff3);
@@ -489,25 +491,25 @@ static const struct self_metric silent = {
 
 /* The data point in data (a Sum or Gauge) whose attribute key has value,
  * or an empty span. */
-static struct span point_with(struct span data, const char *key,
-			      const char *value)
+static struct pb_span point_with(struct pb_span data, const char *key,
+				 const char *value)
 {
-	struct span any;
+	struct pb_span any;
 
 	for (unsigned i = 0; i < dec_count(data, 1); i++) {
-		struct span dp = dec_msg(data, 1, i);
+		struct pb_span dp = dec_msg(data, 1, i);
 
 		if (dec_str_eq(attr(dp, 7, key, &any), value))
 			return dp;
 	}
-	return (struct span){ NULL, 0 };
+	return (struct pb_span){ NULL, 0 };
 }
 
 TEST(self_metrics_have_a_resource_of_their_own)
 {
 	const uint8_t bad_record[1] = { 0 };
 	struct pb_buf b = { 0 }, d = { 0 };
-	struct span req, rm, res, any, m, sum, gauge, dp, h, packed;
+	struct pb_span req, rm, res, any, m, sum, gauge, dp, h, packed;
 	uint64_t now = 1700000000000000000ULL;
 
 	fresh_registry(false);
@@ -527,7 +529,7 @@ TEST(self_metrics_have_a_resource_of_their_own)
 	/* The shop's point, the received count, six parse error reasons,
 	 * the two programs and the histogram. */
 	CHECK(otlp_encode(&b, false, false, now) == 1 + 1 + 6 + 2 + 1);
-	req = (struct span){ b.data, b.len };
+	req = (struct pb_span){ b.data, b.len };
 	CHECK(dec_count(req, 1) == 2);
 	rm = resource_of(req, "sonde");
 	CHECK(rm.p != NULL);
@@ -586,7 +588,7 @@ TEST(self_metrics_have_a_resource_of_their_own)
 	otlp_encode(&d, true, false, now + 1);
 	pb_release(&d);
 	CHECK(otlp_encode(&d, true, false, now + 2) == 1 + 6 + 2 + 1);
-	rm = resource_of((struct span){ d.data, d.len }, "sonde");
+	rm = resource_of((struct pb_span){ d.data, d.len }, "sonde");
 	sum = dec_msg(metric_named(rm, "sonde.events.received"), 7, 0);
 	CHECK(dec_u64(sum, 2, 0) == 2);
 	CHECK(dec_u64(dec_msg(sum, 1, 0), 6, 0) == 1);
@@ -654,7 +656,7 @@ TEST(exponential_histogram_rescales_to_fit)
 TEST(exponential_request_carries_scale_and_buckets)
 {
 	struct pb_buf b = { 0 };
-	struct span dp, pos;
+	struct pb_span dp, pos;
 
 	fresh_registry(true);
 	observe("shop", "200", 1000000);
@@ -697,29 +699,29 @@ TEST(config_endpoints)
 
 	clear_env();
 	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == 0);
-	CHECK(c.endpoint == NULL);
+	CHECK(c.metrics.endpoint == NULL);
 	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/", 1);
 	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == 0);
-	CHECK_STR(c.endpoint, "http://collector:4318/v1/metrics");
-	CHECK(c.interval_ms == 60000 && c.timeout_ms == 10000);
-	CHECK(!c.gzip && !c.delta && !c.exponential);
+	CHECK_STR(c.metrics.endpoint, "http://collector:4318/v1/metrics");
+	CHECK(c.interval_ms == 60000 && c.metrics.timeout_ms == 10000);
+	CHECK(!c.metrics.gzip && !c.delta && !c.exponential);
 	otlp_config_free(&c);
 	setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "https://c/custom", 1);
 	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == 0);
-	CHECK_STR(c.endpoint, "https://c/custom");
+	CHECK_STR(c.metrics.endpoint, "https://c/custom");
 	otlp_config_free(&c);
 	/* The environment overrides the flag (and the config file). */
 	CHECK(otlp_config_load("http://flag:4318", &c, err, sizeof(err)) == 0);
-	CHECK_STR(c.endpoint, "https://c/custom");
+	CHECK_STR(c.metrics.endpoint, "https://c/custom");
 	otlp_config_free(&c);
 	clear_env();
 	CHECK(otlp_config_load("http://127.0.0.1:4318", &c, err, sizeof(err)) ==
 	      0);
-	CHECK_STR(c.endpoint, "http://127.0.0.1:4318/v1/metrics");
+	CHECK_STR(c.metrics.endpoint, "http://127.0.0.1:4318/v1/metrics");
 	otlp_config_free(&c);
 	CHECK(otlp_config_load("http://h:1/otlp/metrics", &c, err,
 			       sizeof(err)) == 0);
-	CHECK_STR(c.endpoint, "http://h:1/otlp/metrics");
+	CHECK_STR(c.metrics.endpoint, "http://h:1/otlp/metrics");
 	otlp_config_free(&c);
 	CHECK(otlp_config_load("collector:4318", &c, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "--otlp-endpoint: 'collector:4318'") != NULL);
@@ -741,11 +743,11 @@ TEST(config_values_and_their_errors)
 	       "base2_exponential_bucket_histogram", 1);
 	setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b, x-tenant = t1", 1);
 	CHECK(otlp_config_load(NULL, &c, err, sizeof(err)) == 0);
-	CHECK(c.interval_ms == 500 && c.timeout_ms == 2500);
-	CHECK(c.gzip && c.delta && c.exponential);
-	CHECK(c.nheaders == 2);
-	CHECK_STR(c.headers[0], "api-key: a b");
-	CHECK_STR(c.headers[1], "x-tenant: t1");
+	CHECK(c.interval_ms == 500 && c.metrics.timeout_ms == 2500);
+	CHECK(c.metrics.gzip && c.delta && c.exponential);
+	CHECK(c.metrics.nheaders == 2);
+	CHECK_STR(c.metrics.headers[0], "api-key: a b");
+	CHECK_STR(c.metrics.headers[1], "x-tenant: t1");
 	otlp_config_free(&c);
 
 	setenv("OTEL_METRIC_EXPORT_INTERVAL", "0", 1);

@@ -116,7 +116,7 @@ TEST(long_nested_messages_move_their_body)
 	struct pb_buf b = { 0 };
 	char text[300];
 	size_t outer, inner;
-	struct span whole, o, i, s;
+	struct pb_span whole, o, i, s;
 
 	memset(text, 'x', sizeof(text) - 1);
 	text[sizeof(text) - 1] = '\0';
@@ -128,7 +128,7 @@ TEST(long_nested_messages_move_their_body)
 	pb_end(&b, outer);
 	/* 299 bytes of text: a 2-byte length at each of the three levels. */
 	CHECK(!b.failed && b.len == 1 + 2 + 1 + 2 + 1 + 2 + 299 + 2);
-	whole = (struct span){ b.data, b.len };
+	whole = (struct pb_span){ b.data, b.len };
 	o = dec_msg(whole, 1, 0);
 	CHECK(o.n == b.len - 3);
 	i = dec_msg(o, 2, 0);

@@ -100,19 +100,19 @@ TEST(native_buckets_leave_out_empty_ends)
 	CHECK(n == 0);
 }
 
-static struct span family_named(struct span body, const char *name)
+static struct pb_span family_named(struct pb_span body, const char *name)
 {
 	const uint8_t *p = body.p, *end = body.p + body.n;
 	uint64_t len;
 
 	while (p < end && dec_varint(&p, end, &len)) {
-		struct span fam = { p, len };
+		struct pb_span fam = { p, len };
 
 		if (dec_str_eq(dec_msg(fam, 1, 0), name))
 			return fam;
 		p += len;
 	}
-	return (struct span){ NULL, 0 };
+	return (struct pb_span){ NULL, 0 };
 }
 
 static int64_t unzigzag(uint64_t v)
@@ -126,7 +126,7 @@ TEST(rendered_histogram_with_native_buckets)
 	struct histogram_bounds b;
 	const char *v[] = { "web", "GET", "200", "/", "80" };
 	struct strbuf sb = { 0 };
-	struct span body, fam, m, h, label, span, deltas;
+	struct pb_span body, fam, m, h, label, span, deltas;
 	const uint8_t *p;
 	uint64_t d[8];
 	unsigned n = 0;
@@ -144,7 +144,7 @@ TEST(rendered_histogram_with_native_buckets)
 	registry_observe(&family_http_server, v, 0);
 	promproto_render(&sb);
 	CHECK(!sb.failed);
-	body = (struct span){ (const uint8_t *)sb.data, sb.len };
+	body = (struct pb_span){ (const uint8_t *)sb.data, sb.len };
 	fam = family_named(body, "http_server_request_duration_seconds");
 	CHECK(fam.p != NULL);
 	CHECK(dec_u64(fam, 3, 99) == 4); /* HISTOGRAM */
@@ -194,16 +194,16 @@ static struct metric_family fine_family = {
 };
 
 /* The Histogram of the first series of family name. */
-static struct span histogram_of(struct span body, const char *name)
+static struct pb_span histogram_of(struct pb_span body, const char *name)
 {
 	return dec_msg(dec_msg(family_named(body, name), 4, 0), 7, 0);
 }
 
 /* Classic bucket i of h: its upper bound, and its cumulative count in
  * *cum. */
-static double bucket_of(struct span h, unsigned i, uint64_t *cum)
+static double bucket_of(struct pb_span h, unsigned i, uint64_t *cum)
 {
-	struct span bucket = dec_msg(h, 3, i);
+	struct pb_span bucket = dec_msg(h, 3, i);
 
 	*cum = dec_u64(bucket, 1, 0);
 	return dec_double(bucket, 2);
@@ -221,7 +221,7 @@ TEST(each_family_has_its_own_classic_buckets)
 	const uint64_t fine_cum[] = { 2, 2, 3, 3, 4, 4, 4, 4,
 				      4, 4, 4, 4, 4, 4, 4, 4 };
 	struct strbuf sb = { 0 };
-	struct span body, h;
+	struct pb_span body, h;
 	uint64_t cum;
 
 	registry_free();
@@ -235,7 +235,7 @@ TEST(each_family_has_its_own_classic_buckets)
 		registry_observe(&fine_family, op, ns[i]);
 	promproto_render(&sb);
 	CHECK(!sb.failed);
-	body = (struct span){ (const uint8_t *)sb.data, sb.len };
+	body = (struct pb_span){ (const uint8_t *)sb.data, sb.len };
 	/* 16 bounds from 0.0001 to 10, the 20 s one in sample_count only. */
 	h = histogram_of(body, "t_fine_seconds");
 	CHECK(dec_u64(h, 1, 0) == 5 && dec_count(h, 3) == 16);

@@ -62,6 +62,7 @@ static const struct config_key config_keys[] = {
 	{ "no_tls", "no-tls", CONFIG_BOOL },
 	{ "bpf_stats", "bpf-stats", CONFIG_BOOL },
 	{ "hooks", "hooks", CONFIG_SCALAR },
+	{ "trace_propagation", "trace-propagation", CONFIG_BOOL },
 	{ "otlp", NULL, CONFIG_SECTION },
 	{ "otlp.endpoint", "otlp-endpoint", CONFIG_SCALAR },
 };

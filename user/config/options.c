@@ -60,6 +60,7 @@ enum long_only {
 	OPT_NATIVE_SCHEMA,
 	OPT_NATIVE_MAX_BUCKETS,
 	OPT_HOOKS,
+	OPT_TRACE_PROPAGATION,
 };
 
 /* --hooks values, by enum capture_hooks. */
@@ -178,6 +179,14 @@ static const char usage[] =
 	"                          every syscall on the host pays), or auto "
 	"(default:\n"
 	"                          socket when the kernel has them)\n"
+	"      --trace-propagation add a W3C traceparent header to outgoing "
+	"plaintext\n"
+	"                          HTTP/1.x requests that carry none, so the "
+	"service\n"
+	"                          called joins the trace (sock_ops and sk_msg "
+	"programs;\n"
+	"                          needs cgroup v2 and CAP_NET_ADMIN; off by "
+	"default)\n"
 	"      --check             report what this host supports and exit "
 	"(0: can run)\n"
 	"  -v, --verbose           log attach details and libbpf debug output\n"
@@ -220,6 +229,7 @@ static const struct option long_options[] = {
 	{ "native-histogram-max-buckets", required_argument, NULL,
 	  OPT_NATIVE_MAX_BUCKETS },
 	{ "hooks", required_argument, NULL, OPT_HOOKS },
+	{ "trace-propagation", no_argument, NULL, OPT_TRACE_PROPAGATION },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -544,6 +554,9 @@ static enum options_result apply(int opt, const char *arg,
 		return OPTIONS_RUN;
 	case OPT_BPF_STATS:
 		o->bpf_stats = true;
+		return OPTIONS_RUN;
+	case OPT_TRACE_PROPAGATION:
+		o->trace_propagation = true;
 		return OPTIONS_RUN;
 	case OPT_HOOKS:
 		for (int h = 0;
@@ -883,6 +896,8 @@ void options_print_yaml(const struct sonde_options *o, FILE *out)
 	fprintf(out, "no_tls: %s\n", o->no_tls ? "true" : "false");
 	fprintf(out, "bpf_stats: %s\n", o->bpf_stats ? "true" : "false");
 	fprintf(out, "hooks: %s\n", hooks_names[o->hooks]);
+	fprintf(out, "trace_propagation: %s\n",
+		o->trace_propagation ? "true" : "false");
 	if (o->otlp_endpoint) {
 		fprintf(out, "otlp:\n");
 		print_optional(out, "  ", "endpoint", o->otlp_endpoint);

@@ -42,6 +42,7 @@ struct sonde_options {
 	bool check;		     /* --check: report host support, exit */
 	bool no_tls;		     /* --no-tls: leave OpenSSL alone */
 	bool bpf_stats;		     /* --bpf-stats: count program runs */
+	bool trace_propagation;	     /* --trace-propagation */
 	bool native_histograms;	     /* --native-histograms */
 	int native_schema;	     /* --native-histogram-schema */
 	unsigned native_max_buckets; /* --native-histogram-max-buckets */

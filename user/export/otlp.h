@@ -1,14 +1,9 @@
 /* OTLP/HTTP metrics export: every interval, the registry's series become
- * one ExportMetricsServiceRequest (protobuf, optionally gzip) POSTed with
- * libcurl to a collector, on a thread of its own, by the rules of
- * https://opentelemetry.io/docs/specs/otlp/#otlphttp: 429, 502, 503, 504
- * and connection failures are retried with exponential backoff and jitter
- * (Retry-After honoured), any other error is not; a partial success is
- * logged and not retried. Configuration comes from the SDK environment
- * variables (https://opentelemetry.io/docs/specs/otel/protocol/exporter/)
- * and --otlp-endpoint. Memory stays bounded whatever the collector does:
- * cumulative data keeps only the latest request; delta data keeps a
- * bounded queue and counts what it drops. */
+ * one ExportMetricsServiceRequest delivered to a collector by a sender of
+ * export/otlpsend.h (which also reads the configuration), on a thread of
+ * its own. Memory stays bounded whatever the collector does: cumulative
+ * data keeps only the latest request; delta data keeps a bounded queue
+ * and counts what it drops. */
 #ifndef SONDE_OTLP_H
 #define SONDE_OTLP_H
 
@@ -16,46 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "export/otlpsend.h"
 #include "util/pb.h"
 
-#define OTLP_MAX_HEADERS 32
-
-struct otlp_config {
-	char *endpoint; /* full URL requests go to; NULL: export is off */
-	unsigned interval_ms;
-	unsigned timeout_ms;
-	bool gzip;
-	bool delta;	  /* counters and histograms as deltas */
-	bool exponential; /* base-2 exponential histograms */
-	unsigned nheaders;
-	char *headers[OTLP_MAX_HEADERS]; /* "Name: value" */
-	char *ca_pem;			 /* trusted CAs for https, or NULL */
-	size_t ca_len;
-};
-
-/* Reads the OTEL_* environment variables and the --otlp-endpoint flag
- * (flag_endpoint, may be NULL) into cfg. Export is off (cfg->endpoint
- * NULL, return 0) when no endpoint is given. Returns -1 with a one-line
- * reason in err when a value is invalid. cfg owns what it holds: free with
- * otlp_config_free. */
-int otlp_config_load(const char *flag_endpoint, struct otlp_config *cfg,
-		     char *err, size_t errsz);
-
-void otlp_config_free(struct otlp_config *cfg);
-
-/* Parses OTEL_EXPORTER_OTLP_HEADERS ("k=v,k2=v2", values percent-encoded)
- * into "k: v" strings appended to cfg->headers. Returns 0, or -1 with a
- * reason in err. */
-int otlp_parse_headers(const char *text, struct otlp_config *cfg, char *err,
-		       size_t errsz);
-
-/* Starts the exporter thread with a copy of cfg (cfg keeps its memory),
- * and has identity/lastseen.h note where each service runs, for its
- * resource attributes. Returns 0, or -1 after logging. */
+/* Starts exporting to cfg->metrics on a thread of its own (cfg is
+ * borrowed: keep it until otlp_stop), and has identity/lastseen.h note
+ * where each service runs, for its resource attributes. Returns 0, or -1
+ * after logging. */
 int otlp_start(const struct otlp_config *cfg);
 
 /* Makes a last export (bounded to a few seconds), stops the thread and
- * frees the exporter's state and the services' processes noted. Safe to call when it was never started. */
+ * frees the exporter's state (and the services' processes noted, when no
+ * trace exporter still runs). Safe to call when it was never started. */
 void otlp_stop(void);
 
 /* Registers the exporter's own metrics (metrics/self.h):
@@ -77,19 +44,5 @@ unsigned otlp_encode(struct pb_buf *out, bool delta, bool exponential,
 
 /* Forgets the delta state (tests). */
 void otlp_reset(void);
-
-/* Reads an ExportMetricsServiceResponse: the rejected data points and
- * error message of a partial success (0 and "" when none). Returns 0, or
- * -1 when the bytes are not such a message. */
-int otlp_parse_response(const uint8_t *p, size_t len, int64_t *rejected,
-			char *msg, size_t msgsz);
-
-/* A Retry-After header value (delay-seconds or an HTTP-date) as a delay in
- * ms from now_unix; -1 when it is neither. */
-int64_t otlp_retry_after_ms(const char *value, int64_t now_unix);
-
-/* The delay before retry number failures (1, 2, …): 1 s doubling up to
- * 30 s, times a jitter factor in [0.75, 1) drawn from rnd. */
-uint64_t otlp_backoff_ms(unsigned failures, uint32_t rnd);
 
 #endif

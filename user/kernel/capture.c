@@ -16,10 +16,12 @@
 #include "kernel/host.h"
 #include "kernel/listeners.h"
 #include "kernel/mapsweep.h"
+#include "kernel/propagate.h"
 #include "kernel/ring.h"
 #include "metrics/registry.h"
 #include "metrics/self.h"
 #include "sonde_events.h"
+#include "trace/trace.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -209,9 +211,10 @@ static int attach_all(void)
 
 		if (nprograms == MAX_PROGRAMS)
 			break;
-		/* Uprobes have no fixed target: uprobes.c attaches them. */
+		/* Uprobes have no fixed target: uprobes.c attaches them;
+		 * propagate.c attaches its own. */
 		if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE ||
-		    !bpf_program__autoload(prog))
+		    propagate_owns(prog) || !bpf_program__autoload(prog))
 			continue;
 		st = &programs[nprograms++];
 		st->name = bpf_program__name(prog);
@@ -331,12 +334,22 @@ static void unmap_cpu_rings(void)
 	ncpu_rings = 0;
 }
 
+/* A ring a quarter full is read behind its programs: spans then give
+ * way, so that the records the metrics count are read before a full ring
+ * loses them. */
+#define SHED_BACKLOG_SHIFT 2
+
 /* Reads every CPU's exchange ring; returns the records handled. */
 static int drain_cpu_rings(void)
 {
 	static bool said;
+	bool behind = false;
 	int n = 0;
 
+	for (int i = 0; i < ncpu_rings; i++)
+		behind |= ring_backlog(&cpu_rings[i]) >
+			  (cpu_rings[i].mask + 1) >> SHED_BACKLOG_SHIFT;
+	trace_shed(behind);
 	for (int i = 0; i < ncpu_rings; i++) {
 		int got = ring_read(&cpu_rings[i], event_fn, event_ctx);
 
@@ -538,9 +551,13 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	skel->rodata->report_execs = o->tls;
 	skel->rodata->tls_enabled = o->tls;
 	skel->rodata->socket_hooks = socket_hooks;
+	skel->rodata->client_heads = o->client_heads;
 	hooks_load_only(skel->obj, socket_hooks);
 	bpf_program__set_autoload(skel->progs.process_fork, o->select_enabled);
 	set_uprobe_autoload(o);
+	err = propagate_prepare(skel->obj, o->propagation, o->max_tracked);
+	if (err)
+		goto fail;
 	if (ncpus <= 0) {
 		err = ncpus ? ncpus : -EINVAL;
 		log_error("cannot count the CPUs: %s", strerror(-err));
@@ -561,6 +578,8 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 		goto fail;
 	}
 	err = attach_all();
+	if (!err)
+		err = propagate_attach(skel->obj);
 	if (err)
 		goto fail;
 	enter_listeners(o->self_pid);
@@ -984,6 +1003,7 @@ int capture_count_tracepoints(const char *tracefs_dir, int *total, int *present,
 void capture_stop(void)
 {
 	publish(false);
+	propagate_detach();
 	ring_buffer__free(ring);
 	ring = NULL;
 	unmap_cpu_rings();

@@ -18,6 +18,8 @@ struct capture_options {
 	bool tls;	      /* load the OpenSSL uprobes; report every exec */
 	bool functions;	      /* load the --uprobe function programs */
 	bool bpf_stats;	      /* have the kernel count runs and run time */
+	bool propagation;     /* --trace-propagation (propagate.h) */
+	bool client_heads;    /* keep clients' request heads (traces) */
 	uint32_t max_tracked; /* entries of the connection maps; 0: built in */
 	enum capture_hooks hooks;
 };

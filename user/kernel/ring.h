@@ -23,4 +23,11 @@ typedef int (*ring_record_fn)(void *ctx, void *data, size_t size);
  * emptied: what it held is lost, and the programs go on). */
 int ring_read(struct ring_view *r, ring_record_fn fn, void *ctx);
 
+/* Bytes published and not read yet. */
+static inline uint64_t ring_backlog(const struct ring_view *r)
+{
+	return __atomic_load_n(&r->pos->producer, __ATOMIC_ACQUIRE) -
+	       r->pos->consumer;
+}
+
 #endif

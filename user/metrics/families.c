@@ -20,6 +20,8 @@ struct metric_family family_http_server = {
 			 "server.port" },
 	.capped_label = HTTP_SERVER_ROUTE,
 	.cap = REGISTRY_CAP_ROUTE,
+	.span_kind = 2,
+	.span_name = { HTTP_SERVER_METHOD, HTTP_SERVER_ROUTE },
 };
 
 struct metric_family family_http_client = {
@@ -38,6 +40,8 @@ struct metric_family family_http_client = {
 			 "server.port" },
 	.capped_label = HTTP_CLIENT_ADDRESS,
 	.cap = REGISTRY_CAP_PEER,
+	.span_kind = 3,
+	.span_name = { HTTP_CLIENT_METHOD, 0 },
 };
 
 /* gRPC calls, after the RPC conventions
@@ -59,6 +63,8 @@ struct metric_family family_rpc_server = {
 			 "rpc.response.status_code", "server.port" },
 	.capped_label = RPC_METHOD,
 	.cap = REGISTRY_CAP_ROUTE,
+	.span_kind = 2,
+	.span_name = { RPC_METHOD, 0 },
 };
 
 struct metric_family family_rpc_client = {
@@ -77,6 +83,8 @@ struct metric_family family_rpc_client = {
 			 "server.port" },
 	.capped_label = RPC_METHOD,
 	.cap = REGISTRY_CAP_ROUTE,
+	.span_kind = 3,
+	.span_name = { RPC_METHOD, 0 },
 };
 
 struct metric_family family_tcp_connect_duration = {
@@ -180,6 +188,8 @@ struct metric_family family_db_client = {
 			 "error.type", "server.address", "server.port" },
 	.capped_label = DB_COLLECTION,
 	.cap = REGISTRY_CAP_ROUTE,
+	.span_kind = 3,
+	.span_name = { DB_OPERATION, DB_COLLECTION },
 };
 
 struct metric_family family_db_server = {

@@ -59,6 +59,13 @@ struct metric_family {
 	 * outlives the registry), set before its first observation. NULL:
 	 * the registry's (registry_bounds()). */
 	const struct histogram_bounds *bounds;
+	/* Spans (trace/trace.h): a family whose observations are requests or
+	 * calls makes one span each, of this kind (trace.proto's SpanKind:
+	 * 2 SERVER, 3 CLIENT; 0: no spans). The span's name is the value of
+	 * label span_name[0], then " " and that of span_name[1] when it has
+	 * one (indexes into labels; 0: none). */
+	unsigned span_kind;
+	unsigned span_name[2];
 };
 
 struct registry_limits {

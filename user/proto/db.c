@@ -23,6 +23,8 @@
 struct db_call_record {
 	struct sonde_event_header hdr; /* kind DB_CALL_KIND */
 	uint64_t duration_ns;
+	uint64_t start_ns, end_ns;
+	uint32_t tid; /* the thread that read its reply (or wrote it) */
 	uint8_t daddr[16];
 	uint16_t sport, dport, family;
 	uint8_t role;
@@ -48,6 +50,7 @@ struct db_entry {
 	/* The seq the next record of each direction should carry. */
 	uint32_t next_seq[2];
 	bool seq_known[2];
+	uint32_t tid; /* the thread of the latest record */
 	char comm[SONDE_COMM_LEN];
 };
 
@@ -186,6 +189,9 @@ static void call_done(void *owner, const struct db_result *res)
 	rec->hdr.tgid = e->tgid;
 	rec->hdr.kind = DB_CALL_KIND;
 	rec->duration_ns = res->end_ns - res->start_ns;
+	rec->start_ns = res->start_ns;
+	rec->end_ns = res->end_ns;
+	rec->tid = e->tid;
 	memcpy(rec->daddr, e->daddr, sizeof(rec->daddr));
 	rec->sport = e->sport;
 	rec->dport = e->dport;
@@ -298,6 +304,7 @@ static enum proto_next bytes_read(const struct sonde_db_event *ev, size_t size)
 		db_gap(e->conn, dir);
 	e->seq_known[dir] = true;
 	e->next_seq[dir] = ev->seq + 1;
+	e->tid = ev->tid;
 	db_feed_piece(e->conn, ev->from_client, (const uint8_t *)ev->data, len,
 		      ev->total, ev->hdr.ts_ns, ev->starts);
 	return PROTO_NEXT_NOTHING;
@@ -386,6 +393,15 @@ static unsigned db_observe(const void *rec, size_t size,
 	o->nfixed = DB_CLIENT_NLABELS;
 	o->values[DB_CLIENT_ADDRESS] = peer_text;
 	o->values[DB_CLIENT_PORT] = port_text;
+	if (o->span.want) {
+		/* Operation and table only: the statement stays here. */
+		o->span.start_ns = call->start_ns;
+		o->span.end_ns = call->end_ns;
+		o->span.tid = call->tid;
+		o->span.sport = call->sport;
+		o->span.dport = call->dport;
+		o->span.traceparent = o->span.tracestate = o->span.path = NULL;
+	}
 	return 1;
 }
 

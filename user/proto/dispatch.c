@@ -10,6 +10,8 @@
 #include "proto/dispatch.h"
 #include "proto/events.h"
 #include "sonde_events.h"
+#include "trace/trace.h"
+#include "util/clock.h"
 #include "util/strmap.h"
 
 /* Every protocol, one entry each: each is defined in its own file,
@@ -147,12 +149,28 @@ static void cache_put(const struct proto *p, const struct procinfo *info,
 	memcpy(e->key, r->key, r->key_len);
 }
 
-/* Files o, an observation of a process with info (NULL for a release),
- * in the registry, under its full label set: service_name, the
- * protocol's labels, the identity labels, the captured headers. ref,
- * when not NULL, receives an observation's series. */
-static void file(const struct proto_obs *o, const struct procinfo *info,
-		 struct registry_ref *ref)
+/* The span of o, an observation of process tgid with info, when it has
+ * one: under the protocol's own labels only (captured header values never
+ * enter a span). */
+static void make_span(const struct proto_obs *o, uint32_t tgid,
+		      const struct procinfo *info)
+{
+	const char *values[REGISTRY_MAX_LABELS];
+
+	if (!o->span.start_ns)
+		return;
+	values[0] = info->service;
+	memcpy(values + 1, o->values + 1, (o->nfixed - 1) * sizeof(*values));
+	trace_observe(o->family, values, o->nfixed, o->error, tgid, &o->span);
+}
+
+/* Files o, an observation of process tgid with info (NULL for a
+ * release), in the registry, under its full label set: service_name, the
+ * protocol's labels, the identity labels, the captured headers; and
+ * makes its span, when it has one. ref, when not NULL, receives an
+ * observation's series. */
+static void file(const struct proto_obs *o, uint32_t tgid,
+		 const struct procinfo *info, struct registry_ref *ref)
 {
 	const char *values[REGISTRY_MAX_LABELS];
 	unsigned n;
@@ -170,6 +188,7 @@ static void file(const struct proto_obs *o, const struct procinfo *info,
 	switch (o->op) {
 	case PROTO_OBSERVE:
 		registry_observe_ref(o->family, values, o->value, ref);
+		make_span(o, tgid, info);
 		break;
 	case PROTO_ADD:
 		registry_add(o->family, values, o->value);
@@ -192,18 +211,28 @@ static void observe(const struct proto *p, const void *rec, size_t size,
 	struct registry_ref ref = { 0 };
 	unsigned n;
 
+	bool spans = trace_enabled();
+
 	for (unsigned i = 0; i < PROTO_MAX_OBS; i++) {
 		obs[i].error = false;
 		obs[i].nextra = 0;
+		obs[i].span.want = spans;
+		obs[i].span.start_ns = 0;
 	}
 	n = p->observe(rec, size, r, obs);
 	if (r->key_len && n == 1 && obs[0].op == PROTO_OBSERVE) {
-		file(&obs[0], info, &ref);
+		/* With spans on, the labels were worked out for the span: the
+		 * cache still spares the series' lookup. */
+		if (spans && cache_observe(p, info, r, hash)) {
+			make_span(&obs[0], r->tgid, info);
+			return;
+		}
+		file(&obs[0], r->tgid, info, &ref);
 		cache_put(p, info, r, hash, &ref);
 		return;
 	}
 	for (unsigned i = 0; i < n && i < PROTO_MAX_OBS; i++)
-		file(&obs[i], info, NULL);
+		file(&obs[i], r->tgid, info, NULL);
 }
 
 static void dispatch(const struct proto *p, const void *rec, size_t size)
@@ -235,7 +264,9 @@ static void dispatch(const struct proto *p, const void *rec, size_t size)
 	}
 	if (r.key_len) {
 		hash = cache_hash(p, info, &r);
-		if (cache_observe(p, info, &r, hash))
+		/* A record the cache files makes no span: with spans on,
+		 * each is observed (observe() uses the cache for its series). */
+		if (!trace_enabled() && cache_observe(p, info, &r, hash))
 			return;
 	}
 	observe(p, rec, size, &r, info, hash);
@@ -283,6 +314,17 @@ static bool process_record(const struct sonde_event_header *hdr, size_t size)
 		else
 			decide((const struct sonde_process_event *)hdr);
 		return true;
+	case SONDE_EV_TRACE_INJECT: {
+		const struct sonde_trace_inject_event *ev = (const void *)hdr;
+
+		if (size < sizeof(*ev))
+			events_count_parse_error(PARSE_ERROR_RECORD);
+		else
+			trace_note_injected(hdr->tgid, ev->sport, ev->dport,
+					    hdr->ts_ns, ev->trace_id,
+					    ev->span_id);
+		return true;
+	}
 	}
 	return false;
 }
@@ -320,6 +362,7 @@ void dispatch_end_round(void)
 		if (protocols[i]->end_round)
 			for (unsigned n = protocols[i]->end_round(&why); n; n--)
 				events_count_parse_error(why);
+	trace_end_round(clock_monotonic_ns());
 	forget_exits();
 }
 

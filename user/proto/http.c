@@ -242,8 +242,59 @@ static void rpc_labels(const struct http_exchange *x, struct proto_obs *o)
 	o->error = grpc_server_error(x->grpc_status);
 }
 
+/* url.path: the target's path, without query or fragment; NULL when
+ * it has none, or the capture cut it short. An absolute-form target
+ * ("http://host/p") has its path after the authority. */
+static const char *url_path(const struct http_exchange *x, size_t *len)
+{
+	const char *t = x->target, *end;
+	size_t n = x->target_len;
+
+	if (!t || !n)
+		return NULL;
+	if (t[0] != '/') {
+		const char *scheme = memmem(t, n, "://", 3);
+		const char *slash;
+
+		if (!scheme)
+			return NULL;
+		slash = memchr(scheme + 3, '/', n - (size_t)(scheme + 3 - t));
+		if (!slash)
+			return NULL;
+		n -= (size_t)(slash - t);
+		t = slash;
+	}
+	end = memchr(t, '?', n);
+	if (!end)
+		end = memchr(t, '#', n);
+	if (!end && !x->target_complete)
+		return NULL;
+	*len = end ? (size_t)(end - t) : n;
+	return t;
+}
+
+/* What x's span needs beyond its labels. */
+static void span_of(const struct http_exchange *x, struct trace_exchange *s)
+{
+	s->start_ns = x->start_ns;
+	s->end_ns = x->end_ns;
+	s->tid = x->tid;
+	s->sport = x->sport;
+	s->dport = x->dport;
+	s->path = url_path(x, &s->path_len);
+	if (http_find_field(x->fields, x->fields_len, "traceparent",
+			    &s->traceparent, &s->traceparent_len))
+		s->traceparent = NULL;
+	if (!s->traceparent ||
+	    http_find_field(x->fields, x->fields_len, "tracestate",
+			    &s->tracestate, &s->tracestate_len))
+		s->tracestate = NULL;
+}
+
 unsigned http_observe(const struct http_exchange *x, struct proto_obs *obs)
 {
+	if (obs->span.want)
+		span_of(x, &obs->span);
 	obs->op = PROTO_OBSERVE;
 	obs->value = x->end_ns > x->start_ns ? x->end_ns - x->start_ns : 0;
 	obs->nextra = 0;

@@ -49,6 +49,7 @@ struct http_exchange {
 	int status;	 /* the final response's code, 100 to 599 */
 	int grpc_status; /* the call's gRPC status, 0 to 16; -1: not gRPC */
 	uint64_t start_ns, end_ns;
+	uint32_t tid;	       /* the thread that ended it; 0: unknown */
 	uint16_t sport, dport; /* local and peer port */
 	uint16_t family;       /* AF_INET or AF_INET6 */
 	const uint8_t *daddr;  /* the peer's address, 16 bytes */
@@ -69,7 +70,9 @@ int http_find_field(const char *fields, size_t len, const char *name,
 		    const char **value, size_t *value_len);
 
 /* Fills obs[0] with x's observation: its duration in the HTTP server or
- * client family, or, for a gRPC call, the RPC one. Returns 1. */
+ * client family, or, for a gRPC call, the RPC one, and, when obs->span
+ * wants it, what its span needs (x->fields are searched for the trace
+ * context). Returns 1. */
 unsigned http_observe(const struct http_exchange *x, struct proto_obs *obs);
 
 #endif

@@ -549,6 +549,7 @@ static unsigned http1_observe(const void *rec, size_t size,
 		.grpc_status = -1,
 		.start_ns = ev->start_ns,
 		.end_ns = ev->end_ns,
+		.tid = ev->tid,
 		.sport = ev->sport,
 		.dport = ev->dport,
 		.family = ev->family,
@@ -565,7 +566,8 @@ static unsigned http1_observe(const void *rec, size_t size,
 	/* Only a server's series carry captured headers, which
 	 * exchange_key may have found already. */
 	x.headers = r->state;
-	if (ev->role != SONDE_ROLE_CLIENT && !x.headers && labels_headers())
+	if ((ev->role != SONDE_ROLE_CLIENT && !x.headers && labels_headers()) ||
+	    obs->span.want)
 		http1_head_fields(ev->req, req_len, ev->pipeline_idx, &x.fields,
 				  &x.fields_len);
 	return http_observe(&x, obs);

@@ -23,6 +23,7 @@
 #include "metrics/registry.h"
 #include "proto/events.h"
 #include "sonde_events.h"
+#include "trace/trace.h"
 
 /* Observations one record makes at most: a finished connect is counted,
  * timed and held in the connection gauge. */
@@ -65,6 +66,9 @@ struct proto_obs {
 	const char *values[REGISTRY_MAX_LABELS];
 	unsigned nextra;
 	const char *extra[LABELS_MAX_HEADERS];
+	/* For its span, when span.want: what the protocol knows of the
+	 * exchange beyond its labels (start_ns 0: none). */
+	struct trace_exchange span;
 };
 
 /* What comes after a protocol has read a record. */

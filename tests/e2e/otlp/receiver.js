@@ -1,11 +1,14 @@
-// A scriptable OTLP/HTTP metrics receiver for sonde's end-to-end tests.
+// A scriptable OTLP/HTTP metrics and traces receiver for sonde's
+// end-to-end tests.
 //
 //   node receiver.js PORT
 //
 // POST /v1/metrics      decoded with the generated protobufjs code that
 //                       @opentelemetry/otlp-transformer publishes, recorded,
 //                       then answered as the script says
-// GET  /control/requests  every request so far, as JSON
+// POST /v1/traces       the same, for ExportTraceServiceRequest
+// GET  /control/requests  every metrics request so far, as JSON
+// GET  /control/traces    every traces request so far, as JSON
 // POST /control/script    JSON list of answers for the next requests, in
 //                       order; once used up, requests get 200. An answer is
 //                       {"status": 503, "retryAfter": "2"}, {"hang": true}
@@ -13,6 +16,7 @@
 //                       {"rejected": 3, "message": "why"}}. With "port": N
 //                       an answer waits for the first request that carries
 //                       a data point with server.port N (others get 200).
+// POST /control/trace-script  the same, for traces requests
 'use strict';
 
 const http = require('http');
@@ -21,14 +25,26 @@ const root = require(
     '@opentelemetry/otlp-transformer/build/src/generated/root');
 
 const v1 = root.opentelemetry.proto.collector.metrics.v1;
-const Request = v1.ExportMetricsServiceRequest;
-const Response = v1.ExportMetricsServiceResponse;
-
-const received = [];
-let script = [];
+const tv1 = root.opentelemetry.proto.collector.trace.v1;
+const signals = {
+  metrics: {
+    Request: v1.ExportMetricsServiceRequest,
+    Response: v1.ExportMetricsServiceResponse,
+    rejectedField: 'rejectedDataPoints',
+    received: [],
+    script: [],
+  },
+  traces: {
+    Request: tv1.ExportTraceServiceRequest,
+    Response: tv1.ExportTraceServiceResponse,
+    rejectedField: 'rejectedSpans',
+    received: [],
+    script: [],
+  },
+};
 const hung = [];
 
-function decode(req, body) {
+function decode(Request, req, body) {
   const gzipped = body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b;
   const raw = req.headers['content-encoding'] === 'gzip' ?
       zlib.gunzipSync(body) : body;
@@ -47,14 +63,15 @@ function hasPort(request, port) {
       `{"key":"server.port","value":{"intValue":"${port}"}}`);
 }
 
-function answerMetrics(req, res, body) {
+function answer(signal, req, res, body) {
+  const {Request, Response, rejectedField, received, script} = signal;
   const record = {
     time: Date.now() / 1000,
     headers: req.headers,
     bytes: body.length,
   };
   try {
-    Object.assign(record, decode(req, body));
+    Object.assign(record, decode(Request, req, body));
   } catch (e) {
     record.error = String(e);
   }
@@ -75,7 +92,7 @@ function answerMetrics(req, res, body) {
   if (answer.partial) {
     out = Buffer.from(Response.encode(Response.fromObject({
       partialSuccess: {
-        rejectedDataPoints: answer.partial.rejected,
+        [rejectedField]: answer.partial.rejected,
         errorMessage: answer.partial.message,
       },
     })).finish());
@@ -90,12 +107,21 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     const body = Buffer.concat(chunks);
     if (req.method === 'POST' && req.url === '/v1/metrics') {
-      answerMetrics(req, res, body);
+      answer(signals.metrics, req, res, body);
+    } else if (req.method === 'POST' && req.url === '/v1/traces') {
+      answer(signals.traces, req, res, body);
     } else if (req.method === 'GET' && req.url === '/control/requests') {
       res.writeHead(200, {'Content-Type': 'application/json'});
-      res.end(JSON.stringify(received));
+      res.end(JSON.stringify(signals.metrics.received));
+    } else if (req.method === 'GET' && req.url === '/control/traces') {
+      res.writeHead(200, {'Content-Type': 'application/json'});
+      res.end(JSON.stringify(signals.traces.received));
     } else if (req.method === 'POST' && req.url === '/control/script') {
-      script = JSON.parse(body.toString() || '[]');
+      signals.metrics.script = JSON.parse(body.toString() || '[]');
+      res.writeHead(204);
+      res.end();
+    } else if (req.method === 'POST' && req.url === '/control/trace-script') {
+      signals.traces.script = JSON.parse(body.toString() || '[]');
       res.writeHead(204);
       res.end();
     } else {
