@@ -209,7 +209,7 @@ e2e: all $(TOOL_BINS) $(NPM_TEST_DEPS)
 # test on the hooks this kernel gets by default.
 SYSCALL_HOOK_TESTS := test_http_server.py test_client_tcp.py test_tls.py \
 	test_http2.py test_grpc.py test_go.py test_gotls.py test_fleet.py \
-	test_classify.py test_db.py test_db_node.py
+	test_classify.py test_db.py test_db_node.py test_traces.py
 e2e-syscall-hooks: all $(TOOL_BINS) $(NPM_TEST_DEPS)
 	SONDE_HOOKS=syscall $(PYTHON) -m pytest -v \
 		$(addprefix tests/e2e/,$(SYSCALL_HOOK_TESTS))

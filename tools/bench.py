@@ -10,6 +10,16 @@ load of its own, in these scenarios:
           a second server block of its own: per request two server exchanges
           and two client exchanges (wrk's, and nginx's call upstream), the
           client-heavy case
+  traces  as direct, with sonde exporting a span for every request over
+          OTLP (OTEL_TRACES_SAMPLER=always_on: nginx's server span and
+          wrk's client span, two a request) to a sink on the same nginx
+          (a server block answering 200 to every POST, its body
+          discarded): the sink's work is on the host too (target >= 93%
+          of none)
+  propagation
+          as traces, with --trace-propagation: sonde's sk_msg program adds
+          a traceparent to each of wrk's requests; what that costs on top
+          of traces (reported, no target)
   tls     as direct, over TLS (`listen ... ssl`, a certificate made with
           openssl, wrk on https://): sonde reads the plaintext through its
           OpenSSL uprobes in nginx and in wrk (target >= 90% of none, and
@@ -177,7 +187,13 @@ MODES = ("none", "floor", "sonde")
 # Where the bound applies, over the socket hooks: plain HTTP, and the
 # databases' requests and replies (floor --bound-calls).
 BOUND_MODES = ("none", "floor", "bound", "sonde")
-BOUND_SCENARIOS = ("direct", "proxy", "exchange", "redis", "postgres")
+BOUND_SCENARIOS = ("direct", "proxy", "exchange", "redis", "postgres",
+                   "traces", "propagation")
+# Scenarios where sonde exports traces, and the flags and environment it
+# gets there (set when the sink's port is known).
+TRACE_SCENARIOS = ("traces", "propagation")
+SONDE_ARGS = []
+SONDE_ENV = {}
 WRK_THREADS = 1
 WRK_CONNECTIONS = 32
 WARMUP_SECONDS = 2
@@ -196,7 +212,7 @@ MIN_ROUNDS = 9
 # such target; a full bench then takes 29 to 32 minutes on a 2-core host.
 ROUNDS_BY_SCENARIO = {"direct": MIN_ROUNDS, "proxy": MIN_ROUNDS,
                       "tls": MIN_ROUNDS, "go-tls": MIN_ROUNDS,
-                      "redis": MIN_ROUNDS,
+                      "redis": MIN_ROUNDS, "traces": MIN_ROUNDS,
                       "postgres": MIN_ROUNDS}
 DEFAULT_ROUNDS = 7
 TARGET_LOSS_VS_FLOOR = 1.5  # and loses <= 1.5x what the bare hooks lose
@@ -312,8 +328,16 @@ TLS_SERVERS = """\
         }}
     }}"""
 
+# traces and propagation: the OTLP sink, on the same nginx.
+SINK_SERVER = """
+    server {{
+        listen 127.0.0.1:{sink};
+        location / {{ return 200; }}
+    }}"""
+
 SCENARIOS = {"direct": DIRECT_SERVERS, "proxy": PROXY_SERVERS,
-             "tls": TLS_SERVERS}
+             "tls": TLS_SERVERS, "traces": DIRECT_SERVERS + SINK_SERVER,
+             "propagation": DIRECT_SERVERS + SINK_SERVER}
 ALL_SCENARIOS = (*SCENARIOS, "go-tls", "redis", "postgres", "bystander",
                  "exchange", "kernel", "startup", "scrape")
 # scrape scenario: one /metrics scrape at 1k, 10k and 100k series, rendered
@@ -338,7 +362,8 @@ CALLS_PER_EXCHANGE = 4
 # Over TLS every OpenSSL call is a uprobe hit: lower still. A process that
 # never touches a socket should not notice sonde at all: a higher one.
 TARGET_KEPT_BY_SCENARIO = {"proxy": 0.93, "tls": 0.90, "go-tls": 0.90,
-                           "bystander": 0.98}
+                           "bystander": 0.98, "traces": 0.93,
+                           "propagation": None}
 # go-tls scenario: the Go HTTPS server, built from the tests' source; the
 # floor probes the executables listed here as sonde would.
 GOTLS_SOURCE = os.path.join(ROOT, "tests", "e2e", "servers", "goapp.go")
@@ -401,14 +426,14 @@ def _as_user(name):
     return become
 
 
-def spawn(argv, log_path, stdout=None, user=None):
+def spawn(argv, log_path, stdout=None, user=None, env=None):
     """Starts argv in its own session (a Ctrl-C reaches only the bench, which
     then stops it), stderr (and stdout unless piped) to log_path; as user
     when given, with no wrapper between (its pid is the bench's to stop)."""
     log = open(log_path, "ab")
     try:
         return subprocess.Popen(
-            argv, cwd=ROOT, stdin=subprocess.DEVNULL,
+            argv, cwd=ROOT, stdin=subprocess.DEVNULL, env=env,
             stdout=stdout if stdout is not None else log, stderr=log,
             bufsize=0, start_new_session=True,
             preexec_fn=_as_user(user) if user else _die_with_bench)
@@ -494,11 +519,20 @@ def make_certificate(tmp):
 
 
 def start_nginx(tmp, scenario):
-    port, backend = free_port(), free_port()
+    port, backend, sink = free_port(), free_port(), free_port()
     if scenario == "tls":
         make_certificate(tmp)
     servers = SCENARIOS[scenario].format(port=port, backend=backend,
-                                         dir=tmp)
+                                         dir=tmp, sink=sink)
+    SONDE_ENV.clear()
+    SONDE_ARGS.clear()
+    if scenario in TRACE_SCENARIOS:
+        SONDE_ENV.update({
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":
+                f"http://127.0.0.1:{sink}/v1/traces",
+            "OTEL_TRACES_SAMPLER": "always_on"})
+    if scenario == "propagation":
+        SONDE_ARGS.append("--trace-propagation")
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(dir=tmp, servers=servers))
@@ -568,7 +602,7 @@ def start_floor(tmp, bound=None, pid=None):
 
 def sonde_argv(port, pid=None):
     return ([SONDE, "--listen", f"127.0.0.1:{port}", "--hooks", HOOKS[0]]
-            + (["--pid", str(pid)] if pid else []))
+            + (["--pid", str(pid)] if pid else []) + SONDE_ARGS)
 
 
 def check_stopped(rc, tmp):
@@ -582,7 +616,8 @@ def start_sonde(tmp, pid=None):
     """sonde ready (for pid alone, with pid); returns it and its URL."""
     port = free_port()
     log = os.path.join(tmp, "sonde.log")
-    proc = spawn(sonde_argv(port, pid), log)
+    proc = spawn(sonde_argv(port, pid), log,
+                 env=dict(os.environ, **SONDE_ENV) if SONDE_ENV else None)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http_200(base + "/readyz", proc, "sonde", log)
@@ -1032,6 +1067,17 @@ def drops(samples):
             if name == "sonde_events_dropped_total"}
 
 
+def span_counts(samples):
+    """Spans exported, and dropped by reason, so far."""
+    out = {"exported": 0.0}
+    for name, labels, v in samples:
+        if name == "sonde_spans_exported_total":
+            out["exported"] += v
+        elif name == "sonde_spans_dropped_total":
+            out["dropped_" + labels.get("reason", "")] = v
+    return out
+
+
 def other_agents(ours):
     """Processes that would skew the numbers and are not ours: other sonde
     or floor instances (they trace our nginx too) and other wrk, pingpong,
@@ -1086,7 +1132,9 @@ def run_sonde(load, seconds, tmp):
     with begun(load, seconds) as pid:
         proc, base = start_sonde(tmp, pid)
         try:
-            before = counts(scrape(base), load)
+            first = scrape(base)
+            before = counts(first, load)
+            spans0 = span_counts(first)
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             result = measured_run(load, seconds, proc.pid)
             time.sleep(SETTLE_SECONDS)
@@ -1099,6 +1147,10 @@ def run_sonde(load, seconds, tmp):
     after = counts(samples, load)
     for key in after:
         result[key] = after[key] - before[key]
+    if SONDE_ENV:
+        spans1 = span_counts(samples)
+        result["spans"] = {k: v - spans0.get(k, 0.0)
+                           for k, v in spans1.items()}
     counted = result["counted"]
     result.update({
         "agent_pids": [proc.pid],
@@ -1184,9 +1236,13 @@ def sonde_line(res, load):
                 f"  peak {res['hwm_kib'] / 1024:.1f} MiB"
                 f"  counted server {res['counted']:.0f} client "
                 f"{res['client_counted']:.0f} of {res['requests']}")
+    spans = res.get("spans")
     return (f"  cpu {res['cpu_us_per_request']:.3f} us/req"
             f"  peak {res['hwm_kib'] / 1024:.1f} MiB"
-            f"  counted {res['counted']:.0f}/{res['requests']}")
+            f"  counted {res['counted']:.0f}/{res['requests']}"
+            + (f"  spans exported {spans['exported']:.0f} dropped "
+               f"{sum(v for k, v in spans.items() if k != 'exported'):.0f}"
+               if spans else ""))
 
 
 # --- report ------------------------------------------------------------------
@@ -1299,8 +1355,10 @@ def verdicts(s, scenario):
     kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT)
     max_lvf = TARGET_LOSS_VS_FLOOR_BY_SCENARIO.get(scenario,
                                                    TARGET_LOSS_VS_FLOOR)
-    kept_row = (f"sonde >= {kept:.0%} of none", s["sonde_over_none"] >= kept,
-                f"{s['sonde_over_none']:.1%}")
+    kept_row = ((f"sonde >= {kept:.0%} of none",
+                 s["sonde_over_none"] >= kept) if kept is not None else
+                ("sonde of none (no target)", None)) + \
+        (f"{s['sonde_over_none']:.1%}",)
     rss_row = (f"peak resident <= {TARGET_RSS_MIB:g} MiB",
                s["peak_rss_mib"] <= TARGET_RSS_MIB,
                f"{s['peak_rss_mib']:.1f} MiB")
@@ -1354,7 +1412,7 @@ def print_verdicts(s, scenario, warnings):
     for target, ok, measured in verdicts(s, scenario):
         mark = "n/a " if ok is None else ("PASS" if ok else "MISS")
         print(f"  {mark}  {target:<40} {measured}")
-    kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT)
+    kept = TARGET_KEPT_BY_SCENARIO.get(scenario, TARGET_KEPT) or 0
     if scenario != "exchange" and s.get("bound_over_none", 1) < kept:
         print(f"  note: the bound keeps {s['bound_over_none']:.1%}, under "
               f"{kept:.0%}: on this host no tracer doing the per-call work "
