@@ -569,4 +569,4 @@ def test_help_documents_the_otlp_flag():
                        timeout=30)
     assert r.returncode == 0
     assert "--otlp-endpoint URL" in r.stdout
-    assert "OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT" in r.stdout
+    assert "OTEL_EXPORTER_OTLP_[METRICS_|TRACES_]ENDPOINT" in r.stdout

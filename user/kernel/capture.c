@@ -334,22 +334,36 @@ static void unmap_cpu_rings(void)
 	ncpu_rings = 0;
 }
 
-/* A ring a quarter full is read behind its programs: spans then give
+/* A ring an eighth full is read behind its programs: spans then give
  * way, so that the records the metrics count are read before a full ring
- * loses them. */
-#define SHED_BACKLOG_SHIFT 2
+ * loses them, until every ring is down to a thirty-second. */
+#define SHED_ON_SHIFT 3
+#define SHED_OFF_SHIFT 5
+
+/* Whether the consumer is behind the rings, by those bounds. */
+static bool rings_behind(void)
+{
+	static bool behind;
+	bool above_on = false, above_off = false;
+
+	for (int i = 0; i < ncpu_rings; i++) {
+		uint64_t backlog = ring_backlog(&cpu_rings[i]);
+		uint64_t size = cpu_rings[i].mask + 1;
+
+		above_on |= backlog > size >> SHED_ON_SHIFT;
+		above_off |= backlog > size >> SHED_OFF_SHIFT;
+	}
+	behind = above_on || (behind && above_off);
+	return behind;
+}
 
 /* Reads every CPU's exchange ring; returns the records handled. */
 static int drain_cpu_rings(void)
 {
 	static bool said;
-	bool behind = false;
 	int n = 0;
 
-	for (int i = 0; i < ncpu_rings; i++)
-		behind |= ring_backlog(&cpu_rings[i]) >
-			  (cpu_rings[i].mask + 1) >> SHED_BACKLOG_SHIFT;
-	trace_shed(behind);
+	trace_shed(rings_behind());
 	for (int i = 0; i < ncpu_rings; i++) {
 		int got = ring_read(&cpu_rings[i], event_fn, event_ctx);
 
