@@ -50,6 +50,12 @@ const volatile bool tls_enabled = false; /* the OpenSSL probes are loaded */
 /* The exchange rings' bytes less one, set at load with ring_data's value
  * size. */
 const volatile __u64 ring_mask = SONDE_CPU_RING_TEMPLATE_BYTES - 1;
+/* --trace-propagation: servers' threads keep the trace of the HTTP/1
+ * request they serve (serving), for the traceparent their calls get; a
+ * request with none gets one derived with this key
+ * (sonde_derived_trace_id). */
+const volatile bool propagation_on = false;
+const volatile __u64 trace_key0 = 0, trace_key1 = 0;
 
 /* (tgid, fd) -> struct conn (core/conn.bpf.h). */
 struct {
@@ -174,6 +180,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } prop_results SEC(".maps");
+
+/* pid_tgid -> struct sonde_serving: sized down to one entry without
+ * --trace-propagation (the HTTP/1 handler names it either way). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, struct sonde_serving);
+} serving SEC(".maps");
 
 #include "core/ring.bpf.h"
 #include "core/process.bpf.h"

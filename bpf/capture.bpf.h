@@ -68,4 +68,11 @@ _Static_assert(SONDE_CLIENT_REQ_CAP <= SONDE_PEEK &&
 #define ROLE_SERVER SONDE_ROLE_SERVER
 #define ROLE_CLIENT SONDE_ROLE_CLIENT
 
+/* The kernel's numeric iterator (6.4 on): the verifier checks the loop's
+ * body once for any i, where a loop it unrolls (one state per step, each
+ * step's branches pending) stops near a thousand bytes. */
+extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
+extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
+extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
+
 #endif

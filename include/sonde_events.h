@@ -354,6 +354,48 @@ struct sonde_trace_inject_event {
 	__u32 pad;
 };
 
+/* --trace-propagation: what the thread pid_tgid serving an HTTP/1
+ * request is in the middle of (the "serving" map, bpf/proto/http1.bpf.h):
+ * the trace its calls carry downstream. */
+struct sonde_serving {
+	__u8 trace_id[16];
+	__u8 open;	 /* its request read, the response not yet written */
+	__u8 concurrent; /* it read a request while one was open: an event
+			  * loop, whose calls cannot be told to a request */
+	__u8 pad[6];
+};
+
+/* splitmix64's finalizer (Steele, Lea, Flood, "Fast splittable
+ * pseudorandom number generators", 2014). */
+static inline __u64 sonde_mix64(__u64 x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* The trace id of an HTTP/1 request that arrived with no traceparent,
+ * under --trace-propagation: derived, with the key (k0, k1) the daemon
+ * draws at start, from what the kernel and the daemon both know of the
+ * request (its process, fd and start time), so that the trace the kernel
+ * sends downstream and the one the daemon gives the request's span agree
+ * with no more bytes on the ring. Never all zero. */
+static inline void sonde_derived_trace_id(__u64 k0, __u64 k1, __u32 tgid,
+					  __u32 fd, __u64 start_ns,
+					  __u8 out[16])
+{
+	__u64 a = sonde_mix64(k0 ^ start_ns);
+	__u64 b = sonde_mix64(k1 ^ ((__u64)tgid << 32 | fd) ^ a);
+
+	b |= !(a | b);
+	for (int i = 0; i < 8; i++) {
+		out[i] = (__u8)(a >> (56 - 8 * i));
+		out[8 + i] = (__u8)(b >> (56 - 8 * i));
+	}
+}
+
 /* What --trace-propagation did with a request it saw start: indexes the
  * per-CPU "prop_results" array; names in user/kernel/propagate.c. All
  * but INJECTED leave the request as it was. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -305,7 +306,7 @@ int main(int argc, char **argv)
 	struct httpd_config hcfg = { 0 };
 	struct otlp_config ocfg = { 0 };
 	struct trace_config tcfg;
-	struct capture_options copts;
+	struct capture_options copts = { 0 };
 	struct registry_limits limits;
 	char err[256];
 	int listen_fd, rc = 1;
@@ -395,6 +396,15 @@ int main(int argc, char **argv)
 	copts.functions = opts.uprobes.n > 0;
 	copts.bpf_stats = opts.bpf_stats;
 	copts.propagation = opts.trace_propagation;
+	/* The key of the trace ids the kernel and the spans derive for
+	 * requests that come with none: secret, so that a client cannot
+	 * steer them. */
+	if (copts.propagation &&
+	    getrandom(copts.trace_key, sizeof(copts.trace_key), 0) !=
+		    sizeof(copts.trace_key)) {
+		log_error("--trace-propagation: cannot draw a random key");
+		goto out_stop;
+	}
 	copts.max_tracked = opts.max_tracked;
 	copts.hooks = opts.hooks;
 	/* Spans read a client request's traceparent from its head. */
@@ -415,6 +425,9 @@ int main(int argc, char **argv)
 		goto out_stop;
 	if (ocfg.traces.endpoint) {
 		trace_start(&tcfg);
+		if (copts.propagation)
+			trace_derive_ids(copts.trace_key[0],
+					 copts.trace_key[1]);
 		if (otlptrace_start(&ocfg, &tcfg))
 			goto out_stop;
 	}

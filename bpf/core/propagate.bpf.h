@@ -132,13 +132,6 @@ enum prop_scan {
 	PROP_SCAN_LONG,	       /* PROP_HEAD_MAX bytes and no blank line */
 };
 
-/* The kernel's numeric iterator (6.4 on): the verifier checks the loop's
- * body once for any i, where a loop it unrolls (one state per step, each
- * step's branches pending) stops near a thousand bytes. */
-extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
-extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
-extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
-
 /* One byte of the head, at offset i: at an LF, the first one ends the
  * request line (checked; *line_end set past it), and each one starts a
  * header line, or the blank line that ends the head. */
@@ -275,6 +268,19 @@ static __always_inline void prop_new_ids(struct sonde_trace_inject_event *ev)
 	__builtin_memcpy(ev->span_id, &w[4], sizeof(ev->span_id));
 }
 
+/* The trace of the request the sending thread serves, into ev, when it
+ * serves one at a time (bpf/proto/http1.bpf.h, serving_begin): its call
+ * joins that trace. */
+static __always_inline void prop_serving_trace(struct sonde_trace_inject_event *ev)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sonde_serving *s = bpf_map_lookup_elem(&serving, &id);
+
+	if (s && s->open && !s->concurrent)
+		__builtin_memcpy(ev->trace_id, s->trace_id,
+				 sizeof(ev->trace_id));
+}
+
 /* Inserts the line for the ids in ev at offset at of msg. The pushed
  * bytes are a scatterlist element of their own, on a page not zeroed, so
  * pulling exactly them copies nothing and does not fail; were it to,
@@ -383,6 +389,7 @@ static __always_inline void propagate_msg(struct sk_msg_md *msg)
 	ev->dport = bpf_ntohl(msg->remote_port);
 	ev->pad = 0;
 	prop_new_ids(ev);
+	prop_serving_trace(ev);
 	if (prop_insert(msg, line_end, ev)) {
 		ring_discard(&slot);
 		count_propagation(SONDE_PROP_PUSH_FAILED);

@@ -245,6 +245,129 @@ static __always_inline __u32 final_status_line(const char *buf, long n,
 	return 0;
 }
 
+/* ---- --trace-propagation: the trace a serving thread's calls carry -- */
+
+/* "traceparent:" (any case) and the value's start: the W3C header. */
+#define TP_NAME_LEN 12
+/* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#define TP_VALUE_LEN 55
+
+static __always_inline int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1; /* upper case is not valid in a traceparent */
+}
+
+/* Whether p (TP_NAME_LEN bytes) is "traceparent:", in any case. */
+static __always_inline bool is_traceparent_name(const char *p)
+{
+	const char name[TP_NAME_LEN] = "traceparent:";
+
+	for (int i = 0; i < TP_NAME_LEN; i++)
+		if ((p[i] | (p[i] >= 'A' && p[i] <= 'Z' ? 0x20 : 0)) !=
+		    name[i])
+			return false;
+	return true;
+}
+
+/* Where a "traceparent:" line can start in a capture: after an LF, with
+ * room for the name, a space and the value before the capture's end. */
+#define TP_LAST_START (SONDE_REQ_CAP - TP_NAME_LEN - 1 - TP_VALUE_LEN)
+
+/* Offset of the first "traceparent:" line in the request head
+ * h->req[0..req_len), or 0 when none. */
+static __always_inline __u32 traceparent_line(const struct http1_conn *h)
+{
+	__u32 n = h->req_len < SONDE_REQ_CAP ? h->req_len : SONDE_REQ_CAP;
+	struct bpf_iter_num it;
+	__u32 found = 0;
+	int *ip;
+
+	bpf_iter_num_new(&it, 1, TP_LAST_START + 1);
+	while ((ip = bpf_iter_num_next(&it))) {
+		__u32 i = *ip;
+
+		if (i < 1 || i > TP_LAST_START ||
+		    i + TP_NAME_LEN + 1 + TP_VALUE_LEN > n)
+			break;
+		if (h->req[i - 1] == '\n' && is_traceparent_name(&h->req[i])) {
+			found = i;
+			break;
+		}
+	}
+	bpf_iter_num_destroy(&it);
+	return found;
+}
+
+/* Reads the trace id of a version-00 traceparent field in the request
+ * head h into out, as the daemon reads it (trace_parse_traceparent):
+ * false when there is none, or it is not well formed, or names the
+ * all-zero trace. */
+static __always_inline bool head_trace_id(const struct http1_conn *h,
+					  __u8 out[16])
+{
+	__u32 at = traceparent_line(h);
+	const char *v;
+	__u8 any = 0;
+
+	if (!at || at > TP_LAST_START)
+		return false;
+	v = &h->req[at + TP_NAME_LEN];
+	if (*v == ' ' || *v == '\t')
+		v++;
+	if (v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-')
+		return false;
+	for (int k = 0; k < 16; k++) {
+		int hi = hex_nibble(v[3 + 2 * k]);
+		int lo = hex_nibble(v[4 + 2 * k]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[k] = (__u8)(hi << 4 | lo);
+		any |= out[k];
+	}
+	return any != 0;
+}
+
+/* A server thread starts serving the request in h on key's connection:
+ * the trace its calls carry is the request's own, or one derived from
+ * what the daemon also knows of it. A thread that starts a request with
+ * one still open serves many at once: marked, its calls get fresh
+ * traces. */
+static __always_inline void serving_begin(const struct conn_key *key,
+					  const struct http1_conn *h)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sonde_serving fresh = {}, *s;
+
+	s = bpf_map_lookup_elem(&serving, &id);
+	if (!s) {
+		bpf_map_update_elem(&serving, &id, &fresh, BPF_ANY);
+		s = bpf_map_lookup_elem(&serving, &id);
+		if (!s)
+			return;
+	} else if (s->open) {
+		s->concurrent = 1;
+	}
+	if (!head_trace_id(h, s->trace_id))
+		sonde_derived_trace_id(trace_key0, trace_key1, key->tgid,
+				       key->fd, h->start_ns, s->trace_id);
+	s->open = 1;
+}
+
+/* The serving thread wrote its response. */
+static __always_inline void serving_end(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sonde_serving *s = bpf_map_lookup_elem(&serving, &id);
+
+	if (s)
+		s->open = 0;
+}
+
 /* Reserves an exchange record with room for req_room bytes of request
  * and copies them from h. */
 #define EXCHANGE_RESERVE(slot, h, req_room)                                 \
@@ -299,13 +422,17 @@ static __always_inline void emit_exchange(struct conn_key *key, struct conn *c,
 	__builtin_memcpy(ev->resp, status, SONDE_RESP_CAP);
 	ring_submit(&slot);
 	note_process(key->tgid, c);
+	if (propagation_on && c->role == ROLE_SERVER)
+		serving_end();
 }
 
 /* Bytes going from client to server (read by a server, written by a
  * client). Outside an exchange, a request line starts one; within it,
  * they are the rest of the head, pipelined requests or a body. */
-static __always_inline void
-on_request_bytes(struct conn *c, struct http1_conn *h, const void *buf, long n)
+static __always_inline void on_request_bytes(struct conn_key *key,
+					     struct conn *c,
+					     struct http1_conn *h,
+					     const void *buf, long n)
 {
 	char peek[SONDE_PEEK];
 	__u32 got;
@@ -334,6 +461,8 @@ on_request_bytes(struct conn *c, struct http1_conn *h, const void *buf, long n)
 	h->start_ns = bpf_ktime_get_ns();
 	h->pipeline_idx = 0;
 	h->resp_part_len = 0;
+	if (propagation_on && c->role == ROLE_SERVER)
+		serving_begin(key, h);
 }
 
 /* The first bytes of a response that continues the status line begun
@@ -471,7 +600,7 @@ __attribute__((noinline)) int http1_data(struct conn_key *key, struct conn *c,
 	if (!http1_role(c, p, n, is_read))
 		return 0;
 	if (!to_client(c, is_read))
-		on_request_bytes(c, h, p, n);
+		on_request_bytes(key, c, h, p, n);
 	else
 		on_response_bytes(key, c, h, p, n);
 	return 0;

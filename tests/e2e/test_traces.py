@@ -484,3 +484,79 @@ def test_propagation_joins_client_and_server(monkeypatch, receiver,
                 stop_sonde(s)
     finally:
         app.stop()
+
+
+def test_propagation_carries_the_trace_through_a_service(monkeypatch,
+                                                        receiver, tmp_path):
+    """Two hops with no SDK anywhere: a python client calls service A
+    (thread per request), whose handler calls service B. With
+    --trace-propagation the client's request and A's call each get a
+    traceparent, and A's carries the trace of the request A serves: the
+    client's, A's and B's spans make one trace, each a child of the one
+    before. Then the client sends its own traceparent: A's call to B
+    carries that trace on."""
+    a_port, b_port = free_port(), free_port()
+    seen_a, seen_b = tmp_path / "a", tmp_path / "b"
+    b = Server([sys.executable, os.path.join(SERVERS, "chainapp.py"),
+                str(b_port), str(free_port())], b_port,
+               env=dict(os.environ, CHAINAPP_SEEN=str(seen_b)))
+    a = Server([sys.executable, os.path.join(SERVERS, "chainapp.py"),
+                str(a_port), str(b_port)], a_port,
+               env=dict(os.environ, CHAINAPP_SEEN=str(seen_a)))
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+    s = Sonde("--otlp-endpoint", receiver.url(), "--trace-propagation")
+    try:
+        relay = PLAIN_CLIENT.replace("/hello", "/relay")
+        subprocess.run([sys.executable, "-c", relay, str(a_port), "3"],
+                       check=True, timeout=30)
+        wait_spans(receiver, b_port, 3)
+        wait_spans(receiver, b_port, 3, kind=CLIENT)
+        got_a = seen_a.read_text().split()
+        got_b = seen_b.read_text().split()
+        assert len(got_a) == len(got_b) == 3
+        # The client's spans wait a little for a request its thread
+        # might be serving (it serves none): all ids in, then check.
+        want = {h.split("-")[2] for h in got_a + got_b}
+        wait_for(lambda: want <= {sp["id"] for sp in spans(receiver)}, 15,
+                 what="the spans the headers name")
+        for ha, hb in zip(got_a, got_b):
+            trace, client_id = ha.split("-")[1:3]
+            trace_b, call_id = hb.split("-")[1:3]
+            assert trace_b == trace, (ha, hb)
+            every = [sp for sp in spans(receiver) if sp["trace"] == trace]
+            by_id = {sp["id"]: sp for sp in every}
+            client = by_id[client_id]
+            call = by_id[call_id]
+            [served_a] = [sp for sp in every if sp["kind"] == SERVER and
+                          sp["attrs"]["server.port"] == str(a_port)]
+            [served_b] = [sp for sp in every if sp["kind"] == SERVER and
+                          sp["attrs"]["server.port"] == str(b_port)]
+            assert client["kind"] == CLIENT and client["parent"] == ""
+            assert served_a["parent"] == client["id"]
+            assert call["kind"] == CLIENT
+            assert call["parent"] == served_a["id"]
+            assert served_b["parent"] == call["id"]
+        # A caller with its own context: A's call to B carries its trace.
+        seen_b.write_text("")
+        assert get(a_port, "/relay",
+                   {"traceparent": f"00-{TRACE}-{PARENT}-01"}) == 200
+        [hb] = seen_b.read_text().split()
+        assert hb.split("-")[1] == TRACE
+        # pytest's own call to A, A's, B's, and A's call to B.
+        wait_for(lambda: len([sp for sp in spans(receiver)
+                              if sp["trace"] == TRACE]) >= 4, 15,
+                 what="the spans of the caller's trace")
+        mine = [sp for sp in spans(receiver) if sp["trace"] == TRACE]
+        [served_a] = [sp for sp in mine if sp["kind"] == SERVER and
+                      sp["attrs"]["server.port"] == str(a_port)]
+        [call] = [sp for sp in mine if sp["kind"] == CLIENT and
+                  sp["attrs"]["server.port"] == str(b_port)]
+        [served_b] = [sp for sp in mine if sp["kind"] == SERVER and
+                      sp["attrs"]["server.port"] == str(b_port)]
+        assert served_a["parent"] == PARENT
+        assert call["parent"] == served_a["id"]
+        assert served_b["parent"] == call["id"] == hb.split("-")[2]
+    finally:
+        stop_sonde(s)
+        a.stop()
+        b.stop()

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "metrics/families.h"
+#include "sonde_events.h"
 #include "trace/trace.h"
 #include "unit.h"
 #include "util/clock.h"
@@ -333,8 +334,7 @@ TEST(overlapping_requests_are_not_linked)
 TEST(own_and_injected_context)
 {
 	uint64_t base = clock_monotonic_ns();
-	const uint8_t tid[16] = { 1, 2, 3, 4, 5, 6, 7, 8,
-				  9, 10, 11, 12, 13, 14, 15, 16 };
+	uint8_t tid[16];
 	const uint8_t sid[8] = { 0xa, 0xb, 0xc, 0xd, 0xe, 0xf, 1, 2 };
 	const struct span *srv = NULL, *cl = NULL;
 	char text[40];
@@ -349,6 +349,10 @@ TEST(own_and_injected_context)
 	hex(out[0].parent_id, 8, text);
 	CHECK_STR(text, "00f067aa0ba902b7");
 
+	/* The kernel derives a request's trace with the key, and puts it
+	 * in the traceparent of the calls its thread makes. */
+	trace_derive_ids(0x1234, 0x5678);
+	sonde_derived_trace_id(0x1234, 0x5678, 100, 0, base + 2 * MS, tid);
 	server(base, 11, 0, 1, NULL, "/warm", "200");
 	trace_end_round(base + 2 * MS);
 	CHECK(take(out, 64) == 1);
@@ -370,6 +374,67 @@ TEST(own_and_injected_context)
 		CHECK(memcmp(srv->trace_id, tid, 16) == 0);
 		CHECK(memcmp(cl->parent_id, srv->span_id, 8) == 0);
 	}
+	/* A call injected with another trace (its thread serves many at
+	 * once, so the kernel gave it a fresh one) is no child. */
+	tid[0] ^= 0xff;
+	trace_note_injected(100, 41005, 9000, base + 13 * MS, tid, sid);
+	http_call(base, 11, 13, 14, 41005, NULL);
+	server(base, 11, 12, 15, NULL, "/checkout", "200");
+	trace_end_round(base + 16 * MS);
+	CHECK(take(out, 64) == 1); /* the server's; the call waits on */
+	trace_end_round(base + 3000 * MS);
+	CHECK(take(out, 64) == 1);
+	CHECK(memcmp(out[0].trace_id, tid, 16) == 0 && zero(out[0].parent_id, 8));
+	trace_stop();
+}
+
+/* More waiting spans than the table holds: when it fills, all go at
+ * once, none lost, and the next fill starts from empty. */
+TEST(full_pending_table_empties_whole)
+{
+	uint64_t base = clock_monotonic_ns();
+	unsigned n = 0, got;
+	static struct span many[256];
+
+	start(TRACE_SAMPLER_ALWAYS_ON, 1, 16384);
+	/* A thread not seen before: each call waits up to 100 ms. */
+	for (int i = 0; i < 5000; i++)
+		http_call(base, 77, 1, 2, 42000, NULL);
+	trace_end_round(base + 3 * MS);
+	while ((got = take(many, 256)) > 0)
+		n += got;
+	CHECK(n == 4096); /* the table filled twice, and went each time */
+	trace_end_round(base + 200 * MS);
+	while ((got = take(many, 256)) > 0)
+		n += got;
+	CHECK(n == 5000);
+	trace_stop();
+}
+
+/* A keep-alive client may send its next request (and have it injected)
+ * before the span of the one before is settled: each span takes the
+ * injection made in its own time. */
+TEST(injections_matched_by_time_on_their_connection)
+{
+	uint64_t base = clock_monotonic_ns();
+	uint8_t t1[16] = { 1 }, t2[16] = { 2 }, s1[8] = { 1 }, s2[8] = { 2 };
+	unsigned n;
+
+	start(TRACE_SAMPLER_PARENT_ALWAYS_ON, 1, 64);
+	trace_note_injected(100, 43000, 9000, base + 1 * MS, t1, s1);
+	trace_note_injected(100, 43000, 9000, base + 5 * MS, t2, s2);
+	/* Another connection's injection at the same time takes nothing. */
+	trace_note_injected(100, 43001, 9000, base + 1 * MS, t2, s2);
+	http_call(base, 0, 1, 2, 43000, NULL);
+	http_call(base, 0, 5, 6, 43000, NULL);
+	trace_end_round(base + 7 * MS);
+	n = take(out, 64);
+	CHECK(n == 2);
+	CHECK(memcmp(out[0].trace_id, t1, 16) == 0 &&
+	      memcmp(out[0].span_id, s1, 8) == 0);
+	CHECK(memcmp(out[1].trace_id, t2, 16) == 0 &&
+	      memcmp(out[1].span_id, s2, 8) == 0);
+	CHECK(zero(out[0].parent_id, 8) && zero(out[1].parent_id, 8));
 	trace_stop();
 }
 
@@ -434,5 +499,7 @@ UNIT_MAIN("trace", UNIT_CASE(traceparent_valid_and_not),
 	  UNIT_CASE(calls_of_the_serving_thread_are_children),
 	  UNIT_CASE(overlapping_requests_are_not_linked),
 	  UNIT_CASE(own_and_injected_context),
+	  UNIT_CASE(full_pending_table_empties_whole),
+	  UNIT_CASE(injections_matched_by_time_on_their_connection),
 	  UNIT_CASE(full_queue_drops_and_counts),
 	  UNIT_CASE(config_from_environment))

@@ -566,6 +566,9 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	skel->rodata->tls_enabled = o->tls;
 	skel->rodata->socket_hooks = socket_hooks;
 	skel->rodata->client_heads = o->client_heads;
+	skel->rodata->propagation_on = o->propagation;
+	skel->rodata->trace_key0 = o->trace_key[0];
+	skel->rodata->trace_key1 = o->trace_key[1];
 	hooks_load_only(skel->obj, socket_hooks);
 	bpf_program__set_autoload(skel->progs.process_fork, o->select_enabled);
 	set_uprobe_autoload(o);

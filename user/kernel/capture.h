@@ -20,6 +20,9 @@ struct capture_options {
 	bool bpf_stats;	      /* have the kernel count runs and run time */
 	bool propagation;     /* --trace-propagation (propagate.h) */
 	bool client_heads;    /* keep clients' request heads (traces) */
+	/* --trace-propagation's key for the trace ids of requests that come
+	 * with none (sonde_derived_trace_id) */
+	uint64_t trace_key[2];
 	uint32_t max_tracked; /* entries of the connection maps; 0: built in */
 	enum capture_hooks hooks;
 };

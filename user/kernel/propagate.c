@@ -20,6 +20,7 @@
 #define SK_MSG_PROG "propagate_sk_msg"
 #define SOCKET_MAP "prop_socks"
 #define RESULTS_MAP "prop_results"
+#define SERVING_MAP "serving"
 #define MOUNTINFO "/proc/self/mountinfo"
 /* Where a cgroup v2 hierarchy is mounted on a unified host; a hybrid one
  * (systemd's) has it at /sys/fs/cgroup/unified. */
@@ -174,13 +175,14 @@ static const struct self_metric propagation_metric = {
 int propagate_prepare(struct bpf_object *obj, bool on, uint32_t max_conns)
 {
 	struct bpf_program *sockops, *sk_msg;
-	struct bpf_map *socks, *results;
+	struct bpf_map *socks, *results, *serving;
 
 	sockops = bpf_object__find_program_by_name(obj, SOCKOPS_PROG);
 	sk_msg = bpf_object__find_program_by_name(obj, SK_MSG_PROG);
 	socks = bpf_object__find_map_by_name(obj, SOCKET_MAP);
 	results = bpf_object__find_map_by_name(obj, RESULTS_MAP);
-	if (!sockops || !sk_msg || !socks || !results) {
+	serving = bpf_object__find_map_by_name(obj, SERVING_MAP);
+	if (!sockops || !sk_msg || !socks || !results || !serving) {
 		log_error("BPF object does not match this build of sonde (no "
 			  "propagation programs): rebuild with make");
 		return -EINVAL;
@@ -190,6 +192,10 @@ int propagate_prepare(struct bpf_object *obj, bool on, uint32_t max_conns)
 	bpf_program__set_autoload(sk_msg, on);
 	bpf_map__set_autocreate(socks, on);
 	bpf_map__set_autocreate(results, on);
+	/* The HTTP/1 handler names it whether or not it is used. */
+	bpf_map__set_max_entries(serving, on ? (max_conns ? max_conns :
+						   SONDE_MAX_CONNS) :
+					       1);
 	if (!on)
 		return 0;
 	if (!net_admin()) {

@@ -216,8 +216,7 @@ static void observe(const struct proto *p, const void *rec, size_t size,
 	for (unsigned i = 0; i < PROTO_MAX_OBS; i++) {
 		obs[i].error = false;
 		obs[i].nextra = 0;
-		obs[i].span.want = spans;
-		obs[i].span.start_ns = 0;
+		obs[i].span = (struct trace_exchange){ .want = spans };
 	}
 	n = p->observe(rec, size, r, obs);
 	if (r->key_len && n == 1 && obs[0].op == PROTO_OBSERVE) {

@@ -279,6 +279,7 @@ static void span_of(const struct http_exchange *x, struct trace_exchange *s)
 	s->start_ns = x->start_ns;
 	s->end_ns = x->end_ns;
 	s->tid = x->tid;
+	s->fd = x->fd;
 	s->sport = x->sport;
 	s->dport = x->dport;
 	s->path = url_path(x, &s->path_len);

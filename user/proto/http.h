@@ -50,6 +50,7 @@ struct http_exchange {
 	int grpc_status; /* the call's gRPC status, 0 to 16; -1: not gRPC */
 	uint64_t start_ns, end_ns;
 	uint32_t tid;	       /* the thread that ended it; 0: unknown */
+	uint32_t fd;	       /* the connection's, in its process */
 	uint16_t sport, dport; /* local and peer port */
 	uint16_t family;       /* AF_INET or AF_INET6 */
 	const uint8_t *daddr;  /* the peer's address, 16 bytes */

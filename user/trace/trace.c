@@ -29,14 +29,16 @@
 #include <unistd.h>
 
 #include "metrics/self.h"
+#include "sonde_events.h"
 #include "trace/trace.h"
 #include "util/clock.h"
 #include "util/log.h"
 
 /* Spans waiting for the end of their round (and client spans waiting
- * for their request's): at about 1.3 KiB each, 4096 is 5 MiB at most.
- * Beyond it the oldest waiting is settled at once, unlinked. */
-#define PENDING_MAX 4096
+ * for their request's): at about 1.1 KiB each, 2048 is 2.3 MiB at most,
+ * a round's worth at 100k spans a second. When it fills, every span
+ * waiting goes at once, unlinked. */
+#define PENDING_MAX 2048
 /* How long a call from a thread that serves requests waits for the
  * request it was made for: longer than most requests take, short enough
  * that spans are not late. A call of a request that takes longer is
@@ -54,9 +56,10 @@
 /* A thread seen serving requests that overlap is not linked for this
  * long after. */
 #define CONCURRENT_NS (60 * 1000000000ull)
-/* Requests the kernel added a traceparent to, waiting for their CLIENT
- * span: a ring, the newest overwriting the oldest. */
-#define INJECTED_MAX 1024
+/* Connections whose requests the kernel added a traceparent to, their
+ * injections waiting for the requests' CLIENT spans: a table by hash, a
+ * connection taking the slot of another that hashes the same. */
+#define INJECT_SLOTS 1024
 /* An injection is made in the write of a request, at most this long
  * before the exchange's recorded start (the two hooks' clocks are read
  * at different points of the same call). */
@@ -64,7 +67,7 @@
 
 struct pending {
 	struct span s;
-	uint32_t tgid, tid;
+	uint32_t tgid, tid, fd;
 	uint64_t start_ns, end_ns; /* monotonic */
 	uint64_t arrived_ns;
 	uint16_t sport, dport;
@@ -87,12 +90,20 @@ struct thread_entry {
 };
 
 struct injected {
-	uint32_t tgid;
-	uint16_t sport, dport;
-	uint64_t ts_ns;
+	uint64_t ts_ns; /* 0: none */
 	uint8_t trace_id[16];
 	uint8_t span_id[8];
-	bool used;
+};
+
+/* A connection's latest injections, by (tgid, local port, peer port): a
+ * keep-alive client may send its next request, and have it injected,
+ * before the daemon has settled the span of the one before. */
+#define INJECTED_PER_CONN 4
+struct inject_conn {
+	uint32_t tgid;
+	uint16_t sport, dport;
+	unsigned next;
+	struct injected e[INJECTED_PER_CONN];
 };
 
 static struct trace_config cfg;
@@ -100,6 +111,8 @@ static bool enabled;
 static uint64_t wall_offset_ns; /* realtime - monotonic, at start */
 static uint64_t round_ns; /* monotonic time at the last round's end */
 static bool shedding;	  /* trace_shed */
+static bool derive_ids;	  /* trace_derive_ids */
+static uint64_t trace_key[2];
 static uint64_t offset_read_ns;
 #define OFFSET_TTL_NS (60 * 1000000000ull)
 static uint64_t rng[4];
@@ -107,11 +120,10 @@ static uint64_t rng[4];
 static struct pending *pending;
 static unsigned npending;
 static struct thread_entry *threads;
-static struct injected injected[INJECTED_MAX];
-static unsigned ninjected_next;
-/* Injections not matched yet, and held client spans that were injected:
- * while both are 0 the loops over them are skipped. */
-static unsigned ninjected_live, ninjected_pending;
+static struct inject_conn *injected; /* INJECT_SLOTS of them */
+/* Injections noted since start: while 0, the pass over them is
+ * skipped. */
+static unsigned ninjected_seen;
 
 /* The batch queue: a ring of cfg.max_queue spans, one thread putting
  * (the consumer) and one taking (the exporter), so no lock: each counter
@@ -456,6 +468,7 @@ void trace_observe(const struct metric_family *f, const char *const *values,
 	       sizeof(*p) - offsetof(struct pending, tgid));
 	p->tgid = tgid;
 	p->tid = x->tid;
+	p->fd = x->fd;
 	p->start_ns = x->start_ns;
 	p->end_ns = x->end_ns > x->start_ns ? x->end_ns : x->start_ns;
 	p->sport = x->sport;
@@ -568,40 +581,37 @@ static uint64_t hold_for(const struct pending *c, uint64_t now)
 
 /* ---- settling ------------------------------------------------------------- */
 
-/* The injection made for client span c's request, if one was. */
+static struct inject_conn *inject_slot(uint32_t tgid, uint16_t sport,
+				       uint16_t dport)
+{
+	uint64_t key = (uint64_t)tgid << 32 | (uint32_t)sport << 16 | dport;
+
+	return &injected[(key * 0x9e3779b97f4a7c15ULL) >> 54 &
+			 (INJECT_SLOTS - 1)];
+}
+
+/* The injection made for client span c's request, if one was: on its
+ * connection, in the request's time. */
 static void take_injection(struct pending *c)
 {
-	for (unsigned i = 0; i < INJECTED_MAX; i++) {
-		struct injected *in = &injected[i];
+	struct inject_conn *ic = inject_slot(c->tgid, c->sport, c->dport);
 
-		if (in->used || !in->ts_ns || in->tgid != c->tgid ||
-		    in->sport != c->sport || in->dport != c->dport ||
-		    in->ts_ns + INJECT_SLACK_NS < c->start_ns ||
+	if (ic->tgid != c->tgid || ic->sport != c->sport ||
+	    ic->dport != c->dport)
+		return;
+	for (unsigned i = 0; i < INJECTED_PER_CONN; i++) {
+		struct injected *in = &ic->e[i];
+
+		if (!in->ts_ns || in->ts_ns + INJECT_SLACK_NS < c->start_ns ||
 		    in->ts_ns > c->end_ns)
 			continue;
-		in->used = true;
-		ninjected_live--;
-		ninjected_pending++;
+		in->ts_ns = 0; /* used */
 		memcpy(c->s.trace_id, in->trace_id, 16);
 		memcpy(c->s.span_id, in->span_id, 8);
 		memset(c->s.parent_id, 0, 8);
 		c->has_context = c->injected = true;
 		c->sampled = true;
 		return;
-	}
-}
-
-/* Injections whose request never made a span (its process is not
- * traced, its exchange was lost) are forgotten after a while. */
-static void expire_injections(uint64_t now)
-{
-	for (unsigned i = 0; ninjected_live && i < INJECTED_MAX; i++) {
-		struct injected *in = &injected[i];
-
-		if (in->ts_ns && !in->used && in->ts_ns + HOLD_NS < now) {
-			in->used = true;
-			ninjected_live--;
-		}
 	}
 }
 
@@ -665,27 +675,18 @@ static bool settle_root(struct pending *p)
  * sampled; its children are then queued with it. */
 static bool settle_server(struct pending *sp, uint64_t now)
 {
-	bool sampled, adopted = false;
+	bool sampled;
 	struct thread_entry *t;
 
 	note_served(sp, now);
 	if (!sp->has_context) {
-		/* A root: it takes the trace a child's injected traceparent
-		 * sent downstream, so the downstream service joins it. */
-		for (unsigned i = 0; ninjected_pending && i < npending &&
-				     !adopted;
-		     i++) {
-			struct pending *c = &pending[i];
-
-			if (!c->server && c->injected && !c->linked &&
-			    c->tgid == sp->tgid && c->tid == sp->tid &&
-			    c->start_ns >= sp->start_ns &&
-			    c->end_ns <= sp->end_ns) {
-				memcpy(sp->s.trace_id, c->s.trace_id, 16);
-				adopted = true;
-			}
-		}
-		if (!adopted)
+		/* A root. Under --trace-propagation its trace is the one the
+		 * kernel sent downstream with its calls. */
+		if (derive_ids)
+			sonde_derived_trace_id(trace_key[0], trace_key[1],
+					       sp->tgid, sp->fd, sp->start_ns,
+					       sp->s.trace_id);
+		else
 			random_id(sp->s.trace_id, 16);
 		sampled = root_sampled(sp->s.trace_id);
 	} else {
@@ -715,6 +716,15 @@ static bool settle_server(struct pending *sp, uint64_t now)
 	return sampled;
 }
 
+/* Moves a waiting span down the table: what it uses, not its room. */
+static void pending_move(struct pending *dst, const struct pending *src)
+{
+	memcpy((char *)dst + offsetof(struct pending, tgid),
+	       (const char *)src + offsetof(struct pending, tgid),
+	       sizeof(*src) - offsetof(struct pending, tgid));
+	span_copy(&dst->s, &src->s);
+}
+
 /* Queues p when sampled; its slot is free after. */
 static void release(struct pending *p, bool sampled)
 {
@@ -724,15 +734,16 @@ static void release(struct pending *p, bool sampled)
 
 /* Settles what came in: injections first, then each server span with
  * its children, then the client spans that need not wait (or can wait no
- * longer). With force_oldest the oldest goes, waiting or not. */
-static void settle(uint64_t now, bool force_oldest)
+ * longer). With force, every span goes, waiting or not: the table is
+ * full, and emptying it whole keeps the cost of that a pass per
+ * PENDING_MAX spans, not one per span. */
+static void settle(uint64_t now, bool force)
 {
 	unsigned i, kept = 0;
 
-	for (i = 0; ninjected_live && i < npending; i++)
+	for (i = 0; ninjected_seen && i < npending; i++)
 		if (!pending[i].server && !pending[i].has_context)
 			take_injection(&pending[i]);
-	expire_injections(now);
 	for (i = 0; i < npending; i++) {
 		struct pending *p = &pending[i];
 
@@ -741,21 +752,18 @@ static void settle(uint64_t now, bool force_oldest)
 			p->settled = true;
 		}
 	}
-	ninjected_pending = 0;
 	for (i = 0; i < npending; i++) {
 		struct pending *p = &pending[i];
 		struct thread_entry *t;
-		bool go = p->server || p->linked || (force_oldest && i == 0);
+		bool go = p->server || p->linked || force;
 
 		if (!go && !p->settled) {
 			p->settled = true;
 			p->hold_until = now + hold_for(p, now);
 		}
 		if (!go && now < p->hold_until) {
-			if (p->injected)
-				ninjected_pending++;
 			if (kept != i)
-				pending[kept] = *p;
+				pending_move(&pending[kept], p);
 			kept++;
 			continue;
 		}
@@ -794,20 +802,23 @@ void trace_note_injected(uint32_t tgid, uint16_t sport, uint16_t dport,
 			 uint64_t ts_ns, const uint8_t trace_id[16],
 			 const uint8_t span_id[8])
 {
-	struct injected *in = &injected[ninjected_next];
+	struct inject_conn *ic;
+	struct injected *in;
 
 	if (!enabled)
 		return;
-	ninjected_next = (ninjected_next + 1) % INJECTED_MAX;
-	if (!in->ts_ns || in->used)
-		ninjected_live++;
-	in->tgid = tgid;
-	in->sport = sport;
-	in->dport = dport;
-	in->ts_ns = ts_ns;
-	in->used = false;
+	ic = inject_slot(tgid, sport, dport);
+	if (ic->tgid != tgid || ic->sport != sport || ic->dport != dport) {
+		memset(ic, 0, sizeof(*ic));
+		ic->tgid = tgid;
+		ic->sport = sport;
+		ic->dport = dport;
+	}
+	in = &ic->e[ic->next++ % INJECTED_PER_CONN];
+	in->ts_ns = ts_ns ? ts_ns : 1;
 	memcpy(in->trace_id, trace_id, 16);
 	memcpy(in->span_id, span_id, 8);
+	ninjected_seen++;
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -828,17 +839,25 @@ void trace_start(const struct trace_config *c)
 	round_ns = offset_read_ns = clock_monotonic_ns();
 	pending = calloc(PENDING_MAX, sizeof(*pending));
 	threads = calloc(THREADS_SLOTS, sizeof(*threads));
+	injected = calloc(INJECT_SLOTS, sizeof(*injected));
 	queue = calloc(cfg.max_queue, sizeof(*queue));
 	qhead = qtail = 0;
-	if (!pending || !threads || !queue) {
+	if (!pending || !threads || !queue || !injected) {
 		log_error("traces: out of memory; no spans will be made");
 		trace_stop();
 		return;
 	}
 	npending = 0;
-	memset(injected, 0, sizeof(injected));
-	ninjected_live = ninjected_pending = 0;
+	ninjected_seen = 0;
+	derive_ids = false;
 	enabled = true;
+}
+
+void trace_derive_ids(uint64_t k0, uint64_t k1)
+{
+	trace_key[0] = k0;
+	trace_key[1] = k1;
+	derive_ids = true;
 }
 
 void trace_shed(bool on)
@@ -859,6 +878,8 @@ void trace_stop(void)
 	npending = 0;
 	free(threads);
 	threads = NULL;
+	free(injected);
+	injected = NULL;
 	free(queue);
 	queue = NULL;
 	qhead = qtail = 0;

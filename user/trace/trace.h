@@ -55,6 +55,7 @@ struct trace_exchange {
 	bool want;		   /* set by the dispatcher: traces are on */
 	uint64_t start_ns, end_ns; /* kernel (monotonic) clock; 0: no span */
 	uint32_t tid;		   /* the thread that served or made it; 0 */
+	uint32_t fd;		   /* its connection's, in its process */
 	uint16_t sport, dport;	   /* local and peer port */
 	/* The request's traceparent and tracestate field values; NULL
 	 * when it has none (within the capture). */
@@ -125,6 +126,13 @@ void trace_shed(bool on);
 void trace_count_dropped(enum trace_drop why, unsigned n);
 /* Counts n spans the collector took. Any thread. */
 void trace_count_exported(unsigned n);
+
+/* --trace-propagation: a request span with no traceparent of its own
+ * (a root) takes the trace id sonde_derived_trace_id (sonde_events.h)
+ * gives it with this key, the one the kernel also uses for the calls its
+ * thread makes while serving it; not a random one. Consumer thread,
+ * after trace_start. */
+void trace_derive_ids(uint64_t k0, uint64_t k1);
 
 /* --trace-propagation: the kernel added a traceparent naming trace_id
  * and span_id to a request that process tgid sent at ts_ns (monotonic)

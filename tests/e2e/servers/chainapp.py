@@ -1,6 +1,7 @@
-"""A thread-per-request HTTP server for the trace tests: each request to
-/checkout is served on a thread of its own, which calls another HTTP
-service and PostgreSQL before it answers; /hello answers at once.
+"""A thread-per-request HTTP server for the trace tests: each request is
+served on a thread of its own. /checkout calls another HTTP service
+(its /users/7) and PostgreSQL before it answers; /relay calls the other
+service's /hello; anything else answers at once.
 
     chainapp.py PORT DOWNSTREAM_PORT PG_DSN
 
@@ -27,12 +28,14 @@ class Handler(BaseHTTPRequestHandler):
         if SEEN:
             with open(SEEN, "a") as f:
                 f.write((self.headers.get("traceparent") or "-") + "\n")
-        if self.path.startswith("/checkout"):
+        if self.path.startswith(("/checkout", "/relay")):
             c = http.client.HTTPConnection("127.0.0.1", DOWNSTREAM,
                                            timeout=10)
-            c.request("GET", "/users/7")
+            c.request("GET", "/users/7" if self.path.startswith("/checkout")
+                      else "/hello")
             c.getresponse().read()
             c.close()
+        if self.path.startswith("/checkout"):
             import psycopg2
             conn = psycopg2.connect(DSN)
             conn.autocommit = True
