@@ -7,8 +7,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -1178,11 +1176,7 @@ static void *sender_main(void *arg)
 		log_error("%s: cannot drop the exporter thread's "
 			  "capabilities",
 			  s->ops.name);
-	/* A thread's own nice value: its id as the "process". */
-	if (s->ops.background &&
-	    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10))
-		log_error("%s: cannot lower the exporter thread's priority: %s",
-			  s->ops.name, strerror(errno));
+
 	while (!is_stopping(s)) {
 		bool due, again = false;
 

@@ -137,10 +137,6 @@ struct otlp_sender_ops {
 	 * given up, uncounted, when a newer one comes. Otherwise the oldest
 	 * is given up, and counted as dropped, when the queue is full. */
 	bool latest_only;
-	/* The thread runs at nice 10: its work can wait (what it cannot
-	 * keep up with is dropped and counted), the traced services and
-	 * the event consumer cannot. */
-	bool background;
 	/* Encodes the next request into out and returns its items (0:
 	 * nothing to send). Sets *again when it should be called again at
 	 * once; last is the last round, at shutdown. Sender thread. */

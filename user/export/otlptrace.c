@@ -389,7 +389,6 @@ int otlptrace_start(const struct otlp_config *cfg,
 	struct otlp_sender_ops ops = {
 		.name = "otlp traces",
 		.what = "spans",
-		.background = true,
 		.collect = collect,
 		.done = done,
 		.stats = &stats,
