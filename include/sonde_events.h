@@ -104,7 +104,9 @@ struct sonde_ring_pos {
 };
 
 #define SONDE_RING_REC_HDR 8
-#define SONDE_RING_SLACK 1024
+/* Also the largest a record may be, header included: a database record
+ * of SONDE_DB_DATA_CAP bytes fits. */
+#define SONDE_RING_SLACK 8192
 /* Ring bytes a record of size bytes takes: header, record, padding. */
 #define SONDE_RING_RECORD_BYTES(size) \
 	((SONDE_RING_REC_HDR + (__u64)(size) + 7) & ~7ULL)
@@ -256,11 +258,14 @@ struct sonde_h2_event {
 };
 /* Databases and caches (PostgreSQL, MySQL/MariaDB, Redis, Memcached):
  * the bytes of each read or write of a connection classified as one of
- * them, in the order they were moved (the shared ring), one record per
- * buffer. The first len bytes of the buffer's total are in data; the
- * rest of a longer one is a hole the daemon's parser passes over by
- * length (user/proto/db.h). The record ends after len bytes of data, in
- * one of three sizes. */
+ * them, one record per buffer (or per 4 KiB piece of a longer one). The
+ * first len bytes of the buffer's total are in data; the rest of a
+ * longer one is a hole the daemon's parser passes over by length
+ * (user/proto/db.h). The record ends after len bytes of data, in one of
+ * three sizes. Each goes to the exchange ring of the CPU that made it;
+ * order numbers a connection's records across both directions, so the
+ * daemon takes them in the order they were moved whichever ring each
+ * came through (requests before their replies). */
 #define SONDE_DB_DATA_CAP 4096
 /* Records one buffer may take: a longer buffer's bytes beyond
  * SONDE_DB_CHUNKS * SONDE_DB_DATA_CAP are sent as a hole. 64 KiB holds
@@ -286,7 +291,9 @@ struct sonde_db_event {
 	 * ones included: a gap says bytes are missing. */
 	__u32 seq;
 	__u32 tid; /* the thread that moved the bytes (for spans) */
-	__u32 pad;
+	/* Records this connection sent before this one, both directions,
+	 * lost ones included. */
+	__u32 order;
 	char comm[SONDE_COMM_LEN];
 	char data[SONDE_DB_DATA_CAP];
 };

@@ -13,10 +13,12 @@ static __always_inline void count_drop(__u32 reason)
 		__sync_fetch_and_add(n, 1);
 }
 
-/* A record being written on the current CPU's exchange ring. Records of
- * one kind whose order matters (a connection's open before its close, a
- * process's exit, an HTTP/2 connection's header pieces) stay on the
- * shared ring; an exchange is complete in itself. */
+/* A record being written on the current CPU's exchange ring. Records
+ * whose order against others matters and cannot be told from the record
+ * (a connection's open before its close, a process's exit) stay on the
+ * shared ring. An exchange is complete in itself; an HTTP/2 or database
+ * connection numbers its records, and the daemon puts them back in
+ * order. */
 struct ring_slot {
 	struct sonde_ring_pos *pos;
 	__u64 at;    /* the record's position */

@@ -7,11 +7,13 @@
  * write, many PostgreSQL Executes before one Sync) and answer in order.
  * Counting each call exactly means following every message, which is the
  * daemon's work (user/proto/db.h, where it can be tested): the BPF side
- * sends each buffer a read or write moved, its first SONDE_DB_DATA_CAP
- * bytes and its length, on the shared ring so that a connection's
- * requests and replies arrive in the order they were moved. What lies
- * beyond the first bytes of a long buffer is rows and values, which the
- * daemon passes over by length.
+ * sends each buffer a read or write moved, its first bytes and its
+ * length, on the exchange ring of the CPU it runs on (the shared ring's
+ * lock, taken by every CPU, cost more than the rest of a call's work),
+ * numbered so that the daemon takes a connection's requests and replies
+ * in the order they were moved. What lies beyond the first bytes of a
+ * long buffer is rows and values, which the daemon passes over by
+ * length.
  *
  * The detectors are in one header per system (pg, mysql, redis,
  * memcached); they share this handler, db_data. */
@@ -29,6 +31,7 @@
 
 struct db_conn {
 	__u32 seq[2]; /* records sent, by from_client */
+	__u32 order;  /* records sent, both ways */
 	__u8 calls;   /* up to DB_TLS_WINDOW */
 	/* The client asked for TLS: the next TLS handshake record starts
 	 * ciphertext. */
@@ -119,7 +122,6 @@ static __always_inline void db_fill(struct sonde_db_event *ev,
 	__builtin_memcpy(ev->daddr, c->daddr, sizeof(ev->daddr));
 	ev->fd = key->fd;
 	ev->tid = (__u32)bpf_get_current_pid_tgid();
-	ev->pad = 0;
 	ev->total = total > 0xffffffffULL ? 0xffffffffU : (__u32)total;
 	ev->sport = c->sport;
 	ev->dport = c->dport;
@@ -132,26 +134,26 @@ static __always_inline void db_fill(struct sonde_db_event *ev,
 }
 
 /* Sends n bytes at buf, the first room of them (room: one of the record
- * sizes, a constant once inlined). False when the ring was full
+ * sizes, a constant once inlined). False when the ring was full or busy
  * (counted) or the bytes could not be read. */
 static __always_inline bool db_send(struct conn_key *key, struct conn *c,
 				    const void *buf, __u64 n, bool from_client,
 				    __u32 room, __u8 starts)
 {
 	struct db_conn *d = (struct db_conn *)c->proto_state;
-	struct sonde_db_event *ev =
-		bpf_ringbuf_reserve(&events, SONDE_DB_BYTES(room), 0);
 	__u32 len = n < room ? n : room;
 	__u32 seq = d->seq[from_client & 1]++;
+	__u32 order = d->order++;
+	struct sonde_db_event *ev;
+	struct ring_slot slot;
 
-	if (!ev) {
-		count_drop(SONDE_DROP_RINGBUF_FULL);
+	ev = ring_reserve(&slot, SONDE_DB_BYTES(room));
+	if (!ev)
 		return false;
-	}
 	barrier_var(len);
 	if (len > room ||
 	    (len && buf && bpf_probe_read_user(ev->data, len, buf))) {
-		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		ring_discard(&slot);
 		return false;
 	}
 	if (!buf)
@@ -159,7 +161,8 @@ static __always_inline bool db_send(struct conn_key *key, struct conn *c,
 	db_fill(ev, key, c, n, len, from_client);
 	ev->starts = starts;
 	ev->seq = seq;
-	event_submit(ev);
+	ev->order = order;
+	ring_submit(&slot);
 	return true;
 }
 

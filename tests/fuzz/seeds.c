@@ -157,6 +157,8 @@ static void db_bytes(struct seed *s, __u8 proto, __u8 role, int from_client,
 	ev.from_client = from_client;
 	ev.role = role;
 	ev.seq = seq;
+	/* Each seed's requests and replies take turns. */
+	ev.order = 2 * seq + !from_client;
 	ev.starts = 1;
 	memcpy(ev.comm, "dbclient", 8);
 	memcpy(ev.data, data, len);

@@ -179,6 +179,8 @@ static void add_redis(struct pool *p, int role, unsigned conn, int from_client,
 	ev->from_client = (uint8_t)from_client;
 	ev->role = (uint8_t)role;
 	ev->seq = seq;
+	ev->order =
+		2 * seq + !from_client; /* requests and replies take turns */
 	ev->starts = 1;
 	if (role == SONDE_ROLE_CLIENT) {
 		ev->hdr.tgid = CLIENT_TGID;

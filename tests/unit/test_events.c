@@ -917,9 +917,11 @@ TEST(tcp_series_carry_the_optional_labels)
 
 /* A database record of the made-up process's server side: the n bytes
  * at data that went one way on the connection (proto, sk, its local
- * port), the seq-th of that direction. */
-static void db_bytes(__u8 proto, __u64 sk, __u16 port, int from_client,
-		     __u32 seq, const void *data, size_t n, __u64 ts)
+ * port, its client's port peer), the seq-th of that direction and the
+ * order-th of both. */
+static void db_bytes(__u8 proto, __u64 sk, __u16 port, __u16 peer,
+		     int from_client, __u32 seq, __u32 order, const void *data,
+		     size_t n, __u64 ts)
 {
 	static struct sonde_db_event ev;
 
@@ -933,22 +935,29 @@ static void db_bytes(__u8 proto, __u64 sk, __u16 port, int from_client,
 	ev.total = n;
 	ev.len = n;
 	ev.sport = port;
-	ev.dport = 40000;
+	ev.dport = peer;
 	ev.family = AF_INET;
 	ev.proto = proto;
 	ev.role = SONDE_ROLE_SERVER;
 	ev.from_client = from_client;
 	ev.seq = seq;
+	ev.order = order;
 	ev.starts = 1;
 	memcpy(ev.data, data, n);
 	dispatch_record(NULL, &ev, SONDE_DB_BYTES(n));
 }
 
-static void redis_bytes(__u64 sk, int from_client, __u32 seq, const char *s,
-			__u64 ts)
+static void redis_peer_bytes(__u64 sk, __u16 peer, int from_client, __u32 seq,
+			     __u32 order, const char *s, __u64 ts)
 {
-	db_bytes(SONDE_PROTO_REDIS, sk, 6379, from_client, seq, s, strlen(s),
-		 ts);
+	db_bytes(SONDE_PROTO_REDIS, sk, 6379, peer, from_client, seq, order, s,
+		 strlen(s), ts);
+}
+
+static void redis_bytes(__u64 sk, int from_client, __u32 seq, __u32 order,
+			const char *s, __u64 ts)
+{
+	redis_peer_bytes(sk, 40000, from_client, seq, order, s, ts);
 }
 
 #define REDIS_GET "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
@@ -957,6 +966,22 @@ static void redis_bytes(__u64 sk, int from_client, __u32 seq, const char *s,
 	"db_system_name=\"redis\",db_operation_name=\"GET\","                  \
 	"db_collection_name=\"\",db_response_status_code=\"\","                \
 	"error_type=\"\",server_port=\"6379\"} "
+
+/* The server's GET count is gets, and the streams and calls lost since
+ * the test began (at streams0 and calls0) are streams and calls. */
+static void check_gets(const char *gets, unsigned long streams0,
+		       unsigned long streams, unsigned long calls0,
+		       unsigned long calls)
+{
+	char *text = render();
+	char want[sizeof(REDIS_SERVER_GETS) + 24];
+
+	snprintf(want, sizeof(want), REDIS_SERVER_GETS "%s\n", gets);
+	CHECK(strstr(text, want));
+	free(text);
+	CHECK(parse_errors("db_stream_lost") == streams0 + streams);
+	CHECK(parse_errors("db_call_lost") == calls0 + calls);
+}
 
 /* A call is timed from its request to its own reply; a new connection
  * that gets the fd and the socket memory of one that closed starts
@@ -967,31 +992,89 @@ TEST(database_calls_follow_their_connection)
 {
 	unsigned long lost_streams = parse_errors("db_stream_lost");
 	unsigned long lost_calls = parse_errors("db_call_lost");
+
+	setup();
+	redis_bytes(0x1000, 1, 0, 0, REDIS_GET REDIS_GET, 1000);
+	redis_bytes(0x1000, 0, 0, 1, "$1\r\nv\r\n", 3000);
+	redis_bytes(0x1000, 0, 1, 2, "$-1\r\n", 5000);
+	/* Closed; a new connection on the same fd and socket memory. */
+	redis_bytes(0x1000, 1, 0, 0, REDIS_GET, 7000);
+	redis_bytes(0x1000, 0, 0, 1, "$1\r\nv\r\n", 8000);
+	dispatch_end_round();
+	check_gets("3", lost_streams, 0, lost_calls, 0);
+
+	/* Record 1 of the replies never came: the call open is lost. The
+	 * record after it is held, in case the one before it is still in
+	 * another CPU's ring, until the second end of round. */
+	redis_bytes(0x1000, 1, 1, 2, REDIS_GET, 9000);
+	redis_bytes(0x1000, 0, 2, 4, "$1\r\nv\r\n", 9500);
+	dispatch_end_round();
+	CHECK(parse_errors("db_call_lost") == lost_calls);
+	dispatch_end_round();
+	check_gets("3", lost_streams, 1, lost_calls, 1);
+	dispatch_clear();
+}
+
+/* Each CPU has its ring, so a reply can be read before its request:
+ * records are taken in the order they were made, whichever came first,
+ * waiting through one more round for one still in another CPU's ring.
+ * A record whose place was given up, read later, is passed over, and
+ * the call it belonged to is counted lost, never mistimed. */
+TEST(database_records_are_taken_in_the_order_they_were_made)
+{
+	unsigned long lost_streams = parse_errors("db_stream_lost");
+	unsigned long lost_calls = parse_errors("db_call_lost");
 	char *text;
 
 	setup();
-	redis_bytes(0x1000, 1, 0, REDIS_GET REDIS_GET, 1000);
-	redis_bytes(0x1000, 0, 0, "$1\r\nv\r\n", 3000);
-	redis_bytes(0x1000, 0, 1, "$-1\r\n", 5000);
-	/* Closed; a new connection on the same fd and socket memory. */
-	redis_bytes(0x1000, 1, 0, REDIS_GET, 7000);
-	redis_bytes(0x1000, 0, 0, "$1\r\nv\r\n", 8000);
+	redis_bytes(0x3000, 0, 0, 1, "$1\r\nv\r\n", 3000);
+	redis_bytes(0x3000, 1, 0, 0, REDIS_GET, 1000);
+	redis_bytes(0x3000, 0, 1, 3, "$1\r\nv\r\n", 9000);
 	dispatch_end_round();
+	redis_bytes(0x3000, 1, 1, 2, REDIS_GET, 5000);
+	dispatch_end_round();
+	check_gets("2", lost_streams, 0, lost_calls, 0);
+	/* 2 µs and 4 µs: each reply timed against its own request. */
 	text = render();
-	CHECK(strstr(text, REDIS_SERVER_GETS "3\n"));
+	CHECK(strstr(text, "db_server_operation_duration_seconds_sum{service_"
+			   "name=\"unitsvc\",db_system_name=\"redis\","
+			   "db_operation_name=\"GET\",db_collection_name=\"\","
+			   "db_response_status_code=\"\",error_type=\"\","
+			   "server_port=\"6379\"} 0.000006\n"));
 	free(text);
-	CHECK(parse_errors("db_stream_lost") == lost_streams);
-	CHECK(parse_errors("db_call_lost") == lost_calls);
 
-	/* Record 1 of the replies never came: the call open is lost. */
-	redis_bytes(0x1000, 1, 1, REDIS_GET, 9000);
-	redis_bytes(0x1000, 0, 2, "$1\r\nv\r\n", 9500);
+	/* Order 5, a reply, is not read in time: the request after it is
+	 * taken in at the second end of round, and order 5 read after that
+	 * is passed over. The next reply finds its direction short of one
+	 * record: the two calls open are lost, not ended by the wrong
+	 * replies. */
+	redis_bytes(0x3000, 1, 2, 4, REDIS_GET, 10000);
+	redis_bytes(0x3000, 1, 3, 6, REDIS_GET, 12000);
 	dispatch_end_round();
-	text = render();
-	CHECK(strstr(text, REDIS_SERVER_GETS "3\n"));
-	free(text);
-	CHECK(parse_errors("db_stream_lost") == lost_streams + 1);
-	CHECK(parse_errors("db_call_lost") == lost_calls + 1);
+	dispatch_end_round();
+	redis_bytes(0x3000, 0, 2, 5, "$1\r\nv\r\n", 11000);
+	redis_bytes(0x3000, 0, 3, 7, "$1\r\nv\r\n", 13000);
+	dispatch_end_round();
+	check_gets("2", lost_streams, 1, lost_calls, 2);
+	dispatch_clear();
+}
+
+/* A connection closes and the next one gets its fd and socket memory
+ * back: the new one's first call can be read before the old one's last
+ * reply. Each is still timed and counted on its own connection. */
+TEST(a_reused_socket_waits_for_the_old_connections_records)
+{
+	unsigned long lost_streams = parse_errors("db_stream_lost");
+	unsigned long lost_calls = parse_errors("db_call_lost");
+
+	setup();
+	redis_peer_bytes(0x4000, 40001, 1, 0, 0, REDIS_GET, 1000);
+	redis_peer_bytes(0x4000, 40002, 1, 0, 0, REDIS_GET, 3000);
+	redis_peer_bytes(0x4000, 40002, 0, 0, 1, "$1\r\nv\r\n", 4000);
+	redis_peer_bytes(0x4000, 40001, 0, 0, 1, "$1\r\nv\r\n", 2000);
+	for (int i = 0; i < 3; i++)
+		dispatch_end_round();
+	check_gets("2", lost_streams, 0, lost_calls, 0);
 	dispatch_clear();
 }
 
@@ -1005,9 +1088,10 @@ static void pg_query(__u64 sk, __u32 seq, const char *sql, __u64 ts)
 			(char)((n + 4) & 0xff) };
 
 	memcpy(q + 5, sql, n);
-	db_bytes(SONDE_PROTO_POSTGRESQL, sk, 5432, 1, seq, q, 5 + n, ts);
-	db_bytes(SONDE_PROTO_POSTGRESQL, sk, 5432, 0, seq, done,
-		 sizeof(done) - 1, ts + 100);
+	db_bytes(SONDE_PROTO_POSTGRESQL, sk, 5432, 40000, 1, seq, 2 * seq, q,
+		 5 + n, ts);
+	db_bytes(SONDE_PROTO_POSTGRESQL, sk, 5432, 40000, 0, seq, 2 * seq + 1,
+		 done, sizeof(done) - 1, ts + 100);
 }
 
 /* Tables come from the traffic: beyond a service's cap (the routes')
@@ -1067,4 +1151,6 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(an_exit_is_applied_after_the_round_that_brought_it),
 	  UNIT_CASE(tcp_series_carry_the_optional_labels),
 	  UNIT_CASE(database_calls_follow_their_connection),
+	  UNIT_CASE(database_records_are_taken_in_the_order_they_were_made),
+	  UNIT_CASE(a_reused_socket_waits_for_the_old_connections_records),
 	  UNIT_CASE(database_collections_are_capped_like_routes))

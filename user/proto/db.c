@@ -14,6 +14,7 @@
 #include "proto/events.h"
 #include "proto/proto.h"
 #include "util/fmt.h"
+#include "util/holdq.h"
 
 /* The kind of a finished call's record: never one the kernel sends. */
 #define DB_CALL_KIND 0x8000
@@ -37,7 +38,10 @@ struct db_call_record {
 	char status[DB_STATUS_MAX];
 };
 
-/* A connection known by (tgid, fd, socket). */
+/* A connection known by (tgid, fd, socket, ports): a process that closes
+ * a connection and opens another may get the same fd and the same socket
+ * memory back, and the last records of the one may be read after the
+ * first of the other (each CPU has its ring). */
 struct db_entry {
 	uint32_t tgid, fd;
 	uint64_t sk;
@@ -50,6 +54,16 @@ struct db_entry {
 	/* The seq the next record of each direction should carry. */
 	uint32_t next_seq[2];
 	bool seq_known[2];
+	/* The order the next record should carry, and the records read
+	 * before one they follow (util/holdq.h). */
+	uint32_t next_order;
+	struct holdq held;
+	uint64_t last_ns; /* the time of its latest record */
+	/* A newer connection took its (tgid, fd, socket): forgotten once
+	 * the records it may still have in other CPUs' rings have come
+	 * (HELD_ROUNDS rounds). */
+	bool superseded;
+	unsigned superseded_round;
 	uint32_t tid; /* the thread of the latest record */
 	char comm[SONDE_COMM_LEN];
 };
@@ -70,6 +84,18 @@ static uint64_t db_full;
 static struct db_call_record *queue;
 static size_t qcap, qhead, qlen;
 
+/* Ends of round a held record waits through for the ones before it (a
+ * record is committed before the next is made: the one it waits for is
+ * read in the same round or the next), records one connection holds at
+ * most, and the bytes of all held together. Past either bound the
+ * records held are taken in at once, as after a loss. */
+#define HELD_ROUNDS 2
+#define HELD_PER_CONN 256
+#define HELD_BYTES (8u << 20)
+static struct hold_budget budget = { .max_bytes = HELD_BYTES };
+static unsigned rounds;
+static size_t nsuperseded;
+
 static uint64_t entry_hash(uint32_t tgid, uint32_t fd, uint64_t sk)
 {
 	uint64_t h = ((uint64_t)tgid << 32 | fd) * 0x9e3779b97f4a7c15ULL;
@@ -77,13 +103,17 @@ static uint64_t entry_hash(uint32_t tgid, uint32_t fd, uint64_t sk)
 	return (h ^ (sk >> 4)) * 0xff51afd7ed558ccdULL;
 }
 
-static struct db_entry *slot_for(struct db_entry *t, size_t n, uint32_t tgid,
-				 uint32_t fd, uint64_t sk)
+/* The slot of the connection like e (its tgid, fd, socket and ports) in
+ * t, n slots: its own, or the free one it would take. The connections of
+ * one (tgid, fd, socket) share a home. */
+static struct db_entry *slot_for(struct db_entry *t, size_t n,
+				 const struct db_entry *e)
 {
-	size_t i = entry_hash(tgid, fd, sk) & (n - 1);
+	size_t i = entry_hash(e->tgid, e->fd, e->sk) & (n - 1);
 
 	while (t[i].conn &&
-	       !(t[i].tgid == tgid && t[i].fd == fd && t[i].sk == sk))
+	       !(t[i].tgid == e->tgid && t[i].fd == e->fd && t[i].sk == e->sk &&
+		 t[i].sport == e->sport && t[i].dport == e->dport))
 		i = (i + 1) & (n - 1);
 	return &t[i];
 }
@@ -101,8 +131,7 @@ static bool table_grow(void)
 		return false;
 	for (size_t i = 0; i < nslots; i++)
 		if (table[i].conn)
-			*slot_for(t, n, table[i].tgid, table[i].fd,
-				  table[i].sk) = table[i];
+			*slot_for(t, n, &table[i]) = table[i];
 	free(table);
 	table = t;
 	nslots = n;
@@ -116,6 +145,9 @@ static void table_delete(size_t i)
 
 	db_conn_close(table[i].conn);
 	db_conn_free(table[i].conn);
+	holdq_free(&table[i].held, &budget);
+	if (table[i].superseded)
+		nsuperseded--;
 	table[i].conn = NULL;
 	nused--;
 	for (;;) {
@@ -226,54 +258,25 @@ static bool entry_start(struct db_entry *e, const struct sonde_db_event *ev,
 	e->role = ev->role;
 	e->proto = ev->proto;
 	e->seq_known[0] = e->seq_known[1] = false;
+	e->next_order = 0;
+	e->held = (struct holdq){ 0 };
+	e->last_ns = ev->hdr.ts_ns;
+	e->superseded = false;
 	memcpy(e->comm, ev->comm, sizeof(e->comm));
 	return true;
 }
 
-/* Whether ev comes from a new connection on the (tgid, fd, socket) of
- * e's: a process that closes a connection and opens another may get the
- * same fd and the same socket memory back. The new one's records are
- * numbered from 0 again. */
+/* Whether ev comes from a new connection with the tgid, fd, socket and
+ * ports of e's (tracked afresh by the kernel): its records are numbered
+ * from 0 again. */
 static bool entry_reused(const struct db_entry *e,
 			 const struct sonde_db_event *ev)
 {
 	bool dir = ev->from_client;
 
 	return e->proto != ev->proto || e->role != ev->role ||
-	       e->dport != ev->dport || e->sport != ev->sport ||
-	       (ev->seq == 0 && e->seq_known[dir] && e->next_seq[dir] != 0);
-}
-
-/* The entry of ev's connection, made when new; NULL when memory ran out
- * or the record names no system. */
-static struct db_entry *entry_of(const struct sonde_db_event *ev)
-{
-	const struct db_system *sys = system_of(ev->proto);
-	struct db_entry *e;
-
-	struct db_conn *old;
-
-	if (!sys || !table_grow())
-		return NULL;
-	e = slot_for(table, nslots, ev->hdr.tgid, ev->fd, ev->sk);
-	if (e->conn && !entry_reused(e, ev))
-		return e;
-	if (!e->conn && nused >= DB_MAX_CONNS) {
-		db_full++;
-		return NULL;
-	}
-	old = e->conn;
-	if (!entry_start(e, ev, sys)) {
-		e->conn = old;
-		return NULL;
-	}
-	if (old) {
-		db_conn_close(old);
-		db_conn_free(old);
-	} else {
-		nused++;
-	}
-	return e;
+	       (ev->seq == 0 && e->seq_known[dir] && e->next_seq[dir] != 0) ||
+	       (ev->order == 0 && e->next_order != 0);
 }
 
 /* The queue's entries point at their connection's entry (the owner):
@@ -285,28 +288,152 @@ static void rehome_owners(void)
 			db_conn_set_owner(table[i].conn, &table[i]);
 }
 
-static enum proto_next bytes_read(const struct sonde_db_event *ev, size_t size)
+/* e is a new connection: the older ones of its (tgid, fd, socket), whose
+ * records all came before e's first, are closed. */
+static void supersede_older(const struct db_entry *e)
 {
-	size_t before = nslots;
-	struct db_entry *e;
-	size_t len = ev->len;
-	bool dir;
+	size_t i = entry_hash(e->tgid, e->fd, e->sk) & (nslots - 1);
 
-	if (len > size - SONDE_DB_BYTES(0) || len > ev->total)
-		return PROTO_NEXT_NOTHING;
-	e = entry_of(ev);
-	if (nslots != before)
-		rehome_owners();
-	if (!e)
-		return PROTO_NEXT_NOTHING;
-	dir = ev->from_client ? 1 : 0;
+	for (; table[i].conn; i = (i + 1) & (nslots - 1)) {
+		struct db_entry *o = &table[i];
+
+		if (o == e || o->superseded || o->tgid != e->tgid ||
+		    o->fd != e->fd || o->sk != e->sk || o->last_ns > e->last_ns)
+			continue;
+		o->superseded = true;
+		o->superseded_round = rounds;
+		nsuperseded++;
+	}
+}
+
+/* Forgets the superseded connections whose last records have come. */
+static void forget_superseded(void)
+{
+	for (size_t i = 0; i < nslots;) {
+		if (table[i].conn && table[i].superseded &&
+		    rounds - table[i].superseded_round >= HELD_ROUNDS) {
+			table_delete(i);
+			continue; /* another entry may have moved into i */
+		}
+		i++;
+	}
+	rehome_owners();
+}
+
+/* The entry of ev's connection, made when new; NULL when memory ran out
+ * or the record names no system. */
+static struct db_entry *entry_of(const struct sonde_db_event *ev)
+{
+	const struct db_system *sys = system_of(ev->proto);
+	struct db_entry *e;
+
+	struct db_entry key = { .tgid = ev->hdr.tgid,
+				.fd = ev->fd,
+				.sk = ev->sk,
+				.sport = ev->sport,
+				.dport = ev->dport };
+	struct db_conn *old;
+	struct holdq old_held;
+
+	if (!sys || !table_grow())
+		return NULL;
+	e = slot_for(table, nslots, &key);
+	if (e->conn && !entry_reused(e, ev)) {
+		if (ev->hdr.ts_ns > e->last_ns)
+			e->last_ns = ev->hdr.ts_ns;
+		return e;
+	}
+	if (!e->conn && nused >= DB_MAX_CONNS) {
+		db_full++;
+		return NULL;
+	}
+	old = e->conn;
+	old_held = e->held;
+	if (!entry_start(e, ev, sys)) {
+		e->conn = old;
+		e->held = old_held;
+		return NULL;
+	}
+	if (old) {
+		db_conn_close(old);
+		db_conn_free(old);
+		holdq_free(&old_held, &budget);
+	} else {
+		nused++;
+		supersede_older(e);
+	}
+	return e;
+}
+
+/* ev, size bytes (its length checked), whose turn on e's connection has
+ * come: its bytes go to the connection's parser. */
+static void take_in(struct db_entry *e, const struct sonde_db_event *ev)
+{
+	bool dir = ev->from_client ? 1 : 0;
+
 	if (e->seq_known[dir] && ev->seq != e->next_seq[dir])
 		db_gap(e->conn, dir);
 	e->seq_known[dir] = true;
 	e->next_seq[dir] = ev->seq + 1;
+	e->next_order = ev->order + 1;
 	e->tid = ev->tid;
-	db_feed_piece(e->conn, ev->from_client, (const uint8_t *)ev->data, len,
-		      ev->total, ev->hdr.ts_ns, ev->starts);
+	db_feed_piece(e->conn, ev->from_client, (const uint8_t *)ev->data,
+		      ev->len, ev->total, ev->hdr.ts_ns, ev->starts);
+}
+
+/* Takes in the records e holds whose turn has come. */
+static void take_following(struct db_entry *e)
+{
+	struct held *h;
+
+	while ((h = holdq_take(&e->held, &budget, e->next_order, false))) {
+		take_in(e, (const struct sonde_db_event *)h->rec);
+		free(h);
+	}
+}
+
+/* Takes in the records e holds, from the first whatever its order
+ * (all: every one; else up to the next gap). The records the gaps
+ * stand for are lost: their direction's seq tells the parser. */
+static void take_held(struct db_entry *e, bool all)
+{
+	struct held *h;
+
+	while ((h = holdq_take(&e->held, &budget, 0, true))) {
+		take_in(e, (const struct sonde_db_event *)h->rec);
+		free(h);
+		take_following(e);
+		if (!all)
+			return;
+	}
+}
+
+/* The bytes of a record: taken in when its turn has come, with those
+ * held that follow it; kept when some before it are still to be read;
+ * passed over when their place was given up. */
+static enum proto_next bytes_read(const struct sonde_db_event *ev, size_t size)
+{
+	size_t before = nslots;
+	struct db_entry *e;
+
+	if (ev->len > size - SONDE_DB_BYTES(0) || ev->len > ev->total)
+		return PROTO_NEXT_NOTHING;
+	e = entry_of(ev);
+	if (nslots != before)
+		rehome_owners();
+	if (!e || seq_before(ev->order, e->next_order))
+		return PROTO_NEXT_NOTHING;
+	if (ev->order != e->next_order) {
+		if (e->held.n < HELD_PER_CONN &&
+		    holdq_put(&e->held, &budget, ev->order, rounds, ev, size))
+			return PROTO_NEXT_NOTHING;
+		/* No room to wait: what came is taken in as it is. */
+		take_held(e, true);
+		if (seq_before(ev->order, e->next_order))
+			return PROTO_NEXT_NOTHING;
+	}
+	take_in(e, ev);
+	take_following(e);
 	return PROTO_NEXT_NOTHING;
 }
 
@@ -437,18 +564,29 @@ static void db_sweep(proto_open_fn open)
 static void db_clear(void)
 {
 	for (size_t i = 0; i < nslots; i++)
-		if (table[i].conn)
+		if (table[i].conn) {
 			db_conn_free(table[i].conn);
+			holdq_free(&table[i].held, &budget);
+		}
 	free(table);
 	table = NULL;
-	nslots = nused = 0;
+	nslots = nused = nsuperseded = 0;
 	qhead = qlen = 0;
 }
 
 static unsigned db_end_round(enum parse_error *why)
 {
-	struct db_losses lost = db_take_losses();
+	struct db_losses lost;
 
+	/* A record held this long waits for one that was lost. */
+	rounds++;
+	for (size_t i = 0; budget.queues && i < nslots; i++)
+		if (table[i].conn &&
+		    holdq_waited(&table[i].held, rounds, HELD_ROUNDS))
+			take_held(&table[i], false);
+	if (nsuperseded)
+		forget_superseded();
+	lost = db_take_losses();
 	events_count_parse_errors(PARSE_ERROR_DB_CALL, lost.calls);
 	*why = PARSE_ERROR_DB_STREAM;
 	lost.streams += db_full;

@@ -357,10 +357,21 @@ void dispatch_end_round(void)
 {
 	enum parse_error why;
 
-	for (size_t i = 0; i < NPROTOCOLS; i++)
-		if (protocols[i]->end_round)
-			for (unsigned n = protocols[i]->end_round(&why); n; n--)
-				events_count_parse_error(why);
+	for (size_t i = 0; i < NPROTOCOLS; i++) {
+		const struct proto *p = protocols[i];
+		const void *rec;
+		size_t size;
+
+		if (!p->end_round)
+			continue;
+		for (unsigned n = p->end_round(&why); n; n--)
+			events_count_parse_error(why);
+		/* What the round's end finished (records it stopped
+		 * waiting for) is observed now. */
+		if (p->ready)
+			while ((rec = p->ready(&size)) != NULL)
+				dispatch(p, rec, size);
+	}
 	trace_end_round(clock_monotonic_ns());
 	forget_exits();
 }

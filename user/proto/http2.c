@@ -5,6 +5,7 @@
 
 #include "proto/grpc.h"
 #include "proto/http2.h"
+#include "util/holdq.h"
 #include "util/strmap.h"
 
 /* Ends of round a held record waits through for the ones before it: a
@@ -63,19 +64,6 @@ struct pending {
 	char text[SONDE_REQ_CAP];
 };
 
-/* A record that came before one it follows: the BPF side writes to the
- * ring of the CPU it runs on, and the daemon reads the rings one after
- * another, so a connection's next record can be read before the one
- * made just ahead of it on another CPU. Kept, a copy, in seq order,
- * until those before it have come. */
-struct held {
-	struct held *next;
-	uint32_t seq;
-	unsigned round; /* the round of reading the rings it came in */
-	size_t size;
-	_Alignas(8) uint8_t rec[];
-};
-
 struct conn {
 	uint32_t tgid, fd;
 	uint64_t since, sk;
@@ -85,9 +73,9 @@ struct conn {
 	struct direction dir[2];
 	struct pending *pending; /* grown up to HTTP2_MAX_PENDING */
 	unsigned npending, pending_room;
-	struct held *held[2]; /* per direction, by seq */
-	struct held *held_last[2];
-	unsigned nheld;
+	/* Records read before one they follow, per direction, by seq
+	 * (util/holdq.h). */
+	struct holdq held[2];
 	/* A newer connection took its fd: forgotten once the records it may
 	 * still have in other CPUs' rings have come (HELD_ROUNDS rounds). */
 	bool superseded;
@@ -103,9 +91,8 @@ static struct held *ready_head, **ready_tail = &ready_head, *handed_out;
 /* Rounds of reading the rings so far, connections holding records, and
  * connections superseded and not forgotten yet. */
 static unsigned rounds;
-static size_t nholding, nsuperseded;
-/* The bytes of the records held back (HTTP2_HELD_BYTES at most). */
-static size_t held_bytes;
+static size_t nsuperseded;
+static struct hold_budget budget = { .max_bytes = HTTP2_HELD_BYTES };
 /* Connections given up at their first record for want of room: kept, as
  * small entries without decoders, so they are counted once. */
 static size_t ngiven_up;
@@ -139,18 +126,8 @@ static void decoders_free(struct conn *c)
 /* Forgets the records c holds back. */
 static void held_free(struct conn *c)
 {
-	for (int d = 0; d < 2; d++)
-		while (c->held[d]) {
-			struct held *h = c->held[d];
-
-			c->held[d] = h->next;
-			held_bytes -= h->size;
-			free(h);
-		}
-	c->held_last[0] = c->held_last[1] = NULL;
-	if (c->nheld)
-		nholding--;
-	c->nheld = 0;
+	holdq_free(&c->held[0], &budget);
+	holdq_free(&c->held[1], &budget);
 }
 
 static void conn_free(struct conn *c)
@@ -720,55 +697,15 @@ static enum http2_result lose(struct conn *c)
 	return HTTP2_LOST;
 }
 
-/* Keeps a copy of ev, size bytes, for when the records before it in its
- * direction have come. False when c holds as many as it may, or memory
- * ran out. */
-static bool hold(struct conn *c, unsigned dir, const struct sonde_h2_event *ev,
-		 size_t size)
-{
-	struct held *h, **at = &c->held[dir], *last = c->held_last[dir];
-
-	if (size > HTTP2_HELD_BYTES - held_bytes)
-		return false;
-	/* Mostly they come in order after the gap: after the last. */
-	if (last && last->seq < ev->seq)
-		at = &last->next;
-	while (*at && (*at)->seq < ev->seq)
-		at = &(*at)->next;
-	if (*at && (*at)->seq == ev->seq)
-		return true; /* the same record twice: keep the first */
-	h = malloc(sizeof(*h) + size);
-	if (!h)
-		return false;
-	h->seq = ev->seq;
-	h->round = rounds;
-	h->size = size;
-	memcpy(h->rec, ev, size);
-	h->next = *at;
-	*at = h;
-	if (!h->next)
-		c->held_last[dir] = h;
-	held_bytes += size;
-	if (!c->nheld++)
-		nholding++;
-	return true;
-}
-
 /* The record c holds next in direction dir, when its turn has come, goes
  * to be read again. */
 static void release(struct conn *c, unsigned dir)
 {
-	struct held *h = c->held[dir];
+	struct held *h =
+		holdq_take(&c->held[dir], &budget, c->next_seq[dir], false);
 
-	if (!h || h->seq != c->next_seq[dir])
+	if (!h)
 		return;
-	c->held[dir] = h->next;
-	if (!h->next)
-		c->held_last[dir] = NULL;
-	held_bytes -= h->size;
-	if (!--c->nheld)
-		nholding--;
-	h->next = NULL;
 	*ready_tail = h;
 	ready_tail = &h->next;
 }
@@ -801,10 +738,13 @@ enum http2_result http2_handle(const struct sonde_h2_event *ev, size_t size,
 		if (c->given_up)
 			return HTTP2_LOST;
 	}
-	if (c->lost || ev->seq < c->next_seq[dir])
+	if (c->lost || seq_before(ev->seq, c->next_seq[dir]))
 		return HTTP2_NOTHING;
-	if (ev->seq > c->next_seq[dir])
-		return hold(c, dir, ev, size) ? HTTP2_NOTHING : lose(c);
+	if (ev->seq != c->next_seq[dir])
+		return holdq_put(&c->held[dir], &budget, ev->seq, rounds, ev,
+				 size) ?
+			       HTTP2_NOTHING :
+			       lose(c);
 	if ((size_t)ev->offset + len > ev->frame_len)
 		r = HTTP2_LOST;
 	else if (ev->type == SONDE_H2_RST_STREAM)
@@ -839,10 +779,8 @@ const struct sonde_h2_event *http2_ready(size_t *size)
  * before it would have come by then, had it been made. */
 static bool held_too_long(const struct conn *c)
 {
-	for (int d = 0; d < 2; d++)
-		if (c->held[d] && rounds - c->held[d]->round >= HELD_ROUNDS)
-			return true;
-	return false;
+	return holdq_waited(&c->held[0], rounds, HELD_ROUNDS) ||
+	       holdq_waited(&c->held[1], rounds, HELD_ROUNDS);
 }
 
 unsigned http2_end_round(void)
@@ -850,9 +788,9 @@ unsigned http2_end_round(void)
 	unsigned lost = 0;
 
 	rounds++;
-	for (unsigned b = 0; nholding && b < NBUCKETS; b++)
+	for (unsigned b = 0; budget.queues && b < NBUCKETS; b++)
 		for (struct conn *c = buckets[b]; c; c = c->next)
-			if (c->nheld && held_too_long(c)) {
+			if (held_too_long(c)) {
 				lose(c);
 				lost++;
 			}

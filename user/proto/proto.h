@@ -134,10 +134,12 @@ struct proto {
 	 * order they were made in (each CPU has its ring) and that holds some
 	 * back: one whose turn has come, size bytes, valid until the next
 	 * call; NULL when none. The dispatcher reads them after each of the
-	 * protocol's records, as if they came then. */
+	 * protocol's records, as if they came then, and after end_round. */
 	const void *(*ready)(size_t *size);
 	/* Optional: after each round of reading the rings, how many
-	 * measurements the protocol has given up since, and why. */
+	 * measurements the protocol has given up since, and why. It may
+	 * stop waiting for a record and hand out, through ready(), what
+	 * was held for it. */
 	unsigned (*end_round)(enum parse_error *why);
 };
 
