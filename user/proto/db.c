@@ -103,17 +103,28 @@ static uint64_t entry_hash(uint32_t tgid, uint32_t fd, uint64_t sk)
 	return (h ^ (sk >> 4)) * 0xff51afd7ed558ccdULL;
 }
 
-/* The slot of the connection like e (its tgid, fd, socket and ports) in
- * t, n slots: its own, or the free one it would take. The connections of
- * one (tgid, fd, socket) share a home. */
-static struct db_entry *slot_for(struct db_entry *t, size_t n,
-				 const struct db_entry *e)
+/* What tells a connection's entry. */
+struct db_key {
+	uint64_t sk;
+	uint32_t tgid, fd;
+	uint16_t sport, dport;
+};
+
+static struct db_key key_of(const struct db_entry *e)
 {
-	size_t i = entry_hash(e->tgid, e->fd, e->sk) & (n - 1);
+	return (struct db_key){ e->sk, e->tgid, e->fd, e->sport, e->dport };
+}
+
+/* The slot of the connection k in t, n slots: its own, or the free one
+ * it would take. The connections of one (tgid, fd, socket) share a
+ * home. */
+static struct db_entry *slot_for(struct db_entry *t, size_t n, struct db_key k)
+{
+	size_t i = entry_hash(k.tgid, k.fd, k.sk) & (n - 1);
 
 	while (t[i].conn &&
-	       !(t[i].tgid == e->tgid && t[i].fd == e->fd && t[i].sk == e->sk &&
-		 t[i].sport == e->sport && t[i].dport == e->dport))
+	       !(t[i].sk == k.sk && t[i].tgid == k.tgid && t[i].fd == k.fd &&
+		 t[i].sport == k.sport && t[i].dport == k.dport))
 		i = (i + 1) & (n - 1);
 	return &t[i];
 }
@@ -131,7 +142,7 @@ static bool table_grow(void)
 		return false;
 	for (size_t i = 0; i < nslots; i++)
 		if (table[i].conn)
-			*slot_for(t, n, &table[i]) = table[i];
+			*slot_for(t, n, key_of(&table[i])) = table[i];
 	free(table);
 	table = t;
 	nslots = n;
@@ -327,17 +338,14 @@ static struct db_entry *entry_of(const struct sonde_db_event *ev)
 	const struct db_system *sys = system_of(ev->proto);
 	struct db_entry *e;
 
-	struct db_entry key = { .tgid = ev->hdr.tgid,
-				.fd = ev->fd,
-				.sk = ev->sk,
-				.sport = ev->sport,
-				.dport = ev->dport };
+	struct db_key key = { ev->sk, ev->hdr.tgid, ev->fd, ev->sport,
+			      ev->dport };
 	struct db_conn *old;
 	struct holdq old_held;
 
 	if (!sys || !table_grow())
 		return NULL;
-	e = slot_for(table, nslots, &key);
+	e = slot_for(table, nslots, key);
 	if (e->conn && !entry_reused(e, ev)) {
 		if (ev->hdr.ts_ns > e->last_ns)
 			e->last_ns = ev->hdr.ts_ns;
@@ -386,6 +394,8 @@ static void take_following(struct db_entry *e)
 {
 	struct held *h;
 
+	if (!e->held.n)
+		return;
 	while ((h = holdq_take(&e->held, &budget, e->next_order, false))) {
 		take_in(e, (const struct sonde_db_event *)h->rec);
 		free(h);
