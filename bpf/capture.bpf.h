@@ -48,7 +48,7 @@
  * database bytes (whose order across CPUs matters), and wakeups. 4 MiB
  * holds a few hundred milliseconds of a busy Redis's commands and
  * replies at both ends while the daemon waits for a CPU. */
-#define SONDE_RINGBUF_BYTES (4 << 20)
+#define SONDE_RINGBUF_BYTES (1 << 20)
 /* Exchanges go to a ring per CPU (the daemon sizes them: see
  * capture_cpu_ring_bytes), so that producers on different CPUs do not
  * contend for one ring's positions. This size is only the template's. */
