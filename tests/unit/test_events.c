@@ -1056,6 +1056,12 @@ TEST(database_records_are_taken_in_the_order_they_were_made)
 	redis_bytes(0x3000, 0, 3, 7, "$1\r\nv\r\n", 13000);
 	dispatch_end_round();
 	check_gets("2", lost_streams, 1, lost_calls, 2);
+
+	/* A connection first read far into its life (its entry forgotten)
+	 * starts where it is: nothing to wait for. */
+	redis_peer_bytes(0x3800, 40009, 1, 0, 5000, REDIS_GET, 20000);
+	redis_peer_bytes(0x3800, 40009, 0, 0, 5001, "$1\r\nv\r\n", 21000);
+	check_gets("3", lost_streams, 1, lost_calls, 2);
 	dispatch_clear();
 }
 

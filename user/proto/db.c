@@ -269,7 +269,10 @@ static bool entry_start(struct db_entry *e, const struct sonde_db_event *ev,
 	e->role = ev->role;
 	e->proto = ev->proto;
 	e->seq_known[0] = e->seq_known[1] = false;
-	e->next_order = 0;
+	/* Seen from its first records, it waits for any read after the
+	 * later ones; seen later (its entry forgotten meanwhile), it starts
+	 * where it is. */
+	e->next_order = ev->order < HELD_PER_CONN ? 0 : ev->order;
 	e->held = (struct holdq){ 0 };
 	e->last_ns = ev->hdr.ts_ns;
 	e->superseded = false;
@@ -336,12 +339,12 @@ static void forget_superseded(void)
 static struct db_entry *entry_of(const struct sonde_db_event *ev)
 {
 	const struct db_system *sys = system_of(ev->proto);
-	struct db_entry *e;
-
 	struct db_key key = { ev->sk, ev->hdr.tgid, ev->fd, ev->sport,
 			      ev->dport };
+	struct db_entry *e;
 	struct db_conn *old;
 	struct holdq old_held;
+	bool was_superseded;
 
 	if (!sys || !table_grow())
 		return NULL;
@@ -357,6 +360,7 @@ static struct db_entry *entry_of(const struct sonde_db_event *ev)
 	}
 	old = e->conn;
 	old_held = e->held;
+	was_superseded = old && e->superseded;
 	if (!entry_start(e, ev, sys)) {
 		e->conn = old;
 		e->held = old_held;
@@ -366,6 +370,8 @@ static struct db_entry *entry_of(const struct sonde_db_event *ev)
 		db_conn_close(old);
 		db_conn_free(old);
 		holdq_free(&old_held, &budget);
+		if (was_superseded)
+			nsuperseded--;
 	} else {
 		nused++;
 		supersede_older(e);
