@@ -14,17 +14,22 @@ static struct sonde_ring_pos pos;
 static struct ring_view view = { &pos, data, BYTES - 1 };
 
 /* What the programs do: false when the ring has no room. */
-static bool put(const void *rec, uint32_t size)
+static bool put_to(struct ring_view *v, const void *rec, uint32_t size)
 {
 	uint64_t bytes = SONDE_RING_RECORD_BYTES(size);
-	uint8_t *at = data + (pos.producer & (BYTES - 1));
+	uint8_t *at = (uint8_t *)v->data + (v->pos->producer & v->mask);
 
-	if (pos.producer + bytes - pos.consumer > BYTES)
+	if (v->pos->producer + bytes - v->pos->consumer > v->mask + 1)
 		return false;
 	memcpy(at, &size, sizeof(size));
 	memcpy(at + SONDE_RING_REC_HDR, rec, size);
-	pos.producer += bytes;
+	v->pos->producer += bytes;
 	return true;
+}
+
+static bool put(const void *rec, uint32_t size)
+{
+	return put_to(&view, rec, size);
 }
 
 static void reset(void)
@@ -137,7 +142,35 @@ TEST(an_impossible_length_empties_the_ring)
 	}
 }
 
+/* A thread that moved to another CPU left its records on two rings:
+ * together they come back oldest first, each ring's in its own order. */
+TEST(rings_read_together_come_back_oldest_first)
+{
+	static _Alignas(8) uint8_t data2[BYTES + SONDE_RING_SLACK];
+	static struct sonde_ring_pos pos2;
+	struct ring_view rings[2] = { view, { &pos2, data2, BYTES - 1 } };
+	static const uint64_t ts[2][3] = { { 10, 30, 40 }, { 20, 50, 60 } };
+	struct seen s = { 0 };
+	int bad;
+
+	reset();
+	memset(&pos2, 0, sizeof(pos2));
+	for (int r = 0; r < 2; r++)
+		for (int i = 0; i < 3; i++) {
+			struct sonde_event_header h = { .ts_ns = ts[r][i] };
+
+			CHECK(put_to(&rings[r], &h, sizeof(h)));
+		}
+	CHECK(ring_read_merged(rings, 2, note, &s, &bad) == 6 && bad < 0);
+	/* first[] holds each record's first byte: its time. */
+	CHECK(s.first[0] == 10 && s.first[1] == 20 && s.first[2] == 30 &&
+	      s.first[3] == 40 && s.first[4] == 50 && s.first[5] == 60);
+	CHECK(pos.consumer == pos.producer && pos2.consumer == pos2.producer);
+	CHECK(ring_read_merged(rings, 2, note, &s, &bad) == 0);
+}
+
 UNIT_MAIN("ring", UNIT_CASE(records_come_back_in_order_whole),
 	  UNIT_CASE(a_record_across_the_end_is_read_from_the_slack),
 	  UNIT_CASE(a_full_ring_refuses_until_read),
-	  UNIT_CASE(an_impossible_length_empties_the_ring))
+	  UNIT_CASE(an_impossible_length_empties_the_ring),
+	  UNIT_CASE(rings_read_together_come_back_oldest_first))

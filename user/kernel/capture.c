@@ -103,9 +103,8 @@ static const struct map_owner {
 	{ "conns", 8, 0 },    /* struct conn_key: tgid, fd */
 	{ "skip_fds", 8, 0 }, /* struct conn_key */
 	{ "procs", 4, 0 },    /* the tgid */
-	{ "verdicts", 4, 0 },
-	{ "tls_bio_procs", 4, 0 },
-	{ "tls_fds", 16, 8 }, /* struct tls_session_key: ssl, tgid */
+	{ "verdicts", 4, 0 },	 { "tls_bio_procs", 4, 0 },
+	{ "tls_fds", 16, 8 },	 /* struct tls_session_key: ssl, tgid */
 	{ "func_starts", 8, 0 }, /* struct func_key: tid, func_id */
 };
 
@@ -357,25 +356,20 @@ static bool rings_behind(void)
 	return behind;
 }
 
-/* Reads every CPU's exchange ring; returns the records handled. */
+/* Reads every CPU's exchange ring, oldest record first across them;
+ * returns the records handled. */
 static int drain_cpu_rings(void)
 {
 	static bool said;
-	int n = 0;
+	int bad, n;
 
 	trace_shed(rings_behind());
-	for (int i = 0; i < ncpu_rings; i++) {
-		int got = ring_read(&cpu_rings[i], event_fn, event_ctx);
-
-		if (got >= 0) {
-			n += got;
-		} else if (!said) {
-			log_error("the exchange ring of CPU %d held a record "
-				  "of impossible length: its contents were "
-				  "dropped",
-				  i);
-			said = true;
-		}
+	n = ring_read_merged(cpu_rings, ncpu_rings, event_fn, event_ctx, &bad);
+	if (bad >= 0 && !said) {
+		log_error("the exchange ring of CPU %d held a record of "
+			  "impossible length: its contents were dropped",
+			  bad);
+		said = true;
 	}
 	return n;
 }

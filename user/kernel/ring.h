@@ -23,6 +23,15 @@ typedef int (*ring_record_fn)(void *ctx, void *data, size_t size);
  * emptied: what it held is lost, and the programs go on). */
 int ring_read(struct ring_view *r, ring_record_fn fn, void *ctx);
 
+/* The same for the n rings together, their records handed to fn oldest
+ * first by the time their headers carry (every record starts with a
+ * struct sonde_event_header): a thread that moved to another CPU has its
+ * records read in the order it made them, whichever ring holds each.
+ * Returns how many; *bad is the index of a ring that held a record of
+ * impossible length (emptied, as ring_read does), or -1. */
+int ring_read_merged(struct ring_view *rings, int n, ring_record_fn fn,
+		     void *ctx, int *bad);
+
 /* Bytes published and not read yet. */
 static inline uint64_t ring_backlog(const struct ring_view *r)
 {

@@ -90,7 +90,7 @@ static size_t qcap, qhead, qlen;
  * most, and the bytes of all held together. Past either bound the
  * records held are taken in at once, as after a loss. */
 #define HELD_ROUNDS 2
-#define HELD_PER_CONN 256
+#define HELD_PER_CONN 4096
 #define HELD_BYTES (8u << 20)
 static struct hold_budget budget = { .max_bytes = HELD_BYTES };
 static unsigned rounds;
