@@ -1,4 +1,5 @@
 /* Histograms, the Prometheus writer and the series registry. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -707,6 +708,72 @@ TEST(registry_caps_a_captured_label_across_services)
 	registry_free();
 }
 
+/* The count of t_fine_seconds{op="ref"}'s one series, as a walk sees it. */
+static void count_observed(const struct registry_series *s, void *arg)
+{
+	uint64_t *n = arg;
+
+	if (s->family == &fine_family)
+		*n += s->hist->count;
+}
+
+static void *walk_elsewhere(void *arg)
+{
+	registry_walk(count_observed, arg);
+	return NULL;
+}
+
+/* What another thread (a scrape's) sees now. */
+static uint64_t count_from_another_thread(void)
+{
+	pthread_t t;
+	uint64_t n = 0;
+
+	if (pthread_create(&t, NULL, walk_elsewhere, &n) != 0)
+		abort();
+	pthread_join(t, NULL);
+	return n;
+}
+
+TEST(observations_by_reference_wait_then_are_all_filed)
+{
+	struct histogram_bounds b;
+	struct registry_limits lim = { 100, 100, 100 };
+	const char *values[] = { "svc", "ref" };
+	struct registry_ref ref = { 0 };
+	uint64_t here = 0;
+
+	histogram_bounds_default(&b);
+	histogram_bounds_fine(&fine_bounds);
+	registry_init(&b, &lim);
+	CHECK(registry_observe_ref(&fine_family, values, 1000, &ref) == 0);
+	CHECK(ref.series != NULL);
+	for (int i = 0; i < 1000; i++)
+		CHECK(registry_observe_at(&ref, 2000) == 0);
+	/* Filed a waiting room at a time: another thread sees those filed,
+	 * not yet the ones waiting. */
+	CHECK(count_from_another_thread() < 1001);
+	CHECK(count_from_another_thread() > 1);
+	registry_flush();
+	CHECK(count_from_another_thread() == 1001);
+	/* The observing thread's own reads file what waits first. */
+	for (int i = 0; i < 10; i++)
+		CHECK(registry_observe_at(&ref, 2000) == 0);
+	registry_walk(count_observed, &here);
+	CHECK(here == 1011);
+	CHECK(count_from_another_thread() == 1011);
+	/* Expiring files what waits before it frees series: the reference
+	 * is stale after, and nothing waiting points at freed memory. */
+	for (int i = 0; i < 10; i++)
+		CHECK(registry_observe_at(&ref, 2000) == 0);
+	CHECK(registry_expire(wall_ns() + 7200ull * 1000000000ull,
+			      3600ull * 1000000000ull) == 1);
+	CHECK(registry_observe_at(&ref, 2000) == -1);
+	registry_flush();
+	CHECK(registry_series_count() == 0);
+	registry_free();
+}
+
 UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(fine_bounds_start_at_100_us),
 	  UNIT_CASE(observation_on_a_bound_counts_in_that_bucket),
@@ -728,4 +795,5 @@ UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(registry_drops_and_counts_beyond_the_series_cap),
 	  UNIT_CASE(registry_expires_idle_series_but_not_live_gauges),
 	  UNIT_CASE(registry_finds_each_series_among_many_and_after_expiry),
-	  UNIT_CASE(registry_caps_a_captured_label_across_services))
+	  UNIT_CASE(registry_caps_a_captured_label_across_services),
+	  UNIT_CASE(observations_by_reference_wait_then_are_all_filed))

@@ -74,6 +74,20 @@ struct label_cap {
 static struct label_cap label_caps[REGISTRY_MAX_LABEL_CAPS];
 static unsigned nlabel_caps;
 
+/* Observations by reference (registry_observe_at) not yet filed: filed
+ * together, under one taking of the lock, when REGISTRY_WAITING_MAX wait,
+ * at registry_flush, and before the observing thread reads, expires or
+ * frees series. That thread is the only one to observe by reference and
+ * to free series, so a waiting observation's series outlives its wait. */
+#define REGISTRY_WAITING_MAX 256
+static struct {
+	struct series *series;
+	uint64_t ns;
+} waiting[REGISTRY_WAITING_MAX];
+static unsigned nwaiting;
+static pthread_t observer;
+static bool observer_known;
+
 /* Gauges held by an id: "%llx" of the id -> the series its hold raised,
  * which its release lowers, whatever the labels would be by then. A held
  * series never expires, so the pointer stays good. */
@@ -441,19 +455,57 @@ int registry_observe_ref(const struct metric_family *f,
 	return 0;
 }
 
+/* Files the observations waiting, under the lock (taken by the caller),
+ * on the observing thread. */
+static void file_waiting(void)
+{
+	uint64_t now;
+
+	if (!nwaiting)
+		return;
+	now = clock_ns(CLOCK_REALTIME_COARSE);
+	for (unsigned i = 0; i < nwaiting; i++) {
+		struct series *s = waiting[i].series;
+
+		if (now > s->last_unix_ns)
+			s->last_unix_ns = now;
+		series_observe(s, waiting[i].ns);
+	}
+	nwaiting = 0;
+}
+
+/* Whether this thread is the one observing by reference: only it may
+ * touch what waits. */
+static bool on_observer(void)
+{
+	return observer_known && pthread_equal(pthread_self(), observer);
+}
+
 int registry_observe_at(const struct registry_ref *ref, uint64_t duration_ns)
 {
-	struct series *s = ref->series;
-
-	pthread_mutex_lock(&lock);
-	if (!s || ref->epoch != epoch) {
-		pthread_mutex_unlock(&lock);
+	/* epoch moves only on this thread (registry_expire, registry_free),
+	 * which files what waits first: no lock to read it. */
+	if (!ref->series || ref->epoch != epoch)
 		return -1;
+	if (!observer_known) {
+		observer = pthread_self();
+		observer_known = true;
 	}
-	series_touch(s);
-	series_observe(s, duration_ns);
-	pthread_mutex_unlock(&lock);
+	if (nwaiting == REGISTRY_WAITING_MAX)
+		registry_flush();
+	waiting[nwaiting].series = ref->series;
+	waiting[nwaiting].ns = duration_ns;
+	nwaiting++;
 	return 0;
+}
+
+void registry_flush(void)
+{
+	if (!nwaiting)
+		return;
+	pthread_mutex_lock(&lock);
+	file_waiting();
+	pthread_mutex_unlock(&lock);
 }
 
 int registry_add(const struct metric_family *f, const char *const *values,
@@ -571,6 +623,8 @@ void registry_walk_families(
 	void (*each)(const struct registry_series *s, void *arg), void *arg)
 {
 	pthread_mutex_lock(&lock);
+	if (on_observer())
+		file_waiting();
 	for (unsigned i = 0; i < nfamilies; i++) {
 		family(families[i], arg);
 		for (unsigned j = 0; j < nseries; j++) {
@@ -658,6 +712,8 @@ unsigned registry_expire(uint64_t now_unix_ns, uint64_t ttl_ns)
 	unsigned kept = 0, removed = 0;
 
 	pthread_mutex_lock(&lock);
+	if (on_observer())
+		file_waiting();
 	for (unsigned i = 0; i < nseries; i++) {
 		struct series *s = series[i];
 
@@ -685,6 +741,8 @@ void registry_walk(void (*fn)(const struct registry_series *s, void *arg),
 		   void *arg)
 {
 	pthread_mutex_lock(&lock);
+	if (on_observer())
+		file_waiting();
 	for (unsigned i = 0; i < nseries; i++) {
 		struct registry_series view = view_of(series[i]);
 
@@ -727,6 +785,9 @@ static void free_service(const char *name, void *value, void *arg)
 void registry_free(void)
 {
 	pthread_mutex_lock(&lock);
+	/* What waits is dropped with its series. */
+	nwaiting = 0;
+	observer_known = false;
 	epoch++;
 	for (unsigned i = 0; i < nseries; i++) {
 		free(series[i]->exp);

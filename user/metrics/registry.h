@@ -137,8 +137,19 @@ int registry_observe_ref(const struct metric_family *f,
 /* Records a duration in ref's series, as registry_observe would under
  * the values ref was taken for. Returns 0, or -1 (nothing recorded) when
  * ref holds no series or series were freed since it was taken (expired,
- * or the registry freed): observe by the labels then. */
+ * or the registry freed): observe by the labels then.
+ *
+ * Called on one thread only, the one that calls registry_expire (the
+ * consumer's). The observation waits, with up to 255 others, to be
+ * filed under one taking of the lock: at registry_flush, when the
+ * waiting room is full, or when that thread next walks or expires the
+ * series. Other threads see it once filed. */
 int registry_observe_at(const struct registry_ref *ref, uint64_t duration_ns);
+
+/* Files the observations registry_observe_at keeps waiting. On the
+ * thread that made them; the dispatcher calls it at the end of each
+ * round of reading the rings. */
+void registry_flush(void);
 
 /* Adds n to a counter family's series. Same contract as registry_observe. */
 int registry_add(const struct metric_family *f, const char *const *values,

@@ -374,6 +374,7 @@ void dispatch_end_round(void)
 	}
 	trace_end_round(clock_monotonic_ns());
 	forget_exits();
+	registry_flush();
 }
 
 void dispatch_sweep(proto_open_fn open)
