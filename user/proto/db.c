@@ -118,13 +118,14 @@ static struct db_key key_of(const struct db_entry *e)
 /* The slot of the connection k in t, n slots: its own, or the free one
  * it would take. The connections of one (tgid, fd, socket) share a
  * home. */
-static struct db_entry *slot_for(struct db_entry *t, size_t n, struct db_key k)
+static struct db_entry *slot_for(struct db_entry *t, size_t n,
+				 const struct db_key *k)
 {
-	size_t i = entry_hash(k.tgid, k.fd, k.sk) & (n - 1);
+	size_t i = entry_hash(k->tgid, k->fd, k->sk) & (n - 1);
 
 	while (t[i].conn &&
-	       !(t[i].sk == k.sk && t[i].tgid == k.tgid && t[i].fd == k.fd &&
-		 t[i].sport == k.sport && t[i].dport == k.dport))
+	       !(t[i].sk == k->sk && t[i].tgid == k->tgid && t[i].fd == k->fd &&
+		 t[i].sport == k->sport && t[i].dport == k->dport))
 		i = (i + 1) & (n - 1);
 	return &t[i];
 }
@@ -141,8 +142,11 @@ static bool table_grow(void)
 	if (!t)
 		return false;
 	for (size_t i = 0; i < nslots; i++)
-		if (table[i].conn)
-			*slot_for(t, n, key_of(&table[i])) = table[i];
+		if (table[i].conn) {
+			struct db_key k = key_of(&table[i]);
+
+			*slot_for(t, n, &k) = table[i];
+		}
 	free(table);
 	table = t;
 	nslots = n;
@@ -320,18 +324,25 @@ static void supersede_older(const struct db_entry *e)
 	}
 }
 
-/* Forgets the superseded connections whose last records have come. */
-static void forget_superseded(void)
+/* Forgets the connections gone(e, arg) says are gone. */
+static void forget_where(bool (*gone)(const struct db_entry *e, void *arg),
+			 void *arg)
 {
 	for (size_t i = 0; i < nslots;) {
-		if (table[i].conn && table[i].superseded &&
-		    rounds - table[i].superseded_round >= HELD_ROUNDS) {
+		if (table[i].conn && gone(&table[i], arg)) {
 			table_delete(i);
 			continue; /* another entry may have moved into i */
 		}
 		i++;
 	}
 	rehome_owners();
+}
+
+/* A superseded connection whose last records have come. */
+static bool superseded_long_enough(const struct db_entry *e, void *arg)
+{
+	(void)arg;
+	return e->superseded && rounds - e->superseded_round >= HELD_ROUNDS;
 }
 
 /* The entry of ev's connection, made when new; NULL when memory ran out
@@ -348,7 +359,7 @@ static struct db_entry *entry_of(const struct sonde_db_event *ev)
 
 	if (!sys || !table_grow())
 		return NULL;
-	e = slot_for(table, nslots, key);
+	e = slot_for(table, nslots, &key);
 	if (e->conn && !entry_reused(e, ev)) {
 		if (ev->hdr.ts_ns > e->last_ns)
 			e->last_ns = ev->hdr.ts_ns;
@@ -564,17 +575,18 @@ static const void *db_ready(size_t *size)
 	return rec;
 }
 
+/* A connection the kernel no longer tracks (arg: the proto_open_fn
+ * that asks). */
+static bool closed(const struct db_entry *e, void *arg)
+{
+	proto_open_fn *open = arg;
+
+	return !(*open)(e->tgid, e->fd, e->sk);
+}
+
 static void db_sweep(proto_open_fn open)
 {
-	for (size_t i = 0; i < nslots;) {
-		if (table[i].conn &&
-		    !open(table[i].tgid, table[i].fd, table[i].sk)) {
-			table_delete(i);
-			continue; /* another entry may have moved into i */
-		}
-		i++;
-	}
-	rehome_owners();
+	forget_where(closed, &open);
 }
 
 static void db_clear(void)
@@ -601,7 +613,7 @@ static unsigned db_end_round(enum parse_error *why)
 		    holdq_waited(&table[i].held, rounds, HELD_ROUNDS))
 			take_held(&table[i], false);
 	if (nsuperseded)
-		forget_superseded();
+		forget_where(superseded_long_enough, NULL);
 	lost = db_take_losses();
 	events_count_parse_errors(PARSE_ERROR_DB_CALL, lost.calls);
 	*why = PARSE_ERROR_DB_STREAM;
