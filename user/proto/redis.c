@@ -390,7 +390,20 @@ static bool redis_word_byte(uint8_t b)
 /* Types RESP2 does not have: seeing one means the connection is RESP3. */
 static bool redis_resp3_type(uint8_t type)
 {
-	return type && strchr("_#,(!=%~|>", type);
+	switch (type) {
+	case '_':
+	case '#':
+	case ',':
+	case '(':
+	case '!':
+	case '=':
+	case '%':
+	case '~':
+	case '|':
+	case '>':
+		return true;
+	}
+	return false;
 }
 
 /* Reads the length or integer line p[0..n) after its type byte: "$5\r\n"
@@ -504,6 +517,7 @@ static enum redis_push redis_push_kind(const uint8_t *s, size_t len)
 _Static_assert(REDIS_NCOMMANDS < REDIS_LOOKUP_SLOTS / 2,
 	       "the command table stays at most half full");
 static uint16_t redis_lookup[REDIS_LOOKUP_SLOTS];
+static uint8_t redis_name_len[REDIS_NCOMMANDS];
 static bool redis_lookup_built;
 
 /* FNV-1a of an upper-case name. */
@@ -520,13 +534,25 @@ static void redis_lookup_build(void)
 {
 	for (size_t i = 0; i < REDIS_NCOMMANDS; i++) {
 		const char *name = redis_commands[i].name;
-		uint32_t at = redis_name_hash(name, strlen(name));
+		size_t len = strlen(name);
+		uint32_t at = redis_name_hash(name, len);
 
+		redis_name_len[i] = (uint8_t)len;
 		while (redis_lookup[at % REDIS_LOOKUP_SLOTS])
 			at++;
 		redis_lookup[at % REDIS_LOOKUP_SLOTS] = (uint16_t)(i + 1);
 	}
 	redis_lookup_built = true;
+}
+
+/* Whether a and b agree in their first len bytes: names are a few
+ * bytes, shorter than a call to memcmp is worth. */
+static bool redis_same_name(const char *a, const char *b, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
 }
 
 /* The command named name[0..len) in any case ("get", "Get"), or NULL
@@ -554,7 +580,8 @@ static const struct redis_command *redis_command_find(const uint8_t *name,
 
 		if (!i)
 			return NULL;
-		if (strcmp(redis_commands[i - 1].name, upper) == 0)
+		if (redis_name_len[i - 1] == len &&
+		    redis_same_name(redis_commands[i - 1].name, upper, len))
 			return &redis_commands[i - 1];
 	}
 }
