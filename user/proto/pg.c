@@ -207,29 +207,82 @@ static uint32_t pg_seq_next(uint32_t seq)
 
 /* ---- message types and lengths: pure predicates ---- */
 
-/* Types of the messages a client sends, protocol 3:
- *   'B' Bind, 'C' Close, 'D' Describe, 'E' Execute, 'F' FunctionCall,
- *   'H' Flush, 'P' Parse, 'Q' Query, 'S' Sync, 'X' Terminate,
- *   'd' CopyData, 'c' CopyDone, 'f' CopyFail,
- *   'p' PasswordMessage, SASL and GSS responses. */
+/* What each message type is, looked up once per message. */
+enum {
+	/* Types of the messages a client sends, protocol 3:
+	 *   'B' Bind, 'C' Close, 'D' Describe, 'E' Execute,
+	 *   'F' FunctionCall, 'H' Flush, 'P' Parse, 'Q' Query, 'S' Sync,
+	 *   'X' Terminate, 'd' CopyData, 'c' CopyDone, 'f' CopyFail,
+	 *   'p' PasswordMessage, SASL and GSS responses. */
+	PG_FRONTEND = 1,
+	/* Types of the messages a server sends:
+	 *   'R' Authentication*, 'K' BackendKeyData, 'S' ParameterStatus,
+	 *   'v' NegotiateProtocolVersion, 'Z' ReadyForQuery,
+	 *   '1' ParseComplete, '2' BindComplete, '3' CloseComplete,
+	 *   't' ParameterDescription, 'T' RowDescription, 'n' NoData,
+	 *   'D' DataRow, 'C' CommandComplete, 'I' EmptyQueryResponse,
+	 *   's' PortalSuspended, 'E' ErrorResponse, 'N' NoticeResponse,
+	 *   'A' NotificationResponse, 'V' FunctionCallResponse,
+	 *   'G' CopyInResponse, 'H' CopyOutResponse, 'W' CopyBothResponse,
+	 *   'd' CopyData, 'c' CopyDone. */
+	PG_BACKEND = 2,
+	/* A client's messages with no body: Sync, Flush, CopyDone,
+	 * Terminate. */
+	PG_FRONTEND_EMPTY = 4,
+	/* A server's: ParseComplete, BindComplete, CloseComplete, NoData,
+	 * EmptyQueryResponse, PortalSuspended, CopyDone. */
+	PG_BACKEND_EMPTY = 8,
+	/* A client's messages read for more than their head: Query, Parse,
+	 * Bind, Execute, Close, Describe. */
+	PG_FRONTEND_BODY = 16,
+	/* A client's messages a COPY FROM STDIN takes in: Sync, Flush,
+	 * CopyData, CopyDone, CopyFail. */
+	PG_IN_COPY = 32,
+};
+
+static const uint8_t pg_type_class[256] = {
+	['B'] = PG_FRONTEND | PG_FRONTEND_BODY,
+	['C'] = PG_FRONTEND | PG_FRONTEND_BODY | PG_BACKEND,
+	['D'] = PG_FRONTEND | PG_FRONTEND_BODY | PG_BACKEND,
+	['E'] = PG_FRONTEND | PG_FRONTEND_BODY | PG_BACKEND,
+	['F'] = PG_FRONTEND,
+	['H'] = PG_FRONTEND | PG_FRONTEND_EMPTY | PG_IN_COPY | PG_BACKEND,
+	['P'] = PG_FRONTEND | PG_FRONTEND_BODY,
+	['Q'] = PG_FRONTEND | PG_FRONTEND_BODY,
+	['S'] = PG_FRONTEND | PG_FRONTEND_EMPTY | PG_IN_COPY | PG_BACKEND,
+	['X'] = PG_FRONTEND | PG_FRONTEND_EMPTY,
+	['d'] = PG_FRONTEND | PG_IN_COPY | PG_BACKEND,
+	['c'] = PG_FRONTEND | PG_FRONTEND_EMPTY | PG_IN_COPY | PG_BACKEND |
+		PG_BACKEND_EMPTY,
+	['f'] = PG_FRONTEND | PG_IN_COPY,
+	['p'] = PG_FRONTEND,
+	['R'] = PG_BACKEND,
+	['K'] = PG_BACKEND,
+	['v'] = PG_BACKEND,
+	['Z'] = PG_BACKEND,
+	['1'] = PG_BACKEND | PG_BACKEND_EMPTY,
+	['2'] = PG_BACKEND | PG_BACKEND_EMPTY,
+	['3'] = PG_BACKEND | PG_BACKEND_EMPTY,
+	['t'] = PG_BACKEND,
+	['T'] = PG_BACKEND,
+	['n'] = PG_BACKEND | PG_BACKEND_EMPTY,
+	['I'] = PG_BACKEND | PG_BACKEND_EMPTY,
+	['s'] = PG_BACKEND | PG_BACKEND_EMPTY,
+	['N'] = PG_BACKEND,
+	['A'] = PG_BACKEND,
+	['V'] = PG_BACKEND,
+	['G'] = PG_BACKEND,
+	['W'] = PG_BACKEND,
+};
+
 static bool pg_frontend_type(uint8_t t)
 {
-	return t && strchr("BCDEFHPQSXdcfp", t) != NULL;
+	return pg_type_class[t] & PG_FRONTEND;
 }
 
-/* Types of the messages a server sends:
- *   'R' Authentication*, 'K' BackendKeyData, 'S' ParameterStatus,
- *   'v' NegotiateProtocolVersion, 'Z' ReadyForQuery,
- *   '1' ParseComplete, '2' BindComplete, '3' CloseComplete,
- *   't' ParameterDescription, 'T' RowDescription, 'n' NoData,
- *   'D' DataRow, 'C' CommandComplete, 'I' EmptyQueryResponse,
- *   's' PortalSuspended, 'E' ErrorResponse, 'N' NoticeResponse,
- *   'A' NotificationResponse, 'V' FunctionCallResponse,
- *   'G' CopyInResponse, 'H' CopyOutResponse, 'W' CopyBothResponse,
- *   'd' CopyData, 'c' CopyDone. */
 static bool pg_backend_type(uint8_t t)
 {
-	return t && strchr("RKSvZ123tTnDCIsENAVGHWdc", t) != NULL;
+	return pg_type_class[t] & PG_BACKEND;
 }
 
 /* The length field a message of type t may carry. Messages with no body
@@ -240,8 +293,8 @@ static bool pg_length_ok(bool from_client, uint8_t t, uint32_t len)
 	if (len < 4 || len > PG_LENGTH_MAX)
 		return false;
 	if (from_client)
-		return !strchr("SHcX", t) || len == 4;
-	if (strchr("123nIsc", t))
+		return !(pg_type_class[t] & PG_FRONTEND_EMPTY) || len == 4;
+	if (pg_type_class[t] & PG_BACKEND_EMPTY)
 		return len == 4;
 	if (t == 'Z')
 		return len == 5;
@@ -335,7 +388,8 @@ static bool pg_backend_head_ok(uint8_t t, uint32_t len, const uint8_t *p)
  * passed over by length, holes included. */
 static bool pg_reads_body(bool from_client, uint8_t t)
 {
-	return from_client ? strchr("QPBECD", t) != NULL : t == 'E' || t == 'Z';
+	return from_client ? pg_type_class[t] & PG_FRONTEND_BODY :
+			     t == 'E' || t == 'Z';
 }
 
 /* The start p[0..n) of a Bind holds the two names it is read for
@@ -719,7 +773,7 @@ static bool pg_frontend(struct db_conn *c, struct pg_conn *pc, uint8_t t,
 {
 	/* Any message but Sync and Flush after an Execute: that Execute was
 	 * not a COPY FROM STDIN ignoring them. */
-	if (!strchr("SHdcf", t))
+	if (!(pg_type_class[t] & PG_IN_COPY))
 		pc->syncs_in_copy = 0;
 	switch (t) {
 	case 'Q':

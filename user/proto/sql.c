@@ -308,11 +308,13 @@ static bool sql_plain(const char *p, size_t len)
 static void sql_word(struct sql_lexer *lx, struct sql_token *t)
 {
 	size_t j = lx->i;
+	uint8_t all = SQL_IDENT;
 
+	/* One pass: the word's end, and whether it is plain. */
 	while (j < lx->n && sql_is_word_char(lx->s[j]))
-		j++;
+		all &= sql_class[(unsigned char)lx->s[j++]];
 	sql_set(t, SQL_TOK_WORD, lx->s + lx->i, j - lx->i);
-	t->plain = sql_plain(t->p, t->len);
+	t->plain = j > lx->i && all;
 	lx->i = j;
 }
 
@@ -619,7 +621,7 @@ static void sql_skip_lead(struct sql_lexer *lx)
  * moves past it; SQL_OTHER for any other word or none. */
 static enum sql_op sql_read_op(struct sql_lexer *lx)
 {
-	char word[SQL_KEYWORD_MAX + 1];
+	char word[SQL_KEYWORD_MAX];
 	size_t len = 0;
 
 	while (lx->i < lx->n && sql_is_alpha(lx->s[lx->i])) {
@@ -632,9 +634,13 @@ static enum sql_op sql_read_op(struct sql_lexer *lx)
 	if (!len || len > SQL_KEYWORD_MAX ||
 	    (lx->i < lx->n && sql_is_word_char(lx->s[lx->i])))
 		return SQL_OTHER;
-	word[len] = '\0';
 	for (int op = 0; op < SQL_OTHER; op++) {
-		if (strcmp(word, sql_op_names[op]) == 0)
+		const char *name = sql_op_names[op];
+		size_t k = 0;
+
+		while (k < len && name[k] == word[k])
+			k++;
+		if (k == len && name[k] == '\0')
 			return op;
 	}
 	return SQL_OTHER;
