@@ -492,7 +492,9 @@ static bool sql_names_another(struct sql_lexer lx, bool using)
 	struct sql_token t;
 
 	for (sql_next(&lx, &t); t.kind != SQL_TOK_END; sql_next(&lx, &t)) {
-		if (t.kind != SQL_TOK_WORD)
+		/* Most words are none of them: their length tells. */
+		if (t.kind != SQL_TOK_WORD ||
+		    (t.len != 4 && t.len != 5 && t.len != 13))
 			continue;
 		if (sql_is(&t, "FROM") || sql_is(&t, "JOIN") ||
 		    sql_is(&t, "STRAIGHT_JOIN") ||
