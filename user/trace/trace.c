@@ -69,7 +69,6 @@ struct pending {
 	struct span s;
 	uint32_t tgid, tid, fd;
 	uint64_t start_ns, end_ns; /* monotonic */
-	uint64_t arrived_ns;
 	uint16_t sport, dport;
 	bool server;
 	bool has_context; /* ids from its own traceparent or injection */
@@ -478,7 +477,6 @@ void trace_observe(const struct metric_family *f, const char *const *values,
 	 * is soon known not to. */
 	if (!p->server && p->tid)
 		thread_of(tgid, p->tid, true)->held++;
-	p->arrived_ns = now_ns;
 	s->kind = (uint8_t)f->span_kind;
 	s->error = error;
 	s->pid = tgid;
