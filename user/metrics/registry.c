@@ -392,16 +392,26 @@ static struct series *series_find_or_create(const struct metric_family *f,
 	return series_create(hash, f, values);
 }
 
-/* Notes an observation of s now, for its TTL. */
-static void series_touch(struct series *s)
+/* The time an observation is noted at, for the TTL, which alone reads
+ * it: a tick's precision is plenty, and the coarse clock is a plain read
+ * where the exact one may not be. It may lag the exact start time of a
+ * new series by that tick. */
+static uint64_t touch_now(void)
 {
-	/* Only the TTL reads it: a tick's precision is plenty, and the
-	 * coarse clock is a plain read where the exact one may not be. It
-	 * may lag the exact start time of a new series by that tick. */
-	uint64_t now = clock_ns(CLOCK_REALTIME_COARSE);
+	return clock_ns(CLOCK_REALTIME_COARSE);
+}
 
+/* Notes an observation of s at now (touch_now()), for its TTL. */
+static void series_touch_at(struct series *s, uint64_t now)
+{
 	if (now > s->last_unix_ns)
 		s->last_unix_ns = now;
+}
+
+/* Notes an observation of s now. */
+static void series_touch(struct series *s)
+{
+	series_touch_at(s, touch_now());
 }
 
 /* Finds the series under the lock; the caller updates it and unlocks.
@@ -463,13 +473,10 @@ static void file_waiting(void)
 
 	if (!nwaiting)
 		return;
-	now = clock_ns(CLOCK_REALTIME_COARSE);
+	now = touch_now();
 	for (unsigned i = 0; i < nwaiting; i++) {
-		struct series *s = waiting[i].series;
-
-		if (now > s->last_unix_ns)
-			s->last_unix_ns = now;
-		series_observe(s, waiting[i].ns);
+		series_touch_at(waiting[i].series, now);
+		series_observe(waiting[i].series, waiting[i].ns);
 	}
 	nwaiting = 0;
 }
