@@ -275,14 +275,11 @@ static const uint8_t pg_type_class[256] = {
 	['W'] = PG_BACKEND,
 };
 
-static bool pg_frontend_type(uint8_t t)
+/* Whether message type t is of any of the classes what (PG_FRONTEND,
+ * ...). */
+static bool pg_type_is(uint8_t t, unsigned what)
 {
-	return pg_type_class[t] & PG_FRONTEND;
-}
-
-static bool pg_backend_type(uint8_t t)
-{
-	return pg_type_class[t] & PG_BACKEND;
+	return pg_type_class[t] & what;
 }
 
 /* The length field a message of type t may carry. Messages with no body
@@ -293,8 +290,8 @@ static bool pg_length_ok(bool from_client, uint8_t t, uint32_t len)
 	if (len < 4 || len > PG_LENGTH_MAX)
 		return false;
 	if (from_client)
-		return !(pg_type_class[t] & PG_FRONTEND_EMPTY) || len == 4;
-	if (pg_type_class[t] & PG_BACKEND_EMPTY)
+		return !pg_type_is(t, PG_FRONTEND_EMPTY) || len == 4;
+	if (pg_type_is(t, PG_BACKEND_EMPTY))
 		return len == 4;
 	if (t == 'Z')
 		return len == 5;
@@ -388,7 +385,7 @@ static bool pg_backend_head_ok(uint8_t t, uint32_t len, const uint8_t *p)
  * passed over by length, holes included. */
 static bool pg_reads_body(bool from_client, uint8_t t)
 {
-	return from_client ? pg_type_class[t] & PG_FRONTEND_BODY :
+	return from_client ? pg_type_is(t, PG_FRONTEND_BODY) :
 			     t == 'E' || t == 'Z';
 }
 
@@ -773,7 +770,7 @@ static bool pg_frontend(struct db_conn *c, struct pg_conn *pc, uint8_t t,
 {
 	/* Any message but Sync and Flush after an Execute: that Execute was
 	 * not a COPY FROM STDIN ignoring them. */
-	if (!(pg_type_class[t] & PG_IN_COPY))
+	if (!pg_type_is(t, PG_IN_COPY))
 		pc->syncs_in_copy = 0;
 	switch (t) {
 	case 'Q':
@@ -850,7 +847,7 @@ static size_t pg_typed(struct db_conn *c, bool from_client, const uint8_t *p,
 	size_t total, need, have;
 	bool ok;
 
-	if (!(from_client ? pg_frontend_type(t) : pg_backend_type(t)))
+	if (!pg_type_is(t, from_client ? PG_FRONTEND : PG_BACKEND))
 		return DB_PARSE_LOST;
 	if (n < PG_HEAD)
 		return 0;
