@@ -100,12 +100,13 @@ static const struct map_owner {
 	uint32_t key_size;
 	int offset;
 } map_owners[] = {
-	{ "conns", 8, 0 },    /* struct conn_key: tgid, fd */
-	{ "skip_fds", 8, 0 }, /* struct conn_key */
-	{ "procs", 4, 0 },    /* the tgid */
-	{ "verdicts", 4, 0 },	 { "tls_bio_procs", 4, 0 },
-	{ "tls_fds", 16, 8 },	 /* struct tls_session_key: ssl, tgid */
-	{ "func_starts", 8, 0 }, /* struct func_key: tid, func_id */
+	{ "conns", 8, 0 },	   /* struct conn_key: tgid, fd */
+	{ "skip_fds", 8, 0 },	   /* struct conn_key */
+	{ "procs", 4, 0 },	   /* the tgid */
+	{ "verdicts", 4, 0 },	   /* the tgid */
+	{ "tls_bio_procs", 4, 0 }, /* the tgid */
+	{ "tls_fds", 16, 8 },	   /* struct tls_session_key: ssl, tgid */
+	{ "func_starts", 8, 0 },   /* struct func_key: tid, func_id */
 };
 
 static const char *const drop_names[SONDE_DROP_REASON_COUNT] = {
