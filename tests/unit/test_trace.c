@@ -68,9 +68,8 @@ static void server(uint64_t base, uint32_t tid, uint64_t t0, uint64_t t1,
 /* A database call on thread tid of process 100. */
 static void db_call(uint64_t base, uint32_t tid, uint64_t t0, uint64_t t1)
 {
-	const char *values[] = { "shop",      "postgresql", "SELECT", "orders",
-				 "",	      "",	    "127.0.0.1",
-				 "5432" };
+	const char *values[] = { "shop", "postgresql", "SELECT",    "orders",
+				 "",	 "",	       "127.0.0.1", "5432" };
 	struct trace_exchange x = {
 		.want = true,
 		.start_ns = base + t0 * MS,
@@ -249,15 +248,15 @@ TEST(unsampled_parent_exports_nothing)
 
 	start(TRACE_SAMPLER_PARENT_ALWAYS_ON, 1, 64);
 	server(base, 7, 0, 5,
-	       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
-	       "/a", "200");
+	       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", "/a",
+	       "200");
 	trace_end_round(base + 10 * MS);
 	CHECK(take(out, 64) == 0);
 	/* always_on does not follow the parent. */
 	start(TRACE_SAMPLER_ALWAYS_ON, 1, 64);
 	server(base, 7, 0, 5,
-	       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
-	       "/a", "200");
+	       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", "/a",
+	       "200");
 	trace_end_round(base + 10 * MS);
 	CHECK(take(out, 64) == 1);
 	trace_stop();
@@ -300,8 +299,9 @@ TEST(calls_of_the_serving_thread_are_children)
 		CHECK(out[i].kind == SPAN_KIND_CLIENT);
 	}
 	CHECK(children == 2);
-	CHECK_STR(span_name(out[0].kind == SPAN_KIND_CLIENT ? &out[0] : &out[1]),
-		  "SELECT orders");
+	CHECK_STR(
+		span_name(out[0].kind == SPAN_KIND_CLIENT ? &out[0] : &out[1]),
+		"SELECT orders");
 	trace_stop();
 }
 
@@ -384,7 +384,8 @@ TEST(own_and_injected_context)
 	CHECK(take(out, 64) == 1); /* the server's; the call waits on */
 	trace_end_round(base + 3000 * MS);
 	CHECK(take(out, 64) == 1);
-	CHECK(memcmp(out[0].trace_id, tid, 16) == 0 && zero(out[0].parent_id, 8));
+	CHECK(memcmp(out[0].trace_id, tid, 16) == 0 &&
+	      zero(out[0].parent_id, 8));
 	trace_stop();
 }
 
@@ -435,6 +436,74 @@ TEST(injections_matched_by_time_on_their_connection)
 	CHECK(memcmp(out[1].trace_id, t2, 16) == 0 &&
 	      memcmp(out[1].span_id, s2, 8) == 0);
 	CHECK(zero(out[0].parent_id, 8) && zero(out[1].parent_id, 8));
+	trace_stop();
+}
+
+/* The writer may be preempted between the injection and the hook that
+ * starts its exchange: milliseconds apart on a busy host. The span takes
+ * the latest injection before its start, not an older one left by a
+ * request that made no span, nor the next request's. */
+TEST(injection_long_before_the_start_is_still_its_own)
+{
+	uint64_t base = clock_monotonic_ns();
+	uint8_t t0[16] = { 9 }, t1[16] = { 1 }, t2[16] = { 2 };
+	uint8_t s0[8] = { 9 }, s1[8] = { 1 }, s2[8] = { 2 };
+	unsigned n;
+
+	start(TRACE_SAMPLER_PARENT_ALWAYS_ON, 1, 64);
+	trace_note_injected(100, 43100, 9000, base + 1 * MS, t0, s0);
+	trace_note_injected(100, 43100, 9000, base + 20 * MS, t1, s1);
+	trace_note_injected(100, 43100, 9000, base + 61 * MS, t2, s2);
+	http_call(base, 0, 50, 60, 43100, NULL);
+	trace_end_round(base + 62 * MS);
+	n = take(out, 64);
+	CHECK(n == 1);
+	CHECK(memcmp(out[0].trace_id, t1, 16) == 0 &&
+	      memcmp(out[0].span_id, s1, 8) == 0);
+	/* The next request's, made after the first ended. */
+	http_call(base, 0, 62, 63, 43100, NULL);
+	trace_end_round(base + 64 * MS);
+	CHECK(take(out, 64) == 1);
+	CHECK(memcmp(out[0].trace_id, t2, 16) == 0);
+	/* One far older than the start is no one's. */
+	trace_note_injected(100, 43101, 9000, base + 1 * MS, t0, s0);
+	http_call(base, 0, 200, 201, 43101, NULL);
+	trace_end_round(base + 202 * MS);
+	CHECK(take(out, 64) == 1);
+	CHECK(memcmp(out[0].trace_id, t0, 16) != 0);
+	trace_stop();
+}
+
+/* Connections in flight at once each keep their injections, however
+ * their keys hash: 128 of them, on ports the kernel might pick, all
+ * injected before any span settles. */
+static uint16_t some_port(unsigned i)
+{
+	return (uint16_t)(32768 + (i * 2654435761u >> 7) % 28000);
+}
+
+TEST(injections_of_many_connections_at_once)
+{
+	uint64_t base = clock_monotonic_ns();
+	uint8_t t[16] = { 0 }, sid[8] = { 0 };
+	unsigned n, got = 0;
+
+	start(TRACE_SAMPLER_PARENT_ALWAYS_ON, 1, 256);
+	for (unsigned i = 0; i < 128; i++) {
+		t[0] = (uint8_t)i;
+		t[1] = 0x5a;
+		trace_note_injected(100, some_port(i), 9000, base + 1 * MS, t,
+				    sid);
+	}
+	for (unsigned i = 0; i < 128; i++)
+		http_call(base, 0, 1, 2, some_port(i), NULL);
+	trace_end_round(base + 3 * MS);
+	/* Spans are queued in the order their exchanges came. */
+	for (unsigned k = 0; (n = take(out, 64)) > 0; k += n)
+		for (unsigned i = 0; i < n; i++)
+			got += out[i].trace_id[1] == 0x5a &&
+			       out[i].trace_id[0] == (uint8_t)(k + i);
+	CHECK(got == 128);
 	trace_stop();
 }
 
@@ -501,5 +570,7 @@ UNIT_MAIN("trace", UNIT_CASE(traceparent_valid_and_not),
 	  UNIT_CASE(own_and_injected_context),
 	  UNIT_CASE(full_pending_table_empties_whole),
 	  UNIT_CASE(injections_matched_by_time_on_their_connection),
+	  UNIT_CASE(injection_long_before_the_start_is_still_its_own),
+	  UNIT_CASE(injections_of_many_connections_at_once),
 	  UNIT_CASE(full_queue_drops_and_counts),
 	  UNIT_CASE(config_from_environment))

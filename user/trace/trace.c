@@ -57,13 +57,21 @@
  * long after. */
 #define CONCURRENT_NS (60 * 1000000000ull)
 /* Connections whose requests the kernel added a traceparent to, their
- * injections waiting for the requests' CLIENT spans: a table by hash, a
- * connection taking the slot of another that hashes the same. */
+ * injections waiting for the requests' CLIENT spans: a table by hash,
+ * each connection in one of INJECT_PROBES slots from its own; when all
+ * are taken, a new one takes the slot of the one injected least
+ * recently. */
 #define INJECT_SLOTS 1024
-/* An injection is made in the write of a request, at most this long
- * before the exchange's recorded start (the two hooks' clocks are read
- * at different points of the same call). */
-#define INJECT_SLACK_NS 1000000ull
+#define INJECT_PROBES 4
+/* An injection is made in the write of a request, before the
+ * exchange's recorded start: the two hooks' clocks are read at different
+ * points of the same call, microseconds apart, unless the writer is
+ * preempted between them, which on a busy host takes milliseconds. One
+ * this much older than a start is another request's (a span never made,
+ * its queue full). */
+#define INJECT_WINDOW_NS (100 * 1000000ull)
+/* ... and one this much after a start is, whatever the hooks. */
+#define INJECT_AFTER_NS 1000000ull
 
 struct pending {
 	struct span s;
@@ -99,7 +107,8 @@ struct injected {
  * before the daemon has settled the span of the one before. */
 #define INJECTED_PER_CONN 4
 struct inject_conn {
-	uint32_t tgid;
+	uint32_t tgid;	  /* 0: free */
+	uint64_t last_ns; /* its latest injection */
 	uint16_t sport, dport;
 	unsigned next;
 	struct injected e[INJECTED_PER_CONN];
@@ -108,9 +117,9 @@ struct inject_conn {
 static struct trace_config cfg;
 static bool enabled;
 static uint64_t wall_offset_ns; /* realtime - monotonic, at start */
-static uint64_t round_ns; /* monotonic time at the last round's end */
-static bool shedding;	  /* trace_shed */
-static bool derive_ids;	  /* trace_derive_ids */
+static uint64_t round_ns;	/* monotonic time at the last round's end */
+static bool shedding;		/* trace_shed */
+static bool derive_ids;		/* trace_derive_ids */
 static uint64_t trace_key[2];
 static uint64_t offset_read_ns;
 #define OFFSET_TTL_NS (60 * 1000000000ull)
@@ -221,8 +230,7 @@ int trace_config_load(struct trace_config *c, char *err, size_t errsz)
 	}
 	if (env_uint("OTEL_BSP_SCHEDULE_DELAY", 1, &c->schedule_delay_ms, err,
 		     errsz) ||
-	    env_uint("OTEL_BSP_MAX_QUEUE_SIZE", 1, &c->max_queue, err,
-		     errsz) ||
+	    env_uint("OTEL_BSP_MAX_QUEUE_SIZE", 1, &c->max_queue, err, errsz) ||
 	    env_uint("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1, &c->max_batch, err,
 		     errsz))
 		return -1;
@@ -383,8 +391,8 @@ static const struct family_spans *family_spans(const struct metric_family *f)
 
 /* Adds label value v under key, as an integer when the family says so
  * and it is one. */
-static void add_value(struct span *s, const char *key, const char *v,
-		      size_t n, bool integer)
+static void add_value(struct span *s, const char *key, const char *v, size_t n,
+		      bool integer)
 {
 	int64_t i = 0;
 	size_t k = 0;
@@ -579,38 +587,66 @@ static uint64_t hold_for(const struct pending *c, uint64_t now)
 
 /* ---- settling ------------------------------------------------------------- */
 
+/* Connection (tgid, sport, dport)'s slot; with add, one is made for it
+ * if it has none. NULL when it has none. */
 static struct inject_conn *inject_slot(uint32_t tgid, uint16_t sport,
-				       uint16_t dport)
+				       uint16_t dport, bool add)
 {
 	uint64_t key = (uint64_t)tgid << 32 | (uint32_t)sport << 16 | dport;
+	unsigned h = (unsigned)((key * 0x9e3779b97f4a7c15ULL) >> 54);
+	struct inject_conn *free = NULL, *oldest = NULL, *ic;
 
-	return &injected[(key * 0x9e3779b97f4a7c15ULL) >> 54 &
-			 (INJECT_SLOTS - 1)];
+	for (unsigned probe = 0; probe < INJECT_PROBES; probe++) {
+		ic = &injected[(h + probe) & (INJECT_SLOTS - 1)];
+		if (ic->tgid == tgid && ic->sport == sport &&
+		    ic->dport == dport)
+			return ic;
+		if (!ic->tgid) {
+			if (!free)
+				free = ic;
+		} else if (!oldest || ic->last_ns < oldest->last_ns) {
+			oldest = ic;
+		}
+	}
+	if (!add)
+		return NULL;
+	ic = free ? free : oldest;
+	memset(ic, 0, sizeof(*ic));
+	ic->tgid = tgid;
+	ic->sport = sport;
+	ic->dport = dport;
+	return ic;
 }
 
 /* The injection made for client span c's request, if one was: on its
- * connection, in the request's time. */
+ * connection, the latest not taken that was made before the exchange
+ * started (the next request's comes after its end). */
 static void take_injection(struct pending *c)
 {
-	struct inject_conn *ic = inject_slot(c->tgid, c->sport, c->dport);
+	struct inject_conn *ic =
+		inject_slot(c->tgid, c->sport, c->dport, false);
+	uint64_t until = c->start_ns + INJECT_AFTER_NS;
+	struct injected *in = NULL;
 
-	if (ic->tgid != c->tgid || ic->sport != c->sport ||
-	    ic->dport != c->dport)
+	if (!ic)
 		return;
+	if (until > c->end_ns)
+		until = c->end_ns;
 	for (unsigned i = 0; i < INJECTED_PER_CONN; i++) {
-		struct injected *in = &ic->e[i];
+		struct injected *e = &ic->e[i];
 
-		if (!in->ts_ns || in->ts_ns + INJECT_SLACK_NS < c->start_ns ||
-		    in->ts_ns > c->end_ns)
-			continue;
-		in->ts_ns = 0; /* used */
-		memcpy(c->s.trace_id, in->trace_id, 16);
-		memcpy(c->s.span_id, in->span_id, 8);
-		memset(c->s.parent_id, 0, 8);
-		c->has_context = c->injected = true;
-		c->sampled = true;
-		return;
+		if (e->ts_ns && e->ts_ns + INJECT_WINDOW_NS >= c->start_ns &&
+		    e->ts_ns <= until && (!in || e->ts_ns > in->ts_ns))
+			in = e;
 	}
+	if (!in)
+		return;
+	in->ts_ns = 0; /* used */
+	memcpy(c->s.trace_id, in->trace_id, 16);
+	memcpy(c->s.span_id, in->span_id, 8);
+	memset(c->s.parent_id, 0, 8);
+	c->has_context = c->injected = true;
+	c->sampled = true;
 }
 
 static bool root_sampled(const uint8_t trace_id[16])
@@ -805,13 +841,8 @@ void trace_note_injected(uint32_t tgid, uint16_t sport, uint16_t dport,
 
 	if (!enabled)
 		return;
-	ic = inject_slot(tgid, sport, dport);
-	if (ic->tgid != tgid || ic->sport != sport || ic->dport != dport) {
-		memset(ic, 0, sizeof(*ic));
-		ic->tgid = tgid;
-		ic->sport = sport;
-		ic->dport = dport;
-	}
+	ic = inject_slot(tgid, sport, dport, true);
+	ic->last_ns = ts_ns;
 	in = &ic->e[ic->next++ % INJECTED_PER_CONN];
 	in->ts_ns = ts_ns ? ts_ns : 1;
 	memcpy(in->trace_id, trace_id, 16);
@@ -944,8 +975,7 @@ static void collect_exported(const struct self_metric *m,
 	self_emit_u64(sink, NULL, __atomic_load_n(&exported, __ATOMIC_RELAXED));
 }
 
-static void collect_dropped(const struct self_metric *m,
-			    struct self_sink *sink)
+static void collect_dropped(const struct self_metric *m, struct self_sink *sink)
 {
 	(void)m;
 	for (int i = 0; i < TRACE_DROP_COUNT; i++)
