@@ -75,6 +75,15 @@ def server_counts(port):
             ("GET", "404", "/nope"): 1}
 
 
+def losses(sonde):
+    """sonde's counts of what it lost or could not parse, for a failure's
+    message."""
+    return {(n, tuple(sorted(labels.items()))): v
+            for n, labels, v in sonde.samples()
+            if n.startswith("sonde_") and v and
+            any(w in n for w in ("drop", "lost", "error", "miss"))}
+
+
 def tag():
     return f"{os.getpid()}-{random.randrange(1 << 30):x}"
 
@@ -177,9 +186,14 @@ def test_grpc_over_go_tls_gives_grpc_series(sonde, gotls, cert):
                                server_name),
                               ("rpc_client_call_duration_seconds",
                                client_name)):
-            wait_for(lambda: sum(rpc_counts(sonde, name, server.port,
-                                            service).values()) >= ok + missing,
-                     15, what=f"{name} of {service}")
+            try:
+                wait_for(lambda: sum(rpc_counts(sonde, name, server.port,
+                                                service).values())
+                         >= ok + missing, 15, what=f"{name} of {service}")
+            except AssertionError as e:
+                raise AssertionError(
+                    f"{e}: got {rpc_counts(sonde, name, server.port, service)}"
+                    f"; {losses(sonde)}") from None
             assert rpc_counts(sonde, name, server.port, service) == want
         assert sonde.series(server.port) == {}
     finally:
