@@ -96,11 +96,15 @@ static struct hold_budget budget = { .max_bytes = HELD_BYTES };
 static unsigned rounds;
 static size_t nsuperseded;
 
-static uint64_t entry_hash(uint32_t tgid, uint32_t fd, uint64_t sk)
+/* The home slot of the connections of (tgid, fd, socket) in a table of
+ * n slots (a power of two): the product's high bits, as its low ones see
+ * only the inputs' low ones (consecutive fds, slab-aligned sockets). */
+static size_t home_of(uint32_t tgid, uint32_t fd, uint64_t sk, size_t n)
 {
 	uint64_t h = ((uint64_t)tgid << 32 | fd) * 0x9e3779b97f4a7c15ULL;
 
-	return (h ^ (sk >> 4)) * 0xff51afd7ed558ccdULL;
+	h = (h ^ (sk >> 4)) * 0xff51afd7ed558ccdULL;
+	return (size_t)(h >> (64 - __builtin_ctzll(n)));
 }
 
 /* What tells a connection's entry. */
@@ -121,7 +125,7 @@ static struct db_key key_of(const struct db_entry *e)
 static struct db_entry *slot_for(struct db_entry *t, size_t n,
 				 const struct db_key *k)
 {
-	size_t i = entry_hash(k->tgid, k->fd, k->sk) & (n - 1);
+	size_t i = home_of(k->tgid, k->fd, k->sk, n);
 
 	while (t[i].conn &&
 	       !(t[i].sk == k->sk && t[i].tgid == k->tgid && t[i].fd == k->fd &&
@@ -171,8 +175,7 @@ static void table_delete(size_t i)
 		j = (j + 1) & (nslots - 1);
 		if (!table[j].conn)
 			return;
-		home = entry_hash(table[j].tgid, table[j].fd, table[j].sk) &
-		       (nslots - 1);
+		home = home_of(table[j].tgid, table[j].fd, table[j].sk, nslots);
 		/* Move j back to i unless its home lies in (i, j]. */
 		if ((j > i && (home <= i || home > j)) ||
 		    (j < i && home <= i && home > j)) {
@@ -310,7 +313,7 @@ static void rehome_owners(void)
  * records all came before e's first, are closed. */
 static void supersede_older(const struct db_entry *e)
 {
-	size_t i = entry_hash(e->tgid, e->fd, e->sk) & (nslots - 1);
+	size_t i = home_of(e->tgid, e->fd, e->sk, nslots);
 
 	for (; table[i].conn; i = (i + 1) & (nslots - 1)) {
 		struct db_entry *o = &table[i];
