@@ -665,6 +665,29 @@ TEST(ipv4_addresses_match_inet_ntop_for_every_octet)
 	CHECK(fmt_address(2, v4, out, INET_ADDRSTRLEN - 1) == -1);
 }
 
+/* What a flag, a selection rule or an environment variable gives as a
+ * number: digits alone, inside the range. */
+TEST(numbers_are_read_whole_and_in_range)
+{
+	static const char *const bad[] = {
+		"",	"-1",  "+1",
+		" 1",	"1 ",  "1x",
+		"0x10", "1.0", "99999999999999999999999"
+	};
+	unsigned long n = 7;
+
+	CHECK(fmt_parse_ulong("42", 1, 100, &n) == 0 && n == 42);
+	CHECK(fmt_parse_ulong("1", 1, 100, &n) == 0 && n == 1);
+	CHECK(fmt_parse_ulong("100", 1, 100, &n) == 0 && n == 100);
+	CHECK(fmt_parse_ulong("007", 1, 100, &n) == 0 && n == 7);
+	n = 5;
+	CHECK(fmt_parse_ulong("0", 1, 100, &n) == -1 && n == 5);
+	CHECK(fmt_parse_ulong("101", 1, 100, &n) == -1 && n == 5);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(fmt_parse_ulong(bad[i], 0, (unsigned long)-1, &n) == -1 &&
+		      n == 5);
+}
+
 TEST(numbers_are_written_in_decimal_within_the_buffer)
 {
 	char out[12];
@@ -1150,6 +1173,7 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(protocols_say_which_exchanges_failed),
 	  UNIT_CASE(addresses_are_written_as_ipv4_or_ipv6),
 	  UNIT_CASE(ipv4_addresses_match_inet_ntop_for_every_octet),
+	  UNIT_CASE(numbers_are_read_whole_and_in_range),
 	  UNIT_CASE(numbers_are_written_in_decimal_within_the_buffer),
 	  UNIT_CASE(connect_results_come_from_the_socket_error),
 	  UNIT_CASE(tcp_events_are_charged_to_the_socket_owner),

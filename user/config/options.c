@@ -12,6 +12,7 @@
 #include "metrics/exphist.h"
 #include "identity/selection.h"
 #include "sonde_events.h"
+#include "util/fmt.h"
 #include "util/strbuf.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:9464"
@@ -238,19 +239,6 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Parses a decimal in [min, max]; the whole text must be digits. */
-static int parse_number(const char *text, unsigned long min, unsigned long max,
-			unsigned long *out)
-{
-	char *end;
-
-	if (!*text || *text == '-' || *text == '+')
-		return -1;
-	errno = 0;
-	*out = strtoul(text, &end, 10);
-	return errno || *end || *out < min || *out > max ? -1 : 0;
-}
-
 int options_parse_listen(const char *text, struct sonde_options *o, char *err,
 			 size_t errsz)
 {
@@ -260,7 +248,7 @@ int options_parse_listen(const char *text, struct sonde_options *o, char *err,
 	unsigned long port;
 	unsigned char addr[16];
 
-	if (!colon || parse_number(colon + 1, 1, 65535, &port)) {
+	if (!colon || fmt_parse_ulong(colon + 1, 1, 65535, &port)) {
 		snprintf(err, errsz,
 			 "--listen: '%s' is not ADDR:PORT with a port from 1 "
 			 "to 65535",
@@ -433,12 +421,12 @@ static enum options_result apply(int opt, const char *arg,
 			       OPTIONS_ERROR :
 			       OPTIONS_RUN;
 	case 'p':
-		if (parse_number(arg, 1, 4194304, &n))
+		if (fmt_parse_ulong(arg, 1, 4194304, &n))
 			goto bad;
 		o->pid = n;
 		return OPTIONS_RUN;
 	case 'P':
-		if (parse_number(arg, 1, 65535, &n))
+		if (fmt_parse_ulong(arg, 1, 65535, &n))
 			goto bad;
 		o->port = n;
 		return OPTIONS_RUN;
@@ -451,27 +439,28 @@ static enum options_result apply(int opt, const char *arg,
 		o->buckets_given = true;
 		return OPTIONS_RUN;
 	case OPT_MAX_ROUTES:
-		if (parse_number(arg, 1, 1000000, &n))
+		if (fmt_parse_ulong(arg, 1, 1000000, &n))
 			goto bad;
 		o->max_routes = n;
 		return OPTIONS_RUN;
 	case OPT_MAX_PEERS:
-		if (parse_number(arg, 1, 1000000, &n))
+		if (fmt_parse_ulong(arg, 1, 1000000, &n))
 			goto bad;
 		o->max_peers = n;
 		return OPTIONS_RUN;
 	case OPT_MAX_SERIES:
-		if (parse_number(arg, 1, 10000000, &n))
+		if (fmt_parse_ulong(arg, 1, 10000000, &n))
 			goto bad;
 		o->max_series = n;
 		return OPTIONS_RUN;
 	case OPT_MAX_CONNECTIONS:
-		if (parse_number(arg, 1, 65536, &n))
+		if (fmt_parse_ulong(arg, 1, 65536, &n))
 			goto bad;
 		o->max_connections = n;
 		return OPTIONS_RUN;
 	case OPT_MAX_TRACKED:
-		if (parse_number(arg, MAX_TRACKED_MIN, MAX_TRACKED_MAX, &n)) {
+		if (fmt_parse_ulong(arg, MAX_TRACKED_MIN, MAX_TRACKED_MAX,
+				    &n)) {
 			snprintf(err, errsz,
 				 "--max-tracked-connections: '%s' is not a "
 				 "number from %u to %u",
@@ -534,8 +523,8 @@ static enum options_result apply(int opt, const char *arg,
 		return OPTIONS_RUN;
 	case OPT_NATIVE_SCHEMA:
 		/* -4 to 8: the schemas Prometheus defines. */
-		if (parse_number(arg[0] == '-' ? arg + 1 : arg, 0,
-				 arg[0] == '-' ? 4 : 8, &n)) {
+		if (fmt_parse_ulong(arg[0] == '-' ? arg + 1 : arg, 0,
+				    arg[0] == '-' ? 4 : 8, &n)) {
 			snprintf(err, errsz,
 				 "--native-histogram-schema: '%s' is not a "
 				 "number from -4 to 8",
@@ -545,7 +534,7 @@ static enum options_result apply(int opt, const char *arg,
 		o->native_schema = arg[0] == '-' ? -(int)n : (int)n;
 		return OPTIONS_RUN;
 	case OPT_NATIVE_MAX_BUCKETS:
-		if (parse_number(arg, 1, EXPHIST_MAX_BUCKETS, &n)) {
+		if (fmt_parse_ulong(arg, 1, EXPHIST_MAX_BUCKETS, &n)) {
 			snprintf(err, errsz,
 				 "--native-histogram-max-buckets: '%s' is not "
 				 "a number from 1 to %d",

@@ -14,6 +14,7 @@
 #include "export/otlpsend.h"
 #include "identity/lastseen.h"
 #include "util/clock.h"
+#include "util/fmt.h"
 #include "util/log.h"
 #include "util/privs.h"
 
@@ -91,12 +92,8 @@ static int parse_ms(const char *name, const char *text, unsigned *out,
 		    char *err, size_t errsz)
 {
 	unsigned long v;
-	char *end;
 
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (!isdigit((unsigned char)text[0]) || errno || *end || v == 0 ||
-	    v > 86400000) {
+	if (fmt_parse_ulong(text, 1, 86400000, &v)) {
 		snprintf(err, errsz,
 			 "%s: '%s' is not a number of milliseconds from 1 to "
 			 "86400000",

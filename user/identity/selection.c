@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "identity/selection.h"
+#include "util/fmt.h"
 
 struct rule_set {
 	struct selection_rule *v;
@@ -78,13 +79,9 @@ static const char *glob_problem(const char *g)
 
 static int parse_u32(const char *text, unsigned long max, uint32_t *out)
 {
-	char *end;
 	unsigned long v;
 
-	if (*text < '0' || *text > '9')
-		return -1;
-	v = strtoul(text, &end, 10);
-	if (*end || v == 0 || v > max)
+	if (fmt_parse_ulong(text, 1, max, &v))
 		return -1;
 	*out = (uint32_t)v;
 	return 0;

@@ -32,6 +32,7 @@
 #include "sonde_events.h"
 #include "trace/trace.h"
 #include "util/clock.h"
+#include "util/fmt.h"
 #include "util/log.h"
 
 /* Spans waiting for the end of their round (and client spans waiting
@@ -164,14 +165,10 @@ static int env_uint(const char *name, unsigned min, unsigned *out, char *err,
 {
 	const char *v = getenv(name);
 	unsigned long n;
-	char *end;
 
 	if (!v || !*v)
 		return 0;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno || *end || end == v || v[0] == '-' || n < min ||
-	    n > 1000000000ul) {
+	if (fmt_parse_ulong(v, min, 1000000000ul, &n)) {
 		snprintf(err, errsz, "%s: \"%s\" is not a whole number from %u",
 			 name, v, min);
 		return -1;

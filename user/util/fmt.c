@@ -1,5 +1,7 @@
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/fmt.h"
@@ -63,5 +65,21 @@ int fmt_uint(unsigned value, char *out, size_t outsz)
 		return -1;
 	memcpy(out, digits, n);
 	out[n] = '\0';
+	return 0;
+}
+
+int fmt_parse_ulong(const char *text, unsigned long min, unsigned long max,
+		    unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*text < '0' || *text > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(text, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
 	return 0;
 }

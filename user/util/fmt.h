@@ -22,4 +22,11 @@ size_t fmt_u64_digits(uint64_t value, char out[FMT_U64_DIGITS]);
  * out is too short. */
 int fmt_uint(unsigned value, char *out, size_t outsz);
 
+/* Reads text, decimal digits and nothing else, as a number from min to
+ * max into *out: the one reading of a number a flag, a rule or a
+ * variable gives. Returns 0, or -1 when it is none (empty, signed,
+ * blank, anything after the digits, out of range). */
+int fmt_parse_ulong(const char *text, unsigned long min, unsigned long max,
+		    unsigned long *out);
+
 #endif
