@@ -438,7 +438,8 @@ static void sql_accept_any(struct sql_lexer *lx, struct sql_token *t,
 /* Reads the name starting at t, maybe qualified ("public.orders",
  * "\"S\".\"T\"", "`db`.`t`"), into out (DB_COLL_MAX bytes), its parts
  * joined by '.'. False, with out empty, when it is not a name or not a
- * plain one of at most DB_COLL_MAX - 1 bytes. */
+ * plain one of at most DB_COLL_MAX - 1 bytes. After it, t is the token
+ * that follows the name, and the lexer is past that token. */
 static bool sql_read_name(struct sql_lexer *lx, struct sql_token *t, char *out)
 {
 	size_t len = 0;
@@ -446,8 +447,6 @@ static bool sql_read_name(struct sql_lexer *lx, struct sql_token *t, char *out)
 
 	out[0] = '\0';
 	for (;;) {
-		struct sql_lexer ahead;
-
 		if (t->kind != SQL_TOK_WORD && t->kind != SQL_TOK_QUOTED)
 			return false;
 		if (!t->plain || len + !!len + t->len > DB_COLL_MAX - 1)
@@ -458,25 +457,22 @@ static bool sql_read_name(struct sql_lexer *lx, struct sql_token *t, char *out)
 			memcpy(out + len, t->p, t->len);
 			len += t->len;
 		}
-		ahead = *lx;
-		sql_next(&ahead, t);
+		sql_next(lx, t);
 		if (!sql_is_punct(t, '.'))
 			break;
-		*lx = ahead;
 		sql_next(lx, t);
 	}
 	out[ok ? len : 0] = '\0';
 	return ok;
 }
 
-/* After a table's name: "(" when the name is a function's in a FROM
- * clause ("FROM generate_series(1, 3)"), or an alias and then ","
- * ("FROM a x, b y", "UPDATE a, b SET"): not one table. */
-static bool sql_more_than_one(struct sql_lexer lx, bool in_from)
+/* After a table's name, t the token that follows it: "(" when the name
+ * is a function's in a FROM clause ("FROM generate_series(1, 3)"), or an
+ * alias and then "," ("FROM a x, b y", "UPDATE a, b SET"): not one
+ * table. */
+static bool sql_more_than_one(struct sql_lexer lx, struct sql_token t,
+			      bool in_from)
 {
-	struct sql_token t;
-
-	sql_next(&lx, &t);
 	if (in_from && sql_is_punct(&t, '('))
 		return true;
 	sql_accept(&lx, &t, "AS");
@@ -485,13 +481,12 @@ static bool sql_more_than_one(struct sql_lexer lx, bool in_from)
 	return sql_is_punct(&t, ',');
 }
 
-/* The rest of the statement names another table: a FROM (subquery,
- * INSERT ... SELECT), a JOIN, or for DELETE a USING. */
-static bool sql_names_another(struct sql_lexer lx, bool using)
+/* The rest of the statement, from token t on, names another table: a
+ * FROM (subquery, INSERT ... SELECT), a JOIN, or for DELETE a USING. */
+static bool sql_names_another(struct sql_lexer lx, struct sql_token t,
+			      bool using)
 {
-	struct sql_token t;
-
-	for (sql_next(&lx, &t); t.kind != SQL_TOK_END; sql_next(&lx, &t)) {
+	for (; t.kind != SQL_TOK_END; sql_next(&lx, &t)) {
 		/* Most words are none of them: their length tells. */
 		if (t.kind != SQL_TOK_WORD ||
 		    (t.len != 4 && t.len != 5 && t.len != 13))
@@ -594,10 +589,10 @@ static void sql_collection(enum sql_op op, struct sql_lexer *lx, char *out)
 	out[0] = '\0';
 	if (!sql_to_table(op, lx, &t) || !sql_read_name(lx, &t, name))
 		return;
-	if (sql_more_than_one(*lx, op == SQL_SELECT))
+	if (sql_more_than_one(*lx, t, op == SQL_SELECT))
 		return;
 	/* COPY t FROM STDIN: its FROM is a file, not a table. */
-	if (op != SQL_COPY && sql_names_another(*lx, op == SQL_DELETE))
+	if (op != SQL_COPY && sql_names_another(*lx, t, op == SQL_DELETE))
 		return;
 	memcpy(out, name, strlen(name) + 1);
 }
