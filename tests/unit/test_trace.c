@@ -103,6 +103,14 @@ static void http_call(uint64_t base, uint32_t tid, uint64_t t0, uint64_t t1,
 		      100, &x);
 }
 
+/* Whether span s carries the ids an injection gave: trace and span. */
+static bool has_ids(const struct span *s, const uint8_t trace[16],
+		    const uint8_t span_id[8])
+{
+	return memcmp(s->trace_id, trace, 16) == 0 &&
+	       memcmp(s->span_id, span_id, 8) == 0;
+}
+
 static const char *attr(const struct span *s, const char *key)
 {
 	for (unsigned i = 0; i < s->nattrs; i++)
@@ -369,8 +377,7 @@ TEST(own_and_injected_context)
 			cl = &out[i];
 	CHECK(srv && cl);
 	if (srv && cl) {
-		CHECK(memcmp(cl->trace_id, tid, 16) == 0);
-		CHECK(memcmp(cl->span_id, sid, 8) == 0);
+		CHECK(has_ids(cl, tid, sid));
 		CHECK(memcmp(srv->trace_id, tid, 16) == 0);
 		CHECK(memcmp(cl->parent_id, srv->span_id, 8) == 0);
 	}
@@ -431,10 +438,8 @@ TEST(injections_matched_by_time_on_their_connection)
 	trace_end_round(base + 7 * MS);
 	n = take(out, 64);
 	CHECK(n == 2);
-	CHECK(memcmp(out[0].trace_id, t1, 16) == 0 &&
-	      memcmp(out[0].span_id, s1, 8) == 0);
-	CHECK(memcmp(out[1].trace_id, t2, 16) == 0 &&
-	      memcmp(out[1].span_id, s2, 8) == 0);
+	CHECK(has_ids(&out[0], t1, s1));
+	CHECK(has_ids(&out[1], t2, s2));
 	CHECK(zero(out[0].parent_id, 8) && zero(out[1].parent_id, 8));
 	trace_stop();
 }
@@ -458,8 +463,7 @@ TEST(injection_long_before_the_start_is_still_its_own)
 	trace_end_round(base + 62 * MS);
 	n = take(out, 64);
 	CHECK(n == 1);
-	CHECK(memcmp(out[0].trace_id, t1, 16) == 0 &&
-	      memcmp(out[0].span_id, s1, 8) == 0);
+	CHECK(has_ids(&out[0], t1, s1));
 	/* The next request's, made after the first ended. */
 	http_call(base, 0, 62, 63, 43100, NULL);
 	trace_end_round(base + 64 * MS);
