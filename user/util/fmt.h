@@ -1,5 +1,6 @@
 /* Label text from numbers: what the dispatcher and the TCP families write
- * per record, without printf. Pure functions. */
+ * per record, without printf; and numbers from text, as flags, rules and
+ * variables give them. Pure functions. */
 #ifndef SONDE_UTIL_FMT_H
 #define SONDE_UTIL_FMT_H
 
