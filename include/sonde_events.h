@@ -39,6 +39,7 @@ enum sonde_event_kind {
 	SONDE_EV_HTTP2 = 6,	   /* a piece of an HTTP/2 header block */
 	SONDE_EV_DB = 7,	   /* bytes of a database connection */
 	SONDE_EV_TRACE_INJECT = 8, /* a traceparent was added to a request */
+	SONDE_EV_DB_CALL = 9,	   /* a Redis call followed whole in BPF */
 	/* Kinds from 16 on come from uprobes (bpf/uprobe.bpf.h). */
 	SONDE_EV_FUNC_CALL = 16,
 };
@@ -296,6 +297,27 @@ struct sonde_db_event {
 	__u32 order;
 	char comm[SONDE_COMM_LEN];
 	char data[SONDE_DB_DATA_CAP];
+};
+
+/* A Redis call the BPF side followed whole (bpf/proto/redis.bpf.h): one
+ * command, written or read in one call, and the reply that came next,
+ * the first line of it in one call. ts_ns is when that reply came. */
+#define SONDE_DB_STATUS_PEEK 16
+struct sonde_db_call_event {
+	struct sonde_event_header hdr;
+	__u64 start_ns; /* when the command went */
+	__u8 daddr[16]; /* peer address (IPv4 in the first 4 bytes) */
+	__u32 tid;	/* the thread that moved the reply */
+	__u16 sport;	/* local port, host order */
+	__u16 dport;	/* peer port, host order */
+	__u16 family;	/* AF_INET or AF_INET6 */
+	__u16 op;	/* the command's index in the daemon's table */
+	__u8 proto;	/* enum sonde_proto */
+	__u8 role;	/* enum sonde_role of the traced process */
+	__u8 error;	/* the reply is an error: status is its start */
+	__u8 pad;
+	char status[SONDE_DB_STATUS_PEEK]; /* after the '-' */
+	char comm[SONDE_COMM_LEN];
 };
 
 /* Size of a database record whose data holds room bytes. */

@@ -33,6 +33,7 @@
 #include "metrics/families.h"
 #include "metrics/registry.h"
 #include "metrics/self.h"
+#include "proto/db.h"
 #include "proto/dispatch.h"
 #include "proto/events.h"
 #include "top/top.h"
@@ -226,6 +227,12 @@ static void set_port_rule(uint16_t port, uint8_t how, void *arg)
 	capture_set_port_rule(port, how);
 }
 
+static void set_fold_op(const char *name, uint16_t index, void *arg)
+{
+	(void)arg;
+	capture_set_fold_op(name, index);
+}
+
 /* Processes already running get their verdict before the first event, so
  * an included server's next request is not lost while it is decided. */
 static void decide_running_processes(void)
@@ -411,6 +418,7 @@ int main(int argc, char **argv)
 	copts.client_heads = ocfg.traces.endpoint != NULL;
 	if (capture_start(&copts, dispatch_record, NULL))
 		goto out_stop;
+	redis_each_fold_op(set_fold_op, NULL);
 	if (copts.select_enabled)
 		decide_running_processes();
 	/* Before the drop: its thread keeps what attaching needs. */

@@ -44,6 +44,10 @@ struct db_conn {
 _Static_assert(sizeof(struct db_conn) <= CONN_PROTO_STATE,
 	       "a database connection's state fits");
 
+/* proto/redis.bpf.h: a Redis call followed whole in BPF. */
+int redis_fold(struct conn_key *key, struct conn *c, __u64 buf, long n,
+	       __u32 from_client);
+
 static __always_inline bool db_proto(__u8 proto)
 {
 	return proto == SONDE_PROTO_POSTGRESQL || proto == SONDE_PROTO_MYSQL ||
@@ -51,10 +55,11 @@ static __always_inline bool db_proto(__u8 proto)
 }
 
 /* c was just classified as a database: nothing of another protocol's
- * state (after CONNECT or 101) is kept. */
+ * state (after CONNECT or 101) is kept. The whole of it: Redis keeps the
+ * call it follows after struct db_conn (proto/redis.bpf.h). */
 static __always_inline void db_start(struct conn *c)
 {
-	__builtin_memset(c->proto_state, 0, sizeof(struct db_conn));
+	__builtin_memset(c->proto_state, 0, CONN_PROTO_STATE);
 }
 
 /* A client's request for TLS, n bytes at p (8 of them read): PostgreSQL's
@@ -274,6 +279,11 @@ static __always_inline void db_vector(struct conn_key *key, struct conn *c,
 	__u64 count = PT_REGS_PARM3_SYSCALL(io->regs);
 	__u64 left = io->ret - sent;
 
+	/* A Redis call is followed whole only from one plain buffer: to its
+	 * follower, a vector call is bytes it cannot look into. */
+	if (io->ret > sent && c->proto == SONDE_PROTO_REDIS &&
+	    redis_fold(key, c, 0, left, !to_client(c, io->is_read)))
+		return;
 	if (io->ret > sent)
 		db_vector_walk(
 			key, c, io->arg2,

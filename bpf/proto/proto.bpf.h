@@ -156,9 +156,12 @@ __attribute__((noinline)) int proto_data(struct conn_key *key, struct conn *c,
 	case SONDE_PROTO_HTTP2:
 		h2_data(key, c, buf, n, to_client(c, is_read));
 		return 0;
+	case SONDE_PROTO_REDIS:
+		if (redis_fold(key, c, buf, n, !to_client(c, is_read)))
+			return 0;
+		return db_data(key, c, buf, n, is_read);
 	case SONDE_PROTO_POSTGRESQL:
 	case SONDE_PROTO_MYSQL:
-	case SONDE_PROTO_REDIS:
 	case SONDE_PROTO_MEMCACHED:
 		return db_data(key, c, buf, n, is_read);
 	}

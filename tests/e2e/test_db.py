@@ -399,6 +399,89 @@ def test_redis_pipeline_of_hundreds_in_one_write(redis_server):
         check_exact(s, SERVER, port, {("SET", "", ""): 500}, "redis")
 
 
+def resp(*args):
+    """One RESP command: an array of bulk strings."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def one_reply(c):
+    """Reads one reply to a command that answers with a line or one bulk
+    string, whole, in reads of at most 4096 bytes."""
+    got = b""
+    while b"\r\n" not in got:
+        got += c.recv(4096)
+    line, rest = got.split(b"\r\n", 1)
+    if line[:1] != b"$" or line == b"$-1":
+        assert not rest
+        return line
+    need = int(line[1:]) + 2
+    while len(rest) < need:
+        rest += c.recv(min(4096, need - len(rest)))
+    assert len(rest) == need
+    return rest[:-2]
+
+
+def events_received(sonde):
+    return sum(v for n, _, v in sonde.samples()
+               if n == "sonde_events_received_total")
+
+
+def test_redis_calls_followed_whole_in_the_kernel(redis_server):
+    """A client that writes one command and reads its reply has each call
+    followed whole in BPF: one record a call at each end instead of the
+    bytes of the command and of the reply (the events sonde reads half as
+    many). Counts stay exact across what the BPF side hands to the daemon:
+    a command it does not follow (CLIENT SETNAME) and its reply, an error
+    reply, a value read over many reads, then a pipeline, after which the
+    daemon follows the connection's bytes."""
+    port = redis_server.port
+    big = b"v" * 20000
+    with sonde_on(port) as s:
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(resp("CLIENT", "SETNAME", "fold-test"))
+            assert one_reply(c) == b"+OK"
+            c.sendall(resp("SET", "fold:s", "hello"))
+            assert one_reply(c) == b"+OK"
+            check_exact(s, SERVER, port, {("SET", "", ""): 1}, "redis")
+            before = events_received(s)
+            for _ in range(200):
+                c.sendall(resp("GET", "fold:s"))
+                assert one_reply(c) == b"hello"
+            check_exact(s, SERVER, port, {("GET", "", ""): 200}, "redis")
+            check_exact(s, CLIENT, port, {("GET", "", ""): 200}, "redis")
+            # 200 calls, both ends: 400 records followed whole, 800 as bytes.
+            grew = events_received(s) - before
+            assert grew < 500, grew
+            c.sendall(resp("LPUSH", "fold:s", "x"))
+            assert one_reply(c).startswith(b"-WRONGTYPE")
+            c.sendall(resp("SET", "fold:big", big))
+            assert one_reply(c) == b"+OK"
+            c.sendall(resp("GET", "fold:big"))
+            assert one_reply(c) == big
+            c.sendall(resp("GET", "fold:none"))
+            assert one_reply(c) == b"$-1"
+            for _ in range(20):
+                c.sendall(resp("INCR", "fold:n"))
+                one_reply(c)
+            c.sendall(resp("GET", "fold:s") + resp("GET", "fold:s"))
+            got = b""
+            while got.count(b"hello") < 2:
+                got += c.recv(4096)
+            for _ in range(20):
+                c.sendall(resp("GET", "fold:s"))
+                assert one_reply(c) == b"hello"
+        want = {("CLIENT", "", ""): 1, ("SET", "", ""): 2,
+                ("GET", "", ""): 224, ("LPUSH", "", "WRONGTYPE"): 1,
+                ("INCR", "", ""): 20}
+        check_exact(s, CLIENT, port, want, "redis")
+        check_exact(s, SERVER, port, want, "redis")
+        assert not s.losses(), s.losses()
+
+
 # ----------------------------------------------------------------- Memcached
 
 @pytest.fixture(scope="module")

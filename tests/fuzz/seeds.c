@@ -165,6 +165,35 @@ static void db_bytes(struct seed *s, __u8 proto, __u8 role, int from_client,
 	add(s, &ev, SONDE_DB_BYTES(len));
 }
 
+/* A Redis call the BPF side followed whole: the op-th command of the
+ * daemon's list, an error reply's start when error. */
+static void db_call(struct seed *s, __u8 role, __u16 op, const char *error)
+{
+	struct sonde_db_call_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.hdr.ts_ns = 3000000;
+	ev.hdr.tgid = 0x7ffffff1;
+	ev.hdr.kind = SONDE_EV_DB_CALL;
+	ev.start_ns = 2000000;
+	ev.sport = role == SONDE_ROLE_SERVER ? 6379 : 40000;
+	ev.dport = role == SONDE_ROLE_SERVER ? 40000 : 6379;
+	ev.family = AF_INET;
+	ev.daddr[0] = 127;
+	ev.daddr[3] = 1;
+	ev.op = op;
+	ev.proto = SONDE_PROTO_REDIS;
+	ev.role = role;
+	if (error) {
+		ev.error = 1;
+		memcpy(ev.status, error,
+		       strlen(error) < sizeof(ev.status) ? strlen(error) :
+							   sizeof(ev.status));
+	}
+	memcpy(ev.comm, "dbclient", 8);
+	add(s, &ev, sizeof(ev));
+}
+
 #define DB_BYTES(s, proto, role, from_client, seq, lit) \
 	db_bytes(s, proto, role, from_client, seq, lit, sizeof(lit) - 1)
 
@@ -197,6 +226,8 @@ static void db_seeds(void)
 		DB_BYTES(&s, SONDE_PROTO_REDIS, role, 0, 0, rd_r);
 		DB_BYTES(&s, SONDE_PROTO_REDIS, role, 1, 1, rd_q);
 		DB_BYTES(&s, SONDE_PROTO_REDIS, role, 0, 1, rd_e);
+		db_call(&s, role, 100, NULL);
+		db_call(&s, role, 101, "WRONGTYPE Operation against");
 		DB_BYTES(&s, SONDE_PROTO_MEMCACHED, role, 1, 0, mc_q);
 		DB_BYTES(&s, SONDE_PROTO_MEMCACHED, role, 0, 0, mc_r);
 	}

@@ -12,6 +12,7 @@
 #include "identity/selection.h"
 #include "metrics/families.h"
 #include "metrics/registry.h"
+#include "proto/db.h"
 #include "proto/dispatch.h"
 #include "proto/events.h"
 #include "proto/http.h"
@@ -1038,6 +1039,100 @@ TEST(database_calls_follow_their_connection)
 	dispatch_clear();
 }
 
+/* The index the BPF side is given for the Redis command name. */
+struct fold_find {
+	const char *name;
+	int index;
+};
+
+static void fold_found(const char *name, uint16_t index, void *arg)
+{
+	struct fold_find *f = arg;
+
+	if (!strcmp(name, f->name))
+		f->index = index;
+}
+
+static int fold_index(const char *name)
+{
+	struct fold_find f = { name, -1 };
+
+	redis_each_fold_op(fold_found, &f);
+	return f.index;
+}
+
+/* A Redis call the BPF side followed whole, at the server: op's index,
+ * from start to end, and an error reply's text. */
+static void redis_folded(int op, __u64 start, __u64 end, const char *error)
+{
+	struct sonde_db_call_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.hdr.kind = SONDE_EV_DB_CALL;
+	ev.hdr.tgid = 0x7ffffff1;
+	ev.hdr.ts_ns = end;
+	ev.start_ns = start;
+	memcpy(ev.comm, "unitsvc", 8);
+	ev.sport = 6379;
+	ev.dport = 40000;
+	ev.family = AF_INET;
+	ev.op = (__u16)op;
+	ev.proto = SONDE_PROTO_REDIS;
+	ev.role = SONDE_ROLE_SERVER;
+	if (error) {
+		ev.error = 1;
+		memcpy(ev.status, error,
+		       strlen(error) < sizeof(ev.status) ? strlen(error) :
+							   sizeof(ev.status));
+	}
+	dispatch_record(NULL, &ev, sizeof(ev));
+}
+
+/* The commands the BPF side may follow whole are the plain ones: not
+ * those that change how the connection talks, nor those whose replies
+ * do not come one a command. A call it followed is observed like one
+ * the daemon followed from the bytes, an error with its code; one whose
+ * command the daemon does not know is counted, not observed. */
+TEST(redis_calls_followed_whole_are_observed)
+{
+	unsigned long lost_calls = parse_errors("db_call_lost");
+	char *text;
+
+	setup();
+	CHECK(fold_index("GET") >= 0);
+	CHECK(fold_index("LPUSH") >= 0);
+	CHECK(fold_index("HELLO") < 0);
+	CHECK(fold_index("SUBSCRIBE") < 0);
+	CHECK(fold_index("MULTI") < 0);
+	CHECK(fold_index("EXEC") < 0);
+	CHECK(fold_index("CLIENT") < 0);
+	redis_folded(fold_index("GET"), 1000, 3000, NULL);
+	redis_folded(fold_index("GET"), 4000, 8000, NULL);
+	redis_folded(fold_index("LPUSH"), 9000, 10000,
+		     "WRONGTYPE Operation against a key");
+	redis_folded(fold_index("LPUSH"), 11000, 12000, "not a code\r\n");
+	redis_folded(fold_index("HELLO") < 0 ? 60000 : 0, 1, 2, NULL);
+	dispatch_end_round();
+	text = render();
+	CHECK(strstr(text, REDIS_SERVER_GETS "2\n"));
+	CHECK(strstr(text, "db_server_operation_duration_seconds_sum{service_"
+			   "name=\"unitsvc\",db_system_name=\"redis\","
+			   "db_operation_name=\"GET\",db_collection_name=\"\","
+			   "db_response_status_code=\"\",error_type=\"\","
+			   "server_port=\"6379\"} 0.000006\n"));
+	CHECK(strstr(text,
+		     "db_operation_name=\"LPUSH\",db_collection_name="
+		     "\"\",db_response_status_code=\"WRONGTYPE\","
+		     "error_type=\"WRONGTYPE\",server_port=\"6379\"} 1\n"));
+	CHECK(strstr(text, "db_operation_name=\"LPUSH\",db_collection_name="
+			   "\"\",db_response_status_code=\"ERR\","
+			   "error_type=\"ERR\",server_port=\"6379\"} 1\n"));
+	CHECK(!strstr(text, "HELLO"));
+	free(text);
+	CHECK(parse_errors("db_call_lost") == lost_calls + 1);
+	dispatch_clear();
+}
+
 /* Each CPU has its ring, so a reply can be read before its request:
  * records are taken in the order they were made, whichever came first,
  * waiting through one more round for one still in another CPU's ring.
@@ -1182,5 +1277,6 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(tcp_series_carry_the_optional_labels),
 	  UNIT_CASE(database_calls_follow_their_connection),
 	  UNIT_CASE(database_records_are_taken_in_the_order_they_were_made),
+	  UNIT_CASE(redis_calls_followed_whole_are_observed),
 	  UNIT_CASE(a_reused_socket_waits_for_the_old_connections_records),
 	  UNIT_CASE(database_collections_are_capped_like_routes))

@@ -657,6 +657,22 @@ int capture_set_port_rule(uint16_t port, uint8_t how)
 	return 0;
 }
 
+int capture_set_fold_op(const char *name, uint16_t index)
+{
+	char key[16] = { 0 };
+	size_t n = strlen(name);
+
+	if (!skel)
+		return 0;
+	if (n >= sizeof(key))
+		return -EINVAL;
+	memcpy(key, name, n);
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.redis_fold_ops), key,
+				&index, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 struct bpf_object *capture_object(void)
 {
 	return skel ? skel->obj : NULL;

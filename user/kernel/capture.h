@@ -66,6 +66,11 @@ bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t sk);
 int capture_set_verdict(uint32_t pid, uint8_t verdict);
 int capture_set_port_rule(uint16_t port, uint8_t how);
 
+/* Puts the Redis command name (upper case, at most 15 bytes) on the
+ * list of those the BPF side follows whole, as index (proto/db.h's
+ * redis_each_fold_op). 0, or -errno. */
+int capture_set_fold_op(const char *name, uint16_t index);
+
 /* The loaded BPF object, for attaching its uprobe programs (uprobes.c);
  * NULL before capture_start. Owned by this module. */
 struct bpf_object *capture_object(void);

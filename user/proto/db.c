@@ -499,13 +499,60 @@ static void call_key(const struct db_call_record *call, struct proto_record *r)
 		r->key_len = 0;
 }
 
+/* The call the BPF side followed whole (bpf/proto/redis.bpf.h) that is
+ * being observed: read() fills it, observe() reads it. */
+static struct db_call_record folded;
+
+/* Fills folded from ev; false, counted in r, when the daemon does not
+ * know its system or its command. */
+static bool folded_read(const struct sonde_db_call_event *ev,
+			struct proto_record *r)
+{
+	const struct db_system *sys = system_of(ev->proto);
+	const char *op = sys && sys->op_name ? sys->op_name(ev->op) : NULL;
+	struct db_call_record *rec = &folded;
+	char code[DB_STATUS_MAX] = "";
+
+	if (!op) {
+		r->error = PARSE_ERROR_DB_CALL;
+		return false;
+	}
+	if (ev->error && sys->status_of)
+		sys->status_of((const uint8_t *)ev->status, sizeof(ev->status),
+			       code);
+	rec->hdr = ev->hdr;
+	rec->start_ns = ev->start_ns;
+	rec->end_ns =
+		ev->hdr.ts_ns > ev->start_ns ? ev->hdr.ts_ns : ev->start_ns;
+	rec->duration_ns = rec->end_ns - rec->start_ns;
+	rec->tid = ev->tid;
+	memcpy(rec->daddr, ev->daddr, sizeof(rec->daddr));
+	rec->sport = ev->sport;
+	rec->dport = ev->dport;
+	rec->family = ev->family;
+	rec->role = ev->role;
+	rec->error = ev->error;
+	rec->system_name = sys->name;
+	memcpy(rec->comm, ev->comm, sizeof(rec->comm));
+	rec->op_len = copy_text(rec->op, op, sizeof(rec->op));
+	rec->collection[0] = '\0';
+	rec->collection_len = 0;
+	rec->status_len = copy_text(rec->status, code, sizeof(rec->status));
+	return true;
+}
+
 static enum proto_next db_read(const void *rec, size_t size,
 			       struct proto_record *r)
 {
 	const struct db_call_record *call = rec;
 
-	if (call->hdr.kind != DB_CALL_KIND)
+	if (call->hdr.kind == SONDE_EV_DB_CALL) {
+		if (!folded_read(rec, r))
+			return PROTO_NEXT_ERROR;
+		call = &folded;
+	} else if (call->hdr.kind != DB_CALL_KIND) {
 		return bytes_read(rec, size);
+	}
 	r->tgid = call->hdr.tgid;
 	r->comm = call->comm;
 	r->filter = PROTO_FILTER_CONN;
@@ -525,6 +572,8 @@ static unsigned db_observe(const void *rec, size_t size,
 	struct proto_obs *o = &obs[0];
 
 	(void)size;
+	if (call->hdr.kind == SONDE_EV_DB_CALL)
+		call = &folded;
 	o->op = PROTO_OBSERVE;
 	o->value = r->value;
 	o->error = call->error;
@@ -636,4 +685,14 @@ const struct proto proto_db = {
 	.clear = db_clear,
 	.ready = db_ready,
 	.end_round = db_end_round,
+};
+
+/* The calls the BPF side followed whole: read and observed as the
+ * calls above, each at once. */
+const struct proto proto_db_call = {
+	.name = "db_call",
+	.kind = SONDE_EV_DB_CALL,
+	.min_size = sizeof(struct sonde_db_call_event),
+	.read = db_read,
+	.observe = db_observe,
 };

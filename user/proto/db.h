@@ -75,12 +75,27 @@ struct db_system {
 	 * not), and the calls open with them; the direction starts again at
 	 * the start of its next read or write. */
 	void (*lost)(struct db_conn *c, bool from_client);
+	/* Optional, for the calls the BPF side follows whole (struct
+	 * sonde_db_call_event): the name of the command at index on the
+	 * list it was given (NULL when there is none), and the status code
+	 * (DB_STATUS_MAX bytes) of an error reply whose text starts
+	 * s[0..n). */
+	const char *(*op_name)(unsigned index);
+	void (*status_of)(const uint8_t *s, size_t n, char *code);
 };
 
 extern const struct db_system db_postgresql;
 extern const struct db_system db_mysql;
 extern const struct db_system db_redis;
 extern const struct db_system db_memcached;
+
+/* The Redis commands the BPF side may follow whole: fn(name, index, arg)
+ * for each, upper case, at most 15 bytes; index is what op_name takes.
+ * Not on it: the commands that change how the connection talks
+ * (HELLO, RESET, SUBSCRIBE and the like, SYNC), and CLIENT, MONITOR,
+ * MULTI and EXEC, whose replies may not come one a command. */
+void redis_each_fold_op(void (*fn)(const char *name, uint16_t index, void *arg),
+			void *arg);
 
 /* A call starts: its request was written (client) or read (server) at
  * ts. op and collection are copied (cut to their maxima; NULL is empty);

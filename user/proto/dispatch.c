@@ -17,10 +17,11 @@
 /* Every protocol, one entry each: each is defined in its own file,
  * proto/<name>.c. */
 extern const struct proto proto_http1, proto_http2, proto_tcp, proto_func,
-	proto_db;
+	proto_db, proto_db_call;
 
 static const struct proto *const protocols[] = {
-	&proto_http1, &proto_http2, &proto_tcp, &proto_func, &proto_db,
+	&proto_http1, &proto_http2, &proto_tcp,
+	&proto_func,  &proto_db,    &proto_db_call,
 };
 
 #define NPROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))

@@ -1042,8 +1042,64 @@ static void redis_lost(struct db_conn *c, bool from_client)
 
 /* Redis for db.c and the tests: see proto/db.h. Stateless apart from
  * c->priv; never fails but by losing a stream. */
+/* ---- calls followed whole in BPF ---- */
+
+/* Commands on the list whose replies may not come one a command, or
+ * change how later ones do. */
+static bool redis_fold_refused(const char *name)
+{
+	static const char *const refused[] = { "CLIENT", "EXEC", "MONITOR",
+					       "MULTI" };
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (!strcmp(name, refused[i]))
+			return true;
+	return false;
+}
+
+/* The commands the BPF side may follow, by index: worked out once. */
+static bool redis_foldable[REDIS_NCOMMANDS];
+static bool redis_foldable_known;
+
+static void redis_foldable_build(void)
+{
+	for (size_t i = 0; i < REDIS_NCOMMANDS; i++) {
+		const struct redis_command *cmd = &redis_commands[i];
+
+		redis_foldable[i] = !cmd->flags && strlen(cmd->name) <= 15 &&
+				    !redis_fold_refused(cmd->name);
+	}
+	redis_foldable_known = true;
+}
+
+void redis_each_fold_op(void (*fn)(const char *name, uint16_t index, void *arg),
+			void *arg)
+{
+	if (!redis_foldable_known)
+		redis_foldable_build();
+	for (size_t i = 0; i < REDIS_NCOMMANDS; i++)
+		if (redis_foldable[i])
+			fn(redis_commands[i].name, (uint16_t)i, arg);
+}
+
+static const char *redis_op_name(unsigned index)
+{
+	if (!redis_foldable_known)
+		redis_foldable_build();
+	if (index >= REDIS_NCOMMANDS || !redis_foldable[index])
+		return NULL;
+	return redis_commands[index].name;
+}
+
+static void redis_status_of(const uint8_t *s, size_t n, char *code)
+{
+	redis_error_code(s, n < DB_STATUS_MAX ? n : DB_STATUS_MAX, code);
+}
+
 const struct db_system db_redis = {
 	.name = "redis",
 	.parse = redis_parse,
 	.lost = redis_lost,
+	.op_name = redis_op_name,
+	.status_of = redis_status_of,
 };
