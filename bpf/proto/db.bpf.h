@@ -16,7 +16,8 @@
  * length.
  *
  * The detectors are in one header per system (pg, mysql, redis,
- * memcached); they share this handler, db_data. */
+ * memcached); they share this handler, db_data. Redis's header also
+ * follows the plainest calls whole, which then send no bytes. */
 #ifndef SONDE_PROTO_DB_BPF_H
 #define SONDE_PROTO_DB_BPF_H
 

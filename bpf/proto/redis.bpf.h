@@ -1,7 +1,8 @@
 /* Redis, RESP2 and RESP3
  * (https://redis.io/docs/latest/develop/reference/protocol-spec/). The
- * daemon reads it (user/proto/redis.c); this is its detector. Handler:
- * db_data (proto/db.bpf.h). */
+ * daemon reads it (user/proto/redis.c); this is its detector, and the
+ * following of calls whole (redis_fold, below), which proto_data asks
+ * first. Handler of the bytes: db_data (proto/db.bpf.h). */
 #ifndef SONDE_PROTO_REDIS_BPF_H
 #define SONDE_PROTO_REDIS_BPF_H
 
