@@ -28,6 +28,12 @@ def goapp(tmp_path_factory):
     return str(binary)
 
 
+def set_state_misses(sonde):
+    """Runs of the TCP state program the kernel skipped so far."""
+    return total(sonde, "sonde_program_recursion_misses_total",
+                 program="sock_set_state")
+
+
 def test_go_server_and_client_count_every_request_once(sonde, goapp):
     tag = f"{os.getpid()}-{random.randrange(1 << 30):x}"
     server, client = f"go-srv-{tag}", f"go-cli-{tag}"
@@ -36,6 +42,7 @@ def test_go_server_and_client_count_every_request_once(sonde, goapp):
                   env=dict(os.environ, OTEL_SERVICE_NAME=server))
     try:
         goroutines, n = 16, 60
+        missed_before = set_state_misses(sonde)
         load = subprocess.run(
             [goapp, "load", f"http://127.0.0.1:{port}", str(goroutines),
              str(n)], env=dict(os.environ, OTEL_SERVICE_NAME=client),
@@ -61,8 +68,14 @@ def test_go_server_and_client_count_every_request_once(sonde, goapp):
         assert total(sonde, CLIENT + "_count", service_name=client,
                      server_address="127.0.0.1", server_port=port) == calls
         # Each connection the client dialled, once: connects are seen on
-        # the socket, not on the thread that made them.
-        assert total(sonde, "sonde_tcp_connects_total", service_name=client,
-                     result="ok") == dials
+        # the socket, not on the thread that made them. A state change the
+        # kernel did not show sonde's program (another BPF program was
+        # running on the CPU when the SYN-ACK came in softirq context) is
+        # counted as a miss instead.
+        connects = total(sonde, "sonde_tcp_connects_total",
+                         service_name=client, result="ok")
+        missed = set_state_misses(sonde) - missed_before
+        assert dials - missed <= connects <= dials, \
+            (connects, dials, missed, sonde.losses())
     finally:
         proc.stop()
