@@ -28,17 +28,18 @@ static __always_inline bool redis_detect(const char *p, __u32 n)
 /* ---- Calls followed whole ----
  *
  * Most clients send one command and wait for its reply, and most replies
- * are a line or one bulk string. Such a call is followed here, whole: the
+ * are a line, a bulk string or a few of them in an array. Such a call is
+ * followed here, whole: the
  * write (or read) that carries exactly one command, its name on the
  * daemon's list (redis_fold_ops), then the reply's first line in the
  * next call the other way. It goes to the daemon as one small record
  * (struct sonde_db_call_event) instead of the bytes of both, which the
- * daemon would frame, parse and pair: a quarter of its work a call.
+ * daemon would frame, parse and pair.
  *
  * Everything else goes as bytes (db_data), as before: a write of several
  * commands (a pipeline), a command not on the list (the ones that change
- * how the connection talks: HELLO, SUBSCRIBE, MULTI ...), a reply that is
- * an array or does not fit the rules below. A connection hands over to
+ * how the connection talks: HELLO, SUBSCRIBE, MULTI ...), a reply that
+ * does not fit the rules below. A connection hands over to
  * the daemon only where the daemon can start: at a command. While whole
  * commands it sent as bytes wait for whole replies, it keeps sending
  * bytes, and takes up following calls again once they are all answered;
@@ -49,8 +50,10 @@ static __always_inline bool redis_detect(const char *p, __u32 n)
 /* Bytes of a command (and of a reply) looked at: the name and every
  * argument's length line must lie within them. */
 #define REDIS_FOLD_WIN 128
-/* Arguments a followed command has at most. */
+/* Arguments a followed command has at most, and strings of an array
+ * reply. */
 #define REDIS_FOLD_ARGS 8
+#define REDIS_FOLD_ELEMS 16
 /* Commands sent as bytes that may wait for their replies. */
 #define REDIS_FOLD_SENT_MAX 200
 
@@ -136,7 +139,8 @@ __attribute__((noinline)) long redis_fold_len(struct redis_fold *f, __u32 reply,
 	return redis_fold_digits(reply ? f->reply : f->cmd, got, at);
 }
 
-/* Walking a command's arguments: bpf_loop's context. */
+/* Walking a command's arguments, or an array reply's strings:
+ * bpf_loop's context. */
 struct redis_fold_walk {
 	struct redis_fold *f;
 	__u64 end; /* where the next argument starts */
@@ -145,6 +149,7 @@ struct redis_fold_walk {
 	__u32 name_at;
 	__u32 got;
 	__u32 bad;
+	__u32 reply; /* in f->reply, where a string may be nil ("$-1") */
 };
 
 /* The i-th argument's length line and bytes. bpf_loop's callback: 1
@@ -152,17 +157,26 @@ struct redis_fold_walk {
 static long redis_fold_arg(__u64 i, void *ctx)
 {
 	struct redis_fold_walk *k = ctx;
+	const char *w = k->reply ? k->f->reply : k->f->cmd;
 	__u32 at;
 	long len;
 
 	if (i >= k->args)
 		return 1;
-	if (k->end >= k->got || k->f->cmd[k->end & REDIS_FOLD_MASK] != '$') {
+	if (k->end >= k->got || w[k->end & REDIS_FOLD_MASK] != '$') {
 		k->bad = 1;
 		return 1;
 	}
+	if (k->reply && k->end + 4 < k->got &&
+	    w[(k->end + 1) & REDIS_FOLD_MASK] == '-' &&
+	    w[(k->end + 2) & REDIS_FOLD_MASK] == '1' &&
+	    w[(k->end + 3) & REDIS_FOLD_MASK] == '\r' &&
+	    w[(k->end + 4) & REDIS_FOLD_MASK] == '\n') {
+		k->end += 5;
+		return 0;
+	}
 	at = k->end;
-	len = redis_fold_digits(k->f->cmd, k->got, &at);
+	len = redis_fold_digits(w, k->got, &at);
 	if (len < 0) {
 		k->bad = 1;
 		return 1;
@@ -216,12 +230,40 @@ static __always_inline bool redis_fold_command(struct redis_fold *f, __u32 got,
 
 enum redis_fold_reply {
 	REDIS_REPLY_NOT,   /* not a reply followed here */
-	REDIS_REPLY_OK,	   /* a line or a bulk string */
+	REDIS_REPLY_OK,	   /* a line, a bulk string, an array of them */
 	REDIS_REPLY_ERROR, /* an error line */
 };
 
-/* What the got bytes in w, of n, are: a whole status, integer or error
- * line, or a bulk string whose rest (set in *left) is still to come. */
+/* What the got bytes in f->reply, of n, are: a whole status, integer or
+ * error line, or a bulk string or a short array of them whose rest (set
+ * in *left) is still to come. */
+/* Whether the got bytes in f->reply, of n, are a whole array of at
+ * most REDIS_FOLD_ELEMS bulk strings, nil ones included (a few keys'
+ * MGET, a small hash's HGETALL): their length lines within them, the
+ * last string's rest, in *left, may be to come. */
+static __always_inline bool redis_fold_array(struct redis_fold *f, __u32 got,
+					     __u64 n, __u64 *left)
+{
+	struct redis_fold_walk k = { .f = f, .got = got, .reply = 1 };
+	const char *w = f->reply;
+	__u32 at = 0;
+	long count;
+
+	if (got >= 5 && w[1] == '-' && w[2] == '1' && w[3] == '\r' &&
+	    w[4] == '\n')
+		return n == 5;
+	count = redis_fold_len(f, 1, got, &at);
+	if (count < 0 || count > REDIS_FOLD_ELEMS)
+		return false;
+	k.args = count;
+	k.end = at;
+	bpf_loop(REDIS_FOLD_ELEMS, redis_fold_arg, &k, 0);
+	if (k.bad || k.end < n)
+		return false;
+	*left = k.end - n;
+	return true;
+}
+
 static __always_inline enum redis_fold_reply
 redis_fold_reply(struct redis_fold *f, __u32 got, __u64 n, __u64 *left)
 {
@@ -239,6 +281,9 @@ redis_fold_reply(struct redis_fold *f, __u32 got, __u64 n, __u64 *left)
 			return REDIS_REPLY_NOT;
 		return w[0] == '-' ? REDIS_REPLY_ERROR : REDIS_REPLY_OK;
 	}
+	if (w[0] == '*')
+		return redis_fold_array(f, got, n, left) ? REDIS_REPLY_OK :
+							   REDIS_REPLY_NOT;
 	if (w[0] != '$')
 		return REDIS_REPLY_NOT;
 	if (got >= 5 && w[1] == '-' && w[2] == '1' && w[3] == '\r' &&

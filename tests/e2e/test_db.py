@@ -482,6 +482,62 @@ def test_redis_calls_followed_whole_in_the_kernel(redis_server):
         assert not s.losses(), s.losses()
 
 
+def one_array(c, count):
+    """Reads an array reply of count bulk strings (nil ones included),
+    whole."""
+    got = b""
+    while True:
+        lines = got.split(b"\r\n")
+        if lines[0][:1] == b"*" and len(lines) > 1:
+            n = int(lines[0][1:])
+            at, have = 1, 0
+            while have < n and at < len(lines):
+                if lines[at] == b"$-1":
+                    at, have = at + 1, have + 1
+                elif at + 1 < len(lines):
+                    at, have = at + 2, have + 1
+                else:
+                    break
+            if n == count and have == n and at < len(lines):
+                return lines[1:at]
+        got += c.recv(4096)
+
+
+def test_redis_array_replies_followed_whole(redis_server):
+    """A small array of bulk strings (MGET with a nil among them,
+    HGETALL, LRANGE) ends its call in BPF like a line does: the
+    connection keeps being followed whole, one record a call at each
+    end, and every call is counted."""
+    port = redis_server.port
+    with sonde_on(port) as s:
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            for cmd in (resp("HSET", "arr:h", "f1", "a", "f2", "b"),
+                        resp("RPUSH", "arr:l", "x", "y", "z"),
+                        resp("SET", "arr:k", "v")):
+                c.sendall(cmd)
+                one_reply(c)
+            check_exact(s, SERVER, port, {("SET", "", ""): 1}, "redis")
+            before = events_received(s)
+            for _ in range(50):
+                c.sendall(resp("MGET", "arr:k", "arr:none"))
+                assert one_array(c, 2) == [b"$1", b"v", b"$-1"]
+                c.sendall(resp("HGETALL", "arr:h"))
+                assert len(one_array(c, 4)) == 8
+                c.sendall(resp("LRANGE", "arr:l", 0, -1))
+                assert len(one_array(c, 3)) == 6
+                c.sendall(resp("GET", "arr:k"))
+                assert one_reply(c) == b"v"
+            want = {("MGET", "", ""): 50, ("HGETALL", "", ""): 50,
+                    ("LRANGE", "", ""): 50, ("GET", "", ""): 50}
+            check_exact(s, SERVER, port, want, "redis")
+            check_exact(s, CLIENT, port, want, "redis")
+            # 200 calls, both ends: 400 records followed whole, 800 as
+            # bytes.
+            grew = events_received(s) - before
+            assert grew < 500, grew
+        assert not s.losses(), s.losses()
+
+
 # ----------------------------------------------------------------- Memcached
 
 @pytest.fixture(scope="module")
