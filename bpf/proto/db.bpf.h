@@ -140,11 +140,14 @@ static __always_inline void db_fill(struct sonde_db_event *ev,
 }
 
 /* Sends n bytes at buf, the first room of them (room: one of the record
- * sizes, a constant once inlined). False when the ring was full or busy
+ * sizes, a constant once inlined). kept_ts 0: buf is the process's and
+ * the bytes moved now; else buf is a copy the connection's state kept of
+ * bytes that moved at kept_ts. False when the ring was full or busy
  * (counted) or the bytes could not be read. */
-static __always_inline bool db_send(struct conn_key *key, struct conn *c,
-				    const void *buf, __u64 n, bool from_client,
-				    __u32 room, __u8 starts)
+static __always_inline bool db_send_from(struct conn_key *key, struct conn *c,
+					 const void *buf, __u64 n,
+					 bool from_client, __u32 room,
+					 __u8 starts, __u64 kept_ts)
 {
 	struct db_conn *d = (struct db_conn *)c->proto_state;
 	__u32 len = n < room ? n : room;
@@ -158,18 +161,30 @@ static __always_inline bool db_send(struct conn_key *key, struct conn *c,
 		return false;
 	barrier_var(len);
 	if (len > room ||
-	    (len && buf && bpf_probe_read_user(ev->data, len, buf))) {
+	    (len && buf &&
+	     (kept_ts ? bpf_probe_read_kernel(ev->data, len, buf) :
+			bpf_probe_read_user(ev->data, len, buf)))) {
 		ring_discard(&slot);
 		return false;
 	}
 	if (!buf)
 		len = 0;
 	db_fill(ev, key, c, n, len, from_client);
+	if (kept_ts)
+		ev->hdr.ts_ns = kept_ts;
 	ev->starts = starts;
 	ev->seq = seq;
 	ev->order = order;
 	ring_submit(&slot);
 	return true;
+}
+
+/* db_send_from for bytes of the process that moved now. */
+static __always_inline bool db_send(struct conn_key *key, struct conn *c,
+				    const void *buf, __u64 n, bool from_client,
+				    __u32 room, __u8 starts)
+{
+	return db_send_from(key, c, buf, n, from_client, room, starts, 0);
 }
 
 /* The handler: n bytes at buf were read (is_read) or written on c, a

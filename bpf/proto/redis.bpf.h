@@ -29,22 +29,21 @@ static __always_inline bool redis_detect(const char *p, __u32 n)
  *
  * Most clients send one command and wait for its reply, and most replies
  * are a line, a bulk string or a few of them in an array. Such a call is
- * followed here, whole: the
- * write (or read) that carries exactly one command, its name on the
- * daemon's list (redis_fold_ops), then the reply's first line in the
- * next call the other way. It goes to the daemon as one small record
- * (struct sonde_db_call_event) instead of the bytes of both, which the
- * daemon would frame, parse and pair.
+ * followed here, whole: the write (or read) that carries exactly one
+ * command, its name on the daemon's list (redis_fold_ops), then the
+ * reply's first line in the next call the other way. It goes to the
+ * daemon as one small record (struct sonde_db_call_event) instead of the
+ * bytes of both, which the daemon would frame, parse and pair.
  *
  * Everything else goes as bytes (db_data), as before: a write of several
  * commands (a pipeline), a command not on the list (the ones that change
  * how the connection talks: HELLO, SUBSCRIBE, MULTI ...), a reply that
- * does not fit the rules below. A connection hands over to
- * the daemon only where the daemon can start: at a command. While whole
- * commands it sent as bytes wait for whole replies, it keeps sending
- * bytes, and takes up following calls again once they are all answered;
- * once it sends bytes it cannot count in whole messages, it sends bytes
- * for the rest of its life. A command already taken here when a call
+ * does not fit the rules below. A connection hands over to the daemon
+ * only where the daemon can start: at a command. While whole commands it
+ * sent as bytes wait for whole replies, it keeps sending bytes, and takes
+ * up following calls again once they are all answered; once it sends
+ * bytes it cannot count in whole messages, it sends bytes for the rest of
+ * its life. A command already taken here when a call
  * turns out not to be followable is sent from the copy kept of it. */
 
 /* Bytes of a command (and of a reply) looked at: the name and every
@@ -139,6 +138,16 @@ __attribute__((noinline)) long redis_fold_len(struct redis_fold *f, __u32 reply,
 	return redis_fold_digits(reply ? f->reply : f->cmd, got, at);
 }
 
+/* Whether w holds a nil ("$-1" or "*-1" and CRLF) at at, within got
+ * bytes. */
+static __always_inline bool redis_fold_nil(const char *w, __u64 at, __u32 got)
+{
+	return at + 4 < got && w[(at + 1) & REDIS_FOLD_MASK] == '-' &&
+	       w[(at + 2) & REDIS_FOLD_MASK] == '1' &&
+	       w[(at + 3) & REDIS_FOLD_MASK] == '\r' &&
+	       w[(at + 4) & REDIS_FOLD_MASK] == '\n';
+}
+
 /* Walking a command's arguments, or an array reply's strings:
  * bpf_loop's context. */
 struct redis_fold_walk {
@@ -167,11 +176,7 @@ static long redis_fold_arg(__u64 i, void *ctx)
 		k->bad = 1;
 		return 1;
 	}
-	if (k->reply && k->end + 4 < k->got &&
-	    w[(k->end + 1) & REDIS_FOLD_MASK] == '-' &&
-	    w[(k->end + 2) & REDIS_FOLD_MASK] == '1' &&
-	    w[(k->end + 3) & REDIS_FOLD_MASK] == '\r' &&
-	    w[(k->end + 4) & REDIS_FOLD_MASK] == '\n') {
+	if (k->reply && redis_fold_nil(w, k->end, k->got)) {
 		k->end += 5;
 		return 0;
 	}
@@ -234,9 +239,6 @@ enum redis_fold_reply {
 	REDIS_REPLY_ERROR, /* an error line */
 };
 
-/* What the got bytes in f->reply, of n, are: a whole status, integer or
- * error line, or a bulk string or a short array of them whose rest (set
- * in *left) is still to come. */
 /* Whether the got bytes in f->reply, of n, are a whole array of at
  * most REDIS_FOLD_ELEMS bulk strings, nil ones included (a few keys'
  * MGET, a small hash's HGETALL): their length lines within them, the
@@ -249,8 +251,7 @@ static __always_inline bool redis_fold_array(struct redis_fold *f, __u32 got,
 	__u32 at = 0;
 	long count;
 
-	if (got >= 5 && w[1] == '-' && w[2] == '1' && w[3] == '\r' &&
-	    w[4] == '\n')
+	if (redis_fold_nil(w, 0, got))
 		return n == 5;
 	count = redis_fold_len(f, 1, got, &at);
 	if (count < 0 || count > REDIS_FOLD_ELEMS)
@@ -264,6 +265,9 @@ static __always_inline bool redis_fold_array(struct redis_fold *f, __u32 got,
 	return true;
 }
 
+/* What the got bytes in f->reply, of n, are: a whole status, integer or
+ * error line, or a bulk string or a short array of them whose rest (set
+ * in *left) is still to come. */
 static __always_inline enum redis_fold_reply
 redis_fold_reply(struct redis_fold *f, __u32 got, __u64 n, __u64 *left)
 {
@@ -286,8 +290,7 @@ redis_fold_reply(struct redis_fold *f, __u32 got, __u64 n, __u64 *left)
 							   REDIS_REPLY_NOT;
 	if (w[0] != '$')
 		return REDIS_REPLY_NOT;
-	if (got >= 5 && w[1] == '-' && w[2] == '1' && w[3] == '\r' &&
-	    w[4] == '\n')
+	if (redis_fold_nil(w, 0, got))
 		return n == 5 ? REDIS_REPLY_OK : REDIS_REPLY_NOT;
 	len = redis_fold_len(f, 1, got, &at);
 	if (len < 0)
@@ -300,35 +303,13 @@ redis_fold_reply(struct redis_fold *f, __u32 got, __u64 n, __u64 *left)
 }
 
 /* Sends the open command, from its copy, as the bytes it was: its first
- * REDIS_FOLD_WIN, the rest a hole. */
+ * REDIS_FOLD_WIN, the rest a hole. What the call took of the command so
+ * far, no more: the rest, if any, comes as bytes. */
 static __always_inline void
 redis_fold_send_open(struct conn_key *key, struct conn *c, struct redis_fold *f)
 {
-	struct db_conn *d = (struct db_conn *)c->proto_state;
-	struct sonde_db_event *ev;
-	struct ring_slot slot;
-	__u32 len = f->cmd_len < REDIS_FOLD_WIN ? f->cmd_len : REDIS_FOLD_WIN;
-
-	/* What the call took of the command so far, no more: the rest, if
-	 * any, comes as bytes. */
-	__u32 seq = d->seq[1]++;
-	__u32 order = d->order++;
-
-	ev = ring_reserve(&slot, SONDE_DB_BYTES(REDIS_FOLD_WIN));
-	if (!ev)
-		return;
-	barrier_var(len);
-	if (len > REDIS_FOLD_WIN ||
-	    bpf_probe_read_kernel(ev->data, len, f->cmd)) {
-		ring_discard(&slot);
-		return;
-	}
-	db_fill(ev, key, c, f->cmd_len, len, true);
-	ev->hdr.ts_ns = f->start_ns;
-	ev->starts = 1;
-	ev->seq = seq;
-	ev->order = order;
-	ring_submit(&slot);
+	db_send_from(key, c, f->cmd, f->cmd_len, true, REDIS_FOLD_WIN, 1,
+		     f->start_ns);
 }
 
 /* The open call got its reply: one record. */

@@ -511,15 +511,11 @@ static bool folded_read(const struct sonde_db_call_event *ev,
 	const struct db_system *sys = system_of(ev->proto);
 	const char *op = sys && sys->op_name ? sys->op_name(ev->op) : NULL;
 	struct db_call_record *rec = &folded;
-	char code[DB_STATUS_MAX] = "";
 
 	if (!op) {
 		r->error = PARSE_ERROR_DB_CALL;
 		return false;
 	}
-	if (ev->error && sys->status_of)
-		sys->status_of((const uint8_t *)ev->status, sizeof(ev->status),
-			       code);
 	rec->hdr = ev->hdr;
 	rec->start_ns = ev->start_ns;
 	rec->end_ns =
@@ -537,7 +533,11 @@ static bool folded_read(const struct sonde_db_call_event *ev,
 	rec->op_len = copy_text(rec->op, op, sizeof(rec->op));
 	rec->collection[0] = '\0';
 	rec->collection_len = 0;
-	rec->status_len = copy_text(rec->status, code, sizeof(rec->status));
+	rec->status[0] = '\0';
+	if (ev->error && sys->status_of)
+		sys->status_of((const uint8_t *)ev->status, sizeof(ev->status),
+			       rec->status);
+	rec->status_len = (uint8_t)strlen(rec->status);
 	return true;
 }
 
