@@ -40,6 +40,9 @@ enum sonde_event_kind {
 	SONDE_EV_DB = 7,	   /* bytes of a database connection */
 	SONDE_EV_TRACE_INJECT = 8, /* a traceparent was added to a request */
 	SONDE_EV_DB_CALL = 9,	   /* a Redis call followed whole in BPF */
+	/* Calls the BPF side summed itself (struct sonde_db_sums_event):
+	 * made by the daemon from the db_sums map, never on a ring. */
+	SONDE_EV_DB_SUMS = 10,
 	/* Kinds from 16 on come from uprobes (bpf/uprobe.bpf.h). */
 	SONDE_EV_FUNC_CALL = 16,
 };
@@ -318,6 +321,40 @@ struct sonde_db_call_event {
 	__u8 pad;
 	char status[SONDE_DB_STATUS_PEEK]; /* after the '-' */
 	char comm[SONDE_COMM_LEN];
+};
+
+/* Calls followed whole that succeeded, summed by the BPF side in the
+ * per-CPU hash map db_sums instead of sent one record each: the daemon
+ * reads the sums' growth (user/kernel/dbsums.c). Each key is a series
+ * of db_client_ or db_server_operation_duration_seconds within its
+ * process. Bucket bounds are the families' own, which the daemon sets
+ * (at most SONDE_DB_SUM_BOUNDS of them; none: nothing is summed). */
+#define SONDE_DB_SUM_BOUNDS 32
+#define SONDE_DB_SUMS_MAX 4096
+
+struct sonde_db_sum_key {
+	__u32 tgid;
+	__u16 op;	/* the command's index in the daemon's table */
+	__u16 port;	/* server: the local port; client: the peer's */
+	__u8 daddr[16]; /* client: the peer's address; server: zero */
+	__u16 family;	/* client: AF_INET or AF_INET6; server: 0 */
+	__u8 proto;	/* enum sonde_proto */
+	__u8 role;	/* enum sonde_role of the traced process */
+};
+
+struct sonde_db_sum {
+	__u64 sum_ns;
+	/* Per bucket, not cumulative, as struct histogram's. */
+	__u64 buckets[SONDE_DB_SUM_BOUNDS + 1];
+	char comm[SONDE_COMM_LEN]; /* set when the entry is made */
+};
+
+/* What one key's sums grew by since the daemon last read them. */
+struct sonde_db_sums_event {
+	struct sonde_event_header hdr; /* kind SONDE_EV_DB_SUMS */
+	struct sonde_db_sum_key key;
+	__u64 count;
+	struct sonde_db_sum grew;
 };
 
 /* Size of a database record whose data holds room bytes. */

@@ -282,6 +282,23 @@ static void use_db_bounds(const struct sonde_options *o)
 	family_db_server.bounds = &db_bounds;
 }
 
+/* The BPF side sums the database calls it follows whole, in the
+ * families' buckets, unless each call must reach the daemon: for its
+ * span, or for an exponential histogram, which counts per bucket could
+ * not fill. */
+static void use_db_sums(struct capture_options *c, bool each_call)
+{
+	const struct histogram_bounds *b =
+		registry_family_bounds(&family_db_client);
+
+	c->db_sum_nbounds = 0;
+	if (each_call || b->n > SONDE_DB_SUM_BOUNDS ||
+	    registry_family_bounds(&family_db_server) != b)
+		return;
+	c->db_sum_nbounds = (uint32_t)b->n;
+	memcpy(c->db_sum_bounds, b->ns, b->n * sizeof(b->ns[0]));
+}
+
 /* Rules and labels from the options; a mistake here is a config error. */
 static int setup_rules(const struct sonde_options *o)
 {
@@ -416,6 +433,8 @@ int main(int argc, char **argv)
 	copts.hooks = opts.hooks;
 	/* Spans read a client request's traceparent from its head. */
 	copts.client_heads = ocfg.traces.endpoint != NULL;
+	use_db_sums(&copts, ocfg.traces.endpoint || ocfg.exponential ||
+				    opts.native_histograms);
 	if (capture_start(&copts, dispatch_record, NULL))
 		goto out_stop;
 	redis_each_fold_op(set_fold_op, NULL);

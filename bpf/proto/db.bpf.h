@@ -179,6 +179,100 @@ static __always_inline bool db_send_from(struct conn_key *key, struct conn *c,
 	return true;
 }
 
+/* ---- Calls summed here ----
+ *
+ * A call followed whole that succeeded (proto/redis.bpf.h) need not reach
+ * the daemon at all: its duration is filed in db_sums, under its
+ * process, operation, peer and role, in the bucket of the family's
+ * bounds it falls in. The daemon reads what the sums grew by
+ * (user/kernel/dbsums.c) into the same series its records would have
+ * gone to. A call whose sums have no room (the map is full) goes as a
+ * record. The daemon sets no bounds, and nothing is summed, when each
+ * call must reach it: for its span, or for an exponential histogram. */
+const volatile __u32 db_sum_nbounds = 0;
+const volatile __u64 db_sum_bounds[SONDE_DB_SUM_BOUNDS] = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, SONDE_DB_SUMS_MAX);
+	__type(key, struct sonde_db_sum_key);
+	__type(value, struct sonde_db_sum);
+} db_sums SEC(".maps");
+
+static const struct sonde_db_sum db_sum_zero;
+
+enum db_sum_verdict {
+	DB_SUM_UNKNOWN = 0, /* the process's verdict is still pending */
+	DB_SUM_YES,
+	DB_SUM_NO,
+};
+
+/* Whether the calls of c, of process tgid, may be summed. The daemon
+ * files sums by process and by the server's local port, not by
+ * connection: only a verdict that holds for every such connection
+ * lets them be summed (a client's connections under PORTS_ONLY are
+ * judged by their local ports, which the sums do not keep). */
+static __always_inline __u8 db_sum_verdict(__u32 tgid, const struct conn *c)
+{
+	__u8 *v;
+
+	if (!db_sum_nbounds)
+		return DB_SUM_NO;
+	if (!select_enabled)
+		return DB_SUM_YES;
+	v = bpf_map_lookup_elem(&verdicts, &tgid);
+	if (!v || *v == SONDE_VERDICT_PENDING)
+		return DB_SUM_UNKNOWN;
+	if (*v == SONDE_VERDICT_TRACE ||
+	    (*v == SONDE_VERDICT_PORTS_ONLY && c->role == SONDE_ROLE_SERVER))
+		return DB_SUM_YES;
+	return DB_SUM_NO;
+}
+
+/* Files a call of c, operation op, that took dur ns: 0 when its sums
+ * have no room. A global function: verified once, and the bucket it
+ * picks is not followed bound by bound through its callers. */
+__attribute__((noinline)) int db_sum_call(struct conn_key *key, struct conn *c,
+					  __u32 op, __u64 dur)
+{
+	struct sonde_db_sum_key k;
+	struct sonde_db_sum *v;
+	__u32 b;
+
+	if (!key || !c)
+		return 0;
+	__builtin_memset(&k, 0, sizeof(k));
+	k.tgid = key->tgid;
+	k.op = op;
+	k.proto = c->proto;
+	k.role = c->role;
+	if (c->role == SONDE_ROLE_SERVER) {
+		k.port = c->sport;
+	} else {
+		k.port = c->dport;
+		k.family = c->family;
+		__builtin_memcpy(k.daddr, c->daddr, sizeof(k.daddr));
+	}
+	v = bpf_map_lookup_elem(&db_sums, &k);
+	if (!v) {
+		bpf_map_update_elem(&db_sums, &k, &db_sum_zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&db_sums, &k);
+		if (!v)
+			return 0;
+		__builtin_memcpy(v->comm, c->comm, SONDE_COMM_LEN);
+	}
+	for (b = 0; b < SONDE_DB_SUM_BOUNDS; b++)
+		if (b >= db_sum_nbounds || dur <= db_sum_bounds[b])
+			break;
+	if (b > SONDE_DB_SUM_BOUNDS)
+		b = SONDE_DB_SUM_BOUNDS;
+	/* Atomic: another task may run this on the same CPU when the
+	 * kernel preempts the one that was. */
+	__sync_fetch_and_add(&v->buckets[b], 1);
+	__sync_fetch_and_add(&v->sum_ns, dur);
+	return 1;
+}
+
 /* db_send_from for bytes of the process that moved now. */
 static __always_inline bool db_send(struct conn_key *key, struct conn *c,
 				    const void *buf, __u64 n, bool from_client,

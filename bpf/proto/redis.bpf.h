@@ -83,6 +83,7 @@ struct redis_fold {
 	__u16 op;	  /* its index on the list */
 	__u8 state;	  /* enum redis_fold_state */
 	__u8 sent;	  /* REDIS_FOLD_SENT: commands waiting */
+	__u8 sums;	  /* enum db_sum_verdict: its calls are summed */
 	struct redis_fold_name name; /* the command's, as the list keys it */
 	char cmd[REDIS_FOLD_WIN];    /* the open command's first bytes */
 	char reply[REDIS_FOLD_WIN];  /* the reply's */
@@ -347,6 +348,17 @@ static __always_inline void redis_fold_send_call(struct conn_key *key,
 	ring_submit(&slot);
 }
 
+/* The open call got a reply that is no error: summed, when it may be
+ * (proto/db.bpf.h). */
+static __always_inline bool redis_fold_sum(struct conn_key *key, struct conn *c,
+					   struct redis_fold *f)
+{
+	if (f->sums == DB_SUM_UNKNOWN)
+		f->sums = db_sum_verdict(key->tgid, c);
+	return f->sums == DB_SUM_YES &&
+	       db_sum_call(key, c, f->op, bpf_ktime_get_ns() - f->start_ns);
+}
+
 /* The command direction: 1 when the buffer was taken here. */
 static __always_inline int redis_fold_ask(struct conn_key *key, struct conn *c,
 					  struct redis_fold *f, __u64 buf,
@@ -434,7 +446,8 @@ static __always_inline int redis_fold_answer(struct conn_key *key,
 		f->state = REDIS_FOLD_NEVER;
 		return 0;
 	}
-	redis_fold_send_call(key, c, f, kind == REDIS_REPLY_ERROR);
+	if (kind == REDIS_REPLY_ERROR || !redis_fold_sum(key, c, f))
+		redis_fold_send_call(key, c, f, kind == REDIS_REPLY_ERROR);
 	f->reply_left = left;
 	f->state = REDIS_FOLD_IDLE;
 	return 1;

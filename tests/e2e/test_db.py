@@ -482,6 +482,97 @@ def test_redis_calls_followed_whole_in_the_kernel(redis_server):
         assert not s.losses(), s.losses()
 
 
+def histogram_of(sonde, family, port, op):
+    """(count, sum, {le: cumulative}) of the series of op on port."""
+    count, total, buckets = 0, 0.0, {}
+    for name, labels, value in sonde.samples():
+        if (labels.get("server_port") != str(port) or
+                labels.get("db_operation_name") != op):
+            continue
+        if name == family + "_count":
+            count += value
+        elif name == family + "_sum":
+            total += value
+        elif name == family + "_bucket":
+            buckets[labels["le"]] = buckets.get(labels["le"], 0) + value
+    return count, total, buckets
+
+
+def check_histogram(sonde, family, port, op, n):
+    """op's series on port hold n calls, each in one bucket, their sum
+    that of n loopback calls."""
+    count, total, buckets = histogram_of(sonde, family, port, op)
+    assert count == n and buckets["+Inf"] == n, (count, buckets)
+    ordered = sorted(buckets.items(), key=lambda kv: float(kv[0]))
+    assert all(a[1] <= b[1] for a, b in zip(ordered, ordered[1:])), ordered
+    assert 0 < total < n * 0.05, total
+
+
+INCR_AND_EXIT = """
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+for _ in range(30):
+    c.sendall(b"*2\\r\\n$4\\r\\nINCR\\r\\n$9\\r\\nsum:exits\\r\\n")
+    got = b""
+    while not got.endswith(b"\\r\\n"):
+        got += c.recv(64)
+"""
+
+
+def test_redis_calls_summed_in_the_kernel(redis_server):
+    """A call followed whole that succeeds is summed in BPF, in the
+    family's buckets, and sends no record: the events sonde reads do not
+    grow with the calls, yet each series counts them exactly, its buckets
+    and sum whole. A client that exits right after its calls keeps them
+    (its sums are read before its process is forgotten); errors still
+    come one record each, with their code. With native histograms on,
+    which need each call's duration, every call comes as a record
+    again, and the counts are the same."""
+    port = redis_server.port
+    with sonde_on(port) as s:
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(resp("SET", "sum:k", "v"))
+            assert one_reply(c) == b"+OK"
+            check_exact(s, SERVER, port, {("SET", "", ""): 1}, "redis")
+            before = events_received(s)
+            for _ in range(200):
+                c.sendall(resp("GET", "sum:k"))
+                assert one_reply(c) == b"v"
+                c.sendall(resp("SET", "sum:k", "v"))
+                assert one_reply(c) == b"+OK"
+            for _ in range(5):
+                c.sendall(resp("LPUSH", "sum:k", "x"))
+                assert one_reply(c).startswith(b"-WRONGTYPE")
+            want = {("GET", "", ""): 200, ("SET", "", ""): 201,
+                    ("LPUSH", "", "WRONGTYPE"): 5}
+            check_exact(s, SERVER, port, want, "redis")
+            check_exact(s, CLIENT, port, want, "redis")
+            # 400 calls at two ends: 800 records if each sent one; the
+            # errors' 10 and the sonde's own scrapes' few.
+            grew = events_received(s) - before
+            assert grew < 40, grew
+            for family in (SERVER, CLIENT):
+                check_histogram(s, family, port, "GET", 200)
+        subprocess.run(["/usr/bin/python3", "-c", INCR_AND_EXIT, str(port)],
+                       check=True, timeout=30)
+        check_exact(s, CLIENT, port, {("INCR", "", ""): 30}, "redis")
+        check_exact(s, SERVER, port, {("INCR", "", ""): 30}, "redis")
+        assert not s.losses(), s.losses()
+    with sonde_on(port, "--native-histograms") as s:
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(resp("SET", "sum:k", "v"))
+            assert one_reply(c) == b"+OK"
+            check_exact(s, SERVER, port, {("SET", "", ""): 1}, "redis")
+            before = events_received(s)
+            for _ in range(100):
+                c.sendall(resp("GET", "sum:k"))
+                assert one_reply(c) == b"v"
+            check_exact(s, SERVER, port, {("GET", "", ""): 100}, "redis")
+            check_exact(s, CLIENT, port, {("GET", "", ""): 100}, "redis")
+            assert events_received(s) - before >= 200
+            check_histogram(s, CLIENT, port, "GET", 100)
+
+
 def one_array(c, count):
     """Reads an array reply of count bulk strings (nil ones included),
     whole."""

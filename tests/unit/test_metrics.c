@@ -774,6 +774,102 @@ TEST(observations_by_reference_wait_then_are_all_filed)
 	registry_free();
 }
 
+/* A series' count, sum and per-bucket counts, as a walk sees them. */
+struct seen {
+	const struct metric_family *family;
+	const char *label; /* values[1] */
+	uint64_t count, sum_ns, buckets[HISTOGRAM_MAX_BOUNDS + 1];
+};
+
+static void see(const struct registry_series *s, void *arg)
+{
+	struct seen *w = arg;
+
+	if (s->family != w->family || strcmp(s->values[1], w->label) != 0)
+		return;
+	w->count = s->hist->count;
+	w->sum_ns = s->hist->sum_ns;
+	memcpy(w->buckets, s->hist->buckets,
+	       (s->bounds->n + 1) * sizeof(w->buckets[0]));
+}
+
+/* Calls counted elsewhere (the BPF side's sums) are merged into the
+ * series their observations would have made, whole: count, sum and
+ * each bucket, by labels and by reference; bounds that are not the
+ * series' own are refused and counted dropped; a capped label's overflow
+ * counts every call merged. */
+TEST(merges_add_counted_calls_to_their_series)
+{
+	struct histogram_bounds b, other;
+	struct registry_limits lim = { .max_routes_per_service = 1,
+				       .max_peers_per_service = 3,
+				       .max_series = 100 };
+	const char *values[] = { "svc", "merged" };
+	uint64_t buckets[HISTOGRAM_MAX_BOUNDS + 1] = { 0 };
+	struct registry_merge m = { .count = 5,
+				    .sum_ns = 700000,
+				    .buckets = buckets,
+				    .bounds = &fine_bounds };
+	struct registry_ref ref = { 0 };
+	struct seen w = { .family = &fine_family, .label = "merged" };
+	struct strbuf sb = { 0 };
+	uint64_t dropped;
+	char err[64];
+
+	histogram_bounds_default(&b);
+	histogram_bounds_fine(&fine_bounds);
+	registry_init(&b, &lim);
+	buckets[0] = 3; /* <= 100 us */
+	buckets[2] = 2; /* (250, 500] us */
+	CHECK(registry_observe(&fine_family, values, 50000) == 0);
+	CHECK(registry_merge_ref(&fine_family, values, &m, &ref) == 0);
+	CHECK(ref.series != NULL);
+	CHECK(registry_merge_at(&ref, &m) == 0);
+	registry_walk(see, &w);
+	CHECK(w.count == 11 && w.sum_ns == 50000 + 2 * 700000);
+	CHECK(w.buckets[0] == 7 && w.buckets[1] == 0 && w.buckets[2] == 4);
+	/* Bounds the series was not made with: nothing added, the calls
+	 * counted dropped. */
+	CHECK(histogram_bounds_parse("0.001,0.002", &other, err, sizeof(err)) ==
+	      0);
+	m.bounds = &other;
+	dropped = registry_dropped();
+	CHECK(registry_merge_at(&ref, &m) == 0);
+	CHECK(registry_merge_ref(&fine_family, values, &m, NULL) == -1);
+	CHECK(registry_dropped() == dropped + 10);
+	registry_walk(see, &w);
+	CHECK(w.count == 11);
+	/* A stale reference is refused: merge by labels then. */
+	m.bounds = &fine_bounds;
+	CHECK(registry_expire(wall_ns() + 7200ull * 1000000000ull,
+			      3600ull * 1000000000ull) == 1);
+	CHECK(registry_merge_at(&ref, &m) == -1);
+	/* The second route of a service capped at one: 5 calls overflow. */
+	{
+		const char *first[HTTP_SERVER_NLABELS] = { "web", "GET", "200",
+							   "/a", "8080" };
+		const char *second[HTTP_SERVER_NLABELS] = { "web", "GET", "200",
+							    "/b", "8080" };
+
+		m.bounds = registry_family_bounds(&family_http_server);
+		m.sum_ns = 5000000;
+		memset(buckets, 0, sizeof(buckets));
+		buckets[1] = 5;
+		CHECK(registry_merge_ref(&family_http_server, first, &m,
+					 NULL) == 0);
+		CHECK(registry_merge_ref(&family_http_server, second, &m,
+					 &ref) == 0);
+		CHECK(ref.series == NULL);
+	}
+	render(&sb);
+	CHECK(strstr(sb.data, "sonde_route_overflows_total{service_name="
+			      "\"web\"} 5\n") != NULL);
+	CHECK(strstr(sb.data, "http_route=\"_overflow\",server_port=\"8080\"} "
+			      "5\n") != NULL);
+	strbuf_release(&sb);
+	registry_free();
+}
+
 UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(fine_bounds_start_at_100_us),
 	  UNIT_CASE(observation_on_a_bound_counts_in_that_bucket),
@@ -796,4 +892,5 @@ UNIT_MAIN("metrics", UNIT_CASE(default_bounds_are_the_opentelemetry_ones),
 	  UNIT_CASE(registry_expires_idle_series_but_not_live_gauges),
 	  UNIT_CASE(registry_finds_each_series_among_many_and_after_expiry),
 	  UNIT_CASE(registry_caps_a_captured_label_across_services),
-	  UNIT_CASE(observations_by_reference_wait_then_are_all_filed))
+	  UNIT_CASE(observations_by_reference_wait_then_are_all_filed),
+	  UNIT_CASE(merges_add_counted_calls_to_their_series))

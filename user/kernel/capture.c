@@ -464,6 +464,45 @@ bool capture_sweep_maps(void)
 	return true;
 }
 
+/* How often the sums of database calls are read: a scrape sees a call
+ * summed at most this long after it. */
+#define DB_SUMS_READ_NS 100000000ull
+static uint64_t db_sums_read_at_ns;
+static bool db_sums_on;
+
+static void set_db_sum_bounds(const struct capture_options *o)
+{
+	uint32_t n = o->db_sum_nbounds;
+
+	if (n > SONDE_DB_SUM_BOUNDS)
+		n = 0;
+	skel->rodata->db_sum_nbounds = n;
+	for (uint32_t i = 0; i < n; i++)
+		skel->rodata->db_sum_bounds[i] = o->db_sum_bounds[i];
+	db_sums_on = n > 0;
+}
+
+void capture_read_db_sums(bool now, dbsums_fn fn, dbsums_gone_fn gone,
+			  void *arg)
+{
+	uint64_t t = clock_monotonic_ns();
+	int err;
+
+	if (!skel || !db_sums_on ||
+	    (!now && t - db_sums_read_at_ns < DB_SUMS_READ_NS))
+		return;
+	db_sums_read_at_ns = t;
+	err = dbsums_read(bpf_map__fd(skel->maps.db_sums),
+			  libbpf_num_possible_cpus(), fn, gone, arg);
+	if (err)
+		log_debug("cannot read BPF map db_sums: %s", strerror(-err));
+}
+
+bool capture_db_sums_kept(void)
+{
+	return db_sums_on && dbsums_keys() > 0;
+}
+
 bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t sk)
 {
 	struct {
@@ -564,6 +603,7 @@ int capture_start(const struct capture_options *o, capture_event_fn fn,
 	skel->rodata->propagation_on = o->propagation;
 	skel->rodata->trace_key0 = o->trace_key[0];
 	skel->rodata->trace_key1 = o->trace_key[1];
+	set_db_sum_bounds(o);
 	hooks_load_only(skel->obj, socket_hooks);
 	bpf_program__set_autoload(skel->progs.process_fork, o->select_enabled);
 	set_uprobe_autoload(o);
@@ -1047,6 +1087,9 @@ void capture_stop(void)
 	nfills = 0;
 	pthread_mutex_unlock(&fills_lock);
 	swept_at_ns = 0;
+	dbsums_clear();
+	db_sums_on = false;
+	db_sums_read_at_ns = 0;
 	capture_bpf__destroy(skel);
 	skel = NULL;
 }

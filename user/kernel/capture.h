@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config/options.h"
+#include "kernel/dbsums.h"
 
 struct capture_options {
 	uint32_t self_pid;
@@ -24,6 +25,10 @@ struct capture_options {
 	 * with none (sonde_derived_trace_id) */
 	uint64_t trace_key[2];
 	uint32_t max_tracked; /* entries of the connection maps; 0: built in */
+	/* The database families' bucket bounds, in ns, for the calls the
+	 * BPF side sums itself (kernel/dbsums.h); 0: it sums none. */
+	uint32_t db_sum_nbounds;
+	uint64_t db_sum_bounds[SONDE_DB_SUM_BOUNDS];
 	enum capture_hooks hooks;
 };
 
@@ -56,6 +61,13 @@ int capture_poll(int timeout_ms);
  * walked them this time. */
 bool capture_sweep_maps(void);
 
+/* Every 100 ms (a no-op between), or now when now: hands what the BPF
+ * side's sums of database calls grew by to fn (kernel/dbsums.h), then
+ * deletes the sums of processes gone() says exited. Consumer thread. */
+void capture_read_db_sums(bool now, dbsums_fn fn, dbsums_gone_fn gone,
+			  void *arg);
+/* Whether the BPF side sums any database call: sums are kept. */
+bool capture_db_sums_kept(void);
 /* Whether the kernel still tracks the connection on fd in process tgid,
  * on the struct sock at address sk. */
 bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t sk);

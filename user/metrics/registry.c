@@ -139,15 +139,15 @@ static unsigned cap_limit(enum registry_cap cap)
 }
 
 /* value itself when set already holds it or has room for it (it is then
- * added), REGISTRY_OVERFLOW once set holds limit values; NULL when out of
- * memory. */
+ * added), REGISTRY_OVERFLOW once set holds limit values, counting n
+ * observations overflowed; NULL when out of memory. */
 static const char *value_set_admit(struct value_set *set, unsigned limit,
-				   const char *value)
+				   const char *value, uint64_t n)
 {
 	if (strmap_get(&set->values, value))
 		return value;
 	if (set->n >= limit) {
-		set->overflows++;
+		set->overflows += n;
 		return REGISTRY_OVERFLOW;
 	}
 	if (!strmap_put(&set->values, value, (void *)1))
@@ -156,25 +156,27 @@ static const char *value_set_admit(struct value_set *set, unsigned limit,
 	return value;
 }
 
-/* The value a capped label is filed under: itself while the service is
- * within its cap, REGISTRY_OVERFLOW beyond it. The fixed values do not
- * count against the cap. */
+/* The value a capped label of n observations is filed under: itself
+ * while the service is within its cap, REGISTRY_OVERFLOW beyond it. The
+ * fixed values do not count against the cap. */
 static const char *capped_value(struct service *svc, enum registry_cap cap,
-				const char *value)
+				const char *value, uint64_t n)
 {
 	if (strcmp(value, ROUTE_UNKNOWN) == 0 ||
 	    strcmp(value, METHOD_OTHER) == 0 ||
 	    strcmp(value, REGISTRY_OVERFLOW) == 0)
 		return value;
-	return value_set_admit(&svc->capped[cap], cap_limit(cap), value);
+	return value_set_admit(&svc->capped[cap], cap_limit(cap), value, n);
 }
 
-/* A captured label's value within its cap, or REGISTRY_OVERFLOW. */
-static const char *label_capped_value(struct label_cap *lc, const char *value)
+/* A captured label's value within its cap, or REGISTRY_OVERFLOW (n
+ * observations overflowed). */
+static const char *label_capped_value(struct label_cap *lc, const char *value,
+				      uint64_t n)
 {
 	if (!*value || strcmp(value, REGISTRY_OVERFLOW) == 0)
 		return value;
-	return value_set_admit(&lc->set, lc->max_values, value);
+	return value_set_admit(&lc->set, lc->max_values, value, n);
 }
 
 void registry_cap_label(const struct metric_family *f, unsigned label,
@@ -344,10 +346,11 @@ static bool values_kept(const struct metric_family *f,
  * found under the values as given needs no capping: every value a series
  * holds is admitted to its cap's set, or is one of the fixed ones, which
  * capping leaves alone. *as_given (when not NULL) says whether the series
- * holds the values as given, none filed under REGISTRY_OVERFLOW. */
+ * holds the values as given, none filed under REGISTRY_OVERFLOW. n: the
+ * observations an overflow counts. */
 static struct series *series_find_or_create(const struct metric_family *f,
 					    const char *const *given,
-					    bool *as_given)
+					    bool *as_given, uint64_t n)
 {
 	const char *values[REGISTRY_MAX_LABELS];
 	struct service *svc;
@@ -368,7 +371,7 @@ static struct series *series_find_or_create(const struct metric_family *f,
 		if (!svc)
 			return NULL;
 		values[f->capped_label] =
-			capped_value(svc, f->cap, values[f->capped_label]);
+			capped_value(svc, f->cap, values[f->capped_label], n);
 		if (!values[f->capped_label])
 			return NULL;
 	}
@@ -377,7 +380,8 @@ static struct series *series_find_or_create(const struct metric_family *f,
 
 		if (lc->family != f || lc->label >= f->nlabels)
 			continue;
-		values[lc->label] = label_capped_value(lc, values[lc->label]);
+		values[lc->label] =
+			label_capped_value(lc, values[lc->label], n);
 		if (!values[lc->label])
 			return NULL;
 	}
@@ -415,16 +419,17 @@ static void series_touch(struct series *s)
 }
 
 /* Finds the series under the lock; the caller updates it and unlocks.
- * as_given as for series_find_or_create. */
+ * as_given and n as for series_find_or_create. */
 static struct series *lock_series(const struct metric_family *f,
-				  const char *const *values, bool *as_given)
+				  const char *const *values, bool *as_given,
+				  uint64_t n)
 {
 	struct series *s;
 
 	pthread_mutex_lock(&lock);
-	s = series_find_or_create(f, values, as_given);
+	s = series_find_or_create(f, values, as_given, n);
 	if (!s) {
-		dropped_series_limit++;
+		dropped_series_limit += n;
 		pthread_mutex_unlock(&lock);
 		return NULL;
 	}
@@ -452,7 +457,7 @@ int registry_observe_ref(const struct metric_family *f,
 			 struct registry_ref *ref)
 {
 	bool as_given;
-	struct series *s = lock_series(f, values, &as_given);
+	struct series *s = lock_series(f, values, &as_given, 1);
 
 	if (ref) {
 		ref->series = s && as_given ? s : NULL;
@@ -515,10 +520,68 @@ void registry_flush(void)
 	pthread_mutex_unlock(&lock);
 }
 
+/* Whether m can be added to s: its buckets are s's, and s keeps no
+ * exponential histogram, which counts alone could not fill. */
+static bool merge_fits(const struct series *s, const struct registry_merge *m)
+{
+	return !s->exp && m->bounds->n == s->bounds->n &&
+	       memcmp(m->bounds->ns, s->bounds->ns,
+		      m->bounds->n * sizeof(m->bounds->ns[0])) == 0;
+}
+
+static void series_merge(struct series *s, const struct registry_merge *m)
+{
+	s->hist.count += m->count;
+	s->hist.sum_ns += m->sum_ns;
+	for (size_t i = 0; i <= s->bounds->n; i++)
+		s->hist.buckets[i] += m->buckets[i];
+}
+
+int registry_merge_ref(const struct metric_family *f, const char *const *values,
+		       const struct registry_merge *m, struct registry_ref *ref)
+{
+	bool as_given;
+	struct series *s = lock_series(f, values, &as_given, m->count);
+
+	if (ref) {
+		ref->series = s && as_given ? s : NULL;
+		ref->epoch = epoch;
+	}
+	if (!s)
+		return -1;
+	if (!merge_fits(s, m)) {
+		dropped_series_limit += m->count;
+		pthread_mutex_unlock(&lock);
+		return -1;
+	}
+	series_merge(s, m);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+int registry_merge_at(const struct registry_ref *ref,
+		      const struct registry_merge *m)
+{
+	struct series *s = ref->series;
+
+	if (!s || ref->epoch != epoch)
+		return -1;
+	pthread_mutex_lock(&lock);
+	if (!merge_fits(s, m)) {
+		dropped_series_limit += m->count;
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	series_touch(s);
+	series_merge(s, m);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
 int registry_add(const struct metric_family *f, const char *const *values,
 		 uint64_t n)
 {
-	struct series *s = lock_series(f, values, NULL);
+	struct series *s = lock_series(f, values, NULL, 1);
 
 	if (!s)
 		return -1;
@@ -530,7 +593,7 @@ int registry_add(const struct metric_family *f, const char *const *values,
 int registry_gauge_add(const struct metric_family *f, const char *const *values,
 		       int64_t delta)
 {
-	struct series *s = lock_series(f, values, NULL);
+	struct series *s = lock_series(f, values, NULL, 1);
 
 	if (!s)
 		return -1;
@@ -569,7 +632,7 @@ int registry_gauge_hold(const struct metric_family *f,
 		pthread_mutex_unlock(&lock);
 		return 0;
 	}
-	s = series_find_or_create(f, values, NULL);
+	s = series_find_or_create(f, values, NULL, 1);
 	if (s && s == held) {
 		pthread_mutex_unlock(&lock);
 		return 0;
@@ -687,14 +750,14 @@ static void recount_capped_values(void)
 
 			if (svc)
 				capped_value(svc, f->cap,
-					     s->values[f->capped_label]);
+					     s->values[f->capped_label], 0);
 		}
 		for (unsigned j = 0; j < nlabel_caps; j++)
 			if (label_caps[j].family == f &&
 			    label_caps[j].label < f->nlabels)
 				label_capped_value(
 					&label_caps[j],
-					s->values[label_caps[j].label]);
+					s->values[label_caps[j].label], 0);
 	}
 }
 

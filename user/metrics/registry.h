@@ -146,6 +146,27 @@ int registry_observe_ref(const struct metric_family *f,
  * series. Other threads see it once filed. */
 int registry_observe_at(const struct registry_ref *ref, uint64_t duration_ns);
 
+/* Observations made elsewhere and counted together (the calls the BPF
+ * side sums, kernel/dbsums.h): count of them, their durations' sum, and
+ * how many fell in each bucket of bounds (bounds->n + 1 counts, per
+ * bucket, not cumulative). */
+struct registry_merge {
+	uint64_t count, sum_ns;
+	const uint64_t *buckets;
+	const struct histogram_bounds *bounds;
+};
+/* Adds m to a histogram family's series, as registry_observe_ref does
+ * one observation (an overflow of a capped label counts m->count). The
+ * series' bounds must be m's, and no exponential histogram kept:
+ * otherwise nothing is added and m->count are counted dropped. */
+int registry_merge_ref(const struct metric_family *f, const char *const *values,
+		       const struct registry_merge *m,
+		       struct registry_ref *ref);
+/* registry_merge_ref into ref's series, as registry_observe_at. Filed at
+ * once, under the lock: merges are few. Same thread as
+ * registry_observe_at. */
+int registry_merge_at(const struct registry_ref *ref,
+		      const struct registry_merge *m);
 /* Files the observations registry_observe_at keeps waiting. On the
  * thread that made them; the dispatcher calls it at the end of each
  * round of reading the rings. */

@@ -541,12 +541,59 @@ static bool folded_read(const struct sonde_db_call_event *ev,
 	return true;
 }
 
+/* The merge of the calls being observed that the BPF side summed. */
+static struct registry_merge summed;
+static uint64_t summed_buckets[SONDE_DB_SUM_BOUNDS + 1];
+
+/* Fills folded with what the calls of ev's key share, and summed with
+ * their growth; false, counted in r, when the daemon does not know their
+ * system or command. */
+static bool sums_read(const struct sonde_db_sums_event *ev,
+		      struct proto_record *r)
+{
+	const struct db_system *sys = system_of(ev->key.proto);
+	const char *op = sys && sys->op_name ? sys->op_name(ev->key.op) : NULL;
+	struct db_call_record *rec = &folded;
+	bool server = ev->key.role == SONDE_ROLE_SERVER;
+
+	if (!op) {
+		r->error = PARSE_ERROR_DB_CALL;
+		return false;
+	}
+	memset(rec, 0, sizeof(*rec));
+	rec->hdr = ev->hdr;
+	memcpy(rec->daddr, ev->key.daddr, sizeof(rec->daddr));
+	rec->sport = server ? ev->key.port : 0;
+	rec->dport = server ? 0 : ev->key.port;
+	rec->family = ev->key.family;
+	rec->role = ev->key.role;
+	rec->system_name = sys->name;
+	memcpy(rec->comm, ev->grew.comm, sizeof(rec->comm));
+	rec->op_len = copy_text(rec->op, op, sizeof(rec->op));
+	summed.count = ev->count;
+	summed.sum_ns = ev->grew.sum_ns;
+	for (size_t b = 0; b <= SONDE_DB_SUM_BOUNDS; b++)
+		summed_buckets[b] = ev->grew.buckets[b];
+	summed.buckets = summed_buckets;
+	summed.bounds = registry_family_bounds(server ? &family_db_server :
+							&family_db_client);
+	r->merge = &summed;
+	/* A client's sums are of its process, whatever its local ports:
+	 * the BPF side sums none the selection judges by them. */
+	r->filter = server ? PROTO_FILTER_CONN : PROTO_FILTER_PROCESS;
+	return true;
+}
+
 static enum proto_next db_read(const void *rec, size_t size,
 			       struct proto_record *r)
 {
 	const struct db_call_record *call = rec;
 
-	if (call->hdr.kind == SONDE_EV_DB_CALL) {
+	if (call->hdr.kind == SONDE_EV_DB_SUMS) {
+		if (!sums_read(rec, r))
+			return PROTO_NEXT_ERROR;
+		call = &folded;
+	} else if (call->hdr.kind == SONDE_EV_DB_CALL) {
 		if (!folded_read(rec, r))
 			return PROTO_NEXT_ERROR;
 		call = &folded;
@@ -555,7 +602,8 @@ static enum proto_next db_read(const void *rec, size_t size,
 	}
 	r->tgid = call->hdr.tgid;
 	r->comm = call->comm;
-	r->filter = PROTO_FILTER_CONN;
+	if (!r->merge)
+		r->filter = PROTO_FILTER_CONN;
 	r->port = call->sport;
 	r->value = call->duration_ns;
 	call_key(call, r);
@@ -572,9 +620,11 @@ static unsigned db_observe(const void *rec, size_t size,
 	struct proto_obs *o = &obs[0];
 
 	(void)size;
-	if (call->hdr.kind == SONDE_EV_DB_CALL)
+	if (call->hdr.kind == SONDE_EV_DB_CALL ||
+	    call->hdr.kind == SONDE_EV_DB_SUMS)
 		call = &folded;
-	o->op = PROTO_OBSERVE;
+	o->op = r->merge ? PROTO_MERGE : PROTO_OBSERVE;
+	o->merge = r->merge;
 	o->value = r->value;
 	o->error = call->error;
 	o->values[DB_SYSTEM] = call->system_name;
@@ -599,7 +649,7 @@ static unsigned db_observe(const void *rec, size_t size,
 	o->nfixed = DB_CLIENT_NLABELS;
 	o->values[DB_CLIENT_ADDRESS] = peer_text;
 	o->values[DB_CLIENT_PORT] = port_text;
-	if (o->span.want) {
+	if (o->span.want && !r->merge) {
 		/* Operation and table only: the statement stays here. */
 		o->span.start_ns = call->start_ns;
 		o->span.end_ns = call->end_ns;
@@ -685,6 +735,17 @@ const struct proto proto_db = {
 	.clear = db_clear,
 	.ready = db_ready,
 	.end_round = db_end_round,
+};
+
+/* The calls the BPF side summed (kernel/dbsums.h): each key's growth
+ * read and observed as one merge into the series its calls' records
+ * would have gone to. */
+const struct proto proto_db_sums = {
+	.name = "db_sums",
+	.kind = SONDE_EV_DB_SUMS,
+	.min_size = sizeof(struct sonde_db_sums_event),
+	.read = db_read,
+	.observe = db_observe,
 };
 
 /* The calls the BPF side followed whole: read and observed as the

@@ -19,6 +19,10 @@
 extern const struct proto proto_http1, proto_http2, proto_tcp, proto_func,
 	proto_db, proto_db_call;
 
+/* The calls the BPF side summed: read from its map (kernel/dbsums.h),
+ * never from a ring, so not in the table. */
+extern const struct proto proto_db_sums;
+
 static const struct proto *const protocols[] = {
 	&proto_http1, &proto_http2, &proto_tcp,
 	&proto_func,  &proto_db,    &proto_db_call,
@@ -121,8 +125,8 @@ static struct cache_entry *cache_slot(uint64_t hash)
 	return &cache[hash & (CACHE_SLOTS - 1)];
 }
 
-/* Files r's duration in the series a record with its key found before,
- * when one did and the series is still there. */
+/* Files r's duration (or merge) in the series a record with its key
+ * found before, when one did and the series is still there. */
 static bool cache_observe(const struct proto *p, const struct procinfo *info,
 			  const struct proto_record *r, uint64_t hash)
 {
@@ -131,7 +135,8 @@ static bool cache_observe(const struct proto *p, const struct procinfo *info,
 	return e->hash == hash && e->serial == info->serial && e->proto == p &&
 	       e->key_len == r->key_len &&
 	       memcmp(e->key, r->key, r->key_len) == 0 &&
-	       registry_observe_at(&e->ref, r->value) == 0;
+	       (r->merge ? registry_merge_at(&e->ref, r->merge) :
+			   registry_observe_at(&e->ref, r->value)) == 0;
 }
 
 static void cache_put(const struct proto *p, const struct procinfo *info,
@@ -191,6 +196,9 @@ static void file(const struct proto_obs *o, uint32_t tgid,
 		registry_observe_ref(o->family, values, o->value, ref);
 		make_span(o, tgid, info);
 		break;
+	case PROTO_MERGE:
+		registry_merge_ref(o->family, values, o->merge, ref);
+		break;
 	case PROTO_ADD:
 		registry_add(o->family, values, o->value);
 		break;
@@ -220,7 +228,8 @@ static void observe(const struct proto *p, const void *rec, size_t size,
 		obs[i].span = (struct trace_exchange){ .want = spans };
 	}
 	n = p->observe(rec, size, r, obs);
-	if (r->key_len && n == 1 && obs[0].op == PROTO_OBSERVE) {
+	if (r->key_len && n == 1 &&
+	    obs[0].op == (r->merge ? PROTO_MERGE : PROTO_OBSERVE)) {
 		/* With spans on, the labels were worked out for the span: the
 		 * cache still spares the series' lookup. */
 		if (spans && cache_observe(p, info, r, hash)) {
@@ -242,6 +251,7 @@ static void dispatch(const struct proto *p, const void *rec, size_t size)
 	uint64_t hash = 0;
 
 	r.key_len = 0;
+	r.merge = NULL;
 	switch (p->read(rec, size, &r)) {
 	case PROTO_NEXT_OBSERVE:
 		break;
@@ -272,9 +282,37 @@ static void dispatch(const struct proto *p, const void *rec, size_t size)
 	observe(p, rec, size, &r, info, hash);
 }
 
-/* The processes whose exit came since the last call are forgotten. */
+/* Whether process tgid exited this round (arg: unused). */
+static bool exited(uint32_t tgid, void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < nexits; i++)
+		if (exits[i] == tgid)
+			return true;
+	return false;
+}
+
+/* What a key's sums grew by: observed as its calls' records would have
+ * been. No record came: none is counted received. */
+static void file_sums(const struct sonde_db_sums_event *ev, void *arg)
+{
+	(void)arg;
+	dispatch(&proto_db_sums, ev, sizeof(*ev));
+}
+
+/* The calls the BPF side summed, when their time has come, or now when
+ * the process they may be of is about to be forgotten. */
+static void read_sums(bool now)
+{
+	capture_read_db_sums(now && capture_db_sums_kept(), file_sums, exited,
+			     NULL);
+}
+
+/* The processes whose exit came since the last call are forgotten,
+ * after their last summed calls are filed under what is known of them. */
 static void forget_exits(void)
 {
+	read_sums(nexits > 0);
 	for (unsigned i = 0; i < nexits; i++)
 		procinfo_forget(exits[i]);
 	nexits = 0;
@@ -299,8 +337,10 @@ static bool process_record(const struct sonde_event_header *hdr, size_t size)
 {
 	switch (hdr->kind) {
 	case SONDE_EV_PROCESS_EXEC:
-		/* A new image: what follows is the new program's. */
+		/* A new image: what follows is the new program's, and what
+		 * the old one's calls summed is filed as its. */
 		uprobes_note_exec(hdr->tgid);
+		read_sums(true);
 		procinfo_forget(hdr->tgid);
 		return true;
 	case SONDE_EV_PROCESS_EXIT:

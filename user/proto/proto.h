@@ -45,6 +45,7 @@ enum proto_filter {
 /* How an observation changes its series. */
 enum proto_op {
 	PROTO_OBSERVE, /* a duration into a histogram family */
+	PROTO_MERGE,   /* many durations, counted together, into one */
 	PROTO_ADD,     /* a count onto a counter family */
 	PROTO_HOLD,    /* a gauge family up by one until released */
 	PROTO_RELEASE, /* what the hold of the same id raised, down again;
@@ -61,6 +62,7 @@ struct proto_obs {
 	/* OBSERVE: the duration in ns; ADD: the count; HOLD and RELEASE:
 	 * the holder's id (a socket) */
 	uint64_t value;
+	const struct registry_merge *merge; /* MERGE: what is added */
 	bool error; /* the protocol calls the exchange a failure */
 	unsigned nfixed;
 	const char *values[REGISTRY_MAX_LABELS];
@@ -91,9 +93,10 @@ enum proto_next {
  * of its process (a server's status, port and request line, say). The
  * dispatcher then files the next record with the same key from the same
  * process entry straight into the series the first one found, with
- * value as its duration, and calls no observe(). So a key must hold
- * everything its labels depend on, or two records would share a series
- * they should not; key_len 0 (the default) asks for no such shortcut. */
+ * value as its duration (merge, when set, for a record that makes one
+ * PROTO_MERGE), and calls no observe(). So a key must hold everything
+ * its labels depend on, or two records would share a series they should
+ * not; key_len 0 (the default) asks for no such shortcut. */
 struct proto_record {
 	uint32_t tgid;
 	const char *comm; /* SONDE_COMM_LEN bytes, NUL-padded */
@@ -101,6 +104,7 @@ struct proto_record {
 	uint16_t port; /* local port, for PROTO_FILTER_CONN */
 	enum parse_error error;
 	uint64_t value;
+	const struct registry_merge *merge;
 	uint16_t key_len;
 	uint8_t key[PROTO_KEY_MAX];
 	/* The protocol's own, from read() to observe(). */
