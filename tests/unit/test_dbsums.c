@@ -96,7 +96,7 @@ TEST(growth_is_handed_on_once_summed_over_cpus)
 	CHECK(fd >= 0);
 	put(fd, &k, 3, 2, 900);
 	ngrew = 0;
-	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL, NULL) == 0);
 	CHECK(ngrew == 1);
 	ev = grew_of(100, 3);
 	CHECK(ev && ev->hdr.kind == SONDE_EV_DB_SUMS && ev->hdr.tgid == 100);
@@ -106,11 +106,11 @@ TEST(growth_is_handed_on_once_summed_over_cpus)
 	CHECK(strcmp(ev->grew.comm, "redis-server") == 0);
 	/* Nothing new: nothing handed on. */
 	ngrew = 0;
-	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL, NULL) == 0);
 	CHECK(ngrew == 0);
 	/* Only what grew since. */
 	put(fd, &k, 10, 2, 1500);
-	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL, NULL) == 0);
 	CHECK(ngrew == 1 && grew[0].count == 7);
 	CHECK(grew[0].grew.buckets[0] == 7 && grew[0].grew.buckets[2] == 0);
 	CHECK(grew[0].grew.sum_ns == 600);
@@ -129,13 +129,13 @@ TEST(keys_of_exited_processes_are_read_then_deleted)
 	put(fd, &live, 1, 0, 10);
 	put(fd, &gone, 4, 0, 40);
 	ngrew = 0;
-	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL, NULL) == 0);
 	CHECK(ngrew == 2 && dbsums_keys() == 2);
 	/* Its last calls come with its exit. */
 	put(fd, &gone, 6, 0, 60);
 	ngrew = 0;
 	gone_tgid = 201;
-	CHECK(dbsums_read(fd, ncpus, note, is_gone, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, is_gone, NULL, NULL) == 0);
 	CHECK(ngrew == 1 && grew_of(201, 1) && grew[0].count == 2);
 	CHECK(bpf_map_lookup_elem(fd, &gone, v) == -ENOENT);
 	CHECK(bpf_map_lookup_elem(fd, &live, v) == 0);
@@ -143,7 +143,7 @@ TEST(keys_of_exited_processes_are_read_then_deleted)
 	/* The tgid again, a new process: its sums are new, whole. */
 	put(fd, &gone, 2, 0, 20);
 	ngrew = 0;
-	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL, NULL) == 0);
 	CHECK(ngrew == 1 && grew[0].count == 2 && grew[0].grew.sum_ns == 20);
 	gone_tgid = 0;
 	free(v);
@@ -159,13 +159,13 @@ TEST(a_key_made_anew_is_handed_on_whole)
 	CHECK(fd >= 0);
 	put(fd, &k, 50, 0, 5000);
 	ngrew = 0;
-	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL, NULL) == 0);
 	/* Deleted and made again behind the reader's back: fewer calls
 	 * than were read are not a negative growth. */
 	CHECK(bpf_map_delete_elem(fd, &k) == 0);
 	put(fd, &k, 3, 0, 300);
 	ngrew = 0;
-	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL, NULL) == 0);
 	CHECK(ngrew == 1 && grew[0].count == 3 && grew[0].grew.sum_ns == 300);
 	dbsums_clear();
 	close(fd);
@@ -203,7 +203,7 @@ TEST(many_keys_are_read_whole_across_batches)
 		put(fd, &k, i + 1, 0, 1);
 	}
 	ngrew = 0;
-	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, NULL, NULL, NULL) == 0);
 	CHECK(ngrew == 700 && dbsums_keys() == 700);
 	for (unsigned i = 0; i < ngrew; i++)
 		total += grew[i].count;
@@ -211,7 +211,7 @@ TEST(many_keys_are_read_whole_across_batches)
 	/* Half of them exit: nothing new to hand on, their keys deleted,
 	 * the others kept. */
 	ngrew = 0;
-	CHECK(dbsums_read(fd, ncpus, note, odd_gone, NULL) == 0);
+	CHECK(dbsums_read(fd, ncpus, note, odd_gone, NULL, NULL) == 0);
 	CHECK(ngrew == 0 && dbsums_keys() == 350);
 	CHECK(count_entries(fd) == 350);
 	dbsums_clear();
@@ -221,8 +221,8 @@ TEST(many_keys_are_read_whole_across_batches)
 TEST(a_map_that_cannot_be_read_is_an_error)
 {
 	ngrew = 0;
-	CHECK(dbsums_read(-1, 2, note, NULL, NULL) < 0);
-	CHECK(dbsums_read(-1, 0, note, NULL, NULL) == -ENOMEM);
+	CHECK(dbsums_read(-1, 2, note, NULL, NULL, NULL) < 0);
+	CHECK(dbsums_read(-1, 0, note, NULL, NULL, NULL) == -ENOMEM);
 	CHECK(ngrew == 0);
 	dbsums_clear();
 }

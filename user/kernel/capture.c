@@ -467,8 +467,26 @@ bool capture_sweep_maps(void)
 /* How often the sums of database calls are read: a scrape sees a call
  * summed at most this long after it. */
 #define DB_SUMS_READ_NS 100000000ull
-static uint64_t db_sums_read_at_ns;
+static uint64_t db_sums_read_at_ns, db_sums_probed_at_ns;
 static bool db_sums_on;
+
+/* Whose sums a read deletes: the processes the caller says exited and,
+ * every MAP_SWEEP_NS, any whose exit it never heard of (its record
+ * lost), asked of the kernel. */
+struct sums_gone {
+	dbsums_gone_fn gone;
+	void *arg;
+	bool probe;
+};
+
+static bool sums_gone(uint32_t tgid, void *arg)
+{
+	const struct sums_gone *g = arg;
+
+	return (g->gone && g->gone(tgid, g->arg)) ||
+	       (g->probe && mapsweep_task_gone(tgid));
+}
+
 
 static void set_db_sum_bounds(const struct capture_options *o)
 {
@@ -486,14 +504,19 @@ void capture_read_db_sums(bool now, dbsums_fn fn, dbsums_gone_fn gone,
 			  void *arg)
 {
 	uint64_t t = clock_monotonic_ns();
+	struct sums_gone g = { gone, arg, false };
 	int err;
 
 	if (!skel || !db_sums_on ||
 	    (!now && t - db_sums_read_at_ns < DB_SUMS_READ_NS))
 		return;
 	db_sums_read_at_ns = t;
+	if (t - db_sums_probed_at_ns >= MAP_SWEEP_NS) {
+		g.probe = true;
+		db_sums_probed_at_ns = t;
+	}
 	err = dbsums_read(bpf_map__fd(skel->maps.db_sums),
-			  libbpf_num_possible_cpus(), fn, gone, arg);
+			  libbpf_num_possible_cpus(), fn, sums_gone, &g, arg);
 	if (err)
 		log_debug("cannot read BPF map db_sums: %s", strerror(-err));
 }
@@ -1089,7 +1112,7 @@ void capture_stop(void)
 	swept_at_ns = 0;
 	dbsums_clear();
 	db_sums_on = false;
-	db_sums_read_at_ns = 0;
+	db_sums_read_at_ns = db_sums_probed_at_ns = 0;
 	capture_bpf__destroy(skel);
 	skel = NULL;
 }

@@ -175,7 +175,8 @@ static bool buffers_for(int ncpus)
 	return values && keys;
 }
 
-int dbsums_read(int fd, int ncpus, dbsums_fn fn, dbsums_gone_fn gone, void *arg)
+int dbsums_read(int fd, int ncpus, dbsums_fn fn, dbsums_gone_fn gone,
+		void *gone_arg, void *arg)
 {
 	uint32_t in_batch, out_batch;
 	void *from = NULL;
@@ -199,7 +200,7 @@ int dbsums_read(int fd, int ncpus, dbsums_fn fn, dbsums_gone_fn gone, void *arg)
 			total_of(values + (size_t)i * ncpus * VALUE_STRIDE,
 				 ncpus, &total);
 			take(&keys[i], &total, fn, arg);
-			if (!gone || !gone(keys[i].tgid, arg))
+			if (!gone || !gone(keys[i].tgid, gone_arg))
 				continue;
 			bpf_map_delete_elem(fd, &keys[i]);
 			e = nslots ? slot_for(table, nslots, &keys[i]) : NULL;

@@ -25,11 +25,12 @@ typedef void (*dbsums_fn)(const struct sonde_db_sums_event *ev, void *arg);
 typedef bool (*dbsums_gone_fn)(uint32_t tgid, void *arg);
 
 /* Reads the map behind fd, whose values are per CPU (ncpus copies), and
- * calls fn for each key that grew; then deletes the keys gone() names
- * (NULL: none). Returns 0, or -errno when the map could not be read
- * (nothing was handed on; what grew is handed on by a later read). */
+ * calls fn (with arg) for each key that grew; then deletes the keys
+ * gone() (with gone_arg) names (NULL: none). Returns 0, or -errno when
+ * the map could not be read (what grew and was not handed on is handed
+ * on by a later read). */
 int dbsums_read(int fd, int ncpus, dbsums_fn fn, dbsums_gone_fn gone,
-		void *arg);
+		void *gone_arg, void *arg);
 
 /* Keys read and kept. */
 unsigned dbsums_keys(void);
