@@ -553,10 +553,21 @@ def test_redis_calls_summed_in_the_kernel(redis_server):
             assert grew < 40, grew
             for family in (SERVER, CLIENT):
                 check_histogram(s, family, port, "GET", 200)
+            # The sums' map shows its fill like sonde's other maps: at
+            # least GET and SET at each end.
+            fill = {n: v for n, labels, v in s.samples()
+                    if labels.get("map") == "db_sums"}
+            assert fill.get("sonde_map_max_entries") == 4096, fill
+            assert fill.get("sonde_map_entries", 0) >= 4, fill
         subprocess.run(["/usr/bin/python3", "-c", INCR_AND_EXIT, str(port)],
                        check=True, timeout=30)
         check_exact(s, CLIENT, port, {("INCR", "", ""): 30}, "redis")
         check_exact(s, SERVER, port, {("INCR", "", ""): 30}, "redis")
+        # The client's key went with its process.
+        wait_for(lambda: sum(v for n, labels, v in s.samples()
+                             if n == "sonde_map_entries_removed_total" and
+                             labels.get("map") == "db_sums") >= 1,
+                 10, what="the exited client's sums deleted")
         assert not s.losses(), s.losses()
     with sonde_on(port, "--native-histograms") as s:
         with socket.create_connection(("127.0.0.1", port)) as c:

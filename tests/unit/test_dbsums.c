@@ -139,7 +139,7 @@ TEST(keys_of_exited_processes_are_read_then_deleted)
 	CHECK(ngrew == 1 && grew_of(201, 1) && grew[0].count == 2);
 	CHECK(bpf_map_lookup_elem(fd, &gone, v) == -ENOENT);
 	CHECK(bpf_map_lookup_elem(fd, &live, v) == 0);
-	CHECK(dbsums_keys() == 1);
+	CHECK(dbsums_keys() == 1 && dbsums_removed() == 1);
 	/* The tgid again, a new process: its sums are new, whole. */
 	put(fd, &gone, 2, 0, 20);
 	ngrew = 0;

@@ -74,6 +74,9 @@ struct map_fill {
 	uint32_t max_entries;
 	uint64_t removed; /* since start */
 	int owner_offset; /* of the owning task's id in the key; -1: none */
+	/* db_sums: per CPU, counted by its own reads (kernel/dbsums.h),
+	 * not walked. */
+	bool summed;
 };
 
 /* Processes whose verdict turned against tracing them: the connections
@@ -396,7 +399,7 @@ static int owner_offset(const struct bpf_map *map)
 	return -1;
 }
 
-/* The plain hash maps, the ones mapsweep can walk. */
+/* The plain hash maps, the ones mapsweep can walk, and db_sums. */
 static void list_hash_maps(void)
 {
 	struct bpf_map *map;
@@ -404,18 +407,22 @@ static void list_hash_maps(void)
 	nfills = 0;
 	bpf_object__for_each_map(map, skel->obj) {
 		enum bpf_map_type t = bpf_map__type(map);
+		bool summed = map == skel->maps.db_sums;
 		struct map_fill *f;
 
 		if (nfills == MAX_HASH_MAPS)
 			break;
 		if (bpf_map__fd(map) < 0 ||
-		    (t != BPF_MAP_TYPE_HASH && t != BPF_MAP_TYPE_LRU_HASH))
+		    (t != BPF_MAP_TYPE_HASH && t != BPF_MAP_TYPE_LRU_HASH &&
+		     !summed))
 			continue;
 		f = &fills[nfills++];
+		memset(f, 0, sizeof(*f));
 		f->name = bpf_map__name(map);
 		f->fd = bpf_map__fd(map);
 		f->max_entries = bpf_map__max_entries(map);
-		f->owner_offset = owner_offset(map);
+		f->owner_offset = summed ? -1 : owner_offset(map);
+		f->summed = summed;
 	}
 }
 
@@ -438,12 +445,15 @@ static void sweep_maps(void)
 {
 	for (int i = 0; i < nfills; i++) {
 		struct mapsweep_result r;
-		int err = mapsweep_walk(fills[i].fd, fills[i].owner_offset,
-					is_connection_map(&fills[i]) ?
-						conn_unwanted :
-						mapsweep_task_gone,
-					&r);
+		int err;
 
+		if (fills[i].summed)
+			continue;
+		err = mapsweep_walk(fills[i].fd, fills[i].owner_offset,
+				    is_connection_map(&fills[i]) ?
+					    conn_unwanted :
+					    mapsweep_task_gone,
+				    &r);
 		if (err)
 			log_debug("cannot walk BPF map %s: %s", fills[i].name,
 				  strerror(-err));
@@ -517,8 +527,17 @@ void capture_read_db_sums(bool now, dbsums_fn fn, dbsums_gone_fn gone,
 	}
 	err = dbsums_read(bpf_map__fd(skel->maps.db_sums),
 			  libbpf_num_possible_cpus(), fn, sums_gone, &g, arg);
-	if (err)
+	if (err) {
 		log_debug("cannot read BPF map db_sums: %s", strerror(-err));
+		return;
+	}
+	pthread_mutex_lock(&fills_lock);
+	for (int i = 0; i < nfills; i++)
+		if (fills[i].summed) {
+			fills[i].entries = dbsums_keys();
+			fills[i].removed = dbsums_removed();
+		}
+	pthread_mutex_unlock(&fills_lock);
 }
 
 bool capture_db_sums_kept(void)

@@ -22,6 +22,7 @@ struct kept {
 
 static struct kept *table;
 static size_t nslots, nused;
+static uint64_t removed; /* keys of exited processes deleted */
 
 /* Read buffers, sized for the CPUs once. */
 static struct sonde_db_sum_key *keys;
@@ -202,7 +203,8 @@ int dbsums_read(int fd, int ncpus, dbsums_fn fn, dbsums_gone_fn gone,
 			take(&keys[i], &total, fn, arg);
 			if (!gone || !gone(keys[i].tgid, gone_arg))
 				continue;
-			bpf_map_delete_elem(fd, &keys[i]);
+			if (bpf_map_delete_elem(fd, &keys[i]) == 0)
+				removed++;
 			e = nslots ? slot_for(table, nslots, &keys[i]) : NULL;
 			if (e && e->used)
 				kept_remove(e);
@@ -219,8 +221,14 @@ unsigned dbsums_keys(void)
 	return (unsigned)nused;
 }
 
+uint64_t dbsums_removed(void)
+{
+	return removed;
+}
+
 void dbsums_clear(void)
 {
+	removed = 0;
 	free(table);
 	table = NULL;
 	nslots = nused = 0;

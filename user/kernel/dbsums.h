@@ -32,8 +32,11 @@ typedef bool (*dbsums_gone_fn)(uint32_t tgid, void *arg);
 int dbsums_read(int fd, int ncpus, dbsums_fn fn, dbsums_gone_fn gone,
 		void *gone_arg, void *arg);
 
-/* Keys read and kept. */
+/* Keys read and kept: the map's entries, as of the latest read. */
 unsigned dbsums_keys(void);
+
+/* Keys of exited processes deleted since start (or dbsums_clear). */
+uint64_t dbsums_removed(void);
 
 /* Forgets every key's totals (the map is gone). */
 void dbsums_clear(void);
