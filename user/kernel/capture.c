@@ -497,7 +497,6 @@ static bool sums_gone(uint32_t tgid, void *arg)
 	       (g->probe && mapsweep_task_gone(tgid));
 }
 
-
 static void set_db_sum_bounds(const struct capture_options *o)
 {
 	uint32_t n = o->db_sum_nbounds;

@@ -568,6 +568,8 @@ int registry_merge_at(const struct registry_ref *ref,
 		return -1;
 	pthread_mutex_lock(&lock);
 	if (!merge_fits(s, m)) {
+		/* Counted dropped here: 0, so that the caller does not merge
+		 * by labels and count them again. */
 		dropped_series_limit += m->count;
 		pthread_mutex_unlock(&lock);
 		return 0;
