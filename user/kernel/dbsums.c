@@ -5,32 +5,21 @@
 #include <bpf/bpf.h>
 
 #include "kernel/dbsums.h"
+#include "util/probe.h"
 
 /* Entries read per batch: one syscall for a whole map of a few hundred
  * keys. */
 #define BATCH 256
 #define NBUCKETS (SONDE_DB_SUM_BOUNDS + 1)
 
-/* A key's sums as last read. Open addressing, linear probing, at most
- * half full: at most SONDE_DB_SUMS_MAX keys, 312 bytes each. */
+/* A key's sums as last read: at most SONDE_DB_SUMS_MAX keys, 312 bytes
+ * each, in a table of open addressing (util/probe.h). */
 struct kept {
 	bool used;
 	struct sonde_db_sum_key key;
 	uint64_t sum_ns;
 	uint64_t buckets[NBUCKETS];
 };
-
-static struct kept *table;
-static size_t nslots, nused;
-static uint64_t removed; /* keys of exited processes deleted */
-
-/* Read buffers, sized for the CPUs once. */
-static struct sonde_db_sum_key *keys;
-static char *values;
-static int values_ncpus;
-
-/* Bytes of one CPU's copy of a value: the kernel rounds it up to 8. */
-#define VALUE_STRIDE ((sizeof(struct sonde_db_sum) + 7) & ~(size_t)7)
 
 static size_t home_of(const struct sonde_db_sum_key *k, size_t n)
 {
@@ -42,34 +31,41 @@ static size_t home_of(const struct sonde_db_sum_key *k, size_t n)
 	return (size_t)(h >> (64 - __builtin_ctzll(n)));
 }
 
-static struct kept *slot_for(struct kept *t, size_t n,
-			     const struct sonde_db_sum_key *k)
+static size_t kept_home(const void *s, size_t n)
 {
-	size_t i = home_of(k, n);
-
-	while (t[i].used && memcmp(&t[i].key, k, sizeof(*k)) != 0)
-		i = (i + 1) & (n - 1);
-	return &t[i];
+	return home_of(&((const struct kept *)s)->key, n);
 }
 
-/* Room for one more key: false when memory ran out. */
-static bool table_grow(void)
+static bool kept_used(const void *s)
 {
-	size_t n = nslots ? 2 * nslots : 64;
-	struct kept *t;
+	return ((const struct kept *)s)->used;
+}
 
-	if (nslots && 2 * (nused + 1) <= nslots)
-		return true;
-	t = calloc(n, sizeof(*t));
-	if (!t)
-		return false;
-	for (size_t i = 0; i < nslots; i++)
-		if (table[i].used)
-			*slot_for(t, n, &table[i].key) = table[i];
-	free(table);
-	table = t;
-	nslots = n;
-	return true;
+static struct probe_table table = {
+	.size = sizeof(struct kept),
+	.home = kept_home,
+	.used = kept_used,
+};
+static uint64_t removed; /* keys of exited processes deleted */
+
+/* Read buffers, sized for the CPUs once. */
+static struct sonde_db_sum_key *keys;
+static char *values;
+static int values_ncpus;
+
+/* Bytes of one CPU's copy of a value: the kernel rounds it up to 8. */
+#define VALUE_STRIDE ((sizeof(struct sonde_db_sum) + 7) & ~(size_t)7)
+
+/* The slot of k: its own, or the free one it would take. */
+static size_t slot_for(const struct sonde_db_sum_key *k)
+{
+	size_t i = home_of(k, table.nslots);
+	struct kept *e;
+
+	while ((e = probe_slot(&table, i))->used &&
+	       memcmp(&e->key, k, sizeof(*k)) != 0)
+		i = probe_next(&table, i);
+	return i;
 }
 
 /* The kept sums of k, zero when new; NULL when there is no room. */
@@ -77,42 +73,30 @@ static struct kept *kept_of(const struct sonde_db_sum_key *k)
 {
 	struct kept *e;
 
-	if (nslots) {
-		e = slot_for(table, nslots, k);
+	if (table.nslots) {
+		e = probe_slot(&table, slot_for(k));
 		if (e->used)
 			return e;
 	}
-	if (!table_grow())
+	if (!probe_grow(&table))
 		return NULL;
-	e = slot_for(table, nslots, k);
-	memset(e, 0, sizeof(*e));
+	e = probe_slot(&table, slot_for(k));
 	e->used = true;
 	e->key = *k;
-	nused++;
+	table.nused++;
 	return e;
 }
 
-/* Forgets e; the keys after it in its run move back into the hole. */
-static void kept_remove(struct kept *e)
+/* Forgets the kept sums of k, if any. */
+static void kept_forget(const struct sonde_db_sum_key *k)
 {
-	size_t i = (size_t)(e - table), j = i;
+	size_t i;
 
-	table[i].used = false;
-	nused--;
-	for (;;) {
-		size_t home;
-
-		j = (j + 1) & (nslots - 1);
-		if (!table[j].used)
-			return;
-		home = home_of(&table[j].key, nslots);
-		/* j stays when its home lies cyclically in (i, j]. */
-		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
-			continue;
-		table[i] = table[j];
-		table[j].used = false;
-		i = j;
-	}
+	if (!table.nslots)
+		return;
+	i = slot_for(k);
+	if (((struct kept *)probe_slot(&table, i))->used)
+		probe_delete(&table, i);
 }
 
 /* The sums of one key over ncpus copies at v. */
@@ -196,7 +180,6 @@ int dbsums_read(int fd, int ncpus, dbsums_fn fn, dbsums_gone_fn gone,
 			return err;
 		for (uint32_t i = 0; i < n; i++) {
 			struct sonde_db_sum total;
-			struct kept *e;
 
 			total_of(values + (size_t)i * ncpus * VALUE_STRIDE,
 				 ncpus, &total);
@@ -205,9 +188,7 @@ int dbsums_read(int fd, int ncpus, dbsums_fn fn, dbsums_gone_fn gone,
 				continue;
 			if (bpf_map_delete_elem(fd, &keys[i]) == 0)
 				removed++;
-			e = nslots ? slot_for(table, nslots, &keys[i]) : NULL;
-			if (e && e->used)
-				kept_remove(e);
+			kept_forget(&keys[i]);
 		}
 		if (err == -ENOENT)
 			return 0;
@@ -218,7 +199,7 @@ int dbsums_read(int fd, int ncpus, dbsums_fn fn, dbsums_gone_fn gone,
 
 unsigned dbsums_keys(void)
 {
-	return (unsigned)nused;
+	return (unsigned)table.nused;
 }
 
 uint64_t dbsums_removed(void)
@@ -229,9 +210,7 @@ uint64_t dbsums_removed(void)
 void dbsums_clear(void)
 {
 	removed = 0;
-	free(table);
-	table = NULL;
-	nslots = nused = 0;
+	probe_free(&table);
 	free(keys);
 	free(values);
 	keys = NULL;

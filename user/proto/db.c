@@ -15,6 +15,7 @@
 #include "proto/proto.h"
 #include "util/fmt.h"
 #include "util/holdq.h"
+#include "util/probe.h"
 
 /* The kind of a finished call's record: never one the kernel sends. */
 #define DB_CALL_KIND 0x8000
@@ -68,13 +69,10 @@ struct db_entry {
 	char comm[SONDE_COMM_LEN];
 };
 
-/* Open addressing, linear probing; at most half full. Connections
- * beyond DB_MAX_CONNS (until the sweep forgets closed ones) are not
- * followed: each of their records is counted, in db_full, as a stream
- * lost. About 4.5 KiB each, plus what their open calls hold. */
+/* Connections beyond DB_MAX_CONNS (until the sweep forgets closed ones)
+ * are not followed: each of their records is counted, in db_full, as a
+ * stream lost. About 4.5 KiB each, plus what their open calls hold. */
 #define DB_MAX_CONNS 16384
-static struct db_entry *table;
-static size_t nslots, nused;
 static uint64_t db_full;
 
 /* Calls finished and not yet handed back, oldest first. A record can
@@ -107,6 +105,32 @@ static size_t home_of(uint32_t tgid, uint32_t fd, uint64_t sk, size_t n)
 	return (size_t)(h >> (64 - __builtin_ctzll(n)));
 }
 
+static size_t entry_home(const void *s, size_t n)
+{
+	const struct db_entry *e = s;
+
+	return home_of(e->tgid, e->fd, e->sk, n);
+}
+
+static bool entry_used(const void *s)
+{
+	return ((const struct db_entry *)s)->conn != NULL;
+}
+
+/* The connections' entries: open addressing (util/probe.h), found by
+ * slot_for. */
+static struct probe_table table = {
+	.size = sizeof(struct db_entry),
+	.home = entry_home,
+	.used = entry_used,
+};
+
+/* Entry i of the table. */
+static struct db_entry *entry_at(size_t i)
+{
+	return probe_slot(&table, i);
+}
+
 /* What tells a connection's entry. */
 struct db_key {
 	uint64_t sk;
@@ -114,76 +138,31 @@ struct db_key {
 	uint16_t sport, dport;
 };
 
-static struct db_key key_of(const struct db_entry *e)
+/* The slot of the connection k: its own, or the free one it would
+ * take. The connections of one (tgid, fd, socket) share a home. */
+static struct db_entry *slot_for(const struct db_key *k)
 {
-	return (struct db_key){ e->sk, e->tgid, e->fd, e->sport, e->dport };
-}
-
-/* The slot of the connection k in t, n slots: its own, or the free one
- * it would take. The connections of one (tgid, fd, socket) share a
- * home. */
-static struct db_entry *slot_for(struct db_entry *t, size_t n,
-				 const struct db_key *k)
-{
-	size_t i = home_of(k->tgid, k->fd, k->sk, n);
-
-	while (t[i].conn &&
-	       !(t[i].sk == k->sk && t[i].tgid == k->tgid && t[i].fd == k->fd &&
-		 t[i].sport == k->sport && t[i].dport == k->dport))
-		i = (i + 1) & (n - 1);
-	return &t[i];
-}
-
-/* Room for one more entry: false when memory ran out. */
-static bool table_grow(void)
-{
-	size_t n = nslots ? 2 * nslots : 64;
+	size_t i = home_of(k->tgid, k->fd, k->sk, table.nslots);
 	struct db_entry *t;
 
-	if (2 * (nused + 1) <= nslots)
-		return true;
-	t = calloc(n, sizeof(*t));
-	if (!t)
-		return false;
-	for (size_t i = 0; i < nslots; i++)
-		if (table[i].conn) {
-			struct db_key k = key_of(&table[i]);
-
-			*slot_for(t, n, &k) = table[i];
-		}
-	free(table);
-	table = t;
-	nslots = n;
-	return true;
+	while ((t = entry_at(i))->conn &&
+	       !(t->sk == k->sk && t->tgid == k->tgid && t->fd == k->fd &&
+		 t->sport == k->sport && t->dport == k->dport))
+		i = probe_next(&table, i);
+	return t;
 }
 
 /* Deletes the entry at slot i, moving later ones of its run back. */
 static void table_delete(size_t i)
 {
-	size_t j = i;
+	struct db_entry *e = entry_at(i);
 
-	db_conn_close(table[i].conn);
-	db_conn_free(table[i].conn);
-	holdq_free(&table[i].held, &budget);
-	if (table[i].superseded)
+	db_conn_close(e->conn);
+	db_conn_free(e->conn);
+	holdq_free(&e->held, &budget);
+	if (e->superseded)
 		nsuperseded--;
-	table[i].conn = NULL;
-	nused--;
-	for (;;) {
-		size_t home;
-
-		j = (j + 1) & (nslots - 1);
-		if (!table[j].conn)
-			return;
-		home = home_of(table[j].tgid, table[j].fd, table[j].sk, nslots);
-		/* Move j back to i unless its home lies in (i, j]. */
-		if ((j > i && (home <= i || home > j)) ||
-		    (j < i && home <= i && home > j)) {
-			table[i] = table[j];
-			table[j].conn = NULL;
-			i = j;
-		}
-	}
+	probe_delete(&table, i);
 }
 
 static const struct db_system *system_of(uint8_t proto)
@@ -304,19 +283,19 @@ static bool entry_reused(const struct db_entry *e,
  * growing the table moves entries, so owners are fixed up after. */
 static void rehome_owners(void)
 {
-	for (size_t i = 0; i < nslots; i++)
-		if (table[i].conn)
-			db_conn_set_owner(table[i].conn, &table[i]);
+	for (size_t i = 0; i < table.nslots; i++)
+		if (entry_at(i)->conn)
+			db_conn_set_owner(entry_at(i)->conn, entry_at(i));
 }
 
 /* e is a new connection: the older ones of its (tgid, fd, socket), whose
  * records all came before e's first, are closed. */
 static void supersede_older(const struct db_entry *e)
 {
-	size_t i = home_of(e->tgid, e->fd, e->sk, nslots);
+	size_t i = home_of(e->tgid, e->fd, e->sk, table.nslots);
 
-	for (; table[i].conn; i = (i + 1) & (nslots - 1)) {
-		struct db_entry *o = &table[i];
+	for (; entry_at(i)->conn; i = probe_next(&table, i)) {
+		struct db_entry *o = entry_at(i);
 
 		if (o == e || o->superseded || o->tgid != e->tgid ||
 		    o->fd != e->fd || o->sk != e->sk || o->last_ns > e->last_ns)
@@ -331,8 +310,8 @@ static void supersede_older(const struct db_entry *e)
 static void forget_where(bool (*gone)(const struct db_entry *e, void *arg),
 			 void *arg)
 {
-	for (size_t i = 0; i < nslots;) {
-		if (table[i].conn && gone(&table[i], arg)) {
+	for (size_t i = 0; i < table.nslots;) {
+		if (entry_at(i)->conn && gone(entry_at(i), arg)) {
 			table_delete(i);
 			continue; /* another entry may have moved into i */
 		}
@@ -360,15 +339,15 @@ static struct db_entry *entry_of(const struct sonde_db_event *ev)
 	struct holdq old_held;
 	bool was_superseded;
 
-	if (!sys || !table_grow())
+	if (!sys || !probe_grow(&table))
 		return NULL;
-	e = slot_for(table, nslots, &key);
+	e = slot_for(&key);
 	if (e->conn && !entry_reused(e, ev)) {
 		if (ev->hdr.ts_ns > e->last_ns)
 			e->last_ns = ev->hdr.ts_ns;
 		return e;
 	}
-	if (!e->conn && nused >= DB_MAX_CONNS) {
+	if (!e->conn && table.nused >= DB_MAX_CONNS) {
 		db_full++;
 		return NULL;
 	}
@@ -387,7 +366,7 @@ static struct db_entry *entry_of(const struct sonde_db_event *ev)
 		if (was_superseded)
 			nsuperseded--;
 	} else {
-		nused++;
+		table.nused++;
 		supersede_older(e);
 	}
 	return e;
@@ -443,13 +422,13 @@ static void take_held(struct db_entry *e, bool all)
  * passed over when their place was given up. */
 static enum proto_next bytes_read(const struct sonde_db_event *ev, size_t size)
 {
-	size_t before = nslots;
+	size_t before = table.nslots;
 	struct db_entry *e;
 
 	if (ev->len > size - SONDE_DB_BYTES(0) || ev->len > ev->total)
 		return PROTO_NEXT_NOTHING;
 	e = entry_of(ev);
-	if (nslots != before)
+	if (table.nslots != before)
 		rehome_owners();
 	if (!e || seq_before(ev->order, e->next_order))
 		return PROTO_NEXT_NOTHING;
@@ -693,14 +672,13 @@ static void db_sweep(proto_open_fn open)
 
 static void db_clear(void)
 {
-	for (size_t i = 0; i < nslots; i++)
-		if (table[i].conn) {
-			db_conn_free(table[i].conn);
-			holdq_free(&table[i].held, &budget);
+	for (size_t i = 0; i < table.nslots; i++)
+		if (entry_at(i)->conn) {
+			db_conn_free(entry_at(i)->conn);
+			holdq_free(&entry_at(i)->held, &budget);
 		}
-	free(table);
-	table = NULL;
-	nslots = nused = nsuperseded = 0;
+	probe_free(&table);
+	nsuperseded = 0;
 	qhead = qlen = 0;
 }
 
@@ -710,10 +688,10 @@ static unsigned db_end_round(enum parse_error *why)
 
 	/* A record held this long waits for one that was lost. */
 	rounds++;
-	for (size_t i = 0; budget.queues && i < nslots; i++)
-		if (table[i].conn &&
-		    holdq_waited(&table[i].held, rounds, HELD_ROUNDS))
-			take_held(&table[i], false);
+	for (size_t i = 0; budget.queues && i < table.nslots; i++)
+		if (entry_at(i)->conn &&
+		    holdq_waited(&entry_at(i)->held, rounds, HELD_ROUNDS))
+			take_held(entry_at(i), false);
 	if (nsuperseded)
 		forget_where(superseded_long_enough, NULL);
 	lost = db_take_losses();
