@@ -482,20 +482,40 @@ static void call_key(const struct db_call_record *call, struct proto_record *r)
  * being observed: read() fills it, observe() reads it. */
 static struct db_call_record folded;
 
+/* Starts folded afresh as a call of the process of hdr, named comm, to
+ * the system of proto, its command numbered op: the system, or NULL,
+ * counted in r, when the daemon knows no such system or command. */
+static const struct db_system *
+folded_start(uint8_t proto, uint16_t op, const struct sonde_event_header *hdr,
+	     const char *comm, struct proto_record *r)
+{
+	const struct db_system *sys = system_of(proto);
+	const char *name = sys && sys->op_name ? sys->op_name(op) : NULL;
+	struct db_call_record *rec = &folded;
+
+	if (!name) {
+		r->error = PARSE_ERROR_DB_CALL;
+		return NULL;
+	}
+	memset(rec, 0, sizeof(*rec));
+	rec->hdr = *hdr;
+	rec->system_name = sys->name;
+	memcpy(rec->comm, comm, sizeof(rec->comm));
+	rec->op_len = copy_text(rec->op, name, sizeof(rec->op));
+	return sys;
+}
+
 /* Fills folded from ev; false, counted in r, when the daemon does not
  * know its system or its command. */
 static bool folded_read(const struct sonde_db_call_event *ev,
 			struct proto_record *r)
 {
-	const struct db_system *sys = system_of(ev->proto);
-	const char *op = sys && sys->op_name ? sys->op_name(ev->op) : NULL;
+	const struct db_system *sys =
+		folded_start(ev->proto, ev->op, &ev->hdr, ev->comm, r);
 	struct db_call_record *rec = &folded;
 
-	if (!op) {
-		r->error = PARSE_ERROR_DB_CALL;
+	if (!sys)
 		return false;
-	}
-	rec->hdr = ev->hdr;
 	rec->start_ns = ev->start_ns;
 	rec->end_ns =
 		ev->hdr.ts_ns > ev->start_ns ? ev->hdr.ts_ns : ev->start_ns;
@@ -507,12 +527,6 @@ static bool folded_read(const struct sonde_db_call_event *ev,
 	rec->family = ev->family;
 	rec->role = ev->role;
 	rec->error = ev->error;
-	rec->system_name = sys->name;
-	memcpy(rec->comm, ev->comm, sizeof(rec->comm));
-	rec->op_len = copy_text(rec->op, op, sizeof(rec->op));
-	rec->collection[0] = '\0';
-	rec->collection_len = 0;
-	rec->status[0] = '\0';
 	if (ev->error && sys->status_of)
 		sys->status_of((const uint8_t *)ev->status, sizeof(ev->status),
 			       rec->status);
@@ -530,25 +544,17 @@ static uint64_t summed_buckets[SONDE_DB_SUM_BOUNDS + 1];
 static bool sums_read(const struct sonde_db_sums_event *ev,
 		      struct proto_record *r)
 {
-	const struct db_system *sys = system_of(ev->key.proto);
-	const char *op = sys && sys->op_name ? sys->op_name(ev->key.op) : NULL;
-	struct db_call_record *rec = &folded;
 	bool server = ev->key.role == SONDE_ROLE_SERVER;
+	struct db_call_record *rec = &folded;
 
-	if (!op) {
-		r->error = PARSE_ERROR_DB_CALL;
+	if (!folded_start(ev->key.proto, ev->key.op, &ev->hdr, ev->grew.comm,
+			  r))
 		return false;
-	}
-	memset(rec, 0, sizeof(*rec));
-	rec->hdr = ev->hdr;
 	memcpy(rec->daddr, ev->key.daddr, sizeof(rec->daddr));
 	rec->sport = server ? ev->key.port : 0;
 	rec->dport = server ? 0 : ev->key.port;
 	rec->family = ev->key.family;
 	rec->role = ev->key.role;
-	rec->system_name = sys->name;
-	memcpy(rec->comm, ev->grew.comm, sizeof(rec->comm));
-	rec->op_len = copy_text(rec->op, op, sizeof(rec->op));
 	summed.count = ev->count;
 	summed.sum_ns = ev->grew.sum_ns;
 	for (size_t b = 0; b <= SONDE_DB_SUM_BOUNDS; b++)
