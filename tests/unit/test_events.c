@@ -1133,6 +1133,59 @@ TEST(redis_calls_followed_whole_are_observed)
 	dispatch_clear();
 }
 
+extern const struct proto proto_db_sums;
+
+/* What a Redis server key's sums grew by: count calls of op, all in the
+ * first bucket, sum_ns together. */
+static struct sonde_db_sums_event redis_sums(int op, uint64_t count,
+					     uint64_t sum_ns)
+{
+	struct sonde_db_sums_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.hdr.kind = SONDE_EV_DB_SUMS;
+	ev.hdr.tgid = 0x7ffffff1;
+	ev.key.tgid = 0x7ffffff1;
+	ev.key.op = (__u16)op;
+	ev.key.port = 6379;
+	ev.key.proto = SONDE_PROTO_REDIS;
+	ev.key.role = SONDE_ROLE_SERVER;
+	ev.count = count;
+	ev.grew.sum_ns = sum_ns;
+	ev.grew.buckets[0] = count;
+	memcpy(ev.grew.comm, "unitsvc", 8);
+	return ev;
+}
+
+/* A key's sums become one merge of all its calls, into the series their
+ * records would have made; sums the daemon cannot name lose every call
+ * they hold, each counted, not one for the record. */
+TEST(summed_calls_merge_whole_and_are_lost_whole)
+{
+	unsigned long lost_calls = parse_errors("db_call_lost");
+	struct sonde_db_sums_event ev;
+	struct proto_record r;
+
+	setup();
+	ev = redis_sums(fold_index("GET"), 5, 25000);
+	memset(&r, 0, sizeof(r));
+	CHECK(proto_db_sums.read(&ev, sizeof(ev), &r) == PROTO_NEXT_OBSERVE);
+	CHECK(r.merge && r.merge->count == 5 && r.merge->sum_ns == 25000);
+	CHECK(r.merge && r.merge->buckets[0] == 5);
+	CHECK(r.tgid == 0x7ffffff1 && r.port == 6379 && r.key_len > 0);
+	CHECK(parse_errors("db_call_lost") == lost_calls);
+
+	ev = redis_sums(60000, 7, 7000);
+	memset(&r, 0, sizeof(r));
+	CHECK(proto_db_sums.read(&ev, sizeof(ev), &r) == PROTO_NEXT_NOTHING);
+	CHECK(parse_errors("db_call_lost") == lost_calls + 7);
+	ev = redis_sums(fold_index("GET"), 3, 300);
+	ev.key.proto = 200;
+	CHECK(proto_db_sums.read(&ev, sizeof(ev), &r) == PROTO_NEXT_NOTHING);
+	CHECK(parse_errors("db_call_lost") == lost_calls + 10);
+	dispatch_clear();
+}
+
 /* Each CPU has its ring, so a reply can be read before its request:
  * records are taken in the order they were made, whichever came first,
  * waiting through one more round for one still in another CPU's ring.
@@ -1278,5 +1331,6 @@ UNIT_MAIN("events", UNIT_CASE(one_exchange_becomes_one_observation),
 	  UNIT_CASE(database_calls_follow_their_connection),
 	  UNIT_CASE(database_records_are_taken_in_the_order_they_were_made),
 	  UNIT_CASE(redis_calls_followed_whole_are_observed),
+	  UNIT_CASE(summed_calls_merge_whole_and_are_lost_whole),
 	  UNIT_CASE(a_reused_socket_waits_for_the_old_connections_records),
 	  UNIT_CASE(database_collections_are_capped_like_routes))

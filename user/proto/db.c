@@ -539,8 +539,8 @@ static struct registry_merge summed;
 static uint64_t summed_buckets[SONDE_DB_SUM_BOUNDS + 1];
 
 /* Fills folded with what the calls of ev's key share, and summed with
- * their growth; false, counted in r, when the daemon does not know their
- * system or command. */
+ * their growth; false when the daemon does not know their system or
+ * command: each of the calls is then counted lost. */
 static bool sums_read(const struct sonde_db_sums_event *ev,
 		      struct proto_record *r)
 {
@@ -548,8 +548,10 @@ static bool sums_read(const struct sonde_db_sums_event *ev,
 	struct db_call_record *rec = &folded;
 
 	if (!folded_start(ev->key.proto, ev->key.op, &ev->hdr, ev->grew.comm,
-			  r))
+			  r)) {
+		events_count_parse_errors(r->error, ev->count);
 		return false;
+	}
 	memcpy(rec->daddr, ev->key.daddr, sizeof(rec->daddr));
 	rec->sport = server ? ev->key.port : 0;
 	rec->dport = server ? 0 : ev->key.port;
@@ -576,7 +578,7 @@ static enum proto_next db_read(const void *rec, size_t size,
 
 	if (call->hdr.kind == SONDE_EV_DB_SUMS) {
 		if (!sums_read(rec, r))
-			return PROTO_NEXT_ERROR;
+			return PROTO_NEXT_NOTHING; /* counted, every call */
 		call = &folded;
 	} else if (call->hdr.kind == SONDE_EV_DB_CALL) {
 		if (!folded_read(rec, r))
