@@ -202,9 +202,36 @@ TEST(bad_maps_and_offsets_are_refused)
 	close(array);
 }
 
+static unsigned nasked;
+
+/* Odd ids have exited. */
+static bool odd_gone(uint32_t id)
+{
+	nasked++;
+	return id & 1;
+}
+
+TEST(a_walk_asks_about_each_process_once)
+{
+	struct mapsweep_gone_cache c = { 0 };
+	bool right = true;
+
+	nasked = 0;
+	for (int round = 0; round < 3; round++)
+		for (uint32_t id = 100; id < 110; id++)
+			right &= mapsweep_gone_cached(&c, id, odd_gone) ==
+				 (id & 1);
+	CHECK(right && nasked == 10);
+	/* An id sharing a slot takes it over; the first is asked again. */
+	CHECK(!mapsweep_gone_cached(&c, 100 + MAPSWEEP_GONE_CACHE, odd_gone));
+	CHECK(!mapsweep_gone_cached(&c, 100, odd_gone));
+	CHECK(nasked == 12);
+}
+
 UNIT_MAIN("mapsweep", UNIT_CASE(live_and_exited_processes_are_told_apart),
 	  UNIT_CASE(entries_of_exited_processes_are_removed),
 	  UNIT_CASE(a_negative_offset_only_counts),
 	  UNIT_CASE(entries_of_exited_threads_are_removed),
 	  UNIT_CASE(an_empty_map_counts_zero),
-	  UNIT_CASE(bad_maps_and_offsets_are_refused))
+	  UNIT_CASE(bad_maps_and_offsets_are_refused),
+	  UNIT_CASE(a_walk_asks_about_each_process_once))

@@ -486,7 +486,7 @@ static bool db_sums_on;
 struct sums_gone {
 	dbsums_gone_fn gone;
 	void *arg;
-	bool probe;
+	struct mapsweep_gone_cache *probe; /* NULL: no asking this read */
 };
 
 static bool sums_gone(uint32_t tgid, void *arg)
@@ -494,7 +494,8 @@ static bool sums_gone(uint32_t tgid, void *arg)
 	const struct sums_gone *g = arg;
 
 	return (g->gone && g->gone(tgid, g->arg)) ||
-	       (g->probe && mapsweep_task_gone(tgid));
+	       (g->probe &&
+		mapsweep_gone_cached(g->probe, tgid, mapsweep_task_gone));
 }
 
 static void set_db_sum_bounds(const struct capture_options *o)
@@ -513,7 +514,8 @@ void capture_read_db_sums(bool now, dbsums_fn fn, dbsums_gone_fn gone,
 			  void *arg)
 {
 	uint64_t t = clock_monotonic_ns();
-	struct sums_gone g = { gone, arg, false };
+	static struct mapsweep_gone_cache asked;
+	struct sums_gone g = { gone, arg, NULL };
 	int err;
 
 	if (!skel || !db_sums_on ||
@@ -521,7 +523,8 @@ void capture_read_db_sums(bool now, dbsums_fn fn, dbsums_gone_fn gone,
 		return;
 	db_sums_read_at_ns = t;
 	if (t - db_sums_probed_at_ns >= MAP_SWEEP_NS) {
-		g.probe = true;
+		memset(&asked, 0, sizeof(asked));
+		g.probe = &asked;
 		db_sums_probed_at_ns = t;
 	}
 	err = dbsums_read(bpf_map__fd(skel->maps.db_sums),

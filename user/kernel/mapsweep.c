@@ -12,26 +12,15 @@
  * Only the keys are looked at; the kernel copies the values too, and
  * that copy is most of the time for a map with large values. */
 #define BATCH 256
-/* Verdicts remembered during one walk: a process with many connections
- * is asked about once, not once per entry. */
-#define GONE_CACHE 512
-
-struct gone_cache {
-	struct {
-		uint32_t id;
-		uint8_t known; /* 0: empty slot; else 1 + gone */
-	} slot[GONE_CACHE];
-};
-
 bool mapsweep_task_gone(uint32_t id)
 {
 	return id > 0 && kill((pid_t)id, 0) != 0 && errno == ESRCH;
 }
 
-static bool cached_gone(struct gone_cache *c, uint32_t id,
-			mapsweep_gone_fn gone)
+bool mapsweep_gone_cached(struct mapsweep_gone_cache *c, uint32_t id,
+			  mapsweep_gone_fn gone)
 {
-	unsigned i = id % GONE_CACHE;
+	unsigned i = id % MAPSWEEP_GONE_CACHE;
 
 	if (c->slot[i].known && c->slot[i].id == id)
 		return c->slot[i].known - 1;
@@ -49,7 +38,8 @@ static bool is_plain_hash(uint32_t type)
  * how many it deleted. One the BPF side deleted first is not counted. */
 static uint32_t remove_gone(int fd, const char *keys, uint32_t n,
 			    uint32_t key_size, int owner_offset,
-			    mapsweep_gone_fn gone, struct gone_cache *cache)
+			    mapsweep_gone_fn gone,
+			    struct mapsweep_gone_cache *cache)
 {
 	uint32_t removed = 0;
 
@@ -58,7 +48,7 @@ static uint32_t remove_gone(int fd, const char *keys, uint32_t n,
 		uint32_t id;
 
 		memcpy(&id, key + owner_offset, sizeof(id));
-		if (cached_gone(cache, id, gone) &&
+		if (mapsweep_gone_cached(cache, id, gone) &&
 		    bpf_map_delete_elem(fd, key) == 0)
 			removed++;
 	}
@@ -70,7 +60,7 @@ int mapsweep_walk(int fd, int owner_offset, mapsweep_gone_fn gone,
 {
 	struct bpf_map_info info = { 0 };
 	uint32_t len = sizeof(info), in_batch, out_batch;
-	struct gone_cache *cache = NULL;
+	struct mapsweep_gone_cache *cache = NULL;
 	char *keys = NULL, *values = NULL;
 	void *from = NULL;
 	int err;

@@ -24,6 +24,21 @@ typedef bool (*mapsweep_gone_fn)(uint32_t id);
  * signal. */
 bool mapsweep_task_gone(uint32_t id);
 
+/* Verdicts remembered during one walk: a process with many entries is
+ * asked about once, not once per entry. Zeroed, it knows none. */
+#define MAPSWEEP_GONE_CACHE 512
+struct mapsweep_gone_cache {
+	struct {
+		uint32_t id;
+		uint8_t known; /* 0: empty slot; else 1 + gone */
+	} slot[MAPSWEEP_GONE_CACHE];
+};
+
+/* gone(id), asked once per id while c remembers it: a later id that
+ * shares its slot takes the slot over. */
+bool mapsweep_gone_cached(struct mapsweep_gone_cache *c, uint32_t id,
+			  mapsweep_gone_fn gone);
+
 /* Walks the hash or LRU hash map behind fd in batches. When owner_offset
  * is at least 0, the key holds a __u32 task id at that byte offset, and
  * every entry whose task gone() says has exited is deleted. Entries the
