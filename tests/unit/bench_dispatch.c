@@ -14,8 +14,13 @@
  *           database records of a SET or a GET on one of 32 connections
  *           (the client's request and reply, the server's), as
  *           redis-benchmark makes them
+ *   postgres tools/bench.py's postgres scenario: per transaction the
+ *           four database records of pgbench -S's simple Query and its
+ *           reply (RowDescription, DataRow, CommandComplete,
+ *           ReadyForQuery) on one of 8 connections, each query's aid
+ *           another
  *
- * Usage: bench_dispatch [direct|api|redis|all] [records] */
+ * Usage: bench_dispatch [direct|api|redis|postgres|all] [records] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,14 +163,29 @@ static void fill_api(struct pool *p)
 	}
 }
 
-/* The bytes one read or write moved on connection conn of redis-benchmark
- * (role client) or redis-server (role server), the seq-th that way. */
-static void add_redis(struct pool *p, int role, unsigned conn, int from_client,
-		      uint32_t seq, const char *bytes, uint64_t ns)
+/* A database load: its system, its server's port, and the names of the
+ * client and the server. */
+struct db_load {
+	uint8_t proto;
+	uint16_t port;
+	const char *client, *server;
+};
+
+static const struct db_load redis_load = { SONDE_PROTO_REDIS, 6379,
+					   "redis-benchmark", "redis-server" };
+static const struct db_load pg_load = { SONDE_PROTO_POSTGRESQL, 5432, "pgbench",
+					"postgres" };
+
+/* The len bytes one read or write moved on connection conn of load's
+ * client (role client) or server (role server), the seq-th that way. */
+static void add_db(struct pool *p, const struct db_load *load, int role,
+		   unsigned conn, int from_client, uint32_t seq,
+		   const void *bytes, size_t len, uint64_t ns)
 {
-	size_t len = strlen(bytes);
 	size_t room = len <= SONDE_DB_SMALL ? SONDE_DB_SMALL : SONDE_DB_MEDIUM;
 	struct sonde_db_event *ev = pool_add(p, SONDE_DB_BYTES(room));
+	const char *comm =
+		role == SONDE_ROLE_CLIENT ? load->client : load->server;
 
 	ev->hdr.kind = SONDE_EV_DB;
 	ev->hdr.ts_ns = ns;
@@ -175,25 +195,27 @@ static void add_redis(struct pool *p, int role, unsigned conn, int from_client,
 	ev->fd = 10 + conn;
 	ev->total = (uint32_t)len;
 	ev->len = (uint16_t)len;
-	ev->proto = SONDE_PROTO_REDIS;
+	ev->proto = load->proto;
 	ev->from_client = (uint8_t)from_client;
 	ev->role = (uint8_t)role;
 	ev->seq = seq;
 	ev->order =
 		2 * seq + !from_client; /* requests and replies take turns */
 	ev->starts = 1;
-	if (role == SONDE_ROLE_CLIENT) {
-		ev->hdr.tgid = CLIENT_TGID;
-		memcpy(ev->comm, "redis-benchmark", 15);
-		ev->sport = (uint16_t)(40000 + conn);
-		ev->dport = 6379;
-	} else {
-		ev->hdr.tgid = SERVER_TGID;
-		memcpy(ev->comm, "redis-server", 12);
-		ev->sport = 6379;
-		ev->dport = (uint16_t)(40000 + conn);
-	}
+	ev->hdr.tgid = role == SONDE_ROLE_CLIENT ? CLIENT_TGID : SERVER_TGID;
+	memcpy(ev->comm, comm, strlen(comm));
+	ev->sport = role == SONDE_ROLE_CLIENT ? (uint16_t)(40000 + conn) :
+						load->port;
+	ev->dport = role == SONDE_ROLE_CLIENT ? load->port :
+						(uint16_t)(40000 + conn);
 	memcpy(ev->data, bytes, len);
+}
+
+static void add_redis(struct pool *p, int role, unsigned conn, int from_client,
+		      uint32_t seq, const char *bytes, uint64_t ns)
+{
+	add_db(p, &redis_load, role, conn, from_client, seq, bytes,
+	       strlen(bytes), ns);
 }
 
 static void fill_redis(struct pool *p)
@@ -217,6 +239,61 @@ static void fill_redis(struct pool *p)
 			  is_set ? "+OK\r\n" : "$3\r\nxxx\r\n", ns + 200);
 		add_redis(p, SONDE_ROLE_CLIENT, c, 0, seq[c],
 			  is_set ? "+OK\r\n" : "$3\r\nxxx\r\n", ns + 300);
+		seq[c]++;
+	}
+}
+
+/* Appends a PostgreSQL message at *at: its type, its length (its own
+ * four bytes and the n of body), its body. */
+static void pg_message(uint8_t *buf, size_t *at, char type, const void *body,
+		       size_t n)
+{
+	uint32_t len = (uint32_t)(4 + n);
+
+	buf[(*at)++] = (uint8_t)type;
+	for (int shift = 24; shift >= 0; shift -= 8)
+		buf[(*at)++] = (uint8_t)(len >> shift);
+	memcpy(buf + *at, body, n);
+	*at += n;
+}
+
+static void fill_pg(struct pool *p)
+{
+	/* RowDescription of one int4 column, "abalance". */
+	static const uint8_t row_desc[] = {
+		0,    1,				       /* one field */
+		'a',  'b',  'a',  'l',	'a', 'n', 'c', 'e', 0, /* its name */
+		0,    0,    0x40, 0x1c, 0,   3, /* table oid, column */
+		0,    0,    0,	  23,	0,   4, /* int4, 4 bytes */
+		0xff, 0xff, 0xff, 0xff, 0,   0	/* no modifier, text */
+	};
+	static const uint8_t data_row[] = { 0, 1, 0, 0, 0, 1, '0' };
+	uint8_t query[128], reply[128];
+	uint32_t seq[8] = { 0 };
+
+	for (size_t i = 0; p->n + 4 <= BENCH_POOL; i++) {
+		unsigned c = i % 8;
+		uint64_t ns = 1000000 + i * 1000;
+		size_t qn = 0, rn = 0;
+		char sql[96];
+		int n = snprintf(sql, sizeof(sql),
+				 "SELECT abalance FROM pgbench_accounts "
+				 "WHERE aid = %zu;",
+				 1 + i * 7919 % 100000);
+
+		pg_message(query, &qn, 'Q', sql, (size_t)n + 1);
+		pg_message(reply, &rn, 'T', row_desc, sizeof(row_desc));
+		pg_message(reply, &rn, 'D', data_row, sizeof(data_row));
+		pg_message(reply, &rn, 'C', "SELECT 1", 9);
+		pg_message(reply, &rn, 'Z', "I", 1);
+		add_db(p, &pg_load, SONDE_ROLE_CLIENT, c, 1, seq[c], query, qn,
+		       ns);
+		add_db(p, &pg_load, SONDE_ROLE_SERVER, c, 1, seq[c], query, qn,
+		       ns + 100);
+		add_db(p, &pg_load, SONDE_ROLE_SERVER, c, 0, seq[c], reply, rn,
+		       ns + 200);
+		add_db(p, &pg_load, SONDE_ROLE_CLIENT, c, 0, seq[c], reply, rn,
+		       ns + 300);
 		seq[c]++;
 	}
 }
@@ -296,6 +373,8 @@ int main(int argc, char **argv)
 		run("api", fill_api, true, records);
 	if (all || strcmp(which, "redis") == 0)
 		run("redis", fill_redis, false, records);
+	if (all || strcmp(which, "postgres") == 0)
+		run("postgres", fill_pg, false, records);
 	registry_free();
 	procinfo_free();
 	return 0;
