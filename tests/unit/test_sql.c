@@ -356,9 +356,113 @@ TEST(fuzz_invariants)
 	}
 }
 
+/* The memo's answer for s[0..n) is sql_summarize's own. */
+static bool memo_agrees(const char *s, size_t n)
+{
+	char mop[DB_OP_MAX], mcoll[DB_COLL_MAX];
+
+	summarize_n(s, n);
+	sql_summarize_memo(s, n, mop, mcoll);
+	if (strcmp(op, mop) == 0 && strcmp(coll, mcoll) == 0)
+		return true;
+	fprintf(stderr, "memo: \"%.*s\": %s %s, alone %s %s\n", (int)n, s, mop,
+		mcoll, op, coll);
+	return false;
+}
+
+/* Statements that differ in their digits, one after the other: each gets
+ * its own summary, whether the memo answers it or not. Digits that are
+ * a name's, quoted or not, tell statements apart. */
+TEST(memo_answers_as_the_statement_itself)
+{
+	static const char *const runs[][2] = {
+		{ "SELECT abalance FROM pgbench_accounts WHERE aid = 1;",
+		  "SELECT abalance FROM pgbench_accounts WHERE aid = 99999;" },
+		{ "SELECT * FROM \"1\"", "SELECT * FROM \"2\"" },
+		{ "SELECT * FROM `1`", "SELECT * FROM `22`" },
+		{ "SELECT * FROM s.\"1\" WHERE x=1",
+		  "SELECT * FROM s.\"2\" WHERE x=2" },
+		{ "SELECT * FROM t1", "SELECT * FROM t2" },
+		{ "SELECT * FROM a$1", "SELECT * FROM a$2" },
+		{ "SELECT * FROM 1abc", "SELECT * FROM 2abc" },
+		{ "SELECT * FROM \"t 1\"", "SELECT * FROM \"t 2\"" },
+		{ "SELECT * FROM \"1t\"", "SELECT * FROM \"2t\"" },
+		{ "INSERT INTO t VALUES (1, 'a 2', $1, 4.5e6)",
+		  "INSERT INTO t VALUES (3, 'a 4', $2, 7.8e9)" },
+		{ "SELECT * FROM t /* 1 */ WHERE a = 1",
+		  "SELECT * FROM t /* 2 */ WHERE a = 2" },
+		{ "SELECT * FROM t\xc3\xa5\x31",
+		  "SELECT * FROM t\xc3\xa5\x32" },
+		{ "DELETE FROM orders WHERE id IN (1, 2, 3)",
+		  "DELETE FROM orders WHERE id IN (44, 55, 66)" },
+	};
+	bool all = true;
+
+	sql_memo_clear();
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
+		for (int k = 0; k < 4; k++)
+			all &= memo_agrees(runs[i][k % 2],
+					   strlen(runs[i][k % 2]));
+	CHECK(all);
+	summarize("SELECT * FROM \"2\"");
+	CHECK_STR(coll, "2");
+	sql_summarize_memo("SELECT * FROM \"1\"", 17, op, coll);
+	CHECK_STR(coll, "1");
+	sql_summarize_memo("SELECT * FROM t2", 16, op, coll);
+	CHECK_STR(coll, "t2");
+}
+
+/* Pieces with digits where a number, a name or a string may have them. */
+static const char *const digit_pieces[] = {
+	"1",	   "23",      "4.5",	" 6",	 "=7",	"(8",  ",9",
+	"\"1\"",   "`2`",     "a1",	"$1",	 "a$2", "'3'", "x.4",
+	"5e6",	   "\"a 7\"", "FROM ",	"JOIN ", "t",	"t1",  "SELECT ",
+	"DELETE ", "\"",      "'",	"`",	 "--",	"\n",  "/*",
+	"*/",	   "$$",      "$a1$",	" ",	 ";",	".",   "\xc3\xa5",
+	"\\",	   "AS ",     "USING ",
+};
+
+/* Random statements of few pieces: many read alike but for their
+ * digits, so the memo answers often; its answer is always the
+ * statement's own. */
+TEST(memo_fuzz_agrees_with_the_lexer)
+{
+	uint32_t seed = 0x0badcafe;
+	const size_t npieces = sizeof(digit_pieces) / sizeof(digit_pieces[0]);
+	char buf[96];
+	bool all = true;
+
+	sql_memo_clear();
+	for (int iter = 0; iter < 200000 && all; iter++) {
+		size_t n = 0, want = 4 + unit_xorshift32(&seed) % 40;
+
+		/* Most statements name a table early, or try to. */
+		if (unit_xorshift32(&seed) % 4) {
+			memcpy(buf, "SELECT * FROM ", 14);
+			n = 14;
+			want += n;
+		}
+		while (n < want) {
+			const char *p =
+				digit_pieces[unit_xorshift32(&seed) % npieces];
+			size_t len = strlen(p);
+
+			if (n + len > want)
+				break;
+			memcpy(buf + n, p, len);
+			n += len;
+		}
+		all &= memo_agrees(buf, n);
+	}
+	CHECK(all);
+	sql_memo_clear();
+}
+
 UNIT_MAIN("sql", UNIT_CASE(every_operation_keyword),
 	  UNIT_CASE(other_operations),
 	  UNIT_CASE(leading_comments_spaces_parentheses),
 	  UNIT_CASE(single_table_statements), UNIT_CASE(no_single_table),
 	  UNIT_CASE(name_length_limit), UNIT_CASE(never_reads_past_n),
-	  UNIT_CASE(fuzz_invariants))
+	  UNIT_CASE(fuzz_invariants),
+	  UNIT_CASE(memo_answers_as_the_statement_itself),
+	  UNIT_CASE(memo_fuzz_agrees_with_the_lexer))

@@ -527,7 +527,7 @@ static void mysql_summarize(const struct mysql_conn *m, const uint8_t *b,
 		collection[0] = '\0';
 		return;
 	}
-	sql_summarize((const char *)b + at, n - at, op, collection);
+	sql_summarize_memo((const char *)b + at, n - at, op, collection);
 }
 
 /* ---- prepared statements ---- */

@@ -663,7 +663,7 @@ static void pg_summarize(const uint8_t *text, size_t n, bool cut, char *op,
 {
 	if (cut)
 		n = pg_cut_at_word(text, n);
-	sql_summarize((const char *)text, n, op, coll);
+	sql_summarize_memo((const char *)text, n, op, coll);
 }
 
 /* Query: "Q" len "SELECT 1\0". */

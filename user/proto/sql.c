@@ -655,3 +655,127 @@ void sql_summarize(const char *sql, size_t n, char *op, char *collection)
 	memcpy(op, name, strlen(name) + 1);
 	sql_collection(o, &lx, collection);
 }
+
+/* ---- Statements summarized before ----
+ *
+ * A service sends a few statements again and again, most often differing
+ * in their numbers alone ("... WHERE aid = 12345"). A summary never
+ * depends on what a number says: a number is one value token whatever
+ * its digits (sql_number), and only words, quoted names and punctuation
+ * are looked at. So a statement is remembered by its text with each
+ * number's digits written as one '0', and the next one whose text reads
+ * the same is given the remembered summary, not lexed again.
+ *
+ * Which digits are a number's, without lexing: a run of digits after a
+ * byte that no word continues (a blank, '=', '(', ','), but for a
+ * quote that opens a name ("1" is a plain name). Digits inside a word
+ * ("t2", "a$1") follow a word's byte and are kept. Digits inside a
+ * string, a comment or a name that has a blank or punctuation in it
+ * may be taken for a number's: there they change nothing either (a
+ * string's and a comment's contents are passed over; such a name is
+ * not plain), and no quote, backslash or comment mark is ever written.
+ *
+ * The memo is direct-mapped, by a hash of the text as written: a
+ * statement of another text takes the slot over. A text is compared
+ * whole, so two statements never share a summary by their hashes
+ * alone. Texts of more than SQL_MEMO_TEXT bytes are not remembered. */
+#define SQL_MEMO_SLOTS 128
+#define SQL_MEMO_TEXT 512
+
+struct sql_memo {
+	uint64_t hash;
+	size_t len; /* of text; 0: an empty slot */
+	char text[SQL_MEMO_TEXT];
+	char op[DB_OP_MAX];
+	char collection[DB_COLL_MAX];
+};
+
+static struct sql_memo sql_memos[SQL_MEMO_SLOTS];
+
+/* Whether a digit after byte c starts a number's digits, as above. */
+static bool sql_number_follows(unsigned char c)
+{
+	return !sql_is_word_char(c) && c != '"' && c != '`';
+}
+
+/* Writes the text sql[0..n) as the memo keeps it into out
+ * (SQL_MEMO_TEXT bytes), and its hash into *hash: its length, or 0 when
+ * it is empty or longer than out. */
+static size_t sql_memo_text(const char *sql, size_t n, char *out,
+			    uint64_t *hash)
+{
+	size_t len = 0, i = 0;
+	uint64_t h = 0, w;
+
+	if (!n || n > SQL_MEMO_TEXT)
+		return 0;
+	while (i < n) {
+		size_t from = i;
+
+		/* The bytes up to the next digit, as they are. */
+		while (i < n && !sql_is_digit(sql[i]))
+			i++;
+		memcpy(out + len, sql + from, i - from);
+		len += i - from;
+		if (i == n)
+			break;
+		/* A run of digits: a number's, written '0', after a byte no
+		 * word continues; else kept (the first byte is a word's). */
+		from = i;
+		while (i < n && sql_is_digit(sql[i]))
+			i++;
+		if (from && sql_number_follows((unsigned char)sql[from - 1])) {
+			out[len++] = '0';
+		} else {
+			memcpy(out + len, sql + from, i - from);
+			len += i - from;
+		}
+	}
+	/* Eight bytes a step, the last ones zero-padded. */
+	for (size_t i = 0; i < len; i += 8) {
+		w = 0;
+		memcpy(&w, out + i, len - i < 8 ? len - i : 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 29;
+	}
+	*hash = h ^ len;
+	return len;
+}
+
+/* A statement the memo does not hold: summarized, and kept in m (NULL:
+ * not kept) under its text. Apart, so that a memo's answer does not pay
+ * for the lexer's registers. */
+static __attribute__((noinline)) void
+sql_memo_miss(const char *sql, size_t n, char *op, char *collection,
+	      struct sql_memo *m, const char *text, size_t len, uint64_t hash)
+{
+	sql_summarize(sql, n, op, collection);
+	if (!m)
+		return;
+	m->hash = hash;
+	m->len = len;
+	memcpy(m->text, text, len);
+	memcpy(m->op, op, strlen(op) + 1);
+	memcpy(m->collection, collection, strlen(collection) + 1);
+}
+
+void sql_summarize_memo(const char *sql, size_t n, char *op, char *collection)
+{
+	char text[SQL_MEMO_TEXT];
+	uint64_t hash = 0;
+	size_t len = sql ? sql_memo_text(sql, n, text, &hash) : 0;
+	struct sql_memo *m = &sql_memos[hash % SQL_MEMO_SLOTS];
+
+	if (len && m->len == len && m->hash == hash &&
+	    memcmp(m->text, text, len) == 0) {
+		memcpy(op, m->op, strlen(m->op) + 1);
+		memcpy(collection, m->collection, strlen(m->collection) + 1);
+		return;
+	}
+	sql_memo_miss(sql, n, op, collection, len ? m : NULL, text, len, hash);
+}
+
+void sql_memo_clear(void)
+{
+	memset(sql_memos, 0, sizeof(sql_memos));
+}
