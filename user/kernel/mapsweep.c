@@ -12,6 +12,7 @@
  * Only the keys are looked at; the kernel copies the values too, and
  * that copy is most of the time for a map with large values. */
 #define BATCH 256
+
 bool mapsweep_task_gone(uint32_t id)
 {
 	return id > 0 && kill((pid_t)id, 0) != 0 && errno == ESRCH;

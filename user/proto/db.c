@@ -125,10 +125,11 @@ static struct probe_table table = {
 	.used = entry_used,
 };
 
-/* Entry i of the table. */
+/* Entry i of the table: indexed by its type's size, which the compiler
+ * knows, as every record's lookup does. */
 static struct db_entry *entry_at(size_t i)
 {
-	return probe_slot(&table, i);
+	return (struct db_entry *)table.slots + i;
 }
 
 /* What tells a connection's entry. */
@@ -283,9 +284,12 @@ static bool entry_reused(const struct db_entry *e,
  * growing the table moves entries, so owners are fixed up after. */
 static void rehome_owners(void)
 {
-	for (size_t i = 0; i < table.nslots; i++)
-		if (entry_at(i)->conn)
-			db_conn_set_owner(entry_at(i)->conn, entry_at(i));
+	for (size_t i = 0; i < table.nslots; i++) {
+		struct db_entry *e = entry_at(i);
+
+		if (e->conn)
+			db_conn_set_owner(e->conn, e);
+	}
 }
 
 /* e is a new connection: the older ones of its (tgid, fd, socket), whose
@@ -680,11 +684,14 @@ static void db_sweep(proto_open_fn open)
 
 static void db_clear(void)
 {
-	for (size_t i = 0; i < table.nslots; i++)
-		if (entry_at(i)->conn) {
-			db_conn_free(entry_at(i)->conn);
-			holdq_free(&entry_at(i)->held, &budget);
+	for (size_t i = 0; i < table.nslots; i++) {
+		struct db_entry *e = entry_at(i);
+
+		if (e->conn) {
+			db_conn_free(e->conn);
+			holdq_free(&e->held, &budget);
 		}
+	}
 	probe_free(&table);
 	nsuperseded = 0;
 	qhead = qlen = 0;
@@ -696,10 +703,12 @@ static unsigned db_end_round(enum parse_error *why)
 
 	/* A record held this long waits for one that was lost. */
 	rounds++;
-	for (size_t i = 0; budget.queues && i < table.nslots; i++)
-		if (entry_at(i)->conn &&
-		    holdq_waited(&entry_at(i)->held, rounds, HELD_ROUNDS))
-			take_held(entry_at(i), false);
+	for (size_t i = 0; budget.queues && i < table.nslots; i++) {
+		struct db_entry *e = entry_at(i);
+
+		if (e->conn && holdq_waited(&e->held, rounds, HELD_ROUNDS))
+			take_held(e, false);
+	}
 	if (nsuperseded)
 		forget_where(superseded_long_enough, NULL);
 	lost = db_take_losses();

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "proto/sql.h"
+#include "util/strmap.h"
 
 /* The operations, in the order of enum sql_op. */
 static const char *const sql_op_names[] = {
@@ -705,7 +706,6 @@ static size_t sql_memo_text(const char *sql, size_t n, char *out,
 			    uint64_t *hash)
 {
 	size_t len = 0, i = 0;
-	uint64_t h = 0, w;
 
 	if (!n || n > SQL_MEMO_TEXT)
 		return 0;
@@ -731,14 +731,8 @@ static size_t sql_memo_text(const char *sql, size_t n, char *out,
 			len += i - from;
 		}
 	}
-	/* Eight bytes a step, the last ones zero-padded. */
-	for (size_t i = 0; i < len; i += 8) {
-		w = 0;
-		memcpy(&w, out + i, len - i < 8 ? len - i : 8);
-		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-		h ^= h >> 29;
-	}
-	*hash = h ^ len;
+	*hash = strmap_hash_finish(
+		strmap_hash_bytes(STRMAP_HASH_SEED, out, len));
 	return len;
 }
 
