@@ -322,32 +322,41 @@ static const char *const pieces[] = {
 	".",	   " ",	      "#",     "\xff",	 "\0",	  "AS ",     "USING ",
 };
 
+#define NPIECES(p) (sizeof(p) / sizeof((p)[0]))
+
+/* Appends to buf[0..n) pieces drawn from p (np of them), and with raw
+ * random bytes between them, until want bytes or a piece that does not
+ * fit: the text's length. A piece "" is one NUL. */
+static size_t random_text(uint32_t *seed, const char *const *p, size_t np,
+			  bool raw, char *buf, size_t n, size_t want)
+{
+	while (n < want) {
+		uint32_t r = unit_xorshift32(seed);
+		const char *piece = p[(r >> 8) % np];
+		size_t len = piece[0] ? strlen(piece) : 1;
+
+		if (raw && (r & 1)) {
+			buf[n++] = (char)(r >> 8);
+			continue;
+		}
+		if (n + len > want)
+			break;
+		memcpy(buf + n, piece, len);
+		n += len;
+	}
+	return n;
+}
+
 TEST(fuzz_invariants)
 {
 	uint32_t seed = 0x5eed1234;
 	char buf[200];
 
 	for (int iter = 0; iter < 200000; iter++) {
-		size_t n = 0;
-		uint32_t r = unit_xorshift32(&seed);
-		size_t want = r % sizeof(buf);
+		size_t want = unit_xorshift32(&seed) % sizeof(buf);
+		size_t n = random_text(&seed, pieces, NPIECES(pieces), true,
+				       buf, 0, want);
 
-		while (n < want) {
-			r = unit_xorshift32(&seed);
-			if (r & 1) {
-				buf[n++] = (char)(r >> 8);
-			} else {
-				const char *p =
-					pieces[(r >> 8) % (sizeof(pieces) /
-							   sizeof(pieces[0]))];
-				size_t len = p[0] ? strlen(p) : 1;
-
-				if (n + len > want)
-					break;
-				memcpy(buf + n, p, len);
-				n += len;
-			}
-		}
 		summarize_n(buf, n);
 		CHECK(op_valid(op));
 		CHECK(coll_valid(coll));
@@ -428,7 +437,6 @@ static const char *const digit_pieces[] = {
 TEST(memo_fuzz_agrees_with_the_lexer)
 {
 	uint32_t seed = 0x0badcafe;
-	const size_t npieces = sizeof(digit_pieces) / sizeof(digit_pieces[0]);
 	char buf[96];
 	bool all = true;
 
@@ -442,16 +450,8 @@ TEST(memo_fuzz_agrees_with_the_lexer)
 			n = 14;
 			want += n;
 		}
-		while (n < want) {
-			const char *p =
-				digit_pieces[unit_xorshift32(&seed) % npieces];
-			size_t len = strlen(p);
-
-			if (n + len > want)
-				break;
-			memcpy(buf + n, p, len);
-			n += len;
-		}
+		n = random_text(&seed, digit_pieces, NPIECES(digit_pieces),
+				false, buf, n, want);
 		all &= memo_agrees(buf, n);
 	}
 	CHECK(all);
