@@ -75,14 +75,32 @@ struct {
 	__type(value, __u8);
 } skip_fds SEC(".maps");
 
-/* Processes that produced a record: their exit and exec are reported so
- * the daemon can forget what it cached about them. */
+/* Processes that produced a record (enum sonde_proc_state): their exit
+ * and exec are reported so the daemon can forget what it cached about
+ * them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SONDE_MAX_PROCS);
 	__type(key, __u32);
 	__type(value, __u8);
 } procs SEC(".maps");
+
+/* tgid -> what identified a process the daemon had not named when it
+ * exited; the daemon takes it out when it names the process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SONDE_MAX_EXIT_IDS);
+	__type(key, __u32);
+	__type(value, struct sonde_exit_identity);
+} exit_ids SEC(".maps");
+
+/* Where an exit identity is put together (too large for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sonde_exit_identity);
+} exit_id_scratch SEC(".maps");
 
 /* struct sock * -> the process that connected or accepted it, until the
  * kernel destroys the socket. Under socket hooks, an accepted socket is
@@ -306,11 +324,15 @@ int process_exit(struct trace_event_raw_sched_process_template *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id, tgid = id >> 32;
 	bool decided;
+	__u8 *state;
 
 	if (tid != tgid)
 		return 0;
 	/* A process the selection decided on is forgotten with it. */
 	decided = select_enabled && !bpf_map_delete_elem(&verdicts, &tgid);
+	state = bpf_map_lookup_elem(&procs, &tgid);
+	if (state && *state != SONDE_PROC_NAMED)
+		keep_exit_identity(tgid);
 	if (bpf_map_delete_elem(&procs, &tgid) && !decided)
 		return 0;
 	report_process(tgid, SONDE_EV_PROCESS_EXIT);
@@ -321,6 +343,7 @@ SEC("tracepoint/sched/sched_process_exec")
 int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 *state;
 
 	/* A new image is a new decision, asked for now: under socket
 	 * hooks the next sign of the process may be its first request. */
@@ -328,7 +351,11 @@ int process_exec(struct trace_event_raw_sched_process_exec *ctx)
 		bpf_map_delete_elem(&verdicts, &tgid);
 		process_verdict(tgid);
 	}
-	if (!report_execs && !bpf_map_lookup_elem(&procs, &tgid))
+	/* The new image is named afresh. */
+	state = bpf_map_lookup_elem(&procs, &tgid);
+	if (state)
+		*state = SONDE_PROC_NOTED;
+	else if (!report_execs)
 		return 0;
 	report_process(tgid, SONDE_EV_PROCESS_EXEC);
 	return 0;

@@ -33,6 +33,10 @@
 #define NR_recvmsg 47
 
 #define SONDE_MAX_PROCS 16384
+/* Identities of exited processes the daemon had not named (struct
+ * sonde_exit_identity, 10 KiB each): the ones it has yet to read records
+ * of. LRU beyond it. */
+#define SONDE_MAX_EXIT_IDS 64
 /* Selection verdicts, one byte per process: 64k live processes is more
  * than hosts we know run; LRU beyond it. */
 #define SONDE_MAX_VERDICTS 65536

@@ -361,6 +361,40 @@ struct sonde_db_sums_event {
 #define SONDE_DB_BYTES(room) \
 	(__builtin_offsetof(struct sonde_db_event, data) + (room))
 
+/* What the procs map holds for a process that produced a record. */
+enum sonde_proc_state {
+	SONDE_PROC_NOTED = 1, /* not named by the daemon yet */
+	SONDE_PROC_NAMED = 2, /* named from its live /proc entry */
+};
+
+/* Room in struct sonde_exit_identity. A path's components start in the
+ * first half of its room, each with a name's room after it. */
+#define SONDE_EXIT_ENV 8192
+#define SONDE_EXIT_ARGS 1024
+#define SONDE_EXIT_PATH 512
+#define SONDE_EXIT_NAME 256
+
+/* What identifies a process, read from it as it exits when the daemon has
+ * not named it yet (exit_ids map, bpf/core/process.bpf.h): a short-lived
+ * client may be gone, its /proc entry with it, before the daemon reads
+ * its records. env and args hold the first bytes of what
+ * /proc/<pid>/environ and cmdline would. exe and cgroup hold a path's
+ * components, the last first, each NUL-terminated ("curl\0bin\0usr\0" is
+ * /usr/bin/curl); *_whole says the walk reached the root. */
+struct sonde_exit_identity {
+	__u16 env_len;
+	__u16 args_len;
+	__u16 exe_len;
+	__u16 cgroup_len;
+	__u8 exe_whole;
+	__u8 cgroup_whole;
+	__u8 pad[6];
+	char exe[SONDE_EXIT_PATH];
+	char cgroup[SONDE_EXIT_PATH];
+	char args[SONDE_EXIT_ARGS];
+	char env[SONDE_EXIT_ENV];
+};
+
 /* A traced process ended or replaced its image: whatever the daemon cached
  * about it (service name) is stale. */
 struct sonde_process_event {

@@ -437,6 +437,10 @@ int main(int argc, char **argv)
 				    opts.native_histograms);
 	if (capture_start(&copts, dispatch_record, NULL))
 		goto out_stop;
+	procinfo_use_kernel(&(struct procinfo_kernel){
+		.exit_identity = capture_exit_identity,
+		.named = capture_process_named,
+	});
 	redis_each_fold_op(set_fold_op, NULL);
 	if (copts.select_enabled)
 		decide_running_processes();

@@ -45,7 +45,7 @@ static __always_inline void func_return(struct pt_regs *ctx)
 	struct ring_slot slot;
 	__u32 tgid = id >> 32;
 	__u64 *start, now;
-	__u8 one = 1;
+	__u8 noted = SONDE_PROC_NOTED;
 
 	start = bpf_map_lookup_elem(&func_starts, &key);
 	if (!start)
@@ -68,7 +68,7 @@ static __always_inline void func_return(struct pt_regs *ctx)
 	bpf_map_delete_elem(&func_starts, &key);
 	/* Its exit and exec are reported, so the daemon forgets its name. */
 	if (!bpf_map_lookup_elem(&procs, &tgid))
-		bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST);
+		bpf_map_update_elem(&procs, &tgid, &noted, BPF_NOEXIST);
 }
 
 #endif

@@ -42,6 +42,145 @@ static __always_inline void report_process(__u32 tgid, __u16 kind)
 							   BPF_RB_NO_WAKEUP);
 }
 
+/* Path components walked at most, mount crossings included. */
+#define EXIT_PATH_STEPS 32
+
+/* Appends a path component, NUL-terminated, at *len in path (a
+ * SONDE_EXIT_PATH room); false when the room is used up. len lives in
+ * the map value: the verifier does not follow its value from one step of
+ * a walk to the next, so each step is checked once, not once per length
+ * the steps before could have left. */
+static __always_inline bool put_component(char *path, __u16 *len,
+					  const void *name)
+{
+	__u32 at = *len;
+	long n;
+
+	if (at >= SONDE_EXIT_PATH - SONDE_EXIT_NAME)
+		return false;
+	n = bpf_probe_read_kernel_str(path + (at & (SONDE_EXIT_NAME - 1)),
+				      SONDE_EXIT_NAME, name);
+	if (n <= 0)
+		return false;
+	*len = at + n;
+	return true;
+}
+
+/* The executable's path, from its file up: a mount's root goes on from
+ * where the mount sits, and the root of the process's mount tree ends it
+ * (a container's executable reads as the container sees it). */
+static __always_inline void exit_exe(struct sonde_exit_identity *id,
+				     struct mm_struct *mm)
+{
+	struct file *file = BPF_CORE_READ(mm, exe_file);
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct mount *mnt = container_of(BPF_CORE_READ(file, f_path.mnt),
+					 struct mount, mnt);
+
+	id->exe_len = 0;
+	if (!file)
+		return;
+	for (int i = 0; i < EXIT_PATH_STEPS; i++) {
+		struct dentry *up = BPF_CORE_READ(d, d_parent);
+
+		if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
+			struct mount *outer = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (outer == mnt)
+				break;
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = outer;
+			continue;
+		}
+		if (up == d)
+			break;
+		if (!put_component(id->exe, &id->exe_len,
+				   BPF_CORE_READ(d, d_name.name)))
+			return;
+		d = up;
+	}
+	id->exe_whole = 1;
+}
+
+/* kernfs_node's parent before 6.15 named it __parent. */
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+}
+
+/* The task's cgroup (v2) path, from its own group up. */
+static __always_inline void exit_cgroup(struct sonde_exit_identity *id,
+					struct task_struct *task)
+{
+	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+
+	id->cgroup_len = 0;
+	for (int i = 0; i < EXIT_PATH_STEPS && kn; i++) {
+		struct kernfs_node *up = kn_parent(kn);
+
+		if (!up) {
+			id->cgroup_whole = 1;
+			break;
+		}
+		if (!put_component(id->cgroup, &id->cgroup_len,
+				   BPF_CORE_READ(kn, name)))
+			break;
+		kn = up;
+	}
+}
+
+/* Up to room - 1 bytes of the process's memory from start to end into
+ * dst (room a power of two); the length kept, 0 when unreadable. */
+static __always_inline __u16 exit_user_bytes(char *dst, __u32 room,
+					     unsigned long start,
+					     unsigned long end)
+{
+	__u64 n = end > start ? end - start : 0;
+
+	if (n > room - 1)
+		n = room - 1;
+	/* The verifier wants the bound on the register passed. */
+	barrier_var(n);
+	n &= room - 1;
+	if (!n || bpf_probe_read_user(dst, n, (const void *)start))
+		return 0;
+	return n;
+}
+
+/* Keeps what identifies the exiting process (the current task) in
+ * exit_ids, for a daemon that has not named it yet. Its memory is still
+ * there: the exit tracepoint runs before the task lets go of it (kernel
+ * 6.16 on; before, nothing is kept). */
+static __always_inline void keep_exit_identity(__u32 tgid)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct mm_struct *mm = task->mm;
+	struct sonde_exit_identity *id;
+	__u32 zero = 0;
+
+	if (!mm)
+		return;
+	id = bpf_map_lookup_elem(&exit_id_scratch, &zero);
+	if (!id)
+		return;
+	id->exe_whole = id->cgroup_whole = 0;
+	id->env_len = exit_user_bytes(id->env, SONDE_EXIT_ENV,
+				      BPF_CORE_READ(mm, env_start),
+				      BPF_CORE_READ(mm, env_end));
+	id->args_len = exit_user_bytes(id->args, SONDE_EXIT_ARGS,
+				       BPF_CORE_READ(mm, arg_start),
+				       BPF_CORE_READ(mm, arg_end));
+	exit_exe(id, mm);
+	exit_cgroup(id, task);
+	bpf_map_update_elem(&exit_ids, &tgid, id, BPF_ANY);
+}
+
 /* Puts tgid in the procs map, so its exit and exec get reported. A
  * process met for the first time wakes the daemon: it names a process
  * from its /proc entry, which a short-lived client (a Go program making a
@@ -49,8 +188,8 @@ static __always_inline void report_process(__u32 tgid, __u16 kind)
  * poll. Returns false when the map is full (counted). */
 static __always_inline bool note_tgid(__u32 tgid)
 {
-	__u8 one = 1;
-	long err = bpf_map_update_elem(&procs, &tgid, &one, BPF_NOEXIST);
+	__u8 noted = SONDE_PROC_NOTED;
+	long err = bpf_map_update_elem(&procs, &tgid, &noted, BPF_NOEXIST);
 
 	if (err == -E2BIG) {
 		count_drop(SONDE_DROP_PROC_FULL);

@@ -397,6 +397,87 @@ TEST(workload_from_pod_name)
 	}
 }
 
+/* Fills a path's room as the BPF side does: components last first. */
+static uint16_t put_parts(char *room, const char *parts, size_t len)
+{
+	memcpy(room, parts, len);
+	return (uint16_t)len;
+}
+
+#define PARTS(s) s, sizeof(s) - 1
+
+TEST(an_exit_identity_reads_as_proc_would)
+{
+	static struct sonde_exit_identity id;
+	struct procinfo_source src = { .pid = 7, .comm = "short-lived-cli" };
+	struct cgroup_info cg;
+	struct procinfo out;
+	char exe[SONDE_EXIT_PATH + 2];
+	static const char env[] = "HOME=/root\0OTEL_SERVICE_NAME=gone\0";
+
+	memset(&id, 0, sizeof(id));
+	id.exe_len = put_parts(id.exe, PARTS("curl\0bin\0usr\0"));
+	id.exe_whole = 1;
+	id.cgroup_len =
+		put_parts(id.cgroup, PARTS("billing.service\0system.slice\0"));
+	id.cgroup_whole = 1;
+	id.args_len = put_parts(id.args, PARTS("-\0-s\0"));
+	id.env_len = put_parts(id.env, env, sizeof(env) - 1);
+	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
+	CHECK_STR(src.exe, "/usr/bin/curl");
+	CHECK_STR(cg.path, "/system.slice/billing.service");
+	CHECK_STR(cg.unit, "billing.service");
+	CHECK(src.cmdline == id.args && src.cmdline_len == 5);
+	CHECK(src.environ == id.env && src.environ_len == sizeof(env) - 1);
+	procinfo_identify(&src, &out);
+	CHECK_STR(out.service, "gone");
+
+	/* Without the environment, the unit; without the unit, the
+	 * executable (argv[0] "-" names no one). */
+	id.env_len = 0;
+	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
+	procinfo_identify(&src, &out);
+	CHECK_STR(out.service, "billing");
+	id.cgroup_len = 0;
+	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
+	CHECK_STR(cg.path, "/");
+	procinfo_identify(&src, &out);
+	CHECK_STR(out.service, "curl");
+
+	/* A walk cut short of the root: the components it has, relative. */
+	id.exe_whole = 0;
+	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
+	CHECK_STR(src.exe, "usr/bin/curl");
+	/* Nothing walked: no executable, and the comm names it. */
+	id.exe_len = 0;
+	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
+	CHECK_STR(src.exe, "");
+	procinfo_identify(&src, &out);
+	CHECK_STR(out.service, "short-lived-cli");
+}
+
+TEST(an_exit_identity_never_reads_past_its_rooms)
+{
+	static struct sonde_exit_identity id;
+	struct procinfo_source src = { .pid = 7, .comm = "x" };
+	struct cgroup_info cg;
+	char exe[SONDE_EXIT_PATH + 2], small[8];
+
+	/* Lengths past the rooms, no NUL anywhere: what a wrong or hostile
+	 * map value could hold. */
+	memset(&id, 'a', sizeof(id));
+	id.exe_len = id.cgroup_len = id.args_len = id.env_len = 0xffff;
+	id.exe_whole = id.cgroup_whole = 1;
+	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
+	CHECK(strlen(src.exe) < sizeof(exe));
+	CHECK(src.cmdline_len == SONDE_EXIT_ARGS);
+	CHECK(src.environ_len == SONDE_EXIT_ENV);
+	/* An output too small for the path is cut, still terminated. */
+	id.exe_len = put_parts(id.exe, PARTS("curl\0bin\0usr\0"));
+	procinfo_exit_source(&id, small, sizeof(small), &cg, &src);
+	CHECK_STR(small, "/usr");
+}
+
 UNIT_MAIN("cgroup", UNIT_CASE(docker_cgroup_v1_cgroupfs),
 	  UNIT_CASE(docker_cgroup_v2_systemd_driver),
 	  UNIT_CASE(containerd_kubernetes_v2_systemd_driver),
@@ -409,4 +490,6 @@ UNIT_MAIN("cgroup", UNIT_CASE(docker_cgroup_v1_cgroupfs),
 	  UNIT_CASE(identity_chain_first_match_wins),
 	  UNIT_CASE(service_is_the_name_the_process_was_started_as),
 	  UNIT_CASE(resource_attributes_are_percent_decoded),
-	  UNIT_CASE(workload_from_pod_name))
+	  UNIT_CASE(workload_from_pod_name),
+	  UNIT_CASE(an_exit_identity_reads_as_proc_would),
+	  UNIT_CASE(an_exit_identity_never_reads_past_its_rooms))

@@ -372,6 +372,87 @@ static void read_exe(uint32_t pid, char *out, size_t outsz)
 		out[n - 10] = '\0';
 }
 
+static struct procinfo_kernel kernel;
+
+void procinfo_use_kernel(const struct procinfo_kernel *k)
+{
+	if (k)
+		kernel = *k;
+	else
+		memset(&kernel, 0, sizeof(kernel));
+}
+
+/* Joins a path's components, kept last first, root first into out
+ * ("curl\0bin\0usr\0" -> "/usr/bin/curl"); a path cut short of the root
+ * has no leading '/'. */
+static void join_components(const char *parts, size_t len, bool whole,
+			    char *out, size_t size)
+{
+	size_t at = 0, end = len;
+
+	out[0] = '\0';
+	while (end > 0) {
+		size_t start = end - 1, n;
+		bool slash = at > 0 || whole;
+
+		/* end is past a component's NUL: find where it starts. */
+		while (start > 0 && parts[start - 1] != '\0')
+			start--;
+		n = strnlen(parts + start, end - start);
+		if (at + slash + n >= size)
+			break;
+		if (slash)
+			out[at++] = '/';
+		memcpy(out + at, parts + start, n);
+		at += n;
+		out[at] = '\0';
+		end = start;
+	}
+	if (at == 0 && whole && size > 1)
+		strcpy(out, "/");
+}
+
+static size_t at_most(size_t n, size_t room)
+{
+	return n < room ? n : room;
+}
+
+void procinfo_exit_source(const struct sonde_exit_identity *id, char *exe,
+			  size_t exe_size, struct cgroup_info *cg,
+			  struct procinfo_source *src)
+{
+	char path[SONDE_EXIT_PATH + 2];
+
+	join_components(id->exe, at_most(id->exe_len, SONDE_EXIT_PATH),
+			id->exe_whole, exe, exe_size);
+	src->exe = exe;
+	join_components(id->cgroup, at_most(id->cgroup_len, SONDE_EXIT_PATH),
+			true, path, sizeof(path));
+	cgroup_parse_path(path, cg);
+	src->cgroup = cg;
+	src->cmdline = id->args;
+	src->cmdline_len = at_most(id->args_len, SONDE_EXIT_ARGS);
+	src->environ = id->env;
+	src->environ_len = at_most(id->env_len, SONDE_EXIT_ENV);
+}
+
+/* Names pid from what its exit kept, when its /proc entry is gone: false
+ * when nothing was kept. */
+static bool procinfo_read_exited(uint32_t pid, const char *comm,
+				 struct procinfo *out)
+{
+	static struct sonde_exit_identity id;
+	struct procinfo_source src = { .pid = pid, .comm = comm };
+	struct cgroup_info cg;
+	char exe[SONDE_EXIT_PATH + 2];
+
+	if (!kernel.exit_identity || !kernel.exit_identity(pid, &id))
+		return false;
+	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
+	procinfo_identify(&src, out);
+	return true;
+}
+
 static void procinfo_read(uint32_t pid, const char *comm, struct procinfo *out)
 {
 	struct procinfo_source src = { .pid = pid, .comm = comm };
@@ -380,17 +461,23 @@ static void procinfo_read(uint32_t pid, const char *comm, struct procinfo *out)
 	char *env, *cgtext, *cmdline;
 	size_t cglen;
 
-	read_exe(pid, exe, sizeof(exe));
-	src.exe = exe;
 	src.cmdline_len = read_proc_file(pid, "cmdline", CMDLINE_MAX, &cmdline);
 	src.cmdline = cmdline;
 	src.environ_len = read_proc_file(pid, "environ", ENVIRON_MAX, &env);
 	src.environ = env ? env : "";
 	cglen = read_proc_file(pid, "cgroup", CGROUP_FILE_MAX, &cgtext);
-	if (!cgtext || cgroup_parse_proc(cgtext, cglen, &cg))
-		memset(&cg, 0, sizeof(cg));
-	src.cgroup = &cg;
-	procinfo_identify(&src, out);
+	/* Read last: a process whose executable can still be read had its
+	 * memory, so its environment, when the rest was read. */
+	read_exe(pid, exe, sizeof(exe));
+	if (exe[0] || !procinfo_read_exited(pid, comm, out)) {
+		if (!cgtext || cgroup_parse_proc(cgtext, cglen, &cg))
+			memset(&cg, 0, sizeof(cg));
+		src.exe = exe;
+		src.cgroup = &cg;
+		procinfo_identify(&src, out);
+		if (exe[0] && kernel.named)
+			kernel.named(pid);
+	}
 	free(cmdline);
 	free(env);
 	free(cgtext);

@@ -16,14 +16,18 @@
  *      (/usr/bin/python3 -> python3.11 stays python3.11), to
  *   6. the executable's file name, else the kernel's command name
  * Also the process's selection verdict (selection.h). Cached per pid until
- * the process exits or execs. Used by the event consumer thread only. */
+ * the process exits or execs. A process whose /proc entry is gone by the
+ * time its first record is read is named the same way from what the
+ * kernel kept of it as it exited (struct sonde_exit_identity). Used by the event consumer thread only. */
 #ifndef SONDE_PROCINFO_H
 #define SONDE_PROCINFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "identity/cgroup.h"
+#include "sonde_events.h"
 
 /* Longest service name kept; longer ones are cut. */
 #define SERVICE_NAME_MAX 64
@@ -52,6 +56,28 @@ struct procinfo_source {
 	const struct cgroup_info *cgroup;
 	const char *comm; /* the kernel's command name */
 };
+
+/* What the kernel side can say of processes (kernel/capture.c gives
+ * it; main sets it). */
+struct procinfo_kernel {
+	/* What pid left of its identity when it exited, taken out: false
+	 * when nothing was kept (it was named, or the kernel keeps none). */
+	bool (*exit_identity)(uint32_t pid, struct sonde_exit_identity *out);
+	/* pid was named from its live /proc entry: its exit need keep
+	 * nothing. */
+	void (*named)(uint32_t pid);
+};
+
+/* Names processes gone from /proc by what k keeps of them; NULL: by their
+ * comm alone. */
+void procinfo_use_kernel(const struct procinfo_kernel *k);
+
+/* src as /proc would have given it, from what the process's exit kept:
+ * the paths joined root first into exe (exe_size bytes) and cg, argv and
+ * the environment pointing into id. */
+void procinfo_exit_source(const struct sonde_exit_identity *id, char *exe,
+			  size_t exe_size, struct cgroup_info *cg,
+			  struct procinfo_source *src);
 
 /* Everything sonde knows of pid (read from /proc on first use). comm names
  * the process when /proc no longer has it. Never NULL; valid until

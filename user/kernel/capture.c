@@ -731,6 +731,24 @@ int capture_set_verdict(uint32_t pid, uint8_t verdict)
 	return 0;
 }
 
+bool capture_exit_identity(uint32_t pid, struct sonde_exit_identity *out)
+{
+	return skel && !bpf_map_lookup_and_delete_elem(
+			       bpf_map__fd(skel->maps.exit_ids), &pid, out);
+}
+
+void capture_process_named(uint32_t pid)
+{
+	uint8_t named = SONDE_PROC_NAMED;
+
+	/* Only a process in the map: one named before its first record
+	 * (decided on at its fork) is not entered for nothing; its exit
+	 * keeps an identity no one takes, until the map's LRU drops it. */
+	if (skel)
+		bpf_map_update_elem(bpf_map__fd(skel->maps.procs), &pid, &named,
+				    BPF_EXIST);
+}
+
 int capture_set_port_rule(uint16_t port, uint8_t how)
 {
 	if (!skel || !select_on)

@@ -78,6 +78,12 @@ bool capture_conn_open(uint32_t tgid, uint32_t fd, uint64_t sk);
 int capture_set_verdict(uint32_t pid, uint8_t verdict);
 int capture_set_port_rule(uint16_t port, uint8_t how);
 
+/* What pid's exit kept of its identity (struct sonde_exit_identity),
+ * taken out of the kernel's map; false when it kept nothing. */
+bool capture_exit_identity(uint32_t pid, struct sonde_exit_identity *out);
+/* pid was named while it ran: its exit keeps nothing. */
+void capture_process_named(uint32_t pid);
+
 /* Puts the Redis command name (upper case, at most 15 bytes) on the
  * list of those the BPF side follows whole, as index (proto/db.h's
  * redis_each_fold_op). 0, or -errno. */
