@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "export/series_copy.h"
+#include "util/probe.h"
 
 /* A series' kept label rendering, by series id. */
 struct kept_labels {
@@ -11,49 +12,54 @@ struct kept_labels {
 	size_t len;
 };
 
-/* Per form, open addressing by id. */
+/* Per form, open addressing by id (util/probe.h), and the copy being
+ * made. */
 struct label_cache {
-	struct kept_labels *slots;
-	size_t nslots, count;
+	struct probe_table table;
 	uint64_t gen;
 };
-
-static struct label_cache caches[COPY_LABELS_COUNT];
 
 static size_t slot_of(uint64_t id, size_t nslots)
 {
 	return (id * 0x9e3779b97f4a7c15ULL >> 17) & (nslots - 1);
 }
 
-/* Moves lc's entries into a table of nslots_new slots; with sweep, only
- * those the latest copy used (the others' series are gone). */
-static bool rehash(struct label_cache *lc, size_t nslots_new, bool sweep)
+static size_t kept_home(const void *slot, size_t n)
 {
-	struct kept_labels *fresh = calloc(nslots_new, sizeof(*fresh));
+	return slot_of(((const struct kept_labels *)slot)->id, n);
+}
 
-	if (!fresh)
-		return false;
-	lc->count = 0;
-	for (size_t i = 0; i < lc->nslots; i++) {
-		struct kept_labels *k = &lc->slots[i];
-		size_t j;
+static bool kept_used(const void *slot)
+{
+	return ((const struct kept_labels *)slot)->id != 0;
+}
 
-		if (!k->id)
-			continue;
-		if (sweep && k->seen != lc->gen) {
+/* What every form's table starts as. */
+static const struct probe_table kept_table = {
+	.size = sizeof(struct kept_labels),
+	.home = kept_home,
+	.used = kept_used,
+};
+
+static struct label_cache caches[COPY_LABELS_COUNT];
+
+/* Forgets the renderings the latest copy did not use: their series are
+ * gone. */
+static void sweep(struct label_cache *lc)
+{
+	struct probe_table *t = &lc->table;
+
+	for (size_t i = 0; i < t->nslots;) {
+		struct kept_labels *k = probe_slot(t, i);
+
+		if (k->id && k->seen != lc->gen) {
 			free(k->text);
+			/* A key after it may move into i: look again. */
+			probe_delete(t, i);
 			continue;
 		}
-		j = slot_of(k->id, nslots_new);
-		while (fresh[j].id)
-			j = (j + 1) & (nslots_new - 1);
-		fresh[j] = *k;
-		lc->count++;
+		i++;
 	}
-	free(lc->slots);
-	lc->slots = fresh;
-	lc->nslots = nslots_new;
-	return true;
 }
 
 /* The kept rendering of s's labels, made on its first copy. */
@@ -61,17 +67,18 @@ static const struct kept_labels *labels_of(struct label_cache *lc,
 					   copy_label_writer write,
 					   const struct registry_series *s)
 {
+	struct probe_table *t = &lc->table;
 	struct strbuf sb = { 0 };
 	struct kept_labels *k;
 	size_t j;
 
-	if ((lc->count + 1) * 2 > lc->nslots &&
-	    !rehash(lc, lc->nslots ? lc->nslots * 2 : 1024, false))
+	if (!t->size)
+		*t = kept_table;
+	if (!probe_grow(t))
 		return NULL;
-	j = slot_of(s->id, lc->nslots);
-	while (lc->slots[j].id && lc->slots[j].id != s->id)
-		j = (j + 1) & (lc->nslots - 1);
-	k = &lc->slots[j];
+	j = slot_of(s->id, t->nslots);
+	while ((k = probe_slot(t, j))->id && k->id != s->id)
+		j = probe_next(t, j);
 	if (!k->id) {
 		write(&sb, s);
 		if (sb.failed) {
@@ -90,7 +97,7 @@ static const struct kept_labels *labels_of(struct label_cache *lc,
 		k->len = sb.len;
 		strbuf_release(&sb);
 		k->id = s->id;
-		lc->count++;
+		t->nused++;
 	}
 	k->seen = lc->gen;
 	return k;
@@ -226,11 +233,7 @@ void series_copies_release(struct series_copies *c)
 {
 	struct label_cache *lc = &caches[c->form];
 
-	/* Forgets the renderings of series no longer in the registry,
-	 * re-placing the rest (open addressing cannot leave holes); on
-	 * failure they stay, stale ones too. */
-	if (lc->slots)
-		rehash(lc, lc->nslots, true);
+	sweep(lc);
 	free(c->series);
 	free(c->buckets);
 	free(c->exp_counts);
