@@ -406,6 +406,19 @@ static uint16_t put_parts(char *room, const char *parts, size_t len)
 
 #define PARTS(s) s, sizeof(s) - 1
 
+/* The service the identity chain gives from what id kept. */
+static const char *exit_service(const struct sonde_exit_identity *id,
+				struct procinfo_source *src)
+{
+	static struct procinfo out;
+	static struct cgroup_info cg;
+	static char exe[SONDE_EXIT_PATH + 2];
+
+	procinfo_exit_source(id, exe, sizeof(exe), &cg, src);
+	procinfo_identify(src, &out);
+	return out.service;
+}
+
 TEST(an_exit_identity_reads_as_proc_would)
 {
 	static struct sonde_exit_identity id;
@@ -435,14 +448,10 @@ TEST(an_exit_identity_reads_as_proc_would)
 	/* Without the environment, the unit; without the unit, the
 	 * executable (argv[0] "-" names no one). */
 	id.env_len = 0;
-	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
-	procinfo_identify(&src, &out);
-	CHECK_STR(out.service, "billing");
+	CHECK_STR(exit_service(&id, &src), "billing");
 	id.cgroup_len = 0;
-	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
-	CHECK_STR(cg.path, "/");
-	procinfo_identify(&src, &out);
-	CHECK_STR(out.service, "curl");
+	CHECK_STR(exit_service(&id, &src), "curl");
+	CHECK_STR(src.cgroup->path, "/");
 
 	/* A walk cut short of the root: the components it has, relative. */
 	id.exe_whole = 0;
@@ -450,10 +459,8 @@ TEST(an_exit_identity_reads_as_proc_would)
 	CHECK_STR(src.exe, "usr/bin/curl");
 	/* Nothing walked: no executable, and the comm names it. */
 	id.exe_len = 0;
-	procinfo_exit_source(&id, exe, sizeof(exe), &cg, &src);
+	CHECK_STR(exit_service(&id, &src), "short-lived-cli");
 	CHECK_STR(src.exe, "");
-	procinfo_identify(&src, &out);
-	CHECK_STR(out.service, "short-lived-cli");
 }
 
 TEST(an_exit_identity_never_reads_past_its_rooms)
